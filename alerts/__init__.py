@@ -1,0 +1,1 @@
+"""Command centre: alert store, workflow, escalation, HTTP API and dashboard."""

@@ -1,0 +1,1 @@
+"""Device gateway: tracker protocol decoders (pure) and their servers."""

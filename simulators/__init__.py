@@ -1,0 +1,1 @@
+"""Synthetic caseloads, movement, injected scenarios with ground truth, load tests."""

@@ -1,0 +1,1 @@
+"""Kafka/Faust edge of wardstream: CLI, settings, embedded broker, workers."""

@@ -1,0 +1,153 @@
+"""Typed, frozen settings with one catalogue of keys and their variables.
+
+Every setting wardstream reads from the environment is listed once in
+:data:`CATALOGUE` with its ``WARDSTREAM_*`` variable, type, default and a
+one-line description; README's configuration table is generated from the
+same list (``wardstream settings --markdown``). Secrets are masked whenever a
+:class:`Settings` is printed or logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Key:
+    """One entry of the settings catalogue."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        """The environment variable, ``WARDSTREAM_<NAME>``."""
+        return "WARDSTREAM_" + self.name.upper()
+
+
+CATALOGUE: tuple[Key, ...] = (
+    Key("kafka", str, "", "Kafka bootstrap servers (host:port,...). Unset: the embedded broker"
+        " is started where a command needs one (demo, tests)."),
+    Key("database_url", str, "postgresql://postgres@127.0.0.1:5432/test",
+        "PostgreSQL DSN for the alert and track stores.", secret=True),
+    Key("topic_partitions", int, 12, "Partitions of wardstream.telemetry when it is created."),
+    Key("topic_replication", int, 1, "Replication factor of topics created by wardstream"
+        " (3 in production)."),
+    Key("telemetry_retention_h", int, 72, "Retention of wardstream.telemetry in hours."),
+    Key("lateness_s", int, 120, "Event-time lateness horizon per person, seconds."),
+    Key("face_match_min_confidence", float, 0.8, "Face matches below this raise nothing."),
+    Key("max_batch", int, 10_000, "Largest batched envelope, messages; larger is dead-lettered."),
+    Key("max_payload_bytes", int, 8 * 1024 * 1024, "Largest telemetry payload, bytes."),
+    Key("jt808_tz_offset_h", int, 8, "UTC offset of JT/T 808 BCD times, hours."),
+    Key("api_host", str, "127.0.0.1", "Bind address of `wardstream api`."),
+    Key("api_port", int, 8080, "Port of `wardstream api`."),
+    Key("token_ttl_s", int, 8 * 3600, "Lifetime of API login tokens, seconds."),
+    Key("track_retention_days", int, 30, "Days of position history kept in the track store."),
+    Key("worker_web_port", int, 6066, "Port of the worker's /metrics and /healthz."),
+    Key("gateway_metrics_port", int, 9108, "Port of the gateway's /metrics."),
+    Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
+        secret=True),
+    Key("log_level", str, "INFO", "Python logging level."),
+)
+_BY_NAME = {k.name: k for k in CATALOGUE}
+_URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
+
+
+def mask(value: str) -> str:
+    """Hide a secret: passwords inside URLs are starred, other secrets shortened.
+
+    Examples
+    --------
+    >>> mask("postgresql://u:hunter2@db:5432/x")
+    'postgresql://u:***@db:5432/x'
+    """
+    if "://" in value:
+        return _URL_PASSWORD.sub(r"\1***\3", value)
+    return "***" if value else ""
+
+
+def _convert(key: Key, raw: str) -> Any:
+    try:
+        if key.type is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return key.type(raw)
+    except ValueError:
+        raise ConfigError(f"{key.env}={raw!r} is not a valid {key.type.__name__}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, read once; pass it down instead of reading the environment."""
+
+    kafka: str = ""
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    topic_partitions: int = 12
+    topic_replication: int = 1
+    telemetry_retention_h: int = 72
+    lateness_s: int = 120
+    face_match_min_confidence: float = 0.8
+    max_batch: int = 10_000
+    max_payload_bytes: int = 8 * 1024 * 1024
+    jt808_tz_offset_h: int = 8
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    token_ttl_s: int = 8 * 3600
+    track_retention_days: int = 30
+    worker_web_port: int = 6066
+    gateway_metrics_port: int = 9108
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every catalogued ``WARDSTREAM_*`` variable; overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for key in CATALOGUE:
+            if key.env in env:
+                values[key.name] = _convert(key, env[key.env])
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = []
+        for key in CATALOGUE:
+            value = getattr(self, key.name)
+            shown = mask(str(value)) if key.secret else value
+            parts.append(f"{key.name}={shown!r}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+def markdown_table() -> str:
+    """README's configuration table, made from the catalogue."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for key in CATALOGUE:
+        default = mask(str(key.default)) if key.secret else key.default
+        rows.append(f"| `{key.env}` | `{default}` | {key.help} |")
+    return "\n".join(rows)
+
+
+def catalogue_key(name: str) -> Key:
+    """Look a key up by name."""
+    return _BY_NAME[name]
