@@ -71,7 +71,7 @@ __all__ = [
 CHUNK = 16
 #: Edges longer than this (degrees, in either coordinate) are split for the
 #: distance computation (the shape is unchanged: splits lie on the edge).
-DENSIFY_DEG = 0.01
+DENSIFY_DEG = 0.002
 #: Largest accepted circle radius.
 MAX_RADIUS_M = 100_000.0
 #: Vertices of the polygon that approximates a circle for display and bounds.
@@ -82,6 +82,8 @@ GRID_MIN_SEGMENTS = 256
 GRID_MIN_EXTENT_M = 2_000.0
 GRID_MAX_CELLS = 65_536
 GRID_MAX_STEPS = 96
+#: First search radius of the exact path (metres); widened as needed.
+FIRST_RADIUS_M = 250.0
 #: Allowed relative change of area when an invalid polygon is repaired.
 REPAIR_AREA_TOLERANCE = 1e-3
 
@@ -823,14 +825,41 @@ class ZoneCatalogue:
 
     def _exact(self, z: IntArray, x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
         inside = shapely.contains_xy(self._geoms[z], x, y)
-        dlon, dlat = _degree_halfwidths(y, w)
+        d = np.empty(len(z), dtype=np.float64)
+        # search radius: start small and widen, so a large within_m (or inf)
+        # does not pull in every chunk of a large zone; a pair is settled when
+        # its nearest candidate lies within the searched radius (any closer
+        # boundary point would have been a candidate), or the radius reached
+        # within_m, or the search box covered the whole zone
+        r = np.minimum(w, FIRST_RADIUS_M)
+        todo = np.arange(len(z))
+        while len(todo):
+            best, covers = self._nearest_within(z[todo], x[todo], y[todo], r[todo])
+            rt = r[todo]
+            wt = w[todo]
+            done = (best <= rt) | (rt >= wt) | covers
+            h = todo[done]
+            bd = best[done]
+            # nothing found up to within_m: the true distance exceeds within_m
+            d[h] = np.where(np.isfinite(bd), bd, np.nextafter(wt[done], np.inf))
+            nd = ~done
+            grow = np.where(np.isfinite(best[nd]), best[nd], rt[nd] * 4.0)
+            todo = todo[nd]
+            r[todo] = np.minimum(np.maximum(grow, rt[nd] * 1.0001), wt[nd])
+        return np.where(inside, -d, d)
+
+    def _nearest_within(
+        self, z: IntArray, x: FloatArray, y: FloatArray, r: FloatArray,
+    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Nearest boundary distance among chunks within ``r`` of each point (inf if none)."""
+        dlon, dlat = _degree_halfwidths(y, r)
         bb = self._bbox[z]
         qx0 = np.maximum(x - dlon, bb[:, 0])
         qy0 = np.maximum(y - dlat, bb[:, 1])
         qx1 = np.minimum(x + dlon, bb[:, 2])
         qy1 = np.minimum(y + dlat, bb[:, 3])
-        valid = (qx0 <= qx1) & (qy0 <= qy1)
-        vi = np.flatnonzero(valid)
+        covers = (qx0 == bb[:, 0]) & (qy0 == bb[:, 1]) & (qx1 == bb[:, 2]) & (qy1 == bb[:, 3])
+        vi = np.flatnonzero((qx0 <= qx1) & (qy0 <= qy1))
         best = np.full(len(z), np.inf)
         if len(vi):
             boxes = shapely.box(qx0[vi], qy0[vi], qx1[vi], qy1[vi])
@@ -840,15 +869,14 @@ class ZoneCatalogue:
             pair = pair[keep]
             qc = qc[keep]
             if len(pair):
-                order = np.argsort(pair, kind="stable")
-                pair = pair[order]
-                qc = qc[order]
+                if len(pair) > 1 and (pair[1:] < pair[:-1]).any():
+                    order = np.argsort(pair, kind="stable")
+                    pair = pair[order]
+                    qc = qc[order]
                 best_c = _chunk_min_distance(self._chunks, qc, x[pair], y[pair])
                 starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
                 best[pair[starts]] = np.minimum.reduceat(best_c, starts)
-        # nothing within reach: the true distance exceeds within_m
-        d = np.where(np.isfinite(best), best, np.nextafter(w, np.inf))
-        return np.where(inside, -d, d)
+        return best, covers
 
 
 ArrayLike1 = Union[float, Sequence[float], NDArray[np.float64]]

@@ -219,31 +219,40 @@ def test_circle_is_round_on_the_ground() -> None:
     assert all(g.contains(shapely.Point(p)) for p in pts)
 
 
+@pytest.mark.parametrize("lat", [18.0, 32.0, 45.0, 54.0])
+@pytest.mark.parametrize(
+    ("dist", "tol"), [(300.0, 0.002), (1_000.0, 0.002), (10_000.0, 0.02)],
+)
 def test_distance_to_boundary_error_bound(
-    vincenty_segment: Callable[..., float],
+    lat: float, dist: float, tol: float, vincenty_segment: Callable[..., float],
 ) -> None:
-    # docs/zones.md: |error| < 5 mm up to 1 km and < 5 cm up to 10 km, 18N-54N.
-    rng = np.random.default_rng(3)
-    for lat in (18.0, 32.0, 45.0, 54.0):
-        x0, x1 = 110.0, 110.6  # a long south edge (densified internally)
-        zc = ZoneCatalogue.from_geojson(fc(feat("E", poly([[x0, lat], [x1, lat], [x1, lat + 0.3], [x0, lat + 0.3],
-                                                         [x0, lat]]))))
-        ky = float(metres_per_degree(lat)[1])
-        for dist, tol in ((1_000.0, 0.005), (10_000.0, 0.05)):
-            px = rng.uniform(x0 + 0.2, x1 - 0.2, 5)
-            py = lat - rng.uniform(0.2, 1.0, 5) * dist / ky
-            got = zc.signed_distance_m(np.zeros(5, dtype=np.int64), px, py, np.full(5, np.inf))
+    # docs/zones.md: the error bound of signed_distance_m against geodesic
+    # distances to the lon/lat-straight edge (Vincenty, minimised along the edge)
+    rng = np.random.default_rng(int(lat * dist))
+    x0, x1 = 110.0, 110.6
+    ky = float(metres_per_degree(lat)[1])
+    kx = float(metres_per_degree(lat)[0])
+    edges = {
+        "horizontal": [[x0, lat], [x1, lat], [x1, lat + 0.6], [x0, lat + 0.6], [x0, lat]],
+        "diagonal": [[x0, lat], [x1, lat + 0.6], [x0, lat + 0.6], [x0, lat]],
+    }
+    for name, ring in edges.items():
+        zc = ZoneCatalogue.from_geojson(fc(feat(name, poly(ring))))
+        sx, sy, ex, ey = ring[0][0], ring[0][1], ring[1][0], ring[1][1]
+        t = rng.uniform(0.3, 0.7, 4)
+        bx, by = sx + (ex - sx) * t, sy + (ey - sy) * t
+        # unit normal of the edge in metres, pointing out of the zone (to the right)
+        nx, ny = (ey - sy) * ky, -(ex - sx) * kx
+        norm = math.hypot(nx, ny)
+        for sign in (1.0, -1.0):  # outside, then inside
+            off = sign * rng.uniform(0.5, 1.0, 4) * dist
+            px = bx + off * nx / norm / kx
+            py = by + off * ny / norm / ky
+            got = zc.signed_distance_m(np.zeros(4, dtype=np.int64), px, py, np.full(4, np.inf))
             for g, a, b in zip(got, px, py, strict=True):
-                ref = vincenty_segment(a, b, x0, lat, x1, lat)
-                assert g > 0 and abs(g - ref) < tol, (lat, dist, g, ref)
-            # a slanted edge, from inside
-            zc2 = ZoneCatalogue.from_geojson(fc(feat("S", poly([[x0, lat], [x1, lat + 0.05], [x1, lat + 0.4],
-                                                              [x0, lat + 0.4], [x0, lat]]))))
-            py2 = lat + 0.05 * (px - x0) / (x1 - x0) + rng.uniform(0.2, 1.0, 5) * dist / ky
-            got2 = zc2.signed_distance_m(np.zeros(5, dtype=np.int64), px, py2, np.full(5, np.inf))
-            for g, a, b in zip(got2, px, py2, strict=True):
-                ref = vincenty_segment(a, b, x0, lat, x1, lat + 0.05)
-                assert g < 0 and abs(-g - ref) < tol, (lat, dist, g, ref)
+                ref = vincenty_segment(a, b, sx, sy, ex, ey)
+                assert math.copysign(1.0, g) == sign
+                assert abs(abs(g) - ref) < tol, (name, lat, dist, g, ref)
 
 
 # ------------------------------------------------------------- within_m
