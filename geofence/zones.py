@@ -523,14 +523,9 @@ class ZoneCatalogue:
         "_chunks",
         "_geoms",
         "_grid_clear",
-        "_grid_dx",
-        "_grid_dy",
-        "_grid_nx",
-        "_grid_ny",
-        "_grid_off",
+        "_grid_f",
+        "_grid_i",
         "_grid_state",
-        "_grid_x0",
-        "_grid_y0",
         "_index",
         "_is_circle",
         "_radius",
@@ -600,11 +595,10 @@ class ZoneCatalogue:
             states.append(g.state)
             clears.append(g.clearance)
             pos += g.nx * g.ny
-        self._grid_off = off
-        self._grid_x0, self._grid_y0, self._grid_dx, self._grid_dy = gx0, gy0, gdx, gdy
-        self._grid_nx, self._grid_ny = gnx, gny
-        self._grid_state = np.concatenate(states) if states else np.zeros(0, dtype=np.int8)
-        self._grid_clear = np.concatenate(clears) if clears else np.zeros(0, dtype=np.float32)
+        self._grid_i = np.column_stack([off, gnx, gny]).astype(np.int64).reshape(n, 3)
+        self._grid_f = np.column_stack([gx0, gy0, gdx, gdy]).astype(np.float64).reshape(n, 4)
+        self._grid_state = (np.concatenate(states) if states else np.zeros(0, dtype=np.int8)).astype(np.float64)
+        self._grid_clear = (np.concatenate(clears) if clears else np.zeros(0, dtype=np.float32)).astype(np.float64)
 
     # ------------------------------------------------------------ building
 
@@ -771,48 +765,37 @@ class ZoneCatalogue:
             raise IndexError(f"zone index out of range [0, {len(self._zones)})")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError("lon/lat must be finite")
-        circ = self._is_circle[z]
-        ci = np.flatnonzero(circ)
-        if len(ci):
-            zc = z[ci]
-            out[ci] = distance_m(self._center[zc, 0], self._center[zc, 1], x[ci], y[ci]) - self._radius[zc]
-        pi = np.flatnonzero(~circ)
-        if len(pi):
-            out[pi] = self._polygon_distance(z[pi], x[pi], y[pi], w[pi])
-        return out
-
-    def _polygon_distance(self, z: IntArray, x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
-        out = np.empty(len(z), dtype=np.float64)
-        todo = np.ones(len(z), dtype=bool)
-        # 1. bounding box: metric lower bound of the distance to the box
+        # 1. bounding box, for every zone kind: a point farther than within_m
+        # outside its zone's box is settled with a metric lower bound
         bb = self._bbox[z]
         ex = np.maximum(np.maximum(bb[:, 0] - x, x - bb[:, 2]), 0.0)
         ey = np.maximum(np.maximum(bb[:, 1] - y, y - bb[:, 3]), 0.0)
-        lb = np.zeros(len(z))
-        outside_box = (ex > 0) | (ey > 0)
-        if outside_box.any():
-            o = np.flatnonzero(outside_box)
-            ylo = np.minimum(np.abs(y[o]), np.minimum(np.abs(bb[o, 1]), np.abs(bb[o, 3])))
-            yhi = np.maximum(np.abs(y[o]), np.maximum(np.abs(bb[o, 1]), np.abs(bb[o, 3])))
-            kx, _ = metres_per_degree(np.minimum(yhi, 89.999))
-            straddle = (np.minimum(y[o], bb[o, 1]) <= 0) & (np.maximum(y[o], bb[o, 3]) >= 0)
-            _, ky = metres_per_degree(np.where(straddle, 0.0, ylo))
-            lb[o] = np.hypot(ex[o] * kx, ey[o] * ky) * 0.9999
-        far = outside_box & (lb > w)
-        out[far] = lb[far]
-        todo &= ~far
-        # 2. raster accelerator
-        off = self._grid_off[z]
-        g = np.flatnonzero(todo & ~outside_box & (off >= 0))
+        in_box = (ex == 0.0) & (ey == 0.0)
+        # metres per degree never fall below these along the way: latitude
+        # everywhere >= M(0); longitude >= a cos(lat) at the largest |lat| met
+        far_lat = np.maximum(np.abs(y), np.abs(np.clip(y, bb[:, 1], bb[:, 3])))
+        kx_lo = (A_M * _DEG) * np.cos(np.minimum(far_lat, 89.999) * _DEG)
+        lb = np.sqrt((ex * kx_lo) ** 2 + (ey * _KY_MIN) ** 2) * 0.9999
+        settled = lb > w
+        out[settled] = lb[settled]
+        rest = ~settled
+        circ = self._is_circle[z]
+        ci = np.flatnonzero(rest & circ)
+        if len(ci):
+            zc = z[ci]
+            out[ci] = distance_m(self._center[zc, 0], self._center[zc, 1], x[ci], y[ci]) - self._radius[zc]
+        # 2. raster accelerator (points inside the box of a zone with a raster)
+        gi = self._grid_i[z]
+        g = np.flatnonzero(rest & in_box & (gi[:, 0] >= 0))
+        todo = rest & ~circ
         if len(g):
-            zg = z[g]
-            nx = self._grid_nx[zg]
-            ny = self._grid_ny[zg]
-            ix = np.clip(((x[g] - self._grid_x0[zg]) / self._grid_dx[zg]).astype(np.int64), 0, nx - 1)
-            iy = np.clip(((y[g] - self._grid_y0[zg]) / self._grid_dy[zg]).astype(np.int64), 0, ny - 1)
-            cell = off[g] + iy * nx + ix
+            gf = self._grid_f[z[g]]
+            gg = gi[g]
+            ix = np.minimum(((x[g] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
+            iy = np.minimum(((y[g] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
+            cell = gg[:, 0] + iy * gg[:, 1] + ix
             st = self._grid_state[cell]
-            cl = self._grid_clear[cell].astype(np.float64)
+            cl = self._grid_clear[cell]
             ok = (st != 0) & (cl > w[g])
             h = g[ok]
             out[h] = st[ok] * cl[ok]
