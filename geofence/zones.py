@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: Boundary segments per indexed chunk.
-CHUNK = 16
+CHUNK = 8
 #: Edges longer than this (degrees, in either coordinate) are split for the
 #: distance computation (the shape is unchanged: splits lie on the edge).
 DENSIFY_DEG = 0.002
@@ -84,6 +84,8 @@ GRID_MAX_CELLS = 65_536
 GRID_MAX_STEPS = 96
 #: First search radius of the exact path (metres); widened as needed.
 FIRST_RADIUS_M = 250.0
+#: Raster cells list the boundary chunks within this many metres of them.
+CELL_REACH_M = 250.0
 #: Allowed relative change of area when an invalid polygon is repaired.
 REPAIR_AREA_TOLERANCE = 1e-3
 
@@ -247,6 +249,9 @@ class _Grid:
     ny: int
     state: NDArray[np.int8]  # -1 inside, +1 outside, 0 touched by the boundary
     clearance: NDArray[np.float32]  # metres, lower bound of distance to boundary
+    cell_start: NDArray[np.int64]  # per cell: first entry in cell_chunks
+    cell_count: NDArray[np.int64]  # per cell: number of entries
+    cell_chunks: NDArray[np.int64]  # zone-local chunk indices, by cell
 
 
 def _feature_id(f: Mapping[str, Any], position: int) -> str:
@@ -372,7 +377,50 @@ def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float],
     state = np.where(marked, 0, np.where(inside, -1, 1)).astype(np.int8)
     cell_m = min(dx * kx_lo, dy * ky_lo)
     clearance = (np.maximum(steps - 1, 0) * cell_m * 0.9999).astype(np.float32)
-    return _Grid(x0, y0, dx, dy, nx, ny, state.ravel(), clearance.ravel())
+    start, count, entries = _cell_lists(chunks, x0, y0, dx, dy, nx, ny, y1)
+    return _Grid(x0, y0, dx, dy, nx, ny, state.ravel(), clearance.ravel(), start, count, entries)
+
+
+def _chunk_bounds(c: FloatArray) -> FloatArray:
+    if not len(c):
+        return np.zeros((0, 4))
+    return np.column_stack([
+        np.minimum(c[:, :, 0], c[:, :, 2]).min(axis=1),
+        np.minimum(c[:, :, 1], c[:, :, 3]).min(axis=1),
+        np.maximum(c[:, :, 0], c[:, :, 2]).max(axis=1),
+        np.maximum(c[:, :, 1], c[:, :, 3]).max(axis=1),
+    ])
+
+
+def _cell_lists(
+    chunks: FloatArray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, y1: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """For each cell, the chunks within CELL_REACH_M of it (CSR layout).
+
+    A point in the cell has every boundary point within CELL_REACH_M of it
+    in one of these chunks, so a search of radius <= CELL_REACH_M needs no
+    tree query.
+    """
+    cb = _chunk_bounds(chunks)
+    far = min(max(abs(y0), abs(y1)) + CELL_REACH_M / _KY_MIN, 89.9)
+    mx = CELL_REACH_M / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
+    my = CELL_REACH_M / _KY_MIN * 1.0001
+    ix0 = np.clip(np.floor((cb[:, 0] - mx - x0) / dx), 0, nx - 1).astype(np.int64)
+    ix1 = np.clip(np.floor((cb[:, 2] + mx - x0) / dx), 0, nx - 1).astype(np.int64)
+    iy0 = np.clip(np.floor((cb[:, 1] - my - y0) / dy), 0, ny - 1).astype(np.int64)
+    iy1 = np.clip(np.floor((cb[:, 3] + my - y0) / dy), 0, ny - 1).astype(np.int64)
+    w = ix1 - ix0 + 1
+    h = iy1 - iy0 + 1
+    k = w * h
+    chunk = np.repeat(np.arange(len(cb), dtype=np.int64), k)
+    j = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+    cx = ix0[chunk] + j % w[chunk]
+    cy = iy0[chunk] + j // w[chunk]
+    cell = cy * nx + cx
+    order = np.argsort(cell, kind="stable")
+    count = np.bincount(cell, minlength=nx * ny).astype(np.int64)
+    start = np.cumsum(count) - count
+    return start, count, chunk[order]
 
 
 def _dilate(a: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -517,6 +565,9 @@ class ZoneCatalogue:
     __slots__ = (
         "_bbox",
         "_bounds_tree",
+        "_cell_chunks",
+        "_cell_count",
+        "_cell_start",
         "_center",
         "_chunk_bbox",
         "_chunk_zone",
@@ -559,16 +610,7 @@ class ZoneCatalogue:
         self._chunks = (
             np.concatenate([z.chunks for z in self._zones]) if n else np.zeros((0, CHUNK, 4))
         )
-        c = self._chunks
-        if len(c):
-            cb = np.column_stack([
-                np.minimum(c[:, :, 0], c[:, :, 2]).min(axis=1),
-                np.minimum(c[:, :, 1], c[:, :, 3]).min(axis=1),
-                np.maximum(c[:, :, 0], c[:, :, 2]).max(axis=1),
-                np.maximum(c[:, :, 1], c[:, :, 3]).max(axis=1),
-            ])
-        else:
-            cb = np.zeros((0, 4))
+        cb = _chunk_bounds(self._chunks)
         self._chunk_bbox = cb
         # STRtree: a sort-tile-recursive bulk-loaded R-tree (see docs/zones.md
         # for why it, and not rtree.Index, serves the bulk queries)
@@ -585,7 +627,12 @@ class ZoneCatalogue:
         gny = np.zeros(n, dtype=np.int64)
         states: list[NDArray[np.int8]] = []
         clears: list[NDArray[np.float32]] = []
+        starts: list[NDArray[np.int64]] = []
+        cnts: list[NDArray[np.int64]] = []
+        entries: list[NDArray[np.int64]] = []
+        chunk_off = np.cumsum(counts) - counts
         pos = 0
+        epos = 0
         for i, z in enumerate(self._zones):
             g = z.grid
             if g is None:
@@ -594,7 +641,14 @@ class ZoneCatalogue:
             gx0[i], gy0[i], gdx[i], gdy[i], gnx[i], gny[i] = g.x0, g.y0, g.dx, g.dy, g.nx, g.ny
             states.append(g.state)
             clears.append(g.clearance)
+            starts.append(g.cell_start + epos)
+            cnts.append(g.cell_count)
+            entries.append(g.cell_chunks + chunk_off[i])
             pos += g.nx * g.ny
+            epos += len(g.cell_chunks)
+        self._cell_start = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        self._cell_count = np.concatenate(cnts) if cnts else np.zeros(0, dtype=np.int64)
+        self._cell_chunks = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
         self._grid_i = np.column_stack([off, gnx, gny]).astype(np.int64).reshape(n, 3)
         self._grid_f = np.column_stack([gx0, gy0, gdx, gdy]).astype(np.float64).reshape(n, 4)
         self._grid_state = (np.concatenate(states) if states else np.zeros(0, dtype=np.int8)).astype(np.float64)
@@ -842,15 +896,40 @@ class ZoneCatalogue:
         qx1 = np.minimum(x + dlon, bb[:, 2])
         qy1 = np.minimum(y + dlat, bb[:, 3])
         covers = (qx0 == bb[:, 0]) & (qy0 == bb[:, 1]) & (qx1 == bb[:, 2]) & (qy1 == bb[:, 3])
-        vi = np.flatnonzero((qx0 <= qx1) & (qy0 <= qy1))
+        valid = (qx0 <= qx1) & (qy0 <= qy1)
         best = np.full(len(z), np.inf)
+        gi = self._grid_i[z]
+        in_box = (x >= bb[:, 0]) & (x <= bb[:, 2]) & (y >= bb[:, 1]) & (y <= bb[:, 3])
+        by_cell = valid & in_box & (gi[:, 0] >= 0) & (r <= CELL_REACH_M)
+        pairs: list[IntArray] = []
+        found: list[IntArray] = []
+        c = np.flatnonzero(by_cell)
+        if len(c):
+            # the raster cell lists every chunk within CELL_REACH_M: no tree query
+            gf = self._grid_f[z[c]]
+            gg = gi[c]
+            ix = np.minimum(((x[c] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
+            iy = np.minimum(((y[c] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
+            cell = gg[:, 0] + iy * gg[:, 1] + ix
+            cnt = self._cell_count[cell]
+            pair = np.repeat(c, cnt)
+            j = np.arange(len(pair), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            qc = self._cell_chunks[np.repeat(self._cell_start[cell], cnt) + j]
+            cb = self._chunk_bbox[qc]
+            keep = (cb[:, 0] <= qx1[pair]) & (cb[:, 2] >= qx0[pair]) & (cb[:, 1] <= qy1[pair]) & (cb[:, 3] >= qy0[pair])
+            pairs.append(pair[keep])
+            found.append(qc[keep])
+        vi = np.flatnonzero(valid & ~by_cell)
         if len(vi):
             boxes = shapely.box(qx0[vi], qy0[vi], qx1[vi], qy1[vi])
             qi, qc = self._tree.query(boxes)
             pair = vi[qi]
             keep = self._chunk_zone[qc] == z[pair]
-            pair = pair[keep]
-            qc = qc[keep]
+            pairs.append(pair[keep])
+            found.append(qc[keep])
+        if pairs:
+            pair = np.concatenate(pairs) if len(pairs) > 1 else pairs[0]
+            qc = np.concatenate(found) if len(found) > 1 else found[0]
             if len(pair):
                 if len(pair) > 1 and (pair[1:] < pair[:-1]).any():
                     order = np.argsort(pair, kind="stable")

@@ -376,3 +376,31 @@ def test_zones_near_finds_every_zone_within_reach() -> None:
         d = zc.signed_distance_m(np.full(2000, z), x, y, np.full(2000, 300.0))
         for i in np.flatnonzero(d <= 300.0):
             assert (int(i), z) in found
+
+
+def test_index_finds_the_nearest_edge_like_a_brute_force_scan() -> None:
+    # independent of the chunk index and the raster: for each point, project
+    # the whole boundary into a plane tangent at the point and let GEOS
+    # measure; a missed candidate chunk would show up as metres of error
+    zc = _district(seed=4, n=2500)
+    g = zc.geometry("D")
+    ring = np.asarray(g.exterior.coords)
+    rng = np.random.default_rng(11)
+    pick = ring[rng.integers(0, len(ring) - 1, 400)]
+    kx0, ky0 = (float(v) for v in metres_per_degree(32.0))
+    r = rng.uniform(0, 600, 400)
+    a = rng.uniform(0, 2 * math.pi, 400)
+    px = pick[:, 0] + r * np.cos(a) / kx0
+    py = pick[:, 1] + r * np.sin(a) / ky0
+    within = rng.choice([20.0, 300.0, np.inf], 400)
+    got = zc.signed_distance_m(np.zeros(400, dtype=np.int64), px, py, within)
+    for i in range(400):
+        kx, ky = (float(v) for v in metres_per_degree(py[i]))
+        local = shapely.LineString(np.column_stack([(ring[:, 0] - px[i]) * kx, (ring[:, 1] - py[i]) * ky]))
+        ref = local.distance(shapely.Point(0.0, 0.0))
+        inside = g.contains(shapely.Point(px[i], py[i]))
+        assert math.copysign(1, got[i]) == (-1 if inside else 1)
+        if ref < within[i] - 0.05:
+            assert abs(abs(got[i]) - ref) < 0.05, (i, got[i], ref)
+        elif ref > within[i] + 0.05:
+            assert abs(got[i]) > within[i]
