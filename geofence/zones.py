@@ -16,9 +16,9 @@ Geometry semantics
   point with the mean-latitude scale of each vertex (see
   :func:`geofence.geo.metres_per_degree`). Edges longer than
   :data:`DENSIFY_DEG` are split for the distance computation so the frame's
-  curvature stays negligible. Error bound: see docs/zones.md (below 5 mm for
-  distances up to 1 km and below 5 cm up to 10 km, between 0 and 60 degrees
-  of latitude).
+  curvature stays negligible. Error bound against Vincenty geodesics at
+  18-54 N (docs/zones.md): below 1 mm up to 5 km from the boundary, 4 mm at
+  10 km.
 * Circles: ``distance(centre, point) - radius_m`` with the ellipsoidal
   distance of :func:`geofence.geo.distance_m`.
 
@@ -26,17 +26,17 @@ Speed
 -----
 Each pair is settled by the cheapest test that can settle it:
 
-1. circles: one vectorised distance;
-2. the zone's bounding box: a point farther than ``within_m`` outside it is
-   certainly outside (a metric lower bound is returned);
+1. the zone's bounding box (every kind): a point farther than ``within_m``
+   outside it is certainly outside (a metric lower bound is returned);
+2. circles left over: one vectorised distance;
 3. a per-zone raster (large zones only): cells that the boundary does not
    touch are wholly inside or outside and carry a lower bound of their
    distance to the boundary; a point in such a cell with clearance greater
    than ``within_m`` is settled there;
 4. everything else: prepared ``contains_xy`` for the sign and, for the
-   distance, a bulk STRtree query over boundary chunks (at most
-   :data:`CHUNK` segments each) followed by numpy point-segment distances
-   over the candidate (pair, chunk) rows.
+   distance, candidate boundary chunks (at most :data:`CHUNK` segments
+   each) from the raster cell's list or a bulk STRtree query, followed by
+   numpy point-segment distances over the candidate (pair, chunk) rows.
 
 No Python loop runs per pair or per zone at query time.
 """
