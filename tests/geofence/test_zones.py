@@ -404,3 +404,57 @@ def test_index_finds_the_nearest_edge_like_a_brute_force_scan() -> None:
             assert abs(abs(got[i]) - ref) < 0.05, (i, got[i], ref)
         elif ref > within[i] + 0.05:
             assert abs(got[i]) > within[i]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-200, 200) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.sampled_from(
+        ["type", "id", "geometry", "coordinates", "properties", "radius_m", "name", "features"]), c, max_size=5),
+    max_leaves=30,
+)
+_geometry = st.fixed_dictionaries({
+    "type": st.sampled_from(["Polygon", "MultiPolygon", "Point", "LineString", "Nope"]),
+    "coordinates": _json,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(features=st.lists(st.fixed_dictionaries(
+    {"type": st.sampled_from(["Feature", "feature"]), "id": st.one_of(st.text(max_size=3), st.integers(0, 3)),
+     "geometry": st.one_of(_geometry, _json), "properties": st.one_of(st.none(), _json)}), max_size=4))
+def test_garbage_raises_only_zone_error(features: list[dict[str, Any]]) -> None:
+    try:
+        zc = ZoneCatalogue.from_geojson(fc(*features))
+    except ZoneError as e:
+        assert e.reason and e.detail
+        return
+    assert len(zc) == len(features)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000), lat=st.floats(18, 54), n=st.integers(3, 300),
+    hole=st.booleans(), within=st.sampled_from([0.0, 30.0, 300.0, np.inf]),
+)
+def test_random_polygons_sign_and_vertex_bound(seed: int, lat: float, n: int, hole: bool, within: float) -> None:
+    rng = np.random.default_rng(seed)
+    a = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * (2 * math.pi / n)
+    r = 0.01 * (1 + 0.5 * np.sin(3 * a) * rng.uniform(0, 1) + 0.1 * rng.uniform(-1, 1, n))
+    c = math.cos(math.radians(lat))
+    shell = np.column_stack([115 + r * np.cos(a) / c, lat + r * np.sin(a)]).tolist()
+    rings = [[*shell, shell[0]]]
+    if hole and n >= 12:  # the shell's inner radius is then > 0.003 degrees
+        rings.append(sq(115.0, lat, 0.0008)[::-1])
+    zc = ZoneCatalogue.from_geojson(fc(feat("R", poly(*rings))))
+    m = 300
+    px = 115 + rng.uniform(-0.02, 0.02, m) / c
+    py = lat + rng.uniform(-0.02, 0.02, m)
+    d = zc.signed_distance_m(np.zeros(m, dtype=np.int64), px, py, np.full(m, within))
+    inside = shapely.contains_xy(zc.geometry("R"), px, py)
+    assert ((d < 0) == inside).all()
+    # every vertex is on the boundary: no distance within reach exceeds the nearest vertex
+    verts = np.concatenate([np.asarray(rg) for rg in rings])
+    nearest_vertex = distance_m(px[:, None], py[:, None], verts[None, :, 0], verts[None, :, 1]).min(axis=1)
+    exact = np.abs(d) <= within
+    assert (np.abs(d[exact]) <= nearest_vertex[exact] + 1e-3).all()
+    assert (np.abs(d[~exact]) > within).all()
