@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     c_naive = time.process_time() - c
     naive_rate = m / t_naive
     # the same slice through the vectorised path, for a like-for-like ratio
-    t_same, c_same, _ = timed(zc, z[:m], x[:m], y[:m], w[:m], a.batch)
+    t_same, _, _ = timed(zc, z[:m], x[:m], y[:m], w[:m], a.batch)
     agree = float(np.mean(np.sign(out[:m]) == np.sign(ref)))
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

@@ -320,9 +320,25 @@ def _chunks(rings: list[FloatArray]) -> FloatArray:
     return np.ascontiguousarray(np.concatenate(blocks))
 
 
-def _lat_scale_bounds(y0: float, y1: float) -> tuple[float, float]:
-    """Lowest metres/degree of longitude and latitude over [y0, y1]."""
-    far = min(max(abs(y0), abs(y1)), 89.999)
+def _bulge_deg(span_deg: Any, lat_deg: Any) -> Any:
+    """How far (degrees) a geodesic spanning ``span_deg`` can stray poleward of its ends.
+
+    A great circle between two points bulges towards the pole by about
+    ``s^2 tan(lat) / 8`` (s the angular length); doubled for margin. Scale
+    bounds use the latitude plus this, so they hold along the whole path.
+    """
+    t = np.tan(np.minimum(np.abs(lat_deg) + 1.0, 89.0) * _DEG)
+    return span_deg * span_deg * _DEG * t / 4.0
+
+
+def _lat_scale_bounds(y0: float, y1: float, x_span: float = 0.0) -> tuple[float, float]:
+    """Lowest metres/degree of longitude and latitude over [y0, y1].
+
+    ``x_span`` (degrees of longitude covered) adds the poleward bulge of
+    geodesics across the range.
+    """
+    span = math.hypot(x_span, y1 - y0)
+    far = min(max(abs(y0), abs(y1)) + float(_bulge_deg(span, max(abs(y0), abs(y1)))), 89.999)
     near = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
     kx, _ = metres_per_degree(far)
     _, ky = metres_per_degree(near)
@@ -331,7 +347,7 @@ def _lat_scale_bounds(y0: float, y1: float) -> tuple[float, float]:
 
 def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float], chunks: FloatArray) -> _Grid:
     x0, y0, x1, y1 = bbox
-    kx_lo, ky_lo = _lat_scale_bounds(y0, y1)
+    kx_lo, ky_lo = _lat_scale_bounds(y0, y1, x1 - x0)
     w_m = max((x1 - x0) * kx_lo, 1.0)
     h_m = max((y1 - y0) * ky_lo, 1.0)
     nseg = int(np.count_nonzero(np.diff(chunks, axis=1).any(axis=2))) + chunks.shape[0]
@@ -462,9 +478,10 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
                 zid, "bad_radius",
                 f"properties.radius_m must be a number in (0, {MAX_RADIUS_M:g}], got {props.get('radius_m')!r:.40}",
             )
-        kx, ky = _scales(lat)
-        rlo = radius / kx * 1.0001
-        rla = radius / ky * 1.0001
+        # bounds certain to hold the circle: smallest scales within its reach
+        rla = radius / _KY_MIN * 1.0001
+        far = min(abs(lat) + rla + float(_bulge_deg(rla, lat)), 89.9)
+        rlo = radius / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
         return _Zone(
             zid, feature, "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
             np.zeros((0, CHUNK, 4)), (lon, lat), radius, None, (),
@@ -496,7 +513,7 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     rings = _segments(geom)
     nseg = sum(len(r) for r in rings)
     chunks = _chunks(rings)
-    kx_lo, ky_lo = _lat_scale_bounds(miny, maxy)
+    kx_lo, ky_lo = _lat_scale_bounds(miny, maxy, maxx - minx)
     extent = max((maxx - minx) * kx_lo, (maxy - miny) * ky_lo)
     grid = None
     if nseg >= GRID_MIN_SEGMENTS or extent >= GRID_MIN_EXTENT_M:
@@ -828,6 +845,7 @@ class ZoneCatalogue:
         # metres per degree never fall below these along the way: latitude
         # everywhere >= M(0); longitude >= a cos(lat) at the largest |lat| met
         far_lat = np.maximum(np.abs(y), np.abs(np.clip(y, bb[:, 1], bb[:, 3])))
+        far_lat += _bulge_deg(ex + ey, far_lat)
         kx_lo = (A_M * _DEG) * np.cos(np.minimum(far_lat, 89.999) * _DEG)
         lb = np.sqrt((ex * kx_lo) ** 2 + (ey * _KY_MIN) ** 2) * 0.9999
         settled = lb > w
@@ -948,7 +966,7 @@ def _degree_halfwidths(y: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatA
     """Half-widths in degrees of a box certain to hold every point within ``w`` metres."""
     with np.errstate(invalid="ignore", over="ignore"):
         dlat = w / _KY_MIN * 1.0001 + 1e-9
-        far = np.minimum(np.abs(y) + dlat, 89.9)
+        far = np.minimum(np.abs(y) + dlat + _bulge_deg(np.minimum(dlat, 90.0), y), 89.9)
         kx, _ = metres_per_degree(far)
         dlon = np.minimum(w / kx * 1.0001 + 1e-9, 360.0)
     return np.asarray(dlon, dtype=np.float64), np.asarray(np.minimum(dlat, 180.0), dtype=np.float64)

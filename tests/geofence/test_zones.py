@@ -458,3 +458,24 @@ def test_random_polygons_sign_and_vertex_bound(seed: int, lat: float, n: int, ho
     exact = np.abs(d) <= within
     assert (np.abs(d[exact]) <= nearest_vertex[exact] + 1e-3).all()
     assert (np.abs(d[~exact]) > within).all()
+
+
+@pytest.mark.parametrize("lat", [18.0, 54.0, 70.0])
+def test_large_circle_bounds_hold_the_whole_circle(lat: float) -> None:
+    # a 100 km circle: its widest longitude is poleward of the centre; points
+    # 5 m outside it must not be settled by the bounding box as far away
+    zc = ZoneCatalogue.from_geojson(fc(feat("C", {"type": "Point", "coordinates": [100.0, lat]}, radius_m=100_000)))
+    kx, ky = (float(v) for v in metres_per_degree(lat))
+    az = np.linspace(0, 2 * math.pi, 720, endpoint=False)
+    lo = np.zeros(len(az))
+    hi = np.full(len(az), 200_000.0)
+    for _ in range(60):  # bisect (all azimuths at once) for the point 5 m past the circle
+        mid = (lo + hi) / 2
+        d = distance_m(100.0, lat, 100.0 + mid * np.sin(az) / kx, lat + mid * np.cos(az) / ky)
+        inner = d < 100_005.0
+        lo = np.where(inner, mid, lo)
+        hi = np.where(inner, hi, mid)
+    lon = 100.0 + lo * np.sin(az) / kx
+    la = lat + lo * np.cos(az) / ky
+    d = zc.signed_distance_m(np.zeros(len(az), dtype=np.int64), lon, la, np.full(len(az), 10.0))
+    assert np.abs(d - 5.0).max() < 0.01
