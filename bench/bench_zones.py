@@ -185,6 +185,15 @@ def naive(zc: ZoneCatalogue, z: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.
     return time.perf_counter() - t0, out
 
 
+def _rss_now_mib() -> float:
+    """Current resident set size (Linux /proc), MiB."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1_000_000)
@@ -203,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     fc, nvert = build(a.districts, a.small, (a.min_vertices, a.max_vertices), a.seed)
     t_gen = time.perf_counter() - t
+    rss_before = _rss_now_mib()
     t = time.perf_counter()
+    c = time.process_time()
     zc = ZoneCatalogue.from_geojson(fc)
     t_build = time.perf_counter() - t
+    c_build = time.process_time() - c
+    rss_catalogue = _rss_now_mib() - rss_before
     z, x, y, w = make_pairs(zc, a.pairs, a.districts, a.seed)
 
     zc.signed_distance_m(z[:2000], x[:2000], y[:2000], w[:2000])  # warm-up
@@ -231,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     inside_frac = float(np.mean(out < 0))
     rows = [
         ("zones", f"{len(zc):,} ({a.districts} districts, {nvert:,} district vertices; {a.small:,} small)"),
-        ("generate / build catalogue", f"{t_gen:.2f} s / {t_build:.2f} s"),
+        ("generate / build catalogue", f"{t_gen:.2f} s / {t_build:.2f} s wall, {c_build:.2f} CPU-s"),
+        ("catalogue memory (RSS growth)", f"{rss_catalogue:,.0f} MiB"),
         ("pairs classified", f"{len(z):,} in batches of {a.batch:,} ({inside_frac:.1%} inside)"),
         ("vectorised", f"{rate:,.0f} pairs/s wall, {len(z) / c_vec:,.0f} per CPU-s ({t_vec:.2f} s)"),
         (f"vectorised, batches of {small_batch:,}",
@@ -251,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({
         "bench": "zones", "pairs": len(z), "pairs_per_s": round(rate), "naive_pairs_per_s": round(naive_rate),
         "speedup": round(rate / naive_rate, 1), "speedup_same_pairs": round(t_naive / t_same, 1),
-        "pairs_per_cpu_s": round(len(z) / c_vec), "build_s": round(t_build, 2), "peak_rss_mib": round(rss_mib),
+        "pairs_per_cpu_s": round(len(z) / c_vec), "build_s": round(t_build, 2), "build_cpu_s": round(c_build, 2),
+        "catalogue_mib": round(rss_catalogue), "peak_rss_mib": round(rss_mib),
         "batch": a.batch, "pairs_per_s_batch_1000": round(rate_small), "boundary_pairs_per_s": round(rate_b),
     }))
     return 0

@@ -43,8 +43,6 @@ No Python loop runs per pair or per zone at query time.
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -228,7 +226,7 @@ def _circle_polygon(lon: float, lat: float, radius_m: float) -> shapely.Polygon:
 @dataclass(frozen=True, slots=True)
 class _Zone:
     id: str
-    feature: dict[str, Any]
+    feature: bytes  # the (repaired) GeoJSON feature, compact JSON
     kind: str  # "polygon" or "circle"
     geom: shapely.Geometry | None  # lon/lat polygonal geometry (None for circles)
     bbox: tuple[float, float, float, float]
@@ -449,7 +447,7 @@ def _dilate(a: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return out
 
 
-def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
+def _make_zone(f: object, position: int) -> _Zone:
     if not isinstance(f, Mapping):
         raise _fail(None, "bad_feature", f"feature #{position}: not a JSON object")
     zid = _feature_id(f, position)
@@ -466,7 +464,7 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     gtype = g.get("type")
     coords = g.get("coordinates")
     repairs: list[str] = []
-    feature: dict[str, Any] = dict(f) if owned else _copy(f)
+    feature: dict[str, Any] = dict(f)  # shallow: it is serialised below, never kept
     feature["id"] = zid
     if gtype == "Point":
         lon, lat = _position(zid, coords, "Point")
@@ -483,7 +481,7 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
         far = min(abs(lat) + rla + float(_bulge_deg(rla, lat)), 89.9)
         rlo = radius / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
         return _Zone(
-            zid, feature, "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
+            zid, _freeze(zid, feature), "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
             np.zeros((0, CHUNK, 4)), (lon, lat), radius, None, (),
         )
     if gtype == "Polygon":
@@ -509,7 +507,7 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     if maxx - minx > 180.0:
         raise _fail(zid, "invalid_geometry", "zone spans more than 180 degrees of longitude (antimeridian crossing is not supported)")
     if repairs:
-        feature["geometry"] = json.loads(json.dumps(shapely.geometry.mapping(shapely.orient_polygons(geom))))
+        feature["geometry"] = shapely.geometry.mapping(shapely.orient_polygons(geom))
     rings = _segments(geom)
     nseg = sum(len(r) for r in rings)
     chunks = _chunks(rings)
@@ -519,22 +517,20 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     if nseg >= GRID_MIN_SEGMENTS or extent >= GRID_MIN_EXTENT_M:
         grid = _build_grid(geom, (minx, miny, maxx, maxy), chunks)
     c = geom.centroid
-    return _Zone(zid, feature, "polygon", geom, (minx, miny, maxx, maxy), chunks,
+    return _Zone(zid, _freeze(zid, feature), "polygon", geom, (minx, miny, maxx, maxy), chunks,
                  (float(c.x), float(c.y)), 0.0, grid, tuple(repairs))
 
 
-def _copy(f: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep, JSON-clean copy of a feature, so callers cannot mutate our zones."""
+def _freeze(zid: str, feature: Mapping[str, Any]) -> bytes:
+    """The feature as compact JSON: a private copy that costs little memory."""
     try:
-        out = msgspec.json.decode(msgspec.json.encode(f))
-    except (TypeError, msgspec.MsgspecError):
-        out = copy.deepcopy(dict(f))
-    return out  # type: ignore[no-any-return]
+        return msgspec.json.encode(feature)
+    except (TypeError, msgspec.MsgspecError) as e:
+        raise _fail(zid, "bad_property", f"the feature is not JSON-serialisable ({e})") from None
 
 
-def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> tuple[list[Any], bool]:
-    """The features list, and whether we own it (parsed here, safe to keep)."""
-    owned = isinstance(data, (str, bytes, bytearray))
+def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> list[Any]:
+    """The features list of a FeatureCollection given as text or mapping."""
     obj: Any
     if isinstance(data, (str, bytes, bytearray)):
         try:
@@ -548,7 +544,7 @@ def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> tuple[list[Any],
     feats = obj.get("features")
     if not isinstance(feats, list):
         raise _fail(None, "not_feature_collection", "`features` must be an array")
-    return feats, owned
+    return feats
 
 
 # --------------------------------------------------------------------------
@@ -668,8 +664,8 @@ class ZoneCatalogue:
         self._cell_chunks = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
         self._grid_i = np.column_stack([off, gnx, gny]).astype(np.int64).reshape(n, 3)
         self._grid_f = np.column_stack([gx0, gy0, gdx, gdy]).astype(np.float64).reshape(n, 4)
-        self._grid_state = (np.concatenate(states) if states else np.zeros(0, dtype=np.int8)).astype(np.float64)
-        self._grid_clear = (np.concatenate(clears) if clears else np.zeros(0, dtype=np.float32)).astype(np.float64)
+        self._grid_state = np.concatenate(states) if states else np.zeros(0, dtype=np.int8)
+        self._grid_clear = np.concatenate(clears) if clears else np.zeros(0, dtype=np.float32)
 
     # ------------------------------------------------------------ building
 
@@ -695,8 +691,8 @@ class ZoneCatalogue:
             ``bad_coordinates``, ``bad_radius``, ``bad_property``,
             ``invalid_geometry``; ``detail`` names the feature and the fault.
         """
-        feats, owned = _features_of(data)
-        zones = [_make_zone(f, i, owned) for i, f in enumerate(feats)]
+        feats = _features_of(data)
+        zones = [_make_zone(f, i) for i, f in enumerate(feats)]
         return cls(zones)
 
     def updated(self, features: Sequence[Mapping[str, Any]]) -> ZoneCatalogue:
@@ -751,7 +747,7 @@ class ZoneCatalogue:
 
         A fresh copy: mutating it does not change the catalogue.
         """
-        return json.loads(json.dumps(self._zones[self._index[zone_id]].feature))  # type: ignore[no-any-return]
+        return msgspec.json.decode(self._zones[self._index[zone_id]].feature)  # type: ignore[no-any-return]
 
     def repairs(self, zone_id: str) -> tuple[str, ...]:
         """What was repaired in the zone's geometry at load time (empty if nothing)."""
