@@ -165,7 +165,7 @@ def _ring(zid: str, ring: object, where: str, repairs: list[str]) -> FloatArray:
 def _ring_area(ring: FloatArray) -> float:
     xs = ring[:, 0]
     ys = ring[:, 1]
-    return float(abs(np.dot(xs[:-1], ys[1:]) - np.dot(xs[1:], ys[:-1])) / 2.0)
+    return float(abs((xs[:-1] * ys[1:]).sum() - (xs[1:] * ys[:-1]).sum()) / 2.0)
 
 
 def _polygonal(g: shapely.Geometry) -> shapely.Geometry:
