@@ -698,12 +698,25 @@ class ZoneCatalogue:
     def updated(self, features: Sequence[Mapping[str, Any]]) -> ZoneCatalogue:
         """A new catalogue with ``features`` added or replacing same-id zones.
 
-        Replaced zones keep their index; new zones are appended in order.
+        For hot reload (a zone published on the control topic). This
+        catalogue is unchanged; only the given features are parsed and
+        rasterised, the other zones are reused.
+
+        Parameters
+        ----------
+        features : sequence of mapping
+            GeoJSON features, validated exactly as in :meth:`from_geojson`.
+
+        Returns
+        -------
+        ZoneCatalogue
+            Replaced zones keep their index; new zones are appended in order.
 
         Raises
         ------
         ZoneError
-            When a feature is invalid or an id appears twice in ``features``.
+            When a feature is invalid or an id appears twice in ``features``
+            (nothing is applied then).
         """
         new = [_make_zone(f, i) for i, f in enumerate(features)]
         zones = list(self._zones)
@@ -720,9 +733,19 @@ class ZoneCatalogue:
         return type(self)(zones)
 
     def without(self, ids: Iterable[str]) -> ZoneCatalogue:
-        """A new catalogue without the given ids (unknown ids are ignored).
+        """A new catalogue without the given ids.
 
-        Indices of the remaining zones shift down: call :meth:`index_of` again.
+        Parameters
+        ----------
+        ids : iterable of str
+            Zone ids to drop; unknown ids are ignored (a tombstone for a zone
+            never seen is not an error).
+
+        Returns
+        -------
+        ZoneCatalogue
+            Indices of the remaining zones shift down: call :meth:`index_of`
+            again.
         """
         drop = set(ids)
         return type(self)([z for z in self._zones if z.id not in drop])
@@ -730,7 +753,13 @@ class ZoneCatalogue:
     # ------------------------------------------------------------ lookup
 
     def index_of(self, zone_id: str) -> int:
-        """Index of ``zone_id`` (raises ``KeyError`` if absent)."""
+        """Index of ``zone_id`` in this catalogue, for :meth:`signed_distance_m`.
+
+        Raises
+        ------
+        KeyError
+            If the catalogue has no such zone.
+        """
         return self._index[zone_id]
 
     def __contains__(self, zone_id: object) -> bool:
@@ -743,9 +772,22 @@ class ZoneCatalogue:
         return f"ZoneCatalogue({len(self)} zones)"
 
     def feature(self, zone_id: str) -> dict[str, Any]:
-        """The zone's GeoJSON feature (repaired geometry if it was repaired).
+        """The zone's GeoJSON feature, with the repaired geometry if it was repaired.
 
-        A fresh copy: mutating it does not change the catalogue.
+        Parameters
+        ----------
+        zone_id : str
+
+        Returns
+        -------
+        dict
+            A fresh copy (mutating it does not change the catalogue); its
+            ``id`` is always set, even when the input used ``properties.id``.
+
+        Raises
+        ------
+        KeyError
+            If the catalogue has no such zone.
         """
         return msgspec.json.decode(self._zones[self._index[zone_id]].feature)  # type: ignore[no-any-return]
 
@@ -770,6 +812,13 @@ class ZoneCatalogue:
         A bulk index query over zone bounds (no exact test): every zone whose
         boundary or interior is within ``within_m`` of a point is returned,
         plus some that are not. Feed the pairs to :meth:`signed_distance_m`.
+
+        Parameters
+        ----------
+        lon, lat : array_like of float
+            Points, degrees WGS 84.
+        within_m : float
+            Search distance in metres.
 
         Returns
         -------
@@ -802,8 +851,8 @@ class ZoneCatalogue:
         within_m : ndarray of float (or scalar, broadcast)
             Up to this distance the result is exact (within the documented
             error bound). Beyond it the result only has the right sign and a
-            magnitude greater than ``within_m``. ``inf`` asks for exact
-            distances everywhere.
+            magnitude greater than ``within_m``. ``inf`` (or NaN) asks for
+            exact distances everywhere; negative values count as 0.
 
         Returns
         -------
