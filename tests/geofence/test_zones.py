@@ -501,3 +501,16 @@ def test_each_pair_is_independent_of_its_batch() -> None:
     assert np.array_equal(whole, pieces)
     alone = [float(zc.signed_distance_m(z[i:i + 1], x[i:i + 1], y[i:i + 1], w[i:i + 1])[0]) for i in range(0, n, 97)]
     assert alone == whole[::97].tolist()
+
+
+def test_boundary_chunks_are_continuous_runs() -> None:
+    # the hot path reads each chunk as a polyline of CHUNK + 1 vertices; that
+    # holds only if every segment starts where the previous one ended
+    g = {"type": "MultiPolygon", "coordinates": [
+        [sq(118.0, 32.0, 0.05), sq(118.0, 32.0, 0.004)],  # long edges: densified
+        [_district(seed=2, n=700).feature("D")["geometry"]["coordinates"][0]],
+    ]}
+    zc = ZoneCatalogue.from_geojson(fc(feat("M", g)))
+    c = zc._chunks
+    assert len(c) > 10
+    assert np.array_equal(c[:, :-1, 2:], c[:, 1:, :2])
