@@ -76,9 +76,9 @@ class FlagFramer:
         if not self._buf:
             # fast path: exactly one whole frame in this read
             n = len(data)
-            if n > 2 and data[0] == flag and data[-1] == flag and data.find(flag, 1) == n - 1:
-                if n <= self.max_frame:
-                    return [data], []
+            if (n > 2 and data[0] == flag and data[-1] == flag
+                    and data.find(flag, 1) == n - 1 and n <= self.max_frame):
+                return [data], []
         self._buf += data
         buf = self._buf
         frames: list[bytes] = []

@@ -85,7 +85,8 @@ def decode(frame: bytes, *, now_ms: int | None = None,
             raise FrameError("malformed", f"speed/course/status unreadable in {text[:60]!r}") from None
         valid = f[4] == "A"
         out.telemetry.append(Fix(
-            device_id=f[1], ts=ts, lat=lat, lon=lon, valid=valid, speed_mps=round(speed, 3),
+            device_id=f[1], ts=ts, lat=lat, lon=lon, valid=valid,
+            speed_mps=round(speed, 3) if 0 <= speed <= 1000 else None,
             heading_deg=course if 0 <= course <= 360 else None,
             source="gnss" if valid else None))
         seen: list[str] = []

@@ -283,7 +283,7 @@ class Location:
         """Canonical messages: one fix, then one device event per alarm."""
         fix = Fix(
             device_id=device_id, ts=self.ts, lat=self.lat, lon=self.lon, valid=self.valid,
-            speed_mps=round(self.speed_kmh / 3.6, 3),
+            speed_mps=round(self.speed_kmh / 3.6, 3) if self.speed_kmh <= 3600 else None,
             heading_deg=float(self.course) if 0 <= self.course <= 360 else None,
             altitude_m=float(self.altitude_m) if -1000 <= self.altitude_m <= 20000 else None,
             battery_pct=self.battery_pct,

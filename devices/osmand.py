@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -61,7 +61,7 @@ def parse_time(value: Any, now_ms: int) -> int:
         v = float(value)
         if not math.isfinite(v) or v < 0:
             raise FrameError("invalid_timestamp", f"timestamp {value!r} out of range")
-        return int(v) if v > 1e11 else int(round(v * 1000))
+        return int(v) if v > 1e11 else round(v * 1000)
     text = str(value).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -71,8 +71,8 @@ def parse_time(value: Any, now_ms: int) -> int:
         raise FrameError("invalid_timestamp", f"timestamp {str(value)[:40]!r} is not "
                          "epoch seconds, milliseconds or ISO 8601") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(round(dt.timestamp() * 1000))
+        dt = dt.replace(tzinfo=UTC)
+    return round(dt.timestamp() * 1000)
 
 
 def _fix(params: Mapping[str, Any], now_ms: int) -> Fix:

@@ -231,7 +231,8 @@ def decode(frame: bytes, *, tz_offset_h: float = 0.0, now_ms: int | None = None,
         alt = pos.altitude_m if -1000 <= pos.altitude_m <= 20000 else None
         out.telemetry.append(Fix(
             device_id=dev, ts=pos.ts, lat=pos.lat, lon=pos.lon, valid=pos.valid,
-            speed_mps=round(max(pos.speed_kmh, 0.0) / 3.6, 3), heading_deg=heading,
+            speed_mps=round(pos.speed_kmh / 3.6, 3) if 0 <= pos.speed_kmh <= 3600 else None,
+            heading_deg=heading,
             altitude_m=alt, battery_pct=pos.battery_pct, source="gnss" if pos.valid else None))
         for name in pos.events(status_map):
             out.telemetry.append(DeviceEvent(device_id=dev, ts=pos.ts, event=name,  # type: ignore[arg-type]
