@@ -95,7 +95,7 @@ def _fix(params: Mapping[str, Any], now_ms: int) -> Fix:
     acc = params.get("accuracy", params.get("hacc"))
     if acc not in (None, ""):
         a = _float(acc, "accuracy")
-        if 0 <= a <= 1_000_000:
+        if 0 < a <= 1_000_000:  # 0 means unknown on many phones
             kw["accuracy_m"] = a
     speed = params.get("speed")
     if speed not in (None, ""):
