@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices.errors import GatewayConfigError
 from devices.metrics import GatewayMetrics
@@ -90,7 +90,8 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
         self.mqtt_connected = asyncio.Event()
-        self.orders_loaded = asyncio.Event()
+        self.commands_ready = asyncio.Event()
+        self.orders_ready = asyncio.Event()
 
     async def start(self) -> None:
         """Create topics, start the publisher and every configured server."""
@@ -154,13 +155,32 @@ class Gateway:
             await asyncio.sleep(period)
             self.hub.sweep_idle()
 
+    async def _consumer(self, topic: str, from_start: bool) -> AIOKafkaConsumer:
+        """A group-less consumer of every partition of ``topic`` (each gateway sees all)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.config.kafka, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(parts or {0})]
+        consumer.assign(tps)
+        if from_start:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        return consumer
+
     async def _commands(self) -> None:
         """Deliver ``wardstream.commands`` requests to connected devices."""
-        consumer = AIOKafkaConsumer(
-            self.config.commands_topic, bootstrap_servers=self.config.kafka,
-            group_id=f"wardstream-gateway-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest",
-            enable_auto_commit=False)
-        await consumer.start()
+        consumer = await self._consumer(self.config.commands_topic, from_start=False)
+        self.commands_ready.set()
         try:
             async for record in consumer:
                 try:
@@ -169,6 +189,8 @@ class Gateway:
                     if command not in ("pursuit", "normal"):
                         raise ValueError(f"unknown command {command!r}")
                     interval = int(cmd.get("interval_s") or (15 if command == "pursuit" else 60))
+                    if interval <= 0:
+                        raise ValueError(f"interval_s {interval} is not positive")
                 except (ValueError, KeyError, TypeError) as exc:
                     self.metrics.commands.labels("invalid").inc()
                     self.hub.dead("invalid_command", str(exc),
@@ -182,11 +204,8 @@ class Gateway:
 
     async def _orders(self) -> None:
         """Follow ``wardstream.orders`` (key person_id, value order or tombstone)."""
-        consumer = AIOKafkaConsumer(
-            self.config.orders_topic, bootstrap_servers=self.config.kafka,
-            group_id=f"wardstream-gateway-orders-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
+        consumer = await self._consumer(self.config.orders_topic, from_start=True)
+        self.orders_ready.set()
         try:
             async for record in consumer:
                 person = (record.key or b"").decode()

@@ -33,6 +33,9 @@ class GatewayMetrics:
                                  "Canonical messages waiting for Kafka", registry=r)
         self.paused = Gauge("wardstream_gateway_paused_connections",
                             "Connections whose reading is paused by backpressure", registry=r)
+        self.pauses = Counter("wardstream_gateway_backpressure_pauses_total",
+                              "Times a connection stopped reading because the queue was full",
+                              registry=r)
         self.dead_letters = Counter("wardstream_gateway_dead_letters_total",
                                     "Dead letters by reason", ["reason"], registry=r)
         self.commands = Counter("wardstream_gateway_commands_total",

@@ -202,6 +202,7 @@ class DeviceConnection(asyncio.Protocol):
         if self.hub.publisher.full and not self.paused and self.transport is not None:
             self.paused = True
             self.hub.metrics.paused.inc()
+            self.hub.metrics.pauses.inc()
             self.transport.pause_reading()
             self.hub.publisher.add_waiter(self.resume)
 
