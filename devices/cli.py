@@ -9,7 +9,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from devices.errors import DeviceError, FrameError
 from devices.wire import encode_one
@@ -112,6 +113,10 @@ def gateway_main(argv: Sequence[str]) -> int:
                    help="consecutive bad frames before a connection is closed")
     p.add_argument("--max-queue", type=int, default=20_000,
                    help="messages queued for Kafka before sockets stop being read")
+    p.add_argument("--envelope-by", choices=("key", "partition"), default="key",
+                   help="batch envelopes per partition key (default) or per partition")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop: uvloop when installed (auto), or the standard one")
     p.add_argument("--no-follow-orders", action="store_true",
                    help="do not follow the wardstream.orders topic")
     args = p.parse_args(list(argv))
@@ -140,16 +145,30 @@ def gateway_main(argv: Sequence[str]) -> int:
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,
+        envelope_by=args.envelope_by,
         topic_partitions=settings.topic_partitions)
     if not (ports or args.osmand_port is not None or args.mqtt_url):
         print("wardstream gateway: nothing to serve: give at least one --*-port or --mqtt-url",
               file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(config))
+        return run_loop(_run(config), args.loop)
     except DeviceError as exc:
         print(f"wardstream gateway: {exc}", file=sys.stderr)
         return 2
+
+
+def run_loop(coro: Coroutine[Any, Any, int], loop: str = "auto") -> int:
+    """Run ``coro`` on uvloop when asked for (or, with ``auto``, when installed)."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise DeviceError("--loop uvloop: uvloop is not installed") from None
+        else:
+            return int(uvloop.run(coro))
+    return asyncio.run(coro)
 
 
 async def _run(config: object) -> int:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import calendar
+import functools
+import operator
+import struct
 
 from devices.errors import FrameError
 
 _MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: trackers cannot report earlier
 
 
+_WORDS: dict[int, struct.Struct] = {}
+
+
 def xor8(data: bytes) -> int:
     """XOR of all bytes (the JT/T 808 check code).
 
-    Folds the bytes as one big integer, which is several times faster in
-    CPython than a per-byte loop on typical 30-100 byte frames.
+    XORs 64-bit words and folds the result, several times faster in CPython
+    than a per-byte loop on typical 30-300 byte frames.
 
     Examples
     --------
@@ -22,18 +28,20 @@ def xor8(data: bytes) -> int:
     >>> xor8(b"")
     0
     """
-    n = len(data)
-    if n == 0:
+    pad = -len(data) % 8
+    if pad:
+        data = data + b"\x00" * pad
+    k = len(data) >> 3
+    if k == 0:
         return 0
-    size = 1
-    while size < n:
-        size <<= 1
-    v = int.from_bytes(data, "little")
-    bits = size * 8
-    while bits > 8:
-        bits >>= 1
-        v = (v >> bits) ^ (v & ((1 << bits) - 1))
-    return v
+    words = _WORDS.get(k)
+    if words is None:
+        words = _WORDS[k] = struct.Struct(f">{k}Q")
+    v = functools.reduce(operator.xor, words.unpack(data))
+    v ^= v >> 32
+    v ^= v >> 16
+    v ^= v >> 8
+    return v & 0xFF
 
 
 def _crc_itu_table() -> list[int]:
@@ -98,13 +106,41 @@ def epoch_ms(year: int, month: int, day: int, hour: int, minute: int, second: in
     return ms
 
 
+_BCD = [(b >> 4) * 10 + (b & 0x0F) if (b >> 4) < 10 and (b & 0x0F) < 10 else -1
+        for b in range(256)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_ms(y: int, mo: int, d: int) -> int:
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1]):
+        return -1
+    return calendar.timegm((y, mo, d, 0, 0, 0)) * 1000
+
+
 def bcd_time_ms(data: bytes, tz_offset_h: float, what: str = "time") -> int:
-    """Six BCD bytes ``YYMMDDhhmmss`` (local time at ``UTC+tz_offset_h``) as epoch ms."""
-    text = data.hex()
-    if len(text) != 12 or not text.isdigit():
-        raise FrameError("invalid_time", f"{what} {text!r} is not BCD YYMMDDhhmmss")
-    y, mo, d, h, mi, s = (int(text[i:i + 2]) for i in range(0, 12, 2))
-    return epoch_ms(2000 + y, mo, d, h, mi, s, tz_offset_h, what)
+    """Six BCD bytes ``YYMMDDhhmmss`` (local time at ``UTC+tz_offset_h``) as epoch ms.
+
+    Raises
+    ------
+    FrameError
+        ``invalid_time`` for non-BCD bytes, impossible dates or times.
+
+    Examples
+    --------
+    >>> bcd_time_ms(bytes.fromhex("261122220330"), 8.0)
+    1795356210000
+    """
+    if len(data) != 6:
+        raise FrameError("invalid_time", f"{what} {data.hex()!r} is not 6 BCD bytes")
+    bcd = _BCD
+    y, mo, d, h, mi, s = bcd[data[0]], bcd[data[1]], bcd[data[2]], bcd[data[3]], bcd[data[4]], bcd[data[5]]
+    day = _day_ms(2000 + y, mo, d) if min(y, mo, d, h, mi, s) >= 0 else -1
+    if day < 0 or h > 23 or mi > 59 or s > 60:
+        raise FrameError("invalid_time", f"{what} {data.hex()!r} is not a valid YYMMDDhhmmss")
+    ms = day + ((h * 60 + mi) * 60 + s) * 1000 - int(tz_offset_h * 3_600_000)
+    if ms < _MIN_TS_MS:
+        raise FrameError("invalid_time", f"{what} {data.hex()!r} is before 2000")
+    return ms
 
 
 def ms_to_bcd_time(ts_ms: int, tz_offset_h: float) -> bytes:

@@ -62,6 +62,7 @@ class GatewayConfig:
     linger_ms: float = 5.0
     max_envelope: int = 500
     topic_partitions: int = 12
+    envelope_by: str = "key"
     extra_devices: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -82,7 +83,8 @@ class Gateway:
         self.publisher = Publisher(
             config.kafka, topic=config.telemetry_topic, deadletter_topic=config.deadletter_topic,
             max_queue=config.max_queue, linger_ms=config.linger_ms,
-            max_envelope=config.max_envelope, metrics=self.metrics)
+            max_envelope=config.max_envelope, metrics=self.metrics,
+            envelope_by=config.envelope_by)
         self.hub = Hub(self.registry, self.publisher, self.metrics, config.server)
         self.servers: dict[str, asyncio.Server] = {}
         self.ports: dict[str, int] = {}
@@ -144,6 +146,7 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.publisher.stop()
+        self.hub.flush_metrics()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -151,9 +154,13 @@ class Gateway:
     # -- children
     async def _sweep(self) -> None:
         period = max(0.2, min(5.0, self.config.server.idle_timeout_s / 4))
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(period)
-            self.hub.sweep_idle()
+            await asyncio.sleep(min(1.0, period))
+            self.hub.flush_metrics()
+            if time.monotonic() - last >= period:
+                last = time.monotonic()
+                self.hub.sweep_idle()
 
     async def _consumer(self, topic: str, from_start: bool) -> AIOKafkaConsumer:
         """A group-less consumer of every partition of ``topic`` (each gateway sees all)."""

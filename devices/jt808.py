@@ -148,7 +148,7 @@ def escape(data: bytes) -> bytes:
     return data.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
     """A decoded message header."""
 
@@ -183,7 +183,7 @@ def device_id_of(phone: str) -> str:
     return phone
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One JT/T 808 message: its header and (unescaped) body."""
 
@@ -506,8 +506,8 @@ def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int 
 
     Examples
     --------
-    >>> frame(0x0002, "013511221122", 7).hex()
-    '7e0002000001351122112200071b7e'
+    >>> frame(0x0002, "043048325465", 0xB7).hex()  # a heartbeat captured in Traccar's tests
+    '7e0002000004304832546500b7ca7e'
     """
     if len(body) > 0x3FF:
         raise ValueError(f"body of {len(body)} bytes exceeds the 1023-byte limit")
@@ -518,6 +518,13 @@ def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int 
         head = struct.pack(">HH", msg_id, props) + digits_bcd(phone, 6)
     content = head + struct.pack(">H", serial & 0xFFFF) + body
     return b"\x7e" + escape(content + bytes((xor8(content),))) + b"\x7e"
+
+
+def response_head(phone: str, version: int) -> bytes:
+    """Header bytes of a 5-byte-body 0x8001 up to (not including) the serial number."""
+    if version == 2019:
+        return struct.pack(">HHB", MSG_PLATFORM_RESPONSE, 5 | 0x4000, 1) + digits_bcd(phone, 10)
+    return struct.pack(">HH", MSG_PLATFORM_RESPONSE, 5) + digits_bcd(phone, 6)
 
 
 def register_body(*, province: int = 32, city: int = 100, maker: str = "WSTRM",

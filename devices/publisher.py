@@ -15,6 +15,14 @@ dropped. A failed send fails the futures of its messages, so the device is
 not acknowledged and resends. :meth:`Publisher.stop` flushes everything
 queued before closing the producer.
 
+With ``envelope_by="partition"`` the messages of every key that hashes to
+the same partition (the producer's default murmur2 partitioner) share one
+envelope, keyed by the first of those keys: each person's data still lands
+on the partition of its own key, in order, but one envelope may carry
+several persons. That cuts the per-record producer cost when thousands of
+devices report once each per linger window; consumers must group by
+``device_id`` inside an envelope, not by the record key.
+
 Tansu (the embedded broker) has no idempotent producer: the producer runs
 with ``enable_idempotence=False`` and ``acks="all"``.
 """
@@ -42,7 +50,9 @@ DEADLETTER_TOPIC = "wardstream.deadletter"
 COMMANDS_TOPIC = "wardstream.commands"
 ORDERS_TOPIC = "wardstream.orders"
 
-_Entry = tuple[Sequence[Telemetry], "asyncio.Future[None]", float]
+Done = Callable[[BaseException | None], None]
+"""Completion callback: ``None`` when Kafka acknowledged, else the error."""
+_Entry = tuple[Sequence[Telemetry], Done, float]
 
 
 async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) -> None:
@@ -66,8 +76,13 @@ class Publisher:
     def __init__(self, bootstrap: str, *, topic: str = TELEMETRY_TOPIC,
                  deadletter_topic: str = DEADLETTER_TOPIC, max_queue: int = 20_000,
                  linger_ms: float = 5.0, max_envelope: int = 500,
-                 metrics: GatewayMetrics | None = None, client_id: str = "wardstream-gateway"
-                 ) -> None:
+                 metrics: GatewayMetrics | None = None, client_id: str = "wardstream-gateway",
+                 envelope_by: str = "key") -> None:
+        if envelope_by not in ("key", "partition"):
+            raise ValueError("envelope_by is 'key' or 'partition'")
+        self.envelope_by = envelope_by
+        self._partition_of: dict[str, int] = {}
+        self._partitions: list[int] = []
         self.bootstrap = bootstrap
         self.topic = topic
         self.deadletter_topic = deadletter_topic
@@ -96,6 +111,9 @@ class Publisher:
             enable_idempotence=False, linger_ms=0, max_batch_size=1 << 20,
             max_request_size=8 << 20, request_timeout_ms=30_000)
         await self._producer.start()
+        if self.envelope_by == "partition":
+            parts = await self._producer.partitions_for(self.topic)
+            self._partitions = sorted(parts)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="publisher")
 
     async def stop(self) -> None:
@@ -130,15 +148,31 @@ class Publisher:
         (for the publish-latency histogram).
         """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._closing:
-            fut.set_exception(RuntimeError("publisher is stopping"))
-            return fut
-        self._pending.setdefault(key, []).append(
-            (messages, fut, received if received is not None else time.monotonic()))
-        self._depth += len(messages)
-        self.metrics.queue_depth.set(self._depth)
-        self._wake.set()
+
+        def done(exc: BaseException | None) -> None:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+        self.submit_cb(key, messages, done, received)
         return fut
+
+    def submit_cb(self, key: str, messages: Sequence[Telemetry], done: Done,
+                  received: float | None = None) -> None:
+        """Like :meth:`submit` with a callback instead of a future (the TCP hot path).
+
+        ``done(None)`` runs when Kafka acknowledged the messages, ``done(exc)``
+        when it did not; it runs on the event loop and must not raise.
+        """
+        if self._closing:
+            done(RuntimeError("publisher is stopping"))
+            return
+        self._pending.setdefault(key, []).append(
+            (messages, done, received if received is not None else time.monotonic()))
+        self._depth += len(messages)
+        self._wake.set()
 
     def add_waiter(self, resume: Callable[[], None]) -> None:
         """Call ``resume`` once the queue drains under the low watermark."""
@@ -182,26 +216,47 @@ class Publisher:
             if self._closing and not self._pending:
                 return
 
+    def _partition(self, key: str) -> int:
+        p = self._partition_of.get(key)
+        if p is None:
+            from aiokafka.partitioner import murmur2
+
+            # the producer's default partitioner: same partition as a per-key record
+            p = self._partitions[(murmur2(key.encode()) & 0x7FFFFFFF) % len(self._partitions)]
+            self._partition_of[key] = p
+        return p
+
     async def _drain(self) -> None:
         pending, self._pending = self._pending, {}
+        if self.envelope_by == "partition":
+            by_part: dict[int, tuple[str, list[_Entry]]] = {}
+            for key, entries in pending.items():
+                slot = by_part.setdefault(self._partition(key), (key, []))
+                slot[1].extend(entries)
+            for p, (key, entries) in by_part.items():
+                await self._send_chunks(key, entries, p)
+            return
         for key, entries in pending.items():
-            chunk: list[_Entry] = []
-            n = 0
-            for entry in entries:
-                chunk.append(entry)
-                n += len(entry[0])
-                if n >= self.max_envelope:
-                    await self._send(key, chunk)
-                    chunk, n = [], 0
-            if chunk:
-                await self._send(key, chunk)
+            await self._send_chunks(key, entries, None)
 
-    async def _send(self, key: str, chunk: list[_Entry]) -> None:
+    async def _send_chunks(self, key: str, entries: list[_Entry], partition: int | None) -> None:
+        chunk: list[_Entry] = []
+        n = 0
+        for entry in entries:
+            chunk.append(entry)
+            n += len(entry[0])
+            if n >= self.max_envelope:
+                await self._send(key, chunk, partition)
+                chunk, n = [], 0
+        if chunk:
+            await self._send(key, chunk, partition)
+
+    async def _send(self, key: str, chunk: list[_Entry], partition: int | None) -> None:
         assert self._producer is not None
         messages = [m for entry in chunk for m in entry[0]]
         try:
             delivery = await self._producer.send(self.topic, encode_messages(messages),
-                                                   key=key.encode())
+                                                   key=key.encode(), partition=partition)
         except Exception as exc:
             log.error("telemetry envelope for key %r not queued: %s", key, exc)
             self._complete(chunk, exc)
@@ -217,15 +272,15 @@ class Publisher:
     def _complete(self, chunk: list[_Entry], exc: BaseException | None) -> None:
         now = time.monotonic()
         n = 0
-        for messages, fut, received in chunk:
+        observe = self.metrics.publish_latency.observe
+        for messages, done, received in chunk:
             n += len(messages)
-            if not fut.done():
-                if exc is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(exc)
+            try:
+                done(exc)
+            except Exception:
+                log.exception("publish completion callback failed")
             if exc is None:
-                self.metrics.publish_latency.observe(now - received)
+                observe(now - received)
         self._depth -= n
         self.metrics.queue_depth.set(self._depth)
         if exc is None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from devices import framing, osmand
 from devices.errors import FrameError
@@ -76,6 +78,22 @@ class Hub:
         self.config = config
         self.by_device: dict[str, DeviceConnection] = {}
         self.connections: set[DeviceConnection] = set()
+        # hot-path tallies, folded into Prometheus by flush_metrics() (about once a second)
+        self.tally: dict[str, list[int]] = {p: [0, 0, 0] for p in TCP_PROTOCOLS}
+
+    def flush_metrics(self) -> None:
+        """Fold the hot-path tallies (bytes in, frames ok, bytes out) into Prometheus."""
+        m = self.metrics
+        m.queue_depth.set(self.publisher.depth)
+        for proto, t in self.tally.items():
+            bytes_in, frames_ok, bytes_out = t
+            if bytes_in:
+                m.bytes.labels(proto, "in").inc(bytes_in)
+            if frames_ok:
+                m.frames.labels(proto, "ok").inc(frames_ok)
+            if bytes_out:
+                m.bytes.labels(proto, "out").inc(bytes_out)
+            t[0] = t[1] = t[2] = 0
 
     def session_for(self, protocol: str) -> Session:
         """A fresh session for a new connection."""
@@ -149,17 +167,14 @@ class DeviceConnection(asyncio.Protocol):
         self.bad_in_a_row = 0
         self.closed = False
         self.paused = False
-        self._replies: collections.deque[tuple[asyncio.Future[None] | None, list[bytes]]] = (
-            collections.deque())
-        m = hub.metrics
-        self._frames_ok = m.frames.labels(protocol, "ok")
-        self._bytes_in = m.bytes.labels(protocol, "in")
-        self._bytes_out = m.bytes.labels(protocol, "out")
+        # replies in frame order; a slot is [state, replies], state 0 = waiting for Kafka,
+        # 1 = send, 2 = Kafka refused (send nothing: the device will resend)
+        self._replies: collections.deque[list[Any]] = collections.deque()
+        self._tally = hub.tally[protocol]
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.hub.connections.add(self)
@@ -183,7 +198,7 @@ class DeviceConnection(asyncio.Protocol):
             return
         received = time.monotonic()
         self.last_seen = received
-        self._bytes_in.inc(len(data))
+        self._tally[0] += len(data)
         frames, errors = self.framer.feed(data)
         for err in errors:
             self._bad(err, None)
@@ -237,7 +252,7 @@ class DeviceConnection(asyncio.Protocol):
             return
         self.bad_in_a_row = 0
         if out.result == "ok":
-            self._frames_ok.inc()
+            self._tally[1] += 1
         else:
             hub.metrics.frames.labels(self.protocol, out.result).inc()
         if out.device_id is not None and hub.by_device.get(out.device_id) is not self:
@@ -245,37 +260,40 @@ class DeviceConnection(asyncio.Protocol):
             hub.by_device[out.device_id] = self
             if old is not None:
                 old.close("replaced")
-        fut: asyncio.Future[None] | None = None
         if out.telemetry:
+            slot: list[Any] = [0, out.replies]
+            self._replies.append(slot)
             key = telemetry_key(hub.registry, out.telemetry[0])
-            fut = hub.publisher.submit(key, out.telemetry, received)
-            fut.add_done_callback(self._acked)
-        if fut is not None or out.replies:
-            self._replies.append((fut, out.replies))
-            if fut is None:
-                self._flush_replies()
+            hub.publisher.submit_cb(key, out.telemetry, functools.partial(self._acked, slot),
+                                    received)
+        elif out.replies:
+            if self._replies:
+                self._replies.append([1, out.replies])
+            else:
+                self.write(b"".join(out.replies))
 
-    def _acked(self, fut: asyncio.Future[None]) -> None:
-        if fut.exception() is not None:
+    def _acked(self, slot: list[Any], exc: BaseException | None) -> None:
+        if exc is None:
+            slot[0] = 1
+        else:
+            slot[0] = 2
             log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
                         self.protocol, self.peer)
-        self._flush_replies()
-
-    def _flush_replies(self) -> None:
-        out = []
         q = self._replies
-        while q and (q[0][0] is None or q[0][0].done()):
-            fut, replies = q.popleft()
-            if fut is not None and (fut.cancelled() or fut.exception() is not None):
-                continue  # Kafka did not take it: no acknowledgement, the device resends
-            out.extend(replies)
+        if q[0] is not slot and q[0][0] == 0:
+            return  # an earlier frame still waits for Kafka
+        out: list[bytes] = []
+        while q and q[0][0]:
+            state, replies = q.popleft()
+            if state == 1:
+                out.extend(replies)
         if out:
             self.write(b"".join(out))
 
     def write(self, data: bytes) -> None:
         """Write to the device unless the connection is gone."""
         if self.transport is not None and not self.closed and not self.transport.is_closing():
-            self._bytes_out.inc(len(data))
+            self._tally[2] += len(data)
             self.transport.write(data)
 
     def close(self, reason: str) -> None:

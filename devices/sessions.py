@@ -24,10 +24,12 @@ dead-lettered as ``future_timestamp``, as the stream worker would.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from devices import gt06, h02, jt808, watch
+from devices.codec import xor8
 from devices.errors import FrameError
 from devices.registry import Registry
 from devices.wire import encode_messages, encode_one
@@ -130,14 +132,21 @@ class Jt808Session(Session):
         self.phone = ""
         self.version = 2013
         self._serial = 0
+        self._heads: dict[tuple[str, int], bytes] = {}
 
     def _next_serial(self) -> int:
         self._serial = (self._serial + 1) & 0xFFFF
         return self._serial
 
     def _resp(self, h: jt808.Header, result: int) -> bytes:
-        return jt808.encode_general_response(h.phone, self._next_serial(), h.serial, h.msg_id,
-                                             result, version=h.version)
+        """0x8001 for ``h`` (the header prefix is cached: this runs once per report)."""
+        key = (h.phone, h.version)
+        head = self._heads.get(key)
+        if head is None:
+            head = jt808.response_head(h.phone, h.version)
+            self._heads[key] = head
+        content = head + struct.pack(">HHHB", self._next_serial(), h.serial, h.msg_id, result)
+        return b"\x7e" + jt808.escape(content + bytes((xor8(content),))) + b"\x7e"
 
     def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
         d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
