@@ -95,7 +95,8 @@ class Terminal(asyncio.Protocol):
         self.waiting -= n
         if self.waiting <= 0 and self.running:
             self.bench.acked(self, time.perf_counter() - self.sent_at)
-            self.send_burst()
+            if not self.bench.rate:
+                self.send_burst()
 
     async def exchange(self, frame: bytes) -> jt808.Message:
         loop = asyncio.get_running_loop()
@@ -121,8 +122,9 @@ class Terminal(asyncio.Protocol):
 
 
 class Bench:
-    def __init__(self, port: int, connections: int, per_write: int) -> None:
-        self.port, self.n, self.per_write = port, connections, per_write
+    def __init__(self, port: int, connections: int, per_write: int, rate: float = 0.0) -> None:
+        self.port, self.n, self.per_write, self.rate = port, connections, per_write, rate
+        self.skipped = 0
         self.terminals: list[Terminal] = []
         self.count = 0
         self.latencies: list[float] = []
@@ -162,7 +164,29 @@ class Bench:
     def start(self) -> None:
         for t in self.terminals:
             t.running = True
-            t.send_burst()
+            if not self.rate:
+                t.send_burst()
+        if self.rate:
+            asyncio.get_running_loop().create_task(self.paced())
+
+    async def paced(self) -> None:
+        """Open loop at ``rate`` fixes/s: terminals take turns; one still waiting is skipped."""
+        tick = 0.01
+        per_tick = self.rate * tick / self.per_write
+        owed, i = 0.0, 0
+        next_t = time.perf_counter()
+        while any(t.running for t in self.terminals[:1]):
+            owed += per_tick
+            while owed >= 1:
+                owed -= 1
+                t = self.terminals[i % len(self.terminals)]
+                i += 1
+                if t.waiting > 0:
+                    self.skipped += 1
+                else:
+                    t.send_burst()
+            next_t += tick
+            await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -270,7 +294,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         line = gw.stdout.readline()
         if "wardstream gateway:" not in line:
             raise RuntimeError(f"gateway did not start: {line}{gw.stdout.read()}")
-        bench = Bench(jt_port, args.connections, args.frames_per_write)
+        bench = Bench(jt_port, args.connections, args.frames_per_write, args.rate)
         t = time.perf_counter()
         await bench.connect_all()
         connect_s = time.perf_counter() - t
@@ -304,6 +328,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "terminal_round_trip_p50_ms": round(percentile(bench.latencies, 0.50) * 1000, 1),
             "terminal_round_trip_p99_ms": round(percentile(bench.latencies, 0.99) * 1000, 1),
             "connections_lost": bench.lost,
+            "offered_fixes_per_s": args.rate or "closed loop",
+            "sends_skipped_still_waiting": bench.skipped,
         }
         for term in bench.terminals:
             if term.transport is not None:
@@ -328,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--frames-per-write", type=int, default=1)
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="offered fixes/s (open loop, for latency); 0 = closed loop (capacity)")
     p.add_argument("--max-queue", type=int, default=50_000)
     p.add_argument("--kafka", default="")
     p.add_argument("--envelope-by", choices=("key", "partition"), default="key")
