@@ -118,6 +118,8 @@ class StartEndFramer:
 
     A new start marker before the end of the current frame means the current
     one was cut short: it is reported as ``truncated`` and framing restarts.
+    Line breaks and spaces between frames (text protocols end frames with
+    ``\\r\\n`` on some firmware) are skipped without an error.
 
     Examples
     --------
@@ -129,9 +131,11 @@ class StartEndFramer:
     ([b'[SG*1*0002*LK]'], [])
     """
 
-    def __init__(self, start: bytes, end: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(self, start: bytes, end: bytes, max_frame: int = DEFAULT_MAX_FRAME,
+                 filler: bytes = b"\r\n \t\x00") -> None:
         if len(start) != 1 or len(end) != 1:
             raise ValueError("start and end markers are single bytes")
+        self.filler = filler
         self.start = start[0]
         self.end = end[0]
         self.max_frame = max_frame
@@ -155,11 +159,13 @@ class StartEndFramer:
         while buf:
             start = buf.find(s)
             if start < 0:
-                errors.append(_garbage(len(buf), bytes(buf)))
+                if bytes(buf).strip(self.filler):
+                    errors.append(_garbage(len(buf), bytes(buf)))
                 buf.clear()
                 break
             if start > 0:
-                errors.append(_garbage(start, bytes(buf[:start])))
+                if bytes(buf[:start]).strip(self.filler):
+                    errors.append(_garbage(start, bytes(buf[:start])))
                 del buf[:start]
             end = buf.find(e, 1)
             restart = buf.find(s, 1)

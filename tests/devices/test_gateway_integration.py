@@ -18,7 +18,7 @@ import aiomqtt
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from devices import jt808, watch
+from devices import gt06, h02, jt808, watch
 from devices.gateway import Gateway, GatewayConfig
 from devices.servers import ServerConfig
 from geofence.model import parse_orders, parse_ts
@@ -30,7 +30,8 @@ WATCH_ID = "8800000015"
 ORDERS = parse_orders(json.dumps([
     {"person_id": "P-1", "devices": [PHONE, WATCH_ID, "osm-1", "mqtt-1"],
      "jurisdiction": "320102", "rules": []},
-    {"person_id": "P-2", "devices": [PHONE2], "jurisdiction": "320102", "rules": []},
+    {"person_id": "P-2", "devices": [PHONE2, "864717003283581", "4210051415"],
+     "jurisdiction": "320102", "rules": []},
 ]))
 
 
@@ -48,7 +49,7 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
     params: dict[str, Any] = getattr(request, "param", {})
     cfg = GatewayConfig(
         kafka=kafka_bootstrap, orders=ORDERS,
-        server=ServerConfig(host="127.0.0.1", ports={"jt808": 0, "watch": 0},
+        server=ServerConfig(host="127.0.0.1", ports={"jt808": 0, "watch": 0, "gt06": 0, "h02": 0},
                             max_bad_frames=params.get("max_bad_frames", 10),
                             idle_timeout_s=params.get("idle_timeout_s", 300.0)),
         osmand_port=0, secret=b"integration",
@@ -328,3 +329,26 @@ async def test_backpressure_pauses_reading_and_loses_nothing(gateway: Gateway,
     assert sorted(parse_ts(m["ts"]) for _, m in messages(records)) == [t0 + i * 1000
                                                                       for i in range(n)]
     client.close()
+
+
+async def test_gt06_and_h02_servers(gateway: Gateway, kafka_bootstrap: str):
+    ts = int(time.time()) * 1000 - 5000
+    r, w = await asyncio.open_connection("127.0.0.1", gateway.ports["gt06"])
+    w.write(gt06.encode_location(ts, 32.0, 118.0, 1))  # before login: refused
+    w.write(gt06.encode_login("864717003283581", 2))
+    login_ack = await asyncio.wait_for(r.readexactly(10), 10)
+    assert gt06.parse_frame(login_ack).protocol == gt06.MSG_LOGIN
+    w.write(gt06.encode_location(ts + 1000, 32.0, 118.0, 3)[:7])
+    await w.drain()
+    w.write(gt06.encode_location(ts + 1000, 32.0, 118.0, 3)[7:])
+    _hr, hw = await asyncio.open_connection("127.0.0.1", gateway.ports["h02"])
+    hw.write(h02.encode_position("4210051415", ts + 2000, 32.0, 118.0) + b"\r\n")
+    await hw.drain()
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: len(messages(rs)) >= 2)
+    got = sorted((m["device_id"], parse_ts(m["ts"])) for _, m in messages(records))
+    assert got == [("4210051415", ts + 2000), ("864717003283581", ts + 1000)]
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic, lambda rs: bool(rs))
+    assert [v["reason"] for _, v in dead] == ["not_authenticated"]
+    w.close()
+    hw.close()
