@@ -34,6 +34,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -111,9 +112,7 @@ class Publisher:
             enable_idempotence=False, linger_ms=0, max_batch_size=1 << 20,
             max_request_size=8 << 20, request_timeout_ms=30_000)
         await self._producer.start()
-        if self.envelope_by == "partition":
-            parts = await self._producer.partitions_for(self.topic)
-            self._partitions = sorted(parts)
+        self._partitions = sorted(await self._producer.partitions_for(self.topic))
         self._task = asyncio.get_running_loop().create_task(self._run(), name="publisher")
 
     async def stop(self) -> None:
@@ -227,41 +226,84 @@ class Publisher:
         return p
 
     async def _drain(self) -> None:
+        """Send everything pending: one record batch per partition, one envelope per key."""
         pending, self._pending = self._pending, {}
+        by_part: dict[int, list[tuple[str, list[_Entry]]]] = {}
         if self.envelope_by == "partition":
-            by_part: dict[int, tuple[str, list[_Entry]]] = {}
             for key, entries in pending.items():
-                slot = by_part.setdefault(self._partition(key), (key, []))
-                slot[1].extend(entries)
-            for p, (key, entries) in by_part.items():
-                await self._send_chunks(key, entries, p)
-            return
-        for key, entries in pending.items():
-            await self._send_chunks(key, entries, None)
+                groups = by_part.setdefault(self._partition(key), [])
+                if groups:
+                    groups[0][1].extend(entries)
+                else:
+                    groups.append((key, list(entries)))
+        else:
+            for key, entries in pending.items():
+                by_part.setdefault(self._partition(key), []).append((key, entries))
+        for partition, groups in by_part.items():
+            await self._send_partition(partition, groups)
 
-    async def _send_chunks(self, key: str, entries: list[_Entry], partition: int | None) -> None:
+    def _chunks(self, entries: list[_Entry]) -> list[list[_Entry]]:
+        chunks: list[list[_Entry]] = []
         chunk: list[_Entry] = []
         n = 0
         for entry in entries:
             chunk.append(entry)
             n += len(entry[0])
             if n >= self.max_envelope:
-                await self._send(key, chunk, partition)
+                chunks.append(chunk)
                 chunk, n = [], 0
         if chunk:
-            await self._send(key, chunk, partition)
+            chunks.append(chunk)
+        return chunks
 
-    async def _send(self, key: str, chunk: list[_Entry], partition: int | None) -> None:
+    async def _send_partition(self, partition: int, groups: list[tuple[str, list[_Entry]]]
+                              ) -> None:
+        """Append every envelope of ``groups`` to record batches for ``partition`` and send them.
+
+        One batch (one produce request entry, one delivery future) carries
+        many keys' envelopes: the per-record cost of ``producer.send`` is
+        what limits a gateway with thousands of devices otherwise.
+        """
+        producer = self._producer
+        assert producer is not None
+        batch = producer.create_batch()
+        in_batch: list[_Entry] = []
+        for key, entries in groups:
+            kb = key.encode()
+            for chunk in self._chunks(entries):
+                value = encode_messages([m for entry in chunk for m in entry[0]])
+                if batch.append(key=kb, value=value, timestamp=None) is None:
+                    if in_batch:
+                        await self._send_batch(batch, partition, in_batch)
+                    batch, in_batch = producer.create_batch(), []
+                    if batch.append(key=kb, value=value, timestamp=None) is None:
+                        await self._send_one(kb, value, partition, chunk)  # larger than a batch
+                        batch = producer.create_batch()
+                        continue
+                in_batch.extend(chunk)
+        if in_batch:
+            await self._send_batch(batch, partition, in_batch)
+
+    async def _send_batch(self, batch: Any, partition: int, entries: list[_Entry]) -> None:
         assert self._producer is not None
-        messages = [m for entry in chunk for m in entry[0]]
         try:
-            delivery = await self._producer.send(self.topic, encode_messages(messages),
-                                                   key=key.encode(), partition=partition)
+            delivery = await self._producer.send_batch(batch, self.topic, partition=partition)
         except Exception as exc:
-            log.error("telemetry envelope for key %r not queued: %s", key, exc)
-            self._complete(chunk, exc)
+            log.error("telemetry batch for partition %d not queued: %s", partition, exc)
+            self._complete(entries, exc)
             return
-        delivery.add_done_callback(lambda f: self._complete(chunk, self._error_of(f)))
+        delivery.add_done_callback(lambda f: self._complete(entries, self._error_of(f)))
+
+    async def _send_one(self, key: bytes, value: bytes, partition: int,
+                        entries: list[_Entry]) -> None:
+        assert self._producer is not None
+        try:
+            delivery = await self._producer.send(self.topic, value, key=key, partition=partition)
+        except Exception as exc:
+            log.error("telemetry envelope of %d bytes not queued: %s", len(value), exc)
+            self._complete(entries, exc)
+            return
+        delivery.add_done_callback(lambda f: self._complete(entries, self._error_of(f)))
 
     @staticmethod
     def _error_of(f: asyncio.Future[object]) -> BaseException | None:
