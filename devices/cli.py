@@ -115,6 +115,8 @@ def gateway_main(argv: Sequence[str]) -> int:
                    help="messages queued for Kafka before sockets stop being read")
     p.add_argument("--envelope-by", choices=("key", "partition"), default="key",
                    help="batch envelopes per partition key (default) or per partition")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT: run several gateway processes on the same ports")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop: uvloop when installed (auto), or the standard one")
     p.add_argument("--no-follow-orders", action="store_true",
@@ -141,7 +143,8 @@ def gateway_main(argv: Sequence[str]) -> int:
         kafka=args.kafka, orders=orders,
         server=ServerConfig(host=args.host, max_bad_frames=args.max_bad_frames,
                             idle_timeout_s=args.idle_timeout,
-                            jt808_tz_offset_h=float(settings.jt808_tz_offset_h), ports=ports),
+                            jt808_tz_offset_h=float(settings.jt808_tz_offset_h), ports=ports,
+                            reuse_port=args.reuse_port),
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,

@@ -77,13 +77,15 @@ class Registry:
     def _rebuild(self) -> None:
         orders = list(self._orders.values())
         self._by_device = {d: o for o in orders for d in o.devices}
+        self._windows = {d: (o.valid_from_ms(), o.valid_until_ms())
+                         for o in orders for d in o.devices}
         self._keys = partition_keys(orders)
 
     # -- lookups
     def is_accepted(self, device_id: str, now_ms: int) -> bool:
         """Whether ``device_id`` may send now (an active order or a registry entry)."""
-        order = self._by_device.get(device_id)
-        if order is not None and order.active_at(now_ms):
+        window = self._windows.get(device_id)  # checked once per frame: keep it a lookup
+        if window is not None and window[0] <= now_ms < window[1]:
             return True
         return device_id in self._extra
 

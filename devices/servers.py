@@ -61,6 +61,8 @@ class ServerConfig:
     watch_tz_offset_h: float = 0.0
     max_future_ms: int = 24 * 3600 * 1000
     ports: dict[str, int] = field(default_factory=dict)
+    reuse_port: bool = False
+    """SO_REUSEPORT: several gateway processes share the device ports (Linux)."""
 
 
 def _now_ms() -> int:
@@ -319,7 +321,7 @@ async def start_tcp(hub: Hub, protocol: str, port: int) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     factory: Callable[[], DeviceConnection] = lambda: DeviceConnection(hub, protocol)  # noqa: E731
     return await loop.create_server(factory, hub.config.host, port, backlog=4096,
-                                    reuse_address=True)
+                                    reuse_address=True, reuse_port=hub.config.reuse_port or None)
 
 
 # --------------------------------------------------------------------------- OsmAnd HTTP
