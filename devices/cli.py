@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -105,7 +106,9 @@ def gateway_main(argv: Sequence[str]) -> int:
     for proto in ("jt808", "watch", "gt06", "h02", "osmand"):
         p.add_argument(f"--{proto}-port", type=int, default=None,
                        help=f"{proto} port (off unless given; 0 = any free port)")
-    p.add_argument("--mqtt-url", default=None, help="MQTT broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--mqtt-url", default=settings.mqtt_url if "WARDSTREAM_MQTT_URL" in os.environ
+                   else None, help="MQTT broker, e.g. mqtt://127.0.0.1:1883 (default: "
+                   "WARDSTREAM_MQTT_URL when set, else no MQTT)")
     p.add_argument("--mqtt-topic", default="wardstream/telemetry/#", help="MQTT topic filter")
     p.add_argument("--metrics-port", type=int, default=settings.gateway_metrics_port)
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without a byte")

@@ -121,8 +121,13 @@ class Gateway:
         if c.metrics_port is not None:
             from prometheus_client import start_http_server
 
-            self._metrics_server, _ = start_http_server(c.metrics_port,
-                                                        registry=self.metrics.registry)
+            try:
+                self._metrics_server, _ = start_http_server(c.metrics_port,
+                                                            registry=self.metrics.registry)
+            except OSError as exc:  # a busy port must not keep devices out
+                log.error("metrics port %d unavailable (%s); serving metrics on a free port",
+                          c.metrics_port, exc)
+                self._metrics_server, _ = start_http_server(0, registry=self.metrics.registry)
             self.ports["metrics"] = self._metrics_server.server_port
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sweep(), name="idle-sweeper"))
