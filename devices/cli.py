@@ -93,6 +93,25 @@ def decode_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def load_devices(path: str) -> list[tuple[str, str]]:
+    """Registry entries from a JSON file: ``["WB-1", {"device_id": "WB-2", "key": "P-7"}]``."""
+    import json
+
+    with open(path, "rb") as fh:
+        data = json.load(fh)
+    if not isinstance(data, list):
+        raise ValueError("a devices file is a JSON array")
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(data):
+        if isinstance(item, str) and item:
+            out.append((item, item))
+        elif isinstance(item, dict) and isinstance(item.get("device_id"), str) and item["device_id"]:
+            out.append((item["device_id"], str(item.get("key") or item["device_id"])))
+        else:
+            raise ValueError(f"entry {i} is neither a device id nor {{device_id, key}}")
+    return out
+
+
 def gateway_main(argv: Sequence[str]) -> int:
     """``wardstream gateway --orders F [--jt808-port N] ...``: run until SIGINT/SIGTERM."""
     from stream.settings import Settings
@@ -101,6 +120,9 @@ def gateway_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="wardstream gateway",
                                 description="Device gateway: tracker protocols into Kafka.")
     p.add_argument("--orders", required=True, help="supervision orders file (JSON or YAML)")
+    p.add_argument("--devices", default=None,
+                   help="registry file: JSON array of device ids (or {\"device_id\", \"key\"}) "
+                        "accepted without an order")
     p.add_argument("--kafka", default=settings.kafka, help="bootstrap servers (WARDSTREAM_KAFKA)")
     p.add_argument("--host", default="0.0.0.0", help="bind address of the device servers")
     for proto in ("jt808", "watch", "gt06", "h02", "osmand"):
@@ -140,6 +162,11 @@ def gateway_main(argv: Sequence[str]) -> int:
     except OrderError as exc:
         print(f"wardstream gateway: invalid orders: {exc.reason}: {exc.detail}", file=sys.stderr)
         return 2
+    try:
+        extra = load_devices(args.devices) if args.devices else []
+    except (OSError, ValueError) as exc:
+        print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
+        return 2
     ports = {proto: getattr(args, f"{proto}_port") for proto in ("jt808", "watch", "gt06", "h02")
              if getattr(args, f"{proto}_port") is not None}
     config = GatewayConfig(
@@ -151,7 +178,7 @@ def gateway_main(argv: Sequence[str]) -> int:
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,
-        envelope_by=args.envelope_by,
+        envelope_by=args.envelope_by, extra_devices=extra,
         topic_partitions=settings.topic_partitions)
     if not (ports or args.osmand_port is not None or args.mqtt_url):
         print("wardstream gateway: nothing to serve: give at least one --*-port or --mqtt-url",

@@ -352,3 +352,31 @@ async def test_gt06_and_h02_servers(gateway: Gateway, kafka_bootstrap: str):
     assert [v["reason"] for _, v in dead] == ["not_authenticated"]
     w.close()
     hw.close()
+
+
+async def test_orders_topic_admits_and_removes_devices(gateway: Gateway, kafka_bootstrap: str):
+    await asyncio.wait_for(gateway.orders_ready.wait(), 20)
+    newcomer = "013912347777"
+    assert not gateway.registry.is_accepted(newcomer, int(time.time() * 1000))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        order = {"person_id": "P-77", "devices": [newcomer], "jurisdiction": "320102", "rules": []}
+        await producer.send_and_wait(gateway.config.orders_topic, json.dumps(order).encode(),
+                                     key=b"P-77")
+        for _ in range(100):
+            if gateway.registry.is_accepted(newcomer, int(time.time() * 1000)):
+                break
+            await asyncio.sleep(0.1)
+        client = await Jt808Client.connect(gateway.ports["jt808"], newcomer)
+        await client.login()  # registration now succeeds
+        client.close()
+        assert gateway.registry.key_of(newcomer) == "P-77"
+        await producer.send_and_wait(gateway.config.orders_topic, None, key=b"P-77")
+        for _ in range(100):
+            if not gateway.registry.is_accepted(newcomer, int(time.time() * 1000)):
+                break
+            await asyncio.sleep(0.1)
+        assert not gateway.registry.is_accepted(newcomer, int(time.time() * 1000))
+    finally:
+        await producer.stop()

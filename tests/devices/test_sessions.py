@@ -120,3 +120,9 @@ def test_decoder_gap_never_raises():
     s = WatchSession(registry())
     out = s.on_frame(b"[SG*8800000015*0009*UD,\xff\xfe]", NOW)
     assert out.bad
+
+
+def test_registry_entries_without_an_order():
+    r = Registry(ORDERS, b"k", extra_devices=[("rig-1", "RIG")])
+    assert r.is_accepted("rig-1", NOW) and r.key_of("rig-1") == "RIG"
+    assert r.person_of("rig-1") is None
