@@ -7,8 +7,9 @@ connections feed a framer (:mod:`devices.framing`) and a protocol session
 - frames split across reads, several per read and garbage between frames
   are handled by the framer; frames larger than ``max_frame`` are dropped;
 - a connection is closed after ``max_bad_frames`` consecutive bad frames
-  (garbage, checksum failures, malformed frames) and after
-  ``idle_timeout_s`` without a byte;
+  (garbage, checksum failures, malformed frames) or refused frames (unknown
+  device, not authenticated, wrong auth code), and after ``idle_timeout_s``
+  without a byte;
 - no input can raise out of a connection handler: decoder gaps become
   ``malformed`` frames;
 - replies that acknowledge telemetry are written only after Kafka accepted
@@ -47,6 +48,7 @@ from geofence.model import DeadLetter, Telemetry, format_ts
 log = logging.getLogger(__name__)
 
 TCP_PROTOCOLS = ("jt808", "watch", "gt06", "h02")
+REFUSED = frozenset({"unknown_device", "not_authenticated", "auth_failed"})
 
 
 @dataclass
@@ -252,11 +254,21 @@ class DeviceConnection(asyncio.Protocol):
         if out.error is not None:
             self._bad(out.error, frame)
             return
-        self.bad_in_a_row = 0
         if out.result == "ok":
             self._tally[1] += 1
+            self.bad_in_a_row = 0
         else:
             hub.metrics.frames.labels(self.protocol, out.result).inc()
+            if out.result in REFUSED:
+                # a refused device that keeps sending is closed like a garbage source,
+                # which also bounds the dead letters one connection can cause
+                self.bad_in_a_row += 1
+                if self.bad_in_a_row >= hub.config.max_bad_frames:
+                    self.write(b"".join(out.replies))
+                    self.close("refused")
+                    return
+            else:
+                self.bad_in_a_row = 0
         if out.device_id is not None and hub.by_device.get(out.device_id) is not self:
             old = hub.by_device.get(out.device_id)
             hub.by_device[out.device_id] = self

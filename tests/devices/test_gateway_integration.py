@@ -252,6 +252,18 @@ async def test_garbage_flood_is_closed_while_good_device_works(gateway: Gateway,
     data = await asyncio.wait_for(r.read(), 5)
     assert data == b"" and (closed or r.at_eof())
     assert gateway.metrics.connections_closed.labels("jt808", "bad_frames")._value.get() == 1
+    # an unknown device that keeps sending is closed too (bounding its dead letters)
+    stranger = await Jt808Client.connect(gateway.ports["jt808"], STRANGER)
+    for serial in range(20):
+        try:
+            stranger.writer.write(jt808.encode_location(STRANGER, serial, int(time.time() * 1000),
+                                                        32.0, 118.0))
+            await stranger.writer.drain()
+        except ConnectionError:
+            break
+        await asyncio.sleep(0.01)
+    assert await asyncio.wait_for(stranger.reader.read(), 10) is not None
+    assert gateway.metrics.connections_closed.labels("jt808", "refused")._value.get() == 1
     now = int(time.time() * 1000)
     good.writer.write(jt808.encode_location(PHONE, good.next_serial(), now, 32.0, 118.0))
     assert general(await good.reply())[2] == 0
