@@ -205,6 +205,8 @@ def run_loop(coro: Coroutine[Any, Any, int], loop: str = "auto") -> int:
 
 
 async def _run(config: object) -> int:
+    from aiokafka.errors import KafkaError
+
     from devices.gateway import Gateway, GatewayConfig
 
     assert isinstance(config, GatewayConfig)
@@ -214,7 +216,16 @@ async def _run(config: object) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except KafkaError as exc:
+        print(f"wardstream gateway: Kafka at {config.kafka} is not usable: {exc}", file=sys.stderr)
+        await gateway.stop()
+        return 1
+    except OSError as exc:
+        print(f"wardstream gateway: cannot listen: {exc}", file=sys.stderr)
+        await gateway.stop()
+        return 1
     where = ", ".join(f"{name} {config.server.host}:{port}" for name, port in gateway.ports.items())
     print(f"wardstream gateway: {where}; kafka {config.kafka}; {len(gateway.registry)} devices",
           flush=True)

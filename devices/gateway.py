@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,9 +132,11 @@ class Gateway:
             self.ports["metrics"] = self._metrics_server.server_port
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sweep(), name="idle-sweeper"))
-        self._tasks.append(loop.create_task(self._commands(), name="commands"))
+        self._tasks.append(loop.create_task(self._supervise("commands", self._commands),
+                                            name="commands"))
         if c.follow_orders:
-            self._tasks.append(loop.create_task(self._orders(), name="orders"))
+            self._tasks.append(loop.create_task(self._supervise("orders", self._orders),
+                                                name="orders"))
         if c.mqtt_url:
             self._tasks.append(loop.create_task(self._mqtt(), name="mqtt"))
 
@@ -157,6 +160,20 @@ class Gateway:
             self._metrics_server.server_close()
 
     # -- children
+    async def _supervise(self, name: str, child: Callable[[], Awaitable[None]]) -> None:
+        """Run a consumer child; restart it with backoff if it fails (never silently)."""
+        backoff = 1.0
+        while True:
+            try:
+                await child()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gateway %s consumer failed; restarting in %.0f s", name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
     async def _sweep(self) -> None:
         period = max(0.2, min(5.0, self.config.server.idle_timeout_s / 4))
         last = time.monotonic()
