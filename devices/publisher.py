@@ -211,7 +211,10 @@ class Publisher:
             self._wake.clear()
             if self.linger_s and not self._closing:
                 await asyncio.sleep(self.linger_s)
-            await self._drain()
+            try:
+                await self._drain()
+            except Exception:  # the flush loop must outlive any bug, or every socket stalls
+                log.exception("publisher drain failed")
             if self._closing and not self._pending:
                 return
 
@@ -271,7 +274,12 @@ class Publisher:
         for key, entries in groups:
             kb = key.encode()
             for chunk in self._chunks(entries):
-                value = encode_messages([m for entry in chunk for m in entry[0]])
+                try:
+                    value = encode_messages([m for entry in chunk for m in entry[0]])
+                except Exception as exc:  # never expected: fail these, keep the rest going
+                    log.exception("telemetry envelope for key %r not encodable", key)
+                    self._complete(chunk, exc)
+                    continue
                 if batch.append(key=kb, value=value, timestamp=None) is None:
                     if in_batch:
                         await self._send_batch(batch, partition, in_batch)
