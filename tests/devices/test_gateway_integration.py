@@ -397,3 +397,19 @@ async def test_orders_topic_admits_and_removes_devices(gateway: Gateway, kafka_b
         assert not gateway.registry.is_accepted(newcomer, int(time.time() * 1000))
     finally:
         await producer.stop()
+
+
+@pytest.mark.parametrize("gateway", [{"linger_ms": 1500}], indirect=True)
+async def test_acknowledgement_waits_for_kafka(gateway: Gateway, kafka_bootstrap: str):
+    """With a 1.5 s linger the ack cannot come sooner, and once it came the fix is in Kafka."""
+    client = await Jt808Client.connect(gateway.ports["jt808"], PHONE)
+    await client.login()
+    ts = int(time.time()) * 1000
+    sent = time.monotonic()
+    client.writer.write(jt808.encode_location(PHONE, client.next_serial(), ts, 32.0, 118.0))
+    assert general(await client.reply())[2] == 0
+    assert time.monotonic() - sent >= 1.4
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: bool(rs), timeout=2.0)
+    assert [parse_ts(m["ts"]) for _, m in messages(records)] == [ts]
+    client.close()
