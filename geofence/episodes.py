@@ -28,6 +28,7 @@ Examples
 1
 >>> c.start
 0
+>>> c.alert = Alert("a1", "P-1", "r1", "exclusion_entered", "red", "t", None, None, None)
 >>> observe(c, -1, 90_000, 2, 30_000, 600_000)  # certainly over: clear
 -1
 """

@@ -584,6 +584,7 @@ class Alert(msgspec.Struct, omit_defaults=False):
     evidence: Union[str, None] = None
     updated_at: Union[str, None] = None
     reason: Union[str, None] = None
+    camera_id: Union[str, None] = None
 
 
 class AlertRecord(msgspec.Struct):
