@@ -43,6 +43,7 @@ No Python loop runs per pair or per zone at query time.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -50,12 +51,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+import msgspec
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
 from geofence.errors import ZoneError
-from geofence.geo import distance_m, meridional_radius_m, metres_per_degree
+from geofence.geo import A_M, E2, distance_m, meridional_radius_m, metres_per_degree
 
 __all__ = [
     "CHUNK",
@@ -76,7 +78,7 @@ MAX_RADIUS_M = 100_000.0
 CIRCLE_VERTICES = 72
 #: Zones with at least this many boundary segments, or wider than
 #: GRID_MIN_EXTENT_M, get a raster accelerator.
-GRID_MIN_SEGMENTS = 64
+GRID_MIN_SEGMENTS = 256
 GRID_MIN_EXTENT_M = 2_000.0
 GRID_MAX_CELLS = 65_536
 GRID_MAX_STEPS = 96
@@ -120,26 +122,47 @@ def _position(zid: str, p: object, where: str) -> tuple[float, float]:
     return lon, lat
 
 
-def _ring(zid: str, ring: object, where: str, repairs: list[str]) -> list[tuple[float, float]]:
+def _ring_array(zid: str, ring: object, where: str) -> FloatArray:
+    """Positions of a ring as an (n, 2) array, every coordinate validated."""
     if not isinstance(ring, (list, tuple)):
         raise _fail(zid, "bad_coordinates", f"{where}: a linear ring must be an array of positions")
-    pts = [_position(zid, p, f"{where} position {i}") for i, p in enumerate(ring)]
+    arr: FloatArray | None = None
+    if ring and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in ring):
+        try:
+            a = np.array(ring)
+        except (ValueError, TypeError):
+            a = None
+        # the fast path takes only plain numbers (booleans would pass as 0/1)
+        if a is not None and a.dtype.kind in "if" and a.ndim == 2 and not any(
+            type(c) is bool for p in ring for c in p
+        ):
+            a = a.astype(np.float64)
+            if np.isfinite(a).all() and (np.abs(a[:, 0]) <= 180.0).all() and (np.abs(a[:, 1]) <= 90.0).all():
+                arr = a
+    if arr is None:  # slow path: find and name the first bad position
+        pts = [_position(zid, p, f"{where} position {i}") for i, p in enumerate(ring)]
+        arr = np.array(pts, dtype=np.float64).reshape(len(pts), 2)
+    return arr
+
+
+def _ring(zid: str, ring: object, where: str, repairs: list[str]) -> FloatArray:
+    a = _ring_array(zid, ring, where)
     # drop consecutive duplicates (harmless, and they make zero-length edges)
-    clean: list[tuple[float, float]] = []
-    for p in pts:
-        if not clean or clean[-1] != p:
-            clean.append(p)
-    if len(clean) >= 2 and clean[0] != clean[-1]:
-        clean.append(clean[0])
+    if len(a) > 1:
+        keep = np.r_[True, (a[1:] != a[:-1]).any(axis=1)]
+        a = a[keep]
+    if len(a) >= 2 and (a[0] != a[-1]).any():
+        a = np.vstack([a, a[:1]])
         repairs.append(f"{where}: closed an unclosed ring")
-    if len(set(clean)) < 3:
-        raise _fail(zid, "invalid_geometry", f"{where}: a ring needs at least 3 distinct positions, got {len(set(clean))}")
-    return clean
+    if len(a) < 4:  # closed, no consecutive repeats: A B C A at least
+        distinct = len({(float(p[0]), float(p[1])) for p in a})
+        raise _fail(zid, "invalid_geometry", f"{where}: a ring needs at least 3 distinct positions, got {distinct}")
+    return a
 
 
-def _ring_area(ring: Sequence[tuple[float, float]]) -> float:
-    xs = np.array([p[0] for p in ring])
-    ys = np.array([p[1] for p in ring])
+def _ring_area(ring: FloatArray) -> float:
+    xs = ring[:, 0]
+    ys = ring[:, 1]
     return float(abs(np.dot(xs[:-1], ys[1:]) - np.dot(xs[1:], ys[:-1])) / 2.0)
 
 
@@ -181,13 +204,20 @@ def _finite_positive(v: object) -> float | None:
     return f if math.isfinite(f) and f > 0 else None
 
 
+def _scales(lat: float) -> tuple[float, float]:
+    """Metres per degree of longitude and latitude at ``lat`` (scalar, fast)."""
+    s = math.sin(lat * _DEG)
+    q = 1.0 - E2 * s * s
+    return A_M / math.sqrt(q) * math.cos(lat * _DEG) * _DEG, A_M * (1.0 - E2) / (q * math.sqrt(q)) * _DEG
+
+
 def _circle_polygon(lon: float, lat: float, radius_m: float) -> shapely.Polygon:
-    kx, ky = metres_per_degree(lat)
+    kx, ky = _scales(lat)
     a = np.linspace(0.0, 2.0 * np.pi, CIRCLE_VERTICES, endpoint=False)
     # circumscribe the circle so the polygon contains it
     r = radius_m / math.cos(math.pi / CIRCLE_VERTICES)
-    xs = lon + r * np.cos(a) / float(kx)
-    ys = lat + r * np.sin(a) / float(ky)
+    xs = lon + r * np.cos(a) / kx
+    ys = lat + r * np.sin(a) / ky
     return shapely.Polygon(np.column_stack([xs, ys]))
 
 
@@ -196,7 +226,7 @@ class _Zone:
     id: str
     feature: dict[str, Any]
     kind: str  # "polygon" or "circle"
-    geom: shapely.Geometry  # lon/lat polygonal geometry (circles: circumscribed polygon)
+    geom: shapely.Geometry | None  # lon/lat polygonal geometry (None for circles)
     bbox: tuple[float, float, float, float]
     chunks: FloatArray  # (n_chunks, CHUNK, 4) lon1, lat1, lon2, lat2 (padded)
     center: tuple[float, float]
@@ -297,7 +327,7 @@ def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float],
     kx_lo, ky_lo = _lat_scale_bounds(y0, y1)
     w_m = max((x1 - x0) * kx_lo, 1.0)
     h_m = max((y1 - y0) * ky_lo, 1.0)
-    nseg = chunks.shape[0] * CHUNK
+    nseg = int(np.count_nonzero(np.diff(chunks, axis=1).any(axis=2))) + chunks.shape[0]
     target = min(GRID_MAX_CELLS, max(256, 8 * nseg))
     side = math.sqrt(w_m * h_m / target)
     nx = int(min(512, max(1, math.ceil(w_m / side))))
@@ -353,7 +383,7 @@ def _dilate(a: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return out
 
 
-def _make_zone(f: object, position: int) -> _Zone:
+def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     if not isinstance(f, Mapping):
         raise _fail(None, "bad_feature", f"feature #{position}: not a JSON object")
     zid = _feature_id(f, position)
@@ -370,7 +400,7 @@ def _make_zone(f: object, position: int) -> _Zone:
     gtype = g.get("type")
     coords = g.get("coordinates")
     repairs: list[str] = []
-    feature: dict[str, Any] = json.loads(json.dumps(f))  # deep, JSON-clean copy
+    feature: dict[str, Any] = dict(f) if owned else _copy(f)
     feature["id"] = zid
     if gtype == "Point":
         lon, lat = _position(zid, coords, "Point")
@@ -382,12 +412,11 @@ def _make_zone(f: object, position: int) -> _Zone:
                 zid, "bad_radius",
                 f"properties.radius_m must be a number in (0, {MAX_RADIUS_M:g}], got {props.get('radius_m')!r:.40}",
             )
-        geom = _circle_polygon(lon, lat, radius)
-        kx, ky = metres_per_degree(lat)
-        rlo = radius / float(kx) * 1.0001
-        rla = radius / float(ky) * 1.0001
+        kx, ky = _scales(lat)
+        rlo = radius / kx * 1.0001
+        rla = radius / ky * 1.0001
         return _Zone(
-            zid, feature, "circle", geom, (lon - rlo, lat - rla, lon + rlo, lat + rla),
+            zid, feature, "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
             np.zeros((0, CHUNK, 4)), (lon, lat), radius, None, (),
         )
     if gtype == "Polygon":
@@ -414,22 +443,36 @@ def _make_zone(f: object, position: int) -> _Zone:
         raise _fail(zid, "invalid_geometry", "zone spans more than 180 degrees of longitude (antimeridian crossing is not supported)")
     if repairs:
         feature["geometry"] = json.loads(json.dumps(shapely.geometry.mapping(shapely.orient_polygons(geom))))
-    chunks = _chunks(_segments(geom))
+    rings = _segments(geom)
+    nseg = sum(len(r) for r in rings)
+    chunks = _chunks(rings)
     kx_lo, ky_lo = _lat_scale_bounds(miny, maxy)
     extent = max((maxx - minx) * kx_lo, (maxy - miny) * ky_lo)
     grid = None
-    if chunks.shape[0] * CHUNK >= GRID_MIN_SEGMENTS or extent >= GRID_MIN_EXTENT_M:
+    if nseg >= GRID_MIN_SEGMENTS or extent >= GRID_MIN_EXTENT_M:
         grid = _build_grid(geom, (minx, miny, maxx, maxy), chunks)
     c = geom.centroid
     return _Zone(zid, feature, "polygon", geom, (minx, miny, maxx, maxy), chunks,
                  (float(c.x), float(c.y)), 0.0, grid, tuple(repairs))
 
 
-def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> list[Any]:
+def _copy(f: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep, JSON-clean copy of a feature, so callers cannot mutate our zones."""
+    try:
+        out = msgspec.json.decode(msgspec.json.encode(f))
+    except (TypeError, msgspec.MsgspecError):
+        out = copy.deepcopy(dict(f))
+    return out  # type: ignore[no-any-return]
+
+
+def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> tuple[list[Any], bool]:
+    """The features list, and whether we own it (parsed here, safe to keep)."""
+    owned = isinstance(data, (str, bytes, bytearray))
+    obj: Any
     if isinstance(data, (str, bytes, bytearray)):
         try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
+            obj = msgspec.json.decode(data)
+        except msgspec.DecodeError as e:
             raise _fail(None, "bad_json", f"not valid JSON ({e})") from None
     else:
         obj = data
@@ -438,7 +481,7 @@ def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> list[Any]:
     feats = obj.get("features")
     if not isinstance(feats, list):
         raise _fail(None, "not_feature_collection", "`features` must be an array")
-    return feats
+    return feats, owned
 
 
 # --------------------------------------------------------------------------
@@ -585,8 +628,8 @@ class ZoneCatalogue:
             ``bad_coordinates``, ``bad_radius``, ``bad_property``,
             ``invalid_geometry``; ``detail`` names the feature and the fault.
         """
-        feats = _features_of(data)
-        zones = [_make_zone(f, i) for i, f in enumerate(feats)]
+        feats, owned = _features_of(data)
+        zones = [_make_zone(f, i, owned) for i, f in enumerate(feats)]
         return cls(zones)
 
     def updated(self, features: Sequence[Mapping[str, Any]]) -> ZoneCatalogue:
@@ -649,7 +692,10 @@ class ZoneCatalogue:
 
     def geometry(self, zone_id: str) -> shapely.Geometry:
         """The zone as a shapely geometry in lon/lat (circles: a 72-gon around the circle)."""
-        return self._zones[self._index[zone_id]].geom
+        z = self._zones[self._index[zone_id]]
+        if z.geom is None:
+            return _circle_polygon(z.center[0], z.center[1], z.radius_m)
+        return z.geom
 
     def bounds(self, zone_id: str) -> tuple[float, float, float, float]:
         """``(min_lon, min_lat, max_lon, max_lat)`` of the zone."""
