@@ -35,9 +35,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from geofence.engine import Engine, EngineConfig
-from geofence.zones import ZoneCatalogue
 
+from geofence.engine import Engine, EngineConfig, batch_watermark
 from geofence.model import (
     AlertRecord,
     DeadLetter,
@@ -50,6 +49,7 @@ from geofence.model import (
     format_ts,
     parse_ts,
 )
+from geofence.zones import ZoneCatalogue
 from stream.control import ControlChanges, ControlReader
 from stream.errors import StreamError
 from stream.keying import Router
@@ -58,8 +58,8 @@ from stream.recovery import (
     PART_HEADER,
     SRC_HEADER,
     encode_snapshot,
-    read_ledger,
-    read_snapshot,
+    read_ledgers,
+    read_snapshots,
     record_identity,
     write_snapshot,
 )
@@ -217,6 +217,7 @@ class Worker:
         self.router = Router.build(self.orders.values(), self.partitions)
         self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
+                                        fetch_max_wait_ms=20,
                                         max_partition_fetch_bytes=8 * 1024 * 1024)
         await self._reader.start()
         self._consumer = AIOKafkaConsumer(
@@ -292,53 +293,64 @@ class Worker:
 
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self._consumer is not None
+        t0 = time.monotonic()
         async with self._lock:
-            for tp in sorted(assigned):
-                if tp.partition in self._parts:
-                    self._consumer.seek(tp, self._parts[tp.partition].next_offset)
-                    continue
-                ps = await self._restore(tp.partition)
-                self._parts[tp.partition] = ps
-                self._consumer.seek(tp, ps.next_offset)
+            fresh = [tp.partition for tp in assigned if tp.partition not in self._parts]
+            for ps in await self._restore(fresh):
+                self._parts[ps.partition] = ps
+            for tp in assigned:
+                self._consumer.seek(tp, self._parts[tp.partition].next_offset)
             self._parked.clear()
             self.metrics.partitions.set(len(self._parts))
         self._ready = True
-        log.info("assigned telemetry partitions %s", self.assigned())
+        log.info("assigned telemetry partitions %s (restored in %.2f s)", self.assigned(),
+                 time.monotonic() - t0)
 
-    async def _restore(self, p: int) -> PartitionState:
-        """Restore partition ``p`` from its latest snapshot (or start it empty)."""
+    async def _restore(self, partitions: list[int]) -> list[PartitionState]:
+        """Restore partitions from their latest snapshots (or start them empty)."""
         assert self._reader is not None and self._consumer is not None
         assert self.router is not None
-        snap = await read_snapshot(self._reader, p)
-        parked = self._parked.pop(p, None)
-        if parked is not None and snap is not None and snap.meta.seq == parked.seq - 1 \
-                and snap.meta.next_offset == parked.next_offset:
-            # still ours: nobody processed it since our own revoke snapshot
-            parked.ledger = None
-            return parked
-        if snap is not None:
-            engine = Engine(self.zones, snap.body.orders, self.config)
-            engine.restore(snap.body.state)
-            ps = PartitionState(p, engine, {o.person_id: o for o in snap.body.orders},
-                                snap.meta.next_offset, snap.meta.watermark, snap.meta.max_ts,
-                                snap.meta.seq + 1, dict(snap.meta.alerts_low))
-            lows: dict[int, int] = dict(snap.meta.alerts_low)
-            self.metrics.restores.labels("snapshot").inc()
-            log.info("partition %d restored from snapshot %d at offset %d", p, snap.meta.seq,
-                     snap.meta.next_offset)
-        else:
-            orders = self.router.orders_for(p)
-            committed = await self._consumer.committed(TopicPartition(TELEMETRY, p))
-            ps = PartitionState(p, Engine(self.zones, orders, self.config),
-                                {o.person_id: o for o in orders}, committed or 0)
-            lows = {}
-            self.metrics.restores.labels("empty").inc()
-        ps.ledger = await read_ledger(self._reader, p, self.alerts_partitions, lows)
-        ps.ledger_until = None  # set from the first fetch's high watermark
-        # orders changed while nobody held this partition
-        records = self._sync_orders(ps, self.router)
-        await self._publish(ps, records, f"{p}:restore")
-        return ps
+        snaps = await read_snapshots(self._reader, self.settings.worker_group, partitions)
+        states: list[PartitionState] = []
+        lows: dict[int, dict[int, int] | None] = {}
+        for p in partitions:
+            snap = snaps.get(p)
+            parked = self._parked.pop(p, None)
+            if parked is not None and snap is not None and snap.meta.seq == parked.seq - 1 \
+                    and snap.meta.next_offset == parked.next_offset:
+                # still ours: nobody processed it since our own revoke snapshot
+                parked.ledger = None
+                states.append(parked)
+                continue
+            if snap is not None:
+                engine = Engine(self.zones, snap.body.orders, self.config)
+                engine.restore(snap.body.state)
+                ps = PartitionState(p, engine, {o.person_id: o for o in snap.body.orders},
+                                    snap.meta.next_offset, snap.meta.watermark,
+                                    snap.meta.max_ts, snap.meta.seq + 1,
+                                    dict(snap.meta.alerts_low))
+                lows[p] = dict(snap.meta.alerts_low)
+                self.metrics.restores.labels("snapshot").inc()
+                log.info("partition %d restored from snapshot %d at offset %d", p,
+                         snap.meta.seq, snap.meta.next_offset)
+            else:
+                orders = self.router.orders_for(p)
+                committed = await self._consumer.committed(TopicPartition(TELEMETRY, p))
+                ps = PartitionState(p, Engine(self.zones, orders, self.config),
+                                    {o.person_id: o for o in orders}, committed or 0)
+                lows[p] = None
+                self.metrics.restores.labels("empty").inc()
+            states.append(ps)
+        ledgers = await read_ledgers(self._reader, lows, self.alerts_partitions)
+        for ps in states:
+            if ps.partition not in ledgers:
+                continue
+            ps.ledger = ledgers[ps.partition]
+            ps.ledger_until = None  # set from the first fetch's high watermark
+            # orders changed while nobody held this partition
+            records = self._sync_orders(ps, self.router)
+            await self._publish(ps, records, f"{ps.partition}:restore")
+        return states
 
     # ------------------------------------------------------------------ consuming
 
@@ -394,19 +406,24 @@ class Worker:
             result = ps.engine.process(batch)
             records.extend(result.records)
             unknown_ids = {id(u) for u in result.unknown}
-            top = max((x.ts for x in batch if id(x) not in unknown_ids), default=None)
-            if top is not None:
+            known = [x for x in batch if id(x) not in unknown_ids] if unknown_ids else batch
+            top = batch_watermark(known)
+            if top >= 0:
+                # a device clock far ahead must not fire everyone's timers
                 top = min(top, int(time.time() * 1000) + MAX_CLOCK_SKEW_MS)
                 ps.max_ts = top if ps.max_ts is None else max(ps.max_ts, top)
-                records.extend(self._advance(ps, ps.max_ts - self.config.lateness_ms))
+                records.extend(self._advance(ps, ps.max_ts))
             m.eval_seconds.observe(time.perf_counter() - t0)
             m.batch_size.observe(len(batch))
             if result.unknown:
                 await self._dead_letter(self._unknown(p, result.unknown, origin))
             m.fixes_in.labels("duplicate").inc(result.duplicates)
             m.fixes_in.labels("late").inc(result.late)
+            m.fixes_in.labels("too_late").inc(result.too_late)
+            m.fixes_in.labels("ignored").inc(result.ignored)
             m.fixes_in.labels("evaluated").inc(
-                len(batch) - len(result.unknown) - result.duplicates - result.late)
+                len(batch) - len(result.unknown) - result.duplicates - result.late
+                - result.too_late - result.ignored)
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
@@ -534,7 +551,7 @@ class Worker:
         meta, chunks = encode_snapshot(ps.partition, ps.seq, ps.next_offset, ps.watermark,
                                        ps.max_ts, lows, list(ps.orders.values()),
                                        ps.engine.snapshot())
-        await write_snapshot(self._producer, meta, chunks)
+        await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
         ps.alerts_low = lows
         ps.seq += 1
         ps.dirty = False

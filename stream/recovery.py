@@ -91,14 +91,14 @@ _BODY = msgspec.msgpack.Decoder(SnapshotBody)
 _RECORD = msgspec.json.Decoder(AlertRecord)
 
 
-def manifest_key(partition: int) -> bytes:
-    """Key of a partition's manifest on the snapshot topic."""
-    return f"{partition}/manifest".encode()
+def manifest_key(group: str, partition: int) -> bytes:
+    """Key of a partition's manifest on the snapshot topic (per consumer group)."""
+    return f"{group}/{partition}/manifest".encode()
 
 
-def chunk_key(partition: int, seq: int, index: int) -> bytes:
+def chunk_key(group: str, partition: int, seq: int, index: int) -> bytes:
     """Key of a chunk: slot ``seq % 2`` keeps the previous snapshot intact."""
-    return f"{partition}/{seq % 2}/{index}".encode()
+    return f"{group}/{partition}/{seq % 2}/{index}".encode()
 
 
 def encode_snapshot(
@@ -124,16 +124,16 @@ def encode_snapshot(
     return meta, chunks
 
 
-async def write_snapshot(producer: AIOKafkaProducer, meta: SnapshotMeta,
+async def write_snapshot(producer: AIOKafkaProducer, group: str, meta: SnapshotMeta,
                          chunks: Sequence[bytes]) -> None:
     """Publish the chunks, wait for their acks, then publish the manifest."""
     p = meta.partition
     futures = [
-        await producer.send(SNAPSHOTS, c, key=chunk_key(p, meta.seq, i), partition=p)
+        await producer.send(SNAPSHOTS, c, key=chunk_key(group, p, meta.seq, i), partition=p)
         for i, c in enumerate(chunks)
     ]
     await asyncio.gather(*futures)
-    await producer.send_and_wait(SNAPSHOTS, _MSGPACK.encode(meta), key=manifest_key(p),
+    await producer.send_and_wait(SNAPSHOTS, _MSGPACK.encode(meta), key=manifest_key(group, p),
                                  partition=p)
 
 
@@ -170,36 +170,42 @@ async def read_to_end(
     return records
 
 
-async def read_snapshot(consumer: AIOKafkaConsumer, partition: int) -> Snapshot | None:
-    """The latest complete snapshot of a telemetry partition, or ``None``."""
-    records = await read_to_end(consumer, {TopicPartition(SNAPSHOTS, partition): None})
-    meta: SnapshotMeta | None = None
-    slots: dict[tuple[int, int], SnapshotChunk] = {}
-    mkey = manifest_key(partition)
+async def read_snapshots(consumer: AIOKafkaConsumer, group: str,
+                         partitions: Iterable[int]) -> dict[int, Snapshot]:
+    """The latest complete snapshot of each telemetry partition that has one."""
+    parts = sorted(partitions)
+    if not parts:
+        return {}
+    records = await read_to_end(consumer, {TopicPartition(SNAPSHOTS, p): None for p in parts})
+    metas: dict[int, SnapshotMeta] = {}
+    slots: dict[tuple[int, int, int], SnapshotChunk] = {}
+    prefix = f"{group}/".encode()
     for rec in records:
-        if rec.value is None:
+        if rec.value is None or not (rec.key or b"").startswith(prefix):
             continue
+        p = rec.partition
         try:
-            if rec.key == mkey:
-                meta = _META.decode(rec.value)
+            if rec.key == manifest_key(group, p):
+                metas[p] = _META.decode(rec.value)
             else:
                 chunk = _CHUNK.decode(rec.value)
-                slots[(chunk.seq % 2, chunk.index)] = chunk
+                slots[(p, chunk.seq % 2, chunk.index)] = chunk
         except msgspec.DecodeError:
             log.warning("snapshot partition %d offset %d is not a snapshot record; skipped",
-                        partition, rec.offset)
-    if meta is None:
-        return None
-    pieces = []
-    for i in range(meta.chunks):
-        chunk = slots.get((meta.seq % 2, i))
-        if chunk is None or chunk.seq != meta.seq:
-            raise StreamError(f"snapshot {partition}/{meta.seq}: chunk {i} is missing")
-        pieces.append(chunk.data)
-    blob = b"".join(pieces)
-    if zlib.crc32(blob) != meta.crc32:
-        raise StreamError(f"snapshot {partition}/{meta.seq}: checksum mismatch")
-    return Snapshot(meta, _BODY.decode(zlib.decompress(blob)))
+                        p, rec.offset)
+    out: dict[int, Snapshot] = {}
+    for p, meta in metas.items():
+        pieces = []
+        for i in range(meta.chunks):
+            chunk = slots.get((p, meta.seq % 2, i))
+            if chunk is None or chunk.seq != meta.seq:
+                raise StreamError(f"snapshot {p}/{meta.seq}: chunk {i} is missing")
+            pieces.append(chunk.data)
+        blob = b"".join(pieces)
+        if zlib.crc32(blob) != meta.crc32:
+            raise StreamError(f"snapshot {p}/{meta.seq}: checksum mismatch")
+        out[p] = Snapshot(meta, _BODY.decode(zlib.decompress(blob)))
+    return out
 
 
 def record_identity(rec: AlertRecord) -> tuple[str, str, str]:
@@ -217,28 +223,40 @@ def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> bytes | No
     return None
 
 
-async def read_ledger(
+async def read_ledgers(
     consumer: AIOKafkaConsumer,
-    partition: int,
+    lows: Mapping[int, Mapping[int, int] | None],
     alerts_partitions: Iterable[int],
-    lows: Mapping[int, int],
-) -> set[tuple[str, str, str]]:
-    """Lifecycle records already on the alerts topic that came from ``partition``.
+) -> dict[int, set[tuple[str, str, str]]]:
+    """Lifecycle records already on the alerts topic, per telemetry partition.
 
-    Reads each alerts partition from ``lows`` (offsets noted when the
-    snapshot was taken; the beginning when absent).
+    ``lows[p]`` holds, per alerts partition, the offset noted when ``p``'s
+    snapshot was taken (``None``: no snapshot, read from the beginning). One
+    pass reads every alerts partition from the lowest start any ``p`` needs;
+    records are attributed by their ``ws-part`` header.
     """
-    starts: dict[TopicPartition, int | None] = {
-        TopicPartition(ALERTS, a): lows.get(a) for a in alerts_partitions
-    }
+    starts: dict[TopicPartition, int | None] = {}
+    for a in alerts_partitions:
+        need = [(low or {}).get(a) if low is not None else None for low in lows.values()]
+        starts[TopicPartition(ALERTS, a)] = (
+            None if not need or any(n is None for n in need) else min(n for n in need if n is not None)
+        )
+    out: dict[int, set[tuple[str, str, str]]] = {p: set() for p in lows}
+    if not lows:
+        return out
     records = await read_to_end(consumer, starts)
-    mine = str(partition).encode()
-    seen: set[tuple[str, str, str]] = set()
+    wanted = {str(p).encode(): p for p in lows}
     for rec in records:
-        if rec.value is None or header(rec.headers, PART_HEADER) != mine:
+        if rec.value is None:
+            continue
+        p = wanted.get(header(rec.headers, PART_HEADER) or b"")
+        if p is None:
+            continue
+        low = lows[p]
+        if low is not None and rec.offset < low.get(rec.partition, 0):
             continue
         try:
-            seen.add(record_identity(_RECORD.decode(rec.value)))
+            out[p].add(record_identity(_RECORD.decode(rec.value)))
         except msgspec.DecodeError:
             continue
-    return seen
+    return out
