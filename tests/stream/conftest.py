@@ -59,7 +59,7 @@ async def _send_all(bootstrap: str, items: Sequence[tuple[int, bytes | None]]) -
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await p.start()
     try:
-        futs = [await p.send(TELEMETRY, v, partition=part) for part, v in items]
+        futs = [await p.send(TELEMETRY, v, key=b"k", partition=part) for part, v in items]
         ends = ENDS.setdefault(bootstrap, {})
         for md in await asyncio.gather(*futs):
             ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
