@@ -278,6 +278,7 @@ class Worker:
 
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         self._ready = False
+        log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
         async with self._lock:
             for tp in revoked:
                 ps = self._parts.pop(tp.partition, None)
