@@ -123,7 +123,7 @@ def spawn_worker(bootstrap: str, zones_file: Path, orders_file: Path, partitions
     return subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "worker", "--zones", str(zones_file), "--orders",
          str(orders_file), "--kafka", bootstrap, "--web-port", "0", "--group", GROUP],
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
 
 
 async def committed(bootstrap: str, partitions: int) -> dict[int, int]:
@@ -213,6 +213,38 @@ async def worker_port(log: Path, timeout: float) -> int:
         await asyncio.sleep(0.05)
 
 
+async def scrape(port: int) -> dict[str, float]:
+    """The worker's metrics as {sample name with labels: value}."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, \
+            s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def hist_quantile(samples: dict[str, float], name: str, q: float, label: str = "") -> float:
+    """A quantile from a Prometheus histogram's cumulative buckets (upper bound)."""
+    buckets = []
+    for k, v in samples.items():
+        if k.startswith(name + "_bucket{") and label in k:
+            le = k.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((math.inf if le == "+Inf" else float(le), v))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    for le, c in buckets:
+        if c >= q * total:
+            return le
+    return math.inf
+
+
 async def fixes_in(port: int) -> float:
     """Telemetry messages the worker has consumed (all results), from /metrics."""
     import aiohttp
@@ -297,6 +329,7 @@ async def latency(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         lat: list[float] = []
+        lat_t: list[float] = []
         stop_flag = asyncio.Event()
 
         async def collect() -> None:
@@ -306,20 +339,22 @@ async def latency(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
                 for recs in data.values():
                     for r in recs:
                         rec = rec_decoder.decode(r.value)
-                        if rec.at is not None and rec.event in ("opened", "cleared"):
+                        if rec.at is not None and rec.event in ("opened", "cleared") \
+                                and time.monotonic() - t_start >= a.warmup:
                             from geofence.model import parse_ts
                             lat.append(now - parse_ts(rec.at))
+                            lat_t.append(now)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=2)
         await producer.start()
         try:
             await wait_log(log, "assigned telemetry partitions", 90)
+            t_start = time.monotonic()
             collector = asyncio.create_task(collect())
             # persons report in rounds; one round = every person once
             tick = 0.05
             per_tick = max(1, int(a.rate * tick))
             sent = 0
-            t_start = time.monotonic()
             i = 0
             round_no = 0
             while time.monotonic() - t_start < a.duration:
@@ -342,18 +377,41 @@ async def latency(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
             await asyncio.sleep(2.0)
             stop_flag.set()
             await collector
+            m = await scrape(await worker_port(log, 5))
+            worker_side = {
+                "worker_e2a_p50_le_s": hist_quantile(m, "wardstream_worker_event_to_alert_seconds", 0.5),
+                "worker_e2a_p99_le_s": hist_quantile(m, "wardstream_worker_event_to_alert_seconds", 0.99),
+                "eval_p50_le_s": hist_quantile(m, "wardstream_worker_eval_seconds", 0.5),
+                "eval_p99_le_s": hist_quantile(m, "wardstream_worker_eval_seconds", 0.99),
+                "gc_pause_max_le_s": max((float(k.split('le="')[1].split('"')[0])
+                                          for k, v in m.items()
+                                          if k.startswith("wardstream_worker_gc_pause_seconds_bucket")
+                                          and v > 0 and '+Inf' not in k), default=0.0),
+                "gc_pause_total_s": sum(v for k, v in m.items()
+                                        if k.startswith("wardstream_worker_gc_pause_seconds_sum")),
+                "load_avg_1m": os.getloadavg()[0],
+                "mean_batch": m.get("wardstream_worker_batch_size_sum", 0)
+                / max(1.0, m.get("wardstream_worker_batch_size_count", 0)),
+            }
         finally:
             await producer.stop()
             await consumer.stop()
             stop(proc)
     finally:
         await broker.stop()
+    if os.environ.get("BENCH_DEBUG") and lat_t:
+        t0 = lat_t[0]
+        for w in range(0, int((lat_t[-1] - t0) / 1000) + 1, 2):
+            sel = sorted(v for v, t in zip(lat, lat_t) if w <= (t - t0) / 1000 < w + 2)
+            if sel:
+                print(f"t+{w:>3}s n={len(sel):>4} p50={sel[len(sel) // 2]:.0f} max={sel[-1]:.0f}")
     lat.sort()
 
     def pct(q: float) -> float:
         return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     return {"offered_fixes": sent, "offered_rate": sent / offered_s, "records": len(lat),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] if lat else float("nan")}
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] if lat else float("nan"),
+            **worker_side}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,11 +422,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--vertices", type=int, default=2000)
     ap.add_argument("--rate", type=float, default=10_000, help="offered load, fixes/s")
-    ap.add_argument("--duration", type=float, default=20.0, help="latency phase, seconds")
+    ap.add_argument("--duration", type=float, default=25.0, help="latency phase, seconds")
+    ap.add_argument("--warmup", type=float, default=5.0,
+                    help="seconds of offered load before latency is recorded (the first"
+                         " round creates every person's state)")
     ap.add_argument("--breach-every", type=int, default=50,
                     help="one person in N walks in and out of an exclusion zone")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument("--only", choices=("throughput", "latency"), help="run one phase")
     a = ap.parse_args(list(argv) if argv is not None else None)
     if a.quick:
         a.persons, a.fixes, a.duration, a.vertices = 5_000, 100_000, 8.0, 500
@@ -378,8 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = Path(d)
         (tmp / "zones.json").write_text(json.dumps(zones))
         (tmp / "orders.json").write_bytes(msgspec.json.encode(orders))
-        tp = asyncio.run(throughput(a, tmp, zones, orders, homes))
-        lt = asyncio.run(latency(a, tmp, zones, orders, homes))
+        tp = asyncio.run(throughput(a, tmp, zones, orders, homes)) if a.only != "latency" else {}
+        lt = asyncio.run(latency(a, tmp, zones, orders, homes)) if a.only != "throughput" else {}
+    print(json.dumps({"bench": "stream", "cores": os.cpu_count(), **{f"throughput_{k}": v
+                      for k, v in tp.items()}, **{f"latency_{k}": v for k, v in lt.items()}}))
+    if not tp or not lt:
+        return 0
     rows = [
         ("backlog", f"{tp['fixes']:,} fixes in {tp['messages']:,} messages "
                     f"({a.envelope} per envelope), {a.partitions} partitions, "
@@ -389,17 +455,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          f"(over {tp['worker_s']:.1f} s)"),
         ("worker / raw ceiling", f"{tp['worker_fixes_per_s'] / tp['raw_fixes_per_s']:.2f}"),
         ("offered load", f"{lt['offered_rate']:,.0f} fixes/s for {a.duration:.0f} s "
-                         f"({lt['offered_fixes']:,} fixes)"),
+                         f"({lt['offered_fixes']:,} fixes; first {a.warmup:.0f} s not measured)"),
         ("event-to-alert latency", f"p50 {lt['p50_ms']:.0f} ms, p99 {lt['p99_ms']:.0f} ms, "
                                    f"max {lt['max_ms']:.0f} ms over {lt['records']:,} records"),
+        ("worker side (histogram bounds)", f"event-to-alert p50 <= {lt['worker_e2a_p50_le_s']} s,"
+                                           f" p99 <= {lt['worker_e2a_p99_le_s']} s; eval p50 <="
+                                           f" {lt['eval_p50_le_s']} s, p99 <= {lt['eval_p99_le_s']}"
+                                           f" s; mean batch {lt['mean_batch']:.0f}"),
         ("machine", f"{os.cpu_count()} cores, {platform.machine()}, "
                     f"Python {platform.python_version()}"),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    print(json.dumps({"bench": "stream", "cores": os.cpu_count(), **{f"throughput_{k}": v
-                      for k, v in tp.items()}, **{f"latency_{k}": v for k, v in lt.items()}}))
     return 0
 
 

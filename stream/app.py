@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -105,6 +106,22 @@ class PartitionState:
     last_input: float = field(default_factory=time.monotonic)
     last_snapshot: float = field(default_factory=time.monotonic)
     dirty: bool = False
+    writing: bool = False
+
+
+@dataclass
+class _SnapshotJob:
+    """A partition's state captured under the lock, written outside it."""
+
+    ps: PartitionState
+    seq: int
+    next_offset: int
+    watermark: int | None
+    max_ts: int | None
+    lows: dict[int, int]
+    orders: list[Order]
+    state: bytes
+    pending: list[asyncio.Future[Any]]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -170,6 +187,7 @@ class Worker:
         self._alerts_high: dict[int, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._fatal: BaseException | None = None
         self._ready = False
         self._open_kinds: set[str] = set()
         self._producer: AIOKafkaProducer | None = None
@@ -195,9 +213,18 @@ class Worker:
         """Telemetry partitions this worker owns now."""
         return sorted(self._parts)
 
+    def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        elif self._gc_t0:
+            self.metrics.gc_pause.labels(str(info.get("generation", "?"))).observe(
+                time.perf_counter() - self._gc_t0)
+
     async def start(self) -> None:
         """Create topics, load control state, join the group, start the loops."""
         s = self.settings
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._gc_callback)
         await ensure_topics(self.bootstrap, topic_specs(s))
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
@@ -227,6 +254,9 @@ class Worker:
             heartbeat_interval_ms=max(100, s.session_timeout_ms // 5),
             rebalance_timeout_ms=max(s.session_timeout_ms, 30_000),
             max_poll_interval_ms=300_000,
+            # Tansu answers a fetch only when max wait expires, new data or not:
+            # a short wait bounds the added latency (Kafka returns early anyway)
+            fetch_max_wait_ms=20,
             max_partition_fetch_bytes=s.max_payload_bytes + 65536,
             fetch_max_bytes=max(52_428_800, s.max_payload_bytes + 65536),
         )
@@ -252,10 +282,14 @@ class Worker:
                 exc = t.exception()
                 if exc is not None:
                     raise exc
+        if self._fatal is not None:
+            raise self._fatal
 
     async def stop(self) -> None:
         """Snapshot every partition, commit, leave the group, disconnect."""
         self._stopping.set()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc_callback)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -263,10 +297,11 @@ class Worker:
                 await t
         self._tasks = []
         if self._consumer is not None:
-            async with self._lock:
-                for ps in list(self._parts.values()):
-                    with contextlib.suppress(Exception):
-                        await self._snapshot(ps)
+            if self._fatal is None:
+                async with self._lock:
+                    for ps in list(self._parts.values()):
+                        with contextlib.suppress(Exception):
+                            await self._snapshot(ps)
             await self._consumer.stop()
         for closer in (self._reader, self._control, self._producer, self._web):
             if closer is not None:
@@ -297,12 +332,21 @@ class Worker:
         t0 = time.monotonic()
         async with self._lock:
             fresh = [tp.partition for tp in assigned if tp.partition not in self._parts]
-            for ps in await self._restore(fresh):
+            try:
+                restored = await self._restore(fresh)
+            except Exception as exc:
+                # a partition we cannot restore must not be consumed from scratch
+                self._fail(StreamError(f"cannot restore partitions {fresh}: {exc!r}"))
+                return
+            for ps in restored:
                 self._parts[ps.partition] = ps
             for tp in assigned:
                 self._consumer.seek(tp, self._parts[tp.partition].next_offset)
             self._parked.clear()
             self.metrics.partitions.set(len(self._parts))
+            if self.settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
         self._ready = True
         log.info("assigned telemetry partitions %s (restored in %.2f s)", self.assigned(),
                  time.monotonic() - t0)
@@ -525,45 +569,80 @@ class Worker:
         self._alerts_high[md.partition] = max(self._alerts_high.get(md.partition, 0),
                                               md.offset + 1)
 
-    async def _drain(self) -> None:
-        """Wait until Kafka acknowledged everything sent so far (raise if it failed)."""
-        pending, self._inflight = self._inflight, []
-        if pending:
-            await asyncio.gather(*pending)
-
     # ------------------------------------------------------------------ snapshots
 
-    async def _snapshot(self, ps: PartitionState, force: bool = False) -> None:
-        """Drain, snapshot partition ``ps``, then commit the offset it covers."""
-        assert self._producer is not None and self._consumer is not None
-        if not ps.dirty and not force:
-            ps.last_snapshot = time.monotonic()
-            return
-        await self._drain()
+    def _capture(self, ps: PartitionState) -> _SnapshotJob:
+        """Take a partition's state (call under the lock; cheap apart from
+        ``Engine.snapshot()``); the slow part runs in :meth:`_write`."""
+        pending = [f for f in self._inflight
+                   if not f.done() or f.cancelled() or f.exception() is not None]
+        self._inflight = [f for f in pending if not f.done()]
         lows = dict(ps.alerts_low)
         for a, off in self._alerts_high.items():
             lows[a] = max(lows.get(a, 0), off)
-        with contextlib.suppress(Exception):
-            # ListOffsets may under-report on Tansu; any value is a valid lower bound
-            ends = await self._reader.end_offsets(  # type: ignore[union-attr]
-                [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
-            for tp, off in ends.items():
-                lows[tp.partition] = max(lows.get(tp.partition, 0), off)
-        meta, chunks = encode_snapshot(ps.partition, ps.seq, ps.next_offset, ps.watermark,
-                                       ps.max_ts, lows, list(ps.orders.values()),
-                                       ps.engine.snapshot())
-        await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
-        ps.alerts_low = lows
-        ps.seq += 1
+        job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
+                           list(ps.orders.values()), ps.engine.snapshot(), pending)
         ps.dirty = False
         ps.last_snapshot = time.monotonic()
-        self.metrics.snapshots.inc()
-        self.metrics.snapshot_bytes.observe(meta.size)
+        ps.writing = True
+        if self.settings.gc_freeze:
+            gc.freeze()  # long-lived engine state leaves the collector's scans
+        return job
+
+    async def _write(self, job: _SnapshotJob) -> None:
+        """Wait for the acks of every record sent before the capture, then write
+        the snapshot, then commit the offset it covers."""
+        assert self._producer is not None and self._consumer is not None
+        ps = job.ps
         try:
-            await self._consumer.commit(
-                {TopicPartition(TELEMETRY, ps.partition): OffsetAndMetadata(ps.next_offset, "")})
-        except Exception as exc:  # a rebalance in progress: the snapshot is what counts
-            log.info("commit of partition %d deferred: %s", ps.partition, exc)
+            try:
+                await asyncio.gather(*job.pending)
+            except Exception as exc:
+                # a record the state already reflects is not on Kafka: the only safe
+                # way on is a restart from the last snapshot
+                self._fail(StreamError(f"publishing failed, restarting from the last"
+                                       f" snapshot: {exc!r}"))
+                raise
+            lows = job.lows
+            with contextlib.suppress(Exception):
+                # ListOffsets may under-report on Tansu; any value is a valid lower bound
+                assert self._reader is not None
+                ends = await self._reader.end_offsets(
+                    [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
+                for tp, off in ends.items():
+                    lows[tp.partition] = max(lows.get(tp.partition, 0), off)
+            meta, chunks = await asyncio.to_thread(
+                encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
+                job.max_ts, lows, job.orders, job.state)
+            await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
+            # only a snapshot on Kafka moves the slot on (see stream.recovery)
+            ps.seq = job.seq + 1
+            ps.alerts_low = lows
+            self.metrics.snapshots.inc()
+            self.metrics.snapshot_bytes.observe(meta.size)
+            try:
+                await self._consumer.commit(
+                    {TopicPartition(TELEMETRY, ps.partition): OffsetAndMetadata(job.next_offset,
+                                                                                "")})
+            except Exception as exc:  # a rebalance in progress: the snapshot is what counts
+                log.info("commit of partition %d deferred: %s", ps.partition, exc)
+        finally:
+            ps.writing = False
+
+    async def _snapshot(self, ps: PartitionState, force: bool = False) -> None:
+        """Snapshot one partition now (under the lock) and wait until it is written."""
+        while ps.writing:
+            await asyncio.sleep(0.01)
+        if not ps.dirty and not force:
+            ps.last_snapshot = time.monotonic()
+            return
+        await self._write(self._capture(ps))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("worker stopping: %s", exc)
+        self._stopping.set()
 
     # ------------------------------------------------------------------ timers
 
@@ -571,6 +650,7 @@ class Worker:
         assert self._consumer is not None
         s = self.settings
         last_gauges = 0.0
+        jobs: list[_SnapshotJob] = []
         while not self._stopping.is_set():
             await asyncio.sleep(0.5)
             async with self._lock:
@@ -588,15 +668,22 @@ class Worker:
                         if records:
                             ps.dirty = True
                             await self._publish(ps, records, f"{ps.partition}:clock")
-                    if now - ps.last_snapshot >= s.snapshot_interval_s:
-                        try:
-                            await self._snapshot(ps)
-                        except Exception:
-                            log.exception("snapshot of partition %d failed; retrying later",
-                                          ps.partition)
+                    if now - ps.last_snapshot >= s.snapshot_interval_s and not ps.writing:
+                        if not ps.dirty:
+                            ps.last_snapshot = now
+                        elif not jobs:  # one capture per tick spreads the pauses
+                            jobs.append(self._capture(ps))
                 if now - last_gauges >= 5.0:
                     last_gauges = now
                     self._update_open_gauge()
+            for job in jobs:  # outside the lock: evaluation goes on meanwhile
+                try:
+                    await self._write(job)
+                except Exception:
+                    log.exception("snapshot of partition %d failed; retrying later",
+                                  job.ps.partition)
+                    job.ps.dirty = True
+            jobs.clear()
 
     def _update_open_gauge(self) -> None:
         counts: dict[str, int] = {}

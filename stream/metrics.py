@@ -71,6 +71,10 @@ class WorkerMetrics:
         self.partitions = Gauge(
             "wardstream_worker_partitions", "Telemetry partitions assigned to this worker",
             registry=r)
+        self.gc_pause = Histogram(
+            "wardstream_worker_gc_pause_seconds", "Python garbage-collector pauses (they stall"
+            " the event loop)", ["generation"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
+                                                       2.5, 5.0), registry=r)
         self.control_updates = Counter(
             "wardstream_worker_control_updates", "Orders and zones applied from the control"
             " topics", ["topic", "action"], registry=r)

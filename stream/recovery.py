@@ -197,10 +197,10 @@ async def read_snapshots(consumer: AIOKafkaConsumer, group: str,
     for p, meta in metas.items():
         pieces = []
         for i in range(meta.chunks):
-            chunk = slots.get((p, meta.seq % 2, i))
-            if chunk is None or chunk.seq != meta.seq:
+            piece = slots.get((p, meta.seq % 2, i))
+            if piece is None or piece.seq != meta.seq:
                 raise StreamError(f"snapshot {p}/{meta.seq}: chunk {i} is missing")
-            pieces.append(chunk.data)
+            pieces.append(piece.data)
         blob = b"".join(pieces)
         if zlib.crc32(blob) != meta.crc32:
             raise StreamError(f"snapshot {p}/{meta.seq}: checksum mismatch")

@@ -68,6 +68,9 @@ CATALOGUE: tuple[Key, ...] = (
     Key("pursuit_interval_s", int, 15, "Report interval requested from a device while its"
         " person has an open geofence alert (wardstream.commands)."),
     Key("normal_interval_s", int, 60, "Report interval restored when the episode clears."),
+    Key("gc_freeze", bool, True, "Worker: move long-lived state out of the garbage"
+        " collector's scans (gc.freeze) after restores and snapshots; avoids multi-second"
+        " full-collection pauses with large caseloads."),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -128,6 +131,7 @@ class Settings:
     session_timeout_ms: int = 10_000
     pursuit_interval_s: int = 15
     normal_interval_s: int = 60
+    gc_freeze: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -37,7 +37,7 @@ def _spawn(bootstrap: str, zones: Path, orders: Path, log: Path) -> subprocess.P
     return subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "worker", "--zones", str(zones), "--orders",
          str(orders), "--kafka", bootstrap, "--web-port", "0", "--group", GROUP],
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
     )
 
 

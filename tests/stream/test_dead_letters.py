@@ -10,13 +10,13 @@ import re
 
 import scenario
 from conftest import (
+    alert_records,
     caught_up,
     dead_letter_values,
     produce,
     produce_raw,
     test_settings,
     wait_for,
-    alert_records,
 )
 
 from geofence.engine import fold_records, replay_lines
