@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from geofence.model import Window
@@ -52,8 +53,8 @@ class CurfewCalendar:
 
     # calendars with the same windows and zone share their caches (most
     # orders of a city have the same curfew)
-    _shared: dict[tuple[object, ...], tuple[dict[date, list[tuple[int, int]]],
-                                            dict[date, list[tuple[int, int]]]]] = {}
+    _shared: ClassVar[dict[tuple[object, ...], tuple[dict[date, list[tuple[int, int]]],
+                                                     dict[date, list[tuple[int, int]]]]]] = {}
 
     def __init__(self, windows: Sequence[Window], timezone: str) -> None:
         self._tz = _zone(timezone)

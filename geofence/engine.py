@@ -1169,11 +1169,11 @@ class Engine:
                     code = c1[i]
                     cond = conds[i]
                     if zr.kind == CURFEW:
-                        if cond.entered and cond.iv_start <= t < cond.iv_end:
-                            if code != 0 or cond.alert is not None or cond.start >= 0:
-                                self._cond_obs(lane, spec, cond, code, t, key, out, zr.rule_id,
-                                               zr.rule_id, "curfew_violated", zr.severity,
-                                               zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
+                        if cond.entered and cond.iv_start <= t < cond.iv_end and (
+                                code != 0 or cond.alert is not None or cond.start >= 0):
+                            self._cond_obs(lane, spec, cond, code, t, key, out, zr.rule_id,
+                                           zr.rule_id, "curfew_violated", zr.severity,
+                                           zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
                         cond.last_code = code
                         continue
                     if code != 0 and (code == 1 or cond.alert is not None or cond.start >= 0):

@@ -161,7 +161,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
     signal_sev = DEFAULT_SEVERITY["signal_lost"]
     missing: list[str] = []
     for rule in order.rules:
-        dwell_ms = int(round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000))
+        dwell_ms = round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000)
         if rule.type in ("exclusion", "inclusion", "curfew"):
             zone_id = rule.zone or ""
             idx = zones.index_of(zone_id) if zone_id in zones else -1

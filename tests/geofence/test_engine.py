@@ -9,7 +9,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import (  # noqa: E402
+from engine_world import (
     MIN,
     SEC,
     T0,
@@ -23,9 +23,9 @@ from engine_world import (  # noqa: E402
     zones_geojson,
 )
 
-from geofence.engine import Engine, fold_records, partition_keys  # noqa: E402
-from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders  # noqa: E402
-from geofence.zones import ZoneCatalogue  # noqa: E402
+from geofence.engine import Engine, fold_records, partition_keys
+from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders
+from geofence.zones import ZoneCatalogue
 
 
 def final(records: list[AlertRecord]) -> list[bytes]:
@@ -91,7 +91,7 @@ def test_rewind_that_moves_an_episode_start_renames_it() -> None:
         ("cleared", False, None, format_ts(T0 + 40 * SEC)),
         ("cleared", True, "retracted", ex[0].alert.opened_at),
     ]
-    ref = run_each(engine(), sorted(msgs + [fix(T0 - 20 * SEC, 0)], key=lambda m: m.ts))
+    ref = run_each(engine(), sorted([*msgs, fix(T0 - 20 * SEC, 0)], key=lambda m: m.ts))
     assert final(recs + more) == final(ref)
     assert len(final(ref)) == 1
 
@@ -143,7 +143,7 @@ def test_duplicates_dropped_across_batches_and_inside_rewinds() -> None:
 
 
 def test_snapshot_restore_continues_identically() -> None:
-    msgs = breach() + [event(T0 + 3 * MIN, "tamper"), fix(T0 + 3 * MIN, 300, dev="WB-B")]
+    msgs = [*breach(), event(T0 + 3 * MIN, "tamper"), fix(T0 + 3 * MIN, 300, dev="WB-B")]
     msgs.sort(key=lambda m: m.ts)
     one = engine()
     ref = one.process(msgs[:9]).records + one.process(msgs[9:]).records + one.flush()

@@ -14,12 +14,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import SEC, T0, event, fix, hit, orders, zones  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from engine_world import SEC, T0, event, fix, hit, orders, zones
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from geofence.engine import EngineConfig, replay_lines  # noqa: E402
-from geofence.model import encode  # noqa: E402
+from geofence.engine import EngineConfig, replay_lines
+from geofence.model import encode
 
 ZONES = zones()
 ORDERS = orders()
