@@ -37,6 +37,7 @@ input gives the same records and ids.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from bisect import bisect_left, bisect_right
@@ -81,6 +82,7 @@ __all__ = [
     "batch_watermark",
     "partition_keys",
     "replay_lines",
+    "tune_gc",
 ]
 
 Key = tuple[int, int, str, int, str]
@@ -268,6 +270,24 @@ def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dl = math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def tune_gc(gen0_threshold: int = 50_000) -> None:
+    """Garbage-collector settings for a process that hosts an :class:`Engine`.
+
+    The engine allocates many small, short-lived containers per batch and
+    keeps a large, long-lived state; CPython's default generation-0 threshold
+    (700) then runs collections so often that they cost as much as the
+    evaluation itself (measured in bench/bench_engine.py). This freezes what
+    is alive now (zones, orders: they live for the whole run) and raises the
+    generation-0 threshold. Call it once after loading, in a process you own
+    (``wardstream replay`` does; the stream worker should); a library should
+    not call it on its own.
+    """
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, g1, g2)
 
 
 def batch_watermark(messages: Sequence[Telemetry], quantile: float = 0.99) -> int:

@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 
-from geofence.engine import EngineConfig, replay_lines
+from geofence.engine import EngineConfig, replay_lines, tune_gc
 from geofence.errors import WardstreamError
 from geofence.model import encode, parse_orders
 from geofence.zones import load_zones
@@ -56,6 +56,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"wardstream replay: invalid orders: {exc}", file=sys.stderr)
         return 2
     cfg = EngineConfig(lateness_ms=int(args.lateness_s * 1000))
+    tune_gc()
     try:
         with open(args.telemetry, "rb") as fh_t:
             alerts, summary = replay_lines(fh_t, zones, orders, cfg)
