@@ -730,7 +730,8 @@ class Engine:
         if last_valid is not None:
             m = last_valid.msg
             st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
-            if spec.has_curfew and last_valid.gi >= 0 and spec.active_at(t_last):
+            if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
+                    and spec.active_at(last_valid.key[0])):
                 self._attach(last_valid)
                 c1 = last_valid.c1
                 assert c1 is not None
