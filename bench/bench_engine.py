@@ -257,10 +257,13 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(os.environ)
             root = str(Path(__file__).resolve().parents[1])
             env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-            # the real CLI entry point; the wrapper only reports the child's own peak RSS
-            wrapper = ("import resource, sys; from stream.cli import main; rc = main(sys.argv[1:]); "
-                       "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-                       "file=sys.stderr); sys.exit(rc)")
+            # the real CLI entry point; the wrapper only reports the child's own peak
+            # RSS (VmHWM of its address space: ru_maxrss would include the
+            # parent's pages inherited through fork/vfork before exec)
+            wrapper = ("import sys; from stream.cli import main; rc = main(sys.argv[1:]); "
+                       "hwm = [ln.split()[1] for ln in open('/proc/self/status') "
+                       "if ln.startswith('VmHWM')]; "
+                       "print('MAXRSS_KIB', hwm[0] if hwm else 'nan', file=sys.stderr); sys.exit(rc)")
             t0 = time.perf_counter()
             p = subprocess.run([sys.executable, "-c", wrapper, "replay", "--zones", str(zp),
                                 "--orders", str(op), "--telemetry", str(tp), "--out", str(ap_)],
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(p.stderr, file=sys.stderr)
                 return 1
             rss_line = [ln for ln in p.stderr.splitlines() if ln.startswith("MAXRSS_KIB")]
-            replay_rss = int(rss_line[0].split()[1]) / 1024 if rss_line else float("nan")
+            replay_rss = float(rss_line[0].split()[1]) / 1024 if rss_line else float("nan")
             replay_alerts = len(ap_.read_bytes().splitlines())
             print("\n".join(ln for ln in p.stderr.splitlines() if not ln.startswith("MAXRSS")),
                   file=sys.stderr)

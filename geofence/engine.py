@@ -1610,17 +1610,48 @@ def replay_lines(
             records.extend(engine.advance(wm))
         batch.clear()
 
+    def decode_each(group: list[bytes]) -> None:
+        for line in group:
+            dec = decoder.decode(line)
+            for r in dec.rejected:
+                summary.rejected[r.reason] += 1
+            batch.extend(dec.messages)
+
+    # Single-object lines are decoded many at a time as one JSON array (one
+    # msgspec call); a group with any bad line is decoded again line by line,
+    # so rejects are counted exactly as when decoding each line.
+    group: list[bytes] = []
+    group_bytes = 0
+    group_max = max(1, min(decoder.max_batch, 4096, chunk))
     for line in lines:
         summary.lines += 1
-        if not line.strip():
+        s = line.strip()
+        if not s:
             summary.rejected["empty_line"] += 1
             continue
-        dec = decoder.decode(line)
-        for r in dec.rejected:
-            summary.rejected[r.reason] += 1
-        batch.extend(dec.messages)
+        if s[:1] != b"{":
+            if group:
+                decode_each(group)
+                group, group_bytes = [], 0
+            decode_each([s])
+        else:
+            group.append(s)
+            group_bytes += len(s)
+            if len(group) >= group_max or group_bytes > decoder.max_bytes // 2:
+                dec = decoder.decode(b"[" + b",".join(group) + b"]")
+                if dec.rejected:
+                    decode_each(group)
+                else:
+                    batch.extend(dec.messages)
+                group, group_bytes = [], 0
         if len(batch) >= chunk:
             feed()
+    if group:
+        dec = decoder.decode(b"[" + b",".join(group) + b"]")
+        if dec.rejected:
+            decode_each(group)
+        else:
+            batch.extend(dec.messages)
     if batch:
         feed()
     records.extend(engine.flush())
