@@ -585,7 +585,7 @@ class Engine:
         # keep what any watcher's rewind may still look at: fixes back to the
         # oldest checkpoint (or first tail step) of the watchers' lanes
         cfg = self._cfg
-        cut = max(lane.frontier, self._wm) - 4 * cfg.lateness_ms
+        cut = max(lane.frontier, self._wm) - 6 * cfg.lateness_ms
         for a in ws:
             al = self._lanes.get(a)
             if al is None:
@@ -732,11 +732,11 @@ class Engine:
             st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
             if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
                     and spec.active_at(last_valid.key[0])):
-                self._attach(last_valid)
-                c1 = last_valid.c1
-                assert c1 is not None
+                gi = last_valid.gi
+                base = self._g_ends[gi - 1] if gi else 0
+                l1 = self._g_l1
                 for i in spec.curfew_idx:
-                    st.conds[i].last_code = c1[i]
+                    st.conds[i].last_code = l1[base + i]
         lane.tail.extend(ents)
         lane.last_key = ents[-1].key
         if t_last > lane.frontier:
@@ -859,9 +859,9 @@ class Engine:
                 del log[:n]
             if lane.hist is not None and len(lane.hist) > 64:
                 del lane.hist[:-64]
-        # a new pending snapshot once the checkpoint is two horizons old: one
-        # state copy per two horizons of event time, a tail of at most three
-        if lane.pend is None and lane.last_key[0] >= lane.ckpt_key[0] + 2 * self._cfg.lateness_ms:
+        # a new pending snapshot once the checkpoint is four horizons old: one
+        # state copy per four horizons of event time, a tail of at most five
+        if lane.pend is None and lane.last_key[0] >= lane.ckpt_key[0] + 4 * self._cfg.lateness_ms:
             lane.pend = lane.state.copy()
             lane.pend_key = lane.last_key
 
