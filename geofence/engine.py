@@ -80,7 +80,10 @@ __all__ = [
     "ProcessResult",
     "ReplaySummary",
     "batch_watermark",
+    "fold_records",
+    "message_key",
     "partition_keys",
+    "person_partition_keys",
     "replay_lines",
     "tune_gc",
 ]
@@ -1526,6 +1529,27 @@ def partition_keys(orders: Sequence[Order]) -> dict[str, str]:
     """
     groups = contact_groups(orders)
     return {d: groups[o.person_id] for o in orders for d in o.devices}
+
+
+def message_key(msg: Telemetry, device_keys: dict[str, str], person_keys: dict[str, str]) -> str:
+    """The partition key of one telemetry message.
+
+    ``device_keys`` is :func:`partition_keys`, ``person_keys`` maps a person
+    to the same group key (``{p: k for p, k in contact_groups(orders).items()}``,
+    see :func:`person_partition_keys`). Fixes and device events go by device
+    (an unknown device keys by its own id, so it is dead-lettered once),
+    face matches by their person's key, facility video hits by camera id.
+    """
+    if isinstance(msg, VideoHit):
+        if msg.event == "face_match" and msg.person_id is not None:
+            return person_keys.get(msg.person_id, msg.person_id)
+        return "camera:" + msg.camera_id
+    return device_keys.get(msg.device_id, msg.device_id)
+
+
+def person_partition_keys(orders: Sequence[Order]) -> dict[str, str]:
+    """person_id -> partition key (the group key of :func:`partition_keys`)."""
+    return contact_groups(orders)
 
 
 # ---------------------------------------------------------------------- replay

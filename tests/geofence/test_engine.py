@@ -16,6 +16,7 @@ from engine_world import (
     engine,
     event,
     fix,
+    hit,
     orders,
     orders_json,
     summary,
@@ -23,7 +24,13 @@ from engine_world import (
     zones_geojson,
 )
 
-from geofence.engine import Engine, fold_records, partition_keys
+from geofence.engine import (
+    Engine,
+    fold_records,
+    message_key,
+    partition_keys,
+    person_partition_keys,
+)
 from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders
 from geofence.zones import ZoneCatalogue
 
@@ -198,6 +205,15 @@ def test_partition_keys_group_no_contact_pairs() -> None:
     data = orders_json()
     data[0]["rules"] = []
     assert partition_keys(parse_orders(json.dumps(data)))["WB-B"] == "P-B"
+
+
+def test_message_keys_follow_persons_and_cameras() -> None:
+    o = orders()
+    dk, pk = partition_keys(o), person_partition_keys(o)
+    assert message_key(fix(T0, 0, dev="WB-B"), dk, pk) == "P-A"
+    assert message_key(hit(T0, "face_match", 0, person_id="P-B", confidence=0.9), dk, pk) == "P-A"
+    assert message_key(hit(T0, "fight", 0), dk, pk) == "camera:CAM-1"
+    assert message_key(fix(T0, 0, dev="WB-X"), dk, pk) == "WB-X"
 
 
 def test_records_carry_event_time_only() -> None:
