@@ -384,6 +384,9 @@ class Engine:
         return spec
 
     def _rebuild_watchers(self) -> None:
+        # lanes that never take the in-place fast path: cameras (no spec) and
+        # persons with no_contact rules (each fix is a contact observation)
+        self._slow = {p for p, s in self._specs.items() if s.contact_rules}
         w: dict[str, list[str]] = {}
         for pid, spec in self._specs.items():
             for cr in spec.contact_rules:
@@ -514,6 +517,7 @@ class Engine:
         live: list[tuple[Lane, list[Entry]]] = []
         late: list[tuple[Lane, list[Entry]]] = []
         watchers = self._watchers
+        slow = self._slow
         probes: dict[str, list[Entry]] = {}
         for pid, ents in per_lane.items():
             lane = lanes.get(pid)
@@ -521,10 +525,18 @@ class Engine:
                 lane = self._lane(pid)
             horizon = (lane.frontier if lane.frontier > wm else wm) - lateness
             if len(ents) == 1:
-                if ents[0].key[0] < horizon:
+                e0 = ents[0]
+                if e0.key[0] < horizon:
                     res.late += 1
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
+                elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
+                      and pid not in slow and self._fast(lane, specs[pid], ents)):
+                    # the common case: one quiet in-order fix, applied in place
+                    self._roll(lane)
+                    if lane.due < lane.heap_at:
+                        lane.heap_at = lane.due
+                        heapq.heappush(self._heap, (lane.due, pid))
                 else:
                     live.append((lane, ents))
             else:
@@ -710,7 +722,7 @@ class Engine:
         record the last position and liveness, which is done here in bulk.
         """
         t_last = ents[-1].key[0]
-        if lane.due <= t_last:
+        if lane.due <= t_last or not lane.state.started:
             return False
         flags = self._g_flags
         last_valid: Entry | None = None

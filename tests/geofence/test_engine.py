@@ -31,7 +31,7 @@ from geofence.engine import (
     partition_keys,
     person_partition_keys,
 )
-from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders
+from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders, parse_ts
 from geofence.zones import ZoneCatalogue
 
 
@@ -230,3 +230,19 @@ def test_missing_zone_in_an_order_does_not_stop_the_others() -> None:
     recs = eng.process([fix(T0, 0), fix(T0 + MIN, 0)]).records
     assert [r.alert.rule_id for r in recs] == ["r1"]
     assert format_ts(T0)  # world sanity
+
+
+def test_curfew_still_applies_after_an_order_update() -> None:
+    # quiet lane, then the order is re-published: the curfew must still start
+    rules = [{"id": "r3", "type": "curfew", "zone": "home-A",
+              "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]}]
+    eng = engine(rules=rules)
+    t22 = parse_ts("2026-11-22T22:00:00+08:00")
+    eng.process([fix(t22 - 20 * MIN, 800), fix(t22 - 19 * MIN, 800)])
+    eng.upsert_order(orders(rules=rules)[0])
+    recs = []
+    for k in range(18, 0, -1):
+        recs += eng.process([fix(t22 - k * MIN, 800)]).records
+    recs += eng.process([fix(t22 + 30 * SEC, 800)]).records
+    recs += eng.process([fix(t22 + 90 * SEC, 800)]).records
+    assert [(r.event, r.alert.kind) for r in recs] == [("opened", "curfew_violated")]
