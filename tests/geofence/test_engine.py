@@ -9,13 +9,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import (  # noqa: E402
+from engine_world import (
     MIN,
     SEC,
     T0,
     engine,
     event,
     fix,
+    hit,
     orders,
     orders_json,
     summary,
@@ -23,9 +24,15 @@ from engine_world import (  # noqa: E402
     zones_geojson,
 )
 
-from geofence.engine import Engine, fold_records, partition_keys  # noqa: E402
-from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders  # noqa: E402
-from geofence.zones import ZoneCatalogue  # noqa: E402
+from geofence.engine import (
+    Engine,
+    fold_records,
+    message_key,
+    partition_keys,
+    person_partition_keys,
+)
+from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders, parse_ts
+from geofence.zones import ZoneCatalogue
 
 
 def final(records: list[AlertRecord]) -> list[bytes]:
@@ -91,7 +98,7 @@ def test_rewind_that_moves_an_episode_start_renames_it() -> None:
         ("cleared", False, None, format_ts(T0 + 40 * SEC)),
         ("cleared", True, "retracted", ex[0].alert.opened_at),
     ]
-    ref = run_each(engine(), sorted(msgs + [fix(T0 - 20 * SEC, 0)], key=lambda m: m.ts))
+    ref = run_each(engine(), sorted([*msgs, fix(T0 - 20 * SEC, 0)], key=lambda m: m.ts))
     assert final(recs + more) == final(ref)
     assert len(final(ref)) == 1
 
@@ -143,7 +150,7 @@ def test_duplicates_dropped_across_batches_and_inside_rewinds() -> None:
 
 
 def test_snapshot_restore_continues_identically() -> None:
-    msgs = breach() + [event(T0 + 3 * MIN, "tamper"), fix(T0 + 3 * MIN, 300, dev="WB-B")]
+    msgs = [*breach(), event(T0 + 3 * MIN, "tamper"), fix(T0 + 3 * MIN, 300, dev="WB-B")]
     msgs.sort(key=lambda m: m.ts)
     one = engine()
     ref = one.process(msgs[:9]).records + one.process(msgs[9:]).records + one.flush()
@@ -200,6 +207,15 @@ def test_partition_keys_group_no_contact_pairs() -> None:
     assert partition_keys(parse_orders(json.dumps(data)))["WB-B"] == "P-B"
 
 
+def test_message_keys_follow_persons_and_cameras() -> None:
+    o = orders()
+    dk, pk = partition_keys(o), person_partition_keys(o)
+    assert message_key(fix(T0, 0, dev="WB-B"), dk, pk) == "P-A"
+    assert message_key(hit(T0, "face_match", 0, person_id="P-B", confidence=0.9), dk, pk) == "P-A"
+    assert message_key(hit(T0, "fight", 0), dk, pk) == "camera:CAM-1"
+    assert message_key(fix(T0, 0, dev="WB-X"), dk, pk) == "WB-X"
+
+
 def test_records_carry_event_time_only() -> None:
     recs = run_each(engine(), breach())
     for r in recs:
@@ -214,3 +230,19 @@ def test_missing_zone_in_an_order_does_not_stop_the_others() -> None:
     recs = eng.process([fix(T0, 0), fix(T0 + MIN, 0)]).records
     assert [r.alert.rule_id for r in recs] == ["r1"]
     assert format_ts(T0)  # world sanity
+
+
+def test_curfew_still_applies_after_an_order_update() -> None:
+    # quiet lane, then the order is re-published: the curfew must still start
+    rules = [{"id": "r3", "type": "curfew", "zone": "home-A",
+              "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]}]
+    eng = engine(rules=rules)
+    t22 = parse_ts("2026-11-22T22:00:00+08:00")
+    eng.process([fix(t22 - 20 * MIN, 800), fix(t22 - 19 * MIN, 800)])
+    eng.upsert_order(orders(rules=rules)[0])
+    recs = []
+    for k in range(18, 0, -1):
+        recs += eng.process([fix(t22 - k * MIN, 800)]).records
+    recs += eng.process([fix(t22 + 30 * SEC, 800)]).records
+    recs += eng.process([fix(t22 + 90 * SEC, 800)]).records
+    assert [(r.event, r.alert.kind) for r in recs] == [("opened", "curfew_violated")]

@@ -14,12 +14,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import SEC, T0, event, fix, hit, orders, zones  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from engine_world import SEC, T0, event, fix, hit, orders, zones
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from geofence.engine import EngineConfig, replay_lines  # noqa: E402
-from geofence.model import encode  # noqa: E402
+from geofence.engine import Engine, EngineConfig, replay_lines
+from geofence.model import encode
 
 ZONES = zones()
 ORDERS = orders()
@@ -33,8 +33,10 @@ PLACES = [0.0, 100.0, 148.0, 152.0, 200.0, 240.0, 800.0, 1000.0, 1500.0, 2990.0,
 @st.composite
 def scenarios(draw: Any) -> list[Any]:
     msgs: list[Any] = []
+    # from 20:00 local, or from 21:40 so that the 22:00 curfew window starts
+    base = T0 + draw(st.sampled_from([0, 100 * 60])) * SEC
     for dev in ("WB-A", "WB-A2", "WB-B"):
-        t = T0 + draw(st.integers(0, 60)) * SEC
+        t = base + draw(st.integers(0, 60)) * SEC
         n = draw(st.integers(0, 18))
         for _ in range(n):
             t += draw(st.integers(5, 200)) * SEC
@@ -47,7 +49,7 @@ def scenarios(draw: Any) -> list[Any]:
                                              "charging", "heartbeat", "sos"]))
                 msgs.append(event(t + SEC, name, dev=dev))
     for _ in range(draw(st.integers(0, 3))):
-        t = T0 + draw(st.integers(0, 3600)) * SEC
+        t = base + draw(st.integers(0, 3600)) * SEC
         name = draw(st.sampled_from(["face_match", "fight", "crowd"]))
         x = draw(st.sampled_from(PLACES))
         conf = draw(st.sampled_from([0.5, 0.9]))
@@ -92,6 +94,23 @@ def test_shuffle_within_lateness_horizon_changes_nothing(msgs: list[Any], data: 
     chunk = data.draw(st.sampled_from([1, 2, 5, 50]))
     batch = data.draw(st.sampled_from([1, 3]))
     assert replay(lines_of(shuffled, batch), chunk=chunk) == ref
+
+
+@FAST
+@given(scenarios(), st.sampled_from([1, 4, 1000]))
+def test_fast_path_changes_nothing(msgs: list[Any], batch: int) -> None:
+    """The bulk path for quiet lanes gives exactly the records of the full path."""
+    def records(fast: bool) -> list[bytes]:
+        eng = Engine(ZONES, ORDERS)
+        if not fast:
+            eng._fast = lambda *a: False  # type: ignore[method-assign]
+        out = []
+        for i in range(0, len(msgs), batch):
+            out += eng.process(msgs[i:i + batch]).records
+        out += eng.flush()
+        return [encode(r) for r in out]
+
+    assert records(True) == records(False)
 
 
 @st.composite

@@ -11,9 +11,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import MIN, SEC, T0, event, fix, hit, orders_json, zones_geojson  # noqa: E402
+from engine_world import MIN, SEC, T0, event, fix, hit, orders_json, zones_geojson
 
-from geofence.model import encode  # noqa: E402
+from geofence.model import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 
