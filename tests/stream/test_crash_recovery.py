@@ -111,6 +111,8 @@ async def test_kill_9_one_of_two_workers_loses_nothing_and_duplicates_no_opened(
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+    # SIGTERM stops a worker cleanly (snapshot, commit, leave the group)
+    assert [p.returncode for p in procs] == [0, 0]
     # the survivor restored the dead worker's partitions from their snapshots
     assert "restored from snapshot" in logs[1].read_text(errors="replace")
 
