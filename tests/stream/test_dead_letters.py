@@ -8,6 +8,8 @@ import collections
 import json
 import re
 
+import aiohttp
+
 import scenario
 from conftest import (
     alert_records,
@@ -50,7 +52,8 @@ def _bad(i: int) -> tuple[bytes | None, str]:
 async def test_thousand_malformed_messages_are_dead_lettered_while_valid_traffic_flows(
         broker: str) -> None:
     orders = scenario.orders()
-    worker = Worker(broker, scenario.zones(), orders, test_settings(max_batch=MAX_BATCH))
+    worker = Worker(broker, scenario.zones(), orders, test_settings(max_batch=MAX_BATCH),
+                    web_port=0)
     await worker.start()
     try:
         await wait_for(worker.is_ready, 30)
@@ -67,8 +70,21 @@ async def test_thousand_malformed_messages_are_dead_lettered_while_valid_traffic
         await produce(worker.bootstrap, orders, msgs[10 * step:], per_envelope=40)
         await produce(worker.bootstrap, orders, scenario.final_heartbeats())
         await wait_for(lambda: caught_up(worker), 60)
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{worker.web_port}/metrics") as resp:
+            assert resp.status == 200
+            exposition = await resp.text()
     finally:
         await worker.stop()
+    # counted in Prometheus, on the worker's web port
+    for reason, n in expected_reasons.items():
+        assert f'wardstream_worker_dead_letters_total{{reason="{reason}"}} {float(n)}' \
+            in exposition
+    for name in ("wardstream_worker_fixes_in_total{result=\"evaluated\"}",
+                 "wardstream_worker_batch_size_bucket", "wardstream_worker_eval_seconds_bucket",
+                 "wardstream_worker_consumer_lag{partition=\"0\"}",
+                 "wardstream_worker_alert_records_total{event=\"opened\"}"):
+        assert name in exposition
 
     letters = await dead_letter_values(broker)
     assert len(letters) == 1000

@@ -14,7 +14,14 @@ import time
 
 import scenario
 from aiokafka import AIOKafkaProducer
-from conftest import alert_records, caught_up, produce, test_settings, wait_for
+from conftest import (
+    alert_records,
+    caught_up,
+    dead_letter_values,
+    produce,
+    test_settings,
+    wait_for,
+)
 
 from geofence.model import Fix, parse_order
 from stream.app import Worker
@@ -80,6 +87,16 @@ async def test_order_and_zone_hot_reload_on_every_worker(broker: str) -> None:
             return any(r.alert.person_id == "P9" and r.event == "cleared"
                        and r.alert.reason == "order_removed" for r in recs)
         await wait_for(cleared, 10)
+
+        # 4. an invalid control record is dead-lettered with its source, not applied
+        await producer.send_and_wait(ORDERS, b'{"person_id": "P10", "devices": []}',
+                                     key=b"P10")
+
+        async def rejected() -> bool:
+            return any(d["source"].startswith("orders:0@") and d["reason"] == "missing_field"
+                       for d in await dead_letter_values(broker, 0.3))
+        await wait_for(rejected, 10)
+        assert all("P10" not in w.orders for w in workers)
     finally:
         await producer.stop()
         for w in workers:
