@@ -37,6 +37,24 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+_CALENDARS: dict[tuple[tuple[Window, ...], str], CurfewCalendar] = {}
+
+
+def calendar_for(windows: Sequence[Window], timezone: str) -> CurfewCalendar:
+    """A shared :class:`CurfewCalendar` for these windows and zone.
+
+    Orders of one city mostly share their curfew, so calendars (and their
+    interval caches) are shared rather than built per order.
+    """
+    key = (tuple(windows), timezone)
+    cal = _CALENDARS.get(key)
+    if cal is None:
+        if len(_CALENDARS) > 4096:
+            _CALENDARS.clear()
+        cal = _CALENDARS[key] = CurfewCalendar(windows, timezone)
+    return cal
+
+
 class CurfewCalendar:
     """The curfew windows of one rule, resolved to UTC intervals on demand.
 

@@ -386,6 +386,7 @@ class Engine:
     def _rebuild_watchers(self) -> None:
         # lanes that never take the in-place fast path: cameras (no spec) and
         # persons with no_contact rules (each fix is a contact observation)
+        self._watchers_dirty = False
         self._slow = {p for p, s in self._specs.items() if s.contact_rules}
         w: dict[str, list[str]] = {}
         for pid, spec in self._specs.items():
@@ -446,6 +447,8 @@ class Engine:
         cfg = self._cfg
         if self._csr_dirty:
             self._rebuild_csr()
+        if self._watchers_dirty:
+            self._rebuild_watchers()
         route = self._route
         specs = self._specs
         per_lane: dict[str, list[Entry]] = {}
@@ -1443,7 +1446,7 @@ class Engine:
         out: list[AlertRecord] = []
         old = self._specs.get(order.person_id)
         new = self._install(order)
-        self._rebuild_watchers()
+        self._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
         for table in (self._lanes, self._late):
             lane = table.get(order.person_id)
             if lane is not None:
@@ -1465,7 +1468,7 @@ class Engine:
                 self._rebase(lane, old, None, reason, out)
         self._recent.pop(person_id, None)
         self._csr_dirty = True
-        self._rebuild_watchers()
+        self._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
         return out
 
     def set_zones(self, zones: ZoneIndex) -> list[AlertRecord]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from geofence.curfew import CurfewCalendar
+from geofence.curfew import CurfewCalendar, calendar_for
 from geofence.model import Order, Rule
 
 SEVERITY_ORDER = ("red", "orange", "yellow", "blue")
@@ -183,7 +183,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
                 zone_rules.append(
                     ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
                              _severity(rule, "curfew_violated"), "",
-                             CurfewCalendar(rule.windows, order.timezone))
+                             calendar_for(rule.windows, order.timezone))
                 )
         elif rule.type == "no_contact":
             contact_rules.append(

@@ -40,6 +40,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", help="write alerts here instead of stdout")
     p.add_argument("--lateness-s", type=float, default=120.0, help="lateness horizon (s)")
     args = p.parse_args(list(argv))
+    tune_gc()  # loading allocates many small objects: fewer collections
     try:
         zones = load_zones(args.zones)
     except WardstreamError as exc:

@@ -246,3 +246,13 @@ def test_curfew_still_applies_after_an_order_update() -> None:
     recs += eng.process([fix(t22 + 30 * SEC, 800)]).records
     recs += eng.process([fix(t22 + 90 * SEC, 800)]).records
     assert [(r.event, r.alert.kind) for r in recs] == [("opened", "curfew_violated")]
+
+
+def test_redelivery_after_restore_is_dropped() -> None:
+    msgs = breach()
+    first = engine()
+    first.process(msgs)
+    second = engine()
+    second.restore(first.snapshot())
+    res = second.process(msgs[-3:])
+    assert res.duplicates == 3 and res.records == []
