@@ -402,7 +402,7 @@ async def latency(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
     if os.environ.get("BENCH_DEBUG") and lat_t:
         t0 = lat_t[0]
         for w in range(0, int((lat_t[-1] - t0) / 1000) + 1, 2):
-            sel = sorted(v for v, t in zip(lat, lat_t) if w <= (t - t0) / 1000 < w + 2)
+            sel = sorted(v for v, t in zip(lat, lat_t, strict=True) if w <= (t - t0) / 1000 < w + 2)
             if sel:
                 print(f"t+{w:>3}s n={len(sel):>4} p50={sel[len(sel) // 2]:.0f} max={sel[-1]:.0f}")
     lat.sort()

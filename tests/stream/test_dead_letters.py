@@ -9,7 +9,6 @@ import json
 import re
 
 import aiohttp
-
 import scenario
 from conftest import (
     alert_records,
