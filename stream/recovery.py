@@ -25,6 +25,7 @@ watermark that fetch responses carry.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import zlib
@@ -89,6 +90,7 @@ _META = msgspec.msgpack.Decoder(SnapshotMeta)
 _CHUNK = msgspec.msgpack.Decoder(SnapshotChunk)
 _BODY = msgspec.msgpack.Decoder(SnapshotBody)
 _RECORD = msgspec.json.Decoder(AlertRecord)
+_JSON = msgspec.json.Encoder()
 
 
 def manifest_key(group: str, partition: int) -> bytes:
@@ -209,10 +211,13 @@ async def read_snapshots(consumer: AIOKafkaConsumer, group: str,
 
 
 def record_identity(rec: AlertRecord) -> tuple[str, str, str]:
-    """What makes a lifecycle record a duplicate: one ``opened``/``cleared`` per
-    alert_id, one ``updated`` per alert_id and event time."""
-    at = "" if rec.event in ("opened", "cleared") else (rec.at or "")
-    return (rec.alert.alert_id, rec.event, at)
+    """What makes a lifecycle record a duplicate: one ``opened`` and one
+    ``cleared`` per alert_id; any other event once per alert_id, event time
+    and content (a rewind may legitimately update an alert twice)."""
+    if rec.event in ("opened", "cleared"):
+        return (rec.alert.alert_id, rec.event, "")
+    digest = hashlib.blake2b(_JSON.encode(rec.alert), digest_size=8).hexdigest()
+    return (rec.alert.alert_id, rec.event, f"{rec.at or ''}#{digest}")
 
 
 def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> bytes | None:
