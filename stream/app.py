@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from geofence.engine import Engine, EngineConfig, batch_watermark
+from geofence.engine import Engine, EngineConfig, ProcessResult, batch_watermark
 from geofence.model import (
     AlertRecord,
     DeadLetter,
@@ -448,7 +448,14 @@ class Worker:
         records: list[AlertRecord] = []
         if batch:
             t0 = time.perf_counter()
-            result = ps.engine.process(batch)
+            failed = 0
+            try:
+                result = ps.engine.process(batch)
+            except Exception:
+                # an engine failure must not block the partition: isolate the culprit
+                log.exception("partition %d: evaluating a batch of %d failed; retrying one"
+                              " message at a time", p, len(batch))
+                result, failed = await self._one_by_one(ps, batch, origin)
             records.extend(result.records)
             unknown_ids = {id(u) for u in result.unknown}
             known = [x for x in batch if id(x) not in unknown_ids] if unknown_ids else batch
@@ -468,7 +475,7 @@ class Worker:
             m.fixes_in.labels("ignored").inc(result.ignored)
             m.fixes_in.labels("evaluated").inc(
                 len(batch) - len(result.unknown) - result.duplicates - result.late
-                - result.too_late - result.ignored)
+                - result.too_late - result.ignored - failed)
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
@@ -477,12 +484,41 @@ class Worker:
                 and ps.next_offset >= ps.ledger_until:
             ps.ledger = None  # past every input processed before the restore
 
+    async def _one_by_one(self, ps: PartitionState, batch: Sequence[Telemetry],
+                          origin: dict[int, int]) -> tuple[ProcessResult, int]:
+        """Evaluate messages singly; dead-letter the ones the engine fails on."""
+        total = ProcessResult()
+        failed = 0
+        at = format_ts(int(time.time() * 1000))
+        for msg in batch:
+            try:
+                one = ps.engine.process([msg])
+            except Exception as exc:
+                source = f"telemetry:{ps.partition}@{origin.get(id(msg), -1)}"
+                await self._dead_letter([DeadLetter("processing_error", encode(msg).decode(),
+                                                    source, f"engine failed: {exc!r}"[:512],
+                                                    at)])
+                failed += 1
+                continue
+            total.records.extend(one.records)
+            total.unknown.extend(one.unknown)
+            total.duplicates += one.duplicates
+            total.late += one.late
+            total.too_late += one.too_late
+            total.ignored += one.ignored
+        return total, failed
+
     def _advance(self, ps: PartitionState, watermark: int) -> list[AlertRecord]:
         if ps.watermark is not None and watermark <= ps.watermark:
             return []
         ps.watermark = watermark
         self.metrics.watermark.labels(str(ps.partition)).set(watermark)
-        return ps.engine.advance(watermark)
+        try:
+            return ps.engine.advance(watermark)
+        except Exception:
+            log.exception("partition %d: advancing timers to %d failed", ps.partition,
+                          watermark)
+            return []
 
     def _unknown(self, p: int, unknown: Sequence[Telemetry],
                  origin: dict[int, int]) -> list[DeadLetter]:
