@@ -119,7 +119,7 @@ def spawn_worker(bootstrap: str, zones_file: Path, orders_file: Path, partitions
     env = dict(os.environ)
     env.update({"PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
                 "WARDSTREAM_TOPIC_PARTITIONS": str(partitions),
-                "WARDSTREAM_SNAPSHOT_INTERVAL_S": "5", "WARDSTREAM_LOG_LEVEL": "INFO"})
+                "WARDSTREAM_LOG_LEVEL": "INFO"})
     return subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "worker", "--zones", str(zones_file), "--orders",
          str(orders_file), "--kafka", bootstrap, "--web-port", "0", "--group", GROUP],
@@ -462,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            f" p99 <= {lt['worker_e2a_p99_le_s']} s; eval p50 <="
                                            f" {lt['eval_p50_le_s']} s, p99 <= {lt['eval_p99_le_s']}"
                                            f" s; mean batch {lt['mean_batch']:.0f}"),
-        ("machine", f"{os.cpu_count()} cores, {platform.machine()}, "
+        ("machine", f"{os.cpu_count()} cores (load average {lt['load_avg_1m']:.1f} at the end),"
+                    f" {platform.machine()}, "
                     f"Python {platform.python_version()}"),
     ]
     width = max(len(k) for k, _ in rows)
