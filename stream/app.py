@@ -795,7 +795,11 @@ class Worker:
         for ps in self._parts.values():
             records: list[AlertRecord] = []
             if zones_changed:
-                records.extend(ps.engine.set_zones(self.zones))
+                try:
+                    records.extend(ps.engine.set_zones(self.zones))
+                except Exception:
+                    log.exception("partition %d: zone update could not be applied",
+                                  ps.partition)
             records.extend(self._sync_orders(ps, self.router))
             if records:
                 ps.dirty = True
@@ -811,6 +815,11 @@ class Worker:
             del ps.orders[person]
         for person, order in wanted.items():
             if ps.orders.get(person) != order:
-                records.extend(ps.engine.upsert_order(order))
+                try:
+                    records.extend(ps.engine.upsert_order(order))
+                except Exception:  # one bad order must not stop the others
+                    log.exception("partition %d: order of %s could not be applied",
+                                  ps.partition, person)
+                    continue
                 ps.orders[person] = order
         return records
