@@ -58,6 +58,9 @@ CATALOGUE: tuple[Key, ...] = (
     Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
         secret=True),
     Key("log_level", str, "INFO", "Python logging level."),
+    Key("gateway_secret", str, "", "Key of the gateway's JT/T 808 authentication codes (HMAC);"
+        " unset: random per start, so terminals must register again after a restart.",
+        secret=True),
     Key("alerts_retention_h", int, 24 * 30, "Retention of wardstream.alerts in hours."),
     Key("worker_group", str, "wardstream-worker", "Consumer group of the stream workers."),
     Key("snapshot_interval_s", float, 10.0, "Seconds between state snapshots of a partition"
@@ -124,6 +127,7 @@ class Settings:
     gateway_metrics_port: int = 9108
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     log_level: str = "INFO"
+    gateway_secret: str = ""
     alerts_retention_h: int = 24 * 30
     worker_group: str = "wardstream-worker"
     snapshot_interval_s: float = 10.0
