@@ -10,12 +10,14 @@ the same alerts again.
 from __future__ import annotations
 
 import collections
+import json
 
 import scenario
-from conftest import alert_records, caught_up, produce, test_settings, wait_for
+from conftest import alert_records, caught_up, produce, read_topic, test_settings, wait_for
 
 from geofence.engine import fold_records, replay_lines
 from stream.app import Worker
+from stream.topics import COMMANDS
 
 
 def _expected() -> list:
@@ -59,6 +61,14 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
     assert [a for a in got] == [a for a in expected]
     opened = collections.Counter(r.alert.alert_id for r in records if r.event == "opened")
     assert all(n == 1 for n in opened.values())
+
+    # pursuit mode: a geofence episode asks the person's devices to report faster
+    commands = [json.loads(r.value) for r in await read_topic(broker, COMMANDS, 0.5)]
+    entered = next(a for a in expected if a.kind == "exclusion_entered")
+    mine = [c for c in commands if c["alert_id"] == entered.alert_id]
+    assert [(c["device_id"], c["command"]) for c in mine] == [("WB-P1", "pursuit"),
+                                                               ("WB-P1", "normal")]
+    assert not [c for c in commands if c["device_id"] == "WB-P7"]  # device alerts: no pursuit
 
 
 async def test_out_of_order_within_lateness_changes_nothing(broker: str) -> None:
