@@ -43,7 +43,6 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start a worker and keep it running until a signal arrives."""
     from geofence.zones import load_zones
-
     from stream.app import Worker
 
     try:
