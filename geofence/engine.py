@@ -1433,10 +1433,12 @@ class Engine:
             fresh = _fresh_state(new)
             conds, appr, cconds = list(fresh.conds), list(fresh.appr), list(fresh.cconds)
             if old is not None:
-                by_rule = {(z.rule_id, z.kind, z.zone_idx): i for i, z in enumerate(old.zone_rules)}
+                # same rule on the same zone id keeps its state (a reloaded
+                # catalogue may renumber zones; a changed geometry applies from now)
+                by_rule = {(z.rule_id, z.kind, z.zone_id): i for i, z in enumerate(old.zone_rules)}
                 used: set[int] = set()
                 for i, z in enumerate(new.zone_rules):
-                    j = by_rule.get((z.rule_id, z.kind, z.zone_idx))
+                    j = by_rule.get((z.rule_id, z.kind, z.zone_id))
                     if j is not None:
                         conds[i], appr[i] = st.conds[j], st.appr[j]
                         used.add(j)
