@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 
-# one thread per process, as a worker runs: idle BLAS threads would spin and
-# blur the CPU-time figures (set before numpy is imported)
+# one BLAS thread per process, as a worker runs (set before numpy is imported)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

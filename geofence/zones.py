@@ -165,7 +165,7 @@ def _ring(zid: str, ring: object, where: str, repairs: list[str]) -> FloatArray:
 def _ring_area(ring: FloatArray) -> float:
     xs = ring[:, 0]
     ys = ring[:, 1]
-    return float(abs(np.dot(xs[:-1], ys[1:]) - np.dot(xs[1:], ys[:-1])) / 2.0)
+    return float(abs((xs[:-1] * ys[1:]).sum() - (xs[1:] * ys[:-1]).sum()) / 2.0)
 
 
 def _polygonal(g: shapely.Geometry) -> shapely.Geometry:
@@ -305,13 +305,20 @@ def _densify(seg: FloatArray) -> FloatArray:
 
 
 def _chunks(rings: list[FloatArray]) -> FloatArray:
+    """Rings cut into runs of CHUNK consecutive segments, (n, CHUNK, 4).
+
+    A short last run is padded with zero-length segments at the ring's last
+    vertex, so every run stays continuous (each segment starts where the
+    previous ended) and can be read as a polyline of CHUNK + 1 vertices.
+    """
     blocks: list[FloatArray] = []
     for seg in rings:
         n = len(seg)
         nc = -(-n // CHUNK)
         pad = nc * CHUNK - n
         if pad:
-            seg = np.vstack([seg, np.repeat(seg[-1:], pad, axis=0)])
+            end = np.concatenate([seg[-1, 2:], seg[-1, 2:]])[None, :]
+            seg = np.vstack([seg, np.repeat(end, pad, axis=0)])
         blocks.append(seg.reshape(nc, CHUNK, 4))
     if not blocks:
         return np.zeros((0, CHUNK, 4))
@@ -348,7 +355,7 @@ def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float],
     kx_lo, ky_lo = _lat_scale_bounds(y0, y1, x1 - x0)
     w_m = max((x1 - x0) * kx_lo, 1.0)
     h_m = max((y1 - y0) * ky_lo, 1.0)
-    nseg = int(np.count_nonzero(np.diff(chunks, axis=1).any(axis=2))) + chunks.shape[0]
+    nseg = int(np.count_nonzero((chunks[:, :, :2] != chunks[:, :, 2:]).any(axis=2)))
     target = min(GRID_MAX_CELLS, max(256, 8 * nseg))
     side = math.sqrt(w_m * h_m / target)
     nx = int(min(512, max(1, math.ceil(w_m / side))))
@@ -594,6 +601,8 @@ class ZoneCatalogue:
         "_is_circle",
         "_radius",
         "_tree",
+        "_vx",
+        "_vy",
         "_zones",
         "ids",
     )
@@ -625,6 +634,11 @@ class ZoneCatalogue:
         )
         cb = _chunk_bounds(self._chunks)
         self._chunk_bbox = cb
+        # hot-path layout: each chunk as its CHUNK + 1 vertices (segments of a
+        # chunk are consecutive on one ring), x and y in separate arrays
+        c = self._chunks
+        self._vx = np.ascontiguousarray(np.concatenate([c[:, :, 0], c[:, -1:, 2]], axis=1))
+        self._vy = np.ascontiguousarray(np.concatenate([c[:, :, 1], c[:, -1:, 3]], axis=1))
         # STRtree: a sort-tile-recursive bulk-loaded R-tree (see docs/zones.md
         # for why it, and not rtree.Index, serves the bulk queries)
         self._tree = shapely.STRtree(shapely.box(cb[:, 0], cb[:, 1], cb[:, 2], cb[:, 3]))
@@ -698,12 +712,25 @@ class ZoneCatalogue:
     def updated(self, features: Sequence[Mapping[str, Any]]) -> ZoneCatalogue:
         """A new catalogue with ``features`` added or replacing same-id zones.
 
-        Replaced zones keep their index; new zones are appended in order.
+        For hot reload (a zone published on the control topic). This
+        catalogue is unchanged; only the given features are parsed and
+        rasterised, the other zones are reused.
+
+        Parameters
+        ----------
+        features : sequence of mapping
+            GeoJSON features, validated exactly as in :meth:`from_geojson`.
+
+        Returns
+        -------
+        ZoneCatalogue
+            Replaced zones keep their index; new zones are appended in order.
 
         Raises
         ------
         ZoneError
-            When a feature is invalid or an id appears twice in ``features``.
+            When a feature is invalid or an id appears twice in ``features``
+            (nothing is applied then).
         """
         new = [_make_zone(f, i) for i, f in enumerate(features)]
         zones = list(self._zones)
@@ -720,9 +747,19 @@ class ZoneCatalogue:
         return type(self)(zones)
 
     def without(self, ids: Iterable[str]) -> ZoneCatalogue:
-        """A new catalogue without the given ids (unknown ids are ignored).
+        """A new catalogue without the given ids.
 
-        Indices of the remaining zones shift down: call :meth:`index_of` again.
+        Parameters
+        ----------
+        ids : iterable of str
+            Zone ids to drop; unknown ids are ignored (a tombstone for a zone
+            never seen is not an error).
+
+        Returns
+        -------
+        ZoneCatalogue
+            Indices of the remaining zones shift down: call :meth:`index_of`
+            again.
         """
         drop = set(ids)
         return type(self)([z for z in self._zones if z.id not in drop])
@@ -730,7 +767,13 @@ class ZoneCatalogue:
     # ------------------------------------------------------------ lookup
 
     def index_of(self, zone_id: str) -> int:
-        """Index of ``zone_id`` (raises ``KeyError`` if absent)."""
+        """Index of ``zone_id`` in this catalogue, for :meth:`signed_distance_m`.
+
+        Raises
+        ------
+        KeyError
+            If the catalogue has no such zone.
+        """
         return self._index[zone_id]
 
     def __contains__(self, zone_id: object) -> bool:
@@ -743,9 +786,22 @@ class ZoneCatalogue:
         return f"ZoneCatalogue({len(self)} zones)"
 
     def feature(self, zone_id: str) -> dict[str, Any]:
-        """The zone's GeoJSON feature (repaired geometry if it was repaired).
+        """The zone's GeoJSON feature, with the repaired geometry if it was repaired.
 
-        A fresh copy: mutating it does not change the catalogue.
+        Parameters
+        ----------
+        zone_id : str
+
+        Returns
+        -------
+        dict
+            A fresh copy (mutating it does not change the catalogue); its
+            ``id`` is always set, even when the input used ``properties.id``.
+
+        Raises
+        ------
+        KeyError
+            If the catalogue has no such zone.
         """
         return msgspec.json.decode(self._zones[self._index[zone_id]].feature)  # type: ignore[no-any-return]
 
@@ -770,6 +826,13 @@ class ZoneCatalogue:
         A bulk index query over zone bounds (no exact test): every zone whose
         boundary or interior is within ``within_m`` of a point is returned,
         plus some that are not. Feed the pairs to :meth:`signed_distance_m`.
+
+        Parameters
+        ----------
+        lon, lat : array_like of float
+            Points, degrees WGS 84.
+        within_m : float
+            Search distance in metres.
 
         Returns
         -------
@@ -802,8 +865,8 @@ class ZoneCatalogue:
         within_m : ndarray of float (or scalar, broadcast)
             Up to this distance the result is exact (within the documented
             error bound). Beyond it the result only has the right sign and a
-            magnitude greater than ``within_m``. ``inf`` asks for exact
-            distances everywhere.
+            magnitude greater than ``within_m``. ``inf`` (or NaN) asks for
+            exact distances everywhere; negative values count as 0.
 
         Returns
         -------
@@ -949,7 +1012,7 @@ class ZoneCatalogue:
                     order = np.argsort(pair, kind="stable")
                     pair = pair[order]
                     qc = qc[order]
-                best_c = _chunk_min_distance(self._chunks, qc, x[pair], y[pair])
+                best_c = _chunk_min_distance(self._vx, self._vy, qc, x[pair], y[pair])
                 starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
                 best[pair[starts]] = np.minimum.reduceat(best_c, starts)
         return best, covers
@@ -971,42 +1034,47 @@ def _degree_halfwidths(y: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatA
 _BLOCK = 32_768
 
 
-def _chunk_min_distance(chunks: FloatArray, qc: IntArray, px: FloatArray, py: FloatArray) -> FloatArray:
+def _chunk_min_distance(
+    vx: FloatArray, vy: FloatArray, qc: IntArray, px: FloatArray, py: FloatArray,
+) -> FloatArray:
     """Metres from each point to the nearest segment of its candidate chunk."""
     out = np.empty(len(qc), dtype=np.float64)
     for s in range(0, len(qc), _BLOCK):
         e = min(s + _BLOCK, len(qc))
-        out[s:e] = _block_distance(chunks[qc[s:e]], px[s:e], py[s:e])
+        q = qc[s:e]
+        out[s:e] = _block_distance(vx[q], vy[q], px[s:e], py[s:e])
     return out
 
 
-def _block_distance(seg: FloatArray, px: FloatArray, py: FloatArray) -> FloatArray:
-    # local frame centred on the point, mean-latitude scale of each vertex,
-    # linearised: kx(lat_p + dlat/2) ~ kx(lat_p) - M sin(lat_p) (pi/180)^2 dlat / 2
+def _block_distance(vx: FloatArray, vy: FloatArray, px: FloatArray, py: FloatArray) -> FloatArray:
+    """Distance from point i to the polyline vx[i], vy[i] (degrees), metres.
+
+    Each vertex goes into a frame centred on the point with the scale at the
+    mean latitude of point and vertex, linearised about the point:
+    ``kx(lat_p + dlat/2) ~ kx(lat_p) - M sin(lat_p) (pi/180)^2 dlat / 2`` and
+    likewise for ``ky`` with dM/dlat; the distance to each segment is then
+    planar.
+    """
     lat = py * _DEG
     s = np.sin(lat)
     c = np.cos(lat)
-    q = 1.0 - 6.69437999014e-3 * s * s
-    m = 6378137.0 * (1.0 - 6.69437999014e-3) / (q * np.sqrt(q))
-    nrad = 6378137.0 / np.sqrt(q)
+    q = 1.0 - E2 * s * s
+    m = A_M * (1.0 - E2) / (q * np.sqrt(q))
+    nrad = A_M / np.sqrt(q)
     ax = (nrad * c * _DEG)[:, None]
-    bx = (m * s * _DEG * _DEG / 2.0)[:, None]
+    bx = (m * s * (_DEG * _DEG / 2.0))[:, None]
     ay = (m * _DEG)[:, None]
-    by = (3.0 * 6.69437999014e-3 * m * s * c / q * _DEG * _DEG / 2.0)[:, None]
-    pxc = px[:, None]
-    pyc = py[:, None]
-    u1 = seg[:, :, 1] - pyc
-    u2 = seg[:, :, 3] - pyc
-    x1 = (seg[:, :, 0] - pxc) * (ax - bx * u1)
-    y1 = u1 * (ay + by * u1)
-    x2 = (seg[:, :, 2] - pxc) * (ax - bx * u2)
-    y2 = u2 * (ay + by * u2)
-    dx = x2 - x1
-    dy = y2 - y1
-    ll = dx * dx + dy * dy
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.clip(-(x1 * dx + y1 * dy) / ll, 0.0, 1.0)
-    t = np.where(ll > 0, t, 0.0)
+    by = (3.0 * E2 * m * s * c / q * (_DEG * _DEG / 2.0))[:, None]
+    u = vy - py[:, None]
+    xv = (vx - px[:, None]) * (ax - bx * u)
+    yv = u * (ay + by * u)
+    x1 = xv[:, :-1]
+    y1 = yv[:, :-1]
+    dx = xv[:, 1:] - x1
+    dy = yv[:, 1:] - y1
+    # zero-length segments (padding): t = 0, the distance to the vertex
+    ll = dx * dx + dy * dy + 1e-300
+    t = np.minimum(np.maximum(-(x1 * dx + y1 * dy) / ll, 0.0), 1.0)
     ex = x1 + t * dx
     ey = y1 + t * dy
     return np.asarray(np.sqrt((ex * ex + ey * ey).min(axis=1)), dtype=np.float64)

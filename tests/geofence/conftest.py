@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -85,36 +84,3 @@ def vincenty() -> Callable[[float, float, float, float], float]:
 @pytest.fixture(scope="session")
 def vincenty_segment() -> Callable[..., float]:
     return vincenty_to_segment_m
-
-
-def feature(zid: str, geometry: dict[str, Any], **props: Any) -> dict[str, Any]:
-    return {"type": "Feature", "id": zid, "properties": props, "geometry": geometry}
-
-
-def collection(*features: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": list(features)}
-
-
-def square(lon: float, lat: float, half_deg: float) -> list[list[float]]:
-    return [
-        [lon - half_deg, lat - half_deg], [lon + half_deg, lat - half_deg],
-        [lon + half_deg, lat + half_deg], [lon - half_deg, lat + half_deg],
-        [lon - half_deg, lat - half_deg],
-    ]
-
-
-def blob(lon: float, lat: float, radius_deg: float, n: int, seed: int) -> list[list[float]]:
-    """An irregular, star-shaped (hence simple) concave ring of n vertices."""
-    rng = np.random.default_rng(seed)
-    a = np.sort(rng.uniform(0, 2 * np.pi, n))
-    a = np.unique(a)
-    r = radius_deg * (1 + 0.45 * np.sin(5 * a) + 0.15 * rng.uniform(-1, 1, len(a)))
-    xs = lon + r * np.cos(a) / math.cos(math.radians(lat))
-    ys = lat + r * np.sin(a)
-    ring = np.column_stack([xs, ys]).tolist()
-    return [*ring, ring[0]]
-
-
-@pytest.fixture(scope="session")
-def zone_builders() -> dict[str, Any]:
-    return {"feature": feature, "collection": collection, "square": square, "blob": blob}

@@ -479,3 +479,38 @@ def test_large_circle_bounds_hold_the_whole_circle(lat: float) -> None:
     la = lat + lo * np.cos(az) / ky
     d = zc.signed_distance_m(np.zeros(len(az), dtype=np.int64), lon, la, np.full(len(az), 10.0))
     assert np.abs(d - 5.0).max() < 0.01
+
+
+def test_each_pair_is_independent_of_its_batch() -> None:
+    # replay determinism: a fix must get the same bits whatever else shares its
+    # batch (shuffled input, other batch sizes, the pair alone)
+    zc = _DISTRICT
+    rng = np.random.default_rng(5)
+    n = 5_000
+    z = rng.integers(0, 3, n)
+    x = 118.8 + rng.uniform(-0.35, 0.35, n)
+    y = 32.0 + rng.uniform(-0.3, 0.3, n)
+    w = rng.choice([0.0, 20.0, 300.0, np.inf], n)
+    whole = zc.signed_distance_m(z, x, y, w)
+    perm = rng.permutation(n)
+    shuffled = np.empty(n)
+    shuffled[perm] = zc.signed_distance_m(z[perm], x[perm], y[perm], w[perm])
+    assert np.array_equal(whole, shuffled)
+    pieces = np.concatenate([zc.signed_distance_m(z[s:s + 7], x[s:s + 7], y[s:s + 7], w[s:s + 7])
+                             for s in range(0, n, 7)])
+    assert np.array_equal(whole, pieces)
+    alone = [float(zc.signed_distance_m(z[i:i + 1], x[i:i + 1], y[i:i + 1], w[i:i + 1])[0]) for i in range(0, n, 97)]
+    assert alone == whole[::97].tolist()
+
+
+def test_boundary_chunks_are_continuous_runs() -> None:
+    # the hot path reads each chunk as a polyline of CHUNK + 1 vertices; that
+    # holds only if every segment starts where the previous one ended
+    g = {"type": "MultiPolygon", "coordinates": [
+        [sq(118.0, 32.0, 0.05), sq(118.0, 32.0, 0.004)],  # long edges: densified
+        [_district(seed=2, n=700).feature("D")["geometry"]["coordinates"][0]],
+    ]}
+    zc = ZoneCatalogue.from_geojson(fc(feat("M", g)))
+    c = zc._chunks
+    assert len(c) > 10
+    assert np.array_equal(c[:, :-1, 2:], c[:, 1:, :2])
