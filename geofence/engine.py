@@ -50,6 +50,7 @@ import msgspec
 import numpy as np
 
 from geofence.episodes import Cond, alert_id, observe
+from geofence.errors import ValidationError
 from geofence.model import (
     Alert,
     AlertRecord,
@@ -167,7 +168,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     gi: int = -1  # position in the batch's geometry arrays (meaningful inside process())
 
 
-class LaneState(msgspec.Struct, gc=False):
+class LaneState(msgspec.Struct, gc=False, array_like=True):
     """Everything the state machines of one lane know (copied for checkpoints)."""
 
     conds: tuple[Cond, ...]
@@ -219,7 +220,7 @@ class Hist(msgspec.Struct, array_like=True, gc=False):
     cleared: int = -1
 
 
-class Lane(msgspec.Struct, gc=False):
+class Lane(msgspec.Struct, gc=False, array_like=True):
     """One person's (or camera's) event-time evaluation with its rewind checkpoint."""
 
     key: str
@@ -1530,7 +1531,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
-        snap = _Snapshot(1, self._wm, self._max_ts, list(self._lanes.values()),
+        snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
                          list(self._late.values()), self._recent)
         return msgspec.msgpack.encode(snap)
 
@@ -1538,8 +1539,17 @@ class Engine:
         """Replace all state with a :meth:`snapshot` (orders and zones stay as configured).
 
         Lanes of persons no longer under an order are dropped.
+
+        Raises
+        ------
+        ValidationError
+            ``snapshot_version`` for a snapshot of another format version
+            (msgspec's own error for bytes that are no snapshot at all).
         """
         snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        if snap.version != 2:
+            raise ValidationError("snapshot_version",
+                                  f"engine snapshot version {snap.version}; this engine reads 2")
         self._wm, self._max_ts = snap.wm, snap.max_ts
         self._lanes = {}
         self._late = {}
