@@ -50,6 +50,7 @@ import msgspec
 import numpy as np
 
 from geofence.episodes import Cond, alert_id, observe
+from geofence.errors import ValidationError
 from geofence.model import (
     Alert,
     AlertRecord,
@@ -167,7 +168,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     gi: int = -1  # position in the batch's geometry arrays (meaningful inside process())
 
 
-class LaneState(msgspec.Struct, gc=False):
+class LaneState(msgspec.Struct, gc=False, array_like=True):
     """Everything the state machines of one lane know (copied for checkpoints)."""
 
     conds: tuple[Cond, ...]
@@ -219,7 +220,7 @@ class Hist(msgspec.Struct, array_like=True, gc=False):
     cleared: int = -1
 
 
-class Lane(msgspec.Struct, gc=False):
+class Lane(msgspec.Struct, gc=False, array_like=True):
     """One person's (or camera's) event-time evaluation with its rewind checkpoint."""
 
     key: str
@@ -452,7 +453,6 @@ class Engine:
         route = self._route
         specs = self._specs
         per_lane: dict[str, list[Entry]] = {}
-        g_ents: list[Entry] = []
         g_p: list[int] = []
         g_lon: list[float] = []
         g_lat: list[float] = []
@@ -467,14 +467,15 @@ class Engine:
                     res.unknown.append(m)
                     continue
                 pid, ci = r
-                e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
-                if m.valid and ci >= 0:  # type: ignore[union-attr]
-                    e.gi = len(g_p)
-                    g_ents.append(e)
+                if m.valid:  # type: ignore[union-attr]
+                    e = Entry((m.ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
+                              len(g_p))
                     g_p.append(ci)
                     g_lon.append(m.lon)  # type: ignore[union-attr]
                     g_lat.append(m.lat)  # type: ignore[union-attr]
                     g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
+                else:
+                    e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
                 if r is None:
@@ -506,8 +507,8 @@ class Engine:
                 max_ts = m.ts
         self._max_ts = max_ts
 
-        if g_ents:
-            self._classify(g_ents, g_p, g_lon, g_lat, g_acc)
+        if g_p:
+            self._classify(g_p, g_lon, g_lat, g_acc)
         else:
             self._g_flags = []
         if vids:
@@ -534,9 +535,13 @@ class Engine:
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
-                      and pid not in slow and self._fast(lane, specs[pid], ents)):
+                      and pid not in slow and self._fast1(lane, specs[pid], e0)):
                     # the common case: one quiet in-order fix, applied in place
-                    self._roll(lane)
+                    if lane.pend is None:
+                        if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
+                            self._roll(lane)
+                    elif lane.pend_key[0] < horizon:
+                        self._roll(lane)
                     if lane.due < lane.heap_at:
                         lane.heap_at = lane.due
                         heapq.heappush(self._heap, (lane.due, pid))
@@ -619,15 +624,15 @@ class Engine:
         if rec and rec[0][0] < cut:
             del rec[: bisect_left(rec, (cut,))]
 
-    def _classify(self, ents: list[Entry], g_p: list[int], g_lon: list[float],
-                  g_lat: list[float], g_acc: list[float]) -> None:
+    def _classify(self, g_p: list[int], g_lon: list[float], g_lat: list[float],
+                  g_acc: list[float]) -> None:
         """Classify every (fix, zone rule) pair of the batch in one vectorised pass.
 
         Leaves per-fix flags (bit 0: some non-curfew condition certainly
         violated; bit 1: certainly outside a curfew zone) and the per-pair
         codes for :meth:`_attach`.
         """
-        n = len(ents)
+        n = len(g_p)
         pidx = np.array(g_p, np.int64)
         acc = np.array(g_acc, np.float64)
         counts = self._csr_count[pidx]
@@ -715,6 +720,40 @@ class Engine:
             e.c1 = tuple(inside[s:t])
 
     # ------------------------------------------------------------------ lane feeding
+
+    def _fast1(self, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
+        """:meth:`_fast` for a single fix (the common case), without the loop."""
+        key = e.key
+        t = key[0]
+        if lane.due <= t:
+            return False
+        st = lane.state
+        if not st.started:
+            return False
+        gi = e.gi
+        if gi >= 0:
+            f = self._g_flags[gi]
+            if f & 1 or (f & 2 and lane.cf_entered):
+                return False
+        m: Fix = e.msg  # type: ignore[assignment]
+        if t > st.last_msg:
+            st.last_msg = t
+        if m.valid:
+            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, m.lon, m.lat, m.accuracy_m
+            if (gi >= 0 and spec.curfew_idx and not st.expired
+                    and spec.valid_from <= t < spec.valid_until):
+                base = self._g_ends[gi - 1] if gi else 0
+                l1 = self._g_l1
+                for i in spec.curfew_idx:
+                    st.conds[i].last_code = l1[base + i]
+        lane.tail.append(e)
+        lane.last_key = key
+        if t > lane.frontier:
+            lane.frontier = t
+        if spec.signal_after_ms is not None and st.sig is None:
+            d = st.last_msg + spec.signal_after_ms
+            lane.due = d if d < lane.static_due else lane.static_due
+        return True
 
     def _fast(self, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> bool:
         """Apply in-order fixes that certainly change nothing but liveness.
@@ -1395,10 +1434,12 @@ class Engine:
             fresh = _fresh_state(new)
             conds, appr, cconds = list(fresh.conds), list(fresh.appr), list(fresh.cconds)
             if old is not None:
-                by_rule = {(z.rule_id, z.kind, z.zone_idx): i for i, z in enumerate(old.zone_rules)}
+                # same rule on the same zone id keeps its state (a reloaded
+                # catalogue may renumber zones; a changed geometry applies from now)
+                by_rule = {(z.rule_id, z.kind, z.zone_id): i for i, z in enumerate(old.zone_rules)}
                 used: set[int] = set()
                 for i, z in enumerate(new.zone_rules):
-                    j = by_rule.get((z.rule_id, z.kind, z.zone_idx))
+                    j = by_rule.get((z.rule_id, z.kind, z.zone_id))
                     if j is not None:
                         conds[i], appr[i] = st.conds[j], st.appr[j]
                         used.add(j)
@@ -1490,7 +1531,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
-        snap = _Snapshot(1, self._wm, self._max_ts, list(self._lanes.values()),
+        snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
                          list(self._late.values()), self._recent)
         return msgspec.msgpack.encode(snap)
 
@@ -1498,8 +1539,17 @@ class Engine:
         """Replace all state with a :meth:`snapshot` (orders and zones stay as configured).
 
         Lanes of persons no longer under an order are dropped.
+
+        Raises
+        ------
+        ValidationError
+            ``snapshot_version`` for a snapshot of another format version
+            (msgspec's own error for bytes that are no snapshot at all).
         """
         snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        if snap.version != 2:
+            raise ValidationError("snapshot_version",
+                                  f"engine snapshot version {snap.version}; this engine reads 2")
         self._wm, self._max_ts = snap.wm, snap.max_ts
         self._lanes = {}
         self._late = {}

@@ -42,7 +42,7 @@ import msgspec
 from geofence.model import Alert
 
 
-class Cond(msgspec.Struct, gc=False):
+class Cond(msgspec.Struct, gc=False, array_like=True):
     """State of one condition of one person (mutable, copied for checkpoints).
 
     Attributes

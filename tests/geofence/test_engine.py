@@ -199,6 +199,16 @@ def test_set_zones_hot_reload() -> None:
     assert eng.process([fix(T0 + 2 * MIN, 0), fix(T0 + 3 * MIN, 0)]).records == []
 
 
+def test_set_zones_renumbering_keeps_open_episodes() -> None:
+    eng = engine()
+    eng.process([fix(T0, 0), fix(T0 + MIN, 0)])
+    gj = zones_geojson()
+    gj["features"] = list(reversed(gj["features"]))  # every zone gets a new index
+    assert eng.set_zones(ZoneCatalogue.from_geojson(gj)) == []
+    recs = eng.process([fix(T0 + 2 * MIN, 0), fix(T0 + 3 * MIN, 800)]).records
+    assert [(r.event, r.alert.rule_id) for r in recs] == [("cleared", "r1")]
+
+
 def test_partition_keys_group_no_contact_pairs() -> None:
     keys = partition_keys(orders())
     assert keys == {"WB-A": "P-A", "WB-A2": "P-A", "WB-B": "P-A"}
