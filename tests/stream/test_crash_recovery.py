@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import scenario
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from conftest import ENDS, alert_records, produce, wait_for
+from streamkit import ENDS, alert_records, produce, wait_for
 
 from geofence.engine import fold_records, replay_lines
 from stream.topics import TELEMETRY

@@ -10,7 +10,7 @@ import re
 
 import aiohttp
 import scenario
-from conftest import (
+from streamkit import (
     alert_records,
     caught_up,
     dead_letter_values,

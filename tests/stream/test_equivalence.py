@@ -13,7 +13,7 @@ import collections
 import json
 
 import scenario
-from conftest import alert_records, caught_up, produce, read_topic, test_settings, wait_for
+from streamkit import alert_records, caught_up, produce, read_topic, test_settings, wait_for
 
 from geofence.engine import fold_records, replay_lines
 from stream.app import Worker

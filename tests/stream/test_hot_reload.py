@@ -14,7 +14,7 @@ import time
 
 import scenario
 from aiokafka import AIOKafkaProducer
-from conftest import (
+from streamkit import (
     alert_records,
     caught_up,
     dead_letter_values,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import scenario
-from conftest import (
+from streamkit import (
     alert_records,
     caught_up,
     dead_letter_values,

@@ -8,7 +8,7 @@ import time
 import pytest
 import scenario
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from conftest import alert_records, produce, test_settings, wait_for
+from streamkit import alert_records, produce, test_settings, wait_for
 
 from geofence.model import Fix, format_ts
 from stream import recovery
