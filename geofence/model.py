@@ -24,7 +24,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -141,7 +141,7 @@ class _Message(msgspec.Struct, tag_field="kind", gc=False, omit_defaults=True):
     """Base of the telemetry kinds: normalises ``ts`` on construction."""
 
     def __post_init__(self) -> None:
-        ts = self.ts  # type: ignore[attr-defined]
+        ts: object = getattr(self, "ts")  # noqa: B009 - declared by each subclass
         if isinstance(ts, int) and 0 <= ts <= _MAX_EPOCH_MS:
             return
         try:
@@ -584,6 +584,7 @@ class Alert(msgspec.Struct, omit_defaults=False):
     evidence: Union[str, None] = None
     updated_at: Union[str, None] = None
     reason: Union[str, None] = None
+    camera_id: Union[str, None] = None
 
 
 class AlertRecord(msgspec.Struct):
@@ -625,4 +626,4 @@ def dead_letters(rejected: Sequence[Rejected], source: str) -> list[DeadLetter]:
 
 def utc_now_ms() -> int:
     """Wall-clock now in epoch ms (the one place the pure core reads the clock)."""
-    return int(datetime.now(timezone.utc).timestamp() * 1000)
+    return int(datetime.now(UTC).timestamp() * 1000)

@@ -58,6 +58,9 @@ CATALOGUE: tuple[Key, ...] = (
     Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
         secret=True),
     Key("log_level", str, "INFO", "Python logging level."),
+    Key("gateway_secret", str, "", "Key of the gateway's JT/T 808 authentication codes (HMAC);"
+        " unset: random per start, so terminals must register again after a restart.",
+        secret=True),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -111,6 +114,7 @@ class Settings:
     gateway_metrics_port: int = 9108
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     log_level: str = "INFO"
+    gateway_secret: str = ""
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
