@@ -37,6 +37,7 @@ How the scenarios stay unambiguous under the contract
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterator
@@ -104,6 +105,8 @@ class SimConfig:
     reorder_person_rate: float = 0.05
     malformed_lines: int | None = None   # default: max(8, persons // 100)
     admin_prefix: str = "3201"
+    front_load_s: float | None = None    # live demo: one of each breach starts right after this
+    open_validity: bool = False          # demo: orders valid 2024..2100 instead of around the day
 
 
 @dataclass
@@ -244,11 +247,13 @@ def generate(cfg: SimConfig) -> Caseload:
                        {"name": f"home of {p.person_id}", "category": "home", "jurisdiction": p.district})
         for p in persons
     ]
-    zones = {"type": "FeatureCollection", "features": features}
+    zones = {"type": "FeatureCollection", "features": features,
+             "wardstream_simulation": _config_dict(cfg)}
     silent = {k: sorted(p.person_id for p in persons if p.scenario == k) for k in SILENT_KINDS}
     truth = {
         "meta": {
             "seed": cfg.seed, "persons": n, "day": cfg.day, "timezone": cfg.timezone,
+            "center": [cfg.lat, cfg.lon],
             "day_start": format_ts(day0), "engine_assumptions": {
                 "lateness_s": 120, "dwell_s": 30, "confirm_fixes": 2, "contact_max_age_s": 120},
             "scenarios": {k: sum(1 for p in persons if p.scenario == k)
@@ -303,8 +308,12 @@ def _routine_geom(p: Person) -> Any:
 
 
 def _daytime_stay(rng: np.random.Generator, p: Person, lo_h: float, hi_h: float,
-                  min_len: float) -> tuple[float, routine.Stay] | None:
-    """A time inside a daytime stay with ``min_len`` seconds of it left."""
+                  min_len: float, at: float | None = None) -> tuple[float, routine.Stay] | None:
+    """A time inside a daytime stay with ``min_len`` seconds of it left (``at`` if given)."""
+    if at is not None:
+        for s in p.traj.stays:
+            if s.t0 + 120 <= at and at + min_len + 120 <= s.t1:
+                return at, s
     cands = [s for s in p.traj.stays
              if s.t1 - s.t0 > min_len + 300 and s.t0 < hi_h * 3600 and s.t1 > lo_h * 3600]
     if not cands:
@@ -350,6 +359,7 @@ def _assign_scenarios(
     n = len(persons)
     order = rng.permutation(n)
     pos = 0
+    used: set[int] = set()
     tree = _zone_tree(city)
     for kind in BREACH_KINDS + ADVERSARIAL_KINDS:
         share = shares.get(kind, 0.0)
@@ -358,18 +368,36 @@ def _assign_scenarios(
             count = 1
         if kind == "contact":
             count += count % 2
-        chosen: list[Person] = []
-        while len(chosen) < count and pos < n:
-            p = persons[int(order[pos])]
-            pos += 1
-            chosen.append(p)
         if kind == "contact":
+            chosen: list[Person] = []
+            while len(chosen) < count and pos < n:
+                a = persons[int(order[pos])]
+                pos += 1
+                if a.idx in used:
+                    continue
+                # a partner from the same district, further down the order
+                for j in range(pos, n):
+                    b = persons[int(order[j])]
+                    if b.idx not in used and b.district == a.district:
+                        used.update((a.idx, b.idx))
+                        chosen.extend((a, b))
+                        break
             _contact_meetings(rng, chosen, safe)
             continue
-        for p in chosen:
-            ok = _inject(rng, kind, p, city, tree, safe)
-            if ok:
+        done = 0
+        tries = 0
+        while done < count and pos < n and tries < 6 * count + 10:
+            p = persons[int(order[pos])]
+            pos += 1
+            if p.idx in used:
+                continue
+            tries += 1
+            at = None
+            if cfg.front_load_s is not None and done == 0:
+                at = cfg.front_load_s + float(rng.uniform(5, 40))
+            if _inject(rng, kind, p, city, tree, safe, at):
                 p.scenario = kind
+                done += 1
 
 
 def _target_zone(
@@ -377,7 +405,7 @@ def _target_zone(
     tree: shapely.STRtree, safe: Any, need_depth: float, buffer: float,
 ) -> tuple[ExclusionZone, tuple[float, float]] | None:
     """An exclusion zone near ``near``, far from the routine, with a usable point."""
-    idx = tree.query(Point(near).buffer(2500.0))
+    idx = tree.query(Point(near).buffer(4000.0))
     rng.shuffle(idx)
     path = _routine_geom(p)
     for k in idx[:40]:
@@ -403,13 +431,13 @@ _TAKEN: set[str] = set()
 
 def _inject(
     rng: np.random.Generator, kind: str, p: Person, city: City, tree: shapely.STRtree,
-    safe: dict[str, Any],
+    safe: dict[str, Any], at: float | None = None,
 ) -> bool:
     """Plan scenario ``kind`` for person ``p``; False when it does not fit."""
     v = VIOLATION_INTERVAL_S
     if kind in ("exclusion", "approach", "backfill", "expired"):
         span = (14.0, 17.0) if kind == "expired" else (9.0, 19.0)
-        got = _daytime_stay(rng, p, *span, 20 * 60)
+        got = _daytime_stay(rng, p, *span, 20 * 60, at)
         if got is None:
             return False
         t_b, stay = got
@@ -429,7 +457,7 @@ def _inject(
             p.valid_until_s = 12 * 3600.0
         return True
     if kind == "inclusion":
-        got = _daytime_stay(rng, p, 9.0, 19.0, 25 * 60)
+        got = _daytime_stay(rng, p, 9.0, 19.0, 25 * 60, at)
         if got is None:
             return False
         t_b, stay = got
@@ -477,7 +505,7 @@ def _inject(
             p.events.append((t_b + gap, "power_on"))
         return True
     if kind in ("tamper", "removed", "sos"):
-        t = float(rng.uniform(8.0, 20.0)) * 3600
+        t = float(rng.uniform(8.0, 20.0)) * 3600 if at is None else at
         p.events.append((t, kind))
         return True
     if kind == "battery_low":
@@ -516,22 +544,8 @@ def _inject(
 
 
 def _contact_meetings(rng: np.random.Generator, chosen: list[Person], safe: dict[str, Any]) -> None:
-    """Pair the chosen persons (same district where possible) and plan their meetings."""
-    by_d: dict[str, list[Person]] = {}
-    for p in chosen:
-        by_d.setdefault(p.district, []).append(p)
-    pool: list[Person] = []
-    for ps in by_d.values():
-        pool.extend(ps)
-    # meeting place must be in both districts' safe area: pair within a district
-    pairs: list[tuple[Person, Person]] = []
-    leftovers: list[Person] = []
-    for ps in by_d.values():
-        while len(ps) >= 2:
-            pairs.append((ps.pop(), ps.pop()))
-        leftovers.extend(ps)
-    for p in leftovers:  # no same-district partner: an ordinary person
-        p.scenario = None
+    """Plan a meeting for each consecutive pair of ``chosen`` (same district)."""
+    pairs = list(zip(chosen[0::2], chosen[1::2], strict=True))
     for a, b in pairs:
         for _ in range(30):
             t_m = float(rng.uniform(9.5, 18.5)) * 3600
@@ -1038,12 +1052,29 @@ def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, 
                           "distance_m": p.contact_distance})
         rules.append({"id": "signal", "type": "signal_loss", "after_s": p.after_s})
         until = day0 + 90 * 86_400_000 if p.valid_until_s is None else day0 + int(p.valid_until_s * 1000)
+        since = day0 - 21 * 86_400_000
+        if cfg.open_validity and p.valid_until_s is None:
+            since, until = 1_704_038_400_000, 4_102_416_000_000  # 2024-01-01 .. 2100-01-01 (+08:00)
         out.append({
             "person_id": p.person_id, "devices": [p.device_id], "jurisdiction": p.district,
-            "timezone": cfg.timezone, "valid_from": iso(day0 - 21 * 86_400_000),
+            "timezone": cfg.timezone, "valid_from": iso(since),
             "valid_until": iso(until), "rules": rules,
         })
     return out
+
+
+def _config_dict(cfg: SimConfig) -> dict[str, Any]:
+    """The generator settings, kept with the zones so `live` can rebuild the same caseload."""
+    d = dataclasses.asdict(cfg)
+    d["shares"] = dict(cfg.shares)
+    return d
+
+
+def config_from_dict(d: dict[str, Any]) -> SimConfig:
+    """Inverse of :func:`_config_dict`."""
+    d = dict(d)
+    d["shares"] = tuple(d.get("shares", DEFAULT_SHARES).items())
+    return SimConfig(**d)
 
 
 def dumps(obj: Any) -> bytes:
