@@ -107,6 +107,21 @@ class SimConfig:
     admin_prefix: str = "3201"
     front_load_s: float | None = None    # live demo: one of each breach starts right after this
     open_validity: bool = False          # demo: orders valid 2024..2100 instead of around the day
+    fixed_accuracy_m: float | None = None  # profile jt808: every valid fix reports this accuracy
+    whole_seconds: bool = False          # profile jt808: BCD times carry whole seconds only
+
+    @classmethod
+    def for_profile(cls, profile: str, **kw: Any) -> SimConfig:
+        """``full`` (OsmAnd, Kafka, files) or ``jt808`` (what JT/T 808 can carry)."""
+        if profile == "jt808":
+            # JT/T 808 has no accuracy field: the gateway assumes the contract default
+            # (10 m), so errors stay below 9.5 m and urban-canyon outliers are left out.
+            kw.setdefault("fixed_accuracy_m", 10.0)
+            kw.setdefault("whole_seconds", True)
+            kw.setdefault("outlier_rate", 0.0)
+        elif profile != "full":
+            raise ValueError(f"unknown profile {profile!r}")
+        return cls(**kw)
 
 
 @dataclass
@@ -394,7 +409,7 @@ def _assign_scenarios(
             tries += 1
             at = None
             if cfg.front_load_s is not None and done == 0:
-                at = cfg.front_load_s + float(rng.uniform(5, 40))
+                at = cfg.front_load_s + float(rng.uniform(2, 20))
             if _inject(rng, kind, p, city, tree, safe, at):
                 p.scenario = kind
                 done += 1
@@ -779,7 +794,7 @@ def _render(
         t_all = np.concatenate([base[keep], *seg_ts])
         s_all = np.concatenate([np.full(int(keep.sum()), -1), *seg_of]).astype(np.int64)
         # millisecond event times, unique per device
-        ms = np.round(t_all * 1000).astype(np.int64)
+        ms = (np.round(t_all) * 1000 if cfg.whole_seconds else np.round(t_all * 1000)).astype(np.int64)
         o = np.argsort(ms, kind="stable")
         ms, t_all, s_all = ms[o], t_all[o], s_all[o]
         u = np.concatenate([[True], np.diff(ms) > 0])
@@ -823,6 +838,8 @@ def _render(
             # the outlier error replaces the ordinary one (see below)
         else:
             outl = np.zeros(n, dtype=bool)
+        if cfg.fixed_accuracy_m is not None:  # the protocol reports one accuracy for all
+            acc = np.where(valid, np.minimum(acc, cfg.fixed_accuracy_m), acc)
         # true wander within segments (standing, small steps)
         if wander.any():
             wa = rng.uniform(0, 2 * math.pi, n)
@@ -836,6 +853,8 @@ def _render(
         ex = acc * frac * np.cos(ang)
         ey = acc * frac * np.sin(ang)
         rx, ry = x + ex, y + ey
+        if cfg.fixed_accuracy_m is not None:
+            acc = np.where(valid, cfg.fixed_accuracy_m, acc)
         if p.teleports:
             used_k: list[int] = []
             for tt in p.teleports:
@@ -847,6 +866,8 @@ def _render(
                     rx[k] = far * math.cos(a)
                     ry[k] = far * math.sin(a)
                     acc[k] = float(rng.uniform(5, 12))
+                    if cfg.fixed_accuracy_m is not None:
+                        acc[k] = cfg.fixed_accuracy_m
                     valid[k] = True
         # battery: drains by day, charges from about 22:00
         charge_at = float(rng.uniform(21.7, 22.5)) * 3600
@@ -908,7 +929,7 @@ def _render(
         for t_ev, name in sorted(p.events):
             if p.outage is not None and p.outage[0] < t_ev < p.outage[1]:
                 continue
-            ev_ms = day0 + int(round(t_ev * 1000))
+            ev_ms = day0 + (int(round(t_ev)) * 1000 if cfg.whole_seconds else int(round(t_ev * 1000)))
             line = b'{"kind":"device_event","device_id":"%s","ts":%d,"event":"%s"}' % (
                 p.device_id.encode(), ev_ms, name.encode())
             msgs.extra.append((ev_ms + 800, seq0, line))
@@ -917,7 +938,7 @@ def _render(
                 if valid_until_ms is None or ev_ms < valid_until_ms:
                     expected.append(_exp(p, name, name, ev_ms, ev_ms, "device"))
         # ground truth of geofence scenarios from the emitted fixes
-        _truth_for(p, ms, s_all, day0, expected, offline)
+        _truth_for(p, ms, s_all, day0, expected, offline, cfg.whole_seconds)
         if p.scenario == "contact":
             contact_ts[p.person_id] = [int(v) for v in ms[s_all == 0]]
         msgs.count += n
@@ -942,7 +963,7 @@ def _exp(p: Person, rule: str, kind: str, lo: int, hi: int, scenario: str,
 
 def _truth_for(
     p: Person, ms: NDArray[np.int64], s_all: NDArray[np.int64], day0: int,
-    expected: list[dict[str, Any]], offline: tuple[float, float] | None,
+    expected: list[dict[str, Any]], offline: tuple[float, float] | None, whole: bool = False,
 ) -> None:
     sc = p.scenario
     if sc is None or sc in SILENT_KINDS:
@@ -952,8 +973,9 @@ def _truth_for(
         before = ms[ms < p.outage[0] * 1000]
         last = int(before[-1])
         for t_ev, name in p.events:
-            if name == "power_off" and t_ev * 1000 >= last:
-                last = int(round(t_ev * 1000))
+            ev = int(round(t_ev)) * 1000 if whole else int(round(t_ev * 1000))
+            if name == "power_off" and ev >= last:
+                last = ev
         t = day0 + last + p.after_s * 1000
         expected.append(_exp(p, "signal", "signal_lost", t, t, sc))
         return

@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     g = sub.add_parser("generate", help="generate zones, orders, a day of telemetry and ground truth")
-    g.add_argument("--persons", type=int, default=1000)
-    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--persons", type=int, default=None, help="default 1000 (200 with --demo)")
+    g.add_argument("--seed", type=int, default=None, help="default 1 (7 with --demo)")
+    g.add_argument("--demo", action="store_true",
+                   help="the demo caseload (breaches right after 10:00, orders valid 2024-2100); "
+                        "see config/demo-zones.geojson and config/demo-orders.json")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--center", type=_center, default=(32.06, 118.79), help="LAT,LON (default Nanjing)")
     g.add_argument("--day", default="2026-11-22", help="local date of the simulated day")
@@ -62,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--interval-s", type=float, default=60.0, help="normal report interval")
     g.add_argument("--share", type=_share, action="append", default=[],
                    help="KIND=FRACTION of persons in a scenario (repeatable)")
+    g.add_argument("--profile", choices=("full", "jt808"), default="full",
+                   help="jt808: only what JT/T 808 carries (10 m accuracy, whole seconds, no outliers)")
     g.add_argument("--malformed", type=int, default=None, help="malformed lines (default persons/100)")
     g.add_argument("--no-telemetry", action="store_true", help="write zones, orders and truth only")
     g.add_argument("--zones-out", default=None, help="also write the zones to this path")
@@ -110,15 +115,21 @@ def _generate(args: argparse.Namespace) -> int:
 
     shares = dict(DEFAULT_SHARES)
     shares.update(dict(args.share))
-    if args.persons < 2:
+    if args.demo:
+        from simulators.live import demo_config
+
+        cfg = demo_config(args.persons or 200, 7 if args.seed is None else args.seed)
+    else:
+        cfg = SimConfig.for_profile(
+            args.profile, persons=args.persons or 1000, seed=1 if args.seed is None else args.seed,
+            lat=args.center[0], lon=args.center[1], day=args.day, timezone=args.timezone,
+            interval_s=args.interval_s, city_radius_m=args.city_radius_m,
+            district_detail_m=args.district_detail_m, shares=tuple(shares.items()),
+            malformed_lines=args.malformed,
+        )
+    if cfg.persons < 2:
         print("wardstream simulate: --persons must be at least 2", file=sys.stderr)
         return 2
-    cfg = SimConfig(
-        persons=args.persons, seed=args.seed, lat=args.center[0], lon=args.center[1], day=args.day,
-        timezone=args.timezone, interval_s=args.interval_s, city_radius_m=args.city_radius_m,
-        district_detail_m=args.district_detail_m, shares=tuple(shares.items()),
-        malformed_lines=args.malformed,
-    )
     t0 = time.perf_counter()
     caseload = generate(cfg)
     t1 = time.perf_counter()
@@ -141,7 +152,7 @@ def _generate(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     meta = caseload.truth["meta"]
     if not args.quiet:
-        print(f"generated {args.persons} persons, {meta['messages']} messages in {meta['lines']} lines, "
+        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines, "
               f"{len(caseload.truth['expected'])} expected alerts "
               f"(model {t1 - t0:.1f} s, files {t2 - t1:.1f} s)", file=sys.stderr)
         for name, path in paths.items():

@@ -160,7 +160,7 @@ class KafkaSink:
     """Batched envelopes per partition key, acks=all, bounded in-flight sends."""
 
     def __init__(self, bootstrap: str, orders: Sequence[Order], topic: str = TOPIC,
-                 envelope_max: int = 200, linger_ms: int = 20) -> None:
+                 envelope_max: int = 200, linger_ms: int = 20, flush_every_s: float = 0.1) -> None:
         from geofence.engine import partition_keys
 
         self.bootstrap = bootstrap
@@ -174,6 +174,8 @@ class KafkaSink:
         self.inflight: list[Any] = []
         self.records = 0
         self.messages = 0
+        self.flush_every_s = flush_every_s
+        self.last_flush = time.perf_counter()
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
@@ -204,6 +206,11 @@ class KafkaSink:
             bucket.append(_ENC.encode(m))
             self.pending_count += 1
             if len(bucket) >= self.envelope_max:
+                await self._flush_key(key)
+        now = time.perf_counter()
+        if now - self.last_flush >= self.flush_every_s:  # bound the time a fix waits in a bucket
+            self.last_flush = now
+            for key in list(self.pending):
                 await self._flush_key(key)
 
     async def flush(self) -> None:

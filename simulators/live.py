@@ -52,13 +52,19 @@ def live_items(zones: dict[str, Any], orders: Sequence[Order], speedup: float = 
                             "write it with `wardstream simulate generate`")
     cfg = config_from_dict(meta)
     caseload = generate(cfg)
+    import json
+
+    from geofence.model import parse_orders
+
+    made = {o.person_id: o for o in parse_orders(json.dumps(caseload.orders))}
+    for o in orders:
+        if made.get(o.person_id) != o:
+            raise LiveFeedError(
+                f"order of {o.person_id!r} differs from what the generator makes from the zones "
+                "file's settings; regenerate both files with `wardstream simulate generate --demo`")
     want = {d for o in orders for d in o.devices}
-    have = {p.device_id for p in caseload.persons}
-    if not want <= have:
-        missing = sorted(want - have)[:3]
-        raise LiveFeedError(f"orders name devices the generator did not make: {missing}")
     day0 = caseload.day_start_ms
-    s0 = day0 + int(((cfg.front_load_s or 8 * 3600.0) - 30.0) * 1000)
+    s0 = day0 + int(((cfg.front_load_s or 8 * 3600.0) - 5.0) * 1000)
     wall0 = int(time.time() * 1000) if now_ms is None else now_ms
     k = 0
     while loops is None or k < loops:
