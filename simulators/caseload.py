@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class Caseload:
     orders: list[dict[str, Any]]
     truth: dict[str, Any]
     day_start_ms: int
-    messages: "Messages"
+    messages: Messages
 
     def lines(self) -> Iterator[bytes]:
         """Telemetry JSONL lines in delivery order."""
@@ -378,7 +379,7 @@ def _assign_scenarios(
     tree = _zone_tree(city)
     for kind in BREACH_KINDS + ADVERSARIAL_KINDS:
         share = shares.get(kind, 0.0)
-        count = int(round(share * n))
+        count = round(share * n)
         if share > 0 and count == 0 and n >= 40:
             count = 1
         if kind == "contact":
@@ -425,14 +426,11 @@ def _target_zone(
     path = _routine_geom(p)
     for k in idx[:40]:
         z = city.zones[int(k)]
-        if z.district != p.district or z.category == "victim_home" and z.zone_id in _TAKEN:
+        if z.district != p.district or (z.category == "victim_home" and z.zone_id in _TAKEN):
             continue
         if shapely.distance(z.geom, path) <= buffer + 60.0:
             continue
-        if need_depth > 0:
-            pt = _deep_point(z, need_depth)
-        else:
-            pt = _ring_point(z, -need_depth, rng)
+        pt = _deep_point(z, need_depth) if need_depth > 0 else _ring_point(z, -need_depth, rng)
         if pt is None or not safe.contains(Point(pt)):
             continue
         if z.category == "victim_home":
@@ -716,7 +714,7 @@ class Messages:
                 bounds = [*st.tolist(), hi - lo]
                 lines = [
                     texts[a] if b - a == 1 else b"[" + b",".join(texts[a:b]) + b"]"
-                    for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+                    for a, b in itertools.pairwise(bounds)
                 ]
             line_deliver = deliver[lo:hi][st]
             # extras delivered no later than a line go before it
@@ -895,7 +893,7 @@ def _render(
             p.offline = offline
         if offline is not None:
             m = (t_all >= offline[0]) & (t_all < offline[1])
-            reconnect = int(day0 + offline[1] * 1000) + 3000
+            reconnect = int(offline[1] * 1000) + 3000  # relative to day0, like ms
             deliver[m] = reconnect
             group[m] = group_id
             group_id += 1
@@ -929,22 +927,22 @@ def _render(
         for t_ev, name in sorted(p.events):
             if p.outage is not None and p.outage[0] < t_ev < p.outage[1]:
                 continue
-            ev_ms = day0 + (int(round(t_ev)) * 1000 if cfg.whole_seconds else int(round(t_ev * 1000)))
+            ev_ms = day0 + (round(t_ev) * 1000 if cfg.whole_seconds else round(t_ev * 1000))
             line = b'{"kind":"device_event","device_id":"%s","ts":%d,"event":"%s"}' % (
                 p.device_id.encode(), ev_ms, name.encode())
             msgs.extra.append((ev_ms + 800, seq0, line))
             seq0 += 1
-            if name in ("tamper", "removed", "sos", "battery_low", "power_off"):
-                if valid_until_ms is None or ev_ms < valid_until_ms:
-                    expected.append(_exp(p, name, name, ev_ms, ev_ms, "device"))
+            if name in ("tamper", "removed", "sos", "battery_low", "power_off") and (
+                    valid_until_ms is None or ev_ms < valid_until_ms):
+                expected.append(_exp(p, name, name, ev_ms, ev_ms, "device"))
         # ground truth of geofence scenarios from the emitted fixes
         _truth_for(p, ms, s_all, day0, expected, offline, cfg.whole_seconds)
         if p.scenario == "contact":
             contact_ts[p.person_id] = [int(v) for v in ms[s_all == 0]]
         msgs.count += n
     expected.extend(contact_truth(persons, contact_ts, day0))
-    for k, v in cols.items():
-        msgs.fix_cols[k] = np.concatenate(v) if v else np.zeros(0)
+    for col, arrs in cols.items():
+        msgs.fix_cols[col] = np.concatenate(arrs) if arrs else np.zeros(0)
     msgs.fix_cols["lat"] = msgs.fix_cols.pop("y")
     msgs.fix_cols["lon"] = msgs.fix_cols.pop("x")
     msgs.count = len(msgs.fix_cols["ts"]) + len(msgs.extra)
@@ -973,7 +971,7 @@ def _truth_for(
         before = ms[ms < p.outage[0] * 1000]
         last = int(before[-1])
         for t_ev, name in p.events:
-            ev = int(round(t_ev)) * 1000 if whole else int(round(t_ev * 1000))
+            ev = round(t_ev) * 1000 if whole else round(t_ev * 1000)
             if name == "power_off" and ev >= last:
                 last = ev
         t = day0 + last + p.after_s * 1000

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tolerance-s", type=float, default=1.0, help="slack around opened_at windows")
     s.add_argument("--json", default=None, help="also write the report as JSON here")
 
-    from simulators import feed  # noqa: PLC0415 - keeps `score` free of Kafka imports at parse time
+    from simulators import feed
 
     feed.add_send_parser(sub)
     feed.add_live_parser(sub)

@@ -248,6 +248,7 @@ class _Conn:
     writer: asyncio.StreamWriter
     serial: int = 0
     acks: int = 0
+    sent: int = 0
     task: asyncio.Task[None] | None = None
 
 
@@ -263,6 +264,9 @@ class Jt808Sink:
     messages: int = 0
     refused: int = 0
     last_pos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    refused_devices: set[str] = field(default_factory=set)
+    hangups: int = 0
+    reconnects: int = 0
 
     async def start(self) -> None:
         return None
@@ -289,13 +293,14 @@ class Jt808Sink:
         raw = await reply()
         if raw is None:
             writer.close()
-            self.refused += 1
+            self.hangups += 1
             return None
         msg = jt808.parse_frame(raw)
         _, result, code = jt808.decode_register_response(msg.body)
         if result != 0:
             writer.close()
             self.refused += 1
+            self.refused_devices.add(dev)  # not named by an active order: stop trying
             return None
         writer.write(jt808.encode_auth(dev, 1, code, version=self.version))
         await writer.drain()
@@ -314,12 +319,23 @@ class Jt808Sink:
         return conn
 
     async def _conn(self, dev: str) -> _Conn | None:
-        if dev not in self.conns:
-            c = await self._connect(dev)
+        c = self.conns.get(dev)
+        if c is not None and c.writer.is_closing():
+            del self.conns[dev]  # the gateway hung up (e.g. the order ended): register again
+            self.reconnects += 1
+            c = None
+        if c is None:
+            if dev in self.refused_devices:
+                return None
+            try:
+                c = await self._connect(dev)
+            except (TimeoutError, OSError):
+                self.hangups += 1
+                c = None
             if c is None:
                 return None
             self.conns[dev] = c
-        return self.conns[dev]
+        return c
 
     def _loc(self, m: dict[str, Any], alarm: int = 0) -> dict[str, Any]:
         return {"ts_ms": int(m["ts"]), "lat": float(m["lat"]), "lon": float(m["lon"]),
@@ -334,7 +350,7 @@ class Jt808Sink:
             return  # JSON-level garbage has no JT/T 808 equivalent
         by_dev: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for m in item.messages:
-            if "device_id" in m:
+            if "device_id" in m and _valid(m):
                 by_dev[str(m["device_id"])].append(m)
         for dev, msgs in by_dev.items():
             conn = await self._conn(dev)
@@ -363,6 +379,7 @@ class Jt808Sink:
                     frames.append(jt808.encode_location(dev, conn.serial, version=self.version, **loc))
                     conn.serial += 1
             conn.writer.write(b"".join(frames))
+            conn.sent += len(frames)
             self.frames += len(frames)
             self.messages += len(locs)
             if conn.writer.transport.get_write_buffer_size() > 1 << 16:
@@ -373,13 +390,36 @@ class Jt808Sink:
             with contextlib.suppress(Exception):
                 await c.writer.drain()
 
+    async def settle(self, timeout: float = 60.0) -> bool:
+        """Wait until the gateway acknowledged every frame (it acks after Kafka took it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(c.acks >= c.sent or c.writer.is_closing() for c in self.conns.values()):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
     async def stop(self) -> None:
         await self.flush()
+        await self.settle()
         for c in self.conns.values():
             if c.task is not None:
                 c.task.cancel()
             c.writer.close()
         self.conns.clear()
+
+
+_CHECK = None
+
+
+def _valid(m: dict[str, Any]) -> bool:
+    """Whether a message passes the contract's validation (the rest has no device equivalent)."""
+    global _CHECK
+    if _CHECK is None:
+        from geofence.model import TelemetryDecoder
+
+        _CHECK = TelemetryDecoder(now_ms=lambda: 2**50)
+    return not _CHECK.decode(_ENC.encode(m)).rejected
 
 
 _ALARM_BITS = {"sos": 0, "power_off": 8, "removed": 16, "tamper": 17, "battery_low": 18}
