@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from geofence.model import Window
@@ -34,6 +35,24 @@ _DAY_MS = 86_400_000
 @lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+_CALENDARS: dict[tuple[tuple[Window, ...], str], CurfewCalendar] = {}
+
+
+def calendar_for(windows: Sequence[Window], timezone: str) -> CurfewCalendar:
+    """A shared :class:`CurfewCalendar` for these windows and zone.
+
+    Orders of one city mostly share their curfew, so calendars (and their
+    interval caches) are shared rather than built per order.
+    """
+    key = (tuple(windows), timezone)
+    cal = _CALENDARS.get(key)
+    if cal is None:
+        if len(_CALENDARS) > 4096:
+            _CALENDARS.clear()
+        cal = _CALENDARS[key] = CurfewCalendar(windows, timezone)
+    return cal
 
 
 class CurfewCalendar:
@@ -48,12 +67,23 @@ class CurfewCalendar:
         IANA zone of the order.
     """
 
-    __slots__ = ("_cache", "_specs", "_tz")
+    __slots__ = ("_around", "_cache", "_specs", "_tz")
+
+    # calendars with the same windows and zone share their caches (most
+    # orders of a city have the same curfew)
+    _shared: ClassVar[dict[tuple[object, ...], tuple[dict[date, list[tuple[int, int]]],
+                                                     dict[date, list[tuple[int, int]]]]]] = {}
 
     def __init__(self, windows: Sequence[Window], timezone: str) -> None:
         self._tz = _zone(timezone)
         self._specs = [(w.weekdays(), *w.minutes()) for w in windows]
-        self._cache: dict[date, list[tuple[int, int]]] = {}
+        key = (timezone, tuple((tuple(sorted(d)), s, e) for d, s, e in self._specs))
+        got = CurfewCalendar._shared.get(key)
+        if got is None:
+            if len(CurfewCalendar._shared) > 1024:
+                CurfewCalendar._shared.clear()
+            got = CurfewCalendar._shared[key] = ({}, {})
+        self._cache, self._around = got
 
     def _day_intervals(self, day: date) -> list[tuple[int, int]]:
         got = self._cache.get(day)
@@ -89,6 +119,9 @@ class CurfewCalendar:
     def intervals_around(self, ts_ms: int) -> list[tuple[int, int]]:
         """Merged intervals of the local days around ``ts_ms`` (yesterday..tomorrow)."""
         d = self._local_day(ts_ms)
+        got = self._around.get(d)
+        if got is not None:
+            return got
         raw: list[tuple[int, int]] = []
         for k in (-1, 0, 1, 2):
             raw.extend(self._day_intervals(d + timedelta(days=k)))
@@ -100,6 +133,9 @@ class CurfewCalendar:
                     merged[-1] = (merged[-1][0], e)
             else:
                 merged.append((s, e))
+        if len(self._around) > 64:
+            self._around.clear()
+        self._around[d] = merged
         return merged
 
     def interval_at_or_after(self, ts_ms: int) -> tuple[int, int]:

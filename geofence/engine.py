@@ -37,6 +37,7 @@ input gives the same records and ids.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from bisect import bisect_left, bisect_right
@@ -79,8 +80,12 @@ __all__ = [
     "ProcessResult",
     "ReplaySummary",
     "batch_watermark",
+    "fold_records",
+    "message_key",
     "partition_keys",
+    "person_partition_keys",
     "replay_lines",
+    "tune_gc",
 ]
 
 Key = tuple[int, int, str, int, str]
@@ -157,16 +162,17 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     key: Key
     msg: Union[Fix, DeviceEvent, VideoHit, None] = None
     other: Union[str, None] = None
-    c1: Union[list[int], None] = None
-    c2: Union[list[int], None] = None
+    c1: Union[tuple[int, ...], None] = None
+    c2: Union[tuple[int, ...], None] = None
+    gi: int = -1  # position in the batch's geometry arrays (meaningful inside process())
 
 
 class LaneState(msgspec.Struct, gc=False):
     """Everything the state machines of one lane know (copied for checkpoints)."""
 
-    conds: list[Cond]
-    appr: list[Cond]
-    cconds: list[Cond]
+    conds: tuple[Cond, ...]
+    appr: tuple[Cond, ...]
+    cconds: tuple[Cond, ...]
     last_msg: int = -1
     lf_ts: int = -1
     lf_lon: float = 0.0
@@ -181,8 +187,8 @@ class LaneState(msgspec.Struct, gc=False):
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
         return LaneState(
-            [c.copy() for c in self.conds], [c.copy() for c in self.appr],
-            [c.copy() for c in self.cconds], self.last_msg, self.lf_ts, self.lf_lon,
+            tuple([c.copy() for c in self.conds]), tuple([c.copy() for c in self.appr]),
+            tuple([c.copy() for c in self.cconds]) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
             self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
             self.expired, self.started,
         )
@@ -230,8 +236,13 @@ class Lane(msgspec.Struct, gc=False):
     last_key: Key = MIN_KEY
     adv: int = -1
     heap_at: int = _INF
-    hist: list[Hist] = msgspec.field(default_factory=list)
-    suppressed: list[str] = msgspec.field(default_factory=list)
+    hist: Union[list[Hist], None] = None
+    suppressed: Union[list[str], None] = None
+    # derived flags for the fast path (refreshed by Engine._schedule)
+    quiet: bool = False
+    cf_entered: bool = False
+    due: int = _INF
+    static_due: int = _INF
 
 
 class _Snapshot(msgspec.Struct):
@@ -245,11 +256,11 @@ class _Snapshot(msgspec.Struct):
 
 def _fresh_state(spec: PersonSpec | None) -> LaneState:
     if spec is None:
-        return LaneState([], [], [])
+        return LaneState((), (), ())
     return LaneState(
-        [Cond() for _ in spec.zone_rules],
-        [Cond() for _ in spec.zone_rules],
-        [Cond() for _ in spec.contact_rules],
+        tuple([Cond() for _ in spec.zone_rules]),
+        tuple([Cond() for _ in spec.zone_rules]),
+        tuple([Cond() for _ in spec.contact_rules]),
     )
 
 
@@ -262,6 +273,24 @@ def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dl = math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def tune_gc(gen0_threshold: int = 50_000) -> None:
+    """Garbage-collector settings for a process that hosts an :class:`Engine`.
+
+    The engine allocates many small, short-lived containers per batch and
+    keeps a large, long-lived state; CPython's default generation-0 threshold
+    (700) then runs collections so often that they cost as much as the
+    evaluation itself (measured in bench/bench_engine.py). This freezes what
+    is alive now (zones, orders: they live for the whole run) and raises the
+    generation-0 threshold. Call it once after loading, in a process you own
+    (``wardstream replay`` does; the stream worker should); a library should
+    not call it on its own.
+    """
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, g1, g2)
 
 
 def batch_watermark(messages: Sequence[Telemetry], quantile: float = 0.99) -> int:
@@ -329,6 +358,11 @@ class Engine:
         self._csr_zone = np.zeros(0, np.int64)
         self._csr_buf = np.zeros(0, np.float64)
         self._csr_kind = np.zeros(0, np.int8)
+        self._route: dict[str, tuple[str, int]] = {}
+        self._g_flags: list[int] = []
+        self._g_l1: list[int] = []
+        self._g_l2: list[int] = []
+        self._g_ends: list[int] = []
         for o in orders:
             self._install(o)
         self._rebuild_watchers()
@@ -350,6 +384,9 @@ class Engine:
         return spec
 
     def _rebuild_watchers(self) -> None:
+        # lanes that never take the in-place fast path: cameras (no spec) and
+        # persons with no_contact rules (each fix is a contact observation)
+        self._slow = {p for p, s in self._specs.items() if s.contact_rules}
         w: dict[str, list[str]] = {}
         for pid, spec in self._specs.items():
             for cr in spec.contact_rules:
@@ -374,6 +411,7 @@ class Engine:
         self._csr_zone = cat([s.zone_idx for s in specs], np.int64)
         self._csr_buf = cat([s.buffer_m for s in specs], np.float64)
         self._csr_kind = cat([s.kinds for s in specs], np.int8)
+        self._route = {d: (p, self._csr_of[p]) for d, p in self._dev.items()}
         self._csr_dirty = False
 
     def person_of_device(self, device_id: str) -> str | None:
@@ -406,22 +444,40 @@ class Engine:
         """
         res = ProcessResult()
         cfg = self._cfg
-        dev = self._dev
+        if self._csr_dirty:
+            self._rebuild_csr()
+        route = self._route
         specs = self._specs
         per_lane: dict[str, list[Entry]] = {}
+        g_ents: list[Entry] = []
+        g_p: list[int] = []
+        g_lon: list[float] = []
+        g_lat: list[float] = []
+        g_acc: list[float] = []
+        vids: list[tuple[Entry, PersonSpec]] = []
+        max_ts = self._max_ts
         for m in messages:
             tm = type(m)
             if tm is Fix:
-                pid = dev.get(m.device_id)  # type: ignore[union-attr]
-                if pid is None:
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                if r is None:
                     res.unknown.append(m)
                     continue
+                pid, ci = r
                 e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
+                if m.valid and ci >= 0:  # type: ignore[union-attr]
+                    e.gi = len(g_p)
+                    g_ents.append(e)
+                    g_p.append(ci)
+                    g_lon.append(m.lon)  # type: ignore[union-attr]
+                    g_lat.append(m.lat)  # type: ignore[union-attr]
+                    g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
-                pid = dev.get(m.device_id)  # type: ignore[union-attr]
-                if pid is None:
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                if r is None:
                     res.unknown.append(m)
                     continue
+                pid = r[0]
                 e = Entry((m.ts, 1, m.device_id, 1, m.event), m)  # type: ignore[union-attr]
             else:
                 hit: VideoHit = m  # type: ignore[assignment]
@@ -436,72 +492,72 @@ class Engine:
                 else:
                     pid = hit.person_id
                 e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
+                if pid in specs and specs[pid].exclusion_rules:
+                    vids.append((e, specs[pid]))
             lst = per_lane.get(pid)
             if lst is None:
                 per_lane[pid] = [e]
             else:
                 lst.append(e)
-            if m.ts > self._max_ts:
-                self._max_ts = m.ts
+            if m.ts > max_ts:
+                max_ts = m.ts
+        self._max_ts = max_ts
+
+        if g_ents:
+            self._classify(g_ents, g_p, g_lon, g_lat, g_acc)
+        else:
+            self._g_flags = []
+        if vids:
+            self._classify_video(vids)
 
         # split live / late per lane, remember live fixes of watched persons
         lateness = cfg.lateness_ms
+        wm = self._wm
+        lanes = self._lanes
         live: list[tuple[Lane, list[Entry]]] = []
         late: list[tuple[Lane, list[Entry]]] = []
-        geo: list[Entry] = []
-        geo_spec: list[PersonSpec] = []
-        vids: list[tuple[Entry, PersonSpec]] = []
         watchers = self._watchers
+        slow = self._slow
         probes: dict[str, list[Entry]] = {}
         for pid, ents in per_lane.items():
-            lane = self._lane(pid)
-            spec = self._spec_of(lane)
-            horizon = max(lane.frontier, self._wm) - lateness
-            old = [e for e in ents if e.key[0] < horizon]
-            if old:
-                res.late += len(old)
-                ents = [e for e in ents if e.key[0] >= horizon]
-                late.append((self._lane(pid, late=True), old))
-            if ents:
-                live.append((lane, ents))
-            if spec is None:
-                continue
-            for e in (*ents, *old):
-                m = e.msg
-                if type(m) is Fix:
-                    if m.valid and spec.zone_rules:  # type: ignore[union-attr]
-                        geo.append(e)
-                        geo_spec.append(spec)
-                elif type(m) is VideoHit and spec.exclusion_rules:
-                    vids.append((e, spec))
-            ws = watchers.get(pid)
-            if ws:
-                rec = self._recent.setdefault(pid, [])
-                for e in ents:
-                    m = e.msg
-                    if type(m) is Fix and m.valid:  # type: ignore[union-attr]
-                        item = (m.ts, m.lon, m.lat, m.accuracy_m)  # type: ignore[union-attr]
-                        if rec and rec[-1] >= item:
-                            i = bisect_left(rec, item)
-                            if i < len(rec) and rec[i] == item:
-                                continue
-                            rec.insert(i, item)
-                        else:
-                            rec.append(item)
-                        for a in ws:
-                            probes.setdefault(a, []).append(
-                                Entry((m.ts, 1, "\x7fprobe:" + pid, 3, ""), None, pid)
-                            )
-                cut = max(lane.frontier, self._wm) - 2 * lateness - cfg.contact_max_age_ms
-                if rec and rec[0][0] < cut:
-                    del rec[: bisect_left(rec, (cut,))]
+            lane = lanes.get(pid)
+            if lane is None:
+                lane = self._lane(pid)
+            horizon = (lane.frontier if lane.frontier > wm else wm) - lateness
+            if len(ents) == 1:
+                e0 = ents[0]
+                if e0.key[0] < horizon:
+                    res.late += 1
+                    late.append((self._lane(pid, late=True), ents))
+                    ents = []
+                elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
+                      and pid not in slow and self._fast(lane, specs[pid], ents)):
+                    # the common case: one quiet in-order fix, applied in place
+                    self._roll(lane)
+                    if lane.due < lane.heap_at:
+                        lane.heap_at = lane.due
+                        heapq.heappush(self._heap, (lane.due, pid))
+                else:
+                    live.append((lane, ents))
+            else:
+                old = [e for e in ents if e.key[0] < horizon]
+                if old:
+                    res.late += len(old)
+                    ents = [e for e in ents if e.key[0] >= horizon]
+                    late.append((self._lane(pid, late=True), old))
+                if ents:
+                    live.append((lane, ents))
+            if watchers and ents:
+                ws = watchers.get(pid)
+                if ws:
+                    self._watched_fixes(lane, pid, ents, ws, probes)
         if probes:
             live_map = {id(lane): ents for lane, ents in live}
             for a, ents in probes.items():
                 if a not in specs:
                     continue
                 lane = self._lane(a)
-                horizon = max(lane.frontier, self._wm) - lateness
+                horizon = max(lane.frontier, wm) - lateness
                 ents = [e for e in ents if e.key[0] >= horizon]
                 if not ents:
                     continue
@@ -512,50 +568,127 @@ class Engine:
                 else:
                     got.extend(ents)
 
-        if geo:
-            self._classify(geo, geo_spec)
-        if vids:
-            self._classify_video(vids)
-
         for lane, ents in live:
             self._feed(lane, ents, res)
         for lane, ents in late:
             self._feed(lane, ents, res)
+        self._g_flags = []
+        self._g_l1 = []
+        self._g_l2 = []
+        self._g_ends = []
         return res
 
-    def _classify(self, ents: list[Entry], specs: list[PersonSpec]) -> None:
-        """Classify every (fix, zone rule) pair of the batch in one vectorised pass."""
-        if self._csr_dirty:
-            self._rebuild_csr()
+    def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
+                       probes: dict[str, list[Entry]]) -> None:
+        """Keep the recent valid fixes of a person others must not meet; queue probes."""
+        rec = self._recent.setdefault(pid, [])
+        for e in ents:
+            m = e.msg
+            if type(m) is Fix and m.valid:
+                item = (m.ts, m.lon, m.lat, m.accuracy_m)
+                if rec and rec[-1] >= item:
+                    i = bisect_left(rec, item)
+                    if i < len(rec) and rec[i] == item:
+                        continue
+                    rec.insert(i, item)
+                else:
+                    rec.append(item)
+                for a in ws:
+                    probes.setdefault(a, []).append(
+                        Entry((m.ts, 1, "\x7fprobe:" + pid, 3, ""), None, pid)
+                    )
+        # keep what any watcher's rewind may still look at: fixes back to the
+        # oldest checkpoint (or first tail step) of the watchers' lanes
+        cfg = self._cfg
+        cut = max(lane.frontier, self._wm) - 6 * cfg.lateness_ms
+        for a in ws:
+            al = self._lanes.get(a)
+            if al is None:
+                continue
+            if al.ckpt_key[0] >= 0:
+                base = al.ckpt_key[0]
+            elif al.tail:
+                base = al.tail[0].key[0]
+            else:
+                continue
+            cut = min(cut, base)
+        cut -= cfg.contact_max_age_ms
+        if rec and rec[0][0] < cut:
+            del rec[: bisect_left(rec, (cut,))]
+
+    def _classify(self, ents: list[Entry], g_p: list[int], g_lon: list[float],
+                  g_lat: list[float], g_acc: list[float]) -> None:
+        """Classify every (fix, zone rule) pair of the batch in one vectorised pass.
+
+        Leaves per-fix flags (bit 0: some non-curfew condition certainly
+        violated; bit 1: certainly outside a curfew zone) and the per-pair
+        codes for :meth:`_attach`.
+        """
         n = len(ents)
-        csr_of = self._csr_of
-        pidx = np.fromiter((csr_of[s.person_id] for s in specs), np.int64, n)
-        lon = np.fromiter((e.msg.lon for e in ents), np.float64, n)  # type: ignore[union-attr]
-        lat = np.fromiter((e.msg.lat for e in ents), np.float64, n)  # type: ignore[union-attr]
-        acc = np.fromiter((e.msg.accuracy_m for e in ents), np.float64, n)  # type: ignore[union-attr]
+        pidx = np.array(g_p, np.int64)
+        acc = np.array(g_acc, np.float64)
         counts = self._csr_count[pidx]
         total = int(counts.sum())
-        rep = np.repeat(np.arange(n), counts)
         ends = np.cumsum(counts)
+        if total == 0:
+            self._g_flags = [0] * n
+            self._g_l1, self._g_l2, self._g_ends = [], [], [0] * n
+            return
+        rep = np.repeat(np.arange(n), counts)
         offs = np.arange(total) - np.repeat(ends - counts, counts)
         pos = self._csr_start[pidx][rep] + offs
         zone = self._csr_zone[pos]
         buf = self._csr_buf[pos]
-        kind = self._csr_kind[pos]
+        curfew = self._csr_kind[pos] == CURFEW
         a = acc[rep]
-        d = self._zones.signed_distance_m(zone, lon[rep], lat[rep], a + buf)
+        d = self._zones.signed_distance_m(
+            zone, np.array(g_lon, np.float64)[rep], np.array(g_lat, np.float64)[rep], a + buf
+        )
         inside = (d < -a).astype(np.int8) - (d > a).astype(np.int8)  # 1 in, -1 out, 0 unsure
-        c1 = np.where(kind == EXCLUSION, inside, -inside)
+        c1 = np.where(self._csr_kind[pos] == EXCLUSION, inside, -inside)
         appr = np.where((d > a) & (d < buf - a), 1, np.where((d > buf + a) | (d < -a), -1, 0))
-        l1 = c1.tolist()
-        l2 = appr.tolist()
-        e_list = ends.tolist()
-        s = 0
-        for i, e in enumerate(ents):
-            t = e_list[i]
-            e.c1 = l1[s:t]
-            e.c2 = l2[s:t]
-            s = t
+        viol = ((c1 == 1) & ~curfew) | (appr == 1)
+        cf_out = (c1 == 1) & curfew
+        flags = (np.bincount(rep, weights=viol, minlength=n) > 0).astype(np.int8) | (
+            (np.bincount(rep, weights=cf_out, minlength=n) > 0).astype(np.int8) << 1)
+        self._g_flags = flags.tolist()
+        self._g_l1 = c1.tolist()
+        self._g_l2 = appr.tolist()
+        self._g_ends = ends.tolist()
+
+    def _attach(self, e: Entry) -> None:
+        """Give a fix of this batch its per-rule codes (``c1``, ``c2``)."""
+        gi = e.gi
+        if gi < 0 or e.c1 is not None:
+            return
+        t = self._g_ends[gi]
+        s = self._g_ends[gi - 1] if gi else 0
+        e.c1 = tuple(self._g_l1[s:t])
+        e.c2 = tuple(self._g_l2[s:t])
+
+    def _ensure_codes(self, spec: PersonSpec | None, ents: Sequence[Entry]) -> None:
+        """Classify fixes that have no codes yet (entries re-run by a rewind)."""
+        if spec is None or not spec.zone_rules:
+            return
+        todo = [e for e in ents if e.c1 is None and type(e.msg) is Fix and e.msg.valid]
+        if not todo:
+            return
+        k = len(spec.zone_rules)
+        n = len(todo)
+        lon = np.repeat(np.array([e.msg.lon for e in todo]), k)  # type: ignore[union-attr]
+        lat = np.repeat(np.array([e.msg.lat for e in todo]), k)  # type: ignore[union-attr]
+        a = np.repeat(np.array([e.msg.accuracy_m for e in todo]), k)  # type: ignore[union-attr]
+        zone = np.tile(spec.zone_idx, n)
+        buf = np.tile(spec.buffer_m, n)
+        kind = np.tile(spec.kinds, n)
+        d = self._zones.signed_distance_m(zone, lon, lat, a + buf)
+        inside = (d < -a).astype(np.int8) - (d > a).astype(np.int8)
+        c1 = np.where(kind == EXCLUSION, inside, -inside).tolist()
+        c2 = np.where((d > a) & (d < buf - a), 1,
+                      np.where((d > buf + a) | (d < -a), -1, 0)).tolist()
+        for i, e in enumerate(todo):
+            e.c1 = tuple(c1[i * k:(i + 1) * k])
+            e.c2 = tuple(c2[i * k:(i + 1) * k])
 
     def _classify_video(self, vids: list[tuple[Entry, PersonSpec]]) -> None:
         zi: list[int] = []
@@ -576,26 +709,85 @@ class Engine:
         )
         inside = (d < -ca).astype(np.int8).tolist()
         for e, s, t in spans:
-            e.c1 = inside[s:t]
+            e.c1 = tuple(inside[s:t])
 
     # ------------------------------------------------------------------ lane feeding
 
-    def _feed(self, lane: Lane, ents: list[Entry], res: ProcessResult) -> None:
-        ents.sort(key=_entry_key)
-        uniq: list[Entry] = []
-        prev: Key | None = None
+    def _fast(self, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> bool:
+        """Apply in-order fixes that certainly change nothing but liveness.
+
+        Holds when the lane is quiet (no streak, no open alert), no timer is
+        due up to the last fix, and no fix certainly violates a condition
+        (curfew: while a window is open). Then the state machines would only
+        record the last position and liveness, which is done here in bulk.
+        """
+        t_last = ents[-1].key[0]
+        if lane.due <= t_last or not lane.state.started:
+            return False
+        flags = self._g_flags
+        last_valid: Entry | None = None
+        cf_open = lane.cf_entered
         for e in ents:
-            if e.key == prev:
-                res.duplicates += 1
-                continue
-            uniq.append(e)
-            prev = e.key
-        spec = self._spec_of(lane)
+            m = e.msg
+            if type(m) is not Fix:
+                return False
+            gi = e.gi
+            if gi >= 0:
+                f = flags[gi]
+                if f & 1 or (f & 2 and cf_open):
+                    return False
+                last_valid = e
+            elif m.valid:
+                last_valid = e
+        st = lane.state
+        if t_last > st.last_msg:
+            st.last_msg = t_last
+        if last_valid is not None:
+            m = last_valid.msg
+            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
+            if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
+                    and spec.active_at(last_valid.key[0])):
+                gi = last_valid.gi
+                base = self._g_ends[gi - 1] if gi else 0
+                l1 = self._g_l1
+                for i in spec.curfew_idx:
+                    st.conds[i].last_code = l1[base + i]
+        lane.tail.extend(ents)
+        lane.last_key = ents[-1].key
+        if t_last > lane.frontier:
+            lane.frontier = t_last
+        if spec.signal_after_ms is not None and st.sig is None:
+            d = st.last_msg + spec.signal_after_ms
+            lane.due = d if d < lane.static_due else lane.static_due
+        return True
+
+    def _feed(self, lane: Lane, ents: list[Entry], res: ProcessResult) -> None:
+        if len(ents) > 1:
+            ents.sort(key=_entry_key)
+            uniq: list[Entry] = []
+            prev: Key | None = None
+            for e in ents:
+                if e.key == prev:
+                    res.duplicates += 1
+                    continue
+                uniq.append(e)
+                prev = e.key
+        else:
+            uniq = ents
+        spec = self._specs.get(lane.key)
         if uniq[0].key > lane.last_key:
+            if (lane.quiet and spec is not None and not lane.late and lane.state.started
+                    and not spec.contact_rules and self._fast(lane, spec, uniq)):
+                self._roll(lane)
+                if lane.due < lane.heap_at:
+                    lane.heap_at = lane.due
+                    heapq.heappush(self._heap, (lane.due, lane.key))
+                return
             out: list[LogItem] = []
             st = lane.state
             tail = lane.tail
             for e in uniq:
+                self._attach(e)
                 tail.append(e)
                 self._apply(lane, st, spec, e, out)
             lane.last_key = max(lane.last_key, uniq[-1].key)
@@ -604,6 +796,8 @@ class Engine:
             if out:
                 self._publish(lane, out, res.records)
         else:
+            for e in uniq:
+                self._attach(e)
             self._rewind(lane, spec, uniq, res)
         self._roll(lane)
         if not lane.late:
@@ -643,7 +837,9 @@ class Engine:
         del log[split:]
         new: list[LogItem] = []
         last = bkey
-        for e in tail[bisect_right(keys, bkey):]:
+        rerun = tail[bisect_right(keys, bkey):]
+        self._ensure_codes(spec, rerun)
+        for e in rerun:
             self._apply(lane, st, spec, e, new)
             last = e.key
         if lane.adv >= 0 and (lane.adv, 1, "", 0, "") > last:
@@ -656,7 +852,7 @@ class Engine:
 
     def _roll(self, lane: Lane) -> None:
         """Move the checkpoint forward once the pending snapshot is past the horizon."""
-        e_time = lane.frontier if lane.late else max(lane.frontier, self._wm)
+        e_time = lane.frontier if lane.late or lane.frontier > self._wm else self._wm
         if lane.pend is not None and lane.pend_key[0] < e_time - self._cfg.lateness_ms:
             lane.ckpt, lane.ckpt_key = lane.pend, lane.pend_key
             lane.pend = None
@@ -676,14 +872,24 @@ class Engine:
                 n += 1
             if n:
                 del log[:n]
-            if len(lane.hist) > 64:
+            if lane.hist is not None and len(lane.hist) > 64:
                 del lane.hist[:-64]
-        if lane.pend is None and lane.last_key > lane.ckpt_key:
+        # a new pending snapshot once the checkpoint is four horizons old: one
+        # state copy per four horizons of event time, a tail of at most five
+        if lane.pend is None and lane.last_key[0] >= lane.ckpt_key[0] + 4 * self._cfg.lateness_ms:
             lane.pend = lane.state.copy()
             lane.pend_key = lane.last_key
 
     def _schedule(self, lane: Lane, spec: PersonSpec | None) -> None:
-        d = self._next_deadline(lane, lane.state, spec)
+        """Re-arm the lane's timer and refresh the flags the fast path reads."""
+        st = lane.state
+        d = self._next_deadline(lane, st, spec)
+        lane.due = d
+        lane.quiet = (st.sig is None and not st.dev
+                      and all(c.start < 0 and c.alert is None for c in st.conds)
+                      and all(c.start < 0 and c.alert is None for c in st.appr)
+                      and all(c.start < 0 and c.alert is None for c in st.cconds))
+        lane.cf_entered = any(c.entered for c in st.conds)
         if d < lane.heap_at:
             lane.heap_at = d
             heapq.heappush(self._heap, (d, lane.key))
@@ -703,6 +909,8 @@ class Engine:
 
     def _track(self, lane: Lane, r: AlertRecord) -> None:
         a = r.alert
+        if lane.hist is None:
+            lane.hist = []
         if r.event == "opened":
             lane.hist.append(Hist(a.alert_id, a.kind, a.rule_id, parse_ts(a.opened_at)))
             return
@@ -721,15 +929,17 @@ class Engine:
         keep: list[LogItem] = []
         for it in items:
             a = it.rec.alert
-            if a.alert_id in lane.suppressed:
+            if lane.suppressed is not None and a.alert_id in lane.suppressed:
                 continue
             if it.rec.event == "opened" and live is not None:
                 t = parse_ts(a.opened_at)
                 if any(
                     h.kind == a.kind and h.rule_id == a.rule_id and h.opened <= t
                     and (h.cleared < 0 or h.cleared >= t)
-                    for h in live.hist
+                    for h in (live.hist or ())
                 ):
+                    if lane.suppressed is None:
+                        lane.suppressed = []
                     lane.suppressed.append(a.alert_id)
                     continue
             keep.append(it)
@@ -917,8 +1127,6 @@ class Engine:
     def _next_deadline(self, lane: Lane, st: LaneState, spec: PersonSpec | None) -> int:
         best = _INF
         if spec is not None:
-            if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
-                best = st.last_msg + spec.signal_after_ms
             if st.started:
                 for i, zr in enumerate(spec.zone_rules):
                     if zr.kind == CURFEW:
@@ -927,6 +1135,9 @@ class Engine:
                         best = min(best, b)
             if not st.expired and spec.valid_until < _FAR_FUTURE_MS:
                 best = min(best, spec.valid_until)
+            lane.static_due = best
+            if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
+                best = min(best, st.last_msg + spec.signal_after_ms)
         else:
             for last in st.cam_last.values():
                 best = min(best, last + self._cfg.camera_quiet_ms)
@@ -994,11 +1205,11 @@ class Engine:
                     code = c1[i]
                     cond = conds[i]
                     if zr.kind == CURFEW:
-                        if cond.entered and cond.iv_start <= t < cond.iv_end:
-                            if code != 0 or cond.alert is not None or cond.start >= 0:
-                                self._cond_obs(lane, spec, cond, code, t, key, out, zr.rule_id,
-                                               zr.rule_id, "curfew_violated", zr.severity,
-                                               zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
+                        if cond.entered and cond.iv_start <= t < cond.iv_end and (
+                                code != 0 or cond.alert is not None or cond.start >= 0):
+                            self._cond_obs(lane, spec, cond, code, t, key, out, zr.rule_id,
+                                           zr.rule_id, "curfew_violated", zr.severity,
+                                           zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
                         cond.last_code = code
                         continue
                     if code != 0 and (code == 1 or cond.alert is not None or cond.start >= 0):
@@ -1073,7 +1284,7 @@ class Engine:
             return
         t = e.key[0]
         key = e.key
-        c1 = e.c1 or []
+        c1 = e.c1 or ()
         for i, zr in enumerate(spec.zone_rules):
             if zr.kind != EXCLUSION or i >= len(c1) or c1[i] != 1:
                 continue
@@ -1179,13 +1390,14 @@ class Engine:
             lane.state = _fresh_state(None)
         else:
             fresh = _fresh_state(new)
+            conds, appr, cconds = list(fresh.conds), list(fresh.appr), list(fresh.cconds)
             if old is not None:
                 by_rule = {(z.rule_id, z.kind, z.zone_idx): i for i, z in enumerate(old.zone_rules)}
                 used: set[int] = set()
                 for i, z in enumerate(new.zone_rules):
                     j = by_rule.get((z.rule_id, z.kind, z.zone_idx))
                     if j is not None:
-                        fresh.conds[i], fresh.appr[i] = st.conds[j], st.appr[j]
+                        conds[i], appr[i] = st.conds[j], st.appr[j]
                         used.add(j)
                 for j in range(len(old.zone_rules)):
                     if j not in used:
@@ -1197,11 +1409,12 @@ class Engine:
                 for i, cr in enumerate(new.contact_rules):
                     j = by_c.get((cr.rule_id, cr.other))
                     if j is not None:
-                        fresh.cconds[i] = st.cconds[j]
+                        cconds[i] = st.cconds[j]
                         usedc.add(j)
                 for j, c in enumerate(st.cconds):
                     if j not in usedc and c.alert is not None:
                         self._clear(c.alert, key, at, items, reason)
+            fresh.conds, fresh.appr, fresh.cconds = tuple(conds), tuple(appr), tuple(cconds)
             fresh.last_msg, fresh.lf_ts, fresh.lf_lon, fresh.lf_lat, fresh.lf_acc = (
                 st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc)
             fresh.dev = dict(st.dev)
@@ -1222,6 +1435,8 @@ class Engine:
         for it in items:
             if it.rec.alert.status == "cleared":
                 lane.emitted.pop(it.rec.alert.alert_id, None)
+        if not lane.late:
+            self._schedule(lane, new)
 
     def upsert_order(self, order: Order) -> list[AlertRecord]:
         """Add or replace one order; rules that disappear clear their open alerts."""
@@ -1328,6 +1543,27 @@ def partition_keys(orders: Sequence[Order]) -> dict[str, str]:
     return {d: groups[o.person_id] for o in orders for d in o.devices}
 
 
+def message_key(msg: Telemetry, device_keys: dict[str, str], person_keys: dict[str, str]) -> str:
+    """The partition key of one telemetry message.
+
+    ``device_keys`` is :func:`partition_keys`, ``person_keys`` maps a person
+    to the same group key (``{p: k for p, k in contact_groups(orders).items()}``,
+    see :func:`person_partition_keys`). Fixes and device events go by device
+    (an unknown device keys by its own id, so it is dead-lettered once),
+    face matches by their person's key, facility video hits by camera id.
+    """
+    if isinstance(msg, VideoHit):
+        if msg.event == "face_match" and msg.person_id is not None:
+            return person_keys.get(msg.person_id, msg.person_id)
+        return "camera:" + msg.camera_id
+    return device_keys.get(msg.device_id, msg.device_id)
+
+
+def person_partition_keys(orders: Sequence[Order]) -> dict[str, str]:
+    """person_id -> partition key (the group key of :func:`partition_keys`)."""
+    return contact_groups(orders)
+
+
 # ---------------------------------------------------------------------- replay
 
 
@@ -1410,17 +1646,48 @@ def replay_lines(
             records.extend(engine.advance(wm))
         batch.clear()
 
+    def decode_each(group: list[bytes]) -> None:
+        for line in group:
+            dec = decoder.decode(line)
+            for r in dec.rejected:
+                summary.rejected[r.reason] += 1
+            batch.extend(dec.messages)
+
+    # Single-object lines are decoded many at a time as one JSON array (one
+    # msgspec call); a group with any bad line is decoded again line by line,
+    # so rejects are counted exactly as when decoding each line.
+    group: list[bytes] = []
+    group_bytes = 0
+    group_max = max(1, min(decoder.max_batch, 4096, chunk))
     for line in lines:
         summary.lines += 1
-        if not line.strip():
+        s = line.strip()
+        if not s:
             summary.rejected["empty_line"] += 1
             continue
-        dec = decoder.decode(line)
-        for r in dec.rejected:
-            summary.rejected[r.reason] += 1
-        batch.extend(dec.messages)
+        if s[:1] != b"{":
+            if group:
+                decode_each(group)
+                group, group_bytes = [], 0
+            decode_each([s])
+        else:
+            group.append(s)
+            group_bytes += len(s)
+            if len(group) >= group_max or group_bytes > decoder.max_bytes // 2:
+                dec = decoder.decode(b"[" + b",".join(group) + b"]")
+                if dec.rejected:
+                    decode_each(group)
+                else:
+                    batch.extend(dec.messages)
+                group, group_bytes = [], 0
         if len(batch) >= chunk:
             feed()
+    if group:
+        dec = decoder.decode(b"[" + b",".join(group) + b"]")
+        if dec.rejected:
+            decode_each(group)
+        else:
+            batch.extend(dec.messages)
     if batch:
         feed()
     records.extend(engine.flush())

@@ -12,8 +12,8 @@ Short distances (below :data:`FLAT_LIMIT_M`) use the mean-latitude flat-earth
 formula with the ellipsoid's meridional (M) and prime-vertical (N) radii of
 curvature; longer ones use Lambert's formula on reduced latitudes. Against
 a Vincenty inverse solution (``tests/geofence/test_geo.py``) the error is
-below 1 mm at 1 km, below 2 cm at 10 km and below 20 m at 1,000 km anywhere
-between 0 and 60 degrees of latitude (see docs/zones.md).
+below 1 mm up to 5 km, 4 mm at 10 km, 3 cm at 20 km and 1.5 m at 1,000 km
+anywhere between 0 and 60 degrees of latitude (see docs/zones.md).
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def distance_m(lon1: _Num, lat1: _Num, lon2: _Num, lat2: _Num) -> FloatArray:
     Returns
     -------
     ndarray of float64
-        Ellipsoidal distance in metres (error < 1 mm at 1 km, < 2 cm at
-        10 km, < 20 m at 1,000 km; see the module docstring). A 0-d array for
+        Ellipsoidal distance in metres (error below 1 mm up to 5 km, 4 mm at
+        10 km, 1.5 m at 1,000 km; see the module docstring). A 0-d array for
         scalar input.
 
     Examples

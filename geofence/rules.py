@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from geofence.curfew import CurfewCalendar
+from geofence.curfew import CurfewCalendar, calendar_for
 from geofence.model import Order, Rule
 
 SEVERITY_ORDER = ("red", "orange", "yellow", "blue")
@@ -131,6 +131,12 @@ class PersonSpec:
     kinds: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
     exclusion_rules: list[ZoneRule] = field(default_factory=list)
     missing_zones: list[str] = field(default_factory=list)
+    curfew_idx: list[int] = field(default_factory=list)
+
+    @property
+    def has_curfew(self) -> bool:
+        """Whether any curfew rule applies."""
+        return bool(self.curfew_idx)
 
     def active_at(self, ts_ms: int) -> bool:
         """Whether the order is in force at ``ts_ms``."""
@@ -155,7 +161,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
     signal_sev = DEFAULT_SEVERITY["signal_lost"]
     missing: list[str] = []
     for rule in order.rules:
-        dwell_ms = int(round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000))
+        dwell_ms = round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000)
         if rule.type in ("exclusion", "inclusion", "curfew"):
             zone_id = rule.zone or ""
             idx = zones.index_of(zone_id) if zone_id in zones else -1
@@ -177,7 +183,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
                 zone_rules.append(
                     ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
                              _severity(rule, "curfew_violated"), "",
-                             CurfewCalendar(rule.windows, order.timezone))
+                             calendar_for(rule.windows, order.timezone))
                 )
         elif rule.type == "no_contact":
             contact_rules.append(
@@ -207,6 +213,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
         kinds=np.array([z.kind for z in live], dtype=np.int8),
         exclusion_rules=[z for z in live if z.kind == EXCLUSION],
         missing_zones=missing,
+        curfew_idx=[i for i, z in enumerate(live) if z.kind == CURFEW],
     )
     return spec
 

@@ -16,9 +16,9 @@ Geometry semantics
   point with the mean-latitude scale of each vertex (see
   :func:`geofence.geo.metres_per_degree`). Edges longer than
   :data:`DENSIFY_DEG` are split for the distance computation so the frame's
-  curvature stays negligible. Error bound: see docs/zones.md (below 5 mm for
-  distances up to 1 km and below 5 cm up to 10 km, between 0 and 60 degrees
-  of latitude).
+  curvature stays negligible. Error bound against Vincenty geodesics at
+  18-54 N (docs/zones.md): below 1 mm up to 5 km from the boundary, 4 mm at
+  10 km.
 * Circles: ``distance(centre, point) - radius_m`` with the ellipsoidal
   distance of :func:`geofence.geo.distance_m`.
 
@@ -26,25 +26,23 @@ Speed
 -----
 Each pair is settled by the cheapest test that can settle it:
 
-1. circles: one vectorised distance;
-2. the zone's bounding box: a point farther than ``within_m`` outside it is
-   certainly outside (a metric lower bound is returned);
+1. the zone's bounding box (every kind): a point farther than ``within_m``
+   outside it is certainly outside (a metric lower bound is returned);
+2. circles left over: one vectorised distance;
 3. a per-zone raster (large zones only): cells that the boundary does not
    touch are wholly inside or outside and carry a lower bound of their
    distance to the boundary; a point in such a cell with clearance greater
    than ``within_m`` is settled there;
 4. everything else: prepared ``contains_xy`` for the sign and, for the
-   distance, a bulk STRtree query over boundary chunks (at most
-   :data:`CHUNK` segments each) followed by numpy point-segment distances
-   over the candidate (pair, chunk) rows.
+   distance, candidate boundary chunks (at most :data:`CHUNK` segments
+   each) from the raster cell's list or a bulk STRtree query, followed by
+   numpy point-segment distances over the candidate (pair, chunk) rows.
 
 No Python loop runs per pair or per zone at query time.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,10 +66,10 @@ __all__ = [
 ]
 
 #: Boundary segments per indexed chunk.
-CHUNK = 16
+CHUNK = 8
 #: Edges longer than this (degrees, in either coordinate) are split for the
 #: distance computation (the shape is unchanged: splits lie on the edge).
-DENSIFY_DEG = 0.01
+DENSIFY_DEG = 0.002
 #: Largest accepted circle radius.
 MAX_RADIUS_M = 100_000.0
 #: Vertices of the polygon that approximates a circle for display and bounds.
@@ -82,6 +80,10 @@ GRID_MIN_SEGMENTS = 256
 GRID_MIN_EXTENT_M = 2_000.0
 GRID_MAX_CELLS = 65_536
 GRID_MAX_STEPS = 96
+#: First search radius of the exact path (metres); widened as needed.
+FIRST_RADIUS_M = 250.0
+#: Raster cells list the boundary chunks within this many metres of them.
+CELL_REACH_M = 250.0
 #: Allowed relative change of area when an invalid polygon is repaired.
 REPAIR_AREA_TOLERANCE = 1e-3
 
@@ -224,7 +226,7 @@ def _circle_polygon(lon: float, lat: float, radius_m: float) -> shapely.Polygon:
 @dataclass(frozen=True, slots=True)
 class _Zone:
     id: str
-    feature: dict[str, Any]
+    feature: bytes  # the (repaired) GeoJSON feature, compact JSON
     kind: str  # "polygon" or "circle"
     geom: shapely.Geometry | None  # lon/lat polygonal geometry (None for circles)
     bbox: tuple[float, float, float, float]
@@ -245,6 +247,9 @@ class _Grid:
     ny: int
     state: NDArray[np.int8]  # -1 inside, +1 outside, 0 touched by the boundary
     clearance: NDArray[np.float32]  # metres, lower bound of distance to boundary
+    cell_start: NDArray[np.int64]  # per cell: first entry in cell_chunks
+    cell_count: NDArray[np.int64]  # per cell: number of entries
+    cell_chunks: NDArray[np.int64]  # zone-local chunk indices, by cell
 
 
 def _feature_id(f: Mapping[str, Any], position: int) -> str:
@@ -313,9 +318,25 @@ def _chunks(rings: list[FloatArray]) -> FloatArray:
     return np.ascontiguousarray(np.concatenate(blocks))
 
 
-def _lat_scale_bounds(y0: float, y1: float) -> tuple[float, float]:
-    """Lowest metres/degree of longitude and latitude over [y0, y1]."""
-    far = min(max(abs(y0), abs(y1)), 89.999)
+def _bulge_deg(span_deg: Any, lat_deg: Any) -> Any:
+    """How far (degrees) a geodesic spanning ``span_deg`` can stray poleward of its ends.
+
+    A great circle between two points bulges towards the pole by about
+    ``s^2 tan(lat) / 8`` (s the angular length); doubled for margin. Scale
+    bounds use the latitude plus this, so they hold along the whole path.
+    """
+    t = np.tan(np.minimum(np.abs(lat_deg) + 1.0, 89.0) * _DEG)
+    return span_deg * span_deg * _DEG * t / 4.0
+
+
+def _lat_scale_bounds(y0: float, y1: float, x_span: float = 0.0) -> tuple[float, float]:
+    """Lowest metres/degree of longitude and latitude over [y0, y1].
+
+    ``x_span`` (degrees of longitude covered) adds the poleward bulge of
+    geodesics across the range.
+    """
+    span = math.hypot(x_span, y1 - y0)
+    far = min(max(abs(y0), abs(y1)) + float(_bulge_deg(span, max(abs(y0), abs(y1)))), 89.999)
     near = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
     kx, _ = metres_per_degree(far)
     _, ky = metres_per_degree(near)
@@ -324,7 +345,7 @@ def _lat_scale_bounds(y0: float, y1: float) -> tuple[float, float]:
 
 def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float], chunks: FloatArray) -> _Grid:
     x0, y0, x1, y1 = bbox
-    kx_lo, ky_lo = _lat_scale_bounds(y0, y1)
+    kx_lo, ky_lo = _lat_scale_bounds(y0, y1, x1 - x0)
     w_m = max((x1 - x0) * kx_lo, 1.0)
     h_m = max((y1 - y0) * ky_lo, 1.0)
     nseg = int(np.count_nonzero(np.diff(chunks, axis=1).any(axis=2))) + chunks.shape[0]
@@ -370,7 +391,50 @@ def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float],
     state = np.where(marked, 0, np.where(inside, -1, 1)).astype(np.int8)
     cell_m = min(dx * kx_lo, dy * ky_lo)
     clearance = (np.maximum(steps - 1, 0) * cell_m * 0.9999).astype(np.float32)
-    return _Grid(x0, y0, dx, dy, nx, ny, state.ravel(), clearance.ravel())
+    start, count, entries = _cell_lists(chunks, x0, y0, dx, dy, nx, ny, y1)
+    return _Grid(x0, y0, dx, dy, nx, ny, state.ravel(), clearance.ravel(), start, count, entries)
+
+
+def _chunk_bounds(c: FloatArray) -> FloatArray:
+    if not len(c):
+        return np.zeros((0, 4))
+    return np.column_stack([
+        np.minimum(c[:, :, 0], c[:, :, 2]).min(axis=1),
+        np.minimum(c[:, :, 1], c[:, :, 3]).min(axis=1),
+        np.maximum(c[:, :, 0], c[:, :, 2]).max(axis=1),
+        np.maximum(c[:, :, 1], c[:, :, 3]).max(axis=1),
+    ])
+
+
+def _cell_lists(
+    chunks: FloatArray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, y1: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """For each cell, the chunks within CELL_REACH_M of it (CSR layout).
+
+    A point in the cell has every boundary point within CELL_REACH_M of it
+    in one of these chunks, so a search of radius <= CELL_REACH_M needs no
+    tree query.
+    """
+    cb = _chunk_bounds(chunks)
+    far = min(max(abs(y0), abs(y1)) + CELL_REACH_M / _KY_MIN, 89.9)
+    mx = CELL_REACH_M / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
+    my = CELL_REACH_M / _KY_MIN * 1.0001
+    ix0 = np.clip(np.floor((cb[:, 0] - mx - x0) / dx), 0, nx - 1).astype(np.int64)
+    ix1 = np.clip(np.floor((cb[:, 2] + mx - x0) / dx), 0, nx - 1).astype(np.int64)
+    iy0 = np.clip(np.floor((cb[:, 1] - my - y0) / dy), 0, ny - 1).astype(np.int64)
+    iy1 = np.clip(np.floor((cb[:, 3] + my - y0) / dy), 0, ny - 1).astype(np.int64)
+    w = ix1 - ix0 + 1
+    h = iy1 - iy0 + 1
+    k = w * h
+    chunk = np.repeat(np.arange(len(cb), dtype=np.int64), k)
+    j = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+    cx = ix0[chunk] + j % w[chunk]
+    cy = iy0[chunk] + j // w[chunk]
+    cell = cy * nx + cx
+    order = np.argsort(cell, kind="stable")
+    count = np.bincount(cell, minlength=nx * ny).astype(np.int64)
+    start = np.cumsum(count) - count
+    return start, count, chunk[order]
 
 
 def _dilate(a: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -383,7 +447,7 @@ def _dilate(a: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return out
 
 
-def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
+def _make_zone(f: object, position: int) -> _Zone:
     if not isinstance(f, Mapping):
         raise _fail(None, "bad_feature", f"feature #{position}: not a JSON object")
     zid = _feature_id(f, position)
@@ -400,7 +464,7 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     gtype = g.get("type")
     coords = g.get("coordinates")
     repairs: list[str] = []
-    feature: dict[str, Any] = dict(f) if owned else _copy(f)
+    feature: dict[str, Any] = dict(f)  # shallow: it is serialised below, never kept
     feature["id"] = zid
     if gtype == "Point":
         lon, lat = _position(zid, coords, "Point")
@@ -412,11 +476,12 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
                 zid, "bad_radius",
                 f"properties.radius_m must be a number in (0, {MAX_RADIUS_M:g}], got {props.get('radius_m')!r:.40}",
             )
-        kx, ky = _scales(lat)
-        rlo = radius / kx * 1.0001
-        rla = radius / ky * 1.0001
+        # bounds certain to hold the circle: smallest scales within its reach
+        rla = radius / _KY_MIN * 1.0001
+        far = min(abs(lat) + rla + float(_bulge_deg(rla, lat)), 89.9)
+        rlo = radius / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
         return _Zone(
-            zid, feature, "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
+            zid, _freeze(zid, feature), "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
             np.zeros((0, CHUNK, 4)), (lon, lat), radius, None, (),
         )
     if gtype == "Polygon":
@@ -442,32 +507,30 @@ def _make_zone(f: object, position: int, owned: bool = False) -> _Zone:
     if maxx - minx > 180.0:
         raise _fail(zid, "invalid_geometry", "zone spans more than 180 degrees of longitude (antimeridian crossing is not supported)")
     if repairs:
-        feature["geometry"] = json.loads(json.dumps(shapely.geometry.mapping(shapely.orient_polygons(geom))))
+        feature["geometry"] = shapely.geometry.mapping(shapely.orient_polygons(geom))
     rings = _segments(geom)
     nseg = sum(len(r) for r in rings)
     chunks = _chunks(rings)
-    kx_lo, ky_lo = _lat_scale_bounds(miny, maxy)
+    kx_lo, ky_lo = _lat_scale_bounds(miny, maxy, maxx - minx)
     extent = max((maxx - minx) * kx_lo, (maxy - miny) * ky_lo)
     grid = None
     if nseg >= GRID_MIN_SEGMENTS or extent >= GRID_MIN_EXTENT_M:
         grid = _build_grid(geom, (minx, miny, maxx, maxy), chunks)
     c = geom.centroid
-    return _Zone(zid, feature, "polygon", geom, (minx, miny, maxx, maxy), chunks,
+    return _Zone(zid, _freeze(zid, feature), "polygon", geom, (minx, miny, maxx, maxy), chunks,
                  (float(c.x), float(c.y)), 0.0, grid, tuple(repairs))
 
 
-def _copy(f: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep, JSON-clean copy of a feature, so callers cannot mutate our zones."""
+def _freeze(zid: str, feature: Mapping[str, Any]) -> bytes:
+    """The feature as compact JSON: a private copy that costs little memory."""
     try:
-        out = msgspec.json.decode(msgspec.json.encode(f))
-    except (TypeError, msgspec.MsgspecError):
-        out = copy.deepcopy(dict(f))
-    return out  # type: ignore[no-any-return]
+        return msgspec.json.encode(feature)
+    except (TypeError, msgspec.MsgspecError) as e:
+        raise _fail(zid, "bad_property", f"the feature is not JSON-serialisable ({e})") from None
 
 
-def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> tuple[list[Any], bool]:
-    """The features list, and whether we own it (parsed here, safe to keep)."""
-    owned = isinstance(data, (str, bytes, bytearray))
+def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> list[Any]:
+    """The features list of a FeatureCollection given as text or mapping."""
     obj: Any
     if isinstance(data, (str, bytes, bytearray)):
         try:
@@ -481,7 +544,7 @@ def _features_of(data: Union[str, bytes, Mapping[str, Any]]) -> tuple[list[Any],
     feats = obj.get("features")
     if not isinstance(feats, list):
         raise _fail(None, "not_feature_collection", "`features` must be an array")
-    return feats, owned
+    return feats
 
 
 # --------------------------------------------------------------------------
@@ -515,20 +578,18 @@ class ZoneCatalogue:
     __slots__ = (
         "_bbox",
         "_bounds_tree",
+        "_cell_chunks",
+        "_cell_count",
+        "_cell_start",
         "_center",
         "_chunk_bbox",
         "_chunk_zone",
         "_chunks",
         "_geoms",
         "_grid_clear",
-        "_grid_dx",
-        "_grid_dy",
-        "_grid_nx",
-        "_grid_ny",
-        "_grid_off",
+        "_grid_f",
+        "_grid_i",
         "_grid_state",
-        "_grid_x0",
-        "_grid_y0",
         "_index",
         "_is_circle",
         "_radius",
@@ -562,16 +623,7 @@ class ZoneCatalogue:
         self._chunks = (
             np.concatenate([z.chunks for z in self._zones]) if n else np.zeros((0, CHUNK, 4))
         )
-        c = self._chunks
-        if len(c):
-            cb = np.column_stack([
-                np.minimum(c[:, :, 0], c[:, :, 2]).min(axis=1),
-                np.minimum(c[:, :, 1], c[:, :, 3]).min(axis=1),
-                np.maximum(c[:, :, 0], c[:, :, 2]).max(axis=1),
-                np.maximum(c[:, :, 1], c[:, :, 3]).max(axis=1),
-            ])
-        else:
-            cb = np.zeros((0, 4))
+        cb = _chunk_bounds(self._chunks)
         self._chunk_bbox = cb
         # STRtree: a sort-tile-recursive bulk-loaded R-tree (see docs/zones.md
         # for why it, and not rtree.Index, serves the bulk queries)
@@ -588,7 +640,12 @@ class ZoneCatalogue:
         gny = np.zeros(n, dtype=np.int64)
         states: list[NDArray[np.int8]] = []
         clears: list[NDArray[np.float32]] = []
+        starts: list[NDArray[np.int64]] = []
+        cnts: list[NDArray[np.int64]] = []
+        entries: list[NDArray[np.int64]] = []
+        chunk_off = np.cumsum(counts) - counts
         pos = 0
+        epos = 0
         for i, z in enumerate(self._zones):
             g = z.grid
             if g is None:
@@ -597,10 +654,16 @@ class ZoneCatalogue:
             gx0[i], gy0[i], gdx[i], gdy[i], gnx[i], gny[i] = g.x0, g.y0, g.dx, g.dy, g.nx, g.ny
             states.append(g.state)
             clears.append(g.clearance)
+            starts.append(g.cell_start + epos)
+            cnts.append(g.cell_count)
+            entries.append(g.cell_chunks + chunk_off[i])
             pos += g.nx * g.ny
-        self._grid_off = off
-        self._grid_x0, self._grid_y0, self._grid_dx, self._grid_dy = gx0, gy0, gdx, gdy
-        self._grid_nx, self._grid_ny = gnx, gny
+            epos += len(g.cell_chunks)
+        self._cell_start = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        self._cell_count = np.concatenate(cnts) if cnts else np.zeros(0, dtype=np.int64)
+        self._cell_chunks = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
+        self._grid_i = np.column_stack([off, gnx, gny]).astype(np.int64).reshape(n, 3)
+        self._grid_f = np.column_stack([gx0, gy0, gdx, gdy]).astype(np.float64).reshape(n, 4)
         self._grid_state = np.concatenate(states) if states else np.zeros(0, dtype=np.int8)
         self._grid_clear = np.concatenate(clears) if clears else np.zeros(0, dtype=np.float32)
 
@@ -628,8 +691,8 @@ class ZoneCatalogue:
             ``bad_coordinates``, ``bad_radius``, ``bad_property``,
             ``invalid_geometry``; ``detail`` names the feature and the fault.
         """
-        feats, owned = _features_of(data)
-        zones = [_make_zone(f, i, owned) for i, f in enumerate(feats)]
+        feats = _features_of(data)
+        zones = [_make_zone(f, i) for i, f in enumerate(feats)]
         return cls(zones)
 
     def updated(self, features: Sequence[Mapping[str, Any]]) -> ZoneCatalogue:
@@ -684,7 +747,7 @@ class ZoneCatalogue:
 
         A fresh copy: mutating it does not change the catalogue.
         """
-        return json.loads(json.dumps(self._zones[self._index[zone_id]].feature))  # type: ignore[no-any-return]
+        return msgspec.json.decode(self._zones[self._index[zone_id]].feature)  # type: ignore[no-any-return]
 
     def repairs(self, zone_id: str) -> tuple[str, ...]:
         """What was repaired in the zone's geometry at load time (empty if nothing)."""
@@ -769,48 +832,38 @@ class ZoneCatalogue:
             raise IndexError(f"zone index out of range [0, {len(self._zones)})")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError("lon/lat must be finite")
-        circ = self._is_circle[z]
-        ci = np.flatnonzero(circ)
-        if len(ci):
-            zc = z[ci]
-            out[ci] = distance_m(self._center[zc, 0], self._center[zc, 1], x[ci], y[ci]) - self._radius[zc]
-        pi = np.flatnonzero(~circ)
-        if len(pi):
-            out[pi] = self._polygon_distance(z[pi], x[pi], y[pi], w[pi])
-        return out
-
-    def _polygon_distance(self, z: IntArray, x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
-        out = np.empty(len(z), dtype=np.float64)
-        todo = np.ones(len(z), dtype=bool)
-        # 1. bounding box: metric lower bound of the distance to the box
+        # 1. bounding box, for every zone kind: a point farther than within_m
+        # outside its zone's box is settled with a metric lower bound
         bb = self._bbox[z]
         ex = np.maximum(np.maximum(bb[:, 0] - x, x - bb[:, 2]), 0.0)
         ey = np.maximum(np.maximum(bb[:, 1] - y, y - bb[:, 3]), 0.0)
-        lb = np.zeros(len(z))
-        outside_box = (ex > 0) | (ey > 0)
-        if outside_box.any():
-            o = np.flatnonzero(outside_box)
-            ylo = np.minimum(np.abs(y[o]), np.minimum(np.abs(bb[o, 1]), np.abs(bb[o, 3])))
-            yhi = np.maximum(np.abs(y[o]), np.maximum(np.abs(bb[o, 1]), np.abs(bb[o, 3])))
-            kx, _ = metres_per_degree(np.minimum(yhi, 89.999))
-            straddle = (np.minimum(y[o], bb[o, 1]) <= 0) & (np.maximum(y[o], bb[o, 3]) >= 0)
-            _, ky = metres_per_degree(np.where(straddle, 0.0, ylo))
-            lb[o] = np.hypot(ex[o] * kx, ey[o] * ky) * 0.9999
-        far = outside_box & (lb > w)
-        out[far] = lb[far]
-        todo &= ~far
-        # 2. raster accelerator
-        off = self._grid_off[z]
-        g = np.flatnonzero(todo & ~outside_box & (off >= 0))
+        in_box = (ex == 0.0) & (ey == 0.0)
+        # metres per degree never fall below these along the way: latitude
+        # everywhere >= M(0); longitude >= a cos(lat) at the largest |lat| met
+        far_lat = np.maximum(np.abs(y), np.abs(np.clip(y, bb[:, 1], bb[:, 3])))
+        far_lat += _bulge_deg(ex + ey, far_lat)
+        kx_lo = (A_M * _DEG) * np.cos(np.minimum(far_lat, 89.999) * _DEG)
+        lb = np.sqrt((ex * kx_lo) ** 2 + (ey * _KY_MIN) ** 2) * 0.9999
+        settled = lb > w
+        out[settled] = lb[settled]
+        rest = ~settled
+        circ = self._is_circle[z]
+        ci = np.flatnonzero(rest & circ)
+        if len(ci):
+            zc = z[ci]
+            out[ci] = distance_m(self._center[zc, 0], self._center[zc, 1], x[ci], y[ci]) - self._radius[zc]
+        # 2. raster accelerator (points inside the box of a zone with a raster)
+        gi = self._grid_i[z]
+        g = np.flatnonzero(rest & in_box & (gi[:, 0] >= 0))
+        todo = rest & ~circ
         if len(g):
-            zg = z[g]
-            nx = self._grid_nx[zg]
-            ny = self._grid_ny[zg]
-            ix = np.clip(((x[g] - self._grid_x0[zg]) / self._grid_dx[zg]).astype(np.int64), 0, nx - 1)
-            iy = np.clip(((y[g] - self._grid_y0[zg]) / self._grid_dy[zg]).astype(np.int64), 0, ny - 1)
-            cell = off[g] + iy * nx + ix
+            gf = self._grid_f[z[g]]
+            gg = gi[g]
+            ix = np.minimum(((x[g] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
+            iy = np.minimum(((y[g] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
+            cell = gg[:, 0] + iy * gg[:, 1] + ix
             st = self._grid_state[cell]
-            cl = self._grid_clear[cell].astype(np.float64)
+            cl = self._grid_clear[cell]
             ok = (st != 0) & (cl > w[g])
             h = g[ok]
             out[h] = st[ok] * cl[ok]
@@ -823,32 +876,83 @@ class ZoneCatalogue:
 
     def _exact(self, z: IntArray, x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
         inside = shapely.contains_xy(self._geoms[z], x, y)
-        dlon, dlat = _degree_halfwidths(y, w)
+        d = np.empty(len(z), dtype=np.float64)
+        # search radius: start small and widen, so a large within_m (or inf)
+        # does not pull in every chunk of a large zone; a pair is settled when
+        # its nearest candidate lies within the searched radius (any closer
+        # boundary point would have been a candidate), or the radius reached
+        # within_m, or the search box covered the whole zone
+        r = np.minimum(w, FIRST_RADIUS_M)
+        todo = np.arange(len(z))
+        while len(todo):
+            best, covers = self._nearest_within(z[todo], x[todo], y[todo], r[todo])
+            rt = r[todo]
+            wt = w[todo]
+            done = (best <= rt) | (rt >= wt) | covers
+            h = todo[done]
+            bd = best[done]
+            # nothing found up to within_m: the true distance exceeds within_m
+            d[h] = np.where(np.isfinite(bd), bd, np.nextafter(wt[done], np.inf))
+            nd = ~done
+            grow = np.where(np.isfinite(best[nd]), best[nd], rt[nd] * 4.0)
+            todo = todo[nd]
+            r[todo] = np.minimum(np.maximum(grow, rt[nd] * 1.0001), wt[nd])
+        return np.where(inside, -d, d)
+
+    def _nearest_within(
+        self, z: IntArray, x: FloatArray, y: FloatArray, r: FloatArray,
+    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Nearest boundary distance among chunks within ``r`` of each point (inf if none)."""
+        dlon, dlat = _degree_halfwidths(y, r)
         bb = self._bbox[z]
         qx0 = np.maximum(x - dlon, bb[:, 0])
         qy0 = np.maximum(y - dlat, bb[:, 1])
         qx1 = np.minimum(x + dlon, bb[:, 2])
         qy1 = np.minimum(y + dlat, bb[:, 3])
+        covers = (qx0 == bb[:, 0]) & (qy0 == bb[:, 1]) & (qx1 == bb[:, 2]) & (qy1 == bb[:, 3])
         valid = (qx0 <= qx1) & (qy0 <= qy1)
-        vi = np.flatnonzero(valid)
         best = np.full(len(z), np.inf)
+        gi = self._grid_i[z]
+        in_box = (x >= bb[:, 0]) & (x <= bb[:, 2]) & (y >= bb[:, 1]) & (y <= bb[:, 3])
+        by_cell = valid & in_box & (gi[:, 0] >= 0) & (r <= CELL_REACH_M)
+        pairs: list[IntArray] = []
+        found: list[IntArray] = []
+        c = np.flatnonzero(by_cell)
+        if len(c):
+            # the raster cell lists every chunk within CELL_REACH_M: no tree query
+            gf = self._grid_f[z[c]]
+            gg = gi[c]
+            ix = np.minimum(((x[c] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
+            iy = np.minimum(((y[c] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
+            cell = gg[:, 0] + iy * gg[:, 1] + ix
+            cnt = self._cell_count[cell]
+            pair = np.repeat(c, cnt)
+            j = np.arange(len(pair), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            qc = self._cell_chunks[np.repeat(self._cell_start[cell], cnt) + j]
+            cb = self._chunk_bbox[qc]
+            keep = (cb[:, 0] <= qx1[pair]) & (cb[:, 2] >= qx0[pair]) & (cb[:, 1] <= qy1[pair]) & (cb[:, 3] >= qy0[pair])
+            pairs.append(pair[keep])
+            found.append(qc[keep])
+        vi = np.flatnonzero(valid & ~by_cell)
         if len(vi):
             boxes = shapely.box(qx0[vi], qy0[vi], qx1[vi], qy1[vi])
             qi, qc = self._tree.query(boxes)
             pair = vi[qi]
             keep = self._chunk_zone[qc] == z[pair]
-            pair = pair[keep]
-            qc = qc[keep]
+            pairs.append(pair[keep])
+            found.append(qc[keep])
+        if pairs:
+            pair = np.concatenate(pairs) if len(pairs) > 1 else pairs[0]
+            qc = np.concatenate(found) if len(found) > 1 else found[0]
             if len(pair):
-                order = np.argsort(pair, kind="stable")
-                pair = pair[order]
-                qc = qc[order]
+                if len(pair) > 1 and (pair[1:] < pair[:-1]).any():
+                    order = np.argsort(pair, kind="stable")
+                    pair = pair[order]
+                    qc = qc[order]
                 best_c = _chunk_min_distance(self._chunks, qc, x[pair], y[pair])
                 starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
                 best[pair[starts]] = np.minimum.reduceat(best_c, starts)
-        # nothing within reach: the true distance exceeds within_m
-        d = np.where(np.isfinite(best), best, np.nextafter(w, np.inf))
-        return np.where(inside, -d, d)
+        return best, covers
 
 
 ArrayLike1 = Union[float, Sequence[float], NDArray[np.float64]]
@@ -858,7 +962,7 @@ def _degree_halfwidths(y: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatA
     """Half-widths in degrees of a box certain to hold every point within ``w`` metres."""
     with np.errstate(invalid="ignore", over="ignore"):
         dlat = w / _KY_MIN * 1.0001 + 1e-9
-        far = np.minimum(np.abs(y) + dlat, 89.9)
+        far = np.minimum(np.abs(y) + dlat + _bulge_deg(np.minimum(dlat, 90.0), y), 89.9)
         kx, _ = metres_per_degree(far)
         dlon = np.minimum(w / kx * 1.0001 + 1e-9, 360.0)
     return np.asarray(dlon, dtype=np.float64), np.asarray(np.minimum(dlat, 180.0), dtype=np.float64)

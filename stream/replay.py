@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 
-from geofence.engine import EngineConfig, replay_lines
+from geofence.engine import EngineConfig, replay_lines, tune_gc
 from geofence.errors import WardstreamError
 from geofence.model import encode, parse_orders
 from geofence.zones import load_zones
@@ -40,6 +40,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", help="write alerts here instead of stdout")
     p.add_argument("--lateness-s", type=float, default=120.0, help="lateness horizon (s)")
     args = p.parse_args(list(argv))
+    tune_gc()  # loading allocates many small objects: fewer collections
     try:
         zones = load_zones(args.zones)
     except WardstreamError as exc:
@@ -55,15 +56,15 @@ def main(argv: Sequence[str]) -> int:
     except WardstreamError as exc:
         print(f"wardstream replay: invalid orders: {exc}", file=sys.stderr)
         return 2
+    cfg = EngineConfig(lateness_ms=int(args.lateness_s * 1000))
+    tune_gc()
     try:
-        fh_t = open(args.telemetry, "rb")
+        with open(args.telemetry, "rb") as fh_t:
+            alerts, summary = replay_lines(fh_t, zones, orders, cfg)
     except OSError as exc:
         print(f"wardstream replay: cannot read telemetry {args.telemetry!r}: {exc.strerror}",
               file=sys.stderr)
         return 2
-    cfg = EngineConfig(lateness_ms=int(args.lateness_s * 1000))
-    with fh_t:
-        alerts, summary = replay_lines(fh_t, zones, orders, cfg)
     payload = b"".join(encode(a) + b"\n" for a in alerts)
     if args.out:
         try:

@@ -8,11 +8,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import MIN, SEC, T0, engine, event, fix, hit, summary  # noqa: E402
+from engine_world import MIN, SEC, T0, engine, event, fix, hit, summary
 
-from geofence.engine import Engine, EngineConfig  # noqa: E402
-from geofence.episodes import alert_id  # noqa: E402
-from geofence.model import AlertRecord, format_ts, parse_ts  # noqa: E402
+from geofence.engine import Engine, EngineConfig
+from geofence.episodes import alert_id
+from geofence.model import AlertRecord, format_ts, parse_ts
 
 
 def feed(eng: Engine, msgs: list[Any], one_by_one: bool = True) -> list[AlertRecord]:
