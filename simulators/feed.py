@@ -157,10 +157,23 @@ class Clock:
 
 
 class KafkaSink:
-    """Batched envelopes per partition key, acks=all, bounded in-flight sends."""
+    """Batched envelopes to ``wardstream.telemetry``, acks=all, bounded in-flight sends.
+
+    Each message's Kafka key is ``partition_keys(orders)[device_id]``; its
+    partition is the one Kafka's default partitioner (murmur2) gives that
+    key, so single messages and envelopes of one person (or no-contact
+    group) always land together. Envelopes gather consecutive messages of
+    one *partition* in delivery order (the record carries the first
+    message's key), and are closed at ``envelope_max`` messages, after
+    ``span_ms`` of event time (so no envelope reorders the stream by more
+    than that across partitions: keep it well under the 120 s lateness
+    horizon) or after ``flush_every_s`` of wall time. A backfill batch
+    stays one envelope, sent after whatever its partition had pending.
+    """
 
     def __init__(self, bootstrap: str, orders: Sequence[Order], topic: str = TOPIC,
-                 envelope_max: int = 200, linger_ms: int = 20, flush_every_s: float = 0.1) -> None:
+                 envelope_max: int = 200, linger_ms: int = 20, flush_every_s: float = 0.1,
+                 span_ms: int = 5_000) -> None:
         from geofence.engine import partition_keys
 
         self.bootstrap = bootstrap
@@ -168,23 +181,33 @@ class KafkaSink:
         self.keys = partition_keys(orders)
         self.envelope_max = envelope_max
         self.linger_ms = linger_ms
+        self.span_ms = span_ms
         self.producer: Any = None
-        self.pending: dict[str, list[bytes]] = defaultdict(list)
-        self.pending_count = 0
+        self.partitions: list[int] = []
+        self._partitioner: Any = None
+        self._part_of: dict[str, int] = {}
+        self.pending: dict[int, list[bytes]] = {}
+        self.pending_key: dict[int, bytes] = {}
+        self.pending_since: dict[int, int] = {}
         self.inflight: list[Any] = []
         self.records = 0
         self.messages = 0
         self.flush_every_s = flush_every_s
+        self.ends: dict[int, int] = {}  # partition -> offset after the last record sent
         self.last_flush = time.perf_counter()
+        self.high_ts = 0
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
+        from aiokafka.partitioner import DefaultPartitioner
 
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
             linger_ms=self.linger_ms, max_batch_size=1 << 20, max_request_size=4 << 20,
         )
         await self.producer.start()
+        self.partitions = sorted(await self.producer.partitions_for(self.topic))
+        self._partitioner = DefaultPartitioner()
 
     def key_of(self, msg: dict[str, Any]) -> str:
         dev = str(msg.get("device_id") or msg.get("camera_id") or "")
@@ -192,48 +215,73 @@ class KafkaSink:
             return self.keys.get(str(msg["person_id"]), str(msg["person_id"]))
         return self.keys.get(dev, dev or "unknown")
 
+    def partition_of(self, key: str) -> int:
+        part = self._part_of.get(key)
+        if part is None:
+            part = int(self._partitioner(key.encode(), self.partitions, self.partitions))
+            self._part_of[key] = part
+        return part
+
     async def put(self, item: Item) -> None:
         if item.messages is None:  # malformed: send as is, so the worker dead-letters it
-            await self._send(b"malformed", item.raw, 1)
+            await self._send(0, b"malformed", item.raw, 1)
             return
         if item.backfill:  # a device's backfill batch stays one envelope
             key = self.key_of(item.messages[0])
-            await self._send(key.encode(), _ENC.encode(item.messages), len(item.messages))
+            part = self.partition_of(key)
+            await self._flush_part(part)
+            await self._send(part, key.encode(), _ENC.encode(item.messages), len(item.messages))
             return
         for m in item.messages:
             key = self.key_of(m)
-            bucket = self.pending[key]
+            part = self.partition_of(key)
+            ts = m.get("ts")
+            if isinstance(ts, int) and ts > self.high_ts:
+                self.high_ts = ts
+            bucket = self.pending.get(part)
+            if bucket is None:
+                bucket = self.pending[part] = []
+                self.pending_key[part] = key.encode()
+                self.pending_since[part] = self.high_ts
             bucket.append(_ENC.encode(m))
-            self.pending_count += 1
             if len(bucket) >= self.envelope_max:
-                await self._flush_key(key)
+                await self._flush_part(part)
         now = time.perf_counter()
-        if now - self.last_flush >= self.flush_every_s:  # bound the time a fix waits in a bucket
+        stale = [p for p, since in self.pending_since.items() if self.high_ts - since >= self.span_ms]
+        if now - self.last_flush >= self.flush_every_s:  # bound the time a fix waits
             self.last_flush = now
-            for key in list(self.pending):
-                await self._flush_key(key)
+            stale = list(self.pending)
+        for part in stale:
+            await self._flush_part(part)
 
     async def flush(self) -> None:
-        for key in list(self.pending):
-            await self._flush_key(key)
+        for part in list(self.pending):
+            await self._flush_part(part)
         if self.inflight:
-            await asyncio.gather(*self.inflight)
+            self._note(await asyncio.gather(*self.inflight))
             self.inflight.clear()
 
-    async def _flush_key(self, key: str) -> None:
-        bucket = self.pending.pop(key, [])
+    async def _flush_part(self, part: int) -> None:
+        bucket = self.pending.pop(part, None)
+        key = self.pending_key.pop(part, b"")
+        self.pending_since.pop(part, None)
         if bucket:
-            self.pending_count -= len(bucket)
-            await self._send(key.encode(), b"[" + b",".join(bucket) + b"]", len(bucket))
+            await self._send(part, key, b"[" + b",".join(bucket) + b"]", len(bucket))
 
-    async def _send(self, key: bytes, value: bytes, n: int) -> None:
-        fut = await self.producer.send(self.topic, value=value, key=key)
+    async def _send(self, part: int | None, key: bytes, value: bytes, n: int) -> None:
+        if key == b"malformed":
+            part = None  # let the default partitioner place it
+        fut = await self.producer.send(self.topic, value=value, key=key, partition=part)
         self.inflight.append(fut)
         self.records += 1
         self.messages += n
         if len(self.inflight) >= 2000:
-            await asyncio.gather(*self.inflight)
+            self._note(await asyncio.gather(*self.inflight))
             self.inflight.clear()
+
+    def _note(self, metadata: Sequence[Any]) -> None:
+        for md in metadata:
+            self.ends[md.partition] = max(self.ends.get(md.partition, 0), md.offset + 1)
 
     async def stop(self) -> None:
         if self.producer is not None:
