@@ -507,7 +507,7 @@ class OsmandSink:
         if item.messages is None:
             return
         for m in item.messages:
-            if m.get("kind") != "fix":
+            if m.get("kind") != "fix" or not _valid(m):
                 continue
             params = {"id": str(m["device_id"]), "timestamp": str(m["ts"]), "lat": repr(m["lat"]),
                       "lon": repr(m["lon"]), "accuracy": repr(m.get("accuracy_m", 10.0))}

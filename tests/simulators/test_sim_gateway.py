@@ -22,7 +22,7 @@ from geofence.engine import replay_lines
 from geofence.model import encode, parse_orders, parse_ts
 from geofence.zones import load_zones
 from simulators.caseload import SimConfig, generate, write
-from simulators.feed import Jt808Sink, pump, read_items
+from simulators.feed import Jt808Sink, OsmandSink, pump, read_items
 from simulators.score import score
 
 
@@ -113,3 +113,40 @@ async def test_jt808_fleet_through_gateway_scores_perfectly(kafka_bootstrap: str
     assert all(not v for v in report.silent_violations.values())
     assert report.late_mismatches == []
     assert summary.messages >= 0.99 * sink.messages
+
+
+async def test_osmand_phones_through_gateway_arrive_unchanged(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # OsmAnd carries accuracy and millisecond times, so the full profile goes through unchanged
+    cl = generate(SimConfig(persons=40, seed=13, interval_s=900.0))
+    paths = write(cl, str(tmp_path))
+    orders = parse_orders(Path(paths["orders.json"]).read_bytes())
+    suffix = uuid.uuid4().hex[:8]
+    gw = Gateway(GatewayConfig(
+        kafka=kafka_bootstrap, orders=orders, server=ServerConfig(host="127.0.0.1", ports={}),
+        osmand_port=0, secret=b"sim",
+        telemetry_topic=f"sim-telemetry-{suffix}", deadletter_topic=f"sim-dead-{suffix}",
+        commands_topic=f"sim-commands-{suffix}", orders_topic=f"sim-orders-{suffix}",
+        topic_partitions=3, follow_orders=False))
+    await gw.start()
+    sink = OsmandSink(f"http://127.0.0.1:{gw.ports['osmand']}/", concurrency=32)
+    try:
+        await sink.start()
+        await pump(read_items(paths["telemetry.jsonl"]), sink)
+        await sink.stop()
+    finally:
+        await gw.stop()
+    values = await _read_all(kafka_bootstrap, f"sim-telemetry-{suffix}", sink.messages - sink.errors)
+    fixes = [m for rec in values for m in (json.loads(rec) if rec.startswith(b"[") else [json.loads(rec)])]
+    by_key = {(m["device_id"], parse_ts(m["ts"])): m for m in fixes}
+    sent = [m for item in read_items(paths["telemetry.jsonl"]) for m in item.messages or []
+            if m.get("kind") == "fix" and str(m.get("device_id", "")).startswith("0138") and "ts" in m
+            and isinstance(m.get("lat"), float) and -90 <= m["lat"] <= 90]
+    missing = [m for m in sent if (m["device_id"], m["ts"]) not in by_key]
+    expired = {p.device_id for p in cl.persons if p.valid_until_s is not None}
+    assert all(m["device_id"] in expired for m in missing)  # refused: no active order
+    for m in sent[:2000]:
+        got = by_key.get((m["device_id"], m["ts"]))
+        if got is not None:
+            assert abs(got["lat"] - m["lat"]) < 1e-6 and got["accuracy_m"] == m["accuracy_m"]
+            assert got.get("valid", True) == m.get("valid", True)
+    assert sink.messages > 40 * 90 and len(missing) < len(sent) // 10
