@@ -65,7 +65,7 @@ def live_items(zones: dict[str, Any], orders: Sequence[Order], speedup: float = 
     want = {d for o in orders for d in o.devices}
     day0 = caseload.day_start_ms
     s0 = day0 + int(((cfg.front_load_s or 8 * 3600.0) - 5.0) * 1000)
-    wall0 = int(time.time() * 1000) if now_ms is None else now_ms
+    wall0: int | None = now_ms  # fixed at the first item sent, after skipping to s0
     k = 0
     while loops is None or k < loops:
         for line in caseload.lines():
@@ -78,6 +78,8 @@ def live_items(zones: dict[str, Any], orders: Sequence[Order], speedup: float = 
             t = item_ts(item)
             if k == 0 and t is not None and t < s0:
                 continue
+            if wall0 is None:
+                wall0 = int(time.time() * 1000)
             if item.messages is not None:
                 shifted = []
                 for m in item.messages:
