@@ -258,8 +258,12 @@ def _simulated_day(persons: int) -> tuple[dict[str, Any], list[bytes], Any]:
 
 
 def _plots(out: Path, runs: list[Run], raw: dict[str, Any], sim: dict[str, Any], lat: list[float]) -> list[str]:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - a dev dependency
+        print("wardstream bench: matplotlib is not installed (pip install '.[dev]'); no plots",
+              file=sys.stderr)
+        return []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
