@@ -1,0 +1,212 @@
+"""``wardstream simulate``: synthetic caseloads, load generation and scoring.
+
+Subcommands
+-----------
+generate  a city, orders, a day of telemetry and its ground truth
+verify    re-derive the truth from the written tracks (a consistency oracle)
+score     compare alerts with a ground-truth file; non-zero exit below thresholds
+send      push a generated day to Kafka, to the gateway (JT/T 808 or OsmAnd) or to stdout
+live      a live caseload forever (event time = wall time) for the demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from simulators.caseload import DEFAULT_SHARES, SimConfig
+
+
+def _center(text: str) -> tuple[float, float]:
+    try:
+        lat_s, lon_s = text.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--center wants LAT,LON, got {text!r}") from None
+    if not (-85 <= lat <= 85 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError(f"--center {text!r} is out of range")
+    return lat, lon
+
+
+def _share(text: str) -> tuple[str, float]:
+    try:
+        kind, value = text.split("=")
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--share wants KIND=FRACTION, got {text!r}") from None
+    if kind not in DEFAULT_SHARES:
+        raise argparse.ArgumentTypeError(f"unknown scenario {kind!r}; one of {sorted(DEFAULT_SHARES)}")
+    if not 0 <= share <= 0.2:
+        raise argparse.ArgumentTypeError("a share is a fraction between 0 and 0.2")
+    return kind, share
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wardstream simulate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    g = sub.add_parser("generate", help="generate zones, orders, a day of telemetry and ground truth")
+    g.add_argument("--persons", type=int, default=None, help="default 1000 (200 with --demo)")
+    g.add_argument("--seed", type=int, default=None, help="default 1 (7 with --demo)")
+    g.add_argument("--demo", action="store_true",
+                   help="the demo caseload (breaches right after 10:00, orders valid 2024-2100); "
+                        "see config/demo-zones.geojson and config/demo-orders.json")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--center", type=_center, default=(32.06, 118.79), help="LAT,LON (default Nanjing)")
+    g.add_argument("--day", default="2026-11-22", help="local date of the simulated day")
+    g.add_argument("--timezone", default="Asia/Shanghai")
+    g.add_argument("--city-radius-m", type=float, default=15_000.0)
+    g.add_argument("--district-detail-m", type=float, default=12.0,
+                   help="vertex spacing of district boundaries (12 m gives thousands of vertices)")
+    g.add_argument("--interval-s", type=float, default=60.0, help="normal report interval")
+    g.add_argument("--share", type=_share, action="append", default=[],
+                   help="KIND=FRACTION of persons in a scenario (repeatable)")
+    g.add_argument("--profile", choices=("full", "jt808"), default="full",
+                   help="jt808: only what JT/T 808 carries (10 m accuracy, whole seconds, no outliers)")
+    g.add_argument("--malformed", type=int, default=None, help="malformed lines (default persons/100)")
+    g.add_argument("--no-telemetry", action="store_true", help="write zones, orders and truth only")
+    g.add_argument("--zones-out", default=None, help="also write the zones to this path")
+    g.add_argument("--orders-out", default=None, help="also write the orders to this path")
+    g.add_argument("--quiet", action="store_true")
+
+    v = sub.add_parser("verify", help="check truth.json against the generated tracks")
+    v.add_argument("--dir", required=True, help="a folder written by `generate`")
+    v.add_argument("--center", type=_center, default=None, help="default: from truth.json")
+
+    s = sub.add_parser("score", help="score alerts against ground truth")
+    s.add_argument("--truth", required=True)
+    s.add_argument("--alerts", required=True, help="JSONL of alerts (replay) or lifecycle records")
+    s.add_argument("--min-precision", type=float, default=0.0)
+    s.add_argument("--min-recall", type=float, default=0.0)
+    s.add_argument("--tolerance-s", type=float, default=1.0, help="slack around opened_at windows")
+    s.add_argument("--json", default=None, help="also write the report as JSON here")
+
+    from simulators import feed
+
+    feed.add_send_parser(sub)
+    feed.add_live_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of ``wardstream simulate``."""
+    args = _parser().parse_args(list(argv))
+    if args.cmd == "generate":
+        return _generate(args)
+    if args.cmd == "verify":
+        return _verify(args)
+    if args.cmd == "score":
+        return _score(args)
+    from simulators import feed
+
+    if args.cmd == "send":
+        return feed.send_main(args)
+    if args.cmd == "live":
+        return feed.live_main(args)
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from simulators.caseload import dumps, generate, write
+
+    shares = dict(DEFAULT_SHARES)
+    shares.update(dict(args.share))
+    if args.demo:
+        from simulators.live import demo_config
+
+        cfg = demo_config(args.persons or 200, 7 if args.seed is None else args.seed)
+    else:
+        cfg = SimConfig.for_profile(
+            args.profile, persons=args.persons or 1000, seed=1 if args.seed is None else args.seed,
+            lat=args.center[0], lon=args.center[1], day=args.day, timezone=args.timezone,
+            interval_s=args.interval_s, city_radius_m=args.city_radius_m,
+            district_detail_m=args.district_detail_m, shares=tuple(shares.items()),
+            malformed_lines=args.malformed,
+        )
+    if cfg.persons < 2:
+        print("wardstream simulate: --persons must be at least 2", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    caseload = generate(cfg)
+    t1 = time.perf_counter()
+    if args.no_telemetry:
+        import os
+
+        os.makedirs(args.out, exist_ok=True)
+        paths = {}
+        for name, obj in (("zones.geojson", caseload.zones), ("orders.json", caseload.orders),
+                          ("truth.json", caseload.truth)):
+            paths[name] = os.path.join(args.out, name)
+            with open(paths[name], "wb") as f:
+                f.write(dumps(obj) if name != "zones.geojson" else json.dumps(caseload.zones).encode())
+    else:
+        paths = write(caseload, args.out, progress=not args.quiet and sys.stderr.isatty())
+    for extra, name in ((args.zones_out, "zones.geojson"), (args.orders_out, "orders.json")):
+        if extra:
+            with open(paths[name], "rb") as src, open(extra, "wb") as dst:
+                dst.write(src.read())
+    t2 = time.perf_counter()
+    meta = caseload.truth["meta"]
+    if not args.quiet:
+        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines, "
+              f"{len(caseload.truth['expected'])} expected alerts "
+              f"(model {t1 - t0:.1f} s, files {t2 - t1:.1f} s)", file=sys.stderr)
+        for name, path in paths.items():
+            print(f"  {name:<16} {path}", file=sys.stderr)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import os
+
+    from simulators.verify import verify
+
+    d = args.dir
+    with open(os.path.join(d, "truth.json"), "rb") as f:
+        truth = json.load(f)
+    if args.center is None:
+        meta = truth["meta"]
+        lat, lon = meta.get("center", [32.06, 118.79])
+    else:
+        lat, lon = args.center
+    with open(os.path.join(d, "zones.geojson"), "rb") as zf, open(os.path.join(d, "orders.json"), "rb") as of, \
+            open(os.path.join(d, "telemetry.jsonl"), "rb") as tf:
+        problems = verify(zf.read(), of.read(), (line.rstrip(b"\n") for line in tf), truth, lat, lon)
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problems; truth has {len(truth['expected'])} expected alerts", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from simulators.score import load_alerts, score
+
+    try:
+        with open(args.truth, encoding="utf-8") as f:
+            truth = json.load(f)
+        with open(args.alerts, encoding="utf-8") as f:
+            alerts = load_alerts(f.read())
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"wardstream simulate score: {exc}", file=sys.stderr)
+        return 2
+    report = score(truth, alerts, tolerance_s=args.tolerance_s)
+    print(report.text())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report.as_dict(), f, ensure_ascii=False, indent=1)
+    silent_bad = any(report.silent_violations.values())
+    if report.precision < args.min_precision or report.recall < args.min_recall:
+        print(f"below threshold: precision {report.precision:.4f} (min {args.min_precision}), "
+              f"recall {report.recall:.4f} (min {args.min_recall})", file=sys.stderr)
+        return 1
+    if silent_bad and args.min_precision >= 1.0:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,270 @@
+"""Check a ground-truth file against the telemetry it describes.
+
+This re-derives, from the written files alone (zones, orders, telemetry),
+every moment the contract's conditions hold, using its own geometry (the
+simulator's local metric frame, shapely for polygons, exact circles), and
+compares them with ``truth.json``:
+
+* each expected geofence alert must start a run of certainly-violating
+  valid fixes whose first fix is the window's earliest time (or, for a
+  curfew that starts while the person is out, the first fix after the
+  window start) and whose confirming fix is no later than the window's end;
+* no other run of two or more certainly-violating fixes may exist (this is
+  what keeps the jitter, teleport and outlier cases honest);
+* the run boundaries must be the same whether an uncertain fix breaks a run
+  or is skipped (if they differed, the truth would depend on an engine
+  choice the contract leaves open);
+* signal gaps, device events and contact moments must match exactly.
+
+It is deliberately simple and slow-ish (a loop per person and rule, numpy
+inside): a test oracle, not an engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry import Polygon
+
+from geofence.model import DeviceEvent, Fix, Order, TelemetryDecoder, parse_orders, parse_ts
+from simulators.frame import LocalFrame
+
+_DEEP_M = 300.0
+ALARM_EVENTS = ("tamper", "removed", "sos", "battery_low", "power_off")
+
+
+@dataclass
+class _Zone:
+    circle: tuple[float, float, float] | None
+    poly: Any
+    inner: Any = None
+
+    def signed(self, x: NDArray[np.float64], y: NDArray[np.float64], need: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Signed distance (negative inside); exact where |d| <= need, else sign-correct."""
+        if self.circle is not None:
+            cx, cy, r = self.circle
+            return np.asarray(np.hypot(x - cx, y - cy) - r)
+        inside = shapely.contains_xy(self.poly, x, y)
+        out = np.where(inside, -np.inf, np.inf)
+        minx, miny, maxx, maxy = self.poly.bounds
+        near = (x > minx - need) & (x < maxx + need) & (y > miny - need) & (y < maxy + need)
+        if self.inner is None:
+            self.inner = self.poly.buffer(-_DEEP_M)
+            shapely.prepare(self.inner)
+        # deep inside and needing less than that depth: the sign is all that matters
+        deep = shapely.contains_xy(self.inner, x, y) & (need < _DEEP_M)
+        idx = np.flatnonzero((near | inside) & ~deep)
+        if len(idx):
+            d = shapely.distance(shapely.points(x[idx], y[idx]), self.poly.boundary)
+            out[idx] = np.where(inside[idx], -d, d)
+        return out
+
+
+def _zones(data: dict[str, Any], frame: LocalFrame) -> dict[str, _Zone]:
+    out: dict[str, _Zone] = {}
+    for f in data["features"]:
+        zid = str(f.get("id") or f["properties"]["id"])
+        g = f["geometry"]
+        if g["type"] == "Point":
+            x, y = frame.to_xy(g["coordinates"][0], g["coordinates"][1])
+            out[zid] = _Zone((float(x), float(y), float(f["properties"]["radius_m"])), None)
+            continue
+        polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+        parts = []
+        for rings in polys:
+            conv = [np.column_stack(frame.to_xy(np.array(r)[:, 0], np.array(r)[:, 1])) for r in rings]
+            parts.append(Polygon(conv[0], conv[1:]))
+        geom = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        shapely.prepare(geom)
+        out[zid] = _Zone(None, geom)
+    return out
+
+
+def _runs(viol: NDArray[np.bool_], clear: NDArray[np.bool_], ts: NDArray[np.int64],
+          dwell_ms: int, skip_uncertain: bool) -> list[tuple[int, int]]:
+    """Episodes as (first violating fix ts, confirming fix ts).
+
+    A run is consecutive certainly-violating fixes; uncertain fixes either
+    break it or are skipped. An episode opens when a run has two fixes
+    spanning the dwell and closes at a certainly-clear fix.
+    """
+    out: list[tuple[int, int]] = []
+    open_ = False
+    start = -1
+    count = 0
+    for i in range(len(ts)):
+        if viol[i]:
+            if count == 0:
+                start = int(ts[i])
+            count += 1
+            if not open_ and count >= 2 and ts[i] - start >= dwell_ms:
+                out.append((start, int(ts[i])))
+                open_ = True
+        elif clear[i]:
+            count = 0
+            open_ = False
+        elif not skip_uncertain:
+            count = 0
+    return out
+
+
+def _curfew_mask(ts: NDArray[np.int64], tz: str, rule: Any) -> tuple[NDArray[np.bool_], list[int]]:
+    """Which ts are inside a window, and the window start instants seen in the day."""
+    zone = ZoneInfo(tz)
+    t0 = int(ts.min())
+    first = dt.datetime.fromtimestamp(t0 / 1000, zone)
+    mid = dt.datetime(first.year, first.month, first.day, tzinfo=zone)
+    mask = np.zeros(len(ts), dtype=bool)
+    starts: list[int] = []
+    for w in rule.windows:
+        s_min, e_min = w.minutes()
+        days = w.weekdays()
+        for k in range(-1, 3):
+            day = mid + dt.timedelta(days=k)
+            if day.weekday() not in days:
+                continue
+            ws = int((day + dt.timedelta(minutes=s_min)).timestamp() * 1000)
+            end_day = day if e_min > s_min else day + dt.timedelta(days=1)
+            we = int((end_day + dt.timedelta(minutes=e_min)).timestamp() * 1000)
+            mask |= (ts >= ws) & (ts < we)
+            starts.append(ws)
+    return mask, starts
+
+
+def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, truth: dict[str, Any],
+           lat0: float, lon0: float) -> list[str]:
+    """Problems found (empty when the truth and the tracks agree)."""
+    frame = LocalFrame(lat0, lon0)
+    zones = _zones(json.loads(zones_text), frame)
+    orders = parse_orders(orders_text)
+    by_dev = {d: o for o in orders for d in o.devices}
+    dec = TelemetryDecoder(now_ms=lambda: 2**62)
+    fixes: dict[str, list[Fix]] = defaultdict(list)
+    events: dict[str, list[DeviceEvent]] = defaultdict(list)
+    for line in telemetry:
+        for m in dec.decode(line).messages:
+            if isinstance(m, Fix) and m.device_id in by_dev:
+                fixes[by_dev[m.device_id].person_id].append(m)
+            elif isinstance(m, DeviceEvent) and m.device_id in by_dev:
+                events[by_dev[m.device_id].person_id].append(m)
+    expected: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
+    for e in truth["expected"]:
+        expected[(e["person_id"], e["rule_id"], e["kind"])].append(
+            (parse_ts(e["opened_at"][0]), parse_ts(e["opened_at"][1])))
+    found: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
+    problems: list[str] = []
+    latest: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+    for o in orders:
+        _person(o, fixes.get(o.person_id, []), events.get(o.person_id, []), zones, frame, found,
+                problems, latest)
+    for o in orders:
+        for r in o.rules:
+            if r.type == "no_contact" and r.person in latest and o.person_id in latest:
+                for t in _contact_moments(latest[o.person_id], latest[r.person], r.distance_m):
+                    found[(o.person_id, r.id, "contact")].append((t, t))
+    # compare
+    for key in sorted(set(expected) | set(found)):
+        exp = sorted(expected.get(key, []))
+        got = sorted(found.get(key, []))
+        kind = key[2]
+        if kind == "contact":
+            # moments: each expected window must contain the first moment of a meeting
+            for lo, hi in exp:
+                if not any(lo <= t <= hi for t, _ in got) or any(lo > t > lo - 600_000 for t, _ in got):
+                    problems.append(f"{key}: no contact moment starting in [{lo}, {hi}]")
+            for t, _ in got:
+                if not any(lo <= t <= lo + 3_600_000 for lo, _ in exp):
+                    problems.append(f"{key}: contact moment at {t} not in the truth")
+            continue
+        if len(exp) != len(got):
+            problems.append(f"{key}: truth has {len(exp)} alerts, tracks give {len(got)}: {exp} vs {got}")
+            continue
+        for (lo, hi), (first, confirm) in zip(exp, got, strict=True):
+            if kind in ("signal_lost", *ALARM_EVENTS):
+                if (lo, hi) != (first, confirm):
+                    problems.append(f"{key}: truth {lo}..{hi}, tracks {first}..{confirm}")
+            elif not (lo <= first and confirm <= hi):
+                problems.append(f"{key}: truth window {lo}..{hi}, run {first}..{confirm}")
+    return problems
+
+
+def _person(
+    o: Order, fx: list[Fix], evs: list[DeviceEvent], zones: dict[str, _Zone], frame: LocalFrame,
+    found: dict[tuple[str, str, str], list[tuple[int, int]]], problems: list[str],
+    latest: dict[str, Any],
+) -> None:
+    vf, vu = o.valid_from_ms(), o.valid_until_ms()
+    uniq = {m.ts: m for m in fx}
+    fx = [uniq[t] for t in sorted(uniq) if vf <= t < vu]
+    evs = [e for e in evs if vf <= e.ts < vu]
+    for e in evs:
+        if e.event in ALARM_EVENTS:
+            found[(o.person_id, e.event, e.event)].append((e.ts, e.ts))
+    ts_all = sorted({m.ts for m in fx} | {e.ts for e in evs})
+    for r in o.rules:
+        if r.type == "signal_loss":
+            gaps = np.diff(np.asarray(ts_all, dtype=np.int64))
+            for i in np.flatnonzero(gaps > r.after_s * 1000):
+                t = ts_all[int(i)] + r.after_s * 1000
+                found[(o.person_id, r.id, "signal_lost")].append((t, t))
+    if not fx:
+        return
+    ts = np.array([m.ts for m in fx], dtype=np.int64)
+    lon = np.array([m.lon for m in fx])
+    lat = np.array([m.lat for m in fx])
+    acc = np.array([m.accuracy_m for m in fx])
+    valid = np.array([m.valid for m in fx])
+    x, y = frame.to_xy(lon, lat)
+    ts, x, y, acc = ts[valid], x[valid], y[valid], acc[valid]
+    latest[o.person_id] = (ts, x, y, acc)
+    for r in o.rules:
+        dwell = int((r.dwell_s if r.dwell_s is not None else 30.0) * 1000)
+        if r.type in ("exclusion", "inclusion", "curfew"):
+            assert r.zone is not None
+            z = zones[r.zone]
+            d = z.signed(x, y, acc + r.buffer_m + 1.0)
+            if r.type == "exclusion":
+                checks = [("exclusion_entered", d < -acc, d > acc)]
+                if r.buffer_m > 0:
+                    checks.append(("exclusion_approach", (d > acc) & (d < r.buffer_m - acc),
+                                   (d < -acc) | (d > r.buffer_m + acc)))
+            elif r.type == "inclusion":
+                checks = [("inclusion_left", d > acc, d < -acc)]
+            else:
+                inw, _ = _curfew_mask(ts, o.timezone, r)
+                checks = [("curfew_violated", (d > acc) & inw, (d < -acc) | ~inw)]
+            for kind, viol, clear in checks:
+                a = _runs(viol, clear, ts, dwell, skip_uncertain=False)
+                b = _runs(viol, clear, ts, dwell, skip_uncertain=True)
+                if a != b:
+                    problems.append(f"{(o.person_id, r.id, kind)}: ambiguous runs {a} vs {b}")
+                found[(o.person_id, r.id, kind)].extend(a)
+
+
+def _contact_moments(a: Any, b: Any, distance_m: float) -> list[int]:
+    """Event times at which both latest valid fixes are fresh and certainly within distance."""
+    ta, xa, ya, aa = a
+    tb, xb, yb, ab = b
+    out: list[int] = []
+    times = np.union1d(ta, tb)
+    ia = np.searchsorted(ta, times, side="right") - 1
+    ib = np.searchsorted(tb, times, side="right") - 1
+    ok = (ia >= 0) & (ib >= 0)
+    ia, ib, times = ia[ok], ib[ok], times[ok]
+    fresh = (times - ta[ia] <= 120_000) & (times - tb[ib] <= 120_000)
+    dist = np.hypot(xa[ia] - xb[ib], ya[ia] - yb[ib]) + aa[ia] + ab[ib]
+    hit = fresh & (dist < distance_m)
+    prev = False
+    for t, h in zip(times.tolist(), hit.tolist(), strict=True):
+        if h and not prev:
+            out.append(int(t))
+        prev = h
+    return out

@@ -1,0 +1,58 @@
+"""The demo feed: wall-clock event times, and alerts within the first minute."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from geofence.engine import replay_lines
+from geofence.model import parse_orders, parse_ts
+from geofence.zones import ZoneCatalogue
+from simulators.feed import item_ts, parse_line
+from simulators.live import LiveFeedError, live_items
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = 1_800_000_000_000  # 2027-01-15: the demo orders are valid far beyond the simulated day
+
+
+def _first_minutes(minutes: float) -> list[bytes]:
+    zones = json.loads((ROOT / "config/demo-zones.geojson").read_text())
+    orders = parse_orders((ROOT / "config/demo-orders.json").read_bytes())
+    lines = []
+    for item in live_items(zones, orders, now_ms=NOW, loops=1):
+        t = item_ts(item)
+        if t is not None and t > NOW + minutes * 60_000:
+            break
+        if item.messages is None:
+            lines.append(item.raw)
+        else:
+            lines.append(msgspec.json.encode(item.messages if item.backfill else item.messages[0]))
+    return lines
+
+
+def test_demo_feed_raises_alerts_within_a_minute() -> None:
+    lines = _first_minutes(3)
+    ts = [t for line in lines if (t := item_ts(parse_line(line))) is not None]
+    assert min(ts) >= NOW - 60_000 and max(ts) <= NOW + 180_000  # event time = wall time
+    zones = ZoneCatalogue.from_geojson((ROOT / "config/demo-zones.geojson").read_bytes())
+    orders = parse_orders((ROOT / "config/demo-orders.json").read_bytes())
+    alerts, _ = replay_lines(lines, zones, orders)
+    early = [a for a in alerts if parse_ts(a.opened_at) <= NOW + 60_000]
+    kinds = {a.kind for a in early}
+    assert len(early) >= 4, [a.kind for a in alerts]
+    assert {"tamper", "sos"} <= kinds
+    assert kinds & {"exclusion_entered", "inclusion_left", "exclusion_approach"}
+
+
+def test_live_feed_refuses_files_it_did_not_generate(tmp_path: Path) -> None:
+    zones = json.loads((ROOT / "config/demo-zones.geojson").read_text())
+    orders = parse_orders((ROOT / "config/demo-orders.json").read_bytes())
+    with pytest.raises(LiveFeedError):
+        next(iter(live_items({k: v for k, v in zones.items() if k != "wardstream_simulation"}, orders)))
+    changed = [msgspec.structs.replace(orders[0], jurisdiction="320999"), *orders[1:]]
+    with pytest.raises(LiveFeedError):
+        next(itertools.islice(live_items(zones, changed), 1))
