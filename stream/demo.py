@@ -3,7 +3,8 @@
 The demo is a small process supervisor. It starts, in order, the embedded
 broker (unless ``WARDSTREAM_KAFKA`` names a Kafka), the stream worker, the
 device gateway, the command-centre API with its dashboard, and a simulated
-caseload that reports through the gateway as real JT/T 808 devices. Each part
+caseload that reports through the gateway over HTTP (the OsmAnd protocol, which,
+unlike JT/T 808, carries each fix's accuracy). Each part
 runs as its own ``wardstream`` subprocess, exactly as in production. A part
 whose issue has not landed yet is reported as such and left out. Ctrl-C (or
 SIGTERM) stops every child, newest first, and the demo exits 0 with no stray
@@ -149,7 +150,7 @@ def main(argv: Sequence[str]) -> int:
         if not have_data:
             print(f"  - demo data missing ({args.zones}, {args.orders}); worker, gateway and "
                   "simulator left out", flush=True)
-        web_port, jt808_port, osmand_port = free_port(), free_port(), free_port()
+        web_port, jt808_port, osmand_port, gw_metrics = (free_port() for _ in range(4))
         if have_data and not stopping["now"]:
             demo.start_part(Part(
                 "worker", "worker",
@@ -161,7 +162,7 @@ def main(argv: Sequence[str]) -> int:
             demo.start_part(Part(
                 "gateway", "gateway",
                 ["--orders", args.orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
-                 "--osmand-port", str(osmand_port)],
+                 "--osmand-port", str(osmand_port), "--metrics-port", str(gw_metrics)],
                 ready=_port_open(jt808_port),
                 shows=f"JT/T 808 on 127.0.0.1:{jt808_port}, OsmAnd on http://127.0.0.1:{osmand_port}/",
                 env=env))
@@ -176,8 +177,9 @@ def main(argv: Sequence[str]) -> int:
             demo.start_part(Part(
                 "simulator", "simulate",
                 ["live", "--zones", args.zones, "--orders", args.orders,
-                 "--jt808", f"127.0.0.1:{jt808_port}", "--persons", str(args.persons)],
-                shows=f"{args.persons} simulated wristbands over JT/T 808", env=env))
+                 "--osmand", f"http://127.0.0.1:{osmand_port}/", "--persons", str(args.persons)],
+                shows=f"{args.persons} simulated wristbands reporting through the gateway "
+                      "(OsmAnd over HTTP, which carries accuracy)", env=env))
         print(f"wardstream demo: running (logs in {demo.log_dir}); Ctrl-C stops everything",
               flush=True)
         while not stopping["now"]:
