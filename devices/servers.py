@@ -175,6 +175,9 @@ class DeviceConnection(asyncio.Protocol):
         # 1 = send, 2 = Kafka refused (send nothing: the device will resend)
         self._replies: collections.deque[list[Any]] = collections.deque()
         self._tally = hub.tally[protocol]
+        # telemetry and replies of the frames of the current read, not yet submitted:
+        # (key, messages, replies); frames of one read under one key share a submission
+        self._group: tuple[str, list[Telemetry], list[bytes]] | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -209,15 +212,22 @@ class DeviceConnection(asyncio.Protocol):
             if self.closed:
                 return
         now = _now_ms()
-        for frame in frames:
-            try:
-                out = self.session.on_frame(frame, now)
-            except Exception as exc:  # a bug must not take the server down
-                log.exception("%s session failed on a frame from %s", self.protocol, self.peer)
-                out = Outcome(result="malformed", error=FrameError("malformed", repr(exc)))
-            self._handle(out, frame, received)
-            if self.closed:
-                return
+        try:
+            for frame in frames:
+                try:
+                    out = self.session.on_frame(frame, now)
+                except Exception as exc:  # a bug must not take the server down
+                    log.exception("%s session failed on a frame from %s", self.protocol,
+                                  self.peer)
+                    out = Outcome(result="malformed", error=FrameError("malformed", repr(exc)))
+                self._handle(out, frame)
+                if self.closed:
+                    return
+        finally:
+            # the telemetry of every good frame of this read goes to Kafka as one submission
+            # (one completion, one acknowledgement write), even if a later frame closed us
+            if self._group is not None:
+                self._submit_group(received)
         if self.hub.publisher.full and not self.paused and self.transport is not None:
             self.paused = True
             self.hub.metrics.paused.inc()
@@ -246,7 +256,7 @@ class DeviceConnection(asyncio.Protocol):
                      self.bad_in_a_row)
             self.close("bad_frames")
 
-    def _handle(self, out: Outcome, frame: bytes, received: float) -> None:
+    def _handle(self, out: Outcome, frame: bytes) -> None:
         hub = self.hub
         dev = out.device_id or self.session.device_id
         for d in out.dead:
@@ -275,16 +285,33 @@ class DeviceConnection(asyncio.Protocol):
             if old is not None:
                 old.close("replaced")
         if out.telemetry:
-            slot: list[Any] = [0, out.replies]
-            self._replies.append(slot)
             key = telemetry_key(hub.registry, out.telemetry[0])
-            hub.publisher.submit_cb(key, out.telemetry, functools.partial(self._acked, slot),
-                                    received)
+            group = self._group
+            if group is not None and group[0] == key:
+                group[1].extend(out.telemetry)
+                group[2].extend(out.replies)
+            else:
+                if group is not None:
+                    self._submit_group(self.last_seen)
+                self._group = (key, list(out.telemetry), list(out.replies))
         elif out.replies:
-            if self._replies:
+            if self._group is not None:
+                self._group[2].extend(out.replies)  # in frame order, after that telemetry
+            elif self._replies:
                 self._replies.append([1, out.replies])
             else:
                 self.write(b"".join(out.replies))
+
+    def _submit_group(self, received: float) -> None:
+        """Submit the pending telemetry of this read; its replies wait for Kafka."""
+        group = self._group
+        assert group is not None
+        self._group = None
+        key, messages, replies = group
+        slot: list[Any] = [0, replies]
+        self._replies.append(slot)
+        self.hub.publisher.submit_cb(key, messages, functools.partial(self._acked, slot),
+                                     received)
 
     def _acked(self, slot: list[Any], exc: BaseException | None) -> None:
         if exc is None:

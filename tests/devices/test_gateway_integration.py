@@ -413,3 +413,22 @@ async def test_acknowledgement_waits_for_kafka(gateway: Gateway, kafka_bootstrap
                                lambda rs: bool(rs), timeout=2.0)
     assert [parse_ts(m["ts"]) for _, m in messages(records)] == [ts]
     client.close()
+
+
+@pytest.mark.parametrize("gateway", [{"linger_ms": 1500}], indirect=True)
+async def test_coalesced_acks_wait_for_kafka(gateway: Gateway, kafka_bootstrap: str):
+    """Several reports in one write: every ack waits for Kafka, then all come in frame order."""
+    client = await Jt808Client.connect(gateway.ports["jt808"], PHONE)
+    await client.login()
+    ts = int(time.time()) * 1000 - 60_000
+    serials = [client.next_serial() for _ in range(5)]
+    sent = time.monotonic()
+    client.writer.write(b"".join(jt808.encode_location(PHONE, s, ts + i * 1000, 32.0, 118.0)
+                                 for i, s in enumerate(serials)))
+    acks = [general(await client.reply()) for _ in serials]
+    assert time.monotonic() - sent >= 1.4
+    assert [a[0] for a in acks] == serials and all(a[2] == 0 for a in acks)
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: len(messages(rs)) >= 5, timeout=2.0)
+    assert [parse_ts(m["ts"]) for _, m in messages(records)] == [ts + i * 1000 for i in range(5)]
+    client.close()
