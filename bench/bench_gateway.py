@@ -46,6 +46,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -265,6 +266,98 @@ async def raw_ceiling(bootstrap: str, seconds: float) -> float:
         await producer.stop()
 
 
+class FloorServer(asyncio.Protocol):
+    """The socket floor: answers every JT/T 808 frame at once, no decoding, no Kafka.
+
+    Registration and authentication get real replies (so the same terminals
+    can log in); every other frame gets one pre-built 0x8001. What this
+    process spends per reply is the cost of the TCP read and write alone,
+    on the same event loop, which the gateway cannot go below.
+    """
+
+    REPLY = jt808.encode_general_response("013900000000", 1, 1, jt808.MSG_LOCATION)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        n = data.count(b"\x7e") // 2
+        if data[1:3] in (b"\x01\x00", b"\x01\x02"):
+            msg = jt808.parse_frame(data[: data.index(b"\x7e", 1) + 1])
+            h = msg.header
+            if h.msg_id == jt808.MSG_REGISTER:
+                out = jt808.encode_register_response(h.phone, 1, h.serial, 0, "floor")
+            else:
+                out = jt808.encode_general_response(h.phone, 1, h.serial, h.msg_id)
+            self.transport.write(out)  # type: ignore[attr-defined]
+            return
+        self.transport.write(self.REPLY * n)  # type: ignore[attr-defined]
+
+
+def serve_floor(port: int) -> int:
+    """Run :class:`FloorServer` on ``port`` (a child process of the benchmark)."""
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_server(FloorServer, "127.0.0.1", port, backlog=4096)
+        print("floor listening", flush=True)
+        await asyncio.Event().wait()
+
+    raise_fd_limit(20_000)
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except ImportError:
+        asyncio.run(serve())
+    return 0
+
+
+async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
+    """Replies/s and replies per CPU second of :class:`FloorServer` under the same terminals."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
+                            stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        bench = Bench(port, args.connections, args.frames_per_write, args.rate)
+        await bench.connect_all()
+        bench.start()
+        await asyncio.sleep(min(args.warmup, 3.0))
+        c0, t0, cpu0 = bench.count, time.perf_counter(), cpu_seconds(proc.pid)
+        await asyncio.sleep(args.seconds)
+        c1, t1, cpu1 = bench.count, time.perf_counter(), cpu_seconds(proc.pid)
+        for term in bench.terminals:
+            term.running = False
+            if term.transport is not None:
+                term.transport.close()
+        return {"socket_floor_replies_per_s": round((c1 - c0) / (t1 - t0)),
+                "socket_floor_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
+                "socket_floor_replies_per_cpu_second": round((c1 - c0) / max(cpu1 - cpu0, 1e-9))}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def measure_window(bench: Bench, pid: int, metrics_port: int, seconds: float
+                         ) -> dict[str, Any]:
+    """One measurement window: counters, CPU time and latencies before and after."""
+    before, c0, t0, cpu0 = scrape(metrics_port), bench.count, time.perf_counter(), cpu_seconds(pid)
+    bench.latencies = []
+    bench.record = True
+    await asyncio.sleep(seconds)
+    bench.record = False
+    after, c1, t1, cpu1 = scrape(metrics_port), bench.count, time.perf_counter(), cpu_seconds(pid)
+    name = "wardstream_gateway_messages_published_total"
+    return {"before": before, "after": after, "t0": t0, "t1": t1, "elapsed": t1 - t0,
+            "cpu0": cpu0, "cpu1": cpu1, "cpu": cpu1 - cpu0, "acked": c1 - c0,
+            "published_before": before[name], "published_total": after[name],
+            "published": after[name] - before[name], "latencies": bench.latencies,
+            "load": round(os.getloadavg()[0], 2)}
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     limit = raise_fd_limit(args.connections * 2 + 1024)
     broker = None
@@ -287,13 +380,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         [sys.executable, *prof, "-m", "stream.cli", "gateway", "--orders", orders_path, "--kafka", bootstrap,
          "--host", "127.0.0.1", "--jt808-port", str(jt_port), "--metrics-port", str(metrics_port),
          "--no-follow-orders", "--max-queue", str(args.max_queue),
-         "--envelope-by", args.envelope_by],
+         "--envelope-by", args.envelope_by, "--linger-ms", str(args.linger_ms)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert gw.stdout is not None
         line = gw.stdout.readline()
         if "wardstream gateway:" not in line:
             raise RuntimeError(f"gateway did not start: {line}{gw.stdout.read()}")
+        print(f"gateway pid {gw.pid}", file=sys.stderr, flush=True)
         bench = Bench(jt_port, args.connections, args.frames_per_write, args.rate)
         t = time.perf_counter()
         await bench.connect_all()
@@ -302,35 +396,50 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
               flush=True)
         bench.start()
         await asyncio.sleep(args.warmup)
-        before, c0, t0 = scrape(metrics_port), bench.count, time.perf_counter()
-        cpu0 = cpu_seconds(gw.pid)
-        bench.record = True
-        await asyncio.sleep(args.seconds)
-        bench.record = False
-        after, c1, t1 = scrape(metrics_port), bench.count, time.perf_counter()
-        cpu1 = cpu_seconds(gw.pid)
+        windows = []
+        for _ in range(args.repeat):
+            windows.append(await measure_window(bench, gw.pid, metrics_port, args.seconds))
         for term in bench.terminals:
             term.running = False
-        elapsed = t1 - t0
-        published = after["wardstream_gateway_messages_published_total"] - before[
-            "wardstream_gateway_messages_published_total"]
-        conns = after.get('wardstream_gateway_connections{protocol="jt808"}', 0)
+        first, last = windows[0], windows[-1]
+        elapsed = last["t1"] - first["t0"]
+        published = last["published_total"] - first["published_before"]
+        cpu = last["cpu1"] - first["cpu0"]
+        conns = last["after"].get('wardstream_gateway_connections{protocol="jt808"}', 0)
+        bench_latencies = [x for w in windows for x in w["latencies"]]
         result: dict[str, object] = {
             "cores": os.cpu_count(), "fd_limit": limit, "connections": int(conns),
-            "frames_per_write": args.frames_per_write, "envelope_by": args.envelope_by, "seconds": round(elapsed, 1),
+            "frames_per_write": args.frames_per_write, "envelope_by": args.envelope_by,
+            "linger_ms": args.linger_ms, "seconds": round(elapsed, 1),
             "published_fixes_per_s": round(published / elapsed),
-            "acknowledged_fixes_per_s": round((c1 - c0) / elapsed),
-            "gateway_cpu_share": round((cpu1 - cpu0) / elapsed, 2),
-            "fixes_per_gateway_cpu_second": round(published / max(cpu1 - cpu0, 1e-9)),
+            "acknowledged_fixes_per_s": round(sum(w["acked"] for w in windows) / elapsed),
+            "gateway_cpu_seconds": round(cpu, 2),
+            "gateway_cpu_share": round(cpu / elapsed, 2),
+            "fixes_per_gateway_cpu_second": round(published / max(cpu, 1e-9)),
             "load_average_1m": round(os.getloadavg()[0], 2),
-            "gateway_frame_to_kafka_p50_ms": round(hist_quantile(before, after, 0.50) * 1000, 1),
-            "gateway_frame_to_kafka_p99_ms": round(hist_quantile(before, after, 0.99) * 1000, 1),
-            "terminal_round_trip_p50_ms": round(percentile(bench.latencies, 0.50) * 1000, 1),
-            "terminal_round_trip_p99_ms": round(percentile(bench.latencies, 0.99) * 1000, 1),
+            "gateway_frame_to_kafka_p50_ms": round(
+                hist_quantile(first["before"], last["after"], 0.50) * 1000, 1),
+            "gateway_frame_to_kafka_p99_ms": round(
+                hist_quantile(first["before"], last["after"], 0.99) * 1000, 1),
+            "terminal_round_trip_p50_ms": round(percentile(bench_latencies, 0.50) * 1000, 1),
+            "terminal_round_trip_p99_ms": round(percentile(bench_latencies, 0.99) * 1000, 1),
             "connections_lost": bench.lost,
             "offered_fixes_per_s": args.rate or "closed loop",
             "sends_skipped_still_waiting": bench.skipped,
         }
+        if len(windows) > 1:
+            # per-window figures: the machine is shared, so report the spread, not one number
+            per = [{"published_fixes_per_s": round(w["published"] / w["elapsed"]),
+                    "gateway_cpu_seconds": round(w["cpu"], 2),
+                    "fixes_per_gateway_cpu_second": round(w["published"] / max(w["cpu"], 1e-9)),
+                    "frame_to_kafka_p99_ms": round(
+                        hist_quantile(w["before"], w["after"], 0.99) * 1000, 1),
+                    "load_average_1m": w["load"]} for w in windows]
+            result["windows"] = per
+            for k in ("published_fixes_per_s", "fixes_per_gateway_cpu_second",
+                      "frame_to_kafka_p99_ms"):
+                vals = [w[k] for w in per]
+                result[f"{k}_range"] = [min(vals), max(vals)]
         for term in bench.terminals:
             if term.transport is not None:
                 term.transport.close()
@@ -340,6 +449,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             result["raw_producer_fixes_per_s"] = round(await raw_ceiling(bootstrap, 5.0))
             result["gateway_vs_raw"] = round(
                 result["published_fixes_per_s"] / result["raw_producer_fixes_per_s"], 3)  # type: ignore[operator]
+        if args.socket_floor:
+            result.update(await socket_floor(args))
+            result["gateway_vs_socket_floor_per_cpu_second"] = round(
+                result["fixes_per_gateway_cpu_second"]  # type: ignore[operator]
+                / result["socket_floor_replies_per_cpu_second"], 3)
         return result
     finally:
         if gw.poll() is None:
@@ -353,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measurement windows of --seconds each (reports the range across them)")
+    p.add_argument("--linger-ms", type=float, default=5.0, help="the gateway's --linger-ms")
     p.add_argument("--frames-per-write", type=int, default=1)
     p.add_argument("--rate", type=float, default=0.0,
                    help="offered fixes/s (open loop, for latency); 0 = closed loop (capacity)")
@@ -360,9 +477,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka", default="")
     p.add_argument("--envelope-by", choices=("key", "partition"), default="key")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--socket-floor", action="store_true",
+                   help="also measure a do-nothing JT/T 808 replier under the same terminals")
+    p.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--profile", default="", help="run the gateway under cProfile, writing here")
     args = p.parse_args(argv)
+    if args.serve_floor:
+        return serve_floor(args.serve_floor)
     try:
         import uvloop
 
