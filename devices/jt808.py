@@ -210,8 +210,8 @@ def parse_content(content: bytes) -> Message:
     n = len(content)
     if n < 13:
         raise FrameError("truncated", f"{n} bytes is shorter than the smallest header + check code")
-    check = xor8(content[:-1])
-    if check != content[-1]:
+    if xor8(content):  # the XOR over the bytes and their check code is 0 when they agree
+        check = xor8(content[:-1])
         raise FrameError(
             "bad_checksum", f"check code 0x{content[-1]:02X}, computed 0x{check:02X}")
     msg_id, props = struct.unpack_from(">HH", content, 0)

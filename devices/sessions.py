@@ -35,6 +35,9 @@ from devices.registry import Registry
 from devices.wire import encode_messages, encode_one
 from geofence.model import Telemetry, format_ts
 
+_RESP_BODY = struct.Struct(">HHHBB")
+"""0x8001 body (serial, answered serial, answered id, result) and the check code."""
+
 
 @dataclass(slots=True)
 class DeadEntry:
@@ -132,21 +135,26 @@ class Jt808Session(Session):
         self.phone = ""
         self.version = 2013
         self._serial = 0
-        self._heads: dict[tuple[str, int], bytes] = {}
+        self._heads: dict[tuple[str, int], tuple[bytes, int]] = {}
 
     def _next_serial(self) -> int:
         self._serial = (self._serial + 1) & 0xFFFF
         return self._serial
 
     def _resp(self, h: jt808.Header, result: int) -> bytes:
-        """0x8001 for ``h`` (the header prefix is cached: this runs once per report)."""
+        """0x8001 for ``h`` (header prefix and its check code cached: this runs once per report)."""
         key = (h.phone, h.version)
-        head = self._heads.get(key)
-        if head is None:
+        cached = self._heads.get(key)
+        if cached is None:
             head = jt808.response_head(h.phone, h.version)
-            self._heads[key] = head
-        content = head + struct.pack(">HHHB", self._next_serial(), h.serial, h.msg_id, result)
-        return b"\x7e" + jt808.escape(content + bytes((xor8(content),))) + b"\x7e"
+            cached = self._heads[key] = (head, xor8(head))
+        head, check = cached
+        serial, ack, mid = self._next_serial(), h.serial, h.msg_id
+        # XOR of the 7 body bytes without materialising them twice
+        x = serial ^ ack ^ mid
+        check ^= (x >> 8) ^ (x & 0xFF) ^ result
+        content = head + _RESP_BODY.pack(serial, ack, mid, result, check)
+        return b"\x7e" + jt808.escape(content) + b"\x7e"
 
     def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
         d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,

@@ -19,6 +19,10 @@ def _day(days: int) -> str:
     return time.strftime("%Y-%m-%dT", time.gmtime(days * 86400))
 
 
+_SECONDS: dict[int, str] = {}
+"""RFC 3339 text of whole seconds seen lately (live fixes cluster around now)."""
+
+
 def rfc3339(ms: int) -> str:
     """Epoch ms as RFC 3339 UTC (same output as ``geofence.model.format_ts``, faster).
 
@@ -27,11 +31,16 @@ def rfc3339(ms: int) -> str:
     >>> rfc3339(1795356210000), rfc3339(1795356210250)
     ('2026-11-22T14:03:30Z', '2026-11-22T14:03:30.250Z')
     """
-    days, rem = divmod(ms, 86_400_000)
-    secs, milli = divmod(rem, 1000)
-    h, r = divmod(secs, 3600)
-    m, s = divmod(r, 60)
-    base = f"{_day(days)}{h:02d}:{m:02d}:{s:02d}"
+    secs, milli = divmod(ms, 1000)
+    base = _SECONDS.get(secs)
+    if base is None:
+        days, rem = divmod(secs, 86_400)
+        h, r = divmod(rem, 3600)
+        m, s = divmod(r, 60)
+        base = f"{_day(days)}{h:02d}:{m:02d}:{s:02d}"
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[secs] = base
     return f"{base}Z" if milli == 0 else f"{base}.{milli:03d}Z"
 
 
