@@ -271,11 +271,19 @@ class Publisher:
         assert producer is not None
         batch = producer.create_batch()
         in_batch: list[_Entry] = []
+        max_envelope = self.max_envelope
         for key, entries in groups:
             kb = key.encode()
-            for chunk in self._chunks(entries):
+            if len(entries) == 1 and len(entries[0][0]) <= max_envelope:
+                chunks = [entries]  # the common case: one submission under this key
+            else:
+                chunks = self._chunks(entries)
+            for chunk in chunks:
                 try:
-                    value = encode_messages([m for entry in chunk for m in entry[0]])
+                    if len(chunk) == 1:
+                        value = encode_messages(chunk[0][0])
+                    else:
+                        value = encode_messages([m for entry in chunk for m in entry[0]])
                 except Exception as exc:  # never expected: fail these, keep the rest going
                     log.exception("telemetry envelope for key %r not encodable", key)
                     self._complete(chunk, exc)
