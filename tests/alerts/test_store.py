@@ -1,0 +1,111 @@
+"""The store on the real PostgreSQL: migrations, idempotent records, append-only tables."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from alerts_testkit import T0, FakeClock, record
+
+from alerts.db import load_migrations, migrate
+from alerts.escalation import Escalator, Step
+from alerts.metrics import Metrics
+from alerts.store import apply_records
+
+
+async def snapshot(conn: asyncpg.Connection) -> tuple[list[tuple], list[tuple]]:
+    alerts = await conn.fetch("SELECT * FROM alerts ORDER BY alert_id")
+    events = await conn.fetch("SELECT alert_id, event, at, operator, record FROM alert_events ORDER BY id")
+    return [tuple(r) for r in alerts], [tuple(r) for r in events]
+
+
+async def test_migrations_are_versioned_and_applied_once(pool: asyncpg.Pool, schema: str) -> None:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == [m.version for m in load_migrations()]
+        assert await migrate(conn, schema) == []  # second start applies nothing
+        tables = {r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)}
+    assert {"persons", "devices", "orders", "zones", "alerts", "alert_events", "operators",
+            "sessions", "audit_log"} <= tables
+
+
+async def test_replaying_records_changes_nothing(pool: asyncpg.Pool) -> None:
+    recs = [record("opened", alert_id="A-1"),
+            record("updated", alert_id="A-1", at=T0 + 30_000, updated_at="2026-11-22T14:04:00Z", lat=32.06),
+            record("cleared", alert_id="A-1", at=T0 + 90_000, cleared_at="2026-11-22T14:05:00Z",
+                   updated_at="2026-11-22T14:05:00Z", status="cleared", lat=32.07),
+            record("opened", alert_id="A-2", kind="tamper", rule_id="tamper")]
+    async with pool.acquire() as conn:
+        assert await apply_records(conn, recs, T0) == [0, 1, 2, 3]
+        first = await snapshot(conn)
+        assert await apply_records(conn, recs, T0 + 999_000) == []
+        assert await apply_records(conn, list(reversed(recs)), T0 + 999_000) == []
+        assert await snapshot(conn) == first
+        row = await conn.fetchrow("SELECT status, lat, cleared_at FROM alerts WHERE alert_id = 'A-1'")
+    assert row["status"] == "cleared" and row["lat"] == 32.07 and row["cleared_at"] is not None
+
+
+async def test_out_of_order_snapshot_keeps_newest(pool: asyncpg.Pool) -> None:
+    newer = record("updated", alert_id="A-9", at=T0 + 60_000, updated_at="2026-11-22T14:04:30Z", lat=1.0)
+    older = record("opened", alert_id="A-9", lat=2.0)
+    async with pool.acquire() as conn:
+        await apply_records(conn, [newer, older], T0)
+        assert await conn.fetchval("SELECT lat FROM alerts WHERE alert_id = 'A-9'") == 1.0
+
+
+async def test_audit_log_and_events_are_append_only(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await apply_records(conn, [record()], T0)
+        await conn.execute("INSERT INTO audit_log (at, operator, action) VALUES (now(), 'x', 'y')")
+        for sql in ("UPDATE audit_log SET action = 'z'", "DELETE FROM audit_log",
+                    "TRUNCATE audit_log", "UPDATE alert_events SET note = 'forged'",
+                    "DELETE FROM alert_events"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 1
+
+
+async def test_escalation_timing_with_controllable_clock(pool: asyncpg.Pool) -> None:
+    clock = FakeClock()
+    esc = Escalator(pool, clock, Metrics(), {"red": Step(120, 300), "orange": Step(600, 900)})
+    async with pool.acquire() as conn:
+        await apply_records(conn, [record(alert_id="R1"), record(alert_id="R2"),
+                                   record(alert_id="O1", severity="orange"),
+                                   record(alert_id="Y1", severity="yellow")], clock())
+    clock.advance(119)
+    assert await esc.tick() == []
+    clock.advance(1)
+    first = await esc.tick()
+    assert sorted((r["alert"]["alert_id"], r["tier"]) for r in first) == [("R1", "city"), ("R2", "city")]
+    assert all(r["event"] == "escalated" and r["at"] == "2026-11-22T14:05:30Z" for r in first)
+    assert await esc.tick() == []  # nothing twice
+    # acknowledgement stops escalation of R2
+    from alerts.store import Principal
+    from alerts.workflow import acknowledge
+
+    async with pool.acquire() as conn:
+        await acknowledge(conn, Principal(1, "op", "operator", "3201"), "R2", clock(), "test")
+    clock.advance(179)
+    assert await esc.tick() == []
+    clock.advance(1)  # 300 s after first seen
+    second = await esc.tick()
+    assert [(r["alert"]["alert_id"], r["tier"]) for r in second] == [("R1", "province")]
+    clock.advance(300)  # orange reaches 600 s: city; then province at 900
+    assert [(r["alert"]["alert_id"], r["tier"]) for r in await esc.tick()] == [("O1", "city")]
+    clock.advance(300)
+    assert [(r["alert"]["alert_id"], r["tier"]) for r in await esc.tick()] == [("O1", "province")]
+    async with pool.acquire() as conn:
+        tiers = dict(await conn.fetch("SELECT alert_id, tier FROM alerts"))
+        events = await conn.fetchval("SELECT count(*) FROM alert_events WHERE event = 'escalated'")
+        outbox = await conn.fetchval("SELECT count(*) FROM outbox")
+    assert tiers == {"R1": "province", "R2": "city", "O1": "province", "Y1": "county"}
+    assert events == 5 and outbox == 5 + 1  # 5 escalations + the acknowledgement
+
+
+async def test_escalation_after_downtime_emits_both_steps(pool: asyncpg.Pool) -> None:
+    clock = FakeClock()
+    esc = Escalator(pool, clock, Metrics(), {"red": Step(120, 300)})
+    async with pool.acquire() as conn:
+        await apply_records(conn, [record(alert_id="R1")], clock())
+    clock.advance(3600)
+    assert [r["tier"] for r in await esc.tick()] == ["city", "province"]
