@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 LIMITER: web.AppKey[auth.LoginLimiter] = web.AppKey("limiter", auth.LoginLimiter)
+WHO: web.RequestKey[Principal] = web.RequestKey("who", Principal)
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/auth/login", "/api/live",
                     "/static/app.js", "/static/app.css", "/favicon.ico"})
 MAX_TRACK_DAYS = 31
@@ -83,7 +84,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
                 raise AuthError("missing bearer token")
             assert service.pool is not None
             async with service.pool.acquire(timeout=5) as conn:
-                request["who"] = await auth.authenticate(conn, token, service.clock())
+                request[WHO] = await auth.authenticate(conn, token, service.clock())
         response = await handler(request)
         status = response.status
         return response
@@ -123,7 +124,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 def who_of(request: web.Request) -> Principal:
     """The authenticated caller."""
-    who: Principal = request["who"]
+    who: Principal = request[WHO]
     return who
 
 

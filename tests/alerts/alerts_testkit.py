@@ -62,6 +62,13 @@ class Api:
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["token"])
 
+    async def login(self, username: str) -> str:
+        """A fresh token for an existing operator (made by :meth:`user`)."""
+        resp = await self.client.post("/api/auth/login",
+                                      json={"username": username, "password": "correct horse battery"})
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["token"])
+
     async def apply(self, *records: dict[str, Any]) -> list[int]:
         from alerts.store import apply_records
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for alerts_testkit
 
-from alerts_testkit import Api, FakeClock  # noqa: E402
+from alerts_testkit import Api, FakeClock
 
 from alerts.api import create_app
 from alerts.auth import LoginLimiter
