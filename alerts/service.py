@@ -51,6 +51,10 @@ class ServiceOptions:
     run_retention: bool = True
     alerts_group: str = "wardstream-alert-store"
     tracks_group: str = "wardstream-track-store"
+    alerts_topic: str = ALERTS_TOPIC
+    telemetry_topic: str = TELEMETRY_TOPIC
+    deadletter_topic: str = DEADLETTER_TOPIC
+    session_timeout_ms: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,12 +105,12 @@ class Service:
             self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
             if self.options.run_sinks:
                 self.sinks = [
-                    KafkaSink("alerts", [ALERTS_TOPIC], self.options.alerts_group, s.kafka,
+                    KafkaSink("alerts", [self.options.alerts_topic], self.options.alerts_group, s.kafka,
                               self.handle_alerts, self.dead_letter, self.metrics,
-                              max_records=2000),
-                    KafkaSink("tracks", [TELEMETRY_TOPIC], self.options.tracks_group, s.kafka,
+                              max_records=2000, session_timeout_ms=self.options.session_timeout_ms),
+                    KafkaSink("tracks", [self.options.telemetry_topic], self.options.tracks_group, s.kafka,
                               self.handle_telemetry, self.dead_letter, self.metrics,
-                              max_records=2000),
+                              max_records=2000, session_timeout_ms=self.options.session_timeout_ms),
                 ]
                 for sink in self.sinks:
                     await sink.start()
@@ -145,8 +149,9 @@ class Service:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            wanted = {TELEMETRY_TOPIC: s.topic_partitions, ALERTS_TOPIC: s.topic_partitions,
-                      DEADLETTER_TOPIC: 1, ORDERS_TOPIC: 1, ZONES_TOPIC: 1}
+            o = self.options
+            wanted = {o.telemetry_topic: s.topic_partitions, o.alerts_topic: s.topic_partitions,
+                      o.deadletter_topic: 1, ORDERS_TOPIC: 1, ZONES_TOPIC: 1}
             new = [NewTopic(t, n, s.topic_replication) for t, n in wanted.items()
                    if t not in existing]
             if new:
@@ -186,7 +191,7 @@ class Service:
                         source=f"{record.topic}:{record.partition}@{record.offset}",
                         at=format_ts(self.clock()))
         with contextlib.suppress(Exception):
-            await self.producer.send_and_wait(DEADLETTER_TOPIC, encode(dl))
+            await self.producer.send_and_wait(self.options.deadletter_topic, encode(dl))
 
     async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Sink handler: lifecycle records -> alert store (idempotent), then live feed."""
@@ -287,9 +292,10 @@ class Service:
                 if not rows:
                     self.metrics.outbox_pending.set(0)
                     return
+                topics = {ALERTS_TOPIC: self.options.alerts_topic}
                 futures = [
                     await self.producer.send(
-                        r["topic"], None if r["value"] is None else encode(r["value"]),
+                        topics.get(r["topic"], r["topic"]), None if r["value"] is None else encode(r["value"]),
                         key=None if r["key"] is None else r["key"].encode())
                     for r in rows
                 ]

@@ -76,6 +76,7 @@ class KafkaSink:
         self, name: str, topics: Sequence[str], group_id: str, bootstrap: str, handler: Handler,
         dead_letter: DeadLetter, metrics: Metrics, *, max_records: int = 5000,
         max_backoff_s: float = 10.0, write_timeout_s: float = 30.0,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -87,6 +88,7 @@ class KafkaSink:
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
         self.write_timeout_s = write_timeout_s
+        self.session_timeout_ms = session_timeout_ms
         self.db_up = True
         self.last_error: str | None = None
         self.written = 0
@@ -101,8 +103,9 @@ class KafkaSink:
         self._consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_interval_ms=3_600_000, session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000, metadata_max_age_ms=5_000,
+            max_poll_interval_ms=3_600_000, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 4),
+            metadata_max_age_ms=5_000,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"sink-{self.name}")

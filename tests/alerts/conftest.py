@@ -56,7 +56,8 @@ async def make_api(database_url: str, clock: FakeClock) -> AsyncIterator[Callabl
                             kafka=kafka or "")
         opts = ServiceOptions(**{"run_escalator": False, "run_retention": False,
                                  "alerts_group": f"g-alerts-{schema}",
-                                 "tracks_group": f"g-tracks-{schema}", **options})
+                                 "tracks_group": f"g-tracks-{schema}",
+                                 "session_timeout_ms": 6000, **options})
         service = Service(settings, clock=clock, options=opts)
         await service.start()
         client = TestClient(TestServer(create_app(service, LoginLimiter(max_failures=5))))
