@@ -145,9 +145,12 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequestError(f"{name} must be an integer") from None
+    if not 0 <= value <= 2**31 - 1:
+        raise BadRequestError(f"{name} must be 0..{2**31 - 1}")
+    return value
 
 
 def _str_param(request: web.Request, name: str) -> str | None:

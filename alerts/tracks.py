@@ -12,6 +12,7 @@ twice; reads collapse duplicates with ``DISTINCT ON (device_id, ts)``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,9 +42,12 @@ class TrackStore:
         Days of history kept; older partitions are dropped by :meth:`drop_expired`.
     """
 
-    def __init__(self, retention_days: int = 30) -> None:
+    def __init__(self, retention_days: int = 30, latest_interval_s: float = 1.0) -> None:
         self.retention_days = retention_days
+        self.latest_interval_s = latest_interval_s
         self._known: set[int] = set()
+        self._latest: dict[str, tuple[Any, ...]] = {}
+        self._latest_flushed = 0.0
 
     async def ensure_partitions(self, conn: asyncpg.Connection, days: set[int]) -> None:
         """Create the daily partitions (day numbers since epoch) not known yet."""
@@ -79,23 +83,36 @@ class TrackStore:
         async with conn.transaction():
             await self.ensure_partitions(conn, days)
             await conn.copy_records_to_table("track_fixes", records=rows, columns=COLUMNS)
-            latest: dict[str, tuple[Any, ...]] = {}
+            latest = self._latest
             for r in rows:
                 if r[5] and (r[0] not in latest or r[1] > latest[r[0]][1]):
                     latest[r[0]] = r
-            if latest:
-                vals = list(latest.values())
-                await conn.execute(
-                    """INSERT INTO latest_positions (device_id, ts, lat, lon, accuracy_m)
-                       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[],
-                                            $4::float8[], $5::float8[])
-                       ON CONFLICT (device_id) DO UPDATE SET ts = EXCLUDED.ts, lat = EXCLUDED.lat,
-                           lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m
-                       WHERE latest_positions.ts < EXCLUDED.ts""",
-                    [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals],
-                    [v[3] for v in vals], [v[4] for v in vals],
-                )
+            if latest and time.monotonic() - self._latest_flushed >= self.latest_interval_s:
+                await self.flush_latest(conn)
         return expired
+
+    async def flush_latest(self, conn: asyncpg.Connection) -> None:
+        """Upsert the latest position per device gathered since the last flush.
+
+        Latest positions only feed the live map, so they are written at most
+        once per ``latest_interval_s`` rather than with every batch (the
+        history itself is in ``track_fixes``, written with every batch).
+        """
+        if not self._latest:
+            return
+        vals = list(self._latest.values())
+        await conn.execute(
+            """INSERT INTO latest_positions (device_id, ts, lat, lon, accuracy_m)
+               SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[],
+                                    $4::float8[], $5::float8[])
+               ON CONFLICT (device_id) DO UPDATE SET ts = EXCLUDED.ts, lat = EXCLUDED.lat,
+                   lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m
+               WHERE latest_positions.ts < EXCLUDED.ts""",
+            [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals],
+            [v[3] for v in vals], [v[4] for v in vals],
+        )
+        self._latest = {}
+        self._latest_flushed = time.monotonic()
 
     async def partitions(self, conn: asyncpg.Connection) -> list[str]:
         """Names of the existing daily partitions, oldest first."""

@@ -23,6 +23,17 @@ from alerts.service import Service, ServiceOptions
 from stream.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with minimal cost inside this process's tests (production keeps the defaults)."""
+    from argon2 import PasswordHasher
+
+    import alerts.auth
+
+    monkeypatch.setattr(alerts.auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                parallelism=1))
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
