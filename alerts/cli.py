@@ -47,6 +47,10 @@ async def create_demo_operator(
     try:
         async with pool.acquire() as conn:
             await add_operator(conn, username, password, role, jurisdiction, replace=True)
+            from alerts.store import audit
+
+            await audit(conn, system_clock(), "cli", "operator.demo", username,
+                        {"role": role, "jurisdiction": jurisdiction}, "local")
     finally:
         await pool.close()
     return password
