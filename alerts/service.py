@@ -55,6 +55,10 @@ class ServiceOptions:
     telemetry_topic: str = TELEMETRY_TOPIC
     deadletter_topic: str = DEADLETTER_TOPIC
     session_timeout_ms: int = 10_000
+    control_group: str = "wardstream-control-store"
+    orders_topic: str = ORDERS_TOPIC
+    zones_topic: str = ZONES_TOPIC
+    run_control_sink: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,7 +102,9 @@ class Service:
         self.pool = await create_pool(s.database_url, s.database_schema)
         self._db_ok = True
         if s.kafka:
+            log.debug("service: ensuring topics")
             await self._ensure_topics()
+            log.debug("service: topics ready")
             self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks="all",
                                              enable_idempotence=False, linger_ms=5)
             await self.producer.start()
@@ -112,7 +118,14 @@ class Service:
                               self.handle_telemetry, self.dead_letter, self.metrics,
                               max_records=2000, session_timeout_ms=self.options.session_timeout_ms),
                 ]
+                if self.options.run_control_sink:
+                    self.sinks.append(KafkaSink(
+                        "control", [self.options.orders_topic, self.options.zones_topic],
+                        self.options.control_group, s.kafka, self.handle_control,
+                        self.dead_letter, self.metrics, max_records=500,
+                        session_timeout_ms=self.options.session_timeout_ms))
                 for sink in self.sinks:
+                    log.debug("service: starting sink %s", sink.name)
                     await sink.start()
         self.hub.start()
         if self.options.run_escalator:
@@ -151,7 +164,7 @@ class Service:
             existing = set(await admin.list_topics())
             o = self.options
             wanted = {o.telemetry_topic: s.topic_partitions, o.alerts_topic: s.topic_partitions,
-                      o.deadletter_topic: 1, ORDERS_TOPIC: 1, ZONES_TOPIC: 1}
+                      o.deadletter_topic: 1, o.orders_topic: 1, o.zones_topic: 1}
             new = [NewTopic(t, n, s.topic_replication) for t, n in wanted.items()
                    if t not in existing]
             if new:
@@ -213,6 +226,71 @@ class Service:
         for d in fresh:
             self.hub.publish(d, d["alert"].get("jurisdiction"))
         await self._push_risk({d["alert"]["person_id"] for d in fresh if d["alert"].get("person_id")})
+
+    async def handle_control(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Sink handler: orders and zones from the compacted control topics -> store.
+
+        A value is the order (keyed by person_id) or the GeoJSON feature (keyed by
+        zone id); a null value ends the order or removes the zone. Content equal to
+        the current version creates nothing, so the API's own publications (and
+        replays of the compacted topics) do not multiply versions. An invalid
+        order or feature is dead-lettered, never stored.
+        """
+        from alerts import store
+        from alerts.db import utc
+        from geofence.errors import ValidationError
+        from geofence.model import parse_order
+
+        assert self.pool is not None
+        now = self.clock()
+        bad: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
+        changed_orders = False
+        async with self.pool.acquire(timeout=5) as conn, conn.transaction():
+            for r in records:
+                key = (r.key or b"").decode("utf-8", errors="replace")
+                try:
+                    body = None if r.value is None else msgspec.json.decode(r.value)
+                    if r.topic == self.options.orders_topic:
+                        changed_orders = True
+                        if body is None:
+                            cur = await conn.fetchrow(
+                                "SELECT version, jurisdiction, body FROM orders WHERE person_id = $1"
+                                " ORDER BY version DESC LIMIT 1", key)
+                            if cur is not None and cur["body"] is not None:
+                                await conn.execute(
+                                    "INSERT INTO orders (person_id, version, jurisdiction, body,"
+                                    " created_at, created_by) VALUES ($1, $2, $3, NULL, $4, 'kafka')",
+                                    key, cur["version"] + 1, cur["jurisdiction"], utc(now))
+                                await conn.execute(
+                                    "UPDATE devices SET valid_until = $2 WHERE person_id = $1"
+                                    " AND valid_until > $2", key, utc(now))
+                            continue
+                        if not isinstance(body, dict):
+                            raise ValidationError("wrong_type", "an order is a JSON object")
+                        order = parse_order(body)
+                        await store.save_order(
+                            conn, body, order.jurisdiction,
+                            order.valid_from if isinstance(order.valid_from, int) else None,
+                            order.valid_until if isinstance(order.valid_until, int) else None,
+                            order.devices, now, "kafka")
+                    else:
+                        if body is not None and not isinstance(body, dict):
+                            raise ValidationError("wrong_type", "a zone is a GeoJSON Feature object")
+                        zone_id = key or str((body or {}).get("id") or "")
+                        if not zone_id:
+                            raise ValidationError("missing_field", "a zone needs a key or an id")
+                        props = (body or {}).get("properties") or {}
+                        jur = str(props.get("jurisdiction") or "") if isinstance(props, dict) else ""
+                        current = await store.zone_jurisdiction(conn, zone_id)
+                        await store.save_zone(conn, zone_id, body, jur or current or "", now,
+                                              "kafka")
+                except (msgspec.DecodeError, ValidationError) as exc:
+                    bad.append((r, str(exc)))
+        for r, why in bad:
+            await self.dead_letter(r, "invalid_control_record", why)
+            self.metrics.sink_records.labels("control", "invalid").inc()
+        if changed_orders:
+            self.invalidate_device_map()
 
     async def _push_risk(self, persons: set[str]) -> None:
         if not persons or not self.hub.clients or self.pool is None:
@@ -292,7 +370,9 @@ class Service:
                 if not rows:
                     self.metrics.outbox_pending.set(0)
                     return
-                topics = {ALERTS_TOPIC: self.options.alerts_topic}
+                topics = {ALERTS_TOPIC: self.options.alerts_topic,
+                          ORDERS_TOPIC: self.options.orders_topic,
+                          ZONES_TOPIC: self.options.zones_topic}
                 futures = [
                     await self.producer.send(
                         topics.get(r["topic"], r["topic"]), None if r["value"] is None else encode(r["value"]),

@@ -68,7 +68,10 @@ async def make_api(database_url: str, clock: FakeClock) -> AsyncIterator[Callabl
         opts = ServiceOptions(**{"run_escalator": False, "run_retention": False,
                                  "alerts_group": f"g-alerts-{schema}",
                                  "tracks_group": f"g-tracks-{schema}",
-                                 "session_timeout_ms": 6000, **options})
+                                 "session_timeout_ms": 6000,
+                                 "orders_topic": f"orders-{schema}",
+                                 "control_group": f"g-control-{schema}",
+                                 "zones_topic": f"zones-{schema}", **options})
         service = Service(settings, clock=clock, options=opts)
         await service.start()
         client = TestClient(TestServer(create_app(service, LoginLimiter(max_failures=5))))

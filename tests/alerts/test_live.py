@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -15,7 +14,7 @@ async def _next_event(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0)
             msg = await ws.receive_json(timeout=timeout)
             if "event" in msg:
                 return msg
-    except (asyncio.TimeoutError, TypeError):
+    except (TimeoutError, TypeError):
         return None
 
 

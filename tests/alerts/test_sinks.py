@@ -63,7 +63,7 @@ async def test_replaying_the_alerts_topic_twice_changes_nothing(make_api: Any, k
                     options=ServiceOptions(run_escalator=False, run_retention=False,
                                            alerts_group=f"replay-{topic}", tracks_group=f"t-{topic}",
                                            alerts_topic=topic, deadletter_topic=dead,
-                                           session_timeout_ms=6000))
+                                           session_timeout_ms=6000, run_control_sink=False))
     await again.start()
     try:
         await produce(kafka_bootstrap, topic, payloads[:-2])
@@ -216,3 +216,50 @@ async def test_retention_drops_old_partitions(pool: asyncpg.Pool) -> None:
         dropped = await store.drop_expired(conn, T0 + 2 * DAY_MS)
         assert len(dropped) == 2 and len(await store.partitions(conn)) == 1
         assert await conn.fetchval("SELECT count(*) FROM track_fixes") == 1
+
+
+async def test_control_topics_feed_orders_and_zones(make_api: Any, kafka_bootstrap: str) -> None:
+    api = await make_api(kafka=kafka_bootstrap)
+    opts = api.service.options
+    order = {"person_id": "P-5", "devices": ["WB-5"], "jurisdiction": "320102",
+             "rules": [{"id": "r5", "type": "signal_loss", "after_s": 900}]}
+    zone = {"type": "Feature", "id": "Z-5", "properties": {"jurisdiction": "320102"},
+            "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}
+    await produce(kafka_bootstrap, opts.orders_topic,
+                  [json.dumps(order).encode(), json.dumps(order).encode(),
+                   json.dumps({"person_id": "P-6", "devices": [], "jurisdiction": "x"}).encode()],
+                  ["P-5", "P-5", "P-6"])
+    await produce(kafka_bootstrap, opts.zones_topic, [json.dumps(zone).encode()], ["Z-5"])
+
+    async def stored() -> Any:
+        async with api.pool.acquire() as conn:
+            return (await conn.fetchval("SELECT count(*) FROM orders") == 1
+                    and await conn.fetchval("SELECT count(*) FROM zones") == 1)
+
+    await wait_for(stored, 30)
+    # the tombstone ends the order (a new version with no body); devices stop mapping
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(opts.orders_topic, None, key=b"P-5")
+    finally:
+        await producer.stop()
+
+    async def ended() -> Any:
+        async with api.pool.acquire() as conn:
+            return await conn.fetch("SELECT version, body IS NULL AS ended, created_by FROM orders"
+                                    " ORDER BY version")
+
+    rows = await wait_for(lambda: _len_is(ended, 2), 30)
+    assert [(r["version"], r["ended"], r["created_by"]) for r in rows] == [
+        (1, False, "kafka"), (2, True, "kafka")]
+    async with api.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM orders WHERE person_id = 'P-6'") == 0
+        assert await conn.fetchval("SELECT jurisdiction FROM persons WHERE person_id = 'P-5'") == "320102"
+
+
+async def _len_is(fetch: Any, n: int) -> Any:
+    rows = await fetch()
+    return rows if len(rows) == n else None
