@@ -1,0 +1,193 @@
+"""``wardstream demo``: the whole system on embedded defaults, one command.
+
+The demo is a small process supervisor. It starts, in order, the embedded
+broker (unless ``WARDSTREAM_KAFKA`` names a Kafka), the stream worker, the
+device gateway, the command-centre API with its dashboard, and a simulated
+caseload that reports through the gateway as real JT/T 808 devices. Each part
+runs as its own ``wardstream`` subprocess, exactly as in production. A part
+whose issue has not landed yet is reported as such and left out. Ctrl-C (or
+SIGTERM) stops every child, newest first, and the demo exits 0 with no stray
+process left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.broker import EmbeddedBroker, free_port, metadata_ok
+from stream.cli import COMMANDS, resolve
+from stream.errors import BrokerError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Part:
+    """One child process of the demo."""
+
+    name: str
+    command: str
+    args: list[str]
+    ready: Callable[[], bool] | None = None
+    shows: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def _port_open(port: int) -> Callable[[], bool]:
+    import socket
+
+    def check() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.3):
+            return True
+        return False
+
+    return check
+
+
+class Demo:
+    """Start the parts, report them, stop them all on a signal."""
+
+    def __init__(self, out: Callable[[str], None] = print) -> None:
+        self.parts: list[Part] = []
+        self.broker: EmbeddedBroker | None = None
+        self.out = out
+        self.log_dir = Path(os.environ.get("WARDSTREAM_DEMO_LOGS", "/tmp/wardstream-demo"))
+
+    def start_part(self, part: Part, timeout: float = 60.0) -> bool:
+        if resolve(part.command) is None:
+            issue = COMMANDS[part.command][3]
+            self.out(f"  - {part.name}: not built yet (issue {issue}); left out")
+            return False
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        part.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", part.command, *part.args],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **part.env}, start_new_session=True,
+        )
+        log.close()
+        self.parts.append(part)
+        deadline = time.monotonic() + timeout
+        while part.ready is not None and not part.ready():
+            if part.proc.poll() is not None or time.monotonic() > deadline:
+                self.out(f"  ! {part.name} did not start; see {self.log_dir / (part.name + '.log')}")
+                return False
+            time.sleep(0.1)
+        self.out(f"  + {part.name}{': ' + part.shows if part.shows else ''}")
+        return True
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            proc = part.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for part in reversed(self.parts):
+            proc = part.proc
+            if proc is None:
+                continue
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.broker is not None:
+            self.broker.stop_sync()
+            self.broker = None
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the demo until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="wardstream demo", description=__doc__)
+    parser.add_argument("--zones", default=str(REPO / "config" / "demo-zones.geojson"))
+    parser.add_argument("--orders", default=str(REPO / "config" / "demo-orders.json"))
+    parser.add_argument("--api-port", type=int, default=8080)
+    parser.add_argument("--persons", type=int, default=200, help="simulated persons")
+    parser.add_argument("--no-simulator", action="store_true", help="start no simulated devices")
+    args = parser.parse_args(argv)
+
+    stopping = {"now": False}
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    demo = Demo(out=lambda line: print(line, flush=True))
+    try:
+        print("wardstream demo: starting", flush=True)
+        kafka = os.environ.get("WARDSTREAM_KAFKA", "")
+        if not kafka:
+            demo.broker = EmbeddedBroker()
+            try:
+                demo.broker.start_sync()
+            except BrokerError as exc:
+                print(f"wardstream demo: {exc}", file=sys.stderr, flush=True)
+                return 1
+            kafka = demo.broker.bootstrap
+            print(f"  + broker: Kafka bootstrap {kafka} (embedded Tansu, memory only)", flush=True)
+        else:
+            host, _, port = kafka.split(",")[0].rpartition(":")
+            if not metadata_ok(host or "127.0.0.1", int(port)):
+                print(f"wardstream demo: WARDSTREAM_KAFKA={kafka} does not answer", file=sys.stderr)
+                return 1
+            print(f"  + broker: using Kafka at {kafka}", flush=True)
+        env = {"WARDSTREAM_KAFKA": kafka}
+        have_data = Path(args.zones).exists() and Path(args.orders).exists()
+        if not have_data:
+            print(f"  - demo data missing ({args.zones}, {args.orders}); worker, gateway and "
+                  "simulator left out", flush=True)
+        web_port, jt808_port, osmand_port = free_port(), free_port(), free_port()
+        if have_data and not stopping["now"]:
+            demo.start_part(Part(
+                "worker", "worker",
+                ["--zones", args.zones, "--orders", args.orders, "--kafka", kafka,
+                 "--web-port", str(web_port)],
+                ready=_port_open(web_port), shows=f"metrics http://127.0.0.1:{web_port}/metrics",
+                env=env))
+        if have_data and not stopping["now"]:
+            demo.start_part(Part(
+                "gateway", "gateway",
+                ["--orders", args.orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
+                 "--osmand-port", str(osmand_port)],
+                ready=_port_open(jt808_port),
+                shows=f"JT/T 808 on 127.0.0.1:{jt808_port}, OsmAnd on http://127.0.0.1:{osmand_port}/",
+                env=env))
+        if not stopping["now"]:
+            demo.start_part(Part(
+                "api", "api", ["--port", str(args.api_port), "--demo-user"],
+                ready=_port_open(args.api_port),
+                shows=f"dashboard http://127.0.0.1:{args.api_port}/ "
+                      f"(demo operator: see {demo.log_dir / 'api.log'})",
+                env=env))
+        if have_data and not args.no_simulator and not stopping["now"]:
+            demo.start_part(Part(
+                "simulator", "simulate",
+                ["live", "--zones", args.zones, "--orders", args.orders,
+                 "--jt808", f"127.0.0.1:{jt808_port}", "--persons", str(args.persons)],
+                shows=f"{args.persons} simulated wristbands over JT/T 808", env=env))
+        print(f"wardstream demo: running (logs in {demo.log_dir}); Ctrl-C stops everything",
+              flush=True)
+        while not stopping["now"]:
+            time.sleep(0.2)
+            for part in demo.parts:
+                if part.proc is not None and part.proc.poll() is not None and not stopping["now"]:
+                    print(f"  ! {part.name} exited with code {part.proc.returncode}", flush=True)
+                    part.proc = None
+    finally:
+        print("wardstream demo: stopping", flush=True)
+        demo.stop()
+        print("wardstream demo: stopped", flush=True)
+    return 0

@@ -1,0 +1,255 @@
+"""Contract types: every rejection reason with a real example, and fuzzing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geofence.errors import OrderError, ValidationError, WardstreamError
+from geofence.model import (
+    Alert,
+    AlertRecord,
+    DeviceEvent,
+    Fix,
+    TelemetryDecoder,
+    VideoHit,
+    dead_letters,
+    encode,
+    format_ts,
+    parse_order,
+    parse_orders,
+    parse_ts,
+)
+
+NOW = 1_795_356_210_000  # 2026-11-22T14:03:30Z
+FIX = {"kind": "fix", "device_id": "WB-000123", "ts": "2026-11-22T14:03:30Z", "lat": 32.05, "lon": 118.79}
+
+
+def decoder(**kw: int) -> TelemetryDecoder:
+    return TelemetryDecoder(now_ms=lambda: NOW, **kw)
+
+
+def reject(payload: object, **kw: int) -> tuple[str, str]:
+    raw = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    batch = decoder(**kw).decode(raw)
+    assert not batch.messages, batch.messages
+    assert len(batch.rejected) == 1
+    return batch.rejected[0].reason, batch.rejected[0].detail
+
+
+def test_fix_defaults_and_time_forms() -> None:
+    a = decoder().decode_one(json.dumps(FIX))
+    b = decoder().decode_one(json.dumps({**FIX, "ts": "2026-11-22T22:03:30+08:00"}))
+    c = decoder().decode_one(json.dumps({**FIX, "ts": NOW}))
+    assert isinstance(a, Fix)
+    assert a.ts == b.ts == c.ts == NOW
+    assert a.accuracy_m == 10.0 and a.valid is True and a.source is None
+
+
+def test_all_three_kinds_and_batches() -> None:
+    msgs = [
+        FIX,
+        {"kind": "device_event", "device_id": "WB-1", "ts": NOW, "event": "removed"},
+        {"kind": "video_hit", "camera_id": "CAM-9", "ts": NOW, "event": "face_match",
+         "lat": 32.0, "lon": 118.7, "person_id": "P-1", "confidence": 0.93, "jurisdiction": "320102"},
+    ]
+    batch = decoder().decode(json.dumps(msgs))
+    assert [type(m) for m in batch.messages] == [Fix, DeviceEvent, VideoHit]
+    assert batch.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "needle"),
+    [
+        (b'{"kind": "fix", "device_id": "x", "ts": 1, "lat": NaN, "lon": 1}', "non_finite_number", "NaN"),
+        (b'{"kind": "fix", "device_id": "x", "ts": 1, "lat": 1, "lon": Infinity}', "non_finite_number", "Infinity"),
+        ({**FIX, "lat": 90.5}, "out_of_range", "$.lat"),
+        ({**FIX, "lat": -91}, "out_of_range", "$.lat"),
+        ({**FIX, "lon": 180.01}, "out_of_range", "$.lon"),
+        ({**FIX, "lon": -200}, "out_of_range", "$.lon"),
+        (b'{"kind": "fix", "device_id": "x", "ts": 1, "lat": 1e999, "lon": 1}', "out_of_range", "$.lat"),
+        ({k: v for k, v in FIX.items() if k != "lat"}, "missing_field", "`lat`"),
+        ({k: v for k, v in FIX.items() if k != "device_id"}, "missing_field", "`device_id`"),
+        ({k: v for k, v in FIX.items() if k != "kind"}, "missing_field", "`kind`"),
+        ({**FIX, "lat": "32.05"}, "wrong_type", "$.lat"),
+        ({**FIX, "valid": "yes"}, "wrong_type", "$.valid"),
+        ({**FIX, "ts": True}, "wrong_type", "$.ts"),
+        ({**FIX, "ts": "2026-11-22T14:03:30"}, "invalid_timestamp", "UTC offset"),
+        ({**FIX, "ts": "yesterday"}, "invalid_timestamp", "RFC 3339"),
+        ({**FIX, "ts": "2026-11-24T14:03:31Z"}, "future_timestamp", "24 h"),
+        ({**FIX, "device_id": "W" * 257}, "string_too_long", "$.device_id"),
+        ({**FIX, "device_id": ""}, "empty_string", "$.device_id"),
+        ({**FIX, "kind": "position"}, "unknown_kind", "'position'"),
+        ({"kind": "device_event", "device_id": "x", "ts": NOW, "event": "dance"}, "unknown_event", "'dance'"),
+        ({"kind": "video_hit", "camera_id": "c", "ts": NOW, "event": "riot", "lat": 1, "lon": 1},
+         "unknown_event", "'riot'"),
+        ({"kind": "video_hit", "camera_id": "c", "ts": NOW, "event": "fight", "lat": 1, "lon": 1,
+          "confidence": 1.5}, "out_of_range", "$.confidence"),
+        ({**FIX, "source": "satellite"}, "invalid_value", "$.source"),
+        (b'{"kind": "fix", "device_id": ', "malformed_json", "truncated"),
+        (b"\xff\xfe", "malformed_json", "malformed"),
+        (b"42", "wrong_type", "object or an array"),
+    ],
+)
+def test_every_rejection_reason(payload: object, reason: str, needle: str) -> None:
+    got_reason, detail = reject(payload)
+    assert got_reason == reason, detail
+    assert needle in detail
+
+
+def test_oversized_batch_and_payload() -> None:
+    batch = [dict(FIX, ts=NOW - i) for i in range(11)]
+    assert reject(batch, max_batch=10)[0] == "batch_too_large"
+    assert reject(json.dumps(FIX), max_bytes=20)[0] == "payload_too_large"
+    # a batch with one bad member still rejects the batch by size first
+    assert reject([*batch, {"kind": "x"}], max_batch=10)[0] == "batch_too_large"
+
+
+def test_one_bad_member_does_not_sink_the_batch() -> None:
+    msgs = [FIX, {**FIX, "lat": 95}, {**FIX, "ts": NOW - 1000}, {"kind": "nope"}]
+    batch = decoder().decode(json.dumps(msgs))
+    assert [m.ts for m in batch.messages] == [NOW, NOW - 1000]
+    assert [(r.index, r.reason) for r in batch.rejected] == [(1, "out_of_range"), (3, "unknown_kind")]
+    letters = dead_letters(batch.rejected, "telemetry:2@77")
+    assert [d.source for d in letters] == ["telemetry:2@77[1]", "telemetry:2@77[3]"]
+    assert json.loads(letters[0].raw)["lat"] == 95
+
+
+def test_decode_one_raises_the_projects_error() -> None:
+    with pytest.raises(ValidationError) as info:
+        decoder().decode_one(b"{}")
+    assert isinstance(info.value, WardstreamError)
+    assert info.value.reason == "missing_field"
+
+
+def test_time_helpers_round_trip() -> None:
+    assert format_ts(NOW) == "2026-11-22T14:03:30Z"
+    assert format_ts(NOW + 5) == "2026-11-22T14:03:30.005Z"
+    assert parse_ts(format_ts(NOW + 5)) == NOW + 5
+    with pytest.raises(ValidationError):
+        parse_ts(-1)
+
+
+ORDER = {
+    "person_id": "P-0001", "devices": ["WB-000123"], "jurisdiction": "320102",
+    "valid_from": "2026-11-01T00:00:00+08:00", "valid_until": "2027-02-01T00:00:00+08:00",
+    "rules": [
+        {"id": "r1", "type": "exclusion", "zone": "Z-school-17", "buffer_m": 100},
+        {"id": "r2", "type": "inclusion", "zone": "320102"},
+        {"id": "r3", "type": "curfew", "zone": "home-P-0001",
+         "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]},
+        {"id": "r4", "type": "no_contact", "person": "P-0002", "distance_m": 200},
+        {"id": "r5", "type": "signal_loss", "after_s": 900},
+    ],
+}
+
+
+def test_contract_example_order_parses() -> None:
+    (order,) = parse_orders(json.dumps([ORDER]))
+    assert order.timezone == "Asia/Shanghai"
+    assert order.valid_from_ms() == parse_ts("2026-10-31T16:00:00Z")
+    assert order.active_at(NOW) and not order.active_at(parse_ts("2027-03-01T00:00:00Z"))
+    curfew = order.rules[2]
+    assert curfew.windows[0].minutes() == (22 * 60, 6 * 60)
+    assert curfew.windows[0].weekdays() == frozenset(range(7))
+
+
+def test_orders_yaml_is_accepted() -> None:
+    yaml_text = (
+        "- person_id: P-9\n  devices: [D-9]\n  jurisdiction: '320104'\n"
+        "  rules:\n  - {id: s, type: signal_loss, after_s: 600}\n"
+    )
+    (order,) = parse_orders(yaml_text)
+    assert order.rules[0].after_s == 600
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"jurisdiction": "32"}, "6-digit"),
+        ({"timezone": "Mars/Olympus"}, "unknown timezone"),
+        ({"devices": []}, "at least one device"),
+        ({"valid_until": "2026-10-01T00:00:00Z"}, "not after valid_from"),
+        ({"rules": [{"id": "a", "type": "exclusion"}]}, "needs `zone`"),
+        ({"rules": [{"id": "a", "type": "curfew", "zone": "h", "windows": []}]}, "needs `windows`"),
+        ({"rules": [{"id": "a", "type": "curfew", "zone": "h",
+                     "windows": [{"start": "25:00", "end": "06:00"}]}]}, "not HH:MM"),
+        ({"rules": [{"id": "a", "type": "curfew", "zone": "h",
+                     "windows": [{"days": "mon,funday", "start": "22:00", "end": "06:00"}]}]}, "days"),
+        ({"rules": [{"id": "a", "type": "no_contact"}]}, "needs `person`"),
+        ({"rules": [{"id": "a", "type": "teleport"}]}, "$.rules[0].type"),
+        ({"rules": [{"id": "a", "type": "signal_loss"}, {"id": "a", "type": "signal_loss"}]}, "repeat"),
+        ({"rules": [{"id": "a", "type": "signal_loss", "severity": "purple"}]}, "severity"),
+        ({"colour": "red"}, "unknown field"),
+    ],
+)
+def test_invalid_orders_say_why(change: dict[str, object], needle: str) -> None:
+    with pytest.raises(OrderError) as info:
+        parse_orders(json.dumps([{**ORDER, **change}]))
+    assert needle in str(info.value)
+
+
+def test_orders_file_level_errors() -> None:
+    with pytest.raises(OrderError, match="array"):
+        parse_orders("{}")
+    with pytest.raises(OrderError, match="repeats"):
+        parse_orders(json.dumps([ORDER, ORDER]))
+    other = {**ORDER, "person_id": "P-0002"}
+    with pytest.raises(OrderError, match="already worn"):
+        parse_orders(json.dumps([ORDER, other]))
+    with pytest.raises(OrderError):
+        parse_order("not a mapping")
+
+
+def test_alert_record_round_trip() -> None:
+    alert = Alert(alert_id="a1", person_id="P-1", rule_id="r1", kind="exclusion_entered",
+                  severity="red", opened_at=format_ts(NOW), lat=32.05, lon=118.79,
+                  jurisdiction="320102")
+    data = json.loads(encode(AlertRecord(event="opened", alert=alert)))
+    assert data["alert"]["cleared_at"] is None and data["alert"]["status"] == "open"
+    assert data["alert"]["late"] is False and data["event"] == "opened"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+field_names = st.sampled_from(["kind", "device_id", "camera_id", "ts", "lat", "lon", "event",
+                               "accuracy_m", "valid", "confidence", "person_id", "source"])
+plausible = st.dictionaries(field_names, json_values | st.sampled_from(
+    ["fix", "device_event", "video_hit", "sos", "face_match", NOW, 32.0, "2026-11-22T14:03:30Z"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_values, plausible, st.lists(plausible, max_size=5)))
+def test_random_json_never_raises(value: object) -> None:
+    raw = json.dumps(value)
+    batch = decoder().decode(raw)
+    for m in batch.messages:
+        assert isinstance(m, (Fix, DeviceEvent, VideoHit))
+        assert isinstance(m.ts, int)
+        if isinstance(m, (Fix, VideoHit)):
+            assert -90 <= m.lat <= 90 and -180 <= m.lon <= 180 and math.isfinite(m.lat)
+    for r in batch.rejected:
+        assert r.reason and r.detail
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_never_raise(raw: bytes) -> None:
+    batch = decoder().decode(raw)
+    assert batch.messages or batch.rejected or raw.strip() == b"[]"
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values)
+def test_random_orders_raise_only_order_errors(value: object) -> None:
+    try:
+        parse_orders(json.dumps(value))
+    except OrderError:
+        pass

@@ -1,0 +1,67 @@
+"""`wardstream demo` starts, prints where things are, and stops cleanly on SIGINT."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stream.broker import free_port, metadata_ok
+
+
+def _children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found |= {child} | _children_of(child)
+    return found
+
+
+def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WARDSTREAM_KAFKA"}
+    env["WARDSTREAM_DEMO_LOGS"] = str(tmp_path)
+    api_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "demo", "--api-port", str(api_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(lines)
+        match = re.search(r"Kafka bootstrap 127\.0\.0\.1:(\d+)", text)
+        assert match, text
+        broker_port = int(match.group(1))
+        assert metadata_ok("127.0.0.1", broker_port), text
+        descendants = _children_of(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        text += rest
+        assert proc.returncode == 0, text
+        assert "wardstream demo: stopped" in text
+        assert not metadata_ok("127.0.0.1", broker_port, timeout=0.3)
+        time.sleep(0.2)
+        alive = [p for p in descendants if Path(f"/proc/{p}").exists()
+                 and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert alive == [], f"stray processes {alive}\n{text}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
