@@ -112,17 +112,22 @@ async def serve(settings: Settings, host: str, port: int, run_sinks: bool,
     from alerts.api import create_app
     from alerts.service import Service, ServiceOptions
 
-    service = Service(settings, options=ServiceOptions(run_sinks=run_sinks))
-    await service.start()
-    runner = web.AppRunner(create_app(service), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    service = Service(settings, options=ServiceOptions(run_sinks=run_sinks))
+    await service.start()
+    runner = web.AppRunner(create_app(service), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        await service.stop()
+        raise
     print(f"wardstream api: http://{host}:{port}/ (dashboard), sinks "
           f"{'on' if run_sinks and settings.kafka else 'off'}", flush=True)
     if demo_user:
@@ -154,6 +159,7 @@ def api_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         if args.orders or args.zones:
             n_o, n_z = asyncio.run(import_files(settings, args.orders, args.zones))

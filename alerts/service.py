@@ -102,9 +102,7 @@ class Service:
         self.pool = await create_pool(s.database_url, s.database_schema)
         self._db_ok = True
         if s.kafka:
-            log.debug("service: ensuring topics")
             await self._ensure_topics()
-            log.debug("service: topics ready")
             self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks="all",
                                              enable_idempotence=False, linger_ms=5)
             await self.producer.start()
@@ -124,9 +122,9 @@ class Service:
                         self.options.control_group, s.kafka, self.handle_control,
                         self.dead_letter, self.metrics, max_records=500,
                         session_timeout_ms=self.options.session_timeout_ms))
-                for sink in self.sinks:
-                    log.debug("service: starting sink %s", sink.name)
-                    await sink.start()
+                # consumer-group joins take seconds (Tansu: half the session timeout);
+                # the API serves meanwhile and /readyz says not ready until they run
+                self._tasks.append(asyncio.create_task(self._start_sinks(), name="sinks-start"))
         self.hub.start()
         if self.options.run_escalator:
             self.escalator = Escalator(self.pool, self.clock, self.metrics,
@@ -135,6 +133,13 @@ class Service:
         if self.options.run_retention:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._db_probe_loop(), name="db-probe"))
+
+    async def _start_sinks(self) -> None:
+        results = await asyncio.gather(*(sink.start() for sink in self.sinks),
+                                       return_exceptions=True)
+        for sink, result in zip(self.sinks, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("sink %s did not start: %s", sink.name, result)
 
     async def stop(self) -> None:
         """Stop children in reverse order."""
