@@ -187,6 +187,9 @@ async def test_track_store_sinks_telemetry_and_serves_tracks(make_api: Any, kafk
               "lon": 118.8, "accuracy_m": 5} for i, d in enumerate(["WB-1", "WB-1b", "WB-9"])]
     event = {"kind": "device_event", "device_id": "WB-1", "ts": T0 - 1000, "event": "heartbeat"}
     old = {"kind": "fix", "device_id": "WB-1", "ts": T0 - 40 * 86_400_000, "lat": 1.0, "lon": 1.0}
+    ws = await api.client.ws_connect(f"/api/live?token={token}")
+    assert (await ws.receive_json(timeout=3))["type"] == "hello"
+    api.service.invalidate_device_map()
     await produce(kafka_bootstrap, topic, [json.dumps(single).encode(), json.dumps(batch).encode(),
                                            json.dumps(event).encode(), json.dumps(old).encode(),
                                            b"{broken"])
@@ -202,6 +205,15 @@ async def test_track_store_sinks_telemetry_and_serves_tracks(make_api: Any, kafk
     assert [(f["device_id"], f["ts"]) for f in fixes] == [
         ("WB-1", format_ts(T0 - 120_000)), ("WB-1", format_ts(T0 - 60_000)),
         ("WB-1b", format_ts(T0 - 59_000))]  # WB-9 belongs to nobody; the 40-day-old fix expired
+    # the live feed carried P-1's latest position (WB-9 has no person, so it is not shown)
+    positions = None
+    while positions is None:
+        msg = await ws.receive_json(timeout=5)
+        if msg.get("type") == "positions":
+            positions = msg["items"]
+    assert [(p["person_id"], p["device_id"], p["ts"]) for p in positions] == [
+        ("P-1", "WB-1b", format_ts(T0 - 59_000))]
+    await ws.close()
 
 
 async def test_retention_drops_old_partitions(pool: asyncpg.Pool) -> None:

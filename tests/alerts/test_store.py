@@ -109,3 +109,33 @@ async def test_escalation_after_downtime_emits_both_steps(pool: asyncpg.Pool) ->
         await apply_records(conn, [record(alert_id="R1")], clock())
     clock.advance(3600)
     assert [r["tier"] for r in await esc.tick()] == ["city", "province"]
+
+
+def test_escalation_policy_parsing() -> None:
+    from alerts.errors import AlertsError
+    from alerts.escalation import parse_policy
+
+    assert parse_policy("") == {"red": Step(120, 300)}
+    assert parse_policy("red=60/120, orange=600/900") == {"red": Step(60, 120),
+                                                           "orange": Step(600, 900)}
+    for bad in ("red=300/120", "purple=1/2", "red=1", "red=a/b"):
+        with pytest.raises(AlertsError):
+            parse_policy(bad)
+
+
+def test_login_limiter_window() -> None:
+    from alerts.auth import LoginLimiter
+    from alerts.errors import RateLimitedError
+
+    now = [0.0]
+    limiter = LoginLimiter(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.check("10.0.0.1", "u")
+        limiter.failed("10.0.0.1", "u")
+    with pytest.raises(RateLimitedError) as info:
+        limiter.check("10.0.0.1", "v")  # the address is limited whatever the username
+    assert 1 <= info.value.retry_after_s <= 61
+    with pytest.raises(RateLimitedError):
+        limiter.check("10.0.0.2", "u")  # and the username whatever the address
+    now[0] = 61.0
+    limiter.check("10.0.0.1", "u")  # the window has passed
