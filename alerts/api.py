@@ -311,10 +311,7 @@ async def _workflow(request: web.Request, event: str) -> web.Response:
             alert, record = await workflow.resolve(conn, who, alert_id, note, service.clock(),
                                                    remote_of(request))
     if record is not None:
-        service.hub.publish(record, alert.get("jurisdiction"))
-        service.wake_outbox()
-        if alert.get("person_id"):
-            await service._push_risk({alert["person_id"]})
+        service.wake_outbox()  # the live feed hears of it through PostgreSQL
     return web.json_response({"alert": alert})
 
 

@@ -93,6 +93,9 @@ class Service:
         self._device_map: dict[str, tuple[str, str]] = {}
         self._device_map_at = 0.0
         self._db_ok = False
+        self.listening = False
+        self._pending_events: list[int] = []
+        self._events_wake = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -126,6 +129,12 @@ class Service:
                 # the API serves meanwhile and /readyz says not ready until they run
                 self._tasks.append(asyncio.create_task(self._start_sinks(), name="sinks-start"))
         self.hub.start()
+        self._tasks.append(asyncio.create_task(self._listen_loop(), name="live-listen"))
+        self._tasks.append(asyncio.create_task(self._forward_loop(), name="live-forward"))
+        for _ in range(100):  # the feed should hear the first event after start (5 s at most)
+            if self.listening:
+                break
+            await asyncio.sleep(0.05)
         if self.options.run_escalator:
             self.escalator = Escalator(self.pool, self.clock, self.metrics,
                                        parse_policy(s.escalation), on_records=self._escalated)
@@ -227,10 +236,7 @@ class Service:
         for r, why in bad:
             await self.dead_letter(r, "invalid_alert_record", why)
             self.metrics.sink_records.labels("alerts", "invalid").inc()
-        fresh = [datas[i] for i in new]
-        for d in fresh:
-            self.hub.publish(d, d["alert"].get("jurisdiction"))
-        await self._push_risk({d["alert"]["person_id"] for d in fresh if d["alert"].get("person_id")})
+        del new  # the live feed learns of new events from PostgreSQL (see _listen)
 
     async def handle_control(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Sink handler: orders and zones from the compacted control topics -> store.
@@ -390,9 +396,67 @@ class Service:
                 self.metrics.outbox_published.inc(len(rows))
 
     async def _escalated(self, items: list[tuple[dict[str, Any], str]]) -> None:
-        for rec, code in items:
-            self.hub.publish(rec, code)
         self.wake_outbox()
+
+    # ---------------------------------------------------------------- live feed
+
+    async def _listen_loop(self) -> None:
+        """Forward committed lifecycle events (NOTIFY from alert_events) to the hub.
+
+        One dedicated connection LISTENs on ``wardstream_events_<schema>``; ids
+        are batched for a few milliseconds and fetched with their alert's
+        jurisdiction, then pushed to the clients in scope with the affected
+        persons' new risk colours. The connection is re-opened with backoff
+        when the database goes away.
+        """
+        channel = f"wardstream_events_{self.settings.database_schema}"
+        delay = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.settings.database_url, timeout=5)
+                await conn.add_listener(channel, self._on_notify)
+                self.listening = True
+                delay = 0.5
+                while not conn.is_closed():
+                    await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live feed listener: %s", exc)
+            finally:
+                self.listening = False
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._pending_events.append(int(payload))
+            self._events_wake.set()
+
+    async def _forward_loop(self) -> None:
+        while True:
+            await self._events_wake.wait()
+            await asyncio.sleep(0.02)  # gather the ids of one transaction
+            self._events_wake.clear()
+            ids, self._pending_events = self._pending_events, []
+            if not ids or self.pool is None:
+                continue
+            try:
+                async with self.pool.acquire(timeout=5) as conn:
+                    rows = await conn.fetch(
+                        "SELECT e.record, a.jurisdiction, a.person_id FROM alert_events e"
+                        " JOIN alerts a USING (alert_id) WHERE e.id = ANY($1::bigint[])"
+                        " ORDER BY e.id", ids)
+            except Exception as exc:  # database away: these ids are lost to the feed only
+                log.warning("live feed fetch failed: %s", exc)
+                continue
+            for r in rows:
+                self.hub.publish(r["record"], r["jurisdiction"])
+            await self._push_risk({r["person_id"] for r in rows if r["person_id"]})
 
     # ---------------------------------------------------------------- retention
 

@@ -9,10 +9,11 @@ from alerts_testkit import record
 
 
 async def _next_event(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The next acknowledgement record on the feed (other messages are skipped)."""
     try:
         while True:
             msg = await ws.receive_json(timeout=timeout)
-            if "event" in msg:
+            if msg.get("event") == "acknowledged":
                 return msg
     except (TimeoutError, TypeError):
         return None
@@ -51,3 +52,30 @@ async def test_live_feed_auth_and_scope(make_api: Any) -> None:
     assert await _next_event(ws_other, timeout=1.0) is None
     for ws in (ws_county, ws_other):
         await ws.close()
+
+
+async def test_live_feed_hears_events_written_by_another_process(make_api: Any) -> None:
+    """A record written through a second service (another replica) reaches this one's clients."""
+    from alerts.service import Service, ServiceOptions
+    from alerts.store import Principal
+    from alerts.workflow import acknowledge
+
+    api = await make_api()
+    token = await api.user("county", "viewer", "320102")
+    await api.apply(record(alert_id="A-1", jurisdiction="320102"))
+    ws = await api.client.ws_connect("/api/live")
+    await ws.send_json({"token": token})
+    assert (await ws.receive_json(timeout=3))["type"] == "hello"
+    other = Service(api.service.settings, clock=api.clock,
+                    options=ServiceOptions(run_escalator=False, run_retention=False))
+    await other.start()
+    try:
+        assert other.pool is not None
+        async with other.pool.acquire() as conn:
+            await acknowledge(conn, Principal(99, "replica-op", "operator", "32"), "A-1",
+                              api.clock(), "10.1.1.1")
+    finally:
+        await other.stop()
+    got = await _next_event(ws)
+    assert got is not None and got["operator"] == "replica-op"
+    await ws.close()
