@@ -249,6 +249,7 @@ class Service:
         """
         from alerts import store
         from alerts.db import utc
+        from alerts.errors import BadRequestError
         from geofence.errors import ValidationError
         from geofence.model import parse_order
 
@@ -290,12 +291,16 @@ class Service:
                         zone_id = key or str((body or {}).get("id") or "")
                         if not zone_id:
                             raise ValidationError("missing_field", "a zone needs a key or an id")
+                        if body is not None:
+                            from alerts.api import validate_feature
+
+                            validate_feature(zone_id, body)
                         props = (body or {}).get("properties") or {}
                         jur = str(props.get("jurisdiction") or "") if isinstance(props, dict) else ""
                         current = await store.zone_jurisdiction(conn, zone_id)
                         await store.save_zone(conn, zone_id, body, jur or current or "", now,
                                               "kafka")
-                except (msgspec.DecodeError, ValidationError) as exc:
+                except (msgspec.DecodeError, ValidationError, BadRequestError) as exc:
                     bad.append((r, str(exc)))
         for r, why in bad:
             await self.dead_letter(r, "invalid_control_record", why)

@@ -305,7 +305,12 @@
     ws.onopen = () => ws.send(JSON.stringify({ token: state.token }));
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      if (msg.type === "hello") { setLive(true); state.wsDelay = 500; return; }
+      if (msg.type === "hello") {
+        setLive(true); state.wsDelay = 500;
+        // after a reconnect, reload what may have happened while the feed was down
+        if (state.fedOnce) { loadAlerts(); loadPersons(); scheduleCounts(); }
+        state.fedOnce = true; return;
+      }
       if (msg.type === "error") { setLive(false); return; }
       if (msg.type === "risk") {
         const p = state.persons.get(msg.person_id) || { person_id: msg.person_id, jurisdiction: msg.jurisdiction, position: null };

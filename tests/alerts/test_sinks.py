@@ -235,13 +235,16 @@ async def test_control_topics_feed_orders_and_zones(make_api: Any, kafka_bootstr
     opts = api.service.options
     order = {"person_id": "P-5", "devices": ["WB-5"], "jurisdiction": "320102",
              "rules": [{"id": "r5", "type": "signal_loss", "after_s": 900}]}
-    zone = {"type": "Feature", "id": "Z-5", "properties": {"jurisdiction": "320102"},
+    zone = {"type": "Feature", "id": "Z-5", "properties": {"jurisdiction": "320102", "radius_m": 80},
             "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}
+    bad_zone = {"type": "Feature", "id": "Z-6", "properties": {},
+                "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}  # no radius_m
     await produce(kafka_bootstrap, opts.orders_topic,
                   [json.dumps(order).encode(), json.dumps(order).encode(),
                    json.dumps({"person_id": "P-6", "devices": [], "jurisdiction": "x"}).encode()],
                   ["P-5", "P-5", "P-6"])
-    await produce(kafka_bootstrap, opts.zones_topic, [json.dumps(zone).encode()], ["Z-5"])
+    await produce(kafka_bootstrap, opts.zones_topic,
+                  [json.dumps(zone).encode(), json.dumps(bad_zone).encode()], ["Z-5", "Z-6"])
 
     async def stored() -> Any:
         async with api.pool.acquire() as conn:
@@ -270,6 +273,7 @@ async def test_control_topics_feed_orders_and_zones(make_api: Any, kafka_bootstr
     async with api.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM orders WHERE person_id = 'P-6'") == 0
         assert await conn.fetchval("SELECT jurisdiction FROM persons WHERE person_id = 'P-5'") == "320102"
+        assert [r["zone_id"] for r in await conn.fetch("SELECT zone_id FROM zones")] == ["Z-5"]
 
 
 async def _len_is(fetch: Any, n: int) -> Any:
