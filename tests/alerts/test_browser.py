@@ -86,6 +86,13 @@ async def test_dashboard_live_alert_and_acknowledge(make_api: Any, kafka_bootstr
             await page.wait_for_selector('#persons li[data-person-id="P-7"] .badge.red', timeout=3000)
             assert await page.locator("#zones path").count() == 1
             assert await page.locator("#alert-marks circle").count() == 1
+            # the jurisdiction counts follow live: one open red alert, one red person in 320102
+            await page.wait_for_function(
+                """() => { const r = document.querySelector('#counts tr[data-code="320102"]');
+                           if (!r) return false;
+                           const m = r.querySelectorAll('.mini.red');
+                           return m.length === 2 && m[0].textContent === '1'
+                                  && m[1].textContent === '1'; }""", timeout=3000)
             await page.click('#persons li[data-person-id="P-7"]')
             await page.wait_for_selector("#timeline:not([hidden]) li.alert-ev")
             shot = tmp_path / "dashboard.png"
