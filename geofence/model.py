@@ -564,7 +564,7 @@ def parse_orders(text: str | bytes) -> list[Order]:
 # --------------------------------------------------------------------------- alerts
 
 
-class Alert(msgspec.Struct, omit_defaults=False):
+class Alert(msgspec.Struct, omit_defaults=False, gc=False):
     """One alert episode as published and stored (see docs/contract.md)."""
 
     alert_id: str
@@ -584,9 +584,10 @@ class Alert(msgspec.Struct, omit_defaults=False):
     evidence: Union[str, None] = None
     updated_at: Union[str, None] = None
     reason: Union[str, None] = None
+    camera_id: Union[str, None] = None
 
 
-class AlertRecord(msgspec.Struct):
+class AlertRecord(msgspec.Struct, gc=False):
     """A lifecycle record on ``wardstream.alerts``, keyed by ``alert.alert_id``."""
 
     event: Literal["opened", "updated", "cleared", "acknowledged", "resolved", "escalated"]

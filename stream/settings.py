@@ -62,6 +62,22 @@ CATALOGUE: tuple[Key, ...] = (
     Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
         secret=True),
     Key("log_level", str, "INFO", "Python logging level."),
+    Key("gateway_secret", str, "", "Key of the gateway's JT/T 808 authentication codes (HMAC);"
+        " unset: random per start, so terminals must register again after a restart.",
+        secret=True),
+    Key("alerts_retention_h", int, 24 * 30, "Retention of wardstream.alerts in hours."),
+    Key("worker_group", str, "wardstream-worker", "Consumer group of the stream workers."),
+    Key("snapshot_interval_s", float, 10.0, "Seconds between state snapshots of a partition"
+        " (offsets are committed only up to a snapshot)."),
+    Key("idle_watermark_s", float, 10.0, "Wall-clock guard: a caught-up partition silent this"
+        " long advances its watermark to now - lateness - this; 0 disables."),
+    Key("session_timeout_ms", int, 10_000, "Kafka consumer-group session timeout of a worker."),
+    Key("pursuit_interval_s", int, 15, "Report interval requested from a device while its"
+        " person has an open geofence alert (wardstream.commands)."),
+    Key("normal_interval_s", int, 60, "Report interval restored when the episode clears."),
+    Key("gc_freeze", bool, True, "Worker: move long-lived state out of the garbage"
+        " collector's scans (gc.freeze) after restores and snapshots; avoids multi-second"
+        " full-collection pauses with large caseloads."),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -117,6 +133,15 @@ class Settings:
     gateway_metrics_port: int = 9108
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     log_level: str = "INFO"
+    gateway_secret: str = ""
+    alerts_retention_h: int = 24 * 30
+    worker_group: str = "wardstream-worker"
+    snapshot_interval_s: float = 10.0
+    idle_watermark_s: float = 10.0
+    session_timeout_ms: int = 10_000
+    pursuit_interval_s: int = 15
+    normal_interval_s: int = 60
+    gc_freeze: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

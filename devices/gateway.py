@@ -1,0 +1,304 @@
+"""The gateway service: servers, MQTT subscriber, downlink and control consumers.
+
+A mode-style service with explicit :meth:`Gateway.start` / :meth:`Gateway.stop`;
+its children (TCP servers, the OsmAnd HTTP site, the MQTT subscriber, the
+``wardstream.commands`` and ``wardstream.orders`` consumers, the idle
+sweeper) start and stop with it, and stop flushes the publisher so nothing
+acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from devices.errors import GatewayConfigError
+from devices.metrics import GatewayMetrics
+from devices.publisher import (
+    COMMANDS_TOPIC,
+    DEADLETTER_TOPIC,
+    ORDERS_TOPIC,
+    TELEMETRY_TOPIC,
+    Publisher,
+    ensure_topics,
+)
+from devices.registry import Registry
+from devices.servers import TCP_PROTOCOLS, Hub, ServerConfig, osmand_app, start_tcp, telemetry_key
+from devices.wire import encode_one
+from geofence.errors import OrderError
+from geofence.model import Order, TelemetryDecoder, VideoHit, parse_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayConfig:
+    """Everything ``wardstream gateway`` needs."""
+
+    kafka: str
+    orders: list[Order] = field(default_factory=list)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    osmand_port: int | None = None
+    mqtt_url: str | None = None
+    mqtt_topic: str = "wardstream/telemetry/#"
+    metrics_port: int | None = None
+    secret: bytes = b""
+    telemetry_topic: str = TELEMETRY_TOPIC
+    deadletter_topic: str = DEADLETTER_TOPIC
+    commands_topic: str = COMMANDS_TOPIC
+    orders_topic: str = ORDERS_TOPIC
+    follow_orders: bool = True
+    max_queue: int = 20_000
+    linger_ms: float = 5.0
+    max_envelope: int = 500
+    topic_partitions: int = 12
+    envelope_by: str = "key"
+    extra_devices: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Gateway:
+    """Device gateway: tracker protocols in, canonical telemetry to Kafka."""
+
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> None:
+        if not config.kafka:
+            raise GatewayConfigError("no Kafka bootstrap (set WARDSTREAM_KAFKA or --kafka)")
+        self.config = config
+        self.metrics = metrics or GatewayMetrics()
+        secret = config.secret
+        if not secret:
+            secret = secrets.token_bytes(32)
+            log.warning("no gateway secret configured: JT/T 808 auth codes change on restart "
+                        "(set WARDSTREAM_GATEWAY_SECRET)")
+        self.registry = Registry(config.orders, secret, config.extra_devices)
+        self.publisher = Publisher(
+            config.kafka, topic=config.telemetry_topic, deadletter_topic=config.deadletter_topic,
+            max_queue=config.max_queue, linger_ms=config.linger_ms,
+            max_envelope=config.max_envelope, metrics=self.metrics,
+            envelope_by=config.envelope_by)
+        self.hub = Hub(self.registry, self.publisher, self.metrics, config.server)
+        self.servers: dict[str, asyncio.Server] = {}
+        self.ports: dict[str, int] = {}
+        self._runner: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server: Any = None
+        self.mqtt_connected = asyncio.Event()
+        self.commands_ready = asyncio.Event()
+        self.orders_ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Create topics, start the publisher and every configured server."""
+        c = self.config
+        await ensure_topics(c.kafka, {c.telemetry_topic: c.topic_partitions,
+                                      c.deadletter_topic: 1, c.commands_topic: 1,
+                                      c.orders_topic: 1})
+        await self.publisher.start()
+        for proto in TCP_PROTOCOLS:
+            port = c.server.ports.get(proto)
+            if port is None:
+                continue
+            server = await start_tcp(self.hub, proto, port)
+            self.servers[proto] = server
+            self.ports[proto] = server.sockets[0].getsockname()[1]
+        if c.osmand_port is not None:
+            from aiohttp import web
+
+            app = osmand_app(self.hub)
+            self._runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, c.server.host, c.osmand_port)
+            await site.start()
+            self.ports["osmand"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if c.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            try:
+                self._metrics_server, _ = start_http_server(c.metrics_port,
+                                                            registry=self.metrics.registry)
+            except OSError as exc:  # a busy port must not keep devices out
+                log.error("metrics port %d unavailable (%s); serving metrics on a free port",
+                          c.metrics_port, exc)
+                self._metrics_server, _ = start_http_server(0, registry=self.metrics.registry)
+            self.ports["metrics"] = self._metrics_server.server_port
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._sweep(), name="idle-sweeper"))
+        self._tasks.append(loop.create_task(self._supervise("commands", self._commands),
+                                            name="commands"))
+        if c.follow_orders:
+            self._tasks.append(loop.create_task(self._supervise("orders", self._orders),
+                                                name="orders"))
+        if c.mqtt_url:
+            self._tasks.append(loop.create_task(self._mqtt(), name="mqtt"))
+
+    async def stop(self) -> None:
+        """Stop accepting, close connections, flush Kafka."""
+        for server in self.servers.values():
+            server.close()
+        for conn in list(self.hub.connections):
+            conn.close("shutdown")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.publisher.stop()
+        self.hub.flush_metrics()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+
+    # -- children
+    async def _supervise(self, name: str, child: Callable[[], Awaitable[None]]) -> None:
+        """Run a consumer child; restart it with backoff if it fails (never silently)."""
+        backoff = 1.0
+        while True:
+            try:
+                await child()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gateway %s consumer failed; restarting in %.0f s", name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _sweep(self) -> None:
+        period = max(0.2, min(5.0, self.config.server.idle_timeout_s / 4))
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, period))
+            self.hub.flush_metrics()
+            if time.monotonic() - last >= period:
+                last = time.monotonic()
+                self.hub.sweep_idle()
+
+    async def _consumer(self, topic: str, from_start: bool) -> AIOKafkaConsumer:
+        """A group-less consumer of every partition of ``topic`` (each gateway sees all)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.config.kafka, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(parts or {0})]
+        consumer.assign(tps)
+        if from_start:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        return consumer
+
+    async def _commands(self) -> None:
+        """Deliver ``wardstream.commands`` requests to connected devices."""
+        consumer = await self._consumer(self.config.commands_topic, from_start=False)
+        self.commands_ready.set()
+        try:
+            async for record in consumer:
+                try:
+                    cmd = json.loads(record.value or b"null")
+                    dev, command = str(cmd["device_id"]), str(cmd["command"])
+                    if command not in ("pursuit", "normal"):
+                        raise ValueError(f"unknown command {command!r}")
+                    interval = int(cmd.get("interval_s") or (15 if command == "pursuit" else 60))
+                    if interval <= 0:
+                        raise ValueError(f"interval_s {interval} is not positive")
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.metrics.commands.labels("invalid").inc()
+                    self.hub.dead("invalid_command", str(exc),
+                                  (record.value or b"")[:4096].decode("utf-8", "replace"),
+                                  f"commands:{record.partition}@{record.offset}", None)
+                    continue
+                result = self.hub.deliver(dev, command, interval)
+                log.info("command %s (%d s) for %s: %s", command, interval, dev, result)
+        finally:
+            await consumer.stop()
+
+    async def _orders(self) -> None:
+        """Follow ``wardstream.orders`` (key person_id, value order or tombstone)."""
+        consumer = await self._consumer(self.config.orders_topic, from_start=True)
+        self.orders_ready.set()
+        try:
+            async for record in consumer:
+                person = (record.key or b"").decode()
+                if record.value is None:
+                    self.registry.remove_person(person)
+                    continue
+                try:
+                    self.registry.upsert_order(parse_order(json.loads(record.value)))
+                except (OrderError, ValueError) as exc:
+                    self.hub.dead(getattr(exc, "reason", "invalid_order"), str(exc),
+                                  record.value[:4096].decode("utf-8", "replace"),
+                                  f"orders:{record.partition}@{record.offset}", person or None)
+        finally:
+            await consumer.stop()
+
+    async def _mqtt(self) -> None:
+        """Subscribe to canonical JSON on MQTT and publish it like any device frame."""
+        import aiomqtt
+
+        url = urlsplit(self.config.mqtt_url or "")
+        host, port = url.hostname or "127.0.0.1", url.port or 1883
+        decoder = TelemetryDecoder()
+        backoff = 0.5
+        while True:
+            try:
+                async with aiomqtt.Client(hostname=host, port=port, username=url.username,
+                                          password=url.password,
+                                          identifier=f"wardstream-gw-{uuid.uuid4().hex[:8]}"
+                                          ) as client:
+                    await client.subscribe(self.config.mqtt_topic, qos=1)
+                    self.mqtt_connected.set()
+                    backoff = 0.5
+                    async for message in client.messages:
+                        await self._mqtt_message(decoder, str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                self.mqtt_connected.clear()
+                log.warning("MQTT %s:%d: %s; retrying in %.1f s", host, port, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _mqtt_message(self, decoder: TelemetryDecoder, topic: str, payload: Any) -> None:
+        received = time.monotonic()
+        raw = payload if isinstance(payload, (bytes, bytearray)) else str(payload).encode()
+        m = self.metrics
+        m.bytes.labels("mqtt", "in").inc(len(raw))
+        source = f"mqtt:{topic}"
+        batch = decoder.decode(bytes(raw))
+        for r in batch.rejected:
+            m.frames.labels("mqtt", r.reason).inc()
+            self.hub.dead(r.reason, r.detail, r.raw, source if r.index < 0 else f"{source}[{r.index}]",
+                          None)
+        now = int(time.time() * 1000)
+        groups: dict[str, list[Any]] = {}
+        for msg in batch.messages:
+            if not isinstance(msg, VideoHit) and not self.registry.is_accepted(msg.device_id, now):
+                m.frames.labels("mqtt", "unknown_device").inc()
+                self.hub.dead("unknown_device", f"mqtt device {msg.device_id!r} is named by no "
+                              "active order", encode_one(msg).decode(), source, msg.device_id)
+                continue
+            groups.setdefault(telemetry_key(self.registry, msg), []).append(msg)
+        if not groups:
+            return
+        await self.publisher.wait_space()
+        futs = [self.publisher.submit(key, msgs, received) for key, msgs in groups.items()]
+        results = await asyncio.gather(*futs, return_exceptions=True)
+        failed = sum(1 for r in results if isinstance(r, BaseException))
+        m.frames.labels("mqtt", "ok" if not failed else "publish_failed").inc()

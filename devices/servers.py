@@ -1,0 +1,392 @@
+"""The gateway's network edge: TCP servers, the OsmAnd HTTP endpoint, downlink.
+
+Each TCP protocol (jt808, watch, gt06, h02) runs an asyncio server whose
+connections feed a framer (:mod:`devices.framing`) and a protocol session
+(:mod:`devices.sessions`). Robustness rules, the same for every protocol:
+
+- frames split across reads, several per read and garbage between frames
+  are handled by the framer; frames larger than ``max_frame`` are dropped;
+- a connection is closed after ``max_bad_frames`` consecutive bad frames
+  (garbage, checksum failures, malformed frames) or refused frames (unknown
+  device, not authenticated, wrong auth code), and after ``idle_timeout_s``
+  without a byte;
+- no input can raise out of a connection handler: decoder gaps become
+  ``malformed`` frames;
+- replies that acknowledge telemetry are written only after Kafka accepted
+  it, in frame order;
+- when the publisher's queue is full the connection stops reading
+  (``pause_reading``) until it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from devices import framing, osmand
+from devices.errors import FrameError
+from devices.metrics import GatewayMetrics
+from devices.publisher import Publisher
+from devices.registry import Registry
+from devices.sessions import (
+    Gt06Session,
+    H02Session,
+    Jt808Session,
+    Outcome,
+    Session,
+    WatchSession,
+)
+from devices.wire import encode_one
+from geofence.model import DeadLetter, Telemetry, format_ts
+
+log = logging.getLogger(__name__)
+
+TCP_PROTOCOLS = ("jt808", "watch", "gt06", "h02")
+REFUSED = frozenset({"unknown_device", "not_authenticated", "auth_failed"})
+
+
+@dataclass
+class ServerConfig:
+    """Limits shared by the servers."""
+
+    host: str = "0.0.0.0"
+    max_frame: int = framing.DEFAULT_MAX_FRAME
+    max_bad_frames: int = 10
+    idle_timeout_s: float = 300.0
+    jt808_tz_offset_h: float = 8.0
+    watch_tz_offset_h: float = 0.0
+    max_future_ms: int = 24 * 3600 * 1000
+    ports: dict[str, int] = field(default_factory=dict)
+    reuse_port: bool = False
+    """SO_REUSEPORT: several gateway processes share the device ports (Linux)."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Hub:
+    """What every connection shares: registry, publisher, metrics, live devices."""
+
+    def __init__(self, registry: Registry, publisher: Publisher, metrics: GatewayMetrics,
+                 config: ServerConfig) -> None:
+        self.registry = registry
+        self.publisher = publisher
+        self.metrics = metrics
+        self.config = config
+        self.by_device: dict[str, DeviceConnection] = {}
+        self.connections: set[DeviceConnection] = set()
+        # hot-path tallies, folded into Prometheus by flush_metrics() (about once a second)
+        self.tally: dict[str, list[int]] = {p: [0, 0, 0] for p in TCP_PROTOCOLS}
+
+    def flush_metrics(self) -> None:
+        """Fold the hot-path tallies (bytes in, frames ok, bytes out) into Prometheus."""
+        m = self.metrics
+        m.queue_depth.set(self.publisher.depth)
+        for proto, t in self.tally.items():
+            bytes_in, frames_ok, bytes_out = t
+            if bytes_in:
+                m.bytes.labels(proto, "in").inc(bytes_in)
+            if frames_ok:
+                m.frames.labels(proto, "ok").inc(frames_ok)
+            if bytes_out:
+                m.bytes.labels(proto, "out").inc(bytes_out)
+            t[0] = t[1] = t[2] = 0
+
+    def session_for(self, protocol: str) -> Session:
+        """A fresh session for a new connection."""
+        c = self.config
+        if protocol == "jt808":
+            return Jt808Session(self.registry, tz_offset_h=c.jt808_tz_offset_h,
+                                max_future_ms=c.max_future_ms)
+        if protocol == "watch":
+            return WatchSession(self.registry, tz_offset_h=c.watch_tz_offset_h,
+                                max_future_ms=c.max_future_ms)
+        if protocol == "gt06":
+            return Gt06Session(self.registry, max_future_ms=c.max_future_ms)
+        if protocol == "h02":
+            return H02Session(self.registry, max_future_ms=c.max_future_ms)
+        raise ValueError(f"unknown protocol {protocol!r}")
+
+    def framer_for(self, protocol: str) -> framing.Framer:
+        """A fresh framer for a new connection."""
+        m = self.config.max_frame
+        if protocol == "jt808":
+            return framing.FlagFramer(0x7E, m)
+        if protocol == "watch":
+            return framing.StartEndFramer(b"[", b"]", m)
+        if protocol == "gt06":
+            return framing.Gt06Framer(m)
+        if protocol == "h02":
+            return framing.StartEndFramer(b"*", b"#", m)
+        raise ValueError(f"unknown protocol {protocol!r}")
+
+    def dead(self, reason: str, detail: str, raw: str, source: str, key: str | None) -> None:
+        """Send a dead letter."""
+        self.publisher.dead_letter(
+            DeadLetter(reason=reason, raw=raw, source=source, detail=detail,
+                       at=format_ts(_now_ms())), key)
+
+    def deliver(self, device_id: str, command: str, interval_s: int) -> str:
+        """Send a pursuit/normal command to a connected device; returns the result label."""
+        conn = self.by_device.get(device_id)
+        if conn is None:
+            result = "not_connected"
+        else:
+            data = conn.session.command(command, interval_s)
+            if data is None:
+                result = "unsupported"
+            else:
+                conn.write(data)
+                result = "delivered"
+        self.metrics.commands.labels(result).inc()
+        return result
+
+    def sweep_idle(self) -> int:
+        """Close connections idle for longer than the timeout; returns how many."""
+        limit = time.monotonic() - self.config.idle_timeout_s
+        stale = [c for c in self.connections if c.last_seen < limit]
+        for conn in stale:
+            conn.close("idle")
+        return len(stale)
+
+
+class DeviceConnection(asyncio.Protocol):
+    """One device's TCP connection."""
+
+    def __init__(self, hub: Hub, protocol: str) -> None:
+        self.hub = hub
+        self.protocol = protocol
+        self.session = hub.session_for(protocol)
+        self.framer = hub.framer_for(protocol)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.last_seen = time.monotonic()
+        self.bad_in_a_row = 0
+        self.closed = False
+        self.paused = False
+        # replies in frame order; a slot is [state, replies], state 0 = waiting for Kafka,
+        # 1 = send, 2 = Kafka refused (send nothing: the device will resend)
+        self._replies: collections.deque[list[Any]] = collections.deque()
+        self._tally = hub.tally[protocol]
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.hub.connections.add(self)
+        self.hub.metrics.connections.labels(self.protocol).inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.metrics.connections_closed.labels(self.protocol, "peer").inc()
+        self.hub.connections.discard(self)
+        self.hub.metrics.connections.labels(self.protocol).dec()
+        dev = self.session.device_id
+        if dev is not None and self.hub.by_device.get(dev) is self:
+            del self.hub.by_device[dev]
+        if self.paused:
+            self.hub.metrics.paused.dec()
+            self.paused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        received = time.monotonic()
+        self.last_seen = received
+        self._tally[0] += len(data)
+        frames, errors = self.framer.feed(data)
+        for err in errors:
+            self._bad(err, None)
+            if self.closed:
+                return
+        now = _now_ms()
+        for frame in frames:
+            try:
+                out = self.session.on_frame(frame, now)
+            except Exception as exc:  # a bug must not take the server down
+                log.exception("%s session failed on a frame from %s", self.protocol, self.peer)
+                out = Outcome(result="malformed", error=FrameError("malformed", repr(exc)))
+            self._handle(out, frame, received)
+            if self.closed:
+                return
+        if self.hub.publisher.full and not self.paused and self.transport is not None:
+            self.paused = True
+            self.hub.metrics.paused.inc()
+            self.hub.metrics.pauses.inc()
+            self.transport.pause_reading()
+            self.hub.publisher.add_waiter(self.resume)
+
+    # -- helpers
+    def resume(self) -> None:
+        """Resume reading after backpressure."""
+        if self.paused and not self.closed and self.transport is not None:
+            self.paused = False
+            self.hub.metrics.paused.dec()
+            self.transport.resume_reading()
+
+    def _source(self) -> str:
+        return f"{self.protocol}:{self.peer}"
+
+    def _bad(self, err: FrameError, frame: bytes | None) -> None:
+        self.hub.metrics.frames.labels(self.protocol, err.reason).inc()
+        self.bad_in_a_row += 1
+        if frame is None:  # garbage and framing errors: dead-letter a sample
+            self.hub.dead(err.reason, err.detail, "", self._source(), None)
+        if self.bad_in_a_row >= self.hub.config.max_bad_frames:
+            log.info("closing %s connection %s after %d bad frames", self.protocol, self.peer,
+                     self.bad_in_a_row)
+            self.close("bad_frames")
+
+    def _handle(self, out: Outcome, frame: bytes, received: float) -> None:
+        hub = self.hub
+        dev = out.device_id or self.session.device_id
+        for d in out.dead:
+            hub.dead(d.reason, d.detail, d.raw, self._source(), dev)
+        if out.error is not None:
+            self._bad(out.error, frame)
+            return
+        if out.result == "ok":
+            self._tally[1] += 1
+            self.bad_in_a_row = 0
+        else:
+            hub.metrics.frames.labels(self.protocol, out.result).inc()
+            if out.result in REFUSED:
+                # a refused device that keeps sending is closed like a garbage source,
+                # which also bounds the dead letters one connection can cause
+                self.bad_in_a_row += 1
+                if self.bad_in_a_row >= hub.config.max_bad_frames:
+                    self.write(b"".join(out.replies))
+                    self.close("refused")
+                    return
+            else:
+                self.bad_in_a_row = 0
+        if out.device_id is not None and hub.by_device.get(out.device_id) is not self:
+            old = hub.by_device.get(out.device_id)
+            hub.by_device[out.device_id] = self
+            if old is not None:
+                old.close("replaced")
+        if out.telemetry:
+            slot: list[Any] = [0, out.replies]
+            self._replies.append(slot)
+            key = telemetry_key(hub.registry, out.telemetry[0])
+            hub.publisher.submit_cb(key, out.telemetry, functools.partial(self._acked, slot),
+                                    received)
+        elif out.replies:
+            if self._replies:
+                self._replies.append([1, out.replies])
+            else:
+                self.write(b"".join(out.replies))
+
+    def _acked(self, slot: list[Any], exc: BaseException | None) -> None:
+        if exc is None:
+            slot[0] = 1
+        else:
+            slot[0] = 2
+            log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
+                        self.protocol, self.peer)
+        q = self._replies
+        if q[0] is not slot and q[0][0] == 0:
+            return  # an earlier frame still waits for Kafka
+        out: list[bytes] = []
+        while q and q[0][0]:
+            state, replies = q.popleft()
+            if state == 1:
+                out.extend(replies)
+        if out:
+            self.write(b"".join(out))
+
+    def write(self, data: bytes) -> None:
+        """Write to the device unless the connection is gone."""
+        if self.transport is not None and not self.closed and not self.transport.is_closing():
+            self._tally[2] += len(data)
+            self.transport.write(data)
+
+    def close(self, reason: str) -> None:
+        """Close the connection, counting why."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.metrics.connections_closed.labels(self.protocol, reason).inc()
+        if self.transport is not None:
+            self.transport.close()
+
+
+def telemetry_key(registry: Registry, msg: Telemetry) -> str:
+    """Kafka key of a canonical message."""
+    dev = getattr(msg, "device_id", None)
+    if dev is None:
+        return str(getattr(msg, "camera_id", ""))
+    return registry.key_of(dev)
+
+
+async def start_tcp(hub: Hub, protocol: str, port: int) -> asyncio.Server:
+    """Listen for ``protocol`` devices on ``port`` (0 picks a free port)."""
+    loop = asyncio.get_running_loop()
+    factory: Callable[[], DeviceConnection] = lambda: DeviceConnection(hub, protocol)  # noqa: E731
+    return await loop.create_server(factory, hub.config.host, port, backlog=4096,
+                                    reuse_address=True, reuse_port=hub.config.reuse_port or None)
+
+
+# --------------------------------------------------------------------------- OsmAnd HTTP
+
+
+def osmand_app(hub: Hub) -> object:
+    """The aiohttp application of the OsmAnd endpoint (GET query, form or JSON POST)."""
+    from aiohttp import web
+
+    metrics = hub.metrics
+
+    async def handle(request: web.Request) -> web.Response:
+        received = time.monotonic()
+        now = _now_ms()
+        raw = await request.read()
+        metrics.bytes.labels("osmand", "in").inc(len(raw) + len(request.rel_url.raw_path_qs))
+        source = f"osmand:{request.remote}"
+        try:
+            if request.method == "POST" and raw.lstrip().startswith(b"{"):
+                messages = osmand.decode_json(raw, now)
+            elif request.method == "POST" and raw:
+                messages = osmand.decode_query(raw.decode("latin-1"), now)
+            else:
+                messages = osmand.decode_query(request.rel_url.raw_path_qs, now)
+        except FrameError as exc:
+            metrics.frames.labels("osmand", exc.reason).inc()
+            hub.dead(exc.reason, exc.detail,
+                     (raw or request.rel_url.raw_path_qs.encode())[:4096].decode("latin-1"),
+                     source, None)
+            return web.Response(status=400, text=f"{exc.reason}: {exc.detail}\n")
+        accepted: list[Telemetry] = []
+        for msg in messages:
+            dev = getattr(msg, "device_id", "")
+            if hub.registry.is_accepted(dev, now):
+                accepted.append(msg)
+            else:
+                hub.dead("unknown_device", f"osmand device {dev!r} is named by no active order",
+                         encode_one(msg).decode(), source, dev)
+        if not accepted:
+            metrics.frames.labels("osmand", "unknown_device").inc()
+            return web.Response(status=403, text="unknown_device\n")
+        await hub.publisher.wait_space()
+        futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
+                for m in accepted]
+        try:
+            await asyncio.gather(*futs)
+        except Exception as exc:
+            metrics.frames.labels("osmand", "publish_failed").inc()
+            return web.Response(status=503, text=f"not stored: {exc}\n")
+        metrics.frames.labels("osmand", "ok").inc()
+        return web.Response(status=200, text="OK\n")
+
+    app = web.Application(client_max_size=64 * 1024)
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    app.router.add_route("POST", "/{tail:.*}", handle)
+    return app

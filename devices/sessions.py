@@ -1,0 +1,296 @@
+"""Per-connection protocol state machines (pure: frames in, outcomes out).
+
+A session turns each frame of one connection into an :class:`Outcome`: the
+canonical telemetry to publish, the replies to send *after* Kafka accepted
+that telemetry (or at once when there is none), dead letters, and the
+device the connection now speaks for. The servers own the sockets; the
+sessions own the protocol rules:
+
+- JT/T 808: a terminal registers (0x0100 -> 0x8100 with an auth code, or
+  result 4 "no such terminal" for a device no active order names), then
+  authenticates (0x0102 -> 0x8001). Location, batch and heartbeat messages
+  before authentication are refused (0x8001 result 1) and dead-lettered as
+  ``not_authenticated``.
+- GT06: data before a login is dead-lettered (``not_authenticated``); an
+  unknown device's login gets no acknowledgement.
+- watch, H02: every frame names its device; unknown devices get no reply.
+
+Every frame from a device that no active order names is dead-lettered with
+reason ``unknown_device`` (its decoded telemetry as the raw text, so it can
+be replayed once an order exists) and never reaches the telemetry topic.
+Telemetry more than ``max_future_ms`` ahead of the receive time is
+dead-lettered as ``future_timestamp``, as the stream worker would.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from devices import gt06, h02, jt808, watch
+from devices.codec import xor8
+from devices.errors import FrameError
+from devices.registry import Registry
+from devices.wire import encode_messages, encode_one
+from geofence.model import Telemetry, format_ts
+
+
+@dataclass(slots=True)
+class DeadEntry:
+    """A dead letter produced by a frame."""
+
+    reason: str
+    detail: str
+    raw: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the server must do with one frame."""
+
+    result: str = "ok"
+    """Metric label: ``ok``, ``unknown_device``, ``not_authenticated``, ``auth_failed``,
+    ``unsupported``, ``ignored`` or a frame-error reason."""
+    telemetry: list[Telemetry] = field(default_factory=list)
+    replies: list[bytes] = field(default_factory=list)
+    dead: list[DeadEntry] = field(default_factory=list)
+    error: FrameError | None = None
+    device_id: str | None = None
+
+    @property
+    def bad(self) -> bool:
+        """A frame that counts towards closing the connection."""
+        return self.error is not None
+
+
+def _raw_text(frame: bytes, text: bool) -> str:
+    return frame[:4096].decode("latin-1") if text else frame[:2048].hex()
+
+
+class Session:
+    """Base class: shared screening of telemetry."""
+
+    protocol = "base"
+    text = False
+
+    def __init__(self, registry: Registry, *, max_future_ms: int = 24 * 3600 * 1000) -> None:
+        self.registry = registry
+        self.max_future_ms = max_future_ms
+        self.device_id: str | None = None
+
+    def on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        """Handle one complete frame; never raises for bad input."""
+        try:
+            return self._on_frame(frame, now_ms)
+        except FrameError as exc:
+            return Outcome(result=exc.reason, error=exc, dead=[
+                DeadEntry(exc.reason, exc.detail, _raw_text(frame, self.text))])
+        except (ValueError, IndexError, KeyError, UnicodeError) as exc:  # decoder gap: never fatal
+            err = FrameError("malformed", f"{type(exc).__name__}: {exc}")
+            return Outcome(result="malformed", error=err, dead=[
+                DeadEntry("malformed", err.detail, _raw_text(frame, self.text))])
+
+    def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def command(self, command: str, interval_s: int) -> bytes | None:
+        """Downlink bytes asking the device to report every ``interval_s`` s (None: unsupported)."""
+        return None
+
+    def _unknown(self, out: Outcome, device_id: str, frame: bytes,
+                 telemetry: list[Telemetry]) -> Outcome:
+        raw = encode_messages(telemetry).decode() if telemetry else _raw_text(frame, self.text)
+        out.result = "unknown_device"
+        out.dead.append(DeadEntry(
+            "unknown_device", f"{self.protocol} device {device_id!r} is named by no active order",
+            raw))
+        return out
+
+    def _screen(self, out: Outcome, telemetry: list[Telemetry], now_ms: int) -> None:
+        limit = now_ms + self.max_future_ms
+        for msg in telemetry:
+            if msg.ts > limit:
+                out.dead.append(DeadEntry(
+                    "future_timestamp", f"`ts` {format_ts(msg.ts)} is more than "
+                    f"{self.max_future_ms // 3_600_000} h ahead of the receive time",
+                    encode_one(msg).decode()))
+            else:
+                out.telemetry.append(msg)
+
+
+class Jt808Session(Session):
+    """JT/T 808 terminal session: register, authenticate, report."""
+
+    protocol = "jt808"
+
+    def __init__(self, registry: Registry, *, tz_offset_h: float = jt808.DEFAULT_TZ_OFFSET_H,
+                 alarm_map: Mapping[int, str] = jt808.ALARM_EVENTS, **kw: int) -> None:
+        super().__init__(registry, **kw)
+        self.tz_offset_h = tz_offset_h
+        self.alarm_map = alarm_map
+        self.phone = ""
+        self.version = 2013
+        self._serial = 0
+        self._heads: dict[tuple[str, int], bytes] = {}
+
+    def _next_serial(self) -> int:
+        self._serial = (self._serial + 1) & 0xFFFF
+        return self._serial
+
+    def _resp(self, h: jt808.Header, result: int) -> bytes:
+        """0x8001 for ``h`` (the header prefix is cached: this runs once per report)."""
+        key = (h.phone, h.version)
+        head = self._heads.get(key)
+        if head is None:
+            head = jt808.response_head(h.phone, h.version)
+            self._heads[key] = head
+        content = head + struct.pack(">HHHB", self._next_serial(), h.serial, h.msg_id, result)
+        return b"\x7e" + jt808.escape(content + bytes((xor8(content),))) + b"\x7e"
+
+    def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
+                         alarm_map=self.alarm_map)
+        h = d.message.header
+        dev = h.device_id
+        out = Outcome()
+        mid = h.msg_id
+        if mid == jt808.MSG_TERMINAL_RESPONSE:
+            return out
+        accepted = self.registry.is_accepted(dev, now_ms)
+        if mid == jt808.MSG_REGISTER:
+            if not accepted:
+                out.replies.append(jt808.encode_register_response(
+                    h.phone, self._next_serial(), h.serial, jt808.REGISTER_NO_SUCH_TERMINAL,
+                    version=h.version))
+                return self._unknown(out, dev, frame, [])
+            out.replies.append(jt808.encode_register_response(
+                h.phone, self._next_serial(), h.serial, jt808.RESULT_OK,
+                self.registry.auth_code(dev), version=h.version))
+            return out
+        if not accepted:
+            out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+            return self._unknown(out, dev, frame, d.telemetry)
+        if mid == jt808.MSG_AUTH:
+            code = jt808.decode_auth(d.message.body, h.version)
+            if self.registry.check_auth(dev, code):
+                self.device_id, self.phone, self.version = dev, h.phone, h.version
+                out.device_id = dev
+                out.replies.append(self._resp(h, jt808.RESULT_OK))
+            else:
+                out.result = "auth_failed"
+                out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+                out.dead.append(DeadEntry("auth_failed", f"jt808 device {dev!r} sent a wrong "
+                                          "authentication code", _raw_text(frame, False)))
+            return out
+        if mid == jt808.MSG_LOGOUT:
+            self.device_id = None
+            out.replies.append(self._resp(h, jt808.RESULT_OK))
+            return out
+        if mid in (jt808.MSG_LOCATION, jt808.MSG_BATCH, jt808.MSG_HEARTBEAT):
+            if self.device_id != dev:
+                out.result = "not_authenticated"
+                out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+                raw = encode_messages(d.telemetry).decode() if d.telemetry else _raw_text(frame, False)
+                out.dead.append(DeadEntry("not_authenticated", f"jt808 device {dev!r} sent "
+                                          f"0x{mid:04X} before authenticating", raw))
+                return out
+            self._screen(out, d.telemetry, now_ms)
+            for err in d.errors:
+                out.dead.append(DeadEntry(err.reason, err.detail, _raw_text(frame, False)))
+            out.replies.append(self._resp(h, jt808.RESULT_OK))
+            return out
+        out.result = "unsupported"
+        out.replies.append(self._resp(h, jt808.RESULT_UNSUPPORTED))
+        return out
+
+    def command(self, command: str, interval_s: int) -> bytes | None:
+        if self.device_id is None:
+            return None
+        return jt808.encode_report_interval(self.phone, self._next_serial(), interval_s,
+                                            version=self.version)
+
+
+class WatchSession(Session):
+    """Watch-protocol session."""
+
+    protocol = "watch"
+    text = True
+
+    def __init__(self, registry: Registry, *, tz_offset_h: float = 0.0,
+                 status_map: Mapping[int, str] = watch.STATUS_EVENTS, **kw: int) -> None:
+        super().__init__(registry, **kw)
+        self.tz_offset_h = tz_offset_h
+        self.status_map = status_map
+        self.maker = "3G"
+        self.index: str | None = None
+
+    def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        d = watch.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
+                         status_map=self.status_map)
+        dev = d.frame.device_id
+        out = Outcome()
+        if not self.registry.is_accepted(dev, now_ms):
+            return self._unknown(out, dev, frame, d.telemetry)
+        self.device_id, self.maker, self.index = dev, d.frame.maker, d.frame.index
+        out.device_id = dev
+        self._screen(out, d.telemetry, now_ms)
+        if d.reply is not None:
+            out.replies.append(d.reply)
+        if not d.telemetry and d.reply is None:
+            out.result = "ignored"
+        return out
+
+    def command(self, command: str, interval_s: int) -> bytes | None:
+        if self.device_id is None:
+            return None
+        return watch.encode_upload_interval(self.maker, self.device_id, interval_s, self.index)
+
+
+class Gt06Session(Session):
+    """GT06 session: login first, then locations, alarms and status."""
+
+    protocol = "gt06"
+
+    def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        d = gt06.decode(frame)
+        out = Outcome()
+        if d.login_id is not None:
+            if not self.registry.is_accepted(d.login_id, now_ms):
+                return self._unknown(out, d.login_id, frame, [])
+            self.device_id = out.device_id = d.login_id
+            if d.reply:
+                out.replies.append(d.reply)
+            return out
+        if self.device_id is None:
+            out.result = "not_authenticated"
+            out.dead.append(DeadEntry("not_authenticated", "gt06 data before a login",
+                                      _raw_text(frame, False)))
+            return out
+        telemetry = d.telemetry(self.device_id, now_ms)
+        if not self.registry.is_accepted(self.device_id, now_ms):
+            return self._unknown(out, self.device_id, frame, telemetry)
+        self._screen(out, telemetry, now_ms)
+        if d.reply:
+            out.replies.append(d.reply)
+        if not telemetry and not d.reply:
+            out.result = "ignored"
+        return out
+
+
+class H02Session(Session):
+    """H02 text session (no replies)."""
+
+    protocol = "h02"
+    text = True
+
+    def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        d = h02.decode(frame, now_ms=now_ms)
+        out = Outcome()
+        if not self.registry.is_accepted(d.device_id, now_ms):
+            return self._unknown(out, d.device_id, frame, d.telemetry)
+        self.device_id = out.device_id = d.device_id
+        self._screen(out, d.telemetry, now_ms)
+        if not d.telemetry:
+            out.result = "ignored"
+        return out

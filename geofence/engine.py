@@ -1,0 +1,1701 @@
+"""The rules engine: telemetry in, alert lifecycle records out, in event time.
+
+One :class:`Engine` holds every supervised person's state. :meth:`Engine.process`
+takes a batch of canonical telemetry (any order, many persons), classifies all
+fixes against all of their zone rules with **one** vectorised
+:meth:`~geofence.zones.ZoneCatalogue.signed_distance_m` call, then runs each
+person's small state machines (:mod:`geofence.episodes`) in event-time order
+and returns the lifecycle records (``opened``/``updated``/``cleared``).
+
+Event time and the lateness horizon (see docs/rules.md for the full story)
+--------------------------------------------------------------------------
+Each person (and each camera) is a *lane*. A message is evaluated as soon as it
+arrives, in ``(ts, device, kind, event)`` order per lane. A message that arrives
+out of order but inside the lateness horizon (``ts >= E - lateness`` where
+``E`` is the lane's event time: the newest message of the lane or the last
+watermark given to :meth:`Engine.advance`, whichever is later) makes the lane
+*rewind*: its state is restored from a checkpoint older than the horizon, the
+sorted tail of messages is evaluated again and only the difference from what
+was already emitted is released. Corrections are ``updated`` records (an
+episode that re-opens, or changes) and ``cleared`` records with
+``reason = "retracted"`` and ``cleared_at = opened_at`` for an episode that the
+complete data shows never happened. So the *final* state of every alert id is
+a function of the sorted input only: shuffling input within the horizon gives
+the same final alerts, byte for byte, as :func:`replay_lines` shows.
+
+A message older than the horizon is *late* (a device's offline backfill). It
+is evaluated in the person's *late lane*, a second set of state machines fed
+only late data; its alerts carry ``late: true``. A late episode that overlaps
+an episode already reported by the live lane (same rule and kind, opened while
+the live one was open) is suppressed, so backfill never re-opens or doubles a
+reported episode. Late data never clears live episodes and never feeds
+signal_loss or no_contact.
+
+Everything is event time: the records carry event times only, and the same
+input gives the same records and ids.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import msgspec
+import numpy as np
+
+from geofence.episodes import Cond, alert_id, observe
+from geofence.model import (
+    Alert,
+    AlertRecord,
+    DeviceEvent,
+    Fix,
+    Order,
+    Telemetry,
+    TelemetryDecoder,
+    VideoHit,
+    format_ts,
+    parse_ts,
+)
+from geofence.rules import (
+    CURFEW,
+    DEFAULT_SEVERITY,
+    EXCLUSION,
+    FACILITY_VIDEO_EVENTS,
+    STICKY_DEVICE_RULES,
+    PersonSpec,
+    ZoneIndex,
+    compile_order,
+    contact_groups,
+)
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "ProcessResult",
+    "ReplaySummary",
+    "batch_watermark",
+    "fold_records",
+    "message_key",
+    "partition_keys",
+    "person_partition_keys",
+    "replay_lines",
+    "tune_gc",
+]
+
+Key = tuple[int, int, str, int, str]
+"""Sort key of a step: (ts, order, source, kind, event).
+
+``order`` 0 = window boundaries and order expiry (before messages of the same
+ms), 1 = messages, 2 = silence timers (signal loss, camera quiet: after).
+"""
+MIN_KEY: Key = (-1, 0, "", 0, "")
+_INF = 1 << 62
+_FAR_FUTURE_MS = 253402300799999
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings (defaults follow the contract).
+
+    Attributes
+    ----------
+    lateness_ms : int
+        Lateness horizon: out-of-order data younger than this is merged in
+        order; older data is *late* (evaluated in the late lane, ``late: true``).
+    default_dwell_s : float
+        Minimum span from the first to the confirming certain observation
+        when a rule gives no ``dwell_s``.
+    confirm_fixes : int
+        Consecutive certain violating observations needed to open.
+    contact_max_age_ms : int
+        no_contact and device_separation use fixes at most this old.
+    separation_m : float
+        A face match this far (certainly) from the wristband's fix raises
+        device_separation.
+    face_match_min_confidence : float
+        Face matches below this confidence (or without one) raise nothing.
+    streak_gap_ms : int
+        Violating observations further apart than this do not confirm each other.
+    camera_accuracy_m : float
+        Position uncertainty of a camera (video hits are "certainly inside" a
+        zone when deeper than this).
+    camera_quiet_ms : int
+        A facility video alert clears after this long without a new hit of
+        the same event from the same camera.
+    battery_clear_pct : float
+        battery_low clears on ``charging`` or a fix reporting at least this.
+    """
+
+    lateness_ms: int = 120_000
+    default_dwell_s: float = 30.0
+    confirm_fixes: int = 2
+    contact_max_age_ms: int = 120_000
+    separation_m: float = 500.0
+    face_match_min_confidence: float = 0.8
+    streak_gap_ms: int = 600_000
+    camera_accuracy_m: float = 0.0
+    camera_quiet_ms: int = 300_000
+    battery_clear_pct: float = 30.0
+
+
+@dataclass
+class ProcessResult:
+    """What :meth:`Engine.process` returns."""
+
+    records: list[AlertRecord] = field(default_factory=list)
+    unknown: list[Telemetry] = field(default_factory=list)
+    duplicates: int = 0
+    late: int = 0
+    too_late: int = 0
+    ignored: int = 0
+
+
+class Entry(msgspec.Struct, array_like=True, gc=False):
+    """One step of a lane: a message (with its zone classifications) or a probe."""
+
+    key: Key
+    msg: Union[Fix, DeviceEvent, VideoHit, None] = None
+    other: Union[str, None] = None
+    c1: Union[tuple[int, ...], None] = None
+    c2: Union[tuple[int, ...], None] = None
+    gi: int = -1  # position in the batch's geometry arrays (meaningful inside process())
+
+
+class LaneState(msgspec.Struct, gc=False):
+    """Everything the state machines of one lane know (copied for checkpoints)."""
+
+    conds: tuple[Cond, ...]
+    appr: tuple[Cond, ...]
+    cconds: tuple[Cond, ...]
+    last_msg: int = -1
+    lf_ts: int = -1
+    lf_lon: float = 0.0
+    lf_lat: float = 0.0
+    lf_acc: float = 0.0
+    sig: Union[Alert, None] = None
+    dev: dict[str, Alert] = msgspec.field(default_factory=dict)
+    cam_last: dict[str, int] = msgspec.field(default_factory=dict)
+    expired: bool = False
+    started: bool = False
+
+    def copy(self) -> LaneState:
+        """Independent copy (alerts are immutable in practice)."""
+        return LaneState(
+            tuple([c.copy() for c in self.conds]), tuple([c.copy() for c in self.appr]),
+            tuple([c.copy() for c in self.cconds]) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
+            self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
+            self.expired, self.started,
+        )
+
+    def open_alerts(self) -> list[Alert]:
+        """Alerts this state holds open."""
+        out = [c.alert for c in (*self.conds, *self.appr, *self.cconds) if c.alert is not None]
+        if self.sig is not None:
+            out.append(self.sig)
+        out.extend(self.dev.values())
+        return out
+
+
+class LogItem(msgspec.Struct, array_like=True, gc=False):
+    """A record produced by a step, tagged with the step's key."""
+
+    key: Key
+    rec: AlertRecord
+
+
+class Hist(msgspec.Struct, array_like=True, gc=False):
+    """A live episode as reported (for suppressing doubles from late data)."""
+
+    alert_id: str
+    kind: str
+    rule_id: str
+    opened: int
+    cleared: int = -1
+
+
+class Lane(msgspec.Struct, gc=False):
+    """One person's (or camera's) event-time evaluation with its rewind checkpoint."""
+
+    key: str
+    late: bool
+    state: LaneState
+    ckpt: LaneState
+    ckpt_key: Key = MIN_KEY
+    pend: Union[LaneState, None] = None
+    pend_key: Key = MIN_KEY
+    tail: list[Entry] = msgspec.field(default_factory=list)
+    log: list[LogItem] = msgspec.field(default_factory=list)
+    emitted: dict[str, Alert] = msgspec.field(default_factory=dict)
+    frontier: int = -1
+    last_key: Key = MIN_KEY
+    adv: int = -1
+    heap_at: int = _INF
+    hist: Union[list[Hist], None] = None
+    suppressed: Union[list[str], None] = None
+    # derived flags for the fast path (refreshed by Engine._schedule)
+    quiet: bool = False
+    cf_entered: bool = False
+    due: int = _INF
+    static_due: int = _INF
+
+
+class _Snapshot(msgspec.Struct):
+    version: int
+    wm: int
+    max_ts: int
+    lanes: list[Lane]
+    late_lanes: list[Lane]
+    recent: dict[str, list[tuple[int, float, float, float]]]
+
+
+def _fresh_state(spec: PersonSpec | None) -> LaneState:
+    if spec is None:
+        return LaneState((), (), ())
+    return LaneState(
+        tuple([Cond() for _ in spec.zone_rules]),
+        tuple([Cond() for _ in spec.zone_rules]),
+        tuple([Cond() for _ in spec.contact_rules]),
+    )
+
+
+def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    # scalar great-circle distance (mean radius); metres-level accuracy suffices
+    # for the 100 m - km distances of no_contact and device_separation
+    p1 = math.radians(lat1)
+    p2 = math.radians(lat2)
+    dp = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def tune_gc(gen0_threshold: int = 50_000) -> None:
+    """Garbage-collector settings for a process that hosts an :class:`Engine`.
+
+    The engine allocates many small, short-lived containers per batch and
+    keeps a large, long-lived state; CPython's default generation-0 threshold
+    (700) then runs collections so often that they cost as much as the
+    evaluation itself (measured in bench/bench_engine.py). This freezes what
+    is alive now (zones, orders: they live for the whole run) and raises the
+    generation-0 threshold. Call it once after loading, in a process you own
+    (``wardstream replay`` does; the stream worker should); a library should
+    not call it on its own.
+    """
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, g1, g2)
+
+
+def batch_watermark(messages: Sequence[Telemetry], quantile: float = 0.99) -> int:
+    """A robust event-time watermark for a batch: a high quantile of its ``ts``.
+
+    A quantile rather than the maximum, so that one device with a clock far
+    ahead cannot push every other message past the lateness horizon.
+    Returns -1 for an empty batch.
+    """
+    if not messages:
+        return -1
+    ts = np.fromiter((m.ts for m in messages), dtype=np.int64, count=len(messages))
+    if len(ts) < 20:
+        return int(ts.max())
+    return int(np.quantile(ts, quantile, method="lower"))
+
+
+class Engine:
+    """Evaluate supervision orders over telemetry, in event time.
+
+    Parameters
+    ----------
+    zones : ZoneCatalogue
+        The zone catalogue (anything with ``index_of``, ``__contains__`` and
+        a vectorised ``signed_distance_m``).
+    orders : sequence of Order
+        Parsed orders (:func:`geofence.model.parse_orders`).
+    config : EngineConfig
+        Settings.
+
+    Examples
+    --------
+    >>> from geofence.zones import ZoneCatalogue
+    >>> from geofence.model import parse_orders, Fix
+    >>> zones = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [
+    ...     {"type": "Feature", "id": "school", "properties": {"radius_m": 100},
+    ...      "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}]})
+    >>> orders = parse_orders('[{"person_id": "P-1", "devices": ["WB-1"], '
+    ...     '"jurisdiction": "320102", "rules": [{"id": "r1", "type": "exclusion", "zone": "school"}]}]')
+    >>> eng = Engine(zones, orders)
+    >>> fixes = [Fix(device_id="WB-1", ts=t, lat=32.05, lon=118.79) for t in (0, 40_000)]
+    >>> [(r.event, r.alert.kind, r.alert.opened_at) for r in eng.process(fixes).records]
+    [('opened', 'exclusion_entered', '1970-01-01T00:00:40Z')]
+    """
+
+    def __init__(
+        self, zones: ZoneIndex, orders: Sequence[Order], config: EngineConfig = EngineConfig()
+    ) -> None:
+        self._cfg = config
+        self._zones = zones
+        self._orders: dict[str, Order] = {}
+        self._specs: dict[str, PersonSpec] = {}
+        self._dev: dict[str, str] = {}
+        self._watchers: dict[str, list[str]] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._late: dict[str, Lane] = {}
+        self._recent: dict[str, list[tuple[int, float, float, float]]] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._wm = -1
+        self._max_ts = -1
+        self._csr_dirty = True
+        self._csr_of: dict[str, int] = {}
+        self._csr_start = np.zeros(0, np.int64)
+        self._csr_count = np.zeros(0, np.int64)
+        self._csr_zone = np.zeros(0, np.int64)
+        self._csr_buf = np.zeros(0, np.float64)
+        self._csr_kind = np.zeros(0, np.int8)
+        self._route: dict[str, tuple[str, int]] = {}
+        self._g_flags: list[int] = []
+        self._g_l1: list[int] = []
+        self._g_l2: list[int] = []
+        self._g_ends: list[int] = []
+        for o in orders:
+            self._install(o)
+        self._rebuild_watchers()
+
+    # ------------------------------------------------------------------ orders
+
+    def _install(self, order: Order) -> PersonSpec:
+        old = self._orders.get(order.person_id)
+        if old is not None:
+            for d in old.devices:
+                if self._dev.get(d) == order.person_id:
+                    del self._dev[d]
+        spec = compile_order(order, self._zones, self._cfg.default_dwell_s)
+        self._orders[order.person_id] = order
+        self._specs[order.person_id] = spec
+        for d in order.devices:
+            self._dev[d] = order.person_id
+        self._csr_dirty = True
+        return spec
+
+    def _rebuild_watchers(self) -> None:
+        # lanes that never take the in-place fast path: cameras (no spec) and
+        # persons with no_contact rules (each fix is a contact observation)
+        self._watchers_dirty = False
+        self._slow = {p for p, s in self._specs.items() if s.contact_rules}
+        w: dict[str, list[str]] = {}
+        for pid, spec in self._specs.items():
+            for cr in spec.contact_rules:
+                lst = w.setdefault(cr.other, [])
+                if pid not in lst:
+                    lst.append(pid)
+        self._watchers = w
+
+    def _rebuild_csr(self) -> None:
+        pids = list(self._specs)
+        self._csr_of = {p: i for i, p in enumerate(pids)}
+        specs = [self._specs[p] for p in pids]
+        counts = np.fromiter((len(s.zone_idx) for s in specs), np.int64, len(specs))
+        starts = np.zeros(len(specs), np.int64)
+        if len(specs):
+            starts[1:] = np.cumsum(counts)[:-1]
+        self._csr_start, self._csr_count = starts, counts
+
+        def cat(arrs: list[Any], dtype: Any) -> Any:
+            return np.concatenate(arrs).astype(dtype) if arrs else np.zeros(0, dtype)
+
+        self._csr_zone = cat([s.zone_idx for s in specs], np.int64)
+        self._csr_buf = cat([s.buffer_m for s in specs], np.float64)
+        self._csr_kind = cat([s.kinds for s in specs], np.int8)
+        self._route = {d: (p, self._csr_of[p]) for d, p in self._dev.items()}
+        self._csr_dirty = False
+
+    def person_of_device(self, device_id: str) -> str | None:
+        """The person whose order names ``device_id`` (or ``None``)."""
+        return self._dev.get(device_id)
+
+    # ------------------------------------------------------------------ lanes
+
+    def _lane(self, key: str, late: bool = False) -> Lane:
+        table = self._late if late else self._lanes
+        lane = table.get(key)
+        if lane is None:
+            spec = self._specs.get(key)
+            st = _fresh_state(spec)
+            lane = Lane(key=key, late=late, state=st, ckpt=st.copy())
+            table[key] = lane
+        return lane
+
+    def _spec_of(self, lane: Lane) -> PersonSpec | None:
+        return None if lane.key.startswith("camera:") else self._specs.get(lane.key)
+
+    # ------------------------------------------------------------------ batch
+
+    def process(self, messages: Sequence[Telemetry]) -> ProcessResult:
+        """Evaluate a batch of telemetry (any order, any persons).
+
+        Returns the lifecycle records released by this batch, the messages of
+        devices no order names (to dead-letter as ``unknown_device``), and
+        counts of duplicates and late messages.
+        """
+        res = ProcessResult()
+        cfg = self._cfg
+        if self._csr_dirty:
+            self._rebuild_csr()
+        if self._watchers_dirty:
+            self._rebuild_watchers()
+        route = self._route
+        specs = self._specs
+        per_lane: dict[str, list[Entry]] = {}
+        g_ents: list[Entry] = []
+        g_p: list[int] = []
+        g_lon: list[float] = []
+        g_lat: list[float] = []
+        g_acc: list[float] = []
+        vids: list[tuple[Entry, PersonSpec]] = []
+        max_ts = self._max_ts
+        for m in messages:
+            tm = type(m)
+            if tm is Fix:
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                if r is None:
+                    res.unknown.append(m)
+                    continue
+                pid, ci = r
+                e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
+                if m.valid and ci >= 0:  # type: ignore[union-attr]
+                    e.gi = len(g_p)
+                    g_ents.append(e)
+                    g_p.append(ci)
+                    g_lon.append(m.lon)  # type: ignore[union-attr]
+                    g_lat.append(m.lat)  # type: ignore[union-attr]
+                    g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
+            elif tm is DeviceEvent:
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                if r is None:
+                    res.unknown.append(m)
+                    continue
+                pid = r[0]
+                e = Entry((m.ts, 1, m.device_id, 1, m.event), m)  # type: ignore[union-attr]
+            else:
+                hit: VideoHit = m  # type: ignore[assignment]
+                if hit.event in FACILITY_VIDEO_EVENTS:
+                    pid = "camera:" + hit.camera_id
+                elif hit.person_id is None:
+                    res.ignored += 1
+                    continue
+                elif hit.person_id not in specs:
+                    res.unknown.append(m)
+                    continue
+                else:
+                    pid = hit.person_id
+                e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
+                if pid in specs and specs[pid].exclusion_rules:
+                    vids.append((e, specs[pid]))
+            lst = per_lane.get(pid)
+            if lst is None:
+                per_lane[pid] = [e]
+            else:
+                lst.append(e)
+            if m.ts > max_ts:
+                max_ts = m.ts
+        self._max_ts = max_ts
+
+        if g_ents:
+            self._classify(g_ents, g_p, g_lon, g_lat, g_acc)
+        else:
+            self._g_flags = []
+        if vids:
+            self._classify_video(vids)
+
+        # split live / late per lane, remember live fixes of watched persons
+        lateness = cfg.lateness_ms
+        wm = self._wm
+        lanes = self._lanes
+        live: list[tuple[Lane, list[Entry]]] = []
+        late: list[tuple[Lane, list[Entry]]] = []
+        watchers = self._watchers
+        slow = self._slow
+        probes: dict[str, list[Entry]] = {}
+        for pid, ents in per_lane.items():
+            lane = lanes.get(pid)
+            if lane is None:
+                lane = self._lane(pid)
+            horizon = (lane.frontier if lane.frontier > wm else wm) - lateness
+            if len(ents) == 1:
+                e0 = ents[0]
+                if e0.key[0] < horizon:
+                    res.late += 1
+                    late.append((self._lane(pid, late=True), ents))
+                    ents = []
+                elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
+                      and pid not in slow and self._fast(lane, specs[pid], ents)):
+                    # the common case: one quiet in-order fix, applied in place
+                    self._roll(lane)
+                    if lane.due < lane.heap_at:
+                        lane.heap_at = lane.due
+                        heapq.heappush(self._heap, (lane.due, pid))
+                else:
+                    live.append((lane, ents))
+            else:
+                old = [e for e in ents if e.key[0] < horizon]
+                if old:
+                    res.late += len(old)
+                    ents = [e for e in ents if e.key[0] >= horizon]
+                    late.append((self._lane(pid, late=True), old))
+                if ents:
+                    live.append((lane, ents))
+            if watchers and ents:
+                ws = watchers.get(pid)
+                if ws:
+                    self._watched_fixes(lane, pid, ents, ws, probes)
+        if probes:
+            live_map = {id(lane): ents for lane, ents in live}
+            for a, ents in probes.items():
+                if a not in specs:
+                    continue
+                lane = self._lane(a)
+                horizon = max(lane.frontier, wm) - lateness
+                ents = [e for e in ents if e.key[0] >= horizon]
+                if not ents:
+                    continue
+                got = live_map.get(id(lane))
+                if got is None:
+                    live.append((lane, ents))
+                    live_map[id(lane)] = ents
+                else:
+                    got.extend(ents)
+
+        for lane, ents in live:
+            self._feed(lane, ents, res)
+        for lane, ents in late:
+            self._feed(lane, ents, res)
+        self._g_flags = []
+        self._g_l1 = []
+        self._g_l2 = []
+        self._g_ends = []
+        return res
+
+    def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
+                       probes: dict[str, list[Entry]]) -> None:
+        """Keep the recent valid fixes of a person others must not meet; queue probes."""
+        rec = self._recent.setdefault(pid, [])
+        for e in ents:
+            m = e.msg
+            if type(m) is Fix and m.valid:
+                item = (m.ts, m.lon, m.lat, m.accuracy_m)
+                if rec and rec[-1] >= item:
+                    i = bisect_left(rec, item)
+                    if i < len(rec) and rec[i] == item:
+                        continue
+                    rec.insert(i, item)
+                else:
+                    rec.append(item)
+                for a in ws:
+                    probes.setdefault(a, []).append(
+                        Entry((m.ts, 1, "\x7fprobe:" + pid, 3, ""), None, pid)
+                    )
+        # keep what any watcher's rewind may still look at: fixes back to the
+        # oldest checkpoint (or first tail step) of the watchers' lanes
+        cfg = self._cfg
+        cut = max(lane.frontier, self._wm) - 6 * cfg.lateness_ms
+        for a in ws:
+            al = self._lanes.get(a)
+            if al is None:
+                continue
+            if al.ckpt_key[0] >= 0:
+                base = al.ckpt_key[0]
+            elif al.tail:
+                base = al.tail[0].key[0]
+            else:
+                continue
+            cut = min(cut, base)
+        cut -= cfg.contact_max_age_ms
+        if rec and rec[0][0] < cut:
+            del rec[: bisect_left(rec, (cut,))]
+
+    def _classify(self, ents: list[Entry], g_p: list[int], g_lon: list[float],
+                  g_lat: list[float], g_acc: list[float]) -> None:
+        """Classify every (fix, zone rule) pair of the batch in one vectorised pass.
+
+        Leaves per-fix flags (bit 0: some non-curfew condition certainly
+        violated; bit 1: certainly outside a curfew zone) and the per-pair
+        codes for :meth:`_attach`.
+        """
+        n = len(ents)
+        pidx = np.array(g_p, np.int64)
+        acc = np.array(g_acc, np.float64)
+        counts = self._csr_count[pidx]
+        total = int(counts.sum())
+        ends = np.cumsum(counts)
+        if total == 0:
+            self._g_flags = [0] * n
+            self._g_l1, self._g_l2, self._g_ends = [], [], [0] * n
+            return
+        rep = np.repeat(np.arange(n), counts)
+        offs = np.arange(total) - np.repeat(ends - counts, counts)
+        pos = self._csr_start[pidx][rep] + offs
+        zone = self._csr_zone[pos]
+        buf = self._csr_buf[pos]
+        curfew = self._csr_kind[pos] == CURFEW
+        a = acc[rep]
+        d = self._zones.signed_distance_m(
+            zone, np.array(g_lon, np.float64)[rep], np.array(g_lat, np.float64)[rep], a + buf
+        )
+        inside = (d < -a).astype(np.int8) - (d > a).astype(np.int8)  # 1 in, -1 out, 0 unsure
+        c1 = np.where(self._csr_kind[pos] == EXCLUSION, inside, -inside)
+        appr = np.where((d > a) & (d < buf - a), 1, np.where((d > buf + a) | (d < -a), -1, 0))
+        viol = ((c1 == 1) & ~curfew) | (appr == 1)
+        cf_out = (c1 == 1) & curfew
+        flags = (np.bincount(rep, weights=viol, minlength=n) > 0).astype(np.int8) | (
+            (np.bincount(rep, weights=cf_out, minlength=n) > 0).astype(np.int8) << 1)
+        self._g_flags = flags.tolist()
+        self._g_l1 = c1.tolist()
+        self._g_l2 = appr.tolist()
+        self._g_ends = ends.tolist()
+
+    def _attach(self, e: Entry) -> None:
+        """Give a fix of this batch its per-rule codes (``c1``, ``c2``)."""
+        gi = e.gi
+        if gi < 0 or e.c1 is not None:
+            return
+        t = self._g_ends[gi]
+        s = self._g_ends[gi - 1] if gi else 0
+        e.c1 = tuple(self._g_l1[s:t])
+        e.c2 = tuple(self._g_l2[s:t])
+
+    def _ensure_codes(self, spec: PersonSpec | None, ents: Sequence[Entry]) -> None:
+        """Classify fixes that have no codes yet (entries re-run by a rewind)."""
+        if spec is None or not spec.zone_rules:
+            return
+        todo = [e for e in ents if e.c1 is None and type(e.msg) is Fix and e.msg.valid]
+        if not todo:
+            return
+        k = len(spec.zone_rules)
+        n = len(todo)
+        lon = np.repeat(np.array([e.msg.lon for e in todo]), k)  # type: ignore[union-attr]
+        lat = np.repeat(np.array([e.msg.lat for e in todo]), k)  # type: ignore[union-attr]
+        a = np.repeat(np.array([e.msg.accuracy_m for e in todo]), k)  # type: ignore[union-attr]
+        zone = np.tile(spec.zone_idx, n)
+        buf = np.tile(spec.buffer_m, n)
+        kind = np.tile(spec.kinds, n)
+        d = self._zones.signed_distance_m(zone, lon, lat, a + buf)
+        inside = (d < -a).astype(np.int8) - (d > a).astype(np.int8)
+        c1 = np.where(kind == EXCLUSION, inside, -inside).tolist()
+        c2 = np.where((d > a) & (d < buf - a), 1,
+                      np.where((d > buf + a) | (d < -a), -1, 0)).tolist()
+        for i, e in enumerate(todo):
+            e.c1 = tuple(c1[i * k:(i + 1) * k])
+            e.c2 = tuple(c2[i * k:(i + 1) * k])
+
+    def _classify_video(self, vids: list[tuple[Entry, PersonSpec]]) -> None:
+        zi: list[int] = []
+        lo: list[float] = []
+        la: list[float] = []
+        spans: list[tuple[Entry, int, int]] = []
+        for e, spec in vids:
+            h: VideoHit = e.msg  # type: ignore[assignment]
+            s = len(zi)
+            for zr in spec.zone_rules:
+                zi.append(zr.zone_idx)
+                lo.append(h.lon)
+                la.append(h.lat)
+            spans.append((e, s, len(zi)))
+        ca = self._cfg.camera_accuracy_m
+        d = self._zones.signed_distance_m(
+            np.array(zi, np.int64), np.array(lo), np.array(la), np.full(len(zi), ca + 1.0)
+        )
+        inside = (d < -ca).astype(np.int8).tolist()
+        for e, s, t in spans:
+            e.c1 = tuple(inside[s:t])
+
+    # ------------------------------------------------------------------ lane feeding
+
+    def _fast(self, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> bool:
+        """Apply in-order fixes that certainly change nothing but liveness.
+
+        Holds when the lane is quiet (no streak, no open alert), no timer is
+        due up to the last fix, and no fix certainly violates a condition
+        (curfew: while a window is open). Then the state machines would only
+        record the last position and liveness, which is done here in bulk.
+        """
+        t_last = ents[-1].key[0]
+        if lane.due <= t_last or not lane.state.started:
+            return False
+        flags = self._g_flags
+        last_valid: Entry | None = None
+        cf_open = lane.cf_entered
+        for e in ents:
+            m = e.msg
+            if type(m) is not Fix:
+                return False
+            gi = e.gi
+            if gi >= 0:
+                f = flags[gi]
+                if f & 1 or (f & 2 and cf_open):
+                    return False
+                last_valid = e
+            elif m.valid:
+                last_valid = e
+        st = lane.state
+        if t_last > st.last_msg:
+            st.last_msg = t_last
+        if last_valid is not None:
+            m = last_valid.msg
+            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
+            if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
+                    and spec.active_at(last_valid.key[0])):
+                gi = last_valid.gi
+                base = self._g_ends[gi - 1] if gi else 0
+                l1 = self._g_l1
+                for i in spec.curfew_idx:
+                    st.conds[i].last_code = l1[base + i]
+        lane.tail.extend(ents)
+        lane.last_key = ents[-1].key
+        if t_last > lane.frontier:
+            lane.frontier = t_last
+        if spec.signal_after_ms is not None and st.sig is None:
+            d = st.last_msg + spec.signal_after_ms
+            lane.due = d if d < lane.static_due else lane.static_due
+        return True
+
+    def _feed(self, lane: Lane, ents: list[Entry], res: ProcessResult) -> None:
+        if len(ents) > 1:
+            ents.sort(key=_entry_key)
+            uniq: list[Entry] = []
+            prev: Key | None = None
+            for e in ents:
+                if e.key == prev:
+                    res.duplicates += 1
+                    continue
+                uniq.append(e)
+                prev = e.key
+        else:
+            uniq = ents
+        spec = self._specs.get(lane.key)
+        if uniq[0].key > lane.last_key:
+            if (lane.quiet and spec is not None and not lane.late and lane.state.started
+                    and not spec.contact_rules and self._fast(lane, spec, uniq)):
+                self._roll(lane)
+                if lane.due < lane.heap_at:
+                    lane.heap_at = lane.due
+                    heapq.heappush(self._heap, (lane.due, lane.key))
+                return
+            out: list[LogItem] = []
+            st = lane.state
+            tail = lane.tail
+            for e in uniq:
+                self._attach(e)
+                tail.append(e)
+                self._apply(lane, st, spec, e, out)
+            lane.last_key = max(lane.last_key, uniq[-1].key)
+            if uniq[-1].key[0] > lane.frontier:
+                lane.frontier = uniq[-1].key[0]
+            if out:
+                self._publish(lane, out, res.records)
+        else:
+            for e in uniq:
+                self._attach(e)
+            self._rewind(lane, spec, uniq, res)
+        self._roll(lane)
+        if not lane.late:
+            self._schedule(lane, spec)
+
+    def _rewind(self, lane: Lane, spec: PersonSpec | None, uniq: list[Entry], res: ProcessResult) -> None:
+        tail = lane.tail
+        keys = [x.key for x in tail]
+        first: Key | None = None
+        for e in uniq:
+            if e.key <= lane.ckpt_key:
+                res.too_late += 1
+                continue
+            i = bisect_left(keys, e.key)
+            if i < len(keys) and keys[i] == e.key:
+                res.duplicates += 1
+                continue
+            tail.insert(i, e)
+            keys.insert(i, e.key)
+            if first is None or e.key < first:
+                first = e.key
+            if e.key[0] > lane.frontier:
+                lane.frontier = e.key[0]
+        if first is None:
+            return
+        if lane.pend is not None and lane.pend_key < first:
+            base, bkey = lane.pend, lane.pend_key
+        else:
+            base, bkey = lane.ckpt, lane.ckpt_key
+            lane.pend = None
+        st = base.copy()
+        log = lane.log
+        split = len(log)
+        while split > 0 and log[split - 1].key > bkey:
+            split -= 1
+        old = log[split:]
+        del log[split:]
+        new: list[LogItem] = []
+        last = bkey
+        rerun = tail[bisect_right(keys, bkey):]
+        self._ensure_codes(spec, rerun)
+        for e in rerun:
+            self._apply(lane, st, spec, e, new)
+            last = e.key
+        if lane.adv >= 0 and (lane.adv, 1, "", 0, "") > last:
+            tk = self._catch_up(lane, st, spec, (lane.adv, 1, "", 0, ""), new)
+            if tk is not None and tk > last:
+                last = tk
+        lane.state = st
+        lane.last_key = max(last, lane.last_key) if last > bkey else lane.last_key
+        self._publish_diff(lane, old, new, res.records, first[0])
+
+    def _roll(self, lane: Lane) -> None:
+        """Move the checkpoint forward once the pending snapshot is past the horizon."""
+        e_time = lane.frontier if lane.late or lane.frontier > self._wm else self._wm
+        if lane.pend is not None and lane.pend_key[0] < e_time - self._cfg.lateness_ms:
+            lane.ckpt, lane.ckpt_key = lane.pend, lane.pend_key
+            lane.pend = None
+            k = lane.ckpt_key
+            tail = lane.tail
+            n = 0
+            while n < len(tail) and tail[n].key <= k:
+                n += 1
+            if n:
+                del tail[:n]
+            log = lane.log
+            n = 0
+            while n < len(log) and log[n].key <= k:
+                it = log[n].rec.alert
+                if it.status == "cleared" and lane.emitted.get(it.alert_id) == it:
+                    del lane.emitted[it.alert_id]
+                n += 1
+            if n:
+                del log[:n]
+            if lane.hist is not None and len(lane.hist) > 64:
+                del lane.hist[:-64]
+        # a new pending snapshot once the checkpoint is four horizons old: one
+        # state copy per four horizons of event time, a tail of at most five
+        if lane.pend is None and lane.last_key[0] >= lane.ckpt_key[0] + 4 * self._cfg.lateness_ms:
+            lane.pend = lane.state.copy()
+            lane.pend_key = lane.last_key
+
+    def _schedule(self, lane: Lane, spec: PersonSpec | None) -> None:
+        """Re-arm the lane's timer and refresh the flags the fast path reads."""
+        st = lane.state
+        d = self._next_deadline(lane, st, spec)
+        lane.due = d
+        lane.quiet = (st.sig is None and not st.dev
+                      and all(c.start < 0 and c.alert is None for c in st.conds)
+                      and all(c.start < 0 and c.alert is None for c in st.appr)
+                      and all(c.start < 0 and c.alert is None for c in st.cconds))
+        lane.cf_entered = any(c.entered for c in st.conds)
+        if d < lane.heap_at:
+            lane.heap_at = d
+            heapq.heappush(self._heap, (d, lane.key))
+
+    # ------------------------------------------------------------------ publishing
+
+    def _publish(self, lane: Lane, items: list[LogItem], out: list[AlertRecord]) -> None:
+        lane.log.extend(items)
+        if lane.late:
+            items = self._suppress(lane, items)
+        for it in items:
+            r = it.rec
+            lane.emitted[r.alert.alert_id] = r.alert
+            out.append(r)
+            if not lane.late:
+                self._track(lane, r)
+
+    def _track(self, lane: Lane, r: AlertRecord) -> None:
+        a = r.alert
+        if lane.hist is None:
+            lane.hist = []
+        if r.event == "opened":
+            lane.hist.append(Hist(a.alert_id, a.kind, a.rule_id, parse_ts(a.opened_at)))
+            return
+        for h in reversed(lane.hist):
+            if h.alert_id == a.alert_id:
+                if a.reason == "retracted":
+                    lane.hist.remove(h)
+                elif a.status == "cleared" and a.cleared_at:
+                    h.cleared = parse_ts(a.cleared_at)
+                else:
+                    h.cleared = -1
+                break
+
+    def _suppress(self, lane: Lane, items: list[LogItem]) -> list[LogItem]:
+        live = self._lanes.get(lane.key)
+        keep: list[LogItem] = []
+        for it in items:
+            a = it.rec.alert
+            if lane.suppressed is not None and a.alert_id in lane.suppressed:
+                continue
+            if it.rec.event == "opened" and live is not None:
+                t = parse_ts(a.opened_at)
+                if any(
+                    h.kind == a.kind and h.rule_id == a.rule_id and h.opened <= t
+                    and (h.cleared < 0 or h.cleared >= t)
+                    for h in (live.hist or ())
+                ):
+                    if lane.suppressed is None:
+                        lane.suppressed = []
+                    lane.suppressed.append(a.alert_id)
+                    continue
+            keep.append(it)
+        return keep
+
+    def _publish_diff(
+        self, lane: Lane, old: list[LogItem], new: list[LogItem], out: list[AlertRecord], at_ms: int
+    ) -> None:
+        lane.log.extend(new)
+        if lane.late:
+            new = self._suppress(lane, new)
+        at = format_ts(at_ms)
+        by_id: dict[str, list[AlertRecord]] = {}
+        for it in new:
+            by_id.setdefault(it.rec.alert.alert_id, []).append(it.rec)
+        emitted = lane.emitted
+        released: list[AlertRecord] = []
+        for aid, recs in by_id.items():
+            seen = emitted.get(aid)
+            if seen is None:
+                released.extend(recs)
+                emitted[aid] = recs[-1].alert
+                continue
+            target = recs[-1].alert
+            if target != seen:
+                ev = "cleared" if target.status == "cleared" else "updated"
+                released.append(AlertRecord(ev, target, at=at))  # type: ignore[arg-type]
+                emitted[aid] = target
+        gone = {it.rec.alert.alert_id for it in old} - set(by_id)
+        if gone:
+            now_open = {a.alert_id: a for a in lane.state.open_alerts()}
+            for aid in sorted(gone):
+                seen = emitted.get(aid)
+                cur = now_open.get(aid)
+                if cur is not None:
+                    if cur != seen:
+                        released.append(AlertRecord("updated", cur, at=at))
+                        emitted[aid] = cur
+                elif seen is not None and seen.reason != "retracted":
+                    gone_alert = msgspec.structs.replace(
+                        seen, status="cleared", cleared_at=seen.opened_at, reason="retracted"
+                    )
+                    released.append(AlertRecord("cleared", gone_alert, at=at))
+                    emitted[aid] = gone_alert
+        for r in released:
+            out.append(r)
+            if not lane.late:
+                self._track(lane, r)
+
+    # ------------------------------------------------------------------ the state machines
+
+    def _entity(self, lane: Lane) -> str:
+        return lane.key[7:] if lane.key.startswith("camera:") else lane.key
+
+    def _open(
+        self, lane: Lane, spec: PersonSpec | None, key: Key, out: list[LogItem], *,
+        id_rule: str, rule_id: str, kind: str, severity: str, start: int, at: int,
+        lon: float | None, lat: float | None, device_id: str | None = None,
+        zone: str | None = None, evidence: str | None = None, camera_id: str | None = None,
+        jurisdiction: str | None = None,
+    ) -> Alert:
+        a = Alert(
+            alert_id=alert_id(self._entity(lane), id_rule, start),
+            person_id=spec.person_id if spec is not None else None,
+            rule_id=rule_id, kind=kind, severity=severity,  # type: ignore[arg-type]
+            opened_at=format_ts(at), lat=lat, lon=lon,
+            jurisdiction=spec.jurisdiction if spec is not None else jurisdiction,
+            late=lane.late, device_id=device_id, zone=zone, evidence=evidence,
+            camera_id=camera_id,
+        )
+        out.append(LogItem(key, AlertRecord("opened", a, at=a.opened_at)))
+        return a
+
+    @staticmethod
+    def _clear(a: Alert, key: Key, at: int, out: list[LogItem], reason: str | None = None) -> None:
+        c = msgspec.structs.replace(a, status="cleared", cleared_at=format_ts(at), reason=reason)
+        out.append(LogItem(key, AlertRecord("cleared", c, at=c.cleared_at)))
+
+    def _cond_obs(
+        self, lane: Lane, spec: PersonSpec, cond: Cond, code: int, t: int, key: Key,
+        out: list[LogItem], id_rule: str, rule_id: str, kind: str, severity: str, dwell: int,
+        lon: float, lat: float, device_id: str | None, zone: str | None,
+    ) -> None:
+        cfg = self._cfg
+        r = observe(cond, code, t, cfg.confirm_fixes, dwell, cfg.streak_gap_ms)
+        if r == 1:
+            cond.alert = self._open(
+                lane, spec, key, out, id_rule=id_rule, rule_id=rule_id, kind=kind,
+                severity=severity, start=cond.start, at=t, lon=lon, lat=lat,
+                device_id=device_id, zone=zone, evidence="gps",
+            )
+        elif r == -1 and cond.alert is not None:
+            self._clear(cond.alert, key, t, out)
+            cond.alert = None
+
+    def _catch_up(
+        self, lane: Lane, st: LaneState, spec: PersonSpec | None, upto: Key, out: list[LogItem]
+    ) -> Key | None:
+        """Fire, in key order, every timer whose key is below ``upto``."""
+        fired: Key | None = None
+        cfg = self._cfg
+        while True:
+            best: Key | None = None
+            what = -1
+            if spec is not None:
+                if (not lane.late and spec.signal_after_ms is not None and st.sig is None
+                        and st.last_msg >= 0):
+                    k: Key = (st.last_msg + spec.signal_after_ms, 2, "", 0, "")
+                    if k < upto:
+                        best, what = k, -2
+                if st.started:
+                    for i, zr in enumerate(spec.zone_rules):
+                        if zr.kind != CURFEW:
+                            continue
+                        c = st.conds[i]
+                        b = c.iv_end if c.entered else c.iv_start
+                        k = (b, 0, "", 0, "")
+                        if k < upto and (best is None or k < best):
+                            best, what = k, i
+                if not st.expired and spec.valid_until < _FAR_FUTURE_MS:
+                    k = (spec.valid_until, 0, "", 0, "")
+                    if k < upto and (best is None or k < best):
+                        best, what = k, -3
+            else:
+                for ev, last in st.cam_last.items():
+                    k = (last + cfg.camera_quiet_ms, 2, "", 0, ev)
+                    if k < upto and (best is None or k < best):
+                        best, what = k, -4
+            if best is None:
+                return fired
+            fired = best
+            t = best[0]
+            if what == -2:
+                assert spec is not None
+                if spec.active_at(t):
+                    st.sig = self._open(
+                        lane, spec, best, out, id_rule=spec.signal_rule_id or "signal_loss",
+                        rule_id=spec.signal_rule_id or "signal_loss", kind="signal_lost",
+                        severity=spec.signal_severity, start=t, at=t,
+                        lon=st.lf_lon if st.lf_ts >= 0 else None,
+                        lat=st.lf_lat if st.lf_ts >= 0 else None,
+                    )
+                else:
+                    # outside validity: nothing to raise; re-arm from here
+                    st.last_msg = t
+            elif what == -3:
+                assert spec is not None
+                st.expired = True
+                for c in (*st.conds, *st.appr, *st.cconds):
+                    if c.alert is not None:
+                        self._clear(c.alert, best, t, out, "order_expired")
+                        c.alert = None
+                    c.start, c.n = -1, 0
+                if st.sig is not None:
+                    self._clear(st.sig, best, t, out, "order_expired")
+                    st.sig = None
+                for name in [n for n in st.dev if n not in STICKY_DEVICE_RULES and n != "device_separation"]:
+                    self._clear(st.dev.pop(name), best, t, out, "order_expired")
+            elif what == -4:
+                ev = best[4]
+                del st.cam_last[ev]
+                a = st.dev.pop("video:" + ev, None)
+                if a is not None:
+                    self._clear(a, best, t, out, "quiet")
+            else:
+                assert spec is not None
+                zr = spec.zone_rules[what]
+                c = st.conds[what]
+                if not c.entered:
+                    c.entered = True
+                    if c.last_code == 1 and spec.active_at(t) and c.alert is None:
+                        # already outside when the window starts: in breach from its start
+                        self._cond_obs(lane, spec, c, 1, t, best, out, zr.rule_id, zr.rule_id,
+                                       "curfew_violated", zr.severity, zr.dwell_ms,
+                                       st.lf_lon, st.lf_lat, None, zr.zone_id)
+                else:
+                    if c.alert is not None:
+                        self._clear(c.alert, best, t, out, "window_ended")
+                        c.alert = None
+                    c.start, c.n = -1, 0
+                    assert zr.calendar is not None
+                    s, e = zr.calendar.interval_at_or_after(c.iv_end)
+                    c.iv_start, c.iv_end, c.entered = s, e, s <= c.iv_end
+
+    def _next_deadline(self, lane: Lane, st: LaneState, spec: PersonSpec | None) -> int:
+        best = _INF
+        if spec is not None:
+            if st.started:
+                for i, zr in enumerate(spec.zone_rules):
+                    if zr.kind == CURFEW:
+                        c = st.conds[i]
+                        b = c.iv_end if c.entered else c.iv_start
+                        best = min(best, b)
+            if not st.expired and spec.valid_until < _FAR_FUTURE_MS:
+                best = min(best, spec.valid_until)
+            lane.static_due = best
+            if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
+                best = min(best, st.last_msg + spec.signal_after_ms)
+        else:
+            for last in st.cam_last.values():
+                best = min(best, last + self._cfg.camera_quiet_ms)
+        return best
+
+    def _start(self, st: LaneState, spec: PersonSpec, t: int) -> None:
+        st.started = True
+        for i, zr in enumerate(spec.zone_rules):
+            if zr.kind == CURFEW:
+                assert zr.calendar is not None
+                s, e = zr.calendar.interval_at_or_after(t)
+                c = st.conds[i]
+                c.iv_start, c.iv_end, c.entered = s, e, s <= t
+
+    def _apply(
+        self, lane: Lane, st: LaneState, spec: PersonSpec | None, e: Entry, out: list[LogItem]
+    ) -> None:
+        key = e.key
+        t = key[0]
+        if spec is not None and not st.started:
+            self._start(st, spec, t)
+        self._catch_up(lane, st, spec, key, out)
+        m = e.msg
+        if spec is None:
+            self._camera_hit(lane, st, m, key, out)  # type: ignore[arg-type]
+            return
+        if e.other is not None:
+            if not lane.late and spec.active_at(t) and not st.expired:
+                self._contact(lane, st, spec, key, out, e.other)
+            return
+        tm = type(m)
+        if tm is VideoHit:
+            if spec.active_at(t):
+                self._face(lane, st, spec, m, e, out)  # type: ignore[arg-type]
+            return
+        # a message from one of the person's devices: a sign of life
+        dev_id: str = m.device_id  # type: ignore[union-attr]
+        if not lane.late:
+            if t > st.last_msg:
+                st.last_msg = t
+            if st.sig is not None:
+                self._clear(st.sig, key, t, out)
+                st.sig = None
+        active = spec.active_at(t)
+        po = st.dev.get("power_off")
+        if po is not None and po.device_id == dev_id and not (
+            tm is DeviceEvent and m.event == "power_off"  # type: ignore[union-attr]
+        ):
+            self._clear(st.dev.pop("power_off"), key, t, out)
+        if tm is Fix:
+            fix: Fix = m  # type: ignore[assignment]
+            bl = st.dev.get("battery_low")
+            if (bl is not None and bl.device_id == dev_id and fix.battery_pct is not None
+                    and fix.battery_pct >= self._cfg.battery_clear_pct):
+                self._clear(st.dev.pop("battery_low"), key, t, out)
+            if not fix.valid:
+                return
+            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, fix.lon, fix.lat, fix.accuracy_m
+            if not active or st.expired:
+                return
+            c1, c2 = e.c1, e.c2
+            if c1 is not None and c2 is not None:
+                conds = st.conds
+                for i, zr in enumerate(spec.zone_rules):
+                    code = c1[i]
+                    cond = conds[i]
+                    if zr.kind == CURFEW:
+                        if cond.entered and cond.iv_start <= t < cond.iv_end and (
+                                code != 0 or cond.alert is not None or cond.start >= 0):
+                            self._cond_obs(lane, spec, cond, code, t, key, out, zr.rule_id,
+                                           zr.rule_id, "curfew_violated", zr.severity,
+                                           zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
+                        cond.last_code = code
+                        continue
+                    if code != 0 and (code == 1 or cond.alert is not None or cond.start >= 0):
+                        self._cond_obs(
+                            lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
+                            "exclusion_entered" if zr.kind == EXCLUSION else "inclusion_left",
+                            zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id,
+                        )
+                    if zr.buffer_m > 0:
+                        code2 = c2[i]
+                        ac = st.appr[i]
+                        if code2 != 0 and (code2 == 1 or ac.alert is not None or ac.start >= 0):
+                            self._cond_obs(lane, spec, ac, code2, t, key, out,
+                                           zr.rule_id + ":approach", zr.rule_id,
+                                           "exclusion_approach", zr.approach_severity,
+                                           zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
+            if spec.contact_rules and not lane.late:
+                self._contact(lane, st, spec, key, out, None)
+            return
+        # device event
+        if not active or st.expired:
+            return
+        ev: str = m.event  # type: ignore[union-attr]
+        if ev in ("tamper", "removed", "sos", "power_off", "battery_low"):
+            if ev not in st.dev:
+                st.dev[ev] = self._open(
+                    lane, spec, key, out, id_rule=ev, rule_id=ev, kind=ev,
+                    severity=DEFAULT_SEVERITY[ev], start=t, at=t,
+                    lon=st.lf_lon if st.lf_ts >= 0 else None,
+                    lat=st.lf_lat if st.lf_ts >= 0 else None, device_id=dev_id,
+                )
+        elif ev == "charging":
+            bl = st.dev.get("battery_low")
+            if bl is not None and bl.device_id == dev_id:
+                self._clear(st.dev.pop("battery_low"), key, t, out)
+
+    def _latest(self, pid: str, t: int) -> tuple[int, float, float, float] | None:
+        rec = self._recent.get(pid)
+        if not rec:
+            return None
+        i = bisect_right(rec, (t, math.inf, math.inf, math.inf))
+        return rec[i - 1] if i else None
+
+    def _contact(
+        self, lane: Lane, st: LaneState, spec: PersonSpec, key: Key, out: list[LogItem],
+        only: str | None,
+    ) -> None:
+        t = key[0]
+        max_age = self._cfg.contact_max_age_ms
+        for j, cr in enumerate(spec.contact_rules):
+            if only is not None and cr.other != only:
+                continue
+            cond = st.cconds[j]
+            other = self._latest(cr.other, t)
+            if st.lf_ts < 0 or t - st.lf_ts > max_age or other is None or t - other[0] > max_age:
+                code = -1  # one of the two has no fix young enough: no contact established
+            else:
+                d = _haversine_m(st.lf_lon, st.lf_lat, other[1], other[2])
+                slack = st.lf_acc + other[3]
+                code = 1 if d + slack < cr.distance_m else (-1 if d - slack > cr.distance_m else 0)
+            if code == 0 or (code == -1 and cond.alert is None and cond.start < 0):
+                continue
+            self._cond_obs(lane, spec, cond, code, t, key, out, cr.rule_id, cr.rule_id, "contact",
+                           cr.severity, cr.dwell_ms, st.lf_lon, st.lf_lat, None, None)
+
+    def _face(self, lane: Lane, st: LaneState, spec: PersonSpec, hit: VideoHit, e: Entry,
+              out: list[LogItem]) -> None:
+        cfg = self._cfg
+        if hit.event != "face_match" or hit.confidence is None:
+            return
+        if hit.confidence < cfg.face_match_min_confidence or st.expired:
+            return
+        t = e.key[0]
+        key = e.key
+        c1 = e.c1 or ()
+        for i, zr in enumerate(spec.zone_rules):
+            if zr.kind != EXCLUSION or i >= len(c1) or c1[i] != 1:
+                continue
+            cond = st.conds[i]
+            if cond.alert is None:
+                cond.start, cond.n, cond.last_viol = t, cfg.confirm_fixes, t
+                cond.alert = self._open(
+                    lane, spec, key, out, id_rule=zr.rule_id, rule_id=zr.rule_id,
+                    kind="exclusion_entered", severity=zr.severity, start=t, at=t,
+                    lon=hit.lon, lat=hit.lat, zone=zr.zone_id, evidence="video",
+                    camera_id=hit.camera_id,
+                )
+            elif cond.alert.evidence not in ("video", "gps+video"):
+                cond.last_viol = t
+                cond.alert = msgspec.structs.replace(
+                    cond.alert, evidence="gps+video", updated_at=format_ts(t),
+                    camera_id=hit.camera_id,
+                )
+                out.append(LogItem(key, AlertRecord("updated", cond.alert, at=format_ts(t))))
+        if "device_separation" not in st.dev and st.lf_ts >= 0 and t - st.lf_ts <= cfg.contact_max_age_ms \
+                and st.lf_ts <= t:
+            d = _haversine_m(hit.lon, hit.lat, st.lf_lon, st.lf_lat)
+            if d - st.lf_acc - cfg.camera_accuracy_m > cfg.separation_m:
+                st.dev["device_separation"] = self._open(
+                    lane, spec, key, out, id_rule="device_separation",
+                    rule_id="device_separation", kind="device_separation",
+                    severity=DEFAULT_SEVERITY["device_separation"], start=t, at=t,
+                    lon=hit.lon, lat=hit.lat, evidence="video", camera_id=hit.camera_id,
+                )
+
+    def _camera_hit(self, lane: Lane, st: LaneState, hit: VideoHit, key: Key,
+                    out: list[LogItem]) -> None:
+        t = key[0]
+        ev = hit.event
+        name = "video:" + ev
+        if name in st.dev:
+            st.cam_last[ev] = max(st.cam_last.get(ev, t), t)
+            return
+        st.cam_last[ev] = t
+        st.dev[name] = self._open(
+            lane, None, key, out, id_rule=name, rule_id=name, kind="video_" + ev,
+            severity=DEFAULT_SEVERITY["video_" + ev], start=t, at=t, lon=hit.lon, lat=hit.lat,
+            evidence="video", camera_id=hit.camera_id, jurisdiction=hit.jurisdiction,
+        )
+
+    # ------------------------------------------------------------------ timers
+
+    def advance(self, watermark_ms: int) -> list[AlertRecord]:
+        """Advance event time to ``watermark_ms``: fire signal-loss, curfew-window,
+        order-expiry and camera-quiet timers that fall before it.
+
+        Timers fired here are rewound like any other step if data inside the
+        lateness horizon later shows they should not have fired.
+        """
+        out: list[AlertRecord] = []
+        if watermark_ms > self._wm:
+            self._wm = watermark_ms
+        upto: Key = (watermark_ms, 1, "", 0, "")
+        heap = self._heap
+        touched: list[tuple[Lane, PersonSpec | None]] = []
+        while heap and heap[0][0] <= watermark_ms:
+            _, lk = heapq.heappop(heap)
+            lane = self._lanes.get(lk)
+            if lane is None:
+                continue
+            lane.heap_at = _INF
+            spec = self._spec_of(lane)
+            if spec is None and not lk.startswith("camera:"):
+                continue
+            items: list[LogItem] = []
+            tk = self._catch_up(lane, lane.state, spec, upto, items)
+            if watermark_ms > lane.adv:
+                lane.adv = watermark_ms
+            if tk is not None and tk > lane.last_key:
+                lane.last_key = tk
+            if items:
+                self._publish(lane, items, out)
+            self._roll(lane)
+            touched.append((lane, spec))
+        # every deadline left is at or after the watermark: re-arm after the loop
+        for lane, spec in touched:
+            self._schedule(lane, spec)
+        return out
+
+    def flush(self) -> list[AlertRecord]:
+        """End of input: fire every timer up to the newest event time seen."""
+        if self._max_ts < 0:
+            return []
+        return self.advance(self._max_ts)
+
+    # ------------------------------------------------------------------ hot reload
+
+    def _rebase(self, lane: Lane, old: PersonSpec | None, new: PersonSpec | None, reason: str,
+                out: list[AlertRecord]) -> None:
+        """Carry a lane's state over to a changed order or zone set."""
+        st = lane.state
+        at = max(lane.frontier, 0)
+        items: list[LogItem] = []
+        key: Key = (at, 1, "\x7freload", 0, "")
+        if new is None:
+            for a in st.open_alerts():
+                self._clear(a, key, at, items, reason)
+            lane.state = _fresh_state(None)
+        else:
+            fresh = _fresh_state(new)
+            conds, appr, cconds = list(fresh.conds), list(fresh.appr), list(fresh.cconds)
+            if old is not None:
+                by_rule = {(z.rule_id, z.kind, z.zone_idx): i for i, z in enumerate(old.zone_rules)}
+                used: set[int] = set()
+                for i, z in enumerate(new.zone_rules):
+                    j = by_rule.get((z.rule_id, z.kind, z.zone_idx))
+                    if j is not None:
+                        conds[i], appr[i] = st.conds[j], st.appr[j]
+                        used.add(j)
+                for j in range(len(old.zone_rules)):
+                    if j not in used:
+                        for c in (st.conds[j], st.appr[j]):
+                            if c.alert is not None:
+                                self._clear(c.alert, key, at, items, reason)
+                by_c = {(c.rule_id, c.other): j for j, c in enumerate(old.contact_rules)}
+                usedc: set[int] = set()
+                for i, cr in enumerate(new.contact_rules):
+                    j = by_c.get((cr.rule_id, cr.other))
+                    if j is not None:
+                        cconds[i] = st.cconds[j]
+                        usedc.add(j)
+                for j, c in enumerate(st.cconds):
+                    if j not in usedc and c.alert is not None:
+                        self._clear(c.alert, key, at, items, reason)
+            fresh.conds, fresh.appr, fresh.cconds = tuple(conds), tuple(appr), tuple(cconds)
+            fresh.last_msg, fresh.lf_ts, fresh.lf_lon, fresh.lf_lat, fresh.lf_acc = (
+                st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc)
+            fresh.dev = dict(st.dev)
+            fresh.sig = st.sig
+            if fresh.sig is not None and new.signal_after_ms is None:
+                self._clear(fresh.sig, key, at, items, reason)
+                fresh.sig = None
+            lane.state = fresh
+        # no rewind across a reload: the checkpoint restarts here
+        lane.ckpt = lane.state.copy()
+        lane.ckpt_key = lane.last_key
+        lane.pend = None
+        lane.tail = []
+        lane.log = []
+        if items:
+            self._publish(lane, items, out)
+            lane.log = []
+        for it in items:
+            if it.rec.alert.status == "cleared":
+                lane.emitted.pop(it.rec.alert.alert_id, None)
+        if not lane.late:
+            self._schedule(lane, new)
+
+    def upsert_order(self, order: Order) -> list[AlertRecord]:
+        """Add or replace one order; rules that disappear clear their open alerts."""
+        out: list[AlertRecord] = []
+        old = self._specs.get(order.person_id)
+        new = self._install(order)
+        self._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
+        for table in (self._lanes, self._late):
+            lane = table.get(order.person_id)
+            if lane is not None:
+                self._rebase(lane, old, new, "rule_removed", out)
+        return out
+
+    def remove_order(self, person_id: str, reason: str) -> list[AlertRecord]:
+        """Remove a person's order: every open alert of theirs clears with ``reason``."""
+        out: list[AlertRecord] = []
+        old = self._specs.pop(person_id, None)
+        order = self._orders.pop(person_id, None)
+        if order is not None:
+            for d in order.devices:
+                if self._dev.get(d) == person_id:
+                    del self._dev[d]
+        for table in (self._lanes, self._late):
+            lane = table.pop(person_id, None)
+            if lane is not None:
+                self._rebase(lane, old, None, reason, out)
+        self._recent.pop(person_id, None)
+        self._csr_dirty = True
+        self._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
+        return out
+
+    def set_zones(self, zones: ZoneIndex) -> list[AlertRecord]:
+        """Replace the zone catalogue; rules whose zone vanished clear their alerts."""
+        out: list[AlertRecord] = []
+        self._zones = zones
+        olds = dict(self._specs)
+        for order in list(self._orders.values()):
+            self._install(order)
+        for pid, old in olds.items():
+            new = self._specs[pid]
+            for table in (self._lanes, self._late):
+                lane = table.get(pid)
+                if lane is not None:
+                    self._rebase(lane, old, new, "zone_removed", out)
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> bytes:
+        """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
+        snap = _Snapshot(1, self._wm, self._max_ts, list(self._lanes.values()),
+                         list(self._late.values()), self._recent)
+        return msgspec.msgpack.encode(snap)
+
+    def restore(self, data: bytes) -> None:
+        """Replace all state with a :meth:`snapshot` (orders and zones stay as configured).
+
+        Lanes of persons no longer under an order are dropped.
+        """
+        snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        self._wm, self._max_ts = snap.wm, snap.max_ts
+        self._lanes = {}
+        self._late = {}
+        self._heap = []
+        for lane in snap.lanes:
+            if lane.key.startswith("camera:") or lane.key in self._specs:
+                lane.heap_at = _INF
+                self._lanes[lane.key] = lane
+                self._schedule(lane, self._spec_of(lane))
+        for lane in snap.late_lanes:
+            if lane.key in self._specs:
+                self._late[lane.key] = lane
+        self._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
+
+    def open_alerts(self) -> list[Alert]:
+        """Every alert currently open (as last emitted), ordered by alert id."""
+        out = [a for table in (self._lanes, self._late) for lane in table.values()
+               for a in lane.emitted.values() if a.status == "open"]
+        out.sort(key=lambda a: a.alert_id)
+        return out
+
+
+def _entry_key(e: Entry) -> Key:
+    return e.key
+
+
+def partition_keys(orders: Sequence[Order]) -> dict[str, str]:
+    """device_id -> partition key.
+
+    Persons linked by no_contact rules form a group (a connected component)
+    and share one key, the smallest person_id of the group, so that the
+    pair's latest fixes meet in one worker.
+
+    Examples
+    --------
+    >>> from geofence.model import parse_orders
+    >>> o = parse_orders('[{"person_id": "B", "devices": ["d2"], "jurisdiction": "320102",'
+    ...   ' "rules": [{"id": "r", "type": "no_contact", "person": "A"}]},'
+    ...   ' {"person_id": "A", "devices": ["d1"], "jurisdiction": "320102", "rules": []}]')
+    >>> partition_keys(o)
+    {'d2': 'A', 'd1': 'A'}
+    """
+    groups = contact_groups(orders)
+    return {d: groups[o.person_id] for o in orders for d in o.devices}
+
+
+def message_key(msg: Telemetry, device_keys: dict[str, str], person_keys: dict[str, str]) -> str:
+    """The partition key of one telemetry message.
+
+    ``device_keys`` is :func:`partition_keys`, ``person_keys`` maps a person
+    to the same group key (``{p: k for p, k in contact_groups(orders).items()}``,
+    see :func:`person_partition_keys`). Fixes and device events go by device
+    (an unknown device keys by its own id, so it is dead-lettered once),
+    face matches by their person's key, facility video hits by camera id.
+    """
+    if isinstance(msg, VideoHit):
+        if msg.event == "face_match" and msg.person_id is not None:
+            return person_keys.get(msg.person_id, msg.person_id)
+        return "camera:" + msg.camera_id
+    return device_keys.get(msg.device_id, msg.device_id)
+
+
+def person_partition_keys(orders: Sequence[Order]) -> dict[str, str]:
+    """person_id -> partition key (the group key of :func:`partition_keys`)."""
+    return contact_groups(orders)
+
+
+# ---------------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplaySummary:
+    """Counts of a replay (printed on stderr by ``wardstream replay``)."""
+
+    lines: int = 0
+    messages: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    late: int = 0
+    too_late: int = 0
+    ignored: int = 0
+    records: int = 0
+    alerts: int = 0
+    retracted: int = 0
+
+    def text(self) -> str:
+        """One human-readable paragraph."""
+        rej = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        return (
+            f"lines read: {self.lines}; messages: {self.messages}; "
+            f"rejected: {sum(self.rejected.values())} ({rej}); duplicates dropped: "
+            f"{self.duplicates}; late: {self.late}; too late: {self.too_late}; "
+            f"ignored: {self.ignored}; lifecycle records: {self.records}; "
+            f"alerts: {self.alerts}; retracted: {self.retracted}"
+        )
+
+
+def fold_records(records: Iterable[AlertRecord]) -> tuple[list[Alert], int]:
+    """Final state of every episode from a record stream, ordered by
+    ``(opened_at, alert_id)``; retracted episodes are left out.
+
+    Returns the alerts and the number of retracted episodes.
+    """
+    last: dict[str, Alert] = {}
+    for r in records:
+        last[r.alert.alert_id] = r.alert
+    kept = [a for a in last.values() if a.reason != "retracted"]
+    kept.sort(key=lambda a: (parse_ts(a.opened_at), a.alert_id))
+    return kept, len(last) - len(kept)
+
+
+def replay_lines(
+    lines: Iterable[bytes], zones: ZoneIndex, orders: Sequence[Order],
+    config: EngineConfig = EngineConfig(), chunk: int = 8192,
+) -> tuple[list[Alert], ReplaySummary]:
+    """Deterministic offline evaluation of telemetry lines.
+
+    Lines are decoded with :class:`~geofence.model.TelemetryDecoder` (single
+    objects or batched arrays; bad lines are counted by reason), fed to one
+    :class:`Engine` in chunks of about ``chunk`` messages in file order, with
+    the watermark advanced after each chunk to :func:`batch_watermark` of the
+    input so far (as the stream advances its watermark), and flushed at the end.
+
+    Returns the final state of every episode ordered by ``(opened_at,
+    alert_id)`` (retracted episodes left out) and a :class:`ReplaySummary`.
+    """
+    decoder = TelemetryDecoder(now_ms=lambda: _FAR_FUTURE_MS)
+    engine = Engine(zones, orders, config)
+    summary = ReplaySummary()
+    records: list[AlertRecord] = []
+    batch: list[Telemetry] = []
+    wm = -1
+
+    def feed() -> None:
+        nonlocal wm
+        res = engine.process(batch)
+        records.extend(res.records)
+        summary.messages += len(batch)
+        summary.rejected["unknown_device"] += len(res.unknown)
+        summary.duplicates += res.duplicates
+        summary.late += res.late
+        summary.too_late += res.too_late
+        summary.ignored += res.ignored
+        w = batch_watermark(batch)
+        if w > wm:
+            wm = w
+            records.extend(engine.advance(wm))
+        batch.clear()
+
+    def decode_each(group: list[bytes]) -> None:
+        for line in group:
+            dec = decoder.decode(line)
+            for r in dec.rejected:
+                summary.rejected[r.reason] += 1
+            batch.extend(dec.messages)
+
+    # Single-object lines are decoded many at a time as one JSON array (one
+    # msgspec call); a group with any bad line is decoded again line by line,
+    # so rejects are counted exactly as when decoding each line.
+    group: list[bytes] = []
+    group_bytes = 0
+    group_max = max(1, min(decoder.max_batch, 4096, chunk))
+    for line in lines:
+        summary.lines += 1
+        s = line.strip()
+        if not s:
+            summary.rejected["empty_line"] += 1
+            continue
+        if s[:1] != b"{":
+            if group:
+                decode_each(group)
+                group, group_bytes = [], 0
+            decode_each([s])
+        else:
+            group.append(s)
+            group_bytes += len(s)
+            if len(group) >= group_max or group_bytes > decoder.max_bytes // 2:
+                dec = decoder.decode(b"[" + b",".join(group) + b"]")
+                if dec.rejected:
+                    decode_each(group)
+                else:
+                    batch.extend(dec.messages)
+                group, group_bytes = [], 0
+        if len(batch) >= chunk:
+            feed()
+    if group:
+        dec = decoder.decode(b"[" + b",".join(group) + b"]")
+        if dec.rejected:
+            decode_each(group)
+        else:
+            batch.extend(dec.messages)
+    if batch:
+        feed()
+    records.extend(engine.flush())
+    summary.rejected = Counter({k: v for k, v in summary.rejected.items() if v})
+    alerts, summary.retracted = fold_records(records)
+    summary.records = len(records)
+    summary.alerts = len(alerts)
+    return alerts, summary

@@ -1,0 +1,825 @@
+"""The stream worker: telemetry partitions in, alert lifecycle records out.
+
+One :class:`Worker` per process. It joins the consumer group of
+``wardstream.telemetry`` and owns, for every partition assigned to it, one
+geofence :class:`~geofence.engine.Engine` holding the per-person state of the
+persons keyed to that partition (plain in-process structures, no Faust
+tables). Each poll returns a batch per partition; the batch is decoded
+(batched envelopes), evaluated by the engine in one call, timers are advanced
+to the partition's watermark, and the records are published to
+``wardstream.alerts`` keyed by alert_id (acks=all, no idempotence: the Tansu
+test broker rejects InitProducerId).
+
+Why aiokafka and not Faust agents: docs/stream.md, "Why not Faust agents".
+In short, correct recovery needs (1) committing a partition's offset only up
+to the input its last snapshot covers, (2) seeking a newly assigned partition
+to its snapshot's offset before any record is processed, and (3) reading the
+control topics whole on every worker; Faust commits acknowledged offsets on
+its own schedule and at every rebalance, exposes none of the three, and its
+exactly_once mode needs transactions, which Tansu rejects.
+
+Recovery, timers and hot reload are described in :mod:`stream.recovery`,
+:mod:`stream.control` and docs/stream.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from geofence.engine import Engine, EngineConfig, ProcessResult, batch_watermark
+from geofence.model import (
+    AlertRecord,
+    DeadLetter,
+    Order,
+    Telemetry,
+    TelemetryDecoder,
+    VideoHit,
+    dead_letters,
+    encode,
+    format_ts,
+    parse_ts,
+)
+from geofence.zones import ZoneCatalogue
+from stream.control import ControlChanges, ControlReader
+from stream.errors import StreamError
+from stream.keying import Router
+from stream.metrics import MetricsServer, WorkerMetrics
+from stream.recovery import (
+    PART_HEADER,
+    SRC_HEADER,
+    encode_snapshot,
+    read_ledgers,
+    read_snapshots,
+    record_identity,
+    write_snapshot,
+)
+from stream.settings import Settings
+from stream.topics import (
+    ALERTS,
+    COMMANDS,
+    DEADLETTER,
+    SNAPSHOTS,
+    TELEMETRY,
+    ensure_topics,
+    topic_specs,
+)
+
+log = logging.getLogger(__name__)
+
+GEOFENCE_KINDS = frozenset(
+    {"exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_violated", "contact"}
+)
+"""Alert kinds for which the worker asks the person's devices to report faster."""
+
+MAX_CLOCK_SKEW_MS = 60_000
+"""Event times further than this ahead of the wall clock do not move a watermark."""
+
+LIVE_WINDOW_MS = 300_000
+"""Only records whose event time is this close to now count as live latency."""
+
+
+@dataclass
+class PartitionState:
+    """Everything a worker holds for one telemetry partition."""
+
+    partition: int
+    engine: Engine
+    orders: dict[str, Order]
+    next_offset: int
+    watermark: int | None = None
+    max_ts: int | None = None
+    seq: int = 0
+    alerts_low: dict[int, int] = field(default_factory=dict)
+    ledger: set[tuple[str, str, str]] | None = None
+    ledger_until: int | None = None
+    last_input: float = field(default_factory=time.monotonic)
+    last_snapshot: float = field(default_factory=time.monotonic)
+    dirty: bool = False
+    writing: bool = False
+
+
+@dataclass
+class _SnapshotJob:
+    """A partition's state captured under the lock, written outside it."""
+
+    ps: PartitionState
+    seq: int
+    next_offset: int
+    watermark: int | None
+    max_ts: int | None
+    lows: dict[int, int]
+    orders: list[Order]
+    state: bytes
+    pending: list[asyncio.Future[Any]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.worker._on_revoked([tp for tp in revoked if tp.topic == TELEMETRY])
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.worker._on_assigned([tp for tp in assigned if tp.topic == TELEMETRY])
+
+
+class Worker:
+    """A stream worker (start, run, stop), mode-style.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Kafka bootstrap servers.
+    zones : ZoneCatalogue
+        Zones from the ``--zones`` file (control-topic changes apply on top).
+    orders : sequence of Order
+        Orders from the ``--orders`` file (control-topic changes apply on top).
+    settings : Settings
+        Partitions, group, snapshot interval, watermark guard, ...
+    web_port : int or None
+        Port of ``/metrics``; ``None`` serves no web port, 0 picks a free one.
+    engine_config : EngineConfig, optional
+        Defaults from ``settings`` (lateness, face-match confidence).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        zones: ZoneCatalogue,
+        orders: Sequence[Order],
+        settings: Settings | None = None,
+        *,
+        web_port: int | None = None,
+        web_host: str = "127.0.0.1",
+        engine_config: EngineConfig | None = None,
+        max_records: int = 20_000,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.bootstrap = bootstrap
+        self.zones = zones
+        self.orders: dict[str, Order] = {o.person_id: o for o in orders}
+        self.config = engine_config or EngineConfig(
+            lateness_ms=self.settings.lateness_s * 1000,
+            face_match_min_confidence=self.settings.face_match_min_confidence,
+        )
+        self.metrics = WorkerMetrics()
+        self.decoder = TelemetryDecoder(max_batch=self.settings.max_batch,
+                                        max_bytes=self.settings.max_payload_bytes)
+        self.max_records = max_records
+        self._web = (MetricsServer(self.metrics, web_host, web_port, self.is_ready)
+                     if web_port is not None else None)
+        self._parts: dict[int, PartitionState] = {}
+        self._parked: dict[int, PartitionState] = {}
+        self._lock = asyncio.Lock()
+        self._inflight: list[asyncio.Future[Any]] = []
+        self._alerts_high: dict[int, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._ready = False
+        self._open_kinds: set[str] = set()
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._control: ControlReader | None = None
+        self.partitions = 0
+        self.alerts_partitions: list[int] = []
+        self.router: Router | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def web_port(self) -> int | None:
+        """The bound web port (after :meth:`start`)."""
+        return self._web.port if self._web is not None else None
+
+    def is_ready(self) -> bool:
+        """Joined the group and restored every assigned partition."""
+        return self._ready
+
+    def assigned(self) -> list[int]:
+        """Telemetry partitions this worker owns now."""
+        return sorted(self._parts)
+
+    def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        elif self._gc_t0:
+            self.metrics.gc_pause.labels(str(info.get("generation", "?"))).observe(
+                time.perf_counter() - self._gc_t0)
+
+    async def start(self) -> None:
+        """Create topics, load control state, join the group, start the loops."""
+        s = self.settings
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._gc_callback)
+        await ensure_topics(self.bootstrap, topic_specs(s))
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
+            linger_ms=2, max_request_size=4 * 1024 * 1024, max_batch_size=512 * 1024,
+        )
+        await self._producer.start()
+        self.partitions = len(await self._producer.partitions_for(TELEMETRY))
+        self.alerts_partitions = sorted(await self._producer.partitions_for(ALERTS))
+        snap_parts = len(await self._producer.partitions_for(SNAPSHOTS))
+        if snap_parts < self.partitions:
+            raise StreamError(f"{SNAPSHOTS} has {snap_parts} partitions, fewer than the"
+                              f" {self.partitions} of {TELEMETRY}; add partitions to it")
+        self._control = ControlReader(self.bootstrap)
+        initial = await self._control.start()
+        self._apply_changes_to_catalogue(initial)
+        await self._dead_letter_control(initial)
+        self.router = Router.build(self.orders.values(), self.partitions)
+        self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                        enable_auto_commit=False, auto_offset_reset="earliest",
+                                        fetch_max_wait_ms=20,
+                                        max_partition_fetch_bytes=8 * 1024 * 1024)
+        await self._reader.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=s.worker_group,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 5),
+            rebalance_timeout_ms=max(s.session_timeout_ms, 30_000),
+            max_poll_interval_ms=300_000,
+            # Tansu answers a fetch only when max wait expires, new data or not:
+            # a short wait bounds the added latency (Kafka returns early anyway)
+            fetch_max_wait_ms=20,
+            max_partition_fetch_bytes=s.max_payload_bytes + 65536,
+            fetch_max_bytes=max(52_428_800, s.max_payload_bytes + 65536),
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([TELEMETRY], listener=_Rebalance(self))
+        if self._web is not None:
+            await self._web.start()
+        self._tasks = [
+            asyncio.create_task(self._consume_loop(), name="consume"),
+            asyncio.create_task(self._timer_loop(), name="timers"),
+            asyncio.create_task(self._control_loop(), name="control"),
+        ]
+        log.info("worker started: %d telemetry partitions, group %s", self.partitions,
+                 s.worker_group)
+
+    async def wait_stopped(self) -> None:
+        """Block until :meth:`stop` is called or a loop fails (then re-raise)."""
+        stop = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        if stop not in done:
+            stop.cancel()
+            for t in done:
+                exc = t.exception()
+                if exc is not None:
+                    raise exc
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def stop(self) -> None:
+        """Snapshot every partition, commit, leave the group, disconnect."""
+        self._stopping.set()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc_callback)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        if self._consumer is not None:
+            if self._fatal is None:
+                async with self._lock:
+                    for ps in list(self._parts.values()):
+                        with contextlib.suppress(Exception):
+                            await self._snapshot(ps)
+            await self._consumer.stop()
+        for closer in (self._reader, self._control, self._producer, self._web):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer.stop()
+        self._consumer = None
+
+    # ------------------------------------------------------------------ rebalance
+
+    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._ready = False
+        log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
+        async with self._lock:
+            for tp in revoked:
+                ps = self._parts.pop(tp.partition, None)
+                if ps is None:
+                    continue
+                try:
+                    await self._snapshot(ps, force=True)
+                    self._parked[tp.partition] = ps
+                except Exception:
+                    log.exception("snapshot of partition %d on revoke failed; the next owner"
+                                  " restores the previous snapshot", tp.partition)
+            self.metrics.partitions.set(len(self._parts))
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        t0 = time.monotonic()
+        async with self._lock:
+            fresh = [tp.partition for tp in assigned if tp.partition not in self._parts]
+            try:
+                restored = await self._restore(fresh)
+            except Exception as exc:
+                # a partition we cannot restore must not be consumed from scratch
+                self._fail(StreamError(f"cannot restore partitions {fresh}: {exc!r}"))
+                return
+            for ps in restored:
+                self._parts[ps.partition] = ps
+            for tp in assigned:
+                self._consumer.seek(tp, self._parts[tp.partition].next_offset)
+            self._parked.clear()
+            self.metrics.partitions.set(len(self._parts))
+            if self.settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
+        self._ready = True
+        log.info("assigned telemetry partitions %s (restored in %.2f s)", self.assigned(),
+                 time.monotonic() - t0)
+
+    async def _restore(self, partitions: list[int]) -> list[PartitionState]:
+        """Restore partitions from their latest snapshots (or start them empty)."""
+        assert self._reader is not None and self._consumer is not None
+        assert self.router is not None
+        snaps = await read_snapshots(self._reader, self.settings.worker_group, partitions)
+        states: list[PartitionState] = []
+        lows: dict[int, dict[int, int] | None] = {}
+        for p in partitions:
+            snap = snaps.get(p)
+            parked = self._parked.pop(p, None)
+            if parked is not None and snap is not None and snap.meta.seq == parked.seq - 1 \
+                    and snap.meta.next_offset == parked.next_offset:
+                # still ours: nobody processed it since our own revoke snapshot
+                parked.ledger = None
+                states.append(parked)
+                continue
+            if snap is not None:
+                engine = Engine(self.zones, snap.body.orders, self.config)
+                engine.restore(snap.body.state)
+                ps = PartitionState(p, engine, {o.person_id: o for o in snap.body.orders},
+                                    snap.meta.next_offset, snap.meta.watermark,
+                                    snap.meta.max_ts, snap.meta.seq + 1,
+                                    dict(snap.meta.alerts_low))
+                lows[p] = dict(snap.meta.alerts_low)
+                self.metrics.restores.labels("snapshot").inc()
+                log.info("partition %d restored from snapshot %d at offset %d", p,
+                         snap.meta.seq, snap.meta.next_offset)
+            else:
+                orders = self.router.orders_for(p)
+                committed = await self._consumer.committed(TopicPartition(TELEMETRY, p))
+                ps = PartitionState(p, Engine(self.zones, orders, self.config),
+                                    {o.person_id: o for o in orders}, committed or 0)
+                lows[p] = None
+                self.metrics.restores.labels("empty").inc()
+            states.append(ps)
+        ledgers = await read_ledgers(self._reader, lows, self.alerts_partitions)
+        for ps in states:
+            if ps.partition not in ledgers:
+                continue
+            ps.ledger = ledgers[ps.partition]
+            ps.ledger_until = None  # set from the first fetch's high watermark
+            # orders changed while nobody held this partition
+            records = self._sync_orders(ps, self.router)
+            await self._publish(ps, records, f"{ps.partition}:restore")
+        return states
+
+    # ------------------------------------------------------------------ consuming
+
+    async def _consume_loop(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            try:
+                data = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+            except KafkaError:
+                log.exception("fetch failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if not data:
+                continue
+            async with self._lock:
+                for tp, msgs in data.items():
+                    ps = self._parts.get(tp.partition)
+                    if ps is None or tp.topic != TELEMETRY:
+                        continue
+                    await self._process(ps, tp, msgs)
+
+    async def _process(self, ps: PartitionState, tp: TopicPartition, msgs: list[Any]) -> None:
+        assert self._consumer is not None
+        m = self.metrics
+        p = ps.partition
+        msgs = [r for r in msgs if r.offset >= ps.next_offset]
+        if not msgs:
+            return
+        if msgs[0].offset > ps.next_offset:
+            log.warning("partition %d: offsets %d..%d are gone (retention); continuing at %d",
+                        p, ps.next_offset, msgs[0].offset - 1, msgs[0].offset)
+        if ps.ledger is not None and ps.ledger_until is None:
+            ps.ledger_until = self._consumer.highwater(tp)
+        batch: list[Telemetry] = []
+        origin: dict[int, int] = {}
+        for rec in msgs:
+            source = f"telemetry:{p}@{rec.offset}"
+            if rec.value is None:
+                await self._dead_letter([DeadLetter("empty_payload", "", source,
+                                                    "telemetry message has no value",
+                                                    format_ts(int(time.time() * 1000)))])
+                continue
+            decoded = self.decoder.decode(rec.value)
+            if decoded.rejected:
+                await self._dead_letter(dead_letters(decoded.rejected, source))
+            for msg in decoded.messages:
+                origin[id(msg)] = rec.offset
+            batch.extend(decoded.messages)
+        records: list[AlertRecord] = []
+        if batch:
+            t0 = time.perf_counter()
+            failed = 0
+            try:
+                result = ps.engine.process(batch)
+            except Exception:
+                # an engine failure must not block the partition: isolate the culprit
+                log.exception("partition %d: evaluating a batch of %d failed; retrying one"
+                              " message at a time", p, len(batch))
+                result, failed = await self._one_by_one(ps, batch, origin)
+            records.extend(result.records)
+            unknown_ids = {id(u) for u in result.unknown}
+            known = [x for x in batch if id(x) not in unknown_ids] if unknown_ids else batch
+            top = batch_watermark(known)
+            if top >= 0:
+                # a device clock far ahead must not fire everyone's timers
+                top = min(top, int(time.time() * 1000) + MAX_CLOCK_SKEW_MS)
+                ps.max_ts = top if ps.max_ts is None else max(ps.max_ts, top)
+                records.extend(self._advance(ps, ps.max_ts))
+            m.eval_seconds.observe(time.perf_counter() - t0)
+            m.batch_size.observe(len(batch))
+            if result.unknown:
+                await self._dead_letter(self._unknown(p, result.unknown, origin))
+            m.fixes_in.labels("duplicate").inc(result.duplicates)
+            m.fixes_in.labels("late").inc(result.late)
+            m.fixes_in.labels("too_late").inc(result.too_late)
+            m.fixes_in.labels("ignored").inc(result.ignored)
+            m.fixes_in.labels("evaluated").inc(
+                len(batch) - len(result.unknown) - result.duplicates - result.late
+                - result.too_late - result.ignored - failed)
+        ps.next_offset = msgs[-1].offset + 1
+        ps.last_input = time.monotonic()
+        ps.dirty = True
+        await self._publish(ps, records, f"{p}@{msgs[-1].offset}")
+        if ps.ledger is not None and ps.ledger_until is not None \
+                and ps.next_offset >= ps.ledger_until:
+            ps.ledger = None  # past every input processed before the restore
+
+    async def _one_by_one(self, ps: PartitionState, batch: Sequence[Telemetry],
+                          origin: dict[int, int]) -> tuple[ProcessResult, int]:
+        """Evaluate messages singly; dead-letter the ones the engine fails on."""
+        total = ProcessResult()
+        failed = 0
+        at = format_ts(int(time.time() * 1000))
+        for msg in batch:
+            try:
+                one = ps.engine.process([msg])
+            except Exception as exc:
+                source = f"telemetry:{ps.partition}@{origin.get(id(msg), -1)}"
+                await self._dead_letter([DeadLetter("processing_error", encode(msg).decode(),
+                                                    source, f"engine failed: {exc!r}"[:512],
+                                                    at)])
+                failed += 1
+                continue
+            total.records.extend(one.records)
+            total.unknown.extend(one.unknown)
+            total.duplicates += one.duplicates
+            total.late += one.late
+            total.too_late += one.too_late
+            total.ignored += one.ignored
+        return total, failed
+
+    def _advance(self, ps: PartitionState, watermark: int) -> list[AlertRecord]:
+        if ps.watermark is not None and watermark <= ps.watermark:
+            return []
+        ps.watermark = watermark
+        self.metrics.watermark.labels(str(ps.partition)).set(watermark)
+        try:
+            return ps.engine.advance(watermark)
+        except Exception:
+            log.exception("partition %d: advancing timers to %d failed", ps.partition,
+                          watermark)
+            return []
+
+    def _unknown(self, p: int, unknown: Sequence[Telemetry],
+                 origin: dict[int, int]) -> list[DeadLetter]:
+        assert self.router is not None
+        at = format_ts(int(time.time() * 1000))
+        out: list[DeadLetter] = []
+        for msg in unknown:
+            if isinstance(msg, VideoHit):
+                known = msg.person_id is not None and msg.person_id in self.router.person_key
+                who = f"camera {msg.camera_id!r} person {msg.person_id!r}"
+            else:
+                known = msg.device_id in self.router.device_person
+                who = f"device {msg.device_id!r}"
+            if known:
+                reason = "misrouted"
+                detail = (f"{who} belongs to partition {self.router.partition_of_message(msg)}"
+                          f" but arrived on {p}: key it with partition_keys(orders)")
+            else:
+                reason = "unknown_device"
+                detail = f"{who}: no active order names it"
+            source = f"telemetry:{p}@{origin.get(id(msg), -1)}"
+            out.append(DeadLetter(reason, encode(msg).decode(), source, detail, at))
+        return out
+
+    # ------------------------------------------------------------------ publishing
+
+    async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        assert self._producer is not None
+        for dl in letters:
+            self.metrics.dead_letters.labels(dl.reason).inc()
+            if dl.reason not in ("unknown_device", "misrouted"):
+                self.metrics.fixes_in.labels("rejected").inc()
+            else:
+                self.metrics.fixes_in.labels(dl.reason).inc()
+            fut = await self._producer.send(DEADLETTER, encode(dl), key=dl.source.encode())
+            self._inflight.append(fut)
+
+    async def _publish(self, ps: PartitionState, records: Sequence[AlertRecord],
+                       src: str) -> None:
+        if not records:
+            return
+        assert self._producer is not None
+        now_ms = int(time.time() * 1000)
+        headers = [(PART_HEADER, str(ps.partition).encode()), (SRC_HEADER, src.encode())]
+        for rec in records:
+            if ps.ledger is not None and record_identity(rec) in ps.ledger:
+                self.metrics.suppressed.inc()
+                continue
+            fut = await self._producer.send(ALERTS, encode(rec),
+                                            key=rec.alert.alert_id.encode(), headers=headers)
+            fut.add_done_callback(self._note_alert_offset)
+            self._inflight.append(fut)
+            self.metrics.records_out.labels(rec.event).inc()
+            if rec.at is not None and not rec.alert.late:
+                with contextlib.suppress(Exception):
+                    lag_ms = now_ms - parse_ts(rec.at)
+                    if 0 <= lag_ms <= LIVE_WINDOW_MS:
+                        self.metrics.event_to_alert.labels(rec.event).observe(lag_ms / 1000)
+            await self._command(ps, rec)
+
+    async def _command(self, ps: PartitionState, rec: AlertRecord) -> None:
+        """Ask the person's devices to report faster while a geofence episode is open."""
+        assert self._producer is not None
+        alert = rec.alert
+        if alert.kind not in GEOFENCE_KINDS or alert.person_id is None:
+            return
+        if rec.event == "opened":
+            command, interval = "pursuit", self.settings.pursuit_interval_s
+        elif rec.event == "cleared":
+            command, interval = "normal", self.settings.normal_interval_s
+        else:
+            return
+        order = ps.orders.get(alert.person_id)
+        for device in order.devices if order else ():
+            body = {"device_id": device, "command": command, "interval_s": interval,
+                    "alert_id": alert.alert_id, "at": rec.at}
+            fut = await self._producer.send(COMMANDS, encode(body), key=device.encode())
+            self._inflight.append(fut)
+
+    def _note_alert_offset(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        md = fut.result()
+        self._alerts_high[md.partition] = max(self._alerts_high.get(md.partition, 0),
+                                              md.offset + 1)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _capture(self, ps: PartitionState) -> _SnapshotJob:
+        """Take a partition's state (call under the lock; cheap apart from
+        ``Engine.snapshot()``); the slow part runs in :meth:`_write`."""
+        pending = [f for f in self._inflight
+                   if not f.done() or f.cancelled() or f.exception() is not None]
+        self._inflight = [f for f in pending if not f.done()]
+        lows = dict(ps.alerts_low)
+        for a, off in self._alerts_high.items():
+            lows[a] = max(lows.get(a, 0), off)
+        job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
+                           list(ps.orders.values()), ps.engine.snapshot(), pending)
+        ps.dirty = False
+        ps.last_snapshot = time.monotonic()
+        ps.writing = True
+        if self.settings.gc_freeze:
+            gc.freeze()  # long-lived engine state leaves the collector's scans
+        return job
+
+    async def _write(self, job: _SnapshotJob) -> None:
+        """Wait for the acks of every record sent before the capture, then write
+        the snapshot, then commit the offset it covers."""
+        assert self._producer is not None and self._consumer is not None
+        ps = job.ps
+        try:
+            try:
+                await asyncio.gather(*job.pending)
+            except Exception as exc:
+                # a record the state already reflects is not on Kafka: the only safe
+                # way on is a restart from the last snapshot
+                self._fail(StreamError(f"publishing failed, restarting from the last"
+                                       f" snapshot: {exc!r}"))
+                raise
+            lows = job.lows
+            with contextlib.suppress(Exception):
+                # ListOffsets may under-report on Tansu; any value is a valid lower bound
+                assert self._reader is not None
+                ends = await self._reader.end_offsets(
+                    [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
+                for tp, off in ends.items():
+                    lows[tp.partition] = max(lows.get(tp.partition, 0), off)
+            meta, chunks = await asyncio.to_thread(
+                encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
+                job.max_ts, lows, job.orders, job.state)
+            await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
+            # only a snapshot on Kafka moves the slot on (see stream.recovery)
+            ps.seq = job.seq + 1
+            ps.alerts_low = lows
+            self.metrics.snapshots.inc()
+            self.metrics.snapshot_bytes.observe(meta.size)
+            try:
+                await self._consumer.commit(
+                    {TopicPartition(TELEMETRY, ps.partition): OffsetAndMetadata(job.next_offset,
+                                                                                "")})
+            except Exception as exc:  # a rebalance in progress: the snapshot is what counts
+                log.info("commit of partition %d deferred: %s", ps.partition, exc)
+        finally:
+            ps.writing = False
+
+    async def _snapshot(self, ps: PartitionState, force: bool = False) -> None:
+        """Snapshot one partition now (under the lock) and wait until it is written."""
+        while ps.writing:
+            await asyncio.sleep(0.01)
+        if not ps.dirty and not force:
+            ps.last_snapshot = time.monotonic()
+            return
+        await self._write(self._capture(ps))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("worker stopping: %s", exc)
+        self._stopping.set()
+
+    # ------------------------------------------------------------------ timers
+
+    async def _timer_loop(self) -> None:
+        assert self._consumer is not None
+        s = self.settings
+        last_gauges = 0.0
+        jobs: list[_SnapshotJob] = []
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.5)
+            async with self._lock:
+                now = time.monotonic()
+                now_ms = int(time.time() * 1000)
+                for ps in list(self._parts.values()):
+                    tp = TopicPartition(TELEMETRY, ps.partition)
+                    hw = self._consumer.highwater(tp)
+                    lag = max(0, hw - ps.next_offset) if hw is not None else 0
+                    self.metrics.lag.labels(str(ps.partition)).set(lag)
+                    if s.idle_watermark_s > 0 and lag == 0 \
+                            and now - ps.last_input >= s.idle_watermark_s:
+                        guard = now_ms - self.config.lateness_ms - int(s.idle_watermark_s * 1000)
+                        records = self._advance(ps, guard)
+                        if records:
+                            ps.dirty = True
+                            await self._publish(ps, records, f"{ps.partition}:clock")
+                    if now - ps.last_snapshot >= s.snapshot_interval_s and not ps.writing:
+                        if not ps.dirty:
+                            ps.last_snapshot = now
+                        elif not jobs:  # one capture per tick spreads the pauses
+                            jobs.append(self._capture(ps))
+                if now - last_gauges >= 5.0:
+                    last_gauges = now
+                    self._update_open_gauge()
+            for job in jobs:  # outside the lock: evaluation goes on meanwhile
+                try:
+                    await self._write(job)
+                except Exception:
+                    log.exception("snapshot of partition %d failed; retrying later",
+                                  job.ps.partition)
+                    job.ps.dirty = True
+            jobs.clear()
+
+    def _update_open_gauge(self) -> None:
+        counts: dict[str, int] = {}
+        for ps in self._parts.values():
+            for alert in ps.engine.open_alerts():
+                counts[alert.kind] = counts.get(alert.kind, 0) + 1
+        for kind in self._open_kinds | set(counts):
+            self.metrics.open_episodes.labels(kind).set(counts.get(kind, 0))
+        self._open_kinds |= set(counts)
+
+    # ------------------------------------------------------------------ hot reload
+
+    async def _control_loop(self) -> None:
+        assert self._control is not None
+        while not self._stopping.is_set():
+            try:
+                changes = await self._control.poll(timeout_ms=200)
+            except KafkaError:
+                log.exception("control topic read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if not changes:
+                continue
+            async with self._lock:
+                await self.apply_control(changes)
+
+    def _apply_changes_to_catalogue(self, changes: ControlChanges) -> bool:
+        """Apply control changes to the worker-wide orders and zones; True if zones changed."""
+        for person, order in changes.orders.items():
+            if order is None:
+                self.orders.pop(person, None)
+                self.metrics.control_updates.labels("orders", "removed").inc()
+            else:
+                self.orders[person] = order
+                self.metrics.control_updates.labels("orders", "upserted").inc()
+        if not changes.zones:
+            return False
+        removed = [z for z, f in changes.zones.items() if f is None and z in self.zones]
+        features = [f for f in changes.zones.values() if f is not None]
+        zones = self.zones
+        if removed:
+            zones = zones.without(removed)
+            self.metrics.control_updates.labels("zones", "removed").inc(len(removed))
+        if features:
+            try:
+                zones = zones.updated(features)
+            except Exception as exc:
+                good = []
+                for f in features:
+                    try:
+                        zones.updated([f])
+                        good.append(f)
+                    except Exception as one:
+                        changes.rejected.append((getattr(one, "reason", "invalid_zone"),
+                                                 str(one), encode(f).decode()[:4096],
+                                                 f"zones:{f.get('id')}"))
+                log.warning("some zone updates were rejected: %s", exc)
+                zones = zones.updated(good) if good else zones
+            self.metrics.control_updates.labels("zones", "upserted").inc(len(features))
+        self.zones = zones
+        return True
+
+    async def _dead_letter_control(self, changes: ControlChanges) -> None:
+        at = format_ts(int(time.time() * 1000))
+        await self._dead_letter([DeadLetter(reason, raw, source, detail, at)
+                                 for reason, detail, raw, source in changes.rejected])
+
+    async def apply_control(self, changes: ControlChanges) -> None:
+        """Apply order and zone changes to every partition engine this worker owns."""
+        zones_changed = self._apply_changes_to_catalogue(changes)
+        await self._dead_letter_control(changes)
+        self.router = Router.build(self.orders.values(), self.partitions)
+        for ps in self._parts.values():
+            records: list[AlertRecord] = []
+            if zones_changed:
+                try:
+                    records.extend(ps.engine.set_zones(self.zones))
+                except Exception:
+                    log.exception("partition %d: zone update could not be applied",
+                                  ps.partition)
+            records.extend(self._sync_orders(ps, self.router))
+            if records:
+                ps.dirty = True
+            await self._publish(ps, records, f"{ps.partition}:control")
+
+    def _sync_orders(self, ps: PartitionState, router: Router) -> list[AlertRecord]:
+        """Bring one engine's orders in line with the router's share for its partition."""
+        wanted = {o.person_id: o for o in router.orders_for(ps.partition)}
+        records: list[AlertRecord] = []
+        for person in [p for p in ps.orders if p not in wanted]:
+            reason = "order_removed" if person not in self.orders else "repartitioned"
+            records.extend(ps.engine.remove_order(person, reason))
+            del ps.orders[person]
+        for person, order in wanted.items():
+            if ps.orders.get(person) != order:
+                try:
+                    records.extend(ps.engine.upsert_order(order))
+                except Exception:  # one bad order must not stop the others
+                    log.exception("partition %d: order of %s could not be applied",
+                                  ps.partition, person)
+                    continue
+                ps.orders[person] = order
+        return records

@@ -1,0 +1,258 @@
+"""Event time, rewind, late data, state snapshots and hot reload."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine_world import (
+    MIN,
+    SEC,
+    T0,
+    engine,
+    event,
+    fix,
+    hit,
+    orders,
+    orders_json,
+    summary,
+    zones,
+    zones_geojson,
+)
+
+from geofence.engine import (
+    Engine,
+    fold_records,
+    message_key,
+    partition_keys,
+    person_partition_keys,
+)
+from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders, parse_ts
+from geofence.zones import ZoneCatalogue
+
+
+def final(records: list[AlertRecord]) -> list[bytes]:
+    alerts, _ = fold_records(records)
+    return [encode(a) for a in alerts]
+
+
+def breach() -> list[Any]:
+    """Enters the school for 3 minutes, then 1 minute in the buffer, then away."""
+    return ([fix(T0 + k * 30 * SEC, 800) for k in range(4)]
+            + [fix(T0 + 2 * MIN + k * 30 * SEC, 0) for k in range(6)]
+            + [fix(T0 + 5 * MIN + k * 30 * SEC, 200) for k in range(3)]
+            + [fix(T0 + 7 * MIN + k * 30 * SEC, 900) for k in range(4)])
+
+
+def run_each(eng: Engine, msgs: list[Any]) -> list[AlertRecord]:
+    out: list[AlertRecord] = []
+    for m in msgs:
+        out.extend(eng.process([m]).records)
+    out.extend(eng.flush())
+    return out
+
+
+def test_out_of_order_within_horizon_gives_same_final_alerts() -> None:
+    msgs = breach()
+    ref = run_each(engine(), msgs)
+    swapped = list(msgs)
+    # swap neighbours 30-90 s apart, all inside the 120 s horizon
+    for i in range(0, len(swapped) - 3, 3):
+        swapped[i], swapped[i + 2] = swapped[i + 2], swapped[i]
+    got = run_each(engine(), swapped)
+    assert final(got) == final(ref)
+    assert final(ref)  # there is something to compare
+
+
+def test_rewind_retracts_an_episode_the_full_data_denies() -> None:
+    eng = engine()
+    recs = run_each(eng, [fix(T0, 800), fix(T0 + 60 * SEC, 0), fix(T0 + 100 * SEC, 0)])
+    opened = [r for r in recs if r.alert.kind == "exclusion_entered"]
+    assert [r.event for r in opened] == ["opened"]
+    # a fix at 80 s arrives late (within the horizon) showing the person far away:
+    # the streak is broken, the two inside fixes no longer confirm each other
+    more = eng.process([fix(T0 + 80 * SEC, 800)]).records
+    assert [(r.event, r.alert.reason) for r in more] == [("cleared", "retracted")]
+    assert more[0].alert.alert_id == opened[0].alert.alert_id
+    assert fold_records(recs + more)[0] == []
+
+
+def test_rewind_that_moves_an_episode_start_renames_it() -> None:
+    eng = engine()
+    msgs = [fix(T0, 0), fix(T0 + 40 * SEC, 0), fix(T0 + 80 * SEC, 800, acc=5)]
+    recs = run_each(eng, msgs)
+    ex = [r for r in recs if r.alert.kind == "exclusion_entered"]
+    assert [r.event for r in ex] == ["opened", "cleared"]
+    # an earlier inside fix arrives inside the horizon: the episode started 30 s
+    # sooner, so it has another id; the old one is retracted, the new one
+    # appears with its whole life (opened at the second fix, cleared as before)
+    more = eng.process([fix(T0 - 20 * SEC, 0)]).records
+    got = [(r.event, r.alert.alert_id == ex[0].alert.alert_id, r.alert.reason,
+            r.alert.opened_at) for r in more]
+    assert got == [
+        ("opened", False, None, format_ts(T0 + 40 * SEC)),
+        ("cleared", False, None, format_ts(T0 + 40 * SEC)),
+        ("cleared", True, "retracted", ex[0].alert.opened_at),
+    ]
+    ref = run_each(engine(), sorted([*msgs, fix(T0 - 20 * SEC, 0)], key=lambda m: m.ts))
+    assert final(recs + more) == final(ref)
+    assert len(final(ref)) == 1
+
+
+def test_signal_loss_fired_by_watermark_is_retracted_by_data_inside_horizon() -> None:
+    eng = engine()
+    eng.process([fix(T0, 800)])
+    lost = eng.advance(T0 + 15 * MIN + SEC)
+    assert [r.alert.kind for r in lost] == ["signal_lost"]
+    # a heartbeat from 14:00 arrives (60 s behind the watermark): no loss after all
+    back = eng.process([event(T0 + 14 * MIN, "heartbeat")]).records
+    assert [(r.event, r.alert.reason) for r in back] == [("cleared", "retracted")]
+    assert fold_records(lost + back)[0] == []
+
+
+def test_late_backfill_is_marked_late() -> None:
+    eng = engine()
+    live = [fix(T0 + k * MIN, 800) for k in range(20)]
+    eng.process(live)
+    eng.advance(T0 + 19 * MIN)
+    # an offline backfill from the other wristband, 15 minutes old, inside the school
+    backfill = [fix(T0 + 2 * MIN + k * 30 * SEC, 0, dev="WB-A2") for k in range(4)]
+    res = eng.process(backfill)
+    assert res.late == 4
+    ex = [r for r in res.records if r.alert.kind == "exclusion_entered"]
+    assert [(r.event, r.alert.late) for r in ex] == [("opened", True)]
+
+
+def test_late_data_never_doubles_a_reported_episode() -> None:
+    eng = engine()
+    live = [fix(T0 + k * 30 * SEC, 0) for k in range(10)] + [
+        fix(T0 + 5 * MIN + k * MIN, 800) for k in range(10)]
+    recs = eng.process(live).records
+    assert [r.event for r in recs if r.alert.kind == "exclusion_entered"] == ["opened", "cleared"]
+    # the second wristband's stored fixes of the same visit arrive 10 minutes later
+    backfill = [fix(T0 + 15 * SEC + k * 30 * SEC, 10, dev="WB-A2") for k in range(8)]
+    res = eng.process(backfill)
+    assert res.late == 8
+    assert [r for r in res.records if r.alert.kind == "exclusion_entered"] == []
+
+
+def test_duplicates_dropped_across_batches_and_inside_rewinds() -> None:
+    eng = engine()
+    msgs = breach()
+    a = eng.process(msgs).records
+    res = eng.process(msgs[-3:])
+    assert res.duplicates == 3 and res.records == []
+    assert final(a) == final(engine().process(msgs).records)
+
+
+def test_snapshot_restore_continues_identically() -> None:
+    msgs = [*breach(), event(T0 + 3 * MIN, "tamper"), fix(T0 + 3 * MIN, 300, dev="WB-B")]
+    msgs.sort(key=lambda m: m.ts)
+    one = engine()
+    ref = one.process(msgs[:9]).records + one.process(msgs[9:]).records + one.flush()
+    first = engine()
+    head = first.process(msgs[:9]).records
+    blob = first.snapshot()
+    assert isinstance(blob, bytes)
+    second = engine()
+    second.restore(blob)
+    tail = second.process(msgs[9:]).records + second.flush()
+    assert [encode(r) for r in head + tail] == [encode(r) for r in ref]
+    assert second.open_alerts() == one.open_alerts()
+
+
+def test_remove_order_clears_open_episodes() -> None:
+    eng = engine()
+    eng.process([fix(T0, 0), fix(T0 + MIN, 0), event(T0 + MIN, "tamper")])
+    out = eng.remove_order("P-A", "order_revoked")
+    assert sorted((r.event, r.alert.kind, r.alert.reason) for r in out) == [
+        ("cleared", "exclusion_entered", "order_revoked"), ("cleared", "tamper", "order_revoked")]
+    assert eng.person_of_device("WB-A") is None
+    assert eng.process([fix(T0 + 2 * MIN, 0)]).unknown
+
+
+def test_upsert_order_keeps_unchanged_rules_and_clears_dropped_ones() -> None:
+    eng = engine()
+    eng.process([fix(T0, 0), fix(T0 + MIN, 0)])
+    data = orders_json()[0]
+    data["rules"] = [r for r in data["rules"] if r["id"] != "r1"] + [
+        {"id": "r9", "type": "exclusion", "zone": "park"}]
+    out = eng.upsert_order(parse_order(data))
+    assert [(r.event, r.alert.rule_id, r.alert.reason) for r in out] == [
+        ("cleared", "r1", "rule_removed")]
+    recs = eng.process([fix(T0 + 2 * MIN, -1500), fix(T0 + 3 * MIN, -1500)]).records
+    assert [(r.event, r.alert.rule_id) for r in recs] == [("opened", "r9")]
+
+
+def test_set_zones_hot_reload() -> None:
+    eng = engine()
+    eng.process([fix(T0, 0), fix(T0 + MIN, 0)])
+    gj = zones_geojson()
+    gj["features"] = [f for f in gj["features"] if f["id"] != "school"]
+    out = eng.set_zones(ZoneCatalogue.from_geojson(gj))
+    assert [(r.event, r.alert.rule_id, r.alert.reason) for r in out] == [
+        ("cleared", "r1", "zone_removed")]
+    assert eng.process([fix(T0 + 2 * MIN, 0), fix(T0 + 3 * MIN, 0)]).records == []
+
+
+def test_partition_keys_group_no_contact_pairs() -> None:
+    keys = partition_keys(orders())
+    assert keys == {"WB-A": "P-A", "WB-A2": "P-A", "WB-B": "P-A"}
+    data = orders_json()
+    data[0]["rules"] = []
+    assert partition_keys(parse_orders(json.dumps(data)))["WB-B"] == "P-B"
+
+
+def test_message_keys_follow_persons_and_cameras() -> None:
+    o = orders()
+    dk, pk = partition_keys(o), person_partition_keys(o)
+    assert message_key(fix(T0, 0, dev="WB-B"), dk, pk) == "P-A"
+    assert message_key(hit(T0, "face_match", 0, person_id="P-B", confidence=0.9), dk, pk) == "P-A"
+    assert message_key(hit(T0, "fight", 0), dk, pk) == "camera:CAM-1"
+    assert message_key(fix(T0, 0, dev="WB-X"), dk, pk) == "WB-X"
+
+
+def test_records_carry_event_time_only() -> None:
+    recs = run_each(engine(), breach())
+    for r in recs:
+        assert r.at in (r.alert.opened_at, r.alert.cleared_at, r.alert.updated_at)
+    assert summary(recs) == summary(run_each(engine(), breach()))
+
+
+def test_missing_zone_in_an_order_does_not_stop_the_others() -> None:
+    data = orders_json()
+    data[0]["rules"].append({"id": "r8", "type": "exclusion", "zone": "nowhere"})
+    eng = Engine(zones(), parse_orders(json.dumps(data)))
+    recs = eng.process([fix(T0, 0), fix(T0 + MIN, 0)]).records
+    assert [r.alert.rule_id for r in recs] == ["r1"]
+    assert format_ts(T0)  # world sanity
+
+
+def test_curfew_still_applies_after_an_order_update() -> None:
+    # quiet lane, then the order is re-published: the curfew must still start
+    rules = [{"id": "r3", "type": "curfew", "zone": "home-A",
+              "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]}]
+    eng = engine(rules=rules)
+    t22 = parse_ts("2026-11-22T22:00:00+08:00")
+    eng.process([fix(t22 - 20 * MIN, 800), fix(t22 - 19 * MIN, 800)])
+    eng.upsert_order(orders(rules=rules)[0])
+    recs = []
+    for k in range(18, 0, -1):
+        recs += eng.process([fix(t22 - k * MIN, 800)]).records
+    recs += eng.process([fix(t22 + 30 * SEC, 800)]).records
+    recs += eng.process([fix(t22 + 90 * SEC, 800)]).records
+    assert [(r.event, r.alert.kind) for r in recs] == [("opened", "curfew_violated")]
+
+
+def test_redelivery_after_restore_is_dropped() -> None:
+    msgs = breach()
+    first = engine()
+    first.process(msgs)
+    second = engine()
+    second.restore(first.snapshot())
+    res = second.process(msgs[-3:])
+    assert res.duplicates == 3 and res.records == []

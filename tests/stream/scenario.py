@@ -1,0 +1,154 @@
+"""A small supervision scenario with every rule type, for the stream tests.
+
+Two hours of event time around Nanjing with a fix every 30 s per person:
+exclusion with an approach buffer, inclusion, a curfew that starts while the
+person is out, a no_contact pair that meets, a signal loss, every built-in
+device rule, and the three kinds of video hit. The expected alerts are not
+written here: the tests compare the stream with ``replay_lines`` on the same
+messages, which is what the contract promises.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from geofence.model import DeviceEvent, Fix, Order, Telemetry, VideoHit, encode, parse_orders
+from geofence.zones import ZoneCatalogue
+
+T0 = 1795181400000  # 2026-11-20T13:30:00Z = 21:30 in Asia/Shanghai
+STEP = 30_000
+MINUTES = 120
+SCHOOL = (118.80, 32.06)
+HOME3 = (118.77, 32.04)
+
+
+def zones_geojson() -> dict[str, Any]:
+    """District (inclusion), school (exclusion), a curfew home, a spare zone."""
+    d = 0.05
+    cx, cy = 118.79, 32.05
+    district = [[cx - d, cy - d], [cx + d, cy - d], [cx + d, cy + d], [cx - d, cy + d],
+                [cx - d, cy - d]]
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "320102", "properties": {"name": "district"},
+         "geometry": {"type": "Polygon", "coordinates": [district]}},
+        {"type": "Feature", "id": "school", "properties": {"radius_m": 200},
+         "geometry": {"type": "Point", "coordinates": list(SCHOOL)}},
+        {"type": "Feature", "id": "home-P3", "properties": {"radius_m": 100},
+         "geometry": {"type": "Point", "coordinates": list(HOME3)}},
+        {"type": "Feature", "id": "bar", "properties": {"radius_m": 150},
+         "geometry": {"type": "Point", "coordinates": [118.75, 32.03]}},
+    ]}
+
+
+def orders_json() -> list[dict[str, Any]]:
+    """Seven persons, one per rule family."""
+    def order(pid: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"person_id": pid, "devices": [f"WB-{pid}"], "jurisdiction": "320102",
+                "rules": rules}
+    return [
+        order("P1", [{"id": "r1", "type": "exclusion", "zone": "school", "buffer_m": 300}]),
+        order("P2", [{"id": "r2", "type": "inclusion", "zone": "320102"}]),
+        order("P3", [{"id": "r3", "type": "curfew", "zone": "home-P3",
+                      "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]}]),
+        order("P4", [{"id": "r4", "type": "no_contact", "person": "P5", "distance_m": 200}]),
+        order("P5", []),
+        order("P6", [{"id": "r6", "type": "signal_loss", "after_s": 300}]),
+        order("P7", []),
+    ]
+
+
+def zones() -> ZoneCatalogue:
+    return ZoneCatalogue.from_geojson(zones_geojson())
+
+
+def orders() -> list[Order]:
+    return parse_orders(json.dumps(orders_json()))
+
+
+def _lerp(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
+    return (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
+
+
+def _pos(pid: str, minute: float) -> tuple[float, float] | None:
+    """Where a person is at a minute of the scenario (``None``: silent)."""
+    if pid == "P1":  # approaches the school, goes in, leaves
+        far = (118.83, 32.08)
+        near = (SCHOOL[0] + 0.0035, SCHOOL[1])  # ~330 m east: inside the 300 m buffer? no
+        edge = (SCHOOL[0] + 0.0030, SCHOOL[1])  # ~283 m: within buffer, outside zone
+        if minute < 15:
+            return _lerp(far, near, minute / 15)
+        if minute < 30:
+            return edge
+        if minute < 50:
+            return SCHOOL
+        return far
+    if pid == "P2":  # leaves the district for twenty minutes
+        return (118.86, 32.05) if 40 <= minute < 60 else (118.79, 32.05)
+    if pid == "P3":  # out when the 22:00 window starts, home at 22:40
+        return (118.78, 32.045) if 20 <= minute < 70 else HOME3
+    if pid == "P4":
+        return (118.76, 32.07)
+    if pid == "P5":  # meets P4 between minutes 60 and 80
+        return (118.7605, 32.0702) if 60 <= minute < 80 else (118.81, 32.03)
+    if pid == "P6":  # silent from minute 30 to 60
+        return None if 30 <= minute < 60 else (118.79, 32.05)
+    return (118.795, 32.055)
+
+
+def messages(seed: int = 7) -> list[Telemetry]:
+    """Every message of the scenario in event-time order."""
+    rng = random.Random(seed)
+    out: list[Telemetry] = []
+    for k in range(MINUTES * 60_000 // STEP):
+        ts = T0 + k * STEP
+        minute = k * STEP / 60_000
+        for pid in ("P1", "P2", "P3", "P4", "P5", "P6", "P7"):
+            pos = _pos(pid, minute)
+            if pos is None:
+                continue
+            jitter = rng.uniform(-1e-5, 1e-5)
+            out.append(Fix(device_id=f"WB-{pid}", ts=ts + rng.randint(0, 900), lat=pos[1] + jitter,
+                           lon=pos[0] - jitter, accuracy_m=8.0))
+    events = [(10, "tamper"), (15, "sos"), (20, "battery_low"), (25, "power_off"),
+              (35, "removed")]
+    for minute, ev in events:
+        out.append(DeviceEvent(device_id="WB-P7", ts=T0 + minute * 60_000 + 1000, event=ev))
+    out.append(VideoHit(camera_id="CAM-1", ts=T0 + 32 * 60_000 + 500, event="face_match",
+                        lat=SCHOOL[1], lon=SCHOOL[0], person_id="P1", confidence=0.95))
+    out.append(VideoHit(camera_id="CAM-2", ts=T0 + 10 * 60_000 + 500, event="face_match",
+                        lat=32.07, lon=118.79, person_id="P2", confidence=0.9))
+    out.append(VideoHit(camera_id="CAM-3", ts=T0 + 50 * 60_000 + 500, event="fight",
+                        lat=32.05, lon=118.79, jurisdiction="320102"))
+    out.sort(key=lambda m: m.ts)
+    return out
+
+
+def final_heartbeats() -> list[Telemetry]:
+    """One heartbeat per person after the end, so the stream's watermark reaches
+    the same event time as replay's flush."""
+    end = T0 + MINUTES * 60_000 + 1000
+    return [DeviceEvent(device_id=f"WB-P{i}", ts=end, event="heartbeat") for i in range(1, 8)]
+
+
+def as_lines(msgs: list[Telemetry]) -> list[bytes]:
+    """JSONL lines (one message each) for ``replay_lines``."""
+    return [encode(m) for m in msgs]
+
+
+def shuffled_within(msgs: list[Telemetry], window_ms: int, seed: int = 3) -> list[Telemetry]:
+    """Reorder messages inside consecutive windows shorter than the lateness horizon."""
+    rng = random.Random(seed)
+    out: list[Telemetry] = []
+    chunk: list[Telemetry] = []
+    start = msgs[0].ts if msgs else 0
+    for m in msgs:
+        if m.ts - start >= window_ms:
+            rng.shuffle(chunk)
+            out.extend(chunk)
+            chunk, start = [], m.ts
+        chunk.append(m)
+    rng.shuffle(chunk)
+    out.extend(chunk)
+    return out
