@@ -153,8 +153,9 @@ def api_main(argv: Sequence[str]) -> int:
                         help="run the Kafka sinks and escalator in this process (default on)")
     parser.add_argument("--orders", help="import an orders file into the store on start")
     parser.add_argument("--zones", help="import a zones GeoJSON file into the store on start")
-    parser.add_argument("--demo-user", metavar="NAME",
-                        help="create/reset operator NAME with a random password and print it")
+    parser.add_argument("--demo-user", metavar="NAME", nargs="?", const="demo",
+                        help="create/reset a national-scope supervisor NAME (default demo) with "
+                             "a random password and print it")
     parser.add_argument("--ready-file", help=argparse.SUPPRESS)
     args = parser.parse_args(list(argv))
     logging.basicConfig(level=settings.log_level,

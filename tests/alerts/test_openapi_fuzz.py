@@ -44,7 +44,7 @@ def api_process(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     assert add.returncode == 0, add.stderr
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "api", "--port", str(port),
-                             "--demo-user", "demo"],
+                             "--demo-user"],  # as `wardstream demo` calls it: default name
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
