@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 from alerts_testkit import T0, FakeClock, record
@@ -139,3 +141,36 @@ def test_login_limiter_window() -> None:
         limiter.check("10.0.0.2", "u")  # and the username whatever the address
     now[0] = 61.0
     limiter.check("10.0.0.1", "u")  # the window has passed
+
+
+async def test_import_files_is_idempotent(database_url: str, tmp_path: Any) -> None:
+    import json
+    import uuid
+
+    from alerts.cli import import_files
+    from stream.settings import Settings
+
+    orders = [{"person_id": "P-0001", "devices": ["WB-000123"], "jurisdiction": "320102",
+               "valid_from": "2026-11-01T00:00:00+08:00", "valid_until": "2027-02-01T00:00:00+08:00",
+               "rules": [{"id": "r1", "type": "exclusion", "zone": "Z-school-17", "buffer_m": 100}]}]
+    zones = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "Z-school-17", "properties": {"radius_m": 150},
+         "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}]}
+    (tmp_path / "orders.json").write_text(json.dumps(orders))
+    (tmp_path / "zones.geojson").write_text(json.dumps(zones))
+    schema = "t_" + uuid.uuid4().hex[:12]
+    settings = Settings(database_url=database_url, database_schema=schema)
+    try:
+        first = await import_files(settings, str(tmp_path / "orders.json"), str(tmp_path / "zones.geojson"))
+        again = await import_files(settings, str(tmp_path / "orders.json"), str(tmp_path / "zones.geojson"))
+        assert first == (1, 1) and again == (0, 0)
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+        try:
+            dev = await conn.fetchrow("SELECT * FROM devices")
+            assert dev["person_id"] == "P-0001" and dev["valid_from"].isoformat() == "2026-10-31T16:00:00+00:00"
+        finally:
+            await conn.close()
+    finally:
+        conn = await asyncpg.connect(database_url)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
