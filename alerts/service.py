@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -59,7 +59,6 @@ class ServiceOptions:
     orders_topic: str = ORDERS_TOPIC
     zones_topic: str = ZONES_TOPIC
     run_control_sink: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Service:
