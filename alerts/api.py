@@ -105,6 +105,9 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except (BadRequestError, ValidationError) as exc:
         status = 400
         return _error(400, "bad_request", getattr(exc, "detail", None) or str(exc))
+    except (asyncpg.DataError, UnicodeError) as exc:  # input the database cannot hold
+        status = 400
+        return _error(400, "bad_request", f"invalid value: {type(exc).__name__}")
     except WorkflowError as exc:
         status = exc.status
         return _error(exc.status, exc.reason, exc.detail)
@@ -137,7 +140,28 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise BadRequestError("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object")
+    _check_text(data)
     return data
+
+
+def _check_text(value: Any, depth: int = 0) -> None:
+    """Refuse what PostgreSQL text cannot hold: NUL characters and lone surrogates."""
+    if depth > 64:
+        raise BadRequestError("body nests too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequestError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequestError("text must be valid UTF-8 (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, depth + 1)
+            _check_text(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_text(v, depth + 1)
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:
@@ -157,8 +181,8 @@ def _str_param(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
     if value is not None and len(value) > 256:
         raise BadRequestError(f"{name} is longer than 256 characters")
-    if value is not None and "\x00" in value:
-        raise BadRequestError(f"{name} contains a NUL character")
+    if value is not None:
+        _check_text(value)
     return value or None
 
 
@@ -172,8 +196,9 @@ def _time_param(request: web.Request, name: str) -> int | None:
 
 def _path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
-    if not value or len(value) > 256 or "\x00" in value:
+    if not value or len(value) > 256:
         raise BadRequestError(f"{name} must be 1..256 characters")
+    _check_text(value)
     return value
 
 

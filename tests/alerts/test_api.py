@@ -267,3 +267,18 @@ async def test_risk_colour_and_jurisdiction_counts(make_api: Any) -> None:
     mine = await (await api.client.get("/api/jurisdictions?prefix=32",
                                        headers=bearer(await api.login("county")))).json()
     assert mine["prefix"] == "320102"
+
+
+async def test_text_postgres_cannot_hold_is_400_not_500(make_api: Any) -> None:
+    api, tok = await seeded(make_api)
+    h = {**bearer(tok["admin"]), "Content-Type": "application/json"}
+    for raw in ('{"username": "a\\u0000b", "password": "x"}', '{"username": "\\ud800", "password": "x"}'):
+        resp = await api.client.post("/api/auth/login", data=raw,
+                                     headers={"Content-Type": "application/json"})
+        assert resp.status == 400, raw
+    resp = await api.client.post("/api/alerts/A-1/resolve", data='{"note": "bad\\u0000note"}', headers=h)
+    assert resp.status == 400
+    bad_order = '{"person_id": "P-1", "devices": ["WB-\\ud800"], "jurisdiction": "320102", "rules": []}'
+    assert (await api.client.put("/api/orders/P-1", data=bad_order, headers=h)).status == 400
+    resp = await api.client.get("/api/alerts", params={"person_id": "a\x00b"}, headers=h)
+    assert resp.status == 400
