@@ -190,7 +190,7 @@ def _time_param(request: web.Request, name: str) -> int | None:
     raw = _str_param(request, name)
     if raw is None:
         return None
-    value: object = int(raw) if raw.isdigit() else raw
+    value: object = int(raw) if raw.isascii() and raw.isdigit() else raw
     return parse_ts(value, name)
 
 

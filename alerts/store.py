@@ -145,7 +145,7 @@ def _parse_since(since: str | None) -> datetime | None:
     from geofence.model import parse_ts
 
     try:
-        value: object = int(since) if since.isdigit() else since
+        value: object = int(since) if since.isascii() and since.isdigit() else since
         return utc(parse_ts(value, "since"))
     except ValidationError as exc:
         raise BadRequestError(exc.detail) from None

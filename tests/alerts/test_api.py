@@ -145,7 +145,7 @@ async def test_resolving_tamper_needs_a_note(make_api: Any) -> None:
     assert resp.status == 200
 
 
-INJECTIONS = ["' OR '1'='1", "'; DROP TABLE alerts; --", "%", "_", "32%' OR jurisdiction LIKE '%",
+INJECTIONS = ["' OR '1'='1", "¹", "٣", "１２", "'; DROP TABLE alerts; --", "%", "_", "32%' OR jurisdiction LIKE '%",
               "\\", "1) OR (1=1", "red' UNION SELECT * FROM operators --", "😀" * 3, "a" * 300]
 
 
