@@ -26,7 +26,9 @@ from pathlib import Path
 
 from stream.broker import EmbeddedBroker, free_port, metadata_ok
 from stream.cli import COMMANDS, resolve
+from stream.embedded_pg import DatabaseUnavailable, EmbeddedPostgres, can_connect
 from stream.errors import BrokerError
+from stream.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,7 @@ class Demo:
     def __init__(self, out: Callable[[str], None] = print) -> None:
         self.parts: list[Part] = []
         self.broker: EmbeddedBroker | None = None
+        self.postgres: EmbeddedPostgres | None = None
         self.out = out
         self.log_dir = Path(os.environ.get("WARDSTREAM_DEMO_LOGS", "/tmp/wardstream-demo"))
 
@@ -107,6 +110,36 @@ class Demo:
         if self.broker is not None:
             self.broker.stop_sync()
             self.broker = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def database(self) -> str | None:
+        """The configured PostgreSQL if it answers, else a throwaway cluster, else None."""
+        dsn = Settings.from_env().database_url
+        if can_connect(dsn):
+            self.out(f"  + database: PostgreSQL at {dsn.split('@')[-1]} (schema wardstream_demo)")
+            return dsn
+        try:
+            self.postgres = EmbeddedPostgres().start()
+        except DatabaseUnavailable as exc:
+            self.out(f"  - database: {exc}; the command centre is left out")
+            return None
+        self.out(f"  + database: throwaway PostgreSQL on 127.0.0.1:{self.postgres.port} "
+                 "(deleted when the demo stops)")
+        return self.postgres.dsn
+
+    def demo_password(self, timeout: float = 15.0) -> str | None:
+        """The demo operator's password, as the api printed it in its log."""
+        log = self.log_dir / "api.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if log.exists():
+                for line in log.read_text(errors="replace").splitlines():
+                    if "demo operator" in line and " password " in line:
+                        return line.rsplit(" password ", 1)[1].strip()
+            time.sleep(0.2)
+        return None
 
 
 def main(argv: Sequence[str]) -> int:
@@ -166,13 +199,21 @@ def main(argv: Sequence[str]) -> int:
                 ready=_port_open(jt808_port),
                 shows=f"JT/T 808 on 127.0.0.1:{jt808_port}, OsmAnd on http://127.0.0.1:{osmand_port}/",
                 env=env))
-        if not stopping["now"]:
-            demo.start_part(Part(
-                "api", "api", ["--port", str(args.api_port), "--demo-user"],
+        database = None if stopping["now"] else demo.database()
+        if database is not None and not stopping["now"]:
+            data_args = ["--orders", args.orders, "--zones", args.zones] if have_data else []
+            api_log = demo.log_dir / "api.log"
+            if api_log.exists():
+                api_log.unlink()  # the password is read from a fresh log
+            started = demo.start_part(Part(
+                "api", "api", ["--port", str(args.api_port), "--demo-user", "demo", *data_args],
                 ready=_port_open(args.api_port),
-                shows=f"dashboard http://127.0.0.1:{args.api_port}/ "
-                      f"(demo operator: see {demo.log_dir / 'api.log'})",
-                env=env))
+                shows=f"command-centre dashboard http://127.0.0.1:{args.api_port}/",
+                env={**env, "WARDSTREAM_DATABASE_URL": database,
+                     "WARDSTREAM_DATABASE_SCHEMA": "wardstream_demo"}))
+            password = demo.demo_password() if started else None
+            if password:
+                print(f"    log in as: demo / {password}  (a fresh password each run)", flush=True)
         if have_data and not args.no_simulator and not stopping["now"]:
             demo.start_part(Part(
                 "simulator", "simulate",

@@ -40,6 +40,10 @@ CATALOGUE: tuple[Key, ...] = (
         " is started where a command needs one (demo, tests)."),
     Key("database_url", str, "postgresql://postgres@127.0.0.1:5432/test",
         "PostgreSQL DSN for the alert and track stores.", secret=True),
+    Key("database_schema", str, "wardstream", "PostgreSQL schema holding the command-centre"
+        " store (lets several stores share one database)."),
+    Key("escalation", str, "red=120/300", "Escalation of unacknowledged alerts per severity:"
+        " seconds to city / to province, e.g. `red=120/300,orange=900/1800`."),
     Key("topic_partitions", int, 12, "Partitions of wardstream.telemetry when it is created."),
     Key("topic_replication", int, 1, "Replication factor of topics created by wardstream"
         " (3 in production)."),
@@ -111,6 +115,8 @@ class Settings:
 
     kafka: str = ""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    database_schema: str = "wardstream"
+    escalation: str = "red=120/300"
     topic_partitions: int = 12
     topic_replication: int = 1
     telemetry_retention_h: int = 72

@@ -1,13 +1,16 @@
-"""`wardstream demo` starts, prints where things are, and stops cleanly on SIGINT."""
+"""`wardstream demo` starts every part, prints where they are and the demo login,
+and stops cleanly on SIGINT with no process left behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from stream.broker import free_port, metadata_ok
@@ -26,9 +29,10 @@ def _children_of(pid: int) -> set[int]:
     return found
 
 
-def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path) -> None:
+def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WARDSTREAM_KAFKA"}
     env["WARDSTREAM_DEMO_LOGS"] = str(tmp_path)
+    env["WARDSTREAM_DATABASE_URL"] = database_url
     api_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "demo", "--api-port", str(api_port)],
@@ -50,6 +54,15 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path) -> Non
         assert match, text
         broker_port = int(match.group(1))
         assert metadata_ok("127.0.0.1", broker_port), text
+        for part in ("worker", "gateway", "api", "simulator"):
+            assert f"  + {part}" in text, text
+        login = re.search(r"log in as: demo / (\S+)", text)
+        assert login, text
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/api/auth/login", method="POST",
+            data=json.dumps({"username": "demo", "password": login.group(1)}).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["token"]
         descendants = _children_of(proc.pid)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

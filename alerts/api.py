@@ -1,0 +1,666 @@
+"""The command-centre HTTP API (aiohttp), live WebSocket feed and dashboard.
+
+Routes (see ``/api/openapi.json``): login/logout, alerts with filters and
+paging, acknowledge, resolve, persons with risk colour, person track, orders
+and zones (read; create/update/remove for supervisor and admin, versioned
+and audited), jurisdiction counts, ``/api/live``, ``/metrics``,
+``/healthz``, ``/readyz`` and the dashboard at ``/``.
+
+Every ``/api`` route but login needs ``Authorization: Bearer TOKEN`` (401
+otherwise). ``/api/live`` also accepts ``?token=`` or a first message
+``{"token": "..."}`` because browsers cannot set headers on a WebSocket.
+Scope is applied in SQL by :mod:`alerts.store`; a resource outside the
+caller's jurisdiction is 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts import auth, store, workflow
+from alerts.errors import (
+    AuthError,
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    WorkflowError,
+)
+from alerts.openapi import openapi_document
+from alerts.service import ORDERS_TOPIC, ZONES_TOPIC, Service
+from alerts.store import Principal
+from alerts.tracks import TrackStore
+from geofence.errors import ValidationError
+from geofence.model import parse_order, parse_ts
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
+LIMITER: web.AppKey[auth.LoginLimiter] = web.AppKey("limiter", auth.LoginLimiter)
+WHO: web.RequestKey[Principal] = web.RequestKey("who", Principal)
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/auth/login", "/api/live",
+                    "/static/app.js", "/static/app.css", "/favicon.ico"})
+MAX_TRACK_DAYS = 31
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, reason: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": reason, "detail": detail}, status=status, headers=headers)
+
+
+def remote_of(request: web.Request) -> str:
+    """The peer address (the API is meant to sit on the command-centre LAN)."""
+    return request.remote or "unknown"
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    return None
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authentication, error mapping and request metrics."""
+    service = request.app[SERVICE]
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    status = 500
+    try:
+        if request.path.startswith("/api/") and request.path not in PUBLIC:
+            token = _bearer(request)
+            if not token:
+                raise AuthError("missing bearer token")
+            assert service.pool is not None
+            async with service.pool.acquire(timeout=5) as conn:
+                request[WHO] = await auth.authenticate(conn, token, service.clock())
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        raise
+    except AuthError as exc:
+        status = 401
+        return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+    except ForbiddenError as exc:
+        status = 403
+        return _error(403, "forbidden", str(exc))
+    except NotFoundError as exc:
+        status = 404
+        return _error(404, "not_found", str(exc))
+    except (BadRequestError, ValidationError) as exc:
+        status = 400
+        return _error(400, "bad_request", getattr(exc, "detail", None) or str(exc))
+    except (asyncpg.DataError, UnicodeError) as exc:  # input the database cannot hold
+        status = 400
+        return _error(400, "bad_request", f"invalid value: {type(exc).__name__}")
+    except WorkflowError as exc:
+        status = exc.status
+        return _error(exc.status, exc.reason, exc.detail)
+    except RateLimitedError as exc:
+        status = 429
+        return _error(429, "rate_limited", str(exc), {"Retry-After": str(exc.retry_after_s)})
+    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        status = 503
+        log.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
+        return _error(503, "unavailable", "the store is unavailable; try again")
+    finally:
+        service.metrics.http_requests.labels(request.method, route, str(status)).inc()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def who_of(request: web.Request) -> Principal:
+    """The authenticated caller."""
+    who: Principal = request[WHO]
+    return who
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length and request.content_length > 2_000_000:
+        raise BadRequestError("request body too large")
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequestError("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequestError("body must be a JSON object")
+    _check_text(data)
+    return data
+
+
+def _check_text(value: Any, depth: int = 0) -> None:
+    """Refuse what PostgreSQL text cannot hold: NUL characters and lone surrogates."""
+    if depth > 64:
+        raise BadRequestError("body nests too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequestError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequestError("text must be valid UTF-8 (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, depth + 1)
+            _check_text(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_text(v, depth + 1)
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"{name} must be an integer") from None
+    if not 0 <= value <= 2**31 - 1:
+        raise BadRequestError(f"{name} must be 0..{2**31 - 1}")
+    return value
+
+
+def _str_param(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and len(value) > 256:
+        raise BadRequestError(f"{name} is longer than 256 characters")
+    if value is not None:
+        _check_text(value)
+    return value or None
+
+
+def _time_param(request: web.Request, name: str) -> int | None:
+    raw = _str_param(request, name)
+    if raw is None:
+        return None
+    value: object = int(raw) if raw.isascii() and raw.isdigit() else raw
+    return parse_ts(value, name)
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not value or len(value) > 256:
+        raise BadRequestError(f"{name} must be 1..256 characters")
+    _check_text(value)
+    return value
+
+
+# ------------------------------------------------------------------ routes
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: database reachable and every sink writing."""
+    ready, details = request.app[SERVICE].readiness()
+    return web.json_response({"ready": ready, **details}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    service = request.app[SERVICE]
+    service.metrics.live_clients.set(len(service.hub.clients))
+    body = generate_latest(service.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """The dashboard page."""
+    return web.FileResponse(STATIC / "index.html", headers={
+        "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; "
+                                   "img-src 'self' data:; style-src 'self'; script-src 'self'",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 document."""
+    return web.json_response(openapi_document())
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /api/auth/login {"username", "password"} -> {"token", "expires_at", ...}."""
+    service = request.app[SERVICE]
+    limiter = request.app[LIMITER]
+    data = await _json_body(request)
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username \
+            or len(username) > 64 or len(password) > 1024:
+        raise BadRequestError("username and password are required strings")
+    remote = remote_of(request)
+    limiter.check(remote, username)
+    now = service.clock()
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        try:
+            token, who, expires = await auth.login(conn, username, password, now,
+                                                   service.settings.token_ttl_s, remote)
+        except AuthError:
+            limiter.failed(remote, username)
+            service.metrics.login_failures.labels("bad_credentials").inc()
+            await store.audit(conn, now, username, "auth.login_failed", None, None, remote)
+            raise
+        limiter.succeeded(remote, username)
+        await store.audit(conn, now, who.username, "auth.login", None, None, remote)
+    from geofence.model import format_ts
+
+    return web.json_response({"token": token, "expires_at": format_ts(expires),
+                              "username": who.username, "role": who.role,
+                              "jurisdiction": who.jurisdiction})
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/auth/logout: end this token's session."""
+    service = request.app[SERVICE]
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        await auth.logout(conn, _bearer(request) or "")
+        await store.audit(conn, service.clock(), who_of(request).username, "auth.logout", None,
+                          None, remote_of(request))
+    return web.json_response({"ok": True})
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/me: the caller."""
+    who = who_of(request)
+    return web.json_response({"username": who.username, "role": who.role,
+                              "jurisdiction": who.jurisdiction})
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """GET /api/alerts?status=&severity=&since=&person_id=&jurisdiction=&limit=&offset=."""
+    service, who = request.app[SERVICE], who_of(request)
+    limit, offset = _int_param(request, "limit", 100), _int_param(request, "offset", 0)
+    filters = {k: _str_param(request, k) for k in ("status", "severity", "since", "person_id",
+                                                   "jurisdiction")}
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        items, total = await store.list_alerts(conn, who, limit=limit, offset=offset, **filters)
+        await store.audit(conn, service.clock(), who.username, "alerts.list", None,
+                          {k: v for k, v in filters.items() if v} or None, remote_of(request))
+    nxt = offset + len(items) if offset + len(items) < total else None
+    return web.json_response({"alerts": items, "total": total, "limit": limit, "offset": offset,
+                              "next_offset": nxt})
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    """GET /api/alerts/{id}: one alert with its lifecycle history."""
+    service, who = request.app[SERVICE], who_of(request)
+    alert_id = _path_id(request, "alert_id")
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        row = await store.get_alert_row(conn, who, alert_id)
+        events = await store.alert_events(conn, alert_id)
+        await store.audit(conn, service.clock(), who.username, "alert.read", alert_id, None,
+                          remote_of(request))
+    return web.json_response({"alert": store.row_to_json(row), "events": events})
+
+
+async def _workflow(request: web.Request, event: str) -> web.Response:
+    service, who = request.app[SERVICE], who_of(request)
+    alert_id = _path_id(request, "alert_id")
+    note: str | None = None
+    if event == "resolved":
+        body = await _json_body(request) if request.can_read_body else {}
+        raw_note = body.get("note")
+        if raw_note is not None and not isinstance(raw_note, str):
+            raise BadRequestError("note must be a string")
+        note = raw_note
+    elif request.can_read_body and request.content_length:
+        await _json_body(request)  # an ack takes no fields; a malformed body is still an error
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        if event == "acknowledged":
+            alert, record = await workflow.acknowledge(conn, who, alert_id, service.clock(),
+                                                       remote_of(request))
+        else:
+            alert, record = await workflow.resolve(conn, who, alert_id, note, service.clock(),
+                                                   remote_of(request))
+    if record is not None:
+        service.wake_outbox()  # the live feed hears of it through PostgreSQL
+    return web.json_response({"alert": alert})
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    """POST /api/alerts/{id}/ack (operator and above)."""
+    return await _workflow(request, "acknowledged")
+
+
+async def resolve_alert(request: web.Request) -> web.Response:
+    """POST /api/alerts/{id}/resolve {"note"} (operator and above; note needed for tamper/removed)."""
+    return await _workflow(request, "resolved")
+
+
+async def list_persons(request: web.Request) -> web.Response:
+    """GET /api/persons?jurisdiction=&limit=&offset=: persons in scope with risk colour."""
+    service, who = request.app[SERVICE], who_of(request)
+    assert service.pool is not None
+    jur = _str_param(request, "jurisdiction")
+    async with service.pool.acquire(timeout=5) as conn:
+        items = await store.list_persons(conn, who, service.clock(), jurisdiction=jur,
+                                         limit=_int_param(request, "limit", 500),
+                                         offset=_int_param(request, "offset", 0))
+        await store.audit(conn, service.clock(), who.username, "persons.list", None,
+                          {"jurisdiction": jur} if jur else None, remote_of(request))
+    return web.json_response({"persons": items, "risk_rule": store.RISK_RULE})
+
+
+async def get_person(request: web.Request) -> web.Response:
+    """GET /api/persons/{id}: risk colour, position and alerts (the timeline's alerts)."""
+    service, who = request.app[SERVICE], who_of(request)
+    person_id = _path_id(request, "person_id")
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        await store.person_in_scope(conn, who, person_id)
+        persons = await store.list_persons(conn, who, service.clock(), person_id=person_id)
+        alerts, _ = await store.list_alerts(conn, who, person_id=person_id, limit=500)
+        await store.audit(conn, service.clock(), who.username, "person.read", person_id, None,
+                          remote_of(request))
+    if not persons:
+        raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
+    return web.json_response({"person": persons[0], "alerts": alerts})
+
+
+async def person_track(request: web.Request) -> web.Response:
+    """GET /api/persons/{id}/track?from=&to=: fixes (default: the last 24 h); audited."""
+    service, who = request.app[SERVICE], who_of(request)
+    person_id = _path_id(request, "person_id")
+    now = service.clock()
+    end = _time_param(request, "to") or now
+    start = _time_param(request, "from") or end - 86_400_000
+    if end <= start:
+        raise BadRequestError("`to` must be after `from`")
+    if end - start > MAX_TRACK_DAYS * 86_400_000:
+        raise BadRequestError(f"a track request spans at most {MAX_TRACK_DAYS} days")
+    limit = _int_param(request, "limit", 20_000)
+    if not 1 <= limit <= 100_000:
+        raise BadRequestError("limit must be 1..100000")
+    from alerts.db import utc
+    from geofence.model import format_ts
+
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        try:
+            await store.person_in_scope(conn, who, person_id)
+        except ForbiddenError:
+            await store.audit(conn, now, who.username, "track.denied", person_id,
+                              {"from": format_ts(start), "to": format_ts(end)}, remote_of(request))
+            raise
+        fixes = await TrackStore.read(conn, person_id, who.jurisdiction, utc(start), utc(end), limit)
+        await store.audit(conn, now, who.username, "track.read", person_id,
+                          {"from": format_ts(start), "to": format_ts(end), "fixes": len(fixes)},
+                          remote_of(request))
+    return web.json_response({"person_id": person_id, "from": format_ts(start),
+                              "to": format_ts(end), "fixes": fixes})
+
+
+async def jurisdictions(request: web.Request) -> web.Response:
+    """GET /api/jurisdictions?prefix=: counts per child code (province -> city -> county)."""
+    service, who = request.app[SERVICE], who_of(request)
+    prefix = _str_param(request, "prefix") or who.jurisdiction
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        data = await store.jurisdiction_counts(conn, who, prefix, service.clock())
+    return web.json_response(data)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """GET /api/orders: current order of every person in scope."""
+    service, who = request.app[SERVICE], who_of(request)
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        items = await store.list_orders(conn, who)
+        await store.audit(conn, service.clock(), who.username, "orders.list", None, None,
+                          remote_of(request))
+    return web.json_response({"orders": items})
+
+
+async def order_history(request: web.Request) -> web.Response:
+    """GET /api/orders/{person_id}: every version of one order."""
+    service, who = request.app[SERVICE], who_of(request)
+    person_id = _path_id(request, "person_id")
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        await store.person_in_scope(conn, who, person_id)
+        versions = await store.order_history(conn, who, person_id)
+        await store.audit(conn, service.clock(), who.username, "order.read", person_id, None,
+                          remote_of(request))
+    return web.json_response({"person_id": person_id, "versions": versions})
+
+
+def _require(who: Principal, role: str) -> None:
+    if not who.can(role):
+        raise ForbiddenError(f"role {who.role!r} cannot do this (needs {role} or above)")
+
+
+async def put_order(request: web.Request) -> web.Response:
+    """PUT /api/orders/{person_id}: a new version of an order (supervisor and above)."""
+    service, who = request.app[SERVICE], who_of(request)
+    _require(who, "supervisor")
+    person_id = _path_id(request, "person_id")
+    body = await _json_body(request)
+    if body.get("person_id", person_id) != person_id:
+        raise BadRequestError("person_id in the body differs from the path")
+    body["person_id"] = person_id
+    order = parse_order(body)
+    if not order.jurisdiction.startswith(who.jurisdiction):
+        raise ForbiddenError(f"jurisdiction {order.jurisdiction} is outside {who.jurisdiction!r}")
+    now = service.clock()
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "order:" + person_id)
+        existing = await conn.fetchval(
+            "SELECT jurisdiction FROM orders WHERE person_id = $1 ORDER BY version DESC LIMIT 1",
+            person_id)
+        if existing is not None and not str(existing).startswith(who.jurisdiction):
+            raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
+        version = await store.save_order(
+            conn, body, order.jurisdiction, order.valid_from if isinstance(order.valid_from, int) else None,
+            order.valid_until if isinstance(order.valid_until, int) else None, order.devices, now,
+            who.username)
+        if version is not None:
+            await workflow.queue_outbox(conn, ORDERS_TOPIC, person_id, body)
+        await store.audit(conn, now, who.username, "order.put", person_id,
+                          {"version": version, "changed": version is not None}, remote_of(request))
+    service.invalidate_device_map()
+    service.wake_outbox()
+    return web.json_response({"person_id": person_id, "version": version,
+                              "changed": version is not None},
+                             status=201 if version == 1 else 200)
+
+
+async def delete_order(request: web.Request) -> web.Response:
+    """DELETE /api/orders/{person_id}: end an order (a tombstone version)."""
+    service, who = request.app[SERVICE], who_of(request)
+    _require(who, "supervisor")
+    person_id = _path_id(request, "person_id")
+    now = service.clock()
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT version, jurisdiction, body FROM orders WHERE person_id = $1"
+            " ORDER BY version DESC LIMIT 1 FOR UPDATE", person_id)
+        if row is None or row["body"] is None:
+            raise NotFoundError(f"no current order for {person_id!r}")
+        if not row["jurisdiction"].startswith(who.jurisdiction):
+            raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
+        from alerts.db import utc
+
+        await conn.execute(
+            "INSERT INTO orders (person_id, version, jurisdiction, body, created_at, created_by)"
+            " VALUES ($1, $2, $3, NULL, $4, $5)",
+            person_id, row["version"] + 1, row["jurisdiction"], utc(now), who.username)
+        await conn.execute("UPDATE devices SET valid_until = $2 WHERE person_id = $1"
+                           " AND valid_until > $2", person_id, utc(now))
+        await workflow.queue_outbox(conn, ORDERS_TOPIC, person_id, None)
+        await store.audit(conn, now, who.username, "order.delete", person_id,
+                          {"version": row["version"] + 1}, remote_of(request))
+    service.invalidate_device_map()
+    service.wake_outbox()
+    return web.json_response({"person_id": person_id, "version": row["version"] + 1})
+
+
+async def list_zones(request: web.Request) -> web.Response:
+    """GET /api/zones: current zones visible to the caller, as GeoJSON features."""
+    service, who = request.app[SERVICE], who_of(request)
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        items = await store.list_zones(conn, who)
+    return web.json_response({"zones": items})
+
+
+def validate_feature(zone_id: str, feature: dict[str, Any]) -> None:
+    """Check a zone feature (the geofence catalogue's rules when available)."""
+    if feature.get("type") != "Feature" or not isinstance(feature.get("geometry"), dict):
+        raise BadRequestError("a zone is a GeoJSON Feature with a geometry")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise BadRequestError("properties must be an object")
+    gtype = feature["geometry"].get("type")
+    if gtype not in ("Polygon", "MultiPolygon", "Point"):
+        raise BadRequestError("zone geometry must be Polygon, MultiPolygon or Point (+ radius_m)")
+    if gtype == "Point" and not isinstance(props.get("radius_m"), (int, float)):
+        raise BadRequestError("a Point zone needs properties.radius_m")
+    try:
+        from geofence.zones import ZoneCatalogue  # the zones helper's validator, when present
+    except ImportError:
+        return
+    try:
+        ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [feature]})
+    except ValidationError as exc:
+        raise BadRequestError(f"zone {zone_id!r}: {exc.detail}") from None
+    except Exception as exc:  # any geometry library complaint is the client's input
+        raise BadRequestError(f"zone {zone_id!r}: {exc}") from None
+
+
+async def put_zone(request: web.Request) -> web.Response:
+    """PUT /api/zones/{zone_id}: a new version of a zone (supervisor and above)."""
+    service, who = request.app[SERVICE], who_of(request)
+    _require(who, "supervisor")
+    zone_id = _path_id(request, "zone_id")
+    feature = await _json_body(request)
+    feature = {**feature, "id": zone_id}
+    validate_feature(zone_id, feature)
+    props = feature.get("properties") or {}
+    jur = str(props.get("jurisdiction") or who.jurisdiction)
+    store.check_code(jur)
+    if not jur.startswith(who.jurisdiction):
+        raise ForbiddenError(f"zone jurisdiction {jur!r} is outside {who.jurisdiction!r}")
+    now = service.clock()
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "zone:" + zone_id)
+        current = await store.zone_jurisdiction(conn, zone_id)
+        if current is not None and not current.startswith(who.jurisdiction):
+            raise ForbiddenError(f"zone {zone_id!r} belongs to jurisdiction {current!r}")
+        version = await store.save_zone(conn, zone_id, feature, jur, now, who.username)
+        if version is not None:
+            await workflow.queue_outbox(conn, ZONES_TOPIC, zone_id, feature)
+        await store.audit(conn, now, who.username, "zone.put", zone_id,
+                          {"version": version, "changed": version is not None}, remote_of(request))
+    service.wake_outbox()
+    return web.json_response({"zone_id": zone_id, "version": version,
+                              "changed": version is not None},
+                             status=201 if version == 1 else 200)
+
+
+async def live(request: web.Request) -> web.WebSocketResponse:
+    """GET /api/live: WebSocket of lifecycle records (and risk/positions) in scope."""
+    service = request.app[SERVICE]
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
+    token = _bearer(request) or request.query.get("token")
+    if not ws.can_prepare(request).ok:
+        raise BadRequestError("/api/live is a WebSocket endpoint")
+    await ws.prepare(request)
+    assert service.pool is not None
+    try:
+        if not token:
+            msg = await ws.receive(timeout=10.0)
+            if msg.type == WSMsgType.TEXT:
+                with contextlib.suppress(ValueError, AttributeError):
+                    token = json.loads(msg.data).get("token")
+        if not isinstance(token, str) or not token:
+            raise AuthError("no token")
+        async with service.pool.acquire(timeout=5) as conn:
+            who = await auth.authenticate(conn, token, service.clock())
+    except (TimeoutError, AuthError, TypeError):
+        await ws.send_json({"type": "error", "error": "unauthorized"})
+        await ws.close(code=4401, message=b"unauthorized")
+        return ws
+    client = service.hub.register(who)
+    await ws.send_json({"type": "hello", "username": who.username, "role": who.role,
+                        "jurisdiction": who.jurisdiction})
+
+    async def pump() -> None:
+        while True:
+            text = await client.queue.get()
+            if client.overflowed:
+                await ws.close(code=1013, message=b"too slow; reconnect")
+                return
+            await ws.send_str(text)
+
+    sender = asyncio.create_task(pump())
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str('{"type":"pong"}')
+            if sender.done():
+                break
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        service.hub.unregister(client)
+    return ws
+
+
+def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> web.Application:
+    """The aiohttp application for a started (or to-be-started) service."""
+    app = web.Application(middlewares=[middleware], client_max_size=2 * 1024 * 1024)
+    app[SERVICE] = service
+    app[LIMITER] = limiter or auth.LoginLimiter()
+    r = app.router
+    r.add_get("/", index)
+    r.add_static("/static", STATIC, show_index=False)
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/api/openapi.json", openapi)
+    r.add_post("/api/auth/login", login)
+    r.add_post("/api/auth/logout", logout)
+    r.add_get("/api/me", me)
+    r.add_get("/api/alerts", list_alerts)
+    r.add_get("/api/alerts/{alert_id}", get_alert)
+    r.add_post("/api/alerts/{alert_id}/ack", ack_alert)
+    r.add_post("/api/alerts/{alert_id}/resolve", resolve_alert)
+    r.add_get("/api/persons", list_persons)
+    r.add_get("/api/persons/{person_id}", get_person)
+    r.add_get("/api/persons/{person_id}/track", person_track)
+    r.add_get("/api/jurisdictions", jurisdictions)
+    r.add_get("/api/orders", list_orders)
+    r.add_get("/api/orders/{person_id}", order_history)
+    r.add_put("/api/orders/{person_id}", put_order)
+    r.add_delete("/api/orders/{person_id}", delete_order)
+    r.add_get("/api/zones", list_zones)
+    r.add_put("/api/zones/{zone_id}", put_zone)
+    r.add_get("/api/live", live)
+    return app

@@ -1,0 +1,180 @@
+"""The track store: position history partitioned by UTC day.
+
+Fixes from ``wardstream.telemetry`` are written in batches with COPY
+(``copy_records_to_table``) into ``track_fixes``, a table partitioned by
+range of ``ts`` with one partition per UTC day, created on demand. Positioning
+data is confidential: partitions older than ``retention_days`` are dropped
+whole (cheap, and nothing lingers in dead tuples), and fixes already older
+than the horizon are not written at all. A replayed batch may write a fix
+twice; reads collapse duplicates with ``DISTINCT ON (device_id, ts)``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from alerts.db import utc
+from geofence.model import Fix, format_ts
+
+_PARTITION = re.compile(r"^track_fixes_(\d{8})$")
+COLUMNS = ("device_id", "ts", "lat", "lon", "accuracy_m", "valid", "speed_mps", "heading_deg",
+           "battery_pct")
+DAY_MS = 86_400_000
+
+
+def partition_name(day_ms: int) -> str:
+    """``track_fixes_YYYYMMDD`` for the UTC day containing ``day_ms``."""
+    return "track_fixes_" + datetime.fromtimestamp(day_ms / 1000, tz=UTC).strftime("%Y%m%d")
+
+
+class TrackStore:
+    """Write fixes with COPY, create and drop daily partitions, read tracks.
+
+    Parameters
+    ----------
+    retention_days : int
+        Days of history kept; older partitions are dropped by :meth:`drop_expired`.
+    """
+
+    def __init__(self, retention_days: int = 30, latest_interval_s: float = 1.0) -> None:
+        self.retention_days = retention_days
+        self.latest_interval_s = latest_interval_s
+        self._known: set[int] = set()
+        self._latest: dict[str, tuple[Any, ...]] = {}
+        self._latest_flushed = 0.0
+
+    async def ensure_partitions(self, conn: asyncpg.Connection, days: set[int]) -> None:
+        """Create the daily partitions (day numbers since epoch) not known yet."""
+        for day in sorted(days - self._known):
+            start = day * DAY_MS
+            name = partition_name(start)
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF track_fixes'
+                f" FOR VALUES FROM ('{format_ts(start)}') TO ('{format_ts(start + DAY_MS)}')"
+            )
+            self._known.add(day)
+
+    def rows(self, fixes: Sequence[Fix], now_ms: int) -> tuple[list[tuple[Any, ...]], set[int], int]:
+        """COPY rows for the fixes inside retention; ``(rows, days, expired)``."""
+        oldest = (now_ms // DAY_MS - self.retention_days + 1) * DAY_MS
+        out: list[tuple[Any, ...]] = []
+        days: set[int] = set()
+        expired = 0
+        for f in fixes:
+            if f.ts < oldest:
+                expired += 1
+                continue
+            days.add(f.ts // DAY_MS)
+            out.append((f.device_id, utc(f.ts), f.lat, f.lon, f.accuracy_m, f.valid,
+                        f.speed_mps, f.heading_deg, f.battery_pct))
+        return out, days, expired
+
+    async def write(self, conn: asyncpg.Connection, fixes: Sequence[Fix], now_ms: int) -> int:
+        """COPY one batch (and refresh latest positions); returns fixes expired on arrival."""
+        rows, days, expired = self.rows(fixes, now_ms)
+        if not rows:
+            return expired
+        async with conn.transaction():
+            await self.ensure_partitions(conn, days)
+            await conn.copy_records_to_table("track_fixes", records=rows, columns=COLUMNS)
+            latest = self._latest
+            for r in rows:
+                if r[5] and (r[0] not in latest or r[1] > latest[r[0]][1]):
+                    latest[r[0]] = r
+            if latest and time.monotonic() - self._latest_flushed >= self.latest_interval_s:
+                await self.flush_latest(conn)
+        return expired
+
+    async def flush_latest(self, conn: asyncpg.Connection) -> None:
+        """Upsert the latest position per device gathered since the last flush.
+
+        Latest positions only feed the live map, so they are written at most
+        once per ``latest_interval_s`` rather than with every batch (the
+        history itself is in ``track_fixes``, written with every batch).
+        """
+        if not self._latest:
+            return
+        vals = list(self._latest.values())
+        await conn.execute(
+            """INSERT INTO latest_positions (device_id, ts, lat, lon, accuracy_m)
+               SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[],
+                                    $4::float8[], $5::float8[])
+               ON CONFLICT (device_id) DO UPDATE SET ts = EXCLUDED.ts, lat = EXCLUDED.lat,
+                   lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m
+               WHERE latest_positions.ts < EXCLUDED.ts""",
+            [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals],
+            [v[3] for v in vals], [v[4] for v in vals],
+        )
+        self._latest = {}
+        self._latest_flushed = time.monotonic()
+
+    async def partitions(self, conn: asyncpg.Connection) -> list[str]:
+        """Names of the existing daily partitions, oldest first."""
+        rows = await conn.fetch(
+            """SELECT c.relname FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_class p ON p.oid = i.inhparent
+                 JOIN pg_namespace n ON n.oid = p.relnamespace
+                WHERE p.relname = 'track_fixes' AND n.nspname = current_schema()
+                ORDER BY c.relname"""
+        )
+        return [r["relname"] for r in rows]
+
+    async def drop_expired(self, conn: asyncpg.Connection, now_ms: int) -> list[str]:
+        """Drop partitions wholly older than the retention horizon; returns their names."""
+        keep_from = (now_ms // DAY_MS - self.retention_days + 1) * DAY_MS
+        cutoff = partition_name(keep_from)
+        dropped = []
+        for name in await self.partitions(conn):
+            if _PARTITION.match(name) and name < cutoff:
+                await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+                dropped.append(name)
+                day = int(datetime.strptime(name[-8:], "%Y%m%d").replace(
+                    tzinfo=UTC).timestamp() * 1000) // DAY_MS
+                self._known.discard(day)
+        return dropped
+
+    @staticmethod
+    async def read(
+        conn: asyncpg.Connection, person_id: str, scope: str, start: datetime, end: datetime,
+        limit: int = 20_000,
+    ) -> list[dict[str, Any]]:
+        """A person's fixes in ``[start, end)``, oldest first.
+
+        Devices map to the person through ``devices`` (from the orders, with
+        validity), and the person's jurisdiction is checked in the same query.
+        """
+        rows = await conn.fetch(
+            """SELECT DISTINCT ON (f.device_id, f.ts) f.device_id, f.ts, f.lat, f.lon,
+                      f.accuracy_m, f.valid, f.speed_mps, f.heading_deg, f.battery_pct
+                 FROM track_fixes f
+                 JOIN devices d ON d.device_id = f.device_id
+                                AND f.ts >= d.valid_from AND f.ts < d.valid_until
+                 JOIN persons p ON p.person_id = d.person_id
+                WHERE d.person_id = $1 AND p.jurisdiction LIKE $2 || '%'
+                  AND f.ts >= $3 AND f.ts < $4
+                ORDER BY f.device_id, f.ts
+                LIMIT $5""",
+            person_id, scope, start, end, limit,
+        )
+        out = [
+            {"device_id": r["device_id"], "ts": format_ts(int(r["ts"].timestamp() * 1000)),
+             "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"], "valid": r["valid"],
+             "speed_mps": r["speed_mps"], "heading_deg": r["heading_deg"],
+             "battery_pct": r["battery_pct"]}
+            for r in rows
+        ]
+        out.sort(key=lambda f: (f["ts"], f["device_id"]))
+        return out
+
+
+def day_bounds(now_ms: int, days: int) -> tuple[datetime, datetime]:
+    """``(now - days, now)`` as datetimes (the default track window)."""
+    end = utc(now_ms)
+    return end - timedelta(days=days), end
