@@ -359,7 +359,7 @@ class Engine:
         self._csr_zone = np.zeros(0, np.int64)
         self._csr_buf = np.zeros(0, np.float64)
         self._csr_kind = np.zeros(0, np.int8)
-        self._route: dict[str, tuple[str, int]] = {}
+        self._route: dict[str, tuple[str, int, int, int]] = {}
         self._g_flags: list[int] = []
         self._g_l1: list[int] = []
         self._g_l2: list[int] = []
@@ -413,7 +413,8 @@ class Engine:
         self._csr_zone = cat([s.zone_idx for s in specs], np.int64)
         self._csr_buf = cat([s.buffer_m for s in specs], np.float64)
         self._csr_kind = cat([s.kinds for s in specs], np.int8)
-        self._route = {d: (p, self._csr_of[p]) for d, p in self._dev.items()}
+        self._route = {d: (p, self._csr_of[p], self._specs[p].valid_from, self._specs[p].valid_until)
+                       for d, p in self._dev.items()}
         self._csr_dirty = False
 
     def person_of_device(self, device_id: str) -> str | None:
@@ -458,15 +459,16 @@ class Engine:
         g_lat: list[float] = []
         g_acc: list[float] = []
         vids: list[tuple[Entry, PersonSpec]] = []
+        inactive: dict[str, int] = {}
         max_ts = self._max_ts
         for m in messages:
             tm = type(m)
             if tm is Fix:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None:
-                    res.unknown.append(m)
+                if r is None or not r[2] <= m.ts < r[3]:
+                    self._reject_unknown(m, r, res, inactive)
                     continue
-                pid, ci = r
+                pid, ci = r[0], r[1]
                 if m.valid:  # type: ignore[union-attr]
                     e = Entry((m.ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
                               len(g_p))
@@ -478,8 +480,8 @@ class Engine:
                     e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None:
-                    res.unknown.append(m)
+                if r is None or not r[2] <= m.ts < r[3]:
+                    self._reject_unknown(m, r, res, inactive)
                     continue
                 pid = r[0]
                 e = Entry((m.ts, 1, m.device_id, 1, m.event), m)  # type: ignore[union-attr]
@@ -580,11 +582,32 @@ class Engine:
             self._feed(lane, ents, res)
         for lane, ents in late:
             self._feed(lane, ents, res)
+        for pid, t in inactive.items():
+            # a message after the order's end is rejected but still moves that
+            # person's event time: the order-expiry timer fires as it would have
+            lane = lanes.get(pid)
+            if lane is not None:
+                self._tick(lane, t, res.records)
         self._g_flags = []
         self._g_l1 = []
         self._g_l2 = []
         self._g_ends = []
         return res
+
+    @staticmethod
+    def _reject_unknown(m: Telemetry, r: tuple[str, int, int, int] | None, res: ProcessResult,
+                        inactive: dict[str, int]) -> None:
+        """A message of a device that no *active* order names: ``unknown_device``.
+
+        Outside its order's ``valid_from..valid_until`` a device is unknown
+        (contract); after the order's end the message still tells the person's
+        lane that event time has passed ``valid_until``.
+        """
+        res.unknown.append(m)
+        if r is not None and m.ts >= r[3]:
+            pid = r[0]
+            if m.ts > inactive.get(pid, -1):
+                inactive[pid] = m.ts
 
     def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
                        probes: dict[str, list[Entry]]) -> None:
@@ -1396,20 +1419,32 @@ class Engine:
             spec = self._spec_of(lane)
             if spec is None and not lk.startswith("camera:"):
                 continue
-            items: list[LogItem] = []
-            tk = self._catch_up(lane, lane.state, spec, upto, items)
-            if watermark_ms > lane.adv:
-                lane.adv = watermark_ms
-            if tk is not None and tk > lane.last_key:
-                lane.last_key = tk
-            if items:
-                self._publish(lane, items, out)
-            self._roll(lane)
+            self._fire(lane, spec, watermark_ms, upto, out)
             touched.append((lane, spec))
         # every deadline left is at or after the watermark: re-arm after the loop
         for lane, spec in touched:
             self._schedule(lane, spec)
         return out
+
+    def _fire(self, lane: Lane, spec: PersonSpec | None, watermark_ms: int, upto: Key,
+              out: list[AlertRecord]) -> None:
+        items: list[LogItem] = []
+        tk = self._catch_up(lane, lane.state, spec, upto, items)
+        if watermark_ms > lane.adv:
+            lane.adv = watermark_ms
+        if tk is not None and tk > lane.last_key:
+            lane.last_key = tk
+        if items:
+            self._publish(lane, items, out)
+        self._roll(lane)
+
+    def _tick(self, lane: Lane, t: int, out: list[AlertRecord]) -> None:
+        """Fire one lane's timers up to ``t`` (as :meth:`advance` does for all)."""
+        if lane.due > t:
+            return
+        spec = self._spec_of(lane)
+        self._fire(lane, spec, t, (t, 1, "", 0, ""), out)
+        self._schedule(lane, spec)
 
     def flush(self) -> list[AlertRecord]:
         """End of input: fire every timer up to the newest event time seen."""
