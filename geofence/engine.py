@@ -131,6 +131,12 @@ class EngineConfig:
         the same event from the same camera.
     battery_clear_pct : float
         battery_low clears on ``charging`` or a fix reporting at least this.
+    clock_jump_ms : int
+        The engine's arrival clock (the newest ``ts`` seen, message by message
+        in arrival order; it decides what is *late*) follows a message at
+        most this far ahead of it on its own; a bigger jump needs a message of
+        a second person to confirm it, so that one device with a clock far
+        ahead cannot make everybody's data late.
     """
 
     lateness_ms: int = 120_000
@@ -143,6 +149,7 @@ class EngineConfig:
     camera_accuracy_m: float = 0.0
     camera_quiet_ms: int = 300_000
     battery_clear_pct: float = 30.0
+    clock_jump_ms: int = 600_000
 
 
 @dataclass
@@ -253,6 +260,8 @@ class _Snapshot(msgspec.Struct):
     lanes: list[Lane]
     late_lanes: list[Lane]
     recent: dict[str, list[tuple[int, float, float, float]]]
+    far_ts: int = -1
+    far_pid: Union[str, None] = None
 
 
 def _fresh_state(spec: PersonSpec | None) -> LaneState:
@@ -351,6 +360,8 @@ class Engine:
         self._recent: dict[str, list[tuple[int, float, float, float]]] = {}
         self._heap: list[tuple[int, str]] = []
         self._wm = -1
+        self._far_ts = -1
+        self._far_pid: str | None = None
         self._max_ts = -1
         self._csr_dirty = True
         self._csr_of: dict[str, int] = {}
@@ -417,6 +428,13 @@ class Engine:
                        for d, p in self._dev.items()}
         self._csr_dirty = False
 
+    @property
+    def event_time(self) -> int:
+        """The engine's event time: the later of the arrival clock (newest
+        ``ts`` seen, see ``EngineConfig.clock_jump_ms``) and the last
+        watermark given to :meth:`advance`; -1 before any input."""
+        return self._wm
+
     def person_of_device(self, device_id: str) -> str | None:
         """The person whose order names ``device_id`` (or ``None``)."""
         return self._dev.get(device_id)
@@ -460,6 +478,9 @@ class Engine:
         g_acc: list[float] = []
         vids: list[tuple[Entry, PersonSpec]] = []
         inactive: dict[str, int] = {}
+        per_clk: dict[str, list[int]] = {}
+        clk = self._wm
+        jump = cfg.clock_jump_ms
         max_ts = self._max_ts
         for m in messages:
             tm = type(m)
@@ -500,14 +521,29 @@ class Engine:
                 e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
                 if pid in specs and specs[pid].exclusion_rules:
                     vids.append((e, specs[pid]))
+            ts = m.ts
+            if ts > clk:
+                if clk < 0 or ts <= clk + jump:
+                    clk = ts
+                elif self._far_pid is None or self._far_pid == pid:
+                    if self._far_pid is None:
+                        self._far_ts, self._far_pid = ts, pid
+                else:  # a second person confirms the jump
+                    clk = ts if ts < self._far_ts else self._far_ts
+                    self._far_pid = None
+                if self._far_pid is not None and self._far_ts <= clk:
+                    self._far_pid = None
             lst = per_lane.get(pid)
             if lst is None:
                 per_lane[pid] = [e]
+                per_clk[pid] = [clk]
             else:
                 lst.append(e)
-            if m.ts > max_ts:
-                max_ts = m.ts
+                per_clk[pid].append(clk)
+            if ts > max_ts:
+                max_ts = ts
         self._max_ts = max_ts
+        wm0 = self._wm
 
         if g_p:
             self._classify(g_p, g_lon, g_lat, g_acc)
@@ -518,7 +554,6 @@ class Engine:
 
         # split live / late per lane, remember live fixes of watched persons
         lateness = cfg.lateness_ms
-        wm = self._wm
         lanes = self._lanes
         live: list[tuple[Lane, list[Entry]]] = []
         late: list[tuple[Lane, list[Entry]]] = []
@@ -529,7 +564,9 @@ class Engine:
             lane = lanes.get(pid)
             if lane is None:
                 lane = self._lane(pid)
-            horizon = (lane.frontier if lane.frontier > wm else wm) - lateness
+            clks = per_clk[pid]
+            fr = lane.frontier if lane.frontier > wm0 else wm0
+            horizon = (fr if fr > clks[-1] else clks[-1]) - lateness
             if len(ents) == 1:
                 e0 = ents[0]
                 if e0.key[0] < horizon:
@@ -550,10 +587,13 @@ class Engine:
                 else:
                     live.append((lane, ents))
             else:
-                old = [e for e in ents if e.key[0] < horizon]
-                if old:
+                # late = older than the horizon when it arrived: the clock of its
+                # arrival, not the batch's end, so batching does not matter
+                flags = [e.key[0] < (fr if fr > c else c) - lateness for e, c in zip(ents, clks, strict=True)]
+                if any(flags):
+                    old = [e for e, f in zip(ents, flags, strict=True) if f]
                     res.late += len(old)
-                    ents = [e for e in ents if e.key[0] >= horizon]
+                    ents = [e for e, f in zip(ents, flags, strict=True) if not f]
                     late.append((self._lane(pid, late=True), old))
                 if ents:
                     live.append((lane, ents))
@@ -567,7 +607,7 @@ class Engine:
                 if a not in specs:
                     continue
                 lane = self._lane(a)
-                horizon = max(lane.frontier, wm) - lateness
+                horizon = max(lane.frontier, wm0) - lateness
                 ents = [e for e in ents if e.key[0] >= horizon]
                 if not ents:
                     continue
@@ -582,6 +622,10 @@ class Engine:
             self._feed(lane, ents, res)
         for lane, ents in late:
             self._feed(lane, ents, res)
+        # the arrival clock becomes the engine's event time once the batch is in
+        # (lanes roll their checkpoints against the time before it, as before)
+        if clk > self._wm:
+            self._wm = clk
         for pid, t in inactive.items():
             # a message after the order's end is rejected but still moves that
             # person's event time: the order-expiry timer fires as it would have
@@ -1567,7 +1611,7 @@ class Engine:
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
         snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
-                         list(self._late.values()), self._recent)
+                         list(self._late.values()), self._recent, self._far_ts, self._far_pid)
         return msgspec.msgpack.encode(snap)
 
     def restore(self, data: bytes) -> None:
@@ -1586,6 +1630,7 @@ class Engine:
             raise ValidationError("snapshot_version",
                                   f"engine snapshot version {snap.version}; this engine reads 2")
         self._wm, self._max_ts = snap.wm, snap.max_ts
+        self._far_ts, self._far_pid = snap.far_ts, snap.far_pid
         self._lanes = {}
         self._late = {}
         self._heap = []
@@ -1728,7 +1773,9 @@ def replay_lines(
         summary.late += res.late
         summary.too_late += res.too_late
         summary.ignored += res.ignored
-        w = batch_watermark(batch)
+        # never past the engine's arrival clock: the late flags then depend on
+        # the order of arrival only, not on the chunk size
+        w = min(batch_watermark(batch), engine.event_time)
         if w > wm:
             wm = w
             records.extend(engine.advance(wm))

@@ -30,6 +30,7 @@ from geofence.engine import (
     message_key,
     partition_keys,
     person_partition_keys,
+    replay_lines,
 )
 from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders, parse_ts
 from geofence.zones import ZoneCatalogue
@@ -266,3 +267,39 @@ def test_redelivery_after_restore_is_dropped() -> None:
     second.restore(first.snapshot())
     res = second.process(msgs[-3:])
     assert res.duplicates == 3 and res.records == []
+
+
+# ------------------------------------------------------------------ backfill across the horizon
+
+
+def backfill_day() -> list[bytes]:
+    """P-B reports every 30 s; P-A goes offline from 10 to 20 min while inside
+    the school, and its stored fixes arrive as one array just after P-B's fix at
+    20 min: those older than 18 min are beyond the 120 s horizon, the rest within."""
+    lines: list[tuple[int, bytes]] = []
+    for k in range(0, 50):
+        t = T0 + k * 30 * SEC
+        lines.append((t, encode(fix(t, 2000, dev="WB-B"))))
+    for k in range(0, 11):
+        t = T0 + k * MIN
+        lines.append((t, encode(fix(t, 800))))
+    stored = [fix(T0 + 10 * MIN + k * 30 * SEC, 0) for k in range(1, 20)]  # 10:30 .. 19:30
+    lines.append((T0 + 20 * MIN + 1, b"[" + b",".join(encode(m) for m in stored) + b"]"))
+    for k in range(21, 25):
+        t = T0 + k * MIN
+        lines.append((t, encode(fix(t, 800))))
+    lines.sort(key=lambda x: x[0])
+    return [b for _, b in lines]
+
+
+def test_late_flag_does_not_depend_on_chunking() -> None:
+    # lateness is judged against the clock at arrival (newest ts seen before the
+    # message, in arrival order), not against a watermark moved once per chunk
+    got = []
+    for chunk in (1, 7, 64, 8192):
+        alerts, summary = replay_lines(backfill_day(), zones(), orders(), chunk=chunk)
+        assert summary.late == 15, chunk  # 10:30 .. 17:30 arrived after 20:00
+        got.append(b"".join(encode(a) for a in alerts))
+        excl = [a for a in alerts if a.kind == "exclusion_entered"]
+        assert excl and excl[0].late and excl[0].opened_at == format_ts(T0 + 11 * MIN)
+    assert len(set(got)) == 1
