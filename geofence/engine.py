@@ -559,6 +559,7 @@ class Engine:
         late: list[tuple[Lane, list[Entry]]] = []
         watchers = self._watchers
         slow = self._slow
+        late_lanes = self._late
         probes: dict[str, list[Entry]] = {}
         for pid, ents in per_lane.items():
             lane = lanes.get(pid)
@@ -574,7 +575,8 @@ class Engine:
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
-                      and pid not in slow and self._fast1(lane, specs[pid], e0)):
+                      and pid not in slow and pid not in late_lanes
+                      and self._fast1(lane, specs[pid], e0)):
                     # the common case: one quiet in-order fix, applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
@@ -618,10 +620,23 @@ class Engine:
                 else:
                     got.extend(ents)
 
-        for lane, ents in live:
-            self._feed(lane, ents, res)
+        # late data first: an episode the backfill leaves open or streaking is
+        # handed to the live lane before that lane sees its newer data
         for lane, ents in late:
             self._feed(lane, ents, res)
+        for lane, ents in live:
+            ll = late_lanes.get(lane.key) if late_lanes else None
+            if ll is not None and ll.frontier >= 0:
+                # live data up to the backfill's end first, then the hand-over
+                lk = ll.last_key
+                before = [e for e in ents if e.key <= lk]
+                if before:
+                    ents = [e for e in ents if e.key > lk]
+                    self._feed(lane, before, res)
+                if ents:
+                    self._handover(ll, lane, ents)
+            if ents:
+                self._feed(lane, ents, res)
         # the arrival clock becomes the engine's event time once the batch is in
         # (lanes roll their checkpoints against the time before it, as before)
         if clk > self._wm:
@@ -652,6 +667,49 @@ class Engine:
             pid = r[0]
             if m.ts > inactive.get(pid, -1):
                 inactive[pid] = m.ts
+
+    def _handover(self, late: Lane, lane: Lane, ents: list[Entry]) -> None:
+        """Continue the late lane's unfinished zone episodes in the live lane.
+
+        Backfill that reaches up to the present (a device reconnecting in the
+        middle of a breach) leaves an episode open, or a streak under way, in
+        the late lane. When the live lane has seen nothing newer than that
+        backfill and is itself quiet on the same condition, the condition's
+        state moves over: the live data that follows confirms or clears the
+        *same* episode (its alert keeps ``late: true``) instead of opening a
+        second one. Both lanes restart their rewind checkpoint here.
+        """
+        spec = self._specs.get(lane.key)
+        if spec is None or late.frontier < 0 or lane.state.last_msg > late.frontier:
+            return
+        if min(e.key for e in ents) <= late.last_key:
+            return
+        lst, st = late.state, lane.state
+        moved: list[Alert] = []
+        any_moved = False
+        for i, zr in enumerate(spec.zone_rules):
+            if zr.kind == CURFEW:
+                continue
+            for lc, cc in ((lst.conds[i], st.conds[i]), (lst.appr[i], st.appr[i])):
+                if (lc.start < 0 and lc.alert is None) or cc.start >= 0 or cc.alert is not None:
+                    continue
+                cc.start, cc.n, cc.last_viol, cc.alert = lc.start, lc.n, lc.last_viol, lc.alert
+                if lc.alert is not None:
+                    moved.append(lc.alert)
+                lc.start, lc.n, lc.alert = -1, 0, None
+                any_moved = True
+        if not any_moved:
+            return
+        lane.quiet = False
+        for a in moved:
+            late.emitted.pop(a.alert_id, None)
+            lane.emitted[a.alert_id] = a
+            if lane.hist is None:
+                lane.hist = []
+            lane.hist.append(Hist(a.alert_id, a.kind, a.rule_id, parse_ts(a.opened_at)))
+        for ln in (late, lane):
+            ln.ckpt, ln.ckpt_key, ln.pend = ln.state.copy(), ln.last_key, None
+            ln.tail, ln.log = [], []
 
     def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
                        probes: dict[str, list[Entry]]) -> None:

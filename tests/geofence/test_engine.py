@@ -303,3 +303,30 @@ def test_late_flag_does_not_depend_on_chunking() -> None:
         excl = [a for a in alerts if a.kind == "exclusion_entered"]
         assert excl and excl[0].late and excl[0].opened_at == format_ts(T0 + 11 * MIN)
     assert len(set(got)) == 1
+
+
+def test_backfill_straddling_the_horizon_is_one_episode() -> None:
+    # the stored fixes 10:30 .. 19:30 are one breach: its older part is beyond the
+    # horizon (late lane), its newer part within it (live lane); the late lane's open
+    # episode is handed to the live lane, which clears it at the next fix outside
+    for chunk in (1, 8192):
+        alerts, _ = replay_lines(backfill_day(), zones(), orders(), chunk=chunk)
+        excl = [(a.opened_at, a.cleared_at, a.late) for a in alerts if a.rule_id == "r1"]
+        assert excl == [(format_ts(T0 + 11 * MIN), format_ts(T0 + 21 * MIN), True)], chunk
+
+
+def test_backfill_left_open_is_cleared_by_live_data() -> None:
+    # the whole backfill is late and ends inside; the first live fix outside clears it
+    eng = engine()
+    recs: list[AlertRecord] = []
+    for k in range(0, 30):
+        recs += eng.process([fix(T0 + k * 30 * SEC, 2000, dev="WB-B")]).records
+    t = T0 + 15 * MIN
+    stored = [fix(T0 + k * 30 * SEC, 0) for k in range(1, 6)]  # 00:30 .. 02:30, all late
+    res = eng.process(stored)
+    assert res.late == 5
+    recs += res.records
+    recs += eng.process([fix(t, 800)]).records
+    excl = [(r.event, r.alert.late, r.alert.cleared_at) for r in recs if r.alert.rule_id == "r1"]
+    assert excl == [("opened", True, None), ("cleared", True, format_ts(t))]
+    assert all(a.rule_id != "r1" for a in eng.open_alerts())  # not held open in the late lane
