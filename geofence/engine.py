@@ -471,37 +471,38 @@ class Engine:
             self._rebuild_watchers()
         route = self._route
         specs = self._specs
-        per_lane: dict[str, list[Entry]] = {}
+        per_lane: dict[str, tuple[list[Entry], list[int]]] = {}
         g_p: list[int] = []
         g_lon: list[float] = []
         g_lat: list[float] = []
         g_acc: list[float] = []
         vids: list[tuple[Entry, PersonSpec]] = []
         inactive: dict[str, int] = {}
-        per_clk: dict[str, list[int]] = {}
         clk = self._wm
+        far_ts, far_pid = self._far_ts, self._far_pid
         jump = cfg.clock_jump_ms
         max_ts = self._max_ts
         for m in messages:
             tm = type(m)
+            ts = m.ts
             if tm is Fix:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None or not r[2] <= m.ts < r[3]:
+                if r is None or not r[2] <= ts < r[3]:
                     self._reject_unknown(m, r, res, inactive)
                     continue
                 pid, ci = r[0], r[1]
                 if m.valid:  # type: ignore[union-attr]
-                    e = Entry((m.ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
+                    e = Entry((ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
                               len(g_p))
                     g_p.append(ci)
                     g_lon.append(m.lon)  # type: ignore[union-attr]
                     g_lat.append(m.lat)  # type: ignore[union-attr]
                     g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
                 else:
-                    e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
+                    e = Entry((ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None or not r[2] <= m.ts < r[3]:
+                if r is None or not r[2] <= ts < r[3]:
                     self._reject_unknown(m, r, res, inactive)
                     continue
                 pid = r[0]
@@ -521,27 +522,25 @@ class Engine:
                 e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
                 if pid in specs and specs[pid].exclusion_rules:
                     vids.append((e, specs[pid]))
-            ts = m.ts
             if ts > clk:
                 if clk < 0 or ts <= clk + jump:
                     clk = ts
-                elif self._far_pid is None or self._far_pid == pid:
-                    if self._far_pid is None:
-                        self._far_ts, self._far_pid = ts, pid
-                else:  # a second person confirms the jump
-                    clk = ts if ts < self._far_ts else self._far_ts
-                    self._far_pid = None
-                if self._far_pid is not None and self._far_ts <= clk:
-                    self._far_pid = None
-            lst = per_lane.get(pid)
-            if lst is None:
-                per_lane[pid] = [e]
-                per_clk[pid] = [clk]
-            else:
-                lst.append(e)
-                per_clk[pid].append(clk)
+                    if far_pid is not None and far_ts <= clk:
+                        far_pid = None
+                elif far_pid is None:
+                    far_ts, far_pid = ts, pid
+                elif far_pid != pid:  # a second person confirms the jump
+                    clk = ts if ts < far_ts else far_ts
+                    far_pid = None
             if ts > max_ts:
                 max_ts = ts
+            v = per_lane.get(pid)
+            if v is None:
+                per_lane[pid] = ([e], [clk])
+            else:
+                v[0].append(e)
+                v[1].append(clk)
+        self._far_ts, self._far_pid = far_ts, far_pid
         self._max_ts = max_ts
         wm0 = self._wm
 
@@ -561,11 +560,10 @@ class Engine:
         slow = self._slow
         late_lanes = self._late
         probes: dict[str, list[Entry]] = {}
-        for pid, ents in per_lane.items():
+        for pid, (ents, clks) in per_lane.items():
             lane = lanes.get(pid)
             if lane is None:
                 lane = self._lane(pid)
-            clks = per_clk[pid]
             fr = lane.frontier if lane.frontier > wm0 else wm0
             horizon = (fr if fr > clks[-1] else clks[-1]) - lateness
             if len(ents) == 1:
@@ -1025,9 +1023,7 @@ class Engine:
             lane.pend = None
             k = lane.ckpt_key
             tail = lane.tail
-            n = 0
-            while n < len(tail) and tail[n].key <= k:
-                n += 1
+            n = bisect_right(tail, k, key=_entry_key)  # the tail is sorted by key
             if n:
                 del tail[:n]
             log = lane.log
