@@ -131,6 +131,12 @@ class EngineConfig:
         the same event from the same camera.
     battery_clear_pct : float
         battery_low clears on ``charging`` or a fix reporting at least this.
+    clock_jump_ms : int
+        The engine's arrival clock (the newest ``ts`` seen, message by message
+        in arrival order; it decides what is *late*) follows a message at
+        most this far ahead of it on its own; a bigger jump needs a message of
+        a second person to confirm it, so that one device with a clock far
+        ahead cannot make everybody's data late.
     """
 
     lateness_ms: int = 120_000
@@ -143,6 +149,7 @@ class EngineConfig:
     camera_accuracy_m: float = 0.0
     camera_quiet_ms: int = 300_000
     battery_clear_pct: float = 30.0
+    clock_jump_ms: int = 600_000
 
 
 @dataclass
@@ -253,6 +260,8 @@ class _Snapshot(msgspec.Struct):
     lanes: list[Lane]
     late_lanes: list[Lane]
     recent: dict[str, list[tuple[int, float, float, float]]]
+    far_ts: int = -1
+    far_pid: Union[str, None] = None
 
 
 def _fresh_state(spec: PersonSpec | None) -> LaneState:
@@ -351,6 +360,8 @@ class Engine:
         self._recent: dict[str, list[tuple[int, float, float, float]]] = {}
         self._heap: list[tuple[int, str]] = []
         self._wm = -1
+        self._far_ts = -1
+        self._far_pid: str | None = None
         self._max_ts = -1
         self._csr_dirty = True
         self._csr_of: dict[str, int] = {}
@@ -359,7 +370,7 @@ class Engine:
         self._csr_zone = np.zeros(0, np.int64)
         self._csr_buf = np.zeros(0, np.float64)
         self._csr_kind = np.zeros(0, np.int8)
-        self._route: dict[str, tuple[str, int]] = {}
+        self._route: dict[str, tuple[str, int, int, int]] = {}
         self._g_flags: list[int] = []
         self._g_l1: list[int] = []
         self._g_l2: list[int] = []
@@ -413,8 +424,16 @@ class Engine:
         self._csr_zone = cat([s.zone_idx for s in specs], np.int64)
         self._csr_buf = cat([s.buffer_m for s in specs], np.float64)
         self._csr_kind = cat([s.kinds for s in specs], np.int8)
-        self._route = {d: (p, self._csr_of[p]) for d, p in self._dev.items()}
+        self._route = {d: (p, self._csr_of[p], self._specs[p].valid_from, self._specs[p].valid_until)
+                       for d, p in self._dev.items()}
         self._csr_dirty = False
+
+    @property
+    def event_time(self) -> int:
+        """The engine's event time: the later of the arrival clock (newest
+        ``ts`` seen, see ``EngineConfig.clock_jump_ms``) and the last
+        watermark given to :meth:`advance`; -1 before any input."""
+        return self._wm
 
     def person_of_device(self, device_id: str) -> str | None:
         """The person whose order names ``device_id`` (or ``None``)."""
@@ -452,34 +471,39 @@ class Engine:
             self._rebuild_watchers()
         route = self._route
         specs = self._specs
-        per_lane: dict[str, list[Entry]] = {}
+        per_lane: dict[str, tuple[list[Entry], list[int]]] = {}
         g_p: list[int] = []
         g_lon: list[float] = []
         g_lat: list[float] = []
         g_acc: list[float] = []
         vids: list[tuple[Entry, PersonSpec]] = []
+        inactive: dict[str, int] = {}
+        clk = self._wm
+        far_ts, far_pid = self._far_ts, self._far_pid
+        jump = cfg.clock_jump_ms
         max_ts = self._max_ts
         for m in messages:
             tm = type(m)
+            ts = m.ts
             if tm is Fix:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None:
-                    res.unknown.append(m)
+                if r is None or not r[2] <= ts < r[3]:
+                    self._reject_unknown(m, r, res, inactive)
                     continue
-                pid, ci = r
+                pid, ci = r[0], r[1]
                 if m.valid:  # type: ignore[union-attr]
-                    e = Entry((m.ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
+                    e = Entry((ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
                               len(g_p))
                     g_p.append(ci)
                     g_lon.append(m.lon)  # type: ignore[union-attr]
                     g_lat.append(m.lat)  # type: ignore[union-attr]
                     g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
                 else:
-                    e = Entry((m.ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
+                    e = Entry((ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
                 r = route.get(m.device_id)  # type: ignore[union-attr]
-                if r is None:
-                    res.unknown.append(m)
+                if r is None or not r[2] <= ts < r[3]:
+                    self._reject_unknown(m, r, res, inactive)
                     continue
                 pid = r[0]
                 e = Entry((m.ts, 1, m.device_id, 1, m.event), m)  # type: ignore[union-attr]
@@ -498,14 +522,27 @@ class Engine:
                 e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
                 if pid in specs and specs[pid].exclusion_rules:
                     vids.append((e, specs[pid]))
-            lst = per_lane.get(pid)
-            if lst is None:
-                per_lane[pid] = [e]
+            if ts > clk:
+                if clk < 0 or ts <= clk + jump:
+                    clk = ts
+                    if far_pid is not None and far_ts <= clk:
+                        far_pid = None
+                elif far_pid is None:
+                    far_ts, far_pid = ts, pid
+                elif far_pid != pid:  # a second person confirms the jump
+                    clk = ts if ts < far_ts else far_ts
+                    far_pid = None
+            if ts > max_ts:
+                max_ts = ts
+            v = per_lane.get(pid)
+            if v is None:
+                per_lane[pid] = ([e], [clk])
             else:
-                lst.append(e)
-            if m.ts > max_ts:
-                max_ts = m.ts
+                v[0].append(e)
+                v[1].append(clk)
+        self._far_ts, self._far_pid = far_ts, far_pid
         self._max_ts = max_ts
+        wm0 = self._wm
 
         if g_p:
             self._classify(g_p, g_lon, g_lat, g_acc)
@@ -516,18 +553,19 @@ class Engine:
 
         # split live / late per lane, remember live fixes of watched persons
         lateness = cfg.lateness_ms
-        wm = self._wm
         lanes = self._lanes
         live: list[tuple[Lane, list[Entry]]] = []
         late: list[tuple[Lane, list[Entry]]] = []
         watchers = self._watchers
         slow = self._slow
+        late_lanes = self._late
         probes: dict[str, list[Entry]] = {}
-        for pid, ents in per_lane.items():
+        for pid, (ents, clks) in per_lane.items():
             lane = lanes.get(pid)
             if lane is None:
                 lane = self._lane(pid)
-            horizon = (lane.frontier if lane.frontier > wm else wm) - lateness
+            fr = lane.frontier if lane.frontier > wm0 else wm0
+            horizon = (fr if fr > clks[-1] else clks[-1]) - lateness
             if len(ents) == 1:
                 e0 = ents[0]
                 if e0.key[0] < horizon:
@@ -535,7 +573,8 @@ class Engine:
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
-                      and pid not in slow and self._fast1(lane, specs[pid], e0)):
+                      and pid not in slow and pid not in late_lanes
+                      and self._fast1(lane, specs[pid], e0)):
                     # the common case: one quiet in-order fix, applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
@@ -548,10 +587,13 @@ class Engine:
                 else:
                     live.append((lane, ents))
             else:
-                old = [e for e in ents if e.key[0] < horizon]
-                if old:
+                # late = older than the horizon when it arrived: the clock of its
+                # arrival, not the batch's end, so batching does not matter
+                flags = [e.key[0] < (fr if fr > c else c) - lateness for e, c in zip(ents, clks, strict=True)]
+                if any(flags):
+                    old = [e for e, f in zip(ents, flags, strict=True) if f]
                     res.late += len(old)
-                    ents = [e for e in ents if e.key[0] >= horizon]
+                    ents = [e for e, f in zip(ents, flags, strict=True) if not f]
                     late.append((self._lane(pid, late=True), old))
                 if ents:
                     live.append((lane, ents))
@@ -565,7 +607,7 @@ class Engine:
                 if a not in specs:
                     continue
                 lane = self._lane(a)
-                horizon = max(lane.frontier, wm) - lateness
+                horizon = max(lane.frontier, wm0) - lateness
                 ents = [e for e in ents if e.key[0] >= horizon]
                 if not ents:
                     continue
@@ -576,15 +618,96 @@ class Engine:
                 else:
                     got.extend(ents)
 
-        for lane, ents in live:
-            self._feed(lane, ents, res)
+        # late data first: an episode the backfill leaves open or streaking is
+        # handed to the live lane before that lane sees its newer data
         for lane, ents in late:
             self._feed(lane, ents, res)
+        for lane, ents in live:
+            ll = late_lanes.get(lane.key) if late_lanes else None
+            if ll is not None and ll.frontier >= 0:
+                # live data up to the backfill's end first, then the hand-over
+                lk = ll.last_key
+                before = [e for e in ents if e.key <= lk]
+                if before:
+                    ents = [e for e in ents if e.key > lk]
+                    self._feed(lane, before, res)
+                if ents:
+                    self._handover(ll, lane, ents)
+            if ents:
+                self._feed(lane, ents, res)
+        # the arrival clock becomes the engine's event time once the batch is in
+        # (lanes roll their checkpoints against the time before it, as before)
+        if clk > self._wm:
+            self._wm = clk
+        for pid, t in inactive.items():
+            # a message after the order's end is rejected but still moves that
+            # person's event time: the order-expiry timer fires as it would have
+            lane = lanes.get(pid)
+            if lane is not None:
+                self._tick(lane, t, res.records)
         self._g_flags = []
         self._g_l1 = []
         self._g_l2 = []
         self._g_ends = []
         return res
+
+    @staticmethod
+    def _reject_unknown(m: Telemetry, r: tuple[str, int, int, int] | None, res: ProcessResult,
+                        inactive: dict[str, int]) -> None:
+        """A message of a device that no *active* order names: ``unknown_device``.
+
+        Outside its order's ``valid_from..valid_until`` a device is unknown
+        (contract); after the order's end the message still tells the person's
+        lane that event time has passed ``valid_until``.
+        """
+        res.unknown.append(m)
+        if r is not None and m.ts >= r[3]:
+            pid = r[0]
+            if m.ts > inactive.get(pid, -1):
+                inactive[pid] = m.ts
+
+    def _handover(self, late: Lane, lane: Lane, ents: list[Entry]) -> None:
+        """Continue the late lane's unfinished zone episodes in the live lane.
+
+        Backfill that reaches up to the present (a device reconnecting in the
+        middle of a breach) leaves an episode open, or a streak under way, in
+        the late lane. When the live lane has seen nothing newer than that
+        backfill and is itself quiet on the same condition, the condition's
+        state moves over: the live data that follows confirms or clears the
+        *same* episode (its alert keeps ``late: true``) instead of opening a
+        second one. Both lanes restart their rewind checkpoint here.
+        """
+        spec = self._specs.get(lane.key)
+        if spec is None or late.frontier < 0 or lane.state.last_msg > late.frontier:
+            return
+        if min(e.key for e in ents) <= late.last_key:
+            return
+        lst, st = late.state, lane.state
+        moved: list[Alert] = []
+        any_moved = False
+        for i, zr in enumerate(spec.zone_rules):
+            if zr.kind == CURFEW:
+                continue
+            for lc, cc in ((lst.conds[i], st.conds[i]), (lst.appr[i], st.appr[i])):
+                if (lc.start < 0 and lc.alert is None) or cc.start >= 0 or cc.alert is not None:
+                    continue
+                cc.start, cc.n, cc.last_viol, cc.alert = lc.start, lc.n, lc.last_viol, lc.alert
+                if lc.alert is not None:
+                    moved.append(lc.alert)
+                lc.start, lc.n, lc.alert = -1, 0, None
+                any_moved = True
+        if not any_moved:
+            return
+        lane.quiet = False
+        for a in moved:
+            late.emitted.pop(a.alert_id, None)
+            lane.emitted[a.alert_id] = a
+            if lane.hist is None:
+                lane.hist = []
+            lane.hist.append(Hist(a.alert_id, a.kind, a.rule_id, parse_ts(a.opened_at)))
+        for ln in (late, lane):
+            ln.ckpt, ln.ckpt_key, ln.pend = ln.state.copy(), ln.last_key, None
+            ln.tail, ln.log = [], []
 
     def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
                        probes: dict[str, list[Entry]]) -> None:
@@ -900,9 +1023,7 @@ class Engine:
             lane.pend = None
             k = lane.ckpt_key
             tail = lane.tail
-            n = 0
-            while n < len(tail) and tail[n].key <= k:
-                n += 1
+            n = bisect_right(tail, k, key=_entry_key)  # the tail is sorted by key
             if n:
                 del tail[:n]
             log = lane.log
@@ -1396,20 +1517,32 @@ class Engine:
             spec = self._spec_of(lane)
             if spec is None and not lk.startswith("camera:"):
                 continue
-            items: list[LogItem] = []
-            tk = self._catch_up(lane, lane.state, spec, upto, items)
-            if watermark_ms > lane.adv:
-                lane.adv = watermark_ms
-            if tk is not None and tk > lane.last_key:
-                lane.last_key = tk
-            if items:
-                self._publish(lane, items, out)
-            self._roll(lane)
+            self._fire(lane, spec, watermark_ms, upto, out)
             touched.append((lane, spec))
         # every deadline left is at or after the watermark: re-arm after the loop
         for lane, spec in touched:
             self._schedule(lane, spec)
         return out
+
+    def _fire(self, lane: Lane, spec: PersonSpec | None, watermark_ms: int, upto: Key,
+              out: list[AlertRecord]) -> None:
+        items: list[LogItem] = []
+        tk = self._catch_up(lane, lane.state, spec, upto, items)
+        if watermark_ms > lane.adv:
+            lane.adv = watermark_ms
+        if tk is not None and tk > lane.last_key:
+            lane.last_key = tk
+        if items:
+            self._publish(lane, items, out)
+        self._roll(lane)
+
+    def _tick(self, lane: Lane, t: int, out: list[AlertRecord]) -> None:
+        """Fire one lane's timers up to ``t`` (as :meth:`advance` does for all)."""
+        if lane.due > t:
+            return
+        spec = self._spec_of(lane)
+        self._fire(lane, spec, t, (t, 1, "", 0, ""), out)
+        self._schedule(lane, spec)
 
     def flush(self) -> list[AlertRecord]:
         """End of input: fire every timer up to the newest event time seen."""
@@ -1532,7 +1665,7 @@ class Engine:
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
         snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
-                         list(self._late.values()), self._recent)
+                         list(self._late.values()), self._recent, self._far_ts, self._far_pid)
         return msgspec.msgpack.encode(snap)
 
     def restore(self, data: bytes) -> None:
@@ -1551,6 +1684,7 @@ class Engine:
             raise ValidationError("snapshot_version",
                                   f"engine snapshot version {snap.version}; this engine reads 2")
         self._wm, self._max_ts = snap.wm, snap.max_ts
+        self._far_ts, self._far_pid = snap.far_ts, snap.far_pid
         self._lanes = {}
         self._late = {}
         self._heap = []
@@ -1693,7 +1827,9 @@ def replay_lines(
         summary.late += res.late
         summary.too_late += res.too_late
         summary.ignored += res.ignored
-        w = batch_watermark(batch)
+        # never past the engine's arrival clock: the late flags then depend on
+        # the order of arrival only, not on the chunk size
+        w = min(batch_watermark(batch), engine.event_time)
         if w > wm:
             wm = w
             records.extend(engine.advance(wm))

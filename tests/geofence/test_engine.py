@@ -30,6 +30,7 @@ from geofence.engine import (
     message_key,
     partition_keys,
     person_partition_keys,
+    replay_lines,
 )
 from geofence.model import AlertRecord, encode, format_ts, parse_order, parse_orders, parse_ts
 from geofence.zones import ZoneCatalogue
@@ -266,3 +267,66 @@ def test_redelivery_after_restore_is_dropped() -> None:
     second.restore(first.snapshot())
     res = second.process(msgs[-3:])
     assert res.duplicates == 3 and res.records == []
+
+
+# ------------------------------------------------------------------ backfill across the horizon
+
+
+def backfill_day() -> list[bytes]:
+    """P-B reports every 30 s; P-A goes offline from 10 to 20 min while inside
+    the school, and its stored fixes arrive as one array just after P-B's fix at
+    20 min: those older than 18 min are beyond the 120 s horizon, the rest within."""
+    lines: list[tuple[int, bytes]] = []
+    for k in range(0, 50):
+        t = T0 + k * 30 * SEC
+        lines.append((t, encode(fix(t, 2000, dev="WB-B"))))
+    for k in range(0, 11):
+        t = T0 + k * MIN
+        lines.append((t, encode(fix(t, 800))))
+    stored = [fix(T0 + 10 * MIN + k * 30 * SEC, 0) for k in range(1, 20)]  # 10:30 .. 19:30
+    lines.append((T0 + 20 * MIN + 1, b"[" + b",".join(encode(m) for m in stored) + b"]"))
+    for k in range(21, 25):
+        t = T0 + k * MIN
+        lines.append((t, encode(fix(t, 800))))
+    lines.sort(key=lambda x: x[0])
+    return [b for _, b in lines]
+
+
+def test_late_flag_does_not_depend_on_chunking() -> None:
+    # lateness is judged against the clock at arrival (newest ts seen before the
+    # message, in arrival order), not against a watermark moved once per chunk
+    got = []
+    for chunk in (1, 7, 64, 8192):
+        alerts, summary = replay_lines(backfill_day(), zones(), orders(), chunk=chunk)
+        assert summary.late == 15, chunk  # 10:30 .. 17:30 arrived after 20:00
+        got.append(b"".join(encode(a) for a in alerts))
+        excl = [a for a in alerts if a.kind == "exclusion_entered"]
+        assert excl and excl[0].late and excl[0].opened_at == format_ts(T0 + 11 * MIN)
+    assert len(set(got)) == 1
+
+
+def test_backfill_straddling_the_horizon_is_one_episode() -> None:
+    # the stored fixes 10:30 .. 19:30 are one breach: its older part is beyond the
+    # horizon (late lane), its newer part within it (live lane); the late lane's open
+    # episode is handed to the live lane, which clears it at the next fix outside
+    for chunk in (1, 8192):
+        alerts, _ = replay_lines(backfill_day(), zones(), orders(), chunk=chunk)
+        excl = [(a.opened_at, a.cleared_at, a.late) for a in alerts if a.rule_id == "r1"]
+        assert excl == [(format_ts(T0 + 11 * MIN), format_ts(T0 + 21 * MIN), True)], chunk
+
+
+def test_backfill_left_open_is_cleared_by_live_data() -> None:
+    # the whole backfill is late and ends inside; the first live fix outside clears it
+    eng = engine()
+    recs: list[AlertRecord] = []
+    for k in range(0, 30):
+        recs += eng.process([fix(T0 + k * 30 * SEC, 2000, dev="WB-B")]).records
+    t = T0 + 15 * MIN
+    stored = [fix(T0 + k * 30 * SEC, 0) for k in range(1, 6)]  # 00:30 .. 02:30, all late
+    res = eng.process(stored)
+    assert res.late == 5
+    recs += res.records
+    recs += eng.process([fix(t, 800)]).records
+    excl = [(r.event, r.alert.late, r.alert.cleared_at) for r in recs if r.alert.rule_id == "r1"]
+    assert excl == [("opened", True, None), ("cleared", True, format_ts(t))]
+    assert all(a.rule_id != "r1" for a in eng.open_alerts())  # not held open in the late lane

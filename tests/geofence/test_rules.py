@@ -329,6 +329,27 @@ def test_order_validity() -> None:
     assert kinds(recs, "tamper") == []
 
 
+def test_device_of_an_inactive_order_is_unknown() -> None:
+    # contract: telemetry from a device that no ACTIVE order names is rejected as
+    # unknown_device (the caller dead-letters it), before and after the order's validity
+    vf = T0 + 10 * MIN
+    vu = T0 + 30 * MIN
+    eng = engine(valid_from=format_ts(vf), valid_until=format_ts(vu))
+    before = [fix(T0, 0), event(T0 + MIN, "tamper")]
+    res = eng.process(before)
+    assert res.unknown == before and res.records == []
+    during = [fix(vf + k * MIN, 0) for k in range(3)]
+    res = eng.process(during)
+    assert res.unknown == [] and kinds(res.records, "exclusion_entered") == [
+        ("opened", "exclusion_entered", "r1", at(vf + MIN))]
+    after = [fix(vu, 0), fix(vu + MIN, 0), event(vu + 2 * MIN, "sos")]
+    res = eng.process(after)
+    assert res.unknown == after
+    # the order's end is still an event-time instant: its episodes clear there
+    assert kinds(res.records, "exclusion_entered") == [("cleared", "exclusion_entered", "r1", at(vu))]
+    assert {r.alert.reason for r in res.records if r.event == "cleared"} == {"order_expired"}
+
+
 # ------------------------------------------------------------------ video
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from geofence.engine import replay_lines
 from geofence.model import encode, parse_orders
 from geofence.zones import load_zones
@@ -36,9 +34,6 @@ def test_replayed_day_scores_perfectly(small_dir: Path) -> None:
     assert summary.duplicates > 0 and summary.late > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine: a backfill batch straddling the lateness horizon splits one breach into two "
-    "episodes (P-00003 excl-1: one late alert never cleared, one on-time alert); reported to lead"))
 def test_backfill_straddling_the_horizon_is_one_episode(tmp_path: Path) -> None:
     # Found by this simulator: 200 persons, seed 11, default replay chunk. P-00003 is
     # certainly inside Z-victim-00048 (d = -70..-79 m, accuracy <= 10 m) from
