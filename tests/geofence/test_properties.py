@@ -139,4 +139,13 @@ def jitter(draw: Any) -> list[Any]:
 def test_jitter_in_uncertainty_band_never_opens(msgs: list[Any]) -> None:
     alerts, summary = replay_lines(lines_of(msgs), ZONES, ORDERS)
     assert summary.messages == len(msgs)
-    assert alerts == []
+    # Jitter opens no geofence alert. The strategy may leave one person silent for
+    # longer than the 900 s signal_loss rule while the other reports; that alert
+    # is then due, and only then.
+    assert [a for a in alerts if a.kind != "signal_lost"] == []
+    for alert in alerts:
+        device = "WB-A" if alert.person_id == "P-A" else "WB-B"
+        times = [m.ts for m in msgs if m.device_id == device]
+        silences = [b - a for a, b in zip(times, times[1:])]
+        silences.append(max(m.ts for m in msgs) - times[-1])
+        assert max(silences) > 900 * SEC, alert
