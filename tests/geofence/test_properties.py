@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -146,6 +147,6 @@ def test_jitter_in_uncertainty_band_never_opens(msgs: list[Any]) -> None:
     for alert in alerts:
         device = "WB-A" if alert.person_id == "P-A" else "WB-B"
         times = [m.ts for m in msgs if m.device_id == device]
-        silences = [b - a for a, b in zip(times, times[1:])]
+        silences = [b - a for a, b in itertools.pairwise(times)]
         silences.append(max(m.ts for m in msgs) - times[-1])
         assert max(silences) > 900 * SEC, alert
