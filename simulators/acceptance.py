@@ -304,10 +304,10 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
         await worker.wait_for(r"metrics on", 120)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # ready: partitions assigned and restored
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    break
             await asyncio.sleep(0.3)
         t0 = time.perf_counter()
         if kind == "kafka":
