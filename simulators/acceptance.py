@@ -1,71 +1,457 @@
-"""Acceptance run: a simulated day replayed through the engine must score 1.0 / 1.0.
+"""Acceptance run of issue 7: one simulated day, three entry points, one ground truth.
 
-``python -m simulators.acceptance --persons 5000 --out /tmp/sim5000`` generates
-the day (timed), verifies the truth against the tracks (optional, slow),
-replays it with :func:`geofence.engine.replay_lines` exactly as ``wardstream
-replay`` does, scores the alerts and exits 1 unless precision and recall
-are both 1.0 and every jitter/teleport/expired person stayed silent.
+    python -m simulators.acceptance --persons 5000 --out /tmp/acc/day --paths replay,kafka
+    python -m simulators.acceptance --persons 1000 --profile jt808 --out /tmp/acc/jt --paths jt808
+
+generates the day (or reuses ``--out`` when it already holds a day of the
+same persons, seed, profile and date: ``--reuse``), then, for each path:
+
+``replay``
+    ``wardstream replay`` as a subprocess (``sys.executable -m stream.cli
+    replay``), its stdout scored against ``truth.json``.
+``kafka``
+    an embedded broker (:class:`stream.broker.EmbeddedBroker`), one worker
+    subprocess (``python -m stream.cli worker``, wall-clock guard off:
+    ``WARDSTREAM_IDLE_WATERMARK_S=0`` as docs/stream.md says for historical
+    data), the day sent by the simulator's Kafka sink as fast as the broker
+    takes it (event time = the simulated day); once the worker's consumer
+    lag is zero and the alerts topic is quiet, every record of
+    ``wardstream.alerts`` is read, folded with
+    :func:`geofence.engine.fold_records` (retracted episodes dropped) and scored.
+``jt808``
+    the same broker and worker plus a gateway subprocess (``python -m
+    stream.cli gateway --jt808-port P``); every device is a JT/T 808 terminal
+    on its own TCP connection (register, authenticate, 0x0200, 0x0704
+    backfill, alarm bits). Every ``--sync-s`` seconds of event time the sender
+    waits until the gateway acknowledged every frame sent so far (it
+    acknowledges after Kafka took them): flow control of an accelerated
+    replay, so one connection's socket buffer cannot run hours of event
+    time ahead of the others (5,000 independent connections are read in
+    whatever order the gateway's event loop gets to them). Use
+    ``--profile jt808``: JT/T 808 carries no accuracy and whole seconds only.
+
+A path passes when precision and recall are both 1.0 and every silent
+person (jitter, teleport, expired order) raised nothing. Exit 0 when every
+path passed, 1 otherwise. ``--json FILE`` writes sizes, durations and scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from simulators.score import ScoreReport
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulators.acceptance", description=__doc__)
-    p.add_argument("--persons", type=int, default=5000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="/tmp/wardstream-acceptance")
-    p.add_argument("--profile", choices=("full", "jt808"), default="full")
-    p.add_argument("--verify", action="store_true", help="also run the truth oracle (slow)")
-    p.add_argument("--chunk", type=int, default=8192, help="replay_lines chunk (its default)")
-    args = p.parse_args(argv)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    from geofence.engine import replay_lines
-    from geofence.model import encode, parse_orders
-    from geofence.zones import load_zones
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+def _judge(name: str, report: ScoreReport, result: dict[str, Any]) -> bool:
+    silent_bad = {k: v for k, v in report.silent_violations.items() if v}
+    ok = report.precision == 1.0 and report.recall == 1.0 and not silent_bad
+    result.update(precision=report.precision, recall=report.recall, expected=report.expected,
+                  silent_violations=sum(len(v) for v in silent_bad.values()),
+                  late_mismatches=len(report.late_mismatches), passed=ok)
+    print(f"--- {name}\n{report.text()}\n{name}: {'PASSED' if ok else 'FAILED'}", flush=True)
+    return ok
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def _generate(args: argparse.Namespace) -> dict[str, str]:
     from simulators.caseload import SimConfig, generate, write
-    from simulators.score import score
 
+    out = Path(args.out)
+    names = ("zones.geojson", "orders.json", "telemetry.jsonl", "truth.json")
+    paths = {n: str(out / n) for n in names}
+    if args.reuse and all((out / n).exists() for n in names):
+        meta = json.loads((out / "truth.json").read_text())["meta"]
+        if (meta.get("persons"), meta.get("seed"), meta.get("day")) == (args.persons, args.seed, args.day):
+            print(f"reusing the day in {out} ({meta['messages']:,} messages)", flush=True)
+            return paths
     t0 = time.perf_counter()
-    cl = generate(SimConfig.for_profile(args.profile, persons=args.persons, seed=args.seed))
+    cfg = SimConfig.for_profile(args.profile, persons=args.persons, seed=args.seed, day=args.day,
+                                interval_s=args.interval_s)
+    cl = generate(cfg)
     t1 = time.perf_counter()
-    paths = write(cl, args.out)
+    written = write(cl, str(out))
     t2 = time.perf_counter()
-    print(f"generate {args.persons} persons: model {t1 - t0:.1f} s, files {t2 - t1:.1f} s, "
-          f"{cl.truth['meta']['messages']:,} messages, {len(cl.truth['expected'])} expected alerts")
-    truth = json.loads(Path(paths["truth.json"]).read_text())
+    print(f"generate {args.persons} persons ({args.profile}, {args.day}): model {t1 - t0:.1f} s, "
+          f"files {t2 - t1:.1f} s, {cl.truth['meta']['messages']:,} messages, "
+          f"{len(cl.truth['expected'])} expected alerts", flush=True)
     if args.verify:
         from simulators.verify import verify
 
-        with open(paths["telemetry.jsonl"], "rb") as f:
-            problems = verify(Path(paths["zones.geojson"]).read_bytes(),
-                              Path(paths["orders.json"]).read_bytes(),
-                              (line.rstrip(b"\n") for line in f), truth, cl.config.lat, cl.config.lon)
-        print(f"verify: {len(problems)} problems ({time.perf_counter() - t2:.1f} s)")
+        with open(written["telemetry.jsonl"], "rb") as f:
+            problems = verify(Path(written["zones.geojson"]).read_bytes(),
+                              Path(written["orders.json"]).read_bytes(),
+                              (line.rstrip(b"\n") for line in f), cl.truth, cfg.lat, cfg.lon)
+        print(f"verify: {len(problems)} problems", flush=True)
         for prob in problems[:20]:
             print("  " + prob)
-    t3 = time.perf_counter()
-    zones = load_zones(paths["zones.geojson"])
+    return {n: written[n] for n in names}
+
+
+# --------------------------------------------------------------------------- (a) replay
+
+
+def path_replay(paths: dict[str, str], truth: dict[str, Any], out: Path, result: dict[str, Any]) -> bool:
+    from simulators.score import load_alerts, score
+
+    alerts_path = out / "alerts-replay.jsonl"
+    cmd = [sys.executable, "-m", "stream.cli", "replay", "--zones", paths["zones.geojson"],
+           "--orders", paths["orders.json"], "--telemetry", paths["telemetry.jsonl"],
+           "--out", str(alerts_path)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    print(f"replay: exit {proc.returncode} in {dt:.1f} s\n{proc.stderr.strip()}", flush=True)
+    result.update(command=" ".join(["wardstream", *cmd[3:]]), seconds=dt,
+                  msgs_per_s=truth["meta"]["messages"] / dt)
+    if proc.returncode != 0:
+        result["passed"] = False
+        return False
+    return _judge("replay", score(truth, load_alerts(alerts_path.read_text())), result)
+
+
+# --------------------------------------------------------------------------- stream helpers
+
+
+class Proc:
+    """A child process of this run whose output goes to a log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.text()[-2000:]}")
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not print {pattern!r} in {timeout:.0f} s")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+        return int(self.proc.returncode)
+
+
+def _metric_values(text: str, name: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            label, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[label[len(name):]] = float(value)
+    return out
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return str(r.read().decode())
+
+
+async def _topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic)
+        if not parts:
+            await c.force_metadata_update()  # type: ignore[no-untyped-call]
+            parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await c.end_offsets(tps) if tps else {}
+        return {tp.partition: int(o) for tp, o in ends.items()}
+    finally:
+        await c.stop()
+
+
+async def _wait_caught_up(bootstrap: str, web_port: int, telemetry_ends: dict[int, int] | None,
+                          quiet_s: float = 6.0, timeout: float = 3600.0) -> dict[str, float]:
+    """Until the worker's lag is zero on every partition and nothing new reaches the alerts topic."""
+    from stream.topics import ALERTS, TELEMETRY
+
+    deadline = time.monotonic() + timeout
+    last: tuple[Any, ...] = ()
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        text = _metrics(web_port)
+        lag = _metric_values(text, "wardstream_worker_consumer_lag")
+        fixes = _metric_values(text, "wardstream_worker_fixes_in_total")
+        ends = telemetry_ends if telemetry_ends is not None else await _topic_ends(bootstrap, TELEMETRY)
+        alert_ends = await _topic_ends(bootstrap, ALERTS)
+        state = (tuple(sorted(alert_ends.items())), tuple(sorted(fixes.items())), tuple(sorted(ends.items())))
+        if state != last:
+            last, since = state, time.monotonic()
+        if lag and all(v == 0 for v in lag.values()) and time.monotonic() - since >= quiet_s:
+            return fixes
+        await asyncio.sleep(1.0)
+    raise RuntimeError("the worker did not catch up")
+
+
+async def _read_alert_records(bootstrap: str) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from stream.topics import ALERTS
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                         max_partition_fetch_bytes=8 << 20)
+    await c.start()
+    out: list[bytes] = []
+    try:
+        tps = [TopicPartition(ALERTS, p) for p in c.partitions_for_topic(ALERTS) or {0}]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)
+        while True:
+            behind = [tp for tp in tps if await c.position(tp) < ends[tp]]
+            if not behind:
+                break
+            for recs in (await c.getmany(timeout_ms=500, max_records=10_000)).values():
+                out.extend(r.value for r in recs if r.value is not None)
+    finally:
+        await c.stop()
+    return out
+
+
+def _fold_and_score(name: str, values: list[bytes], truth: dict[str, Any], out: Path,
+                    result: dict[str, Any]) -> bool:
+    import msgspec
+
+    from geofence.engine import fold_records
+    from geofence.model import AlertRecord, encode
+    from simulators.score import score
+
+    dec = msgspec.json.Decoder(AlertRecord)
+    records = [dec.decode(v) for v in values]
+    alerts, retracted = fold_records(records)
+    (out / f"alerts-{name}.jsonl").write_bytes(b"".join(encode(a) + b"\n" for a in alerts))
+    by_event: dict[str, int] = {}
+    for r in records:
+        by_event[r.event] = by_event.get(r.event, 0) + 1
+    result.update(records=len(records), records_by_event=by_event, retracted=retracted,
+                  alerts=len(alerts))
+    print(f"{name}: {len(records)} lifecycle records {by_event}, {len(alerts)} alerts after folding, "
+          f"{retracted} retracted episodes dropped", flush=True)
+    return _judge(name, score(truth, [json.loads(encode(a)) for a in alerts]), result)
+
+
+# --------------------------------------------------------------------------- (b) kafka, (c) jt808
+
+
+async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], out: Path,
+                       result: dict[str, Any], sync_s: float) -> bool:
+    from geofence.model import parse_orders
+    from simulators.feed import Jt808Sink, KafkaSink, item_ts, pump, read_items
+    from stream.broker import EmbeddedBroker
+
     orders = parse_orders(Path(paths["orders.json"]).read_bytes())
-    with open(paths["telemetry.jsonl"], "rb") as f:
-        alerts, summary = replay_lines((line.rstrip(b"\n") for line in f), zones, orders, chunk=args.chunk)
-    t4 = time.perf_counter()
-    print(f"replay: {summary.messages:,} messages in {t4 - t3:.1f} s "
-          f"({summary.messages / (t4 - t3):,.0f}/s), {summary.alerts} alerts, rejected {dict(summary.rejected)}")
-    with open(Path(args.out) / "alerts.jsonl", "wb") as f:
-        for a in alerts:
-            f.write(encode(a) + b"\n")
-    report = score(truth, [json.loads(encode(a)) for a in alerts])
-    print(report.text())
-    silent_ok = not any(report.silent_violations.values())
-    ok = report.precision == 1.0 and report.recall == 1.0 and silent_ok
+    broker = EmbeddedBroker()
+    await broker.start()
+    procs: list[Proc] = []
+    try:
+        web_port = _free_port()
+        env = _env(WARDSTREAM_KAFKA=broker.bootstrap, WARDSTREAM_IDLE_WATERMARK_S="0",
+                   WARDSTREAM_GATEWAY_SECRET="acceptance", WARDSTREAM_LOG_LEVEL="WARNING")
+        worker = Proc("worker", [sys.executable, "-m", "stream.cli", "worker", "--zones",
+                                 paths["zones.geojson"], "--orders", paths["orders.json"],
+                                 "--kafka", broker.bootstrap, "--web-port", str(web_port)],
+                      env, out / f"worker-{kind}.log")
+        procs.append(worker)
+        await worker.wait_for(r"metrics on", 120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ready: partitions assigned and restored
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    break
+            await asyncio.sleep(0.3)
+        t0 = time.perf_counter()
+        if kind == "kafka":
+            ksink = KafkaSink(broker.bootstrap, orders)
+            await ksink.start()
+            try:
+                stats = await pump(read_items(paths["telemetry.jsonl"]), ksink)
+            finally:
+                await ksink.stop()
+            sent, telemetry_ends = ksink.messages, dict(ksink.ends)
+            result["command"] = ("EmbeddedBroker; python -m stream.cli worker --zones Z --orders O "
+                                 "--kafka B (WARDSTREAM_IDLE_WATERMARK_S=0); simulators.feed.KafkaSink "
+                                 "(envelopes of 200, no rate limit)")
+        else:
+            jt_port = _free_port()
+            gw = Proc("gateway", [sys.executable, "-m", "stream.cli", "gateway", "--orders",
+                                  paths["orders.json"], "--kafka", broker.bootstrap, "--host", "127.0.0.1",
+                                  "--jt808-port", str(jt_port), "--metrics-port", str(_free_port()),
+                                  "--no-follow-orders"], env, out / "gateway-jt808.log")
+            procs.append(gw)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", jt_port), 1):
+                    break
+                await asyncio.sleep(0.3)
+            jsink = Jt808Sink("127.0.0.1", jt_port)
+            await jsink.start()
+            waited = 0.0
+            sync_ms = int(sync_s * 1000)
+
+            class Synced:
+                """Jt808Sink that, every ``sync_s`` of event time, waits until the gateway
+                acknowledged every frame sent so far (it acknowledges after Kafka took them)."""
+
+                barrier: int | None = None
+
+                async def put(self, item: Any) -> None:
+                    nonlocal waited
+                    ts = item_ts(item)
+                    if ts is not None and not item.backfill:
+                        if self.barrier is None:
+                            self.barrier = ts
+                        elif ts - self.barrier >= sync_ms:
+                            w0 = time.perf_counter()
+                            await jsink.flush()
+                            limit = time.monotonic() + 30
+                            while (any(c.acks < c.sent and not c.writer.is_closing()
+                                       for c in jsink.conns.values()) and time.monotonic() < limit):
+                                await asyncio.sleep(0.002)
+                            waited += time.perf_counter() - w0
+                            self.barrier = ts
+                    await jsink.put(item)
+
+                async def flush(self) -> None:
+                    await jsink.flush()
+
+            try:
+                stats = await pump(read_items(paths["telemetry.jsonl"]), Synced())
+            finally:
+                await jsink.stop()
+            sent, telemetry_ends = jsink.messages, None
+            result.update(frames=jsink.frames, refused_devices=sorted(jsink.refused_devices),
+                          hangups=jsink.hangups, reconnects=jsink.reconnects, sync_s=sync_s,
+                          sender_waited_s=waited,
+                          command=("EmbeddedBroker; python -m stream.cli worker ... "
+                                   "(WARDSTREAM_IDLE_WATERMARK_S=0); python -m stream.cli gateway --orders O "
+                                   f"--jt808-port P --no-follow-orders; simulators.feed.Jt808Sink, "
+                                   f"acknowledgement barrier every {sync_s:g} s of event time"))
+        t_sent = time.perf_counter()
+        print(f"{kind}: sent {sent:,} messages in {t_sent - t0:.1f} s ({sent / (t_sent - t0):,.0f}/s)",
+              flush=True)
+        fixes = await _wait_caught_up(broker.bootstrap, web_port, telemetry_ends)
+        t_done = time.perf_counter()
+        print(f"{kind}: worker caught up {t_done - t_sent:.1f} s after the last send; "
+              f"end to end {t_done - t0:.1f} s ({sent / (t_done - t0):,.0f} msgs/s); fixes_in {fixes}",
+              flush=True)
+        result.update(sent=sent, send_seconds=t_sent - t0, end_to_end_seconds=t_done - t0,
+                      end_to_end_msgs_per_s=sent / (t_done - t0), worker_fixes_in=fixes,
+                      items=stats.items)
+        for p in reversed(procs):
+            code = p.stop()
+            result[f"{p.name}_exit"] = code
+        values = await _read_alert_records(broker.bootstrap)
+    finally:
+        for p in procs:
+            p.stop()
+        await broker.stop()
+    return _fold_and_score(kind, values, truth, out, result)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m simulators.acceptance", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--persons", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--day", default="2026-11-20",
+                   help="simulated local date; keep it in the past: the worker caps its watermark at "
+                        "wall clock + 60 s, so a day still running would hold its timers back")
+    p.add_argument("--interval-s", type=float, default=60.0, help="normal report interval")
+    p.add_argument("--out", default="/tmp/wardstream-acceptance")
+    p.add_argument("--profile", choices=("full", "jt808"), default="full")
+    p.add_argument("--paths", default="replay", help="comma list of replay, kafka, jt808")
+    p.add_argument("--reuse", action="store_true", help="reuse the day in --out when it matches")
+    p.add_argument("--verify", action="store_true", help="also run the truth oracle (slow)")
+    p.add_argument("--sync-s", type=float, default=20.0,
+                   help="jt808: every this many seconds of event time the sender waits until the "
+                        "gateway acknowledged every frame sent")
+    p.add_argument("--json", default=None, help="write sizes, durations and scores here")
+    args = p.parse_args(argv)
+    chosen = [x for x in args.paths.split(",") if x]
+    if not set(chosen) <= {"replay", "kafka", "jt808"}:
+        p.error("--paths: replay, kafka, jt808")
+    if "jt808" in chosen and args.profile != "jt808":
+        print("note: the jt808 path wants --profile jt808 (no accuracy, whole seconds)", file=sys.stderr)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = _generate(args)
+    truth = json.loads(Path(paths["truth.json"]).read_text())
+    summary: dict[str, Any] = {"persons": args.persons, "seed": args.seed, "day": args.day,
+                               "profile": args.profile, "interval_s": args.interval_s,
+                               "messages": truth["meta"]["messages"], "expected": len(truth["expected"]),
+                               "cores": len(os.sched_getaffinity(0)), "paths": {}}
+    ok = True
+    for name in chosen:
+        result: dict[str, Any] = {}
+        summary["paths"][name] = result
+        t0 = time.perf_counter()
+        try:
+            if name == "replay":
+                passed = path_replay(paths, truth, out, result)
+            else:
+                passed = asyncio.run(_stream_path(name, paths, truth, out, result, args.sync_s))
+        except Exception as exc:  # a path that cannot run is a failed path, said plainly
+            print(f"{name}: could not run: {exc!r}", file=sys.stderr)
+            result.update(passed=False, error=repr(exc))
+            passed = False
+        result["wall_seconds"] = time.perf_counter() - t0
+        ok &= passed
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=1))
     print("ACCEPTED" if ok else "NOT ACCEPTED")
     return 0 if ok else 1
 

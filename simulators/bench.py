@@ -35,13 +35,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUITE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("zones", "bench/bench_zones.py", ("--quick",)),
-    ("engine", "bench/bench_engine.py", ("--quick",)),
-    ("stream", "bench/bench_stream.py", ("--quick",)),
-    ("gateway", "bench/bench_gateway.py", ("--connections", "1000", "--seconds", "10", "--json")),
-    ("store", "bench/bench_store.py", ()),
+SUITE: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    # name, script, arguments of a quick run, arguments of a full run (--full)
+    ("zones", "bench/bench_zones.py", ("--quick",), ()),
+    ("engine", "bench/bench_engine.py", ("--quick",), ()),
+    ("stream", "bench/bench_stream.py", ("--quick",), ()),
+    ("gateway", "bench/bench_gateway.py", ("--connections", "1000", "--seconds", "10", "--json"),
+     ("--connections", "5000", "--seconds", "30", "--json")),
+    ("store", "bench/bench_store.py", ("--fixes", "60000", "--alerts", "5000", "--baseline", "5000"), ()),
 )
+
+# The headline figures of each benchmark, for the summary table: (key in its
+# result, label, unit). Keys of a script that prints a Markdown table instead
+# of JSON are that table's first column. A key a script does not print is
+# left out of the table (the full result is in results.json).
+HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "zones": (("pairs_per_s", "zone tests (fix x zone pairs)", "/s"),
+              ("speedup", "speed-up over a naive shapely loop", "x")),
+    "engine": (("engine_fixes_per_s", "engine batches", "fixes/s"),
+               ("replay_fixes_per_s", "replay", "fixes/s"),
+               ("ratio_vs_naive", "engine over a naive per-fix loop", "x")),
+    "stream": (("throughput_worker_fixes_per_s", "worker end to end", "fixes/s"),
+               ("throughput_raw_fixes_per_s", "its own raw ceiling (aiokafka + decode)", "fixes/s"),
+               ("latency_offered_rate", "offered load for latency", "fixes/s offered"),
+               ("latency_p50_ms", "event-to-alert p50", "ms"),
+               ("latency_p99_ms", "event-to-alert p99", "ms")),
+    "gateway": (("connections", "concurrent JT/T 808 connections", ""),
+                ("published_fixes_per_s", "gateway decoded + published", "fixes/s"),
+                ("gateway_frame_to_kafka_p99_ms", "frame-to-Kafka p99", "ms"),
+                ("raw_producer_fixes_per_s", "its own raw producer ceiling", "fixes/s")),
+    "store": (("track sink (decode + COPY + latest positions), fixes", "track store", "fixes/s"),
+              ("alert sink, batches of 500, records", "alert sink", "records/s"),
+              ("baseline: INSERT per fix, fixes", "baseline: INSERT per fix", "fixes/s")),
+}
 
 
 @dataclass
@@ -83,7 +109,32 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
+def _number(cell: str) -> float | None:
+    text = cell.strip().replace(",", "").rstrip("x").strip()
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _markdown_rows(text: str) -> dict[str, Any]:
+    """``{first cell: first numeric cell}`` of the Markdown table rows a script printed."""
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not (line.startswith("|") and line.endswith("|")) or set(line) <= set("|-: "):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for cell in cells[1:]:
+            value = _number(cell)
+            if value is not None:
+                out[cells[0]] = value
+                break
+    return out
+
+
 def _last_json(text: str) -> dict[str, Any]:
+    """The last JSON object a script printed on a line of its own; else its Markdown table rows."""
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
         if line.startswith("{") and line.endswith("}"):
@@ -93,7 +144,7 @@ def _last_json(text: str) -> dict[str, Any]:
                 continue
             if isinstance(obj, dict):
                 return obj
-    return {}
+    return _markdown_rows(text)
 
 
 def run_script(name: str, path: Path, args: Sequence[str], timeout: float, env: dict[str, str]) -> Run:
@@ -270,17 +321,24 @@ def _plots(out: Path, runs: list[Run], raw: dict[str, Any], sim: dict[str, Any],
 
     made = []
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, series in (("raw consumer (msgs/s)", raw.get("timeline", [])),
-                          ("engine replay (lines/s)", sim.get("progress", []))):
+    for label, series in (("raw consumer (messages/s)", raw.get("timeline", [])),
+                          ("engine replay of the simulated day (lines/s)", sim.get("progress", []))):
         if len(series) >= 2:
-            t = np.array([s[0] for s in series])
-            n = np.array([s[1] for s in series], dtype=float)
+            # rates over windows of at least 0.5 s: per-poll rates of a fast consumer are noise
+            pts = [series[0]]
+            for s in series[1:]:
+                if s[0] - pts[-1][0] >= 0.5 or s is series[-1]:
+                    pts.append(s)
+            t = np.array([s[0] for s in pts])
+            n = np.array([s[1] for s in pts], dtype=float)
             rate = np.diff(n) / np.maximum(np.diff(t), 1e-9)
-            ax.plot(t[1:], rate, label=label)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("per second")
+            ax.step(t[1:], rate, where="pre", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the stage started")
+    ax.set_ylabel("per second (log scale)")
     ax.set_title("Throughput over time")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=110)
     plt.close(fig)
@@ -299,7 +357,8 @@ def _plots(out: Path, runs: list[Run], raw: dict[str, Any], sim: dict[str, Any],
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction")
     ax.set_title("Latency CDF")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "latency_cdf.png", dpi=110)
     plt.close(fig)
@@ -333,6 +392,53 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
     return out
 
 
+def _fmt(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:,.1f}x"
+    if unit == "ms":
+        return f"{value:,.1f} ms"
+    return f"{value:,.0f} {unit}".rstrip()
+
+
+def summary_table(runs: list[Run], cores: int, raw: dict[str, Any], sim: dict[str, Any],
+                  lat: list[float]) -> list[str]:
+    """The headline Markdown table (the one README shows)."""
+    import numpy as np
+
+    ceiling = float(raw.get("msgs_per_s", 0.0))
+
+    def ratio(value: float, unit: str) -> str:
+        return f"{value / ceiling:.2f}" if ceiling and unit.endswith("/s") and unit != "/s" else ""  # rates only
+
+    rows = ["| part | measure | value | / raw ceiling |", "|---|---|---|---|",
+            f"| machine | CPU cores available (shared) | {cores} | |"]
+    if ceiling:
+        rows.append(f"| Kafka | raw-consumer ceiling (aiokafka + msgspec, envelopes, embedded broker) "
+                    f"| {ceiling:,.0f} msgs/s | 1.00 |")
+    if lat:
+        p50, p99 = np.percentile(np.asarray(lat), [50, 99])
+        rows.append(f"| Kafka | produce -> consume at a fixed load, p50 / p99 | {p50:.1f} / {p99:.1f} ms | |")
+    if sim:
+        rows.append(f"| simulator | a day of {sim['persons']:,} persons ({sim['messages']:,} messages) "
+                    f"through replay | {sim['replay_msgs_per_s']:,.0f} msgs/s "
+                    f"| {ratio(sim['replay_msgs_per_s'], 'msgs/s')} |")
+        rows.append(f"| simulator | precision / recall on {sim['expected_alerts']} expected alerts "
+                    f"| {sim['precision']:.3f} / {sim['recall']:.3f} | |")
+    for r in runs:
+        if r.status != "ok":
+            rows.append(f"| {r.name} | {r.status} | {r.note or '-'} | |")
+            continue
+        flat = dict(_flat(r.result))
+        shown = 0
+        for key, label, unit in HEADLINES.get(r.name, ()):
+            if key in flat:
+                rows.append(f"| {r.name} | {label} | {_fmt(flat[key], unit)} | {ratio(flat[key], unit)} |")
+                shown += 1
+        if not shown:
+            rows.append(f"| {r.name} | ran, printed no figure this report knows | see results.json | |")
+    return rows
+
+
 def write_report(out: Path, runs: list[Run], cores: int, raw: dict[str, Any], sim: dict[str, Any],
                  lat: list[float], command: str) -> Path:
     import numpy as np
@@ -353,24 +459,23 @@ def write_report(out: Path, runs: list[Run], cores: int, raw: dict[str, Any], si
     if sim:
         lines.append(
             f"- simulated day ({sim['persons']} persons, {sim['messages']:,} messages): generate "
-            f"{sim['generate_msgs_per_s']:,.0f} msgs/s, engine replay {sim['replay_msgs_per_s']:,.0f} msgs/s "
-            f"({sim['replay_msgs_per_s'] / ceiling:.2f}x the raw ceiling), precision {sim['precision']:.3f}, "
-            f"recall {sim['recall']:.3f} on {sim['expected_alerts']} expected alerts" if ceiling else "")
-    lines += ["", "| benchmark | status | wall s | peak RSS MiB | figures (ratio to raw ceiling for */s) |",
+            f"{sim['generate_msgs_per_s']:,.0f} msgs/s, engine replay {sim['replay_msgs_per_s']:,.0f} msgs/s"
+            + (f" ({sim['replay_msgs_per_s'] / ceiling:.2f}x the raw ceiling)" if ceiling else "")
+            + f", precision {sim['precision']:.3f}, recall {sim['recall']:.3f} on "
+            f"{sim['expected_alerts']} expected alerts")
+    lines += ["", "## Summary", "", *summary_table(runs, cores, raw, sim, lat), "",
+              "## Runs", "", "| benchmark | status | wall s | peak RSS MiB | rates (ratio to raw ceiling) |",
               "|---|---|---|---|---|"]
     for r in runs:
-        figs = []
-        for k, v in _flat(r.result):
-            if k.endswith("_per_s") or k.endswith("per_s") or k.endswith("_fps") or "fixes_s" in k:
-                figs.append(f"{k} {v:,.0f}" + (f" ({v / ceiling:.2f}x)" if ceiling else ""))
-            elif len(figs) < 12:
-                figs.append(f"{k} {v:,.4g}")
-        text = "; ".join(figs[:14]) or r.note
+        rates = [f"{k} {v:,.0f}" + (f" ({v / ceiling:.2f}x)" if ceiling else "")
+                 for k, v in _flat(r.result) if k.endswith("per_s") or k.endswith("_fps") or k.endswith("fixes_s")]
+        text = "; ".join(rates[:6]) or r.note
         lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {r.peak_rss_mib:,.0f} | {text} |")
     skipped = [r for r in runs if r.status == "skipped"]
     if skipped:
         lines.append("")
         lines += [f"- skipped {r.name}: {r.note}" for r in skipped]
+    lines += ["", "Every figure each benchmark printed is in `results.json`."]
     lines += ["", *[f"![{p}]({p})" for p in plots], ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
@@ -387,15 +492,17 @@ def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="wardstream bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all of "
-                   + ", ".join(n for n, _, _ in SUITE) + ")")
+                   + ", ".join(n for n, *_ in SUITE) + ")")
     p.add_argument("--out", default="bench-report", help="folder for report.md and the plots")
     p.add_argument("--root", default=".", help="repository root holding bench/")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark")
+    p.add_argument("--full", action="store_true",
+                   help="each benchmark at its own default (target) sizes instead of quick sizes")
     p.add_argument("--persons", type=int, default=1000, help="size of the simulated day")
     p.add_argument("--latency-rate", type=float, default=10_000.0, help="fixes/s for the latency probe")
     p.add_argument("--kafka", default=None, help="use this broker instead of an embedded one")
     args = p.parse_args(list(argv))
-    unknown = set(args.names) - {n for n, _, _ in SUITE}
+    unknown = set(args.names) - {n for n, *_ in SUITE}
     if unknown:
         print(f"wardstream bench: unknown benchmark(s) {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -427,11 +534,11 @@ def main(argv: Sequence[str]) -> int:
             broker.stop_sync()
     del lines
     runs = []
-    for name, rel, extra in SUITE:
+    for name, rel, quick, full in SUITE:
         if args.names and name not in args.names:
             continue
-        print(f"  {name} ...", file=sys.stderr)
-        run = run_script(name, root / rel, extra, args.timeout, env)
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        run = run_script(name, root / rel, full if args.full else quick, args.timeout, env)
         if run.status == "skipped":
             print(f"  skipped {name}: {run.note}", file=sys.stderr)
         runs.append(run)
