@@ -532,10 +532,14 @@ class Worker:
             else:
                 known = msg.device_id in self.router.device_person
                 who = f"device {msg.device_id!r}"
-            if known:
+            home = self.router.partition_of_message(msg) if known else p
+            if known and home != p:
                 reason = "misrouted"
-                detail = (f"{who} belongs to partition {self.router.partition_of_message(msg)}"
+                detail = (f"{who} belongs to partition {home}"
                           f" but arrived on {p}: key it with partition_keys(orders)")
+            elif known:  # on its own partition, but its order is not in force at `ts`
+                reason = "unknown_device"
+                detail = f"{who}: its order is not active at {format_ts(msg.ts)}"
             else:
                 reason = "unknown_device"
                 detail = f"{who}: no active order names it"
