@@ -622,6 +622,7 @@ class Engine:
         # handed to the live lane before that lane sees its newer data
         for lane, ents in late:
             self._feed(lane, ents, res)
+            self._late_liveness(lane.key, ents, res.records)
         for lane, ents in live:
             ll = late_lanes.get(lane.key) if late_lanes else None
             if ll is not None and ll.frontier >= 0:
@@ -708,6 +709,42 @@ class Engine:
         for ln in (late, lane):
             ln.ckpt, ln.ckpt_key, ln.pend = ln.state.copy(), ln.last_key, None
             ln.tail, ln.log = [], []
+
+    def _late_liveness(self, key: str, ents: list[Entry], out: list[AlertRecord]) -> None:
+        """Late data is a sign of life for ``signal_loss`` too (contract: any message).
+
+        A delayed message beyond the lateness horizon goes to the late lane, but
+        it still shows the person was not silent: the live lane's last message
+        moves on to it (in its checkpoints too, so a rewind keeps it), its
+        timer re-arms from there, and a ``signal_lost`` already opened by the
+        clock whose gap that message falls in is retracted, exactly as a rewind
+        retracts an episode the full data denies.
+        """
+        lane = self._lanes.get(key)
+        spec = self._specs.get(key)
+        if lane is None or spec is None or spec.signal_after_ms is None:
+            return
+        st = lane.state
+        newest = max(e.key[0] for e in ents)
+        sig = st.sig
+        if sig is not None:
+            opened = parse_ts(sig.opened_at)
+            if not any(opened - spec.signal_after_ms < e.key[0] < opened for e in ents):
+                return  # the gap really happened; live data will clear it
+            gone = msgspec.structs.replace(
+                sig, status="cleared", cleared_at=sig.opened_at, reason="retracted")
+            out.append(AlertRecord("cleared", gone, at=sig.opened_at))
+            lane.emitted[sig.alert_id] = gone
+            st.sig = None
+            lane.ckpt, lane.ckpt_key, lane.pend = st.copy(), lane.last_key, None
+            lane.tail, lane.log = [], []
+        if newest <= st.last_msg:
+            return
+        for state in (st, lane.ckpt, lane.pend):
+            if state is not None and state.last_msg < newest:
+                state.last_msg = newest
+        d = st.last_msg + spec.signal_after_ms
+        lane.due = d if d < lane.static_due else lane.static_due
 
     def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
                        probes: dict[str, list[Entry]]) -> None:

@@ -330,3 +330,18 @@ def test_backfill_left_open_is_cleared_by_live_data() -> None:
     excl = [(r.event, r.alert.late, r.alert.cleared_at) for r in recs if r.alert.rule_id == "r1"]
     assert excl == [("opened", True, None), ("cleared", True, format_ts(t))]
     assert all(a.rule_id != "r1" for a in eng.open_alerts())  # not held open in the late lane
+
+
+def test_late_message_is_a_sign_of_life_for_signal_loss() -> None:
+    """A fix delayed past the lateness horizon still proves the person was not silent.
+
+    P-A reports every 10 min (signal_loss after 15 min); its 10-min fix reaches
+    the engine only after P-B's data has moved the clock past the 15-min mark.
+    In event time P-A was never silent for 15 min, so no signal_lost remains.
+    """
+    a = [fix(T0, 500, 500), fix(T0 + 10 * MIN, 500, 500), fix(T0 + 20 * MIN, 500, 500)]
+    b = [fix(T0 + k * MIN, -500, -2000, dev="WB-B") for k in range(1, 21)]
+    delivered = [a[0], *b[:17], a[1], *b[17:], a[2]]  # a[1] arrives 7 min after its ts
+    alerts, summary = replay_lines([encode(m) for m in delivered], zones(), orders())
+    assert summary.late >= 1
+    assert [x for x in alerts if x.kind == "signal_lost"] == []
