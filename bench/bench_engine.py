@@ -47,6 +47,7 @@ import msgspec
 import numpy as np
 import rtree
 import shapely
+from bench_zones import district_ring as zone_ring  # sibling script: same folder on sys.path
 
 from geofence.engine import Engine, EngineConfig, tune_gc
 from geofence.geo import metres_per_degree
@@ -60,17 +61,9 @@ START = parse_ts("2026-11-22T21:50:00+08:00")
 
 def district_ring(cx: float, cy: float, radius_deg: float, n: int,
                   rng: np.random.Generator) -> list[list[float]]:
-    """An irregular star-shaped ring (harmonics plus fine noise, no self-crossing)."""
-    a = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
-    r = np.ones(n)
-    for k in range(2, 30):
-        r += rng.normal(0, 0.2 / k) * np.sin(k * a + rng.uniform(0, 2 * np.pi))
-    r += rng.normal(0, 0.003, n)
-    r = radius_deg * np.clip(r, 0.6, None)
-    xs = cx + r * np.cos(a) / math.cos(math.radians(cy))
-    ys = cy + r * np.sin(a)
-    ring = np.column_stack([xs, ys]).round(7).tolist()
-    return [*ring, ring[0]]
+    """This bench's district shape: bench_zones' ring with milder harmonics."""
+    return zone_ring(cx, cy, radius_deg, n, rng, harmonics=30, amplitude=0.2, noise=0.003,
+                     floor=0.6)
 
 
 def build_world(persons: int, exclusions: int, fixes_per: int, seed: int) -> dict[str, Any]:

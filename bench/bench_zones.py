@@ -42,14 +42,19 @@ from geofence.zones import ZoneCatalogue
 LON0, LAT0 = 118.79, 32.06
 
 
-def district_ring(cx: float, cy: float, radius_deg: float, n: int, rng: np.random.Generator) -> list[list[float]]:
-    """An irregular star-shaped ring: a few harmonics plus fine noise (no self-crossing)."""
+def district_ring(cx: float, cy: float, radius_deg: float, n: int, rng: np.random.Generator,
+                  harmonics: int = 40, amplitude: float = 0.25, noise: float = 0.004,
+                  floor: float = 0.35) -> list[list[float]]:
+    """An irregular star-shaped ring: a few harmonics plus fine noise (no self-crossing).
+
+    Also used by bench_engine.py (with its own shape parameters).
+    """
     a = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = np.ones(n)
-    for k in range(2, 40):
-        r += rng.normal(0, 0.25 / k) * np.sin(k * a + rng.uniform(0, 2 * np.pi))
-    r += rng.normal(0, 0.004, n)
-    r = radius_deg * np.clip(r, 0.35, None)
+    for k in range(2, harmonics):
+        r += rng.normal(0, amplitude / k) * np.sin(k * a + rng.uniform(0, 2 * np.pi))
+    r += rng.normal(0, noise, n)
+    r = radius_deg * np.clip(r, floor, None)
     xs = cx + r * np.cos(a) / math.cos(math.radians(cy))
     ys = cy + r * np.sin(a)
     ring = np.column_stack([xs, ys]).round(7).tolist()
