@@ -44,11 +44,14 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Union
 
 import msgspec
 import numpy as np
 
+from geofence.bulk import PendingLog, QuietLanes
 from geofence.episodes import Cond, alert_id, observe
 from geofence.errors import ValidationError
 from geofence.model import (
@@ -137,6 +140,9 @@ class EngineConfig:
         most this far ahead of it on its own; a bigger jump needs a message of
         a second person to confirm it, so that one device with a clock far
         ahead cannot make everybody's data late.
+    bulk : bool
+        Apply fixes of quiet lanes in bulk (:mod:`geofence.bulk`). The
+        records are the same either way; ``False`` exists to test that.
     """
 
     lateness_ms: int = 120_000
@@ -150,6 +156,7 @@ class EngineConfig:
     camera_quiet_ms: int = 300_000
     battery_clear_pct: float = 30.0
     clock_jump_ms: int = 600_000
+    bulk: bool = True
 
 
 @dataclass
@@ -162,6 +169,7 @@ class ProcessResult:
     late: int = 0
     too_late: int = 0
     ignored: int = 0
+    bulk: int = 0  # fixes of quiet lanes applied in bulk (geofence.bulk)
 
 
 class Entry(msgspec.Struct, array_like=True, gc=False):
@@ -194,9 +202,10 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
 
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
+        cp = Cond.__copy__  # type: ignore[attr-defined]
         return LaneState(
-            tuple([c.copy() for c in self.conds]), tuple([c.copy() for c in self.appr]),
-            tuple([c.copy() for c in self.cconds]) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
+            tuple(map(cp, self.conds)), tuple(map(cp, self.appr)),
+            tuple(map(cp, self.cconds)) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
             self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
             self.expired, self.started,
         )
@@ -375,6 +384,18 @@ class Engine:
         self._g_l1: list[int] = []
         self._g_l2: list[int] = []
         self._g_ends: list[int] = []
+        self._csr_names: list[str] = []
+        self._dix: dict[str, int] = {}
+        self._dix_names: list[str] = []
+        self._dix_ci = np.zeros(0, np.int64)
+        self._q_vf = self._q_vu = self._q_cfk = np.zeros(0, np.int64)
+        self._q_ok: list[bool] = []
+        self._q = QuietLanes(0)
+        self._pl = PendingLog()
+        self._bulk = config.bulk
+        self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
+        self._bulk_count = 0
+        self._pre_clk_end = -1
         for o in orders:
             self._install(o)
         self._rebuild_watchers()
@@ -426,6 +447,20 @@ class Engine:
         self._csr_kind = cat([s.kinds for s in specs], np.int8)
         self._route = {d: (p, self._csr_of[p], self._specs[p].valid_from, self._specs[p].valid_until)
                        for d, p in self._dev.items()}
+        # the columnar fast path (geofence.bulk): every lane is materialised
+        # before the person numbering changes, so the arrays start empty
+        self._csr_names = pids
+        self._dix = {d: k for k, d in enumerate(self._dev)}
+        self._dix_names = list(self._dev)
+        self._dix_ci = np.fromiter((self._csr_of[p] for p in self._dev.values()), np.int64,
+                                   len(self._dev))
+        self._q_vf = np.fromiter((s.valid_from for s in specs), np.int64, len(specs))
+        self._q_vu = np.fromiter((s.valid_until for s in specs), np.int64, len(specs))
+        self._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
+                                  np.int64, len(specs))
+        self._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
+        self._q = QuietLanes(len(specs))
+        self._pl = PendingLog()
         self._csr_dirty = False
 
     @property
@@ -482,7 +517,17 @@ class Engine:
         far_ts, far_pid = self._far_ts, self._far_pid
         jump = cfg.clock_jump_ms
         max_ts = self._max_ts
-        for m in messages:
+        self._bulk_count = 0
+        pre = self._bulk_pass(messages) if self._bulk and messages else None
+        res.bulk = self._bulk_count
+        if pre is None:
+            todo: Iterable[int] = range(len(messages))
+            pre_clk: list[int] | None = None
+            pre_gi: list[int] = []
+        else:
+            todo, pre_clk, pre_gi = pre
+        for j in todo:
+            m = messages[j]
             tm = type(m)
             ts = m.ts
             if tm is Fix:
@@ -492,12 +537,16 @@ class Engine:
                     continue
                 pid, ci = r[0], r[1]
                 if m.valid:  # type: ignore[union-attr]
+                    if pre_clk is None:
+                        gi = len(g_p)
+                        g_p.append(ci)
+                        g_lon.append(m.lon)  # type: ignore[union-attr]
+                        g_lat.append(m.lat)  # type: ignore[union-attr]
+                        g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
+                    else:
+                        gi = pre_gi[j]
                     e = Entry((ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
-                              len(g_p))
-                    g_p.append(ci)
-                    g_lon.append(m.lon)  # type: ignore[union-attr]
-                    g_lat.append(m.lat)  # type: ignore[union-attr]
-                    g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
+                              gi)
                 else:
                     e = Entry((ts, 1, m.device_id, 0, ""), m)  # type: ignore[union-attr]
             elif tm is DeviceEvent:
@@ -522,7 +571,9 @@ class Engine:
                 e = Entry((hit.ts, 1, hit.camera_id, 2, hit.event), m)
                 if pid in specs and specs[pid].exclusion_rules:
                     vids.append((e, specs[pid]))
-            if ts > clk:
+            if pre_clk is not None:
+                clk = pre_clk[j]
+            elif ts > clk:
                 if clk < 0 or ts <= clk + jump:
                     clk = ts
                     if far_pid is not None and far_ts <= clk:
@@ -540,12 +591,18 @@ class Engine:
             else:
                 v[0].append(e)
                 v[1].append(clk)
+        if pre_clk is not None:
+            clk = self._pre_clk_end
         self._far_ts, self._far_pid = far_ts, far_pid
-        self._max_ts = max_ts
+        if max_ts > self._max_ts:
+            self._max_ts = max_ts
         wm0 = self._wm
 
-        if g_p:
-            self._classify(g_p, g_lon, g_lat, g_acc)
+        if pre_clk is not None:
+            pass  # classified by _bulk_pass
+        elif g_p:
+            self._classify(np.array(g_p, np.int64), np.array(g_lon, np.float64),
+                           np.array(g_lat, np.float64), np.array(g_acc, np.float64))
         else:
             self._g_flags = []
         if vids:
@@ -645,12 +702,173 @@ class Engine:
             # person's event time: the order-expiry timer fires as it would have
             lane = lanes.get(pid)
             if lane is not None:
+                self._materialise((self._csr_of[pid],))
                 self._tick(lane, t, res.records)
         self._g_flags = []
         self._g_l1 = []
         self._g_l2 = []
         self._g_ends = []
         return res
+
+    def _bulk_pass(self, messages: Sequence[Telemetry]) -> tuple[list[int], list[int], list[int]] | None:
+        """The columnar part of :meth:`process`.
+
+        Computes the arrival clock of every message and classifies every
+        valid fix with array operations, applies the fixes of lanes in quiet
+        mode (:mod:`geofence.bulk`) that certainly change nothing but
+        liveness, and materialises the quiet lanes that have any other
+        message in the batch. Returns the indices of the messages left for
+        the per-message path with each message's clock and geometry index,
+        or ``None`` when the batch needs the per-message path throughout
+        (video hits, or a clock jump to arbitrate).
+        """
+        if self._far_pid is not None:
+            self._bail(messages)
+            return None
+        n = len(messages)
+        try:
+            dix = np.fromiter(map(self._dix.get, map(_DEV, messages), repeat(-1)), np.int64, n)
+        except AttributeError:  # a video hit: no device id
+            self._bail(messages)
+            return None
+        ts = np.fromiter(map(_TS, messages), np.int64, n)
+        if set(map(type, messages)) == {Fix}:
+            isfix = np.ones(n, np.bool_)
+        else:
+            isfix = np.fromiter((type(m) is Fix for m in messages), np.bool_, n)
+        ci = np.where(dix >= 0, self._dix_ci[np.maximum(dix, 0)] if len(self._dix_ci) else -1, -1)
+        cis = np.maximum(ci, 0)
+        acc_ok = (ci >= 0)
+        if len(self._q_vf):
+            acc_ok &= (self._q_vf[cis] <= ts) & (ts < self._q_vu[cis])
+        # the arrival clock: a running maximum unless a jump needs arbitration
+        clk0 = self._wm
+        ta = ts[acc_ok]
+        clk_all = np.full(n, clk0, np.int64)
+        if len(ta):
+            run = np.maximum.accumulate(np.concatenate(([clk0], ta)))
+            prev = run[:-1]
+            if bool(((ta > prev) & (prev >= 0) & (ta > prev + self._cfg.clock_jump_ms)).any()):
+                self._bail(messages)
+                return None
+            clk_all[acc_ok] = run[1:]
+            self._pre_clk_end = int(run[-1])
+            mx = int(ta.max())
+            if mx > self._max_ts:
+                self._max_ts = mx
+        else:
+            self._pre_clk_end = clk0
+        # classification of every accepted valid fix
+        fidx = np.nonzero(isfix & acc_ok)[0]
+        fl = fidx.tolist()
+        fx = [messages[j] for j in fl]
+        valid = np.fromiter(map(_VALID, fx), np.bool_, len(fx))
+        lon = np.fromiter(map(_LON, fx), np.float64, len(fx))
+        lat = np.fromiter(map(_LAT, fx), np.float64, len(fx))
+        acc = np.fromiter(map(_ACC, fx), np.float64, len(fx))
+        cidx = fidx[valid]
+        gi_all = np.full(n, -1, np.int64)
+        gi_all[cidx] = np.arange(len(cidx))
+        if len(cidx):
+            flags, c1, first = self._classify(ci[cidx], lon[valid], lat[valid], acc[valid])
+        else:
+            self._g_flags = []
+            flags = np.zeros(0, np.int8)
+            c1, first = np.zeros(0, np.int8), np.zeros(0, np.int64)
+        # which accepted fixes are quiet steps of a lane in quiet mode
+        q = self._q
+        p = ci[fidx]
+        t = ts[fidx]
+        ok = q.mode[p] & (t > q.last[p]) & (t < q.due[p])
+        hz = np.maximum(np.maximum(q.front[p], self._wm), clk_all[fidx]) - self._cfg.lateness_ms
+        ok &= t >= hz
+        f = np.zeros(len(fidx), np.int8)
+        f[valid] = flags
+        ok &= ((f & 1) == 0) & (((f & 2) == 0) | ~q.cf[p])
+        # a person goes in bulk only with all of its messages, strictly in order
+        chosen = np.zeros(n, np.bool_)
+        chosen[fidx[ok]] = True
+        bad = ci[acc_ok & ~chosen]
+        sel = np.nonzero(ok)[0]
+        if len(sel):
+            if len(bad):
+                sel = sel[~np.isin(p[sel], bad)]
+            order = np.argsort(p[sel], kind="stable")
+            sel = sel[order]
+            ps, tss = p[sel], t[sel]
+            same = ps[1:] == ps[:-1]
+            dis = same & (tss[1:] <= tss[:-1])
+            if dis.any():
+                worse = ps[1:][dis]
+                keep = ~np.isin(ps, worse)
+                sel, ps, tss = sel[keep], ps[keep], tss[keep]
+                same = ps[1:] == ps[:-1]
+                bad = np.concatenate((bad, worse))
+        if len(bad):
+            self._materialise(np.unique(bad[q.mode[bad]]).tolist())
+        slow = np.ones(n, np.bool_)
+        if len(sel):
+            self._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
+                             gi_all, dix, fx)  # type: ignore[arg-type]
+            slow[fidx[sel]] = False
+            self._bulk_count = len(sel)
+        return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist()
+
+    def _bail(self, messages: Sequence[Telemetry]) -> None:
+        """The batch goes through the per-message path: materialise its persons' lanes."""
+        if not self._q.mode.any():
+            return
+        cis: set[int] = set()
+        route, csr_of = self._route, self._csr_of
+        for m in messages:
+            if type(m) is VideoHit:
+                ci = csr_of.get(m.person_id or "", -1)
+            else:
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                ci = -1 if r is None else r[1]
+            if ci >= 0:
+                cis.add(ci)
+        self._materialise(sorted(cis))
+
+    def _bulk_apply(self, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, valid: Any,
+                    lon: Any, lat: Any, acc: Any, c1: Any, first: Any, gi_all: Any, dix: Any,
+                    fx: list[Fix]) -> None:
+        """Apply quiet fixes (grouped by person, in order) to the arrays and the pending log."""
+        q = self._q
+        pl = self._pl
+        wm0 = self._wm
+        if pl.since_fold > max(self._fold_every, len(pl)):
+            pl.fold(q, wm0 - self._cfg.lateness_ms)
+        ends = np.concatenate((~same, [True]))
+        up, tl = ps[ends], tss[ends]
+        q.last[up] = tl
+        q.front[up] = np.maximum(q.front[up], tl)
+        lm = np.maximum(q.lastmsg[up], tl)
+        q.lastmsg[up] = lm
+        aft = q.after[up]
+        q.due[up] = np.where(aft >= 0, np.minimum(q.sdue[up], lm + aft), q.due[up])
+        v = valid[sel]
+        code = np.zeros(len(sel), np.int8)
+        cfk = self._q_cfk[ps]
+        gi = gi_all[fidx[sel]]
+        has = v & (cfk >= 0)
+        if has.any():
+            code[has] = c1[first[gi[has]] + cfk[has]]
+        if v.any():
+            vr = np.nonzero(v)[0]
+            vp = ps[vr]
+            vend = np.concatenate((vp[1:] != vp[:-1], [True]))
+            lv, uv = sel[vr[vend]], vp[vend]
+            q.lf_ts[uv] = tss[vr[vend]]
+            q.lf_lon[uv] = lon[lv]
+            q.lf_lat[uv] = lat[lv]
+            q.lf_acc[uv] = acc[lv]
+            cf = self._q_cfk[uv] >= 0
+            q.code[uv[cf]] = code[vr[vend]][cf]
+        rows = sel.tolist()
+        pl.append(q, [fx[r] for r in rows], {
+            "person": ps, "ts": tss, "dev": dix[fidx[sel]], "valid": v,
+            "lon": lon[sel], "lat": lat[sel], "acc": acc[sel], "code": code})
 
     @staticmethod
     def _reject_unknown(m: Telemetry, r: tuple[str, int, int, int] | None, res: ProcessResult,
@@ -784,24 +1002,22 @@ class Engine:
         if rec and rec[0][0] < cut:
             del rec[: bisect_left(rec, (cut,))]
 
-    def _classify(self, g_p: list[int], g_lon: list[float], g_lat: list[float],
-                  g_acc: list[float]) -> None:
+    def _classify(self, pidx: Any, lon: Any, lat: Any, acc: Any) -> tuple[Any, Any, Any]:
         """Classify every (fix, zone rule) pair of the batch in one vectorised pass.
 
         Leaves per-fix flags (bit 0: some non-curfew condition certainly
         violated; bit 1: certainly outside a curfew zone) and the per-pair
-        codes for :meth:`_attach`.
+        codes for :meth:`_attach`; returns the flags, the per-pair ``c1``
+        codes and each fix's first pair, as arrays.
         """
-        n = len(g_p)
-        pidx = np.array(g_p, np.int64)
-        acc = np.array(g_acc, np.float64)
+        n = len(pidx)
         counts = self._csr_count[pidx]
         total = int(counts.sum())
         ends = np.cumsum(counts)
         if total == 0:
             self._g_flags = [0] * n
             self._g_l1, self._g_l2, self._g_ends = [], [], [0] * n
-            return
+            return np.zeros(n, np.int8), np.zeros(0, np.int8), np.zeros(n, np.int64)
         rep = np.repeat(np.arange(n), counts)
         offs = np.arange(total) - np.repeat(ends - counts, counts)
         pos = self._csr_start[pidx][rep] + offs
@@ -809,9 +1025,7 @@ class Engine:
         buf = self._csr_buf[pos]
         curfew = self._csr_kind[pos] == CURFEW
         a = acc[rep]
-        d = self._zones.signed_distance_m(
-            zone, np.array(g_lon, np.float64)[rep], np.array(g_lat, np.float64)[rep], a + buf
-        )
+        d = self._zones.signed_distance_m(zone, lon[rep], lat[rep], a + buf)
         inside = (d < -a).astype(np.int8) - (d > a).astype(np.int8)  # 1 in, -1 out, 0 unsure
         c1 = np.where(self._csr_kind[pos] == EXCLUSION, inside, -inside)
         appr = np.where((d > a) & (d < buf - a), 1, np.where((d > buf + a) | (d < -a), -1, 0))
@@ -823,6 +1037,7 @@ class Engine:
         self._g_l1 = c1.tolist()
         self._g_l2 = appr.tolist()
         self._g_ends = ends.tolist()
+        return flags, c1, ends - counts
 
     def _attach(self, e: Entry) -> None:
         """Give a fix of this batch its per-rule codes (``c1``, ``c2``)."""
@@ -1058,27 +1273,32 @@ class Engine:
         if lane.pend is not None and lane.pend_key[0] < e_time - self._cfg.lateness_ms:
             lane.ckpt, lane.ckpt_key = lane.pend, lane.pend_key
             lane.pend = None
-            k = lane.ckpt_key
-            tail = lane.tail
-            n = bisect_right(tail, k, key=_entry_key)  # the tail is sorted by key
-            if n:
-                del tail[:n]
-            log = lane.log
-            n = 0
-            while n < len(log) and log[n].key <= k:
-                it = log[n].rec.alert
-                if it.status == "cleared" and lane.emitted.get(it.alert_id) == it:
-                    del lane.emitted[it.alert_id]
-                n += 1
-            if n:
-                del log[:n]
-            if lane.hist is not None and len(lane.hist) > 64:
-                del lane.hist[:-64]
+            self._prune(lane)
         # a new pending snapshot once the checkpoint is four horizons old: one
         # state copy per four horizons of event time, a tail of at most five
         if lane.pend is None and lane.last_key[0] >= lane.ckpt_key[0] + 4 * self._cfg.lateness_ms:
             lane.pend = lane.state.copy()
             lane.pend_key = lane.last_key
+
+    @staticmethod
+    def _prune(lane: Lane) -> None:
+        """Drop the tail and log before the checkpoint (nothing can rewind there)."""
+        k = lane.ckpt_key
+        tail = lane.tail
+        n = bisect_right(tail, k, key=_entry_key)  # the tail is sorted by key
+        if n:
+            del tail[:n]
+        log = lane.log
+        n = 0
+        while n < len(log) and log[n].key <= k:
+            it = log[n].rec.alert
+            if it.status == "cleared" and lane.emitted.get(it.alert_id) == it:
+                del lane.emitted[it.alert_id]
+            n += 1
+        if n:
+            del log[:n]
+        if lane.hist is not None and len(lane.hist) > 64:
+            del lane.hist[:-64]
 
     def _schedule(self, lane: Lane, spec: PersonSpec | None) -> None:
         """Re-arm the lane's timer and refresh the flags the fast path reads."""
@@ -1093,6 +1313,96 @@ class Engine:
         if d < lane.heap_at:
             lane.heap_at = d
             heapq.heappush(self._heap, (d, lane.key))
+        if (lane.quiet and self._bulk and spec is not None and not lane.late and st.started
+                and not st.expired and not self._csr_dirty and not self._watchers_dirty):
+            self._enter_quiet(lane, spec)
+
+    # ------------------------------------------------------------------ bulk (quiet) lanes
+
+    def _enter_quiet(self, lane: Lane, spec: PersonSpec) -> None:
+        """Hand a quiet lane's liveness to the arrays of :mod:`geofence.bulk`."""
+        key = lane.key
+        ci = self._csr_of.get(key, -1)
+        if ci < 0 or not self._q_ok[ci] or key in self._late or key in self._watchers:
+            return
+        q = self._q
+        st = lane.state
+        q.mode[ci] = True
+        q.last[ci] = lane.last_key[0]
+        q.front[ci] = lane.frontier
+        q.due[ci] = lane.due
+        q.sdue[ci] = lane.static_due
+        q.after[ci] = -1 if spec.signal_after_ms is None else spec.signal_after_ms
+        q.cf[ci] = lane.cf_entered
+        q.lastmsg[ci] = q.ck_lastmsg[ci] = st.last_msg
+        q.lf_ts[ci] = q.ck_lf_ts[ci] = st.lf_ts
+        q.lf_lon[ci] = q.ck_lf_lon[ci] = st.lf_lon
+        q.lf_lat[ci] = q.ck_lf_lat[ci] = st.lf_lat
+        q.lf_acc[ci] = q.ck_lf_acc[ci] = st.lf_acc
+        k = int(self._q_cfk[ci])
+        q.code[ci] = q.ck_code[ci] = st.conds[k].last_code if k >= 0 else 0
+        q.ck_has[ci] = False
+
+    def _materialise(self, cis: Any) -> None:
+        """Give lanes in quiet mode their state back as ``Lane`` objects.
+
+        The checkpoint becomes the folded values (when rows were folded), the
+        pending rows become tail entries, and the state takes the newest
+        liveness values; then the lane is an ordinary lane again.
+        """
+        q, pl = self._q, self._pl
+        cols = pl.cols
+        batches = pl.batches
+        names = self._csr_names
+        for ci in cis:
+            ci = int(ci)
+            if not q.mode[ci]:
+                continue
+            q.mode[ci] = False
+            lane = self._lanes[names[ci]]
+            st = lane.state
+            k = int(self._q_cfk[ci])
+            last_key: Key | None = None
+            if q.ck_has[ci]:
+                ck = st.copy()
+                ck.last_msg = int(q.ck_lastmsg[ci])
+                ck.lf_ts = int(q.ck_lf_ts[ci])
+                ck.lf_lon, ck.lf_lat, ck.lf_acc = (float(q.ck_lf_lon[ci]), float(q.ck_lf_lat[ci]),
+                                                   float(q.ck_lf_acc[ci]))
+                if k >= 0:
+                    ck.conds[k].last_code = int(q.ck_code[ci])
+                last_key = (int(q.ck_ts[ci]), 1, self._dix_names[int(q.ck_dev[ci])], 0, "")
+                lane.ckpt, lane.ckpt_key, lane.pend = ck, last_key, None
+                lane.tail = []
+                self._prune(lane)
+                q.ck_has[ci] = False
+            rows = pl.rows_of(q, ci)
+            if rows:
+                bids = cols["bid"][rows].tolist()
+                rws = cols["row"][rows].tolist()
+                ents = []
+                for b, r in zip(bids, rws, strict=True):
+                    m = batches[b][r]
+                    ents.append(Entry((m.ts, 1, m.device_id, 0, ""), m))
+                lane.tail.extend(ents)
+                last_key = ents[-1].key
+            st.last_msg = int(q.lastmsg[ci])
+            st.lf_ts = int(q.lf_ts[ci])
+            st.lf_lon, st.lf_lat, st.lf_acc = (float(q.lf_lon[ci]), float(q.lf_lat[ci]),
+                                               float(q.lf_acc[ci]))
+            if k >= 0:
+                st.conds[k].last_code = int(q.code[ci])
+            if last_key is not None and last_key > lane.last_key:
+                lane.last_key = last_key
+            fr = int(q.front[ci])
+            if fr > lane.frontier:
+                lane.frontier = fr
+            lane.due = int(q.due[ci])
+            self._roll(lane)
+
+    def _materialise_all(self) -> None:
+        if len(self._q.mode):
+            self._materialise(np.nonzero(self._q.mode)[0].tolist())
 
     # ------------------------------------------------------------------ publishing
 
@@ -1545,12 +1855,26 @@ class Engine:
         upto: Key = (watermark_ms, 1, "", 0, "")
         heap = self._heap
         touched: list[tuple[Lane, PersonSpec | None]] = []
+        q = self._q
+        if len(q.mode):
+            self._materialise(np.nonzero(q.mode & (q.due <= watermark_ms))[0].tolist())
+        csr_of = self._csr_of
         while heap and heap[0][0] <= watermark_ms:
             _, lk = heapq.heappop(heap)
             lane = self._lanes.get(lk)
             if lane is None:
                 continue
             lane.heap_at = _INF
+            ci = csr_of.get(lk, -1)
+            if ci >= 0 and q.mode[ci]:
+                # a quiet lane whose timer moved on: nothing fires (as _fire
+                # would find); re-arm at the timer the arrays hold
+                if watermark_ms > lane.adv:
+                    lane.adv = watermark_ms
+                d = int(q.due[ci])
+                lane.heap_at = d
+                heapq.heappush(heap, (d, lk))
+                continue
             spec = self._spec_of(lane)
             if spec is None and not lk.startswith("camera:"):
                 continue
@@ -1655,6 +1979,7 @@ class Engine:
     def upsert_order(self, order: Order) -> list[AlertRecord]:
         """Add or replace one order; rules that disappear clear their open alerts."""
         out: list[AlertRecord] = []
+        self._materialise_all()
         old = self._specs.get(order.person_id)
         new = self._install(order)
         self._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
@@ -1667,6 +1992,7 @@ class Engine:
     def remove_order(self, person_id: str, reason: str) -> list[AlertRecord]:
         """Remove a person's order: every open alert of theirs clears with ``reason``."""
         out: list[AlertRecord] = []
+        self._materialise_all()
         old = self._specs.pop(person_id, None)
         order = self._orders.pop(person_id, None)
         if order is not None:
@@ -1685,6 +2011,7 @@ class Engine:
     def set_zones(self, zones: ZoneIndex) -> list[AlertRecord]:
         """Replace the zone catalogue; rules whose zone vanished clear their alerts."""
         out: list[AlertRecord] = []
+        self._materialise_all()
         self._zones = zones
         olds = dict(self._specs)
         for order in list(self._orders.values()):
@@ -1701,6 +2028,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
+        self._materialise_all()
         snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
                          list(self._late.values()), self._recent, self._far_ts, self._far_pid)
         return msgspec.msgpack.encode(snap)
@@ -1725,14 +2053,16 @@ class Engine:
         self._lanes = {}
         self._late = {}
         self._heap = []
+        self._csr_dirty = True  # fresh bulk arrays: no lane is in quiet mode
+        self._rebuild_csr()
+        for lane in snap.late_lanes:
+            if lane.key in self._specs:
+                self._late[lane.key] = lane
         for lane in snap.lanes:
             if lane.key.startswith("camera:") or lane.key in self._specs:
                 lane.heap_at = _INF
                 self._lanes[lane.key] = lane
                 self._schedule(lane, self._spec_of(lane))
-        for lane in snap.late_lanes:
-            if lane.key in self._specs:
-                self._late[lane.key] = lane
         self._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
 
     def open_alerts(self) -> list[Alert]:
@@ -1745,6 +2075,14 @@ class Engine:
 
 def _entry_key(e: Entry) -> Key:
     return e.key
+
+
+_TS = attrgetter("ts")
+_DEV = attrgetter("device_id")
+_VALID = attrgetter("valid")
+_LON = attrgetter("lon")
+_LAT = attrgetter("lat")
+_ACC = attrgetter("accuracy_m")
 
 
 def partition_keys(orders: Sequence[Order]) -> dict[str, str]:
@@ -1802,6 +2140,7 @@ class ReplaySummary:
     late: int = 0
     too_late: int = 0
     ignored: int = 0
+    bulk: int = 0  # fixes of quiet lanes applied in bulk (geofence.bulk)
     records: int = 0
     alerts: int = 0
     retracted: int = 0

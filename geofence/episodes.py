@@ -75,8 +75,7 @@ class Cond(msgspec.Struct, gc=False, array_like=True):
 
     def copy(self) -> Cond:
         """A shallow copy (alerts are never mutated in place)."""
-        return Cond(self.start, self.n, self.last_viol, self.alert, self.last_code,
-                    self.iv_start, self.iv_end, self.entered)
+        return self.__copy__()  # type: ignore[attr-defined,no-any-return]
 
 
 def observe(cond: Cond, code: int, ts: int, confirm: int, dwell_ms: int, gap_ms: int) -> int:

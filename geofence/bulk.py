@@ -1,0 +1,247 @@
+"""Bulk state for quiet lanes: the columnar fast path of :class:`geofence.engine.Engine`.
+
+Most fixes change nothing but liveness: the person is where the orders allow,
+no episode is open or under way, and no timer is due. For such a *quiet* lane
+the engine's state machines would only record the newest message time and
+the last valid position (and, for a curfew rule, whether that position was
+inside the home zone). :class:`QuietLanes` keeps exactly those values in
+numpy arrays, one slot per person, so that a whole batch of quiet fixes is
+applied with a handful of array operations instead of a Python loop.
+
+The fixes applied this way are still needed if data arriving later inside
+the lateness horizon makes the lane rewind, so they are kept in a pending log
+(:class:`PendingLog`): columnar rows chained per person, turned back into
+lane entries only when the lane leaves the quiet mode (it is
+*materialised*). Rows older than the horizon are folded into a per-person
+checkpoint (the same values as of the newest folded row), which bounds the
+log to about one horizon of data.
+
+Nothing here imports I/O; the module holds arrays and the bookkeeping that
+keeps them consistent, and the engine decides what enters and leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["PendingLog", "QuietLanes"]
+
+_I64 = np.int64
+_F64 = np.float64
+
+# columns of the pending log: name -> dtype
+_COLUMNS: dict[str, Any] = {
+    "person": _I64, "ts": _I64, "dev": _I64, "bid": _I64, "row": _I64, "nxt": _I64,
+    "valid": np.bool_, "lon": _F64, "lat": _F64, "acc": _F64, "code": np.int8,
+}
+
+
+class QuietLanes:
+    """Per-person arrays of the lanes in quiet (columnar) mode.
+
+    Parameters
+    ----------
+    n : int
+        Number of persons (the engine's compiled orders, in CSR order).
+
+    Attributes
+    ----------
+    mode : ndarray of bool
+        The lane is in quiet mode: its ``Lane`` object is frozen and these
+        arrays hold its liveness.
+    last, front, due : ndarray of int64
+        Newest applied ``ts``, the lane's frontier and its next timer.
+    sdue, after : ndarray of int64
+        The static part of the timer (curfew windows, order end) and the
+        signal-loss delay (-1: no signal_loss rule).
+    cf : ndarray of bool
+        A curfew window has begun (a certainly-outside fix is then not quiet).
+    lastmsg, lf_ts, lf_lon, lf_lat, lf_acc : ndarray
+        The lane state's ``last_msg`` and last valid fix.
+    code : ndarray of int8
+        ``last_code`` of the person's curfew rule (if any).
+    ck_* : ndarray
+        The same values as of the newest folded row (``ck_has``), with that
+        row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
+    head, tail : ndarray of int64
+        First and last pending-log row of the person (-1: none).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.mode = np.zeros(n, np.bool_)
+        self.last = np.full(n, -1, _I64)
+        self.front = np.full(n, -1, _I64)
+        self.due = np.zeros(n, _I64)
+        self.sdue = np.zeros(n, _I64)
+        self.after = np.full(n, -1, _I64)
+        self.cf = np.zeros(n, np.bool_)
+        self.lastmsg = np.full(n, -1, _I64)
+        self.lf_ts = np.full(n, -1, _I64)
+        self.lf_lon = np.zeros(n, _F64)
+        self.lf_lat = np.zeros(n, _F64)
+        self.lf_acc = np.zeros(n, _F64)
+        self.code = np.zeros(n, np.int8)
+        self.ck_has = np.zeros(n, np.bool_)
+        self.ck_ts = np.full(n, -1, _I64)
+        self.ck_dev = np.full(n, -1, _I64)
+        self.ck_lastmsg = np.full(n, -1, _I64)
+        self.ck_lf_ts = np.full(n, -1, _I64)
+        self.ck_lf_lon = np.zeros(n, _F64)
+        self.ck_lf_lat = np.zeros(n, _F64)
+        self.ck_lf_acc = np.zeros(n, _F64)
+        self.ck_code = np.zeros(n, np.int8)
+        self.head = np.full(n, -1, _I64)
+        self.tail = np.full(n, -1, _I64)
+
+
+class PendingLog:
+    """Fixes applied in bulk to quiet lanes, chained per person.
+
+    Rows live in growable column arrays; ``nxt`` chains the rows of one
+    person in ``ts`` order from ``QuietLanes.head`` to ``QuietLanes.tail``.
+    Dead rows (materialised or folded) have ``person == -1`` and are
+    compacted away once they are the majority. The fix objects themselves
+    stay in the batch lists they came in (``batches[bid][row]``), dropped
+    when no live row refers to them.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.dead = 0
+        self.cols: dict[str, NDArray[Any]] = {k: np.zeros(1024, t) for k, t in _COLUMNS.items()}
+        self.batches: dict[int, list[Any]] = {}
+        self.next_bid = 0
+        self.since_fold = 0
+
+    def __len__(self) -> int:
+        return self.size - self.dead
+
+    def clear(self) -> None:
+        """Forget every row (the caller resets the per-person chains)."""
+        self.__init__()  # type: ignore[misc]
+
+    def col(self, name: str) -> NDArray[Any]:
+        """The live part of one column."""
+        return self.cols[name][: self.size]
+
+    def append(self, lanes: QuietLanes, msgs: list[Any], values: dict[str, NDArray[Any]]) -> None:
+        """Append rows grouped by person (each group in ``ts`` order).
+
+        ``values`` holds every column but ``bid``, ``row`` and ``nxt``;
+        ``msgs[k]`` is the fix of row ``k``.
+        """
+        k = len(msgs)
+        if k == 0:
+            return
+        need = self.size + k
+        cap = len(self.cols["ts"])
+        if need > cap:
+            new = max(need, 2 * cap)
+            for name, arr in self.cols.items():
+                grown = np.zeros(new, arr.dtype)
+                grown[: self.size] = arr[: self.size]
+                self.cols[name] = grown
+        s, e = self.size, need
+        bid = self.next_bid
+        self.next_bid += 1
+        self.batches[bid] = msgs
+        c = self.cols
+        for name, v in values.items():
+            c[name][s:e] = v
+        c["bid"][s:e] = bid
+        c["row"][s:e] = np.arange(k)
+        idx = np.arange(s, e, dtype=_I64)
+        p = values["person"]
+        same = p[1:] == p[:-1]
+        nxt = np.full(k, -1, _I64)
+        nxt[:-1][same] = idx[1:][same]
+        c["nxt"][s:e] = nxt
+        starts = np.concatenate(([True], ~same))
+        ends = np.concatenate((~same, [True]))
+        first, last, up = idx[starts], idx[ends], p[starts]
+        t = lanes.tail[up]
+        has = t >= 0
+        c["nxt"][t[has]] = first[has]
+        lanes.head[up[~has]] = first[~has]
+        lanes.tail[up] = last
+        self.size = e
+        self.since_fold += k
+
+    def rows_of(self, lanes: QuietLanes, person: int) -> list[int]:
+        """The person's pending rows in order, unlinked and marked dead."""
+        out: list[int] = []
+        r = int(lanes.head[person])
+        nxt = self.cols["nxt"]
+        while r >= 0:
+            out.append(r)
+            r = int(nxt[r])
+        if out:
+            self.cols["person"][out] = -1
+            self.dead += len(out)
+        lanes.head[person] = lanes.tail[person] = -1
+        return out
+
+    def fold(self, lanes: QuietLanes, horizon: int) -> None:
+        """Fold every row older than ``horizon`` into its person's checkpoint values."""
+        self.since_fold = 0
+        n = self.size
+        if n == 0:
+            return
+        c = self.cols
+        person = c["person"][:n]
+        ts = c["ts"][:n]
+        old = np.nonzero((person >= 0) & (ts < horizon))[0]
+        if len(old):
+            p = person[old]
+            order = np.lexsort((ts[old], p))
+            rows, ps = old[order], p[order]
+            ends = np.concatenate((ps[1:] != ps[:-1], [True]))
+            last, up = rows[ends], ps[ends]
+            lanes.ck_has[up] = True
+            lanes.ck_ts[up] = ts[last]
+            lanes.ck_dev[up] = c["dev"][last]
+            lanes.ck_lastmsg[up] = np.maximum(lanes.ck_lastmsg[up], ts[last])
+            v = c["valid"][rows]
+            if v.any():
+                vr, vp = rows[v], ps[v]
+                vend = np.concatenate((vp[1:] != vp[:-1], [True]))
+                lv, uv = vr[vend], vp[vend]
+                lanes.ck_lf_ts[uv] = ts[lv]
+                lanes.ck_lf_lon[uv] = c["lon"][lv]
+                lanes.ck_lf_lat[uv] = c["lat"][lv]
+                lanes.ck_lf_acc[uv] = c["acc"][lv]
+                lanes.ck_code[uv] = c["code"][lv]
+            nh = c["nxt"][last]
+            lanes.head[up] = nh
+            lanes.tail[up[nh < 0]] = -1
+            person[old] = -1
+            self.dead += len(old)
+        if self.dead * 2 > self.size:
+            self._compact(lanes)
+
+    def _compact(self, lanes: QuietLanes) -> None:
+        n = self.size
+        c = self.cols
+        alive = c["person"][:n] >= 0
+        newidx = np.cumsum(alive, dtype=_I64) - 1
+        for name in c:
+            c[name] = c[name][:n][alive].copy()
+        nxt = c["nxt"]
+        nxt[nxt >= 0] = newidx[nxt[nxt >= 0]]
+        for arr in (lanes.head, lanes.tail):
+            m = arr >= 0
+            arr[m] = newidx[arr[m]]
+        self.size = int(alive.sum())
+        self.dead = 0
+        live = set(np.unique(c["bid"][: self.size]).tolist())
+        for b in [b for b in self.batches if b not in live]:
+            del self.batches[b]
+        if len(c["ts"]) < 1024:
+            for name, arr in c.items():
+                grown = np.zeros(1024, arr.dtype)
+                grown[: self.size] = arr[: self.size]
+                c[name] = grown
