@@ -63,6 +63,14 @@ class QuietLanes:
         The lane state's ``last_msg`` and last valid fix.
     code : ndarray of int8
         ``last_code`` of the person's curfew rule (if any).
+    cf0, ivs, ive : ndarray
+        The curfew rule's ``entered`` flag when the lane went quiet, and its
+        window. A window that begins while the person is certainly not
+        outside is entered in bulk: ``cf`` turns true and ``sdue`` moves to
+        the window's end. When the person was certainly outside at the
+        window's start and the fix that follows is certainly home, the
+        one-observation streak that starts and ends there leaves only
+        ``last_viol`` behind: ``lv``.
     ck_* : ndarray
         The same values as of the newest folded row (``ck_has``), with that
         row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
@@ -85,6 +93,10 @@ class QuietLanes:
         self.lf_lat = np.zeros(n, _F64)
         self.lf_acc = np.zeros(n, _F64)
         self.code = np.zeros(n, np.int8)
+        self.cf0 = np.zeros(n, np.bool_)
+        self.ivs = np.zeros(n, _I64)
+        self.ive = np.zeros(n, _I64)
+        self.lv = np.full(n, -1, _I64)
         self.ck_has = np.zeros(n, np.bool_)
         self.ck_ts = np.full(n, -1, _I64)
         self.ck_dev = np.full(n, -1, _I64)

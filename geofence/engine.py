@@ -390,6 +390,7 @@ class Engine:
         self._dix_ci = np.zeros(0, np.int64)
         self._q_vf = self._q_vu = self._q_cfk = np.zeros(0, np.int64)
         self._q_ok: list[bool] = []
+        self._q_ws1 = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)
         self._pl = PendingLog()
         self._bulk = config.bulk
@@ -459,6 +460,11 @@ class Engine:
         self._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
                                   np.int64, len(specs))
         self._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
+        # a curfew streak begun at the window's start cannot open at once
+        self._q_ws1 = np.fromiter(
+            (len(s.curfew_idx) == 1 and (self._cfg.confirm_fixes >= 2
+                                         or s.zone_rules[s.curfew_idx[0]].dwell_ms > 0)
+             for s in specs), np.bool_, len(specs))
         self._q = QuietLanes(len(specs))
         self._pl = PendingLog()
         self._csr_dirty = False
@@ -779,12 +785,27 @@ class Engine:
         q = self._q
         p = ci[fidx]
         t = ts[fidx]
-        ok = q.mode[p] & (t > q.last[p]) & (t < q.due[p])
+        due = q.due[p]
+        # a curfew window that begins before the fix, with nothing else due and
+        # the person not certainly outside at its start: entered in bulk
+        aft = q.after[p]
+        cfk = self._q_cfk[p]
+        vg = fidx[valid]  # the fix's own curfew code (0: none or invalid)
+        fcode = np.zeros(len(fidx), np.int8)
+        if len(vg):
+            kk = cfk[valid]
+            fcode[valid] = np.where(kk >= 0, c1[first[gi_all[vg]] + np.maximum(kk, 0)]
+                                    if len(c1) else 0, 0)
+        ws = (q.mode[p] & (t >= due) & (due == q.sdue[p]) & (cfk >= 0) & ~q.cf[p]
+              & (q.ivs[p] == due) & (t < q.ive[p]) & (t < self._q_vu[p])
+              & ((q.code[p] != 1) | (self._q_ws1[p] & (fcode == -1)))
+              & ((aft < 0) | (t <= q.lastmsg[p] + aft)))
+        ok = q.mode[p] & (t > q.last[p]) & ((t < due) | ws)
         hz = np.maximum(np.maximum(q.front[p], self._wm), clk_all[fidx]) - self._cfg.lateness_ms
         ok &= t >= hz
         f = np.zeros(len(fidx), np.int8)
         f[valid] = flags
-        ok &= ((f & 1) == 0) & (((f & 2) == 0) | ~q.cf[p])
+        ok &= ((f & 1) == 0) & (((f & 2) == 0) | ~(q.cf[p] | ws))
         # a person goes in bulk only with all of its messages, strictly in order
         chosen = np.zeros(n, np.bool_)
         chosen[fidx[ok]] = True
@@ -798,16 +819,27 @@ class Engine:
             ps, tss = p[sel], t[sel]
             same = ps[1:] == ps[:-1]
             dis = same & (tss[1:] <= tss[:-1])
+            # a window entered in bulk: only for a person with that one fix
+            wsel = ws[sel]
+            if wsel.any():
+                dis = dis | (same & (wsel[1:] | wsel[:-1]))
             if dis.any():
                 worse = ps[1:][dis]
                 keep = ~np.isin(ps, worse)
                 sel, ps, tss = sel[keep], ps[keep], tss[keep]
                 same = ps[1:] == ps[:-1]
                 bad = np.concatenate((bad, worse))
+            wsp = ps[ws[sel]]
         if len(bad):
             self._materialise(np.unique(bad[q.mode[bad]]).tolist())
         slow = np.ones(n, np.bool_)
         if len(sel):
+            if len(wsp):
+                out1 = wsp[q.code[wsp] == 1]  # certainly outside at the start: see QuietLanes.lv
+                q.lv[out1] = q.ivs[out1]
+                q.cf[wsp] = True
+                vu = self._q_vu[wsp]
+                q.sdue[wsp] = np.minimum(q.ive[wsp], np.where(vu < _FAR_FUTURE_MS, vu, _INF))
             self._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
                              gi_all, dix, fx)  # type: ignore[arg-type]
             slow[fidx[sel]] = False
@@ -846,7 +878,7 @@ class Engine:
         lm = np.maximum(q.lastmsg[up], tl)
         q.lastmsg[up] = lm
         aft = q.after[up]
-        q.due[up] = np.where(aft >= 0, np.minimum(q.sdue[up], lm + aft), q.due[up])
+        q.due[up] = np.where(aft >= 0, np.minimum(q.sdue[up], lm + aft), q.sdue[up])
         v = valid[sel]
         code = np.zeros(len(sel), np.int8)
         cfk = self._q_cfk[ps]
@@ -1341,6 +1373,10 @@ class Engine:
         q.lf_acc[ci] = q.ck_lf_acc[ci] = st.lf_acc
         k = int(self._q_cfk[ci])
         q.code[ci] = q.ck_code[ci] = st.conds[k].last_code if k >= 0 else 0
+        if k >= 0:
+            c = st.conds[k]
+            q.cf0[ci], q.ivs[ci], q.ive[ci] = c.entered, c.iv_start, c.iv_end
+        q.lv[ci] = -1
         q.ck_has[ci] = False
 
     def _materialise(self, cis: Any) -> None:
@@ -1371,6 +1407,10 @@ class Engine:
                                                    float(q.ck_lf_acc[ci]))
                 if k >= 0:
                     ck.conds[k].last_code = int(q.ck_code[ci])
+                    if q.cf[ci] and not q.cf0[ci] and q.ck_ts[ci] >= q.ivs[ci]:
+                        ck.conds[k].entered = True  # the window began before that row
+                        if q.lv[ci] >= 0:
+                            ck.conds[k].last_viol = int(q.lv[ci])
                 last_key = (int(q.ck_ts[ci]), 1, self._dix_names[int(q.ck_dev[ci])], 0, "")
                 lane.ckpt, lane.ckpt_key, lane.pend = ck, last_key, None
                 lane.tail = []
@@ -1392,6 +1432,12 @@ class Engine:
                                                float(q.lf_acc[ci]))
             if k >= 0:
                 st.conds[k].last_code = int(q.code[ci])
+                if q.cf[ci] and not q.cf0[ci]:
+                    st.conds[k].entered = True
+                    lane.cf_entered = True
+                    if q.lv[ci] >= 0:
+                        st.conds[k].last_viol = int(q.lv[ci])
+            lane.static_due = int(q.sdue[ci])
             if last_key is not None and last_key > lane.last_key:
                 lane.last_key = last_key
             fr = int(q.front[ci])

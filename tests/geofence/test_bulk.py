@@ -168,3 +168,19 @@ def test_signal_loss_timer_of_a_bulk_lane_fires_on_advance() -> None:
     assert "signal_lost" in kinds
     pair.process([fix(t + 16 * MIN, 1000.0, dev="WB-A")])  # and clears with the next fix
     pair.flush()
+
+
+def test_curfew_window_entered_in_bulk_then_breached() -> None:
+    """At home across 22:00 local (the window is entered in bulk), out at 22:30."""
+    pair = Pair(fold_every=1)
+    t = T0 + 100 * MIN  # 21:40 local
+    for _ in range(40):  # until 22:20, one fix a minute, home
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A")])
+    assert pair.in_bulk >= 38  # the first fix makes the lane; all the others in bulk
+    for _ in range(5):  # then 200 m from home: certainly outside
+        t += MIN
+        pair.process([fix(t, 1200.0, dev="WB-A")])
+    kinds = [a.kind for a in pair.bulk.open_alerts()]
+    assert kinds == ["curfew_violated"]
+    pair.flush()
