@@ -391,6 +391,7 @@ class Engine:
         self._q_vf = self._q_vu = self._q_cfk = np.zeros(0, np.int64)
         self._q_ok: list[bool] = []
         self._q_ws1 = np.zeros(0, np.bool_)
+        self._known = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)
         self._pl = PendingLog()
         self._bulk = config.bulk
@@ -467,6 +468,11 @@ class Engine:
              for s in specs), np.bool_, len(specs))
         self._q = QuietLanes(len(specs))
         self._pl = PendingLog()
+        self._known = np.zeros(len(specs), np.bool_)  # has a live lane
+        for key in self._lanes:
+            ci = self._csr_of.get(key, -1)
+            if ci >= 0:
+                self._known[ci] = True
         self._csr_dirty = False
 
     @property
@@ -490,6 +496,10 @@ class Engine:
             st = _fresh_state(spec)
             lane = Lane(key=key, late=late, state=st, ckpt=st.copy())
             table[key] = lane
+            if not late and not self._csr_dirty:
+                ci = self._csr_of.get(key, -1)
+                if ci >= 0:
+                    self._known[ci] = True
         return lane
 
     def _spec_of(self, lane: Lane) -> PersonSpec | None:
@@ -785,6 +795,7 @@ class Engine:
         q = self._q
         p = ci[fidx]
         t = ts[fidx]
+        fresh = self._new_lanes(p, t, ci, acc_ok & ~isfix, clk_all[fidx]) if len(p) else []
         due = q.due[p]
         # a curfew window that begins before the fix, with nothing else due and
         # the person not certainly outside at its start: entered in bulk
@@ -844,7 +855,47 @@ class Engine:
                              gi_all, dix, fx)  # type: ignore[arg-type]
             slow[fidx[sel]] = False
             self._bulk_count = len(sel)
+        for lane, c in fresh:  # a first fix re-arms the signal-loss timer earlier
+            d = int(q.due[c])
+            if q.mode[c] and d < lane.heap_at:
+                lane.heap_at = d
+                heapq.heappush(self._heap, (d, lane.key))
         return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist()
+
+    def _new_lanes(self, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> list[tuple[Lane, int]]:
+        """Start the lanes of persons seen for the first time, straight into quiet mode.
+
+        Only for a person whose messages in the batch are all fixes, none
+        late: the lane starts as the per-message path would start it at the
+        first of them (curfew windows placed from that time), and the fixes
+        then take the bulk path like any other.
+        """
+        new = ~self._known[p]
+        if not new.any():
+            return []
+        pn, tn = p[new], t[new]
+        order = np.lexsort((tn, pn))
+        pn, tn = pn[order], tn[order]
+        head = np.concatenate(([True], pn[1:] != pn[:-1]))
+        cand, t0 = pn[head], tn[head]
+        lateness = self._cfg.lateness_ms
+        too_old = p[new & (t < np.maximum(clk, self._wm) - lateness)]
+        drop = np.concatenate((too_old, ci[nonfix]))
+        if len(drop):
+            keep = ~np.isin(cand, drop)
+            cand, t0 = cand[keep], t0[keep]
+        out: list[tuple[Lane, int]] = []
+        names, specs, q_ok = self._csr_names, self._specs, self._q_ok
+        for c, tf in zip(cand.tolist(), t0.tolist(), strict=True):
+            if not q_ok[c]:
+                continue
+            key = names[c]
+            spec = specs[key]
+            lane = self._lane(key)
+            self._start(lane.state, spec, tf)
+            self._schedule(lane, spec)
+            out.append((lane, c))
+        return out
 
     def _bail(self, messages: Sequence[Telemetry]) -> None:
         """The batch goes through the per-message path: materialise its persons' lanes."""
@@ -2108,6 +2159,9 @@ class Engine:
             if lane.key.startswith("camera:") or lane.key in self._specs:
                 lane.heap_at = _INF
                 self._lanes[lane.key] = lane
+                ci = self._csr_of.get(lane.key, -1)
+                if ci >= 0:
+                    self._known[ci] = True
                 self._schedule(lane, self._spec_of(lane))
         self._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
 

@@ -84,7 +84,8 @@ def _states(data: bytes) -> list[Any]:
     return [(ln.key, ln.late, encode(ln.state),
              sorted(k for k, a in ln.emitted.items() if a.status == "open"),
              ln.last_key, ln.frontier, ln.due)
-            for ln in (*snap.lanes, *snap.late_lanes)] + [snap.wm, snap.max_ts]
+            for ln in sorted((*snap.lanes, *snap.late_lanes), key=lambda ln: (ln.late, ln.key))
+            ] + [snap.wm, snap.max_ts]
 
 
 @st.composite
