@@ -269,31 +269,44 @@ class Location:
 
     def events(self, alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[str]:
         """Device events of the alarm dword, each once, in bit order."""
-        out: list[str] = []
-        alarm = self.alarm
-        if not alarm:
-            return out
-        for bit, name in sorted(alarm_map.items()):
-            if alarm >> bit & 1 and name not in out:
-                out.append(name)
-        return out
+        return _alarm_events(self.alarm, alarm_map)
 
     def telemetry(self, device_id: str,
                   alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[Telemetry]:
         """Canonical messages: one fix, then one device event per alarm."""
-        fix = Fix(
-            device_id=device_id, ts=self.ts, lat=self.lat, lon=self.lon, valid=self.valid,
-            speed_mps=round(self.speed_kmh / 3.6, 3) if self.speed_kmh <= 3600 else None,
-            heading_deg=float(self.course) if 0 <= self.course <= 360 else None,
-            altitude_m=float(self.altitude_m) if -1000 <= self.altitude_m <= 20000 else None,
-            battery_pct=self.battery_pct,
-            source="gnss" if self.valid else None,
-        )
-        out: list[Telemetry] = [fix]
-        for name in self.events(alarm_map):
-            out.append(DeviceEvent(device_id=device_id, ts=self.ts, event=name,  # type: ignore[arg-type]
-                                   detail=f"jt808 alarm 0x{self.alarm:08X}"))
+        return _telemetry(device_id, self.ts, self.lat, self.lon, self.valid, self.speed_kmh,
+                          self.course, self.altitude_m, self.battery_pct, self.alarm, alarm_map)
+
+
+def _alarm_events(alarm: int, alarm_map: Mapping[int, str]) -> list[str]:
+    out: list[str] = []
+    if not alarm:
         return out
+    for bit, name in sorted(alarm_map.items()):
+        if alarm >> bit & 1 and name not in out:
+            out.append(name)
+    return out
+
+
+def _telemetry(device_id: str, ts: int, lat: float, lon: float, valid: bool, speed_kmh: float,
+               course: int, altitude_m: int, battery_pct: float | None, alarm: int,
+               alarm_map: Mapping[int, str]) -> list[Telemetry]:
+    """The canonical messages of one location: a fix, then one event per alarm bit."""
+    fix = Fix(
+        device_id=device_id, ts=ts, lat=lat, lon=lon, valid=valid,
+        speed_mps=round(speed_kmh / 3.6, 3) if speed_kmh <= 3600 else None,
+        heading_deg=float(course) if 0 <= course <= 360 else None,
+        altitude_m=float(altitude_m) if -1000 <= altitude_m <= 20000 else None,
+        battery_pct=battery_pct,
+        source="gnss" if valid else None,
+    )
+    out: list[Telemetry] = [fix]
+    if alarm:
+        detail = f"jt808 alarm 0x{alarm:08X}"
+        for name in _alarm_events(alarm, alarm_map):
+            out.append(DeviceEvent(device_id=device_id, ts=ts, event=name,  # type: ignore[arg-type]
+                                   detail=detail))
+    return out
 
 
 _LOC = struct.Struct(">IIIIhHH6s")
@@ -318,8 +331,11 @@ def decode_location(body: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H) -> Lo
         lat = -lat
     if status & STATUS_WEST:
         lon = -lon
-    loc = Location(alarm, status, lat, lon, alt, speed / 10.0, course,
-                   bcd_time_ms(when, tz_offset_h, "location time"), bool(status & STATUS_FIX))
+    ts = _TIMES.get((when, tz_offset_h))
+    if ts is None:
+        ts = bcd_time_ms(when, tz_offset_h, "location time")
+    loc = Location(alarm, status, lat, lon, alt, speed / 10.0, course, ts,
+                   bool(status & STATUS_FIX))
     pos, n = 28, len(body)
     while pos + 2 <= n:
         tid, tlen = body[pos], body[pos + 1]
@@ -492,6 +508,96 @@ def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     elif h.msg_id == MSG_HEARTBEAT and now_ms is not None:
         out.telemetry = [DeviceEvent(device_id=h.device_id, ts=now_ms, event="heartbeat")]
     return out
+
+
+_HEAD_2013 = struct.Struct(">6sH")
+"""Phone number and serial of a 2013 header (after message id and properties)."""
+_HEAD_2019 = struct.Struct(">10sH")
+
+
+def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
+                  alarm_map: Mapping[int, str] = ALARM_EVENTS
+                  ) -> tuple[str, int, int, list[Telemetry]] | None:
+    """Fast path for the frame a gateway sees most: a plain 0x0200 location report.
+
+    Returns ``(phone, version, serial, telemetry)``, the same header fields
+    and canonical telemetry :func:`decode` gives for the frame, without the
+    intermediate objects (header, message, :class:`Location`). Returns
+    ``None`` for anything else: another message, escaped bytes, a
+    sub-package, encryption, or any fault (check code, length, range, time,
+    truncated item); the caller then uses :func:`decode`, which raises the
+    right :class:`~devices.errors.FrameError`.
+
+    Examples
+    --------
+    >>> f = encode_location("013912344329", 7, 1795356210000, 32.05, 118.79, battery_pct=80)
+    >>> phone, version, serial, (fix,) = decode_report(f)
+    >>> phone, version, serial, fix.ts, fix.lat, fix.battery_pct
+    ('013912344329', 2013, 7, 1795356210000, 32.05, 80.0)
+    """
+    n = len(frame)
+    if (n < 43 or frame[1] != 0x02 or frame[2] != 0x00 or frame[0] != FLAG
+            or frame[n - 1] != FLAG or frame.find(ESC) >= 0):
+        return None
+    content = frame[1:-1]
+    if xor8(content):
+        return None
+    props = frame[3] << 8 | frame[4]
+    if props & 0x3C00:  # encryption bits or a sub-package
+        return None
+    if props & 0x4000:
+        raw_phone, serial = _HEAD_2019.unpack_from(content, 5)
+        version, pos = 2019, 17
+    else:
+        raw_phone, serial = _HEAD_2013.unpack_from(content, 4)
+        version, pos = 2013, 12
+    end = pos + (props & 0x3FF)
+    if end + 1 != n - 2 or end - pos < 28:
+        return None
+    alarm, status, lat_u, lon_u, alt, speed, course, when = _LOC.unpack_from(content, pos)
+    if lat_u > 90_000_000 or lon_u > 180_000_000:
+        return None
+    ts = _report_time(when, tz_offset_h)
+    if ts < 0:
+        return None
+    battery: float | None = None
+    i = pos + 28
+    while i + 2 <= end:  # additional items: only the battery reaches the telemetry
+        tid, tlen = content[i], content[i + 1]
+        if i + 2 + tlen > end:
+            return None
+        if tid == TLV_BATTERY and tlen == 1 and content[i + 2] <= 100:
+            battery = float(content[i + 2])
+        i += 2 + tlen
+    lat = lat_u / 1e6
+    lon = lon_u / 1e6
+    if status & STATUS_SOUTH:
+        lat = -lat
+    if status & STATUS_WEST:
+        lon = -lon
+    phone = raw_phone.hex()
+    return phone, version, serial, _telemetry(
+        device_id_of(phone), ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt,
+        battery, alarm, alarm_map)
+
+
+_TIMES: dict[tuple[bytes, float], int] = {}
+"""Recently seen BCD report times -> epoch ms (live reports cluster around now)."""
+
+
+def _report_time(when: bytes, tz_offset_h: float) -> int:
+    """:func:`~devices.codec.bcd_time_ms` of a report time, cached; -1 when it is invalid."""
+    key = (when, tz_offset_h)
+    ms = _TIMES.get(key)
+    if ms is None:
+        try:
+            ms = bcd_time_ms(when, tz_offset_h, "location time")
+        except FrameError:
+            return -1
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        _TIMES[key] = ms
+    return ms
 
 
 # --------------------------------------------------------------------------- encoders

@@ -142,14 +142,18 @@ class Jt808Session(Session):
         return self._serial
 
     def _resp(self, h: jt808.Header, result: int) -> bytes:
-        """0x8001 for ``h`` (header prefix and its check code cached: this runs once per report)."""
-        key = (h.phone, h.version)
+        """0x8001 answering the message of header ``h``."""
+        return self._reply(h.phone, h.version, h.serial, h.msg_id, result)
+
+    def _reply(self, phone: str, version: int, ack: int, mid: int, result: int) -> bytes:
+        """0x8001 (header prefix and its check code cached: this runs once per report)."""
+        key = (phone, version)
         cached = self._heads.get(key)
         if cached is None:
-            head = jt808.response_head(h.phone, h.version)
+            head = jt808.response_head(phone, version)
             cached = self._heads[key] = (head, xor8(head))
         head, check = cached
-        serial, ack, mid = self._next_serial(), h.serial, h.msg_id
+        self._serial = serial = (self._serial + 1) & 0xFFFF
         # XOR of the 7 body bytes without materialising them twice
         x = serial ^ ack ^ mid
         check ^= (x >> 8) ^ (x & 0xFF) ^ result
@@ -157,6 +161,17 @@ class Jt808Session(Session):
         return b"\x7e" + jt808.escape(content) + b"\x7e"
 
     def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
+        if self.device_id is not None:
+            # an authenticated terminal's plain location report: most of the traffic
+            fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map)
+            if fast is not None:
+                phone, version, serial, telemetry = fast
+                dev = telemetry[0].device_id  # type: ignore[union-attr]
+                if (dev == self.device_id and self.registry.is_accepted(dev, now_ms)
+                        and telemetry[0].ts <= now_ms + self.max_future_ms):
+                    return Outcome(telemetry=telemetry, replies=[self._reply(
+                        phone, version, serial, jt808.MSG_LOCATION, jt808.RESULT_OK)])
+                # anything else (another device, an unknown one, a future time): the full path
         d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
                          alarm_map=self.alarm_map)
         h = d.message.header
