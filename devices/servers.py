@@ -321,8 +321,15 @@ class DeviceConnection(asyncio.Protocol):
             log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
                         self.protocol, self.peer)
         q = self._replies
-        if q[0] is not slot and q[0][0] == 0:
-            return  # an earlier frame still waits for Kafka
+        if q[0] is not slot:
+            if q[0][0] == 0:
+                return  # an earlier frame still waits for Kafka
+        elif len(q) == 1:  # the common case: nothing else outstanding on this connection
+            q.clear()
+            if slot[0] == 1:
+                replies = slot[1]
+                self.write(replies[0] if len(replies) == 1 else b"".join(replies))
+            return
         out: list[bytes] = []
         while q and q[0][0]:
             state, replies = q.popleft()
