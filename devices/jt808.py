@@ -490,11 +490,19 @@ def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     Other messages decode to no telemetry.
     """
     msg = parse_frame(frame) if escaped else parse_content(frame)
-    out = Decoded(msg)
     h = msg.header
     if h.packet_total is not None and h.packet_total > 1:
         raise FrameError("unsupported", f"sub-packaged message 0x{h.msg_id:04X} "
-                         f"({h.packet_index}/{h.packet_total}) is not reassembled")
+                         f"({h.packet_index}/{h.packet_total}): join it with a Reassembler")
+    return decode_message(msg, tz_offset_h=tz_offset_h, now_ms=now_ms, alarm_map=alarm_map)
+
+
+def decode_message(msg: Message, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
+                   now_ms: int | None = None, alarm_map: Mapping[int, str] = ALARM_EVENTS
+                   ) -> Decoded:
+    """Canonical telemetry of a parsed (or reassembled) message; see :func:`decode`."""
+    out = Decoded(msg)
+    h = msg.header
     if h.msg_id == MSG_LOCATION:
         out.telemetry = decode_location(msg.body, tz_offset_h).telemetry(h.device_id, alarm_map)
     elif h.msg_id == MSG_BATCH:
@@ -508,6 +516,112 @@ def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     elif h.msg_id == MSG_HEARTBEAT and now_ms is not None:
         out.telemetry = [DeviceEvent(device_id=h.device_id, ts=now_ms, event="heartbeat")]
     return out
+
+
+# --------------------------------------------------------------------------- sub-packages
+
+
+@dataclass(slots=True)
+class Joined:
+    """A message put back together from its packets."""
+
+    message: Message
+    """The whole message: the first packet's header (serial = the first packet's serial,
+    no packet fields) and the packets' bodies in index order."""
+    serials: list[int]
+    """Serial numbers of the packets, in the order they arrived (each wants its reply)."""
+
+
+@dataclass(slots=True)
+class _Partial:
+    header: Header
+    total: int
+    started_ms: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+    serials: list[int] = field(default_factory=list)
+
+
+class Reassembler:
+    """Joins the packets of sub-packaged messages (header property bit 13). Pure.
+
+    A terminal splits a message whose body exceeds 1023 bytes (a long 0x0704
+    backfill, a 0x0801 picture) into ``packet_total`` packets numbered from
+    1; their serial numbers are consecutive, so the packets of one message
+    share ``(phone, msg_id, serial - index + 1)``. One reassembler serves one
+    connection. Bounded: at most ``max_packets`` packets per message (1023
+    body bytes each) and ``max_pending`` unfinished messages; a message not
+    complete within ``timeout_ms`` of its first packet, or pushed out by a
+    newer one, is given up and reported as a ``truncated`` error.
+
+    Examples
+    --------
+    >>> r = Reassembler()
+    >>> a, b = encode_packets(MSG_BATCH, "013912344329", 10, bytes(1500))
+    >>> r.add(parse_frame(a), 0)
+    (None, [])
+    >>> joined, errors = r.add(parse_frame(b), 0)
+    >>> len(joined.message.body), joined.message.header.serial, joined.serials
+    (1500, 10, [10, 11])
+    """
+
+    def __init__(self, *, max_packets: int = 64, max_pending: int = 4,
+                 timeout_ms: int = 120_000) -> None:
+        self.max_packets = max_packets
+        self.max_pending = max_pending
+        self.timeout_ms = timeout_ms
+        self._pending: dict[tuple[str, int, int], _Partial] = {}
+
+    @property
+    def pending(self) -> int:
+        """Unfinished messages held."""
+        return len(self._pending)
+
+    def _give_up(self, key: tuple[str, int, int], why: str) -> FrameError:
+        p = self._pending.pop(key)
+        return FrameError("truncated", f"sub-packaged message 0x{key[1]:04X} (serial {key[2]}):"
+                          f" {len(p.parts)} of {p.total} packets, {why}")
+
+    def add(self, msg: Message, now_ms: int) -> tuple[Joined | None, list[FrameError]]:
+        """Add one packet: ``(the joined message once complete, messages given up)``.
+
+        Raises
+        ------
+        FrameError
+            ``malformed`` for a packet index outside ``1..packet_total`` or a
+            total that disagrees with earlier packets; ``frame_too_large`` for
+            more than ``max_packets`` packets.
+        """
+        h = msg.header
+        total, index = h.packet_total or 1, h.packet_index or 1
+        if not 1 <= index <= total:
+            raise FrameError("malformed", f"packet {index} of {total}")
+        if total > self.max_packets:
+            raise FrameError("frame_too_large", f"{total} packets > limit {self.max_packets}")
+        errors = [self._give_up(k, f"none for {self.timeout_ms // 1000} s")
+                  for k, p in list(self._pending.items())
+                  if now_ms - p.started_ms > self.timeout_ms]
+        if total == 1:
+            return Joined(msg, [h.serial]), errors
+        key = (h.phone, h.msg_id, (h.serial - index + 1) & 0xFFFF)
+        part = self._pending.get(key)
+        if part is not None and part.total != total:
+            errors.append(self._give_up(key, f"then a packet saying {total}"))
+            part = None
+        if part is None:
+            while len(self._pending) >= self.max_pending:
+                errors.append(self._give_up(next(iter(self._pending)), "pushed out by a newer one"))
+            part = self._pending[key] = _Partial(h, total, now_ms)
+        if index not in part.parts:
+            part.serials.append(h.serial)
+        part.parts[index] = msg.body  # a resent packet replaces its copy
+        if len(part.parts) < total:
+            return None, errors
+        del self._pending[key]
+        first = part.header
+        head = Header(first.msg_id, first.version, first.phone, key[2], first.protocol_version,
+                      first.encryption)
+        body = b"".join(part.parts[i] for i in range(1, total + 1))
+        return Joined(Message(head, body), part.serials), errors
 
 
 _HEAD_2013 = struct.Struct(">6sH")
@@ -604,11 +718,13 @@ def _report_time(when: bytes, tz_offset_h: float) -> int:
 
 
 def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int = 2013,
-          protocol_version: int = 1, encryption: int = 0) -> bytes:
+          protocol_version: int = 1, encryption: int = 0,
+          packet: tuple[int, int] | None = None) -> bytes:
     """Build a complete, escaped frame (``7E ... 7E``).
 
     ``phone`` is the terminal number as decimal digits; it is left-padded to
-    12 digits (2013) or 20 digits (2019).
+    12 digits (2013) or 20 digits (2019). ``packet`` = ``(total, index)``
+    makes it one packet of a sub-packaged message (see :func:`encode_packets`).
 
     Examples
     --------
@@ -617,13 +733,29 @@ def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int 
     """
     if len(body) > 0x3FF:
         raise ValueError(f"body of {len(body)} bytes exceeds the 1023-byte limit")
-    props = len(body) | (encryption & 0x7) << 10
+    props = len(body) | (encryption & 0x7) << 10 | (0x2000 if packet else 0)
     if version == 2019:
         head = struct.pack(">HHB", msg_id, props | 0x4000, protocol_version) + digits_bcd(phone, 10)
     else:
         head = struct.pack(">HH", msg_id, props) + digits_bcd(phone, 6)
-    content = head + struct.pack(">H", serial & 0xFFFF) + body
+    content = head + struct.pack(">H", serial & 0xFFFF)
+    if packet:
+        content += struct.pack(">HH", *packet)
+    content += body
     return b"\x7e" + escape(content + bytes((xor8(content),))) + b"\x7e"
+
+
+def encode_packets(msg_id: int, phone: str, serial: int, body: bytes, *,
+                   packet_size: int = 1023, version: int = 2013) -> list[bytes]:
+    """A message as packets of at most ``packet_size`` body bytes (serials from ``serial``).
+
+    One frame, without packet fields, when the body fits in one packet.
+    """
+    if len(body) <= packet_size:
+        return [frame(msg_id, phone, serial, body, version)]
+    chunks = [body[i:i + packet_size] for i in range(0, len(body), packet_size)]
+    return [frame(msg_id, phone, serial + k, chunk, version, packet=(len(chunks), k + 1))
+            for k, chunk in enumerate(chunks)]
 
 
 def response_head(phone: str, version: int) -> bytes:

@@ -136,6 +136,7 @@ class Jt808Session(Session):
         self.version = 2013
         self._serial = 0
         self._heads: dict[tuple[str, int], tuple[bytes, int]] = {}
+        self._packets = jt808.Reassembler()
 
     def _next_serial(self) -> int:
         self._serial = (self._serial + 1) & 0xFFFF
@@ -172,8 +173,51 @@ class Jt808Session(Session):
                     return Outcome(telemetry=telemetry, replies=[self._reply(
                         phone, version, serial, jt808.MSG_LOCATION, jt808.RESULT_OK)])
                 # anything else (another device, an unknown one, a future time): the full path
-        d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
-                         alarm_map=self.alarm_map)
+        msg = jt808.parse_frame(frame)
+        if msg.header.packet_total is not None and msg.header.packet_total > 1:
+            return self._on_packet(msg, frame, now_ms)
+        return self._dispatch(self._decode(msg, now_ms), frame, now_ms)
+
+    def _decode(self, msg: jt808.Message, now_ms: int) -> jt808.Decoded:
+        return jt808.decode_message(msg, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
+                                    alarm_map=self.alarm_map)
+
+    def _on_packet(self, msg: jt808.Message, frame: bytes, now_ms: int) -> Outcome:
+        """One packet of a sub-packaged message.
+
+        Packets are acknowledged only together, once the whole message is
+        joined (and, when it carries telemetry, once Kafka accepted it): an
+        acknowledged packet must not be lost if the connection drops before
+        the rest arrives. Messages not completed in time are dead-lettered
+        as ``truncated``; the terminal resends them.
+        """
+        h = msg.header
+        dev = h.device_id
+        out = Outcome()
+        if not self.registry.is_accepted(dev, now_ms):
+            out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+            return self._unknown(out, dev, frame, [])
+        if self.device_id != dev:
+            out.result = "not_authenticated"
+            out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+            out.dead.append(DeadEntry("not_authenticated", f"jt808 device {dev!r} sent a "
+                                      f"0x{h.msg_id:04X} packet before authenticating",
+                                      _raw_text(frame, False)))
+            return out
+        joined, given_up = self._packets.add(msg, now_ms)
+        dead = [DeadEntry(e.reason, e.detail, "") for e in given_up]
+        if joined is None:
+            out.dead = dead
+            return out  # held: no reply before the whole message
+        whole = self._dispatch(self._decode(joined.message, now_ms), frame, now_ms)
+        code = {"ok": jt808.RESULT_OK, "unsupported": jt808.RESULT_UNSUPPORTED}.get(
+            whole.result, jt808.RESULT_FAILURE)
+        whole.replies = [self._reply(h.phone, h.version, serial, h.msg_id, code)
+                         for serial in joined.serials]
+        whole.dead[:0] = dead
+        return whole
+
+    def _dispatch(self, d: jt808.Decoded, frame: bytes, now_ms: int) -> Outcome:
         h = d.message.header
         dev = h.device_id
         out = Outcome()
