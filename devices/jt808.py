@@ -653,22 +653,22 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     if (n < 43 or frame[1] != 0x02 or frame[2] != 0x00 or frame[0] != FLAG
             or frame[n - 1] != FLAG or frame.find(ESC) >= 0):
         return None
-    content = frame[1:-1]
-    if xor8(content):
+    if xor8(frame):  # the two flags cancel out: this is the XOR of content and check code
         return None
     props = frame[3] << 8 | frame[4]
     if props & 0x3C00:  # encryption bits or a sub-package
         return None
+    # offsets below are into the frame (content offset + 1 for the leading flag)
     if props & 0x4000:
-        raw_phone, serial = _HEAD_2019.unpack_from(content, 5)
-        version, pos = 2019, 17
+        raw_phone, serial = _HEAD_2019.unpack_from(frame, 6)
+        version, pos = 2019, 18
     else:
-        raw_phone, serial = _HEAD_2013.unpack_from(content, 4)
-        version, pos = 2013, 12
+        raw_phone, serial = _HEAD_2013.unpack_from(frame, 5)
+        version, pos = 2013, 13
     end = pos + (props & 0x3FF)
-    if end + 1 != n - 2 or end - pos < 28:
+    if end + 2 != n or end - pos < 28:
         return None
-    alarm, status, lat_u, lon_u, alt, speed, course, when = _LOC.unpack_from(content, pos)
+    alarm, status, lat_u, lon_u, alt, speed, course, when = _LOC.unpack_from(frame, pos)
     if lat_u > 90_000_000 or lon_u > 180_000_000:
         return None
     ts = _report_time(when, tz_offset_h)
@@ -677,11 +677,11 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     battery: float | None = None
     i = pos + 28
     while i + 2 <= end:  # additional items: only the battery reaches the telemetry
-        tid, tlen = content[i], content[i + 1]
+        tid, tlen = frame[i], frame[i + 1]
         if i + 2 + tlen > end:
             return None
-        if tid == TLV_BATTERY and tlen == 1 and content[i + 2] <= 100:
-            battery = float(content[i + 2])
+        if tid == TLV_BATTERY and tlen == 1 and frame[i + 2] <= 100:
+            battery = float(frame[i + 2])
         i += 2 + tlen
     lat = lat_u / 1e6
     lon = lon_u / 1e6

@@ -293,7 +293,8 @@ class DeviceConnection(asyncio.Protocol):
             else:
                 if group is not None:
                     self._submit_group(self.last_seen)
-                self._group = (key, list(out.telemetry), list(out.replies))
+                # the outcome's lists are fresh for each frame: the group takes them over
+                self._group = (key, out.telemetry, out.replies)
         elif out.replies:
             if self._group is not None:
                 self._group[2].extend(out.replies)  # in frame order, after that telemetry
