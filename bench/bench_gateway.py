@@ -3,40 +3,45 @@
 Run by hand (not a timed test)::
 
     PYTHONPATH=. python bench/bench_gateway.py [--connections 5000] [--seconds 20]
-        [--frames-per-write 1] [--kafka HOST:PORT]
+        [--generators N] [--frames-per-write 1] [--rate 0] [--kafka HOST:PORT]
 
 What it does, all on this machine:
 
 1. starts the embedded broker (Tansu) unless ``--kafka`` is given;
 2. writes an orders file naming every simulated terminal and starts
    ``wardstream gateway`` as a separate process (the process measured);
-3. in this process, opens ``--connections`` TCP connections, each a
-   terminal that registers and authenticates (0x0100/0x0102) and then
-   reports 0x0200 locations stop-and-wait: it sends ``--frames-per-write``
-   frames in one write and sends again when the gateway has acknowledged
-   them (the gateway acknowledges only after Kafka accepted them);
+3. starts ``--generators`` load-generator processes (default: one per
+   core), each holding its share of ``--connections`` TCP connections; each
+   connection is a terminal that registers and authenticates (0x0100/0x0102)
+   and then reports 0x0200 locations stop-and-wait: it sends
+   ``--frames-per-write`` frames in one write and sends again when the
+   gateway has acknowledged them (the gateway acknowledges only after Kafka
+   accepted them), or, with ``--rate``, at an offered rate (open loop). The
+   generators are driven over stdin and answer one JSON line per window
+   (acknowledged fixes, their CPU time, a round-trip histogram);
 4. measures over ``--seconds`` after a warm-up: fixes/s published (the
    gateway's own ``wardstream_gateway_messages_published_total`` counter),
-   fixes/s acknowledged to the terminals, the gateway's frame-receipt to
-   Kafka-ack latency histogram (p50/p99 interpolated within buckets) and the
-   terminals' send-to-acknowledgement round trip (p50/p99, exact);
-5. as a baseline in the same run, the raw producer ceiling: the same
-   envelopes sent by one plain aiokafka producer with no sockets and no
-   decoding, so the gateway figure can be read as a ratio.
+   fixes/s acknowledged to the terminals, the CPU shares (cores) of the
+   gateway, the broker, the generators and the whole machine, fixes per
+   gateway CPU-second, the gateway's frame-receipt to Kafka-ack latency
+   histogram (p50/p99 interpolated within buckets) and the terminals'
+   send-to-acknowledgement round trip (p50/p99, 0.1 ms bins);
+5. as baselines in the same run: the raw producer ceiling (the same
+   envelopes sent by one plain aiokafka producer, no sockets, no decoding)
+   and, with ``--socket-floor``, a do-nothing JT/T 808 replier
+   (:class:`FloorServer`) under the same terminals and generators, i.e. what
+   the TCP reads and writes alone cost per CPU second on this event loop;
+   the gateway's ratio to it is reported in wall-clock and per-CPU-second
+   terms.
 
-Options for an honest reading on a shared machine: ``--repeat N`` measures
-N windows and reports each and the range; ``--socket-floor`` also runs a
-do-nothing JT/T 808 replier (:class:`FloorServer`) under the same terminals,
-i.e. what the TCP reads and writes alone cost per CPU second on this event
-loop; ``load_generator_cpu_share`` says whether the terminals (this process)
-rather than the gateway limited the wall-clock rate.
-
-The machine's core count, its load average and the CPU time the gateway
-process used are printed: the broker, the gateway and this load generator
-(and whatever else runs on the machine) share the cores, so the wall-clock
-rate is a lower bound of what a gateway process does on a core of its own;
-``fixes_per_gateway_cpu_second`` (published fixes divided by the gateway's
-user+system CPU seconds in the window) is the per-core capacity.
+The machine's cores are shared by the broker, the gateway, the generators
+and whatever else runs: the wall-clock rate is what the gateway did with
+the CPU it got (``gateway_cpu_share``); ``fixes_per_gateway_cpu_second``
+(published fixes divided by the gateway's user+system CPU seconds in the
+window) is what a gateway process does on a core of its own.
+``busiest_generator_cpu_share`` near 1.0 would mean a generator, not the
+gateway, limited the rate. ``--repeat N`` measures N windows and reports
+each and the range.
 """
 
 from __future__ import annotations
