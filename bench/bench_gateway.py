@@ -3,46 +3,52 @@
 Run by hand (not a timed test)::
 
     PYTHONPATH=. python bench/bench_gateway.py [--connections 5000] [--seconds 20]
-        [--frames-per-write 1] [--kafka HOST:PORT]
+        [--generators N] [--frames-per-write 1] [--rate 0] [--kafka HOST:PORT]
 
 What it does, all on this machine:
 
 1. starts the embedded broker (Tansu) unless ``--kafka`` is given;
 2. writes an orders file naming every simulated terminal and starts
    ``wardstream gateway`` as a separate process (the process measured);
-3. in this process, opens ``--connections`` TCP connections, each a
-   terminal that registers and authenticates (0x0100/0x0102) and then
-   reports 0x0200 locations stop-and-wait: it sends ``--frames-per-write``
-   frames in one write and sends again when the gateway has acknowledged
-   them (the gateway acknowledges only after Kafka accepted them);
+3. starts ``--generators`` load-generator processes (default: one per
+   core), each holding its share of ``--connections`` TCP connections; each
+   connection is a terminal that registers and authenticates (0x0100/0x0102)
+   and then reports 0x0200 locations stop-and-wait: it sends
+   ``--frames-per-write`` frames in one write and sends again when the
+   gateway has acknowledged them (the gateway acknowledges only after Kafka
+   accepted them), or, with ``--rate``, at an offered rate (open loop). The
+   generators are driven over stdin and answer one JSON line per window
+   (acknowledged fixes, their CPU time, a round-trip histogram);
 4. measures over ``--seconds`` after a warm-up: fixes/s published (the
    gateway's own ``wardstream_gateway_messages_published_total`` counter),
-   fixes/s acknowledged to the terminals, the gateway's frame-receipt to
-   Kafka-ack latency histogram (p50/p99 interpolated within buckets) and the
-   terminals' send-to-acknowledgement round trip (p50/p99, exact);
-5. as a baseline in the same run, the raw producer ceiling: the same
-   envelopes sent by one plain aiokafka producer with no sockets and no
-   decoding, so the gateway figure can be read as a ratio.
+   fixes/s acknowledged to the terminals, the CPU shares (cores) of the
+   gateway, the broker, the generators and the whole machine, fixes per
+   gateway CPU-second, the gateway's frame-receipt to Kafka-ack latency
+   histogram (p50/p99 interpolated within buckets) and the terminals'
+   send-to-acknowledgement round trip (p50/p99, 0.1 ms bins);
+5. as baselines in the same run: the raw producer ceiling (the same
+   envelopes sent by one plain aiokafka producer, no sockets, no decoding)
+   and, with ``--socket-floor``, a do-nothing JT/T 808 replier
+   (:class:`FloorServer`) under the same terminals and generators, i.e. what
+   the TCP reads and writes alone cost per CPU second on this event loop;
+   the gateway's ratio to it is reported in wall-clock and per-CPU-second
+   terms.
 
-Options for an honest reading on a shared machine: ``--repeat N`` measures
-N windows and reports each and the range; ``--socket-floor`` also runs a
-do-nothing JT/T 808 replier (:class:`FloorServer`) under the same terminals,
-i.e. what the TCP reads and writes alone cost per CPU second on this event
-loop; ``load_generator_cpu_share`` says whether the terminals (this process)
-rather than the gateway limited the wall-clock rate.
-
-The machine's core count, its load average and the CPU time the gateway
-process used are printed: the broker, the gateway and this load generator
-(and whatever else runs on the machine) share the cores, so the wall-clock
-rate is a lower bound of what a gateway process does on a core of its own;
-``fixes_per_gateway_cpu_second`` (published fixes divided by the gateway's
-user+system CPU seconds in the window) is the per-core capacity.
+The machine's cores are shared by the broker, the gateway, the generators
+and whatever else runs: the wall-clock rate is what the gateway did with
+the CPU it got (``gateway_cpu_share``); ``fixes_per_gateway_cpu_second``
+(published fixes divided by the gateway's user+system CPU seconds in the
+window) is what a gateway process does on a core of its own.
+``busiest_generator_cpu_share`` near 1.0 would mean a generator, not the
+gateway, limited the rate. ``--repeat N`` measures N windows and reports
+each and the range.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -111,7 +117,7 @@ class Terminal(asyncio.Protocol):
         self.login = loop.create_future()
         assert self.transport is not None
         self.transport.write(frame)
-        reply = await asyncio.wait_for(self.login, 60)
+        reply = await asyncio.wait_for(self.login, 120)
         return jt808.parse_frame(reply)
 
     def send_burst(self) -> None:
@@ -130,23 +136,29 @@ class Terminal(asyncio.Protocol):
 
 
 class Bench:
-    def __init__(self, port: int, connections: int, per_write: int, rate: float = 0.0) -> None:
-        self.port, self.n, self.per_write, self.rate = port, connections, per_write, rate
+    """The terminals of one load-generator process (indices ``first .. first + n - 1``)."""
+
+    def __init__(self, port: int, first: int, connections: int, per_write: int,
+                 rate: float = 0.0) -> None:
+        self.port, self.first, self.n = port, first, connections
+        self.per_write, self.rate = per_write, rate
         self.skipped = 0
         self.terminals: list[Terminal] = []
         self.count = 0
-        self.latencies: list[float] = []
+        # round trips in 0.1 ms bins: exact enough for p50/p99, small enough to ship to the parent
+        self.hist: dict[int, int] = {}
         self.record = False
         self.lost = 0
 
     def acked(self, t: Terminal, rtt: float) -> None:
         self.count += self.per_write
         if self.record:
-            self.latencies.append(rtt)
+            b = int(rtt * 10_000)
+            self.hist[b] = self.hist.get(b, 0) + 1
 
     async def connect_all(self) -> None:
         loop = asyncio.get_running_loop()
-        sem = asyncio.Semaphore(400)
+        sem = asyncio.Semaphore(200)
         now = int(time.time() * 1000)
 
         async def one(i: int) -> None:
@@ -167,7 +179,7 @@ class Bench:
                             for k in range(10)]
                 self.terminals.append(t)
 
-        await asyncio.gather(*(one(i) for i in range(self.n)))
+        await asyncio.gather(*(one(i) for i in range(self.first, self.first + self.n)))
 
     def start(self) -> None:
         for t in self.terminals:
@@ -176,6 +188,12 @@ class Bench:
                 t.send_burst()
         if self.rate:
             asyncio.get_running_loop().create_task(self.paced())
+
+    def stop(self) -> None:
+        for t in self.terminals:
+            t.running = False
+            if t.transport is not None:
+                t.transport.close()
 
     async def paced(self) -> None:
         """Open loop at ``rate`` fixes/s: terminals take turns; one still waiting is skipped."""
@@ -195,6 +213,149 @@ class Bench:
                     t.send_burst()
             next_t += tick
             await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
+
+
+# --------------------------------------------------------------------------- load generators
+
+
+def run_generator_child(spec_json: str) -> int:
+    """A load-generator process: its share of the terminals, driven over stdin/stdout.
+
+    Commands, one a line on stdin: ``start`` (begin reporting), ``begin``
+    (open a measurement window), ``end`` (close it; answers one JSON line:
+    acknowledged fixes, this process's CPU seconds, the round-trip histogram),
+    ``stop`` (close every connection and exit). The first line written is
+    ``{"ready": n}`` once all its terminals have registered and authenticated.
+    """
+    spec = json.loads(spec_json)
+    raise_fd_limit(spec["count"] * 2 + 1024)
+
+    async def main() -> None:
+        bench = Bench(spec["port"], spec["first"], spec["count"], spec["per_write"],
+                      spec["rate"])
+        await bench.connect_all()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+        def say(obj: dict[str, Any]) -> None:
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+
+        say({"ready": len(bench.terminals)})
+        c0 = cpu0 = 0.0
+        while True:
+            line = (await reader.readline()).decode().strip()
+            if line == "start":
+                bench.start()
+                say({"started": True})
+            elif line == "begin":
+                bench.hist = {}
+                bench.record = True
+                c0, cpu0 = bench.count, time.process_time()
+                say({"begun": True})
+            elif line == "end":
+                bench.record = False
+                say({"acked": bench.count - c0, "cpu": time.process_time() - cpu0,
+                     "hist": bench.hist, "lost": bench.lost, "skipped": bench.skipped})
+            else:  # "stop" or EOF
+                bench.stop()
+                say({"stopped": True, "lost": bench.lost})
+                return
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+    return 0
+
+
+class GeneratorPool:
+    """``generators`` load-generator processes sharing ``connections`` terminals."""
+
+    def __init__(self, port: int, connections: int, generators: int, per_write: int,
+                 rate: float) -> None:
+        self.port, self.connections, self.n = port, connections, max(1, generators)
+        self.per_write, self.rate = per_write, rate
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> int:
+        """Spawn the processes and wait until every terminal is logged in; returns how many."""
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        bounds = [self.connections * k // self.n for k in range(self.n + 1)]
+        for k in range(self.n):
+            spec = {"port": self.port, "first": bounds[k], "count": bounds[k + 1] - bounds[k],
+                    "per_write": self.per_write, "rate": self.rate / self.n}
+            self.procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--generator-child", json.dumps(spec),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                limit=64 << 20))
+        ready = await asyncio.gather(*(self._read(p) for p in self.procs))
+        return sum(r["ready"] for r in ready)
+
+    @staticmethod
+    async def _read(p: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert p.stdout is not None
+        line = await p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load generator {p.pid} exited (code {await p.wait()})")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    async def command(self, cmd: str) -> list[dict[str, Any]]:
+        """Send ``cmd`` to every generator; their answers."""
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write(cmd.encode() + b"\n")
+        return await asyncio.gather(*(self._read(p) for p in self.procs))
+
+    async def close(self) -> None:
+        """Stop the generators (politely, then by force)."""
+        for p in self.procs:
+            if p.returncode is None:
+                with contextlib.suppress(Exception):
+                    assert p.stdin is not None
+                    p.stdin.write(b"stop\n")
+                    p.stdin.close()
+        for p in self.procs:
+            try:
+                await asyncio.wait_for(p.wait(), 10)
+            except TimeoutError:
+                p.kill()
+                await p.wait()
+
+
+def merge_windows(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the ``end`` answers of the generators."""
+    hist: dict[int, int] = {}
+    for a in answers:
+        for b, c in a["hist"].items():
+            hist[int(b)] = hist.get(int(b), 0) + c
+    return {"acked": sum(a["acked"] for a in answers), "cpu": [a["cpu"] for a in answers],
+            "hist": hist, "lost": sum(a["lost"] for a in answers),
+            "skipped": sum(a["skipped"] for a in answers)}
+
+
+def hist_percentile(hist: dict[int, int], q: float) -> float:
+    """Quantile of a 0.1 ms-bin histogram, seconds (upper edge of the bin)."""
+    total = sum(hist.values())
+    if not total:
+        return float("nan")
+    rank, seen = q * total, 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if seen >= rank:
+            return (b + 1) / 10_000
+    return (max(hist) + 1) / 10_000
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores (Linux /proc/stat)."""
+    with open("/proc/stat") as fh:
+        vals = [int(x) for x in fh.readline().split()[1:]]
+    idle = vals[3] + vals[4]
+    return float(sum(vals) - idle), float(sum(vals))
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -236,13 +397,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 async def raw_ceiling(bootstrap: str, seconds: float) -> float:
@@ -320,55 +474,96 @@ def serve_floor(port: int) -> int:
     return 0
 
 
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds of ``pid`` so far (0 when there is none or it is gone)."""
+    if not pid:
+        return 0.0
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
+class Probe:
+    """CPU counters and time at one instant: gateway (or floor server), broker, machine."""
+
+    def __init__(self, server_pid: int, broker_pid: int | None) -> None:
+        self.t = time.perf_counter()
+        self.server = proc_cpu(server_pid)
+        self.broker = proc_cpu(broker_pid)
+        self.busy, self.total = machine_busy()
+
+
+def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
+    """CPU shares (cores) over the window between two probes."""
+    el = p1.t - p0.t
+    return {"elapsed": el, "server_cpu": p1.server - p0.server,
+            "server_share": (p1.server - p0.server) / el,
+            "broker_share": (p1.broker - p0.broker) / el,
+            "generators_share": sum(gen_cpu) / el,
+            "generator_max_share": max(gen_cpu) / el if gen_cpu else 0.0,
+            "machine_busy_cores": (p1.busy - p0.busy) / max(p1.total - p0.total, 1)
+            * (os.cpu_count() or 1)}
+
+
 async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
     """Replies/s and replies per CPU second of :class:`FloorServer` under the same terminals."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
                             stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    pool = GeneratorPool(port, args.connections, args.generators, args.frames_per_write,
+                         args.rate)
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
-        bench = Bench(port, args.connections, args.frames_per_write, args.rate)
-        await bench.connect_all()
-        bench.start()
+        await pool.start()
+        await pool.command("start")
         await asyncio.sleep(min(args.warmup, 3.0))
-        c0, t0, cpu0 = bench.count, time.perf_counter(), cpu_seconds(proc.pid)
-        gen0 = cpu_seconds(os.getpid())
+        await pool.command("begin")
+        p0 = Probe(proc.pid, None)
         await asyncio.sleep(args.seconds)
-        c1, t1, cpu1 = bench.count, time.perf_counter(), cpu_seconds(proc.pid)
-        gen1 = cpu_seconds(os.getpid())
-        for term in bench.terminals:
-            term.running = False
-            if term.transport is not None:
-                term.transport.close()
-        return {"socket_floor_replies_per_s": round((c1 - c0) / (t1 - t0)),
-                "socket_floor_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
-                "socket_floor_load_generator_cpu_share": round((gen1 - gen0) / (t1 - t0), 2),
-                "socket_floor_replies_per_cpu_second": round((c1 - c0) / max(cpu1 - cpu0, 1e-9))}
+        w = merge_windows(await pool.command("end"))
+        p1 = Probe(proc.pid, None)
+        sh = shares(p0, p1, w["cpu"])
+        return {"socket_floor_replies_per_s": round(w["acked"] / sh["elapsed"]),
+                "socket_floor_cpu_share": round(sh["server_share"], 2),
+                "socket_floor_generators_cpu_share": round(sh["generators_share"], 2),
+                "socket_floor_machine_busy_cores": round(sh["machine_busy_cores"], 2),
+                "socket_floor_replies_per_cpu_second": round(
+                    w["acked"] / max(sh["server_cpu"], 1e-9))}
     finally:
+        await pool.close()
         proc.kill()
         proc.wait()
 
 
-async def measure_window(bench: Bench, pid: int, metrics_port: int, seconds: float
-                         ) -> dict[str, Any]:
-    """One measurement window: counters, CPU time and latencies before and after."""
-    before, c0, t0, cpu0 = scrape(metrics_port), bench.count, time.perf_counter(), cpu_seconds(pid)
-    gen0 = cpu_seconds(os.getpid())
-    bench.latencies = []
-    bench.record = True
+async def measure_window(pool: GeneratorPool, pid: int, broker_pid: int | None,
+                         metrics_port: int, seconds: float) -> dict[str, Any]:
+    """One measurement window: counters, CPU times and latencies before and after."""
+    await pool.command("begin")
+    before, p0 = scrape(metrics_port), Probe(pid, broker_pid)
     await asyncio.sleep(seconds)
-    bench.record = False
-    after, c1, t1, cpu1 = scrape(metrics_port), bench.count, time.perf_counter(), cpu_seconds(pid)
-    gen1 = cpu_seconds(os.getpid())
+    after, p1 = scrape(metrics_port), Probe(pid, broker_pid)
+    w = merge_windows(await pool.command("end"))
     name = "wardstream_gateway_messages_published_total"
-    return {"before": before, "after": after, "t0": t0, "t1": t1, "elapsed": t1 - t0,
-            "cpu0": cpu0, "cpu1": cpu1, "cpu": cpu1 - cpu0, "acked": c1 - c0,
-            "generator_cpu": gen1 - gen0,
+    return {"before": before, "after": after, "p0": p0, "p1": p1, "gen": w,
+            "shares": shares(p0, p1, w["cpu"]),
             "published_before": before[name], "published_total": after[name],
-            "published": after[name] - before[name], "latencies": bench.latencies,
+            "published": after[name] - before[name],
             "load": round(os.getloadavg()[0], 2)}
+
+
+def gateway_command(args: argparse.Namespace, orders_path: str, bootstrap: str, jt_port: int,
+                    metrics_port: int) -> list[str]:
+    prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    cmd = [sys.executable, *prof, "-m", "stream.cli", "gateway", "--orders", orders_path,
+           "--kafka", bootstrap, "--host", "127.0.0.1", "--jt808-port", str(jt_port),
+           "--metrics-port", str(metrics_port), "--no-follow-orders",
+           "--max-queue", str(args.max_queue), "--linger-ms", str(args.linger_ms)]
+    if args.envelope_by:
+        cmd += ["--envelope-by", args.envelope_by]
+    return cmd
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -379,6 +574,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         broker = EmbeddedBroker()
         await broker.start()
         bootstrap = broker.bootstrap
+    broker_pid = broker.pid if broker is not None else None
     tmp = tempfile.mkdtemp(prefix="bench-gw-")
     orders = [{"person_id": f"P-{i:06d}", "devices": [phone(i)], "jurisdiction": "320102",
                "rules": []} for i in range(args.connections)]
@@ -388,78 +584,84 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     jt_port, metrics_port = free_port(), free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), WARDSTREAM_GATEWAY_SECRET="bench",
                WARDSTREAM_LOG_LEVEL="WARNING")
-    prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-    gw = subprocess.Popen(
-        [sys.executable, *prof, "-m", "stream.cli", "gateway", "--orders", orders_path, "--kafka", bootstrap,
-         "--host", "127.0.0.1", "--jt808-port", str(jt_port), "--metrics-port", str(metrics_port),
-         "--no-follow-orders", "--max-queue", str(args.max_queue),
-         "--envelope-by", args.envelope_by, "--linger-ms", str(args.linger_ms)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    gw = subprocess.Popen(gateway_command(args, orders_path, bootstrap, jt_port, metrics_port),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pool = GeneratorPool(jt_port, args.connections, args.generators, args.frames_per_write,
+                         args.rate)
     try:
         assert gw.stdout is not None
         line = gw.stdout.readline()
         if "wardstream gateway:" not in line:
             raise RuntimeError(f"gateway did not start: {line}{gw.stdout.read()}")
-        print(f"gateway pid {gw.pid}", file=sys.stderr, flush=True)
-        bench = Bench(jt_port, args.connections, args.frames_per_write, args.rate)
+        print(f"gateway pid {gw.pid}, broker pid {broker_pid}", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        await bench.connect_all()
+        logged_in = await pool.start()
         connect_s = time.perf_counter() - t
-        print(f"{len(bench.terminals)} terminals registered and authenticated in {connect_s:.1f} s",
-              flush=True)
-        bench.start()
+        print(f"{logged_in} terminals registered and authenticated in {connect_s:.1f} s "
+              f"by {pool.n} load-generator processes", file=sys.stderr, flush=True)
+        await pool.command("start")
         await asyncio.sleep(args.warmup)
         windows = []
         for _ in range(args.repeat):
-            windows.append(await measure_window(bench, gw.pid, metrics_port, args.seconds))
-        for term in bench.terminals:
-            term.running = False
+            windows.append(await measure_window(pool, gw.pid, broker_pid, metrics_port,
+                                                args.seconds))
         first, last = windows[0], windows[-1]
-        elapsed = last["t1"] - first["t0"]
-        published = last["published_total"] - first["published_before"]
-        cpu = last["cpu1"] - first["cpu0"]
+        elapsed = sum(w["shares"]["elapsed"] for w in windows)
+        published = sum(w["published"] for w in windows)
+        cpu = sum(w["shares"]["server_cpu"] for w in windows)
         conns = last["after"].get('wardstream_gateway_connections{protocol="jt808"}', 0)
-        bench_latencies = [x for w in windows for x in w["latencies"]]
+        hist: dict[int, int] = {}
+        for w in windows:
+            for b, c in w["gen"]["hist"].items():
+                hist[b] = hist.get(b, 0) + c
+
+        def avg(k: str) -> float:
+            return round(sum(w["shares"][k] * w["shares"]["elapsed"] for w in windows)
+                         / elapsed, 2)
+
         result: dict[str, object] = {
             "cores": os.cpu_count(), "fd_limit": limit, "connections": int(conns),
-            "frames_per_write": args.frames_per_write, "envelope_by": args.envelope_by,
+            "generators": pool.n, "frames_per_write": args.frames_per_write,
+            "envelope_by": args.envelope_by or "gateway default",
             "linger_ms": args.linger_ms, "seconds": round(elapsed, 1),
             "published_fixes_per_s": round(published / elapsed),
-            "acknowledged_fixes_per_s": round(sum(w["acked"] for w in windows) / elapsed),
+            "acknowledged_fixes_per_s": round(sum(w["gen"]["acked"] for w in windows) / elapsed),
             "gateway_cpu_seconds": round(cpu, 2),
-            "gateway_cpu_share": round(cpu / elapsed, 2),
-            # the simulated terminals run in this process, not in the gateway's; near 1.0 it
-            # is the load generator, not the gateway, that limits the wall-clock rate
-            "load_generator_cpu_share": round(sum(w["generator_cpu"] for w in windows) / elapsed,
-                                              2),
+            # cores used by each party over the windows: the gateway, the broker, the
+            # generators (sum, and the busiest one: near 1.0 it is a generator that limits
+            # the wall-clock rate), and the whole machine
+            "gateway_cpu_share": avg("server_share"),
+            "broker_cpu_share": avg("broker_share"),
+            "generators_cpu_share": avg("generators_share"),
+            "busiest_generator_cpu_share": avg("generator_max_share"),
+            "machine_busy_cores": avg("machine_busy_cores"),
             "fixes_per_gateway_cpu_second": round(published / max(cpu, 1e-9)),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "gateway_frame_to_kafka_p50_ms": round(
                 hist_quantile(first["before"], last["after"], 0.50) * 1000, 1),
             "gateway_frame_to_kafka_p99_ms": round(
                 hist_quantile(first["before"], last["after"], 0.99) * 1000, 1),
-            "terminal_round_trip_p50_ms": round(percentile(bench_latencies, 0.50) * 1000, 1),
-            "terminal_round_trip_p99_ms": round(percentile(bench_latencies, 0.99) * 1000, 1),
-            "connections_lost": bench.lost,
+            "terminal_round_trip_p50_ms": round(hist_percentile(hist, 0.50) * 1000, 1),
+            "terminal_round_trip_p99_ms": round(hist_percentile(hist, 0.99) * 1000, 1),
+            "connections_lost": last["gen"]["lost"],
             "offered_fixes_per_s": args.rate or "closed loop",
-            "sends_skipped_still_waiting": bench.skipped,
+            "sends_skipped_still_waiting": sum(w["gen"]["skipped"] for w in windows),
         }
         if len(windows) > 1:
             # per-window figures: the machine is shared, so report the spread, not one number
-            per = [{"published_fixes_per_s": round(w["published"] / w["elapsed"]),
-                    "gateway_cpu_seconds": round(w["cpu"], 2),
-                    "fixes_per_gateway_cpu_second": round(w["published"] / max(w["cpu"], 1e-9)),
+            per = [{"published_fixes_per_s": round(w["published"] / w["shares"]["elapsed"]),
+                    "gateway_cpu_share": round(w["shares"]["server_share"], 2),
+                    "fixes_per_gateway_cpu_second": round(
+                        w["published"] / max(w["shares"]["server_cpu"], 1e-9)),
                     "frame_to_kafka_p99_ms": round(
                         hist_quantile(w["before"], w["after"], 0.99) * 1000, 1),
                     "load_average_1m": w["load"]} for w in windows]
             result["windows"] = per
             for k in ("published_fixes_per_s", "fixes_per_gateway_cpu_second",
-                      "frame_to_kafka_p99_ms"):
+                      "frame_to_kafka_p99_ms", "gateway_cpu_share"):
                 vals = [w[k] for w in per]
                 result[f"{k}_range"] = [min(vals), max(vals)]
-        for term in bench.terminals:
-            if term.transport is not None:
-                term.transport.close()
+        await pool.close()
         gw.send_signal(signal.SIGTERM)
         gw.wait(timeout=60)
         if not args.no_baseline:
@@ -468,13 +670,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 result["published_fixes_per_s"] / result["raw_producer_fixes_per_s"], 3)  # type: ignore[operator]
         if args.socket_floor:
             result.update(await socket_floor(args))
+            result["gateway_vs_socket_floor_wall"] = round(
+                result["published_fixes_per_s"]  # type: ignore[operator]
+                / result["socket_floor_replies_per_s"], 3)
             result["gateway_vs_socket_floor_per_cpu_second"] = round(
                 result["fixes_per_gateway_cpu_second"]  # type: ignore[operator]
                 / result["socket_floor_replies_per_cpu_second"], 3)
         return result
     finally:
+        await pool.close()
         if gw.poll() is None:
             gw.kill()
+            gw.wait()
         if broker is not None:
             await broker.stop()
 
@@ -482,6 +689,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--connections", type=int, default=5000)
+    p.add_argument("--generators", type=int, default=os.cpu_count() or 2,
+                   help="load-generator processes sharing the connections (default: one per core)")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--repeat", type=int, default=1,
@@ -492,16 +701,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="offered fixes/s (open loop, for latency); 0 = closed loop (capacity)")
     p.add_argument("--max-queue", type=int, default=50_000)
     p.add_argument("--kafka", default="")
-    p.add_argument("--envelope-by", choices=("key", "partition"), default="key")
+    p.add_argument("--envelope-by", choices=("key", "partition"), default="",
+                   help="the gateway's --envelope-by (default: the gateway's default)")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--socket-floor", action="store_true",
                    help="also measure a do-nothing JT/T 808 replier under the same terminals")
     p.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--generator-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--profile", default="", help="run the gateway under cProfile, writing here")
     args = p.parse_args(argv)
     if args.serve_floor:
         return serve_floor(args.serve_floor)
+    if args.generator_child:
+        return run_generator_child(args.generator_child)
     try:
         import uvloop
 

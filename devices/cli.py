@@ -143,8 +143,9 @@ def gateway_main(argv: Sequence[str]) -> int:
                    help="how long telemetry waits to be batched before it is sent to Kafka")
     p.add_argument("--max-envelope", type=int, default=500,
                    help="most messages in one batched envelope (one Kafka record)")
-    p.add_argument("--envelope-by", choices=("key", "partition"), default="key",
-                   help="batch envelopes per partition key (default) or per partition")
+    p.add_argument("--envelope-by", choices=("key", "partition"), default="partition",
+                   help="one envelope per partition (default: several persons' messages, each "
+                   "on its own key's partition) or per partition key (one person per record)")
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT: run several gateway processes on the same ports")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",

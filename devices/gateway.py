@@ -63,7 +63,7 @@ class GatewayConfig:
     linger_ms: float = 5.0
     max_envelope: int = 500
     topic_partitions: int = 12
-    envelope_by: str = "key"
+    envelope_by: str = "partition"
     extra_devices: list[tuple[str, str]] = field(default_factory=list)
 
 

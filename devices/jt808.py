@@ -269,31 +269,44 @@ class Location:
 
     def events(self, alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[str]:
         """Device events of the alarm dword, each once, in bit order."""
-        out: list[str] = []
-        alarm = self.alarm
-        if not alarm:
-            return out
-        for bit, name in sorted(alarm_map.items()):
-            if alarm >> bit & 1 and name not in out:
-                out.append(name)
-        return out
+        return _alarm_events(self.alarm, alarm_map)
 
     def telemetry(self, device_id: str,
                   alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[Telemetry]:
         """Canonical messages: one fix, then one device event per alarm."""
-        fix = Fix(
-            device_id=device_id, ts=self.ts, lat=self.lat, lon=self.lon, valid=self.valid,
-            speed_mps=round(self.speed_kmh / 3.6, 3) if self.speed_kmh <= 3600 else None,
-            heading_deg=float(self.course) if 0 <= self.course <= 360 else None,
-            altitude_m=float(self.altitude_m) if -1000 <= self.altitude_m <= 20000 else None,
-            battery_pct=self.battery_pct,
-            source="gnss" if self.valid else None,
-        )
-        out: list[Telemetry] = [fix]
-        for name in self.events(alarm_map):
-            out.append(DeviceEvent(device_id=device_id, ts=self.ts, event=name,  # type: ignore[arg-type]
-                                   detail=f"jt808 alarm 0x{self.alarm:08X}"))
+        return _telemetry(device_id, self.ts, self.lat, self.lon, self.valid, self.speed_kmh,
+                          self.course, self.altitude_m, self.battery_pct, self.alarm, alarm_map)
+
+
+def _alarm_events(alarm: int, alarm_map: Mapping[int, str]) -> list[str]:
+    out: list[str] = []
+    if not alarm:
         return out
+    for bit, name in sorted(alarm_map.items()):
+        if alarm >> bit & 1 and name not in out:
+            out.append(name)
+    return out
+
+
+def _telemetry(device_id: str, ts: int, lat: float, lon: float, valid: bool, speed_kmh: float,
+               course: int, altitude_m: int, battery_pct: float | None, alarm: int,
+               alarm_map: Mapping[int, str]) -> list[Telemetry]:
+    """The canonical messages of one location: a fix, then one event per alarm bit."""
+    fix = Fix(
+        device_id=device_id, ts=ts, lat=lat, lon=lon, valid=valid,
+        speed_mps=round(speed_kmh / 3.6, 3) if speed_kmh <= 3600 else None,
+        heading_deg=float(course) if 0 <= course <= 360 else None,
+        altitude_m=float(altitude_m) if -1000 <= altitude_m <= 20000 else None,
+        battery_pct=battery_pct,
+        source="gnss" if valid else None,
+    )
+    out: list[Telemetry] = [fix]
+    if alarm:
+        detail = f"jt808 alarm 0x{alarm:08X}"
+        for name in _alarm_events(alarm, alarm_map):
+            out.append(DeviceEvent(device_id=device_id, ts=ts, event=name,  # type: ignore[arg-type]
+                                   detail=detail))
+    return out
 
 
 _LOC = struct.Struct(">IIIIhHH6s")
@@ -318,8 +331,11 @@ def decode_location(body: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H) -> Lo
         lat = -lat
     if status & STATUS_WEST:
         lon = -lon
-    loc = Location(alarm, status, lat, lon, alt, speed / 10.0, course,
-                   bcd_time_ms(when, tz_offset_h, "location time"), bool(status & STATUS_FIX))
+    ts = _TIMES.get((when, tz_offset_h))
+    if ts is None:
+        ts = bcd_time_ms(when, tz_offset_h, "location time")
+    loc = Location(alarm, status, lat, lon, alt, speed / 10.0, course, ts,
+                   bool(status & STATUS_FIX))
     pos, n = 28, len(body)
     while pos + 2 <= n:
         tid, tlen = body[pos], body[pos + 1]
@@ -474,11 +490,19 @@ def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     Other messages decode to no telemetry.
     """
     msg = parse_frame(frame) if escaped else parse_content(frame)
-    out = Decoded(msg)
     h = msg.header
     if h.packet_total is not None and h.packet_total > 1:
         raise FrameError("unsupported", f"sub-packaged message 0x{h.msg_id:04X} "
-                         f"({h.packet_index}/{h.packet_total}) is not reassembled")
+                         f"({h.packet_index}/{h.packet_total}): join it with a Reassembler")
+    return decode_message(msg, tz_offset_h=tz_offset_h, now_ms=now_ms, alarm_map=alarm_map)
+
+
+def decode_message(msg: Message, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
+                   now_ms: int | None = None, alarm_map: Mapping[int, str] = ALARM_EVENTS
+                   ) -> Decoded:
+    """Canonical telemetry of a parsed (or reassembled) message; see :func:`decode`."""
+    out = Decoded(msg)
+    h = msg.header
     if h.msg_id == MSG_LOCATION:
         out.telemetry = decode_location(msg.body, tz_offset_h).telemetry(h.device_id, alarm_map)
     elif h.msg_id == MSG_BATCH:
@@ -494,15 +518,213 @@ def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     return out
 
 
+# --------------------------------------------------------------------------- sub-packages
+
+
+@dataclass(slots=True)
+class Joined:
+    """A message put back together from its packets."""
+
+    message: Message
+    """The whole message: the first packet's header (serial = the first packet's serial,
+    no packet fields) and the packets' bodies in index order."""
+    serials: list[int]
+    """Serial numbers of the packets, in the order they arrived (each wants its reply)."""
+
+
+@dataclass(slots=True)
+class _Partial:
+    header: Header
+    total: int
+    started_ms: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+    serials: list[int] = field(default_factory=list)
+
+
+class Reassembler:
+    """Joins the packets of sub-packaged messages (header property bit 13). Pure.
+
+    A terminal splits a message whose body exceeds 1023 bytes (a long 0x0704
+    backfill, a 0x0801 picture) into ``packet_total`` packets numbered from
+    1; their serial numbers are consecutive, so the packets of one message
+    share ``(phone, msg_id, serial - index + 1)``. One reassembler serves one
+    connection. Bounded: at most ``max_packets`` packets per message (1023
+    body bytes each) and ``max_pending`` unfinished messages; a message not
+    complete within ``timeout_ms`` of its first packet, or pushed out by a
+    newer one, is given up and reported as a ``truncated`` error.
+
+    Examples
+    --------
+    >>> r = Reassembler()
+    >>> a, b = encode_packets(MSG_BATCH, "013912344329", 10, bytes(1500))
+    >>> r.add(parse_frame(a), 0)
+    (None, [])
+    >>> joined, errors = r.add(parse_frame(b), 0)
+    >>> len(joined.message.body), joined.message.header.serial, joined.serials
+    (1500, 10, [10, 11])
+    """
+
+    def __init__(self, *, max_packets: int = 64, max_pending: int = 4,
+                 timeout_ms: int = 120_000) -> None:
+        self.max_packets = max_packets
+        self.max_pending = max_pending
+        self.timeout_ms = timeout_ms
+        self._pending: dict[tuple[str, int, int], _Partial] = {}
+
+    @property
+    def pending(self) -> int:
+        """Unfinished messages held."""
+        return len(self._pending)
+
+    def _give_up(self, key: tuple[str, int, int], why: str) -> FrameError:
+        p = self._pending.pop(key)
+        return FrameError("truncated", f"sub-packaged message 0x{key[1]:04X} (serial {key[2]}):"
+                          f" {len(p.parts)} of {p.total} packets, {why}")
+
+    def add(self, msg: Message, now_ms: int) -> tuple[Joined | None, list[FrameError]]:
+        """Add one packet: ``(the joined message once complete, messages given up)``.
+
+        Raises
+        ------
+        FrameError
+            ``malformed`` for a packet index outside ``1..packet_total`` or a
+            total that disagrees with earlier packets; ``frame_too_large`` for
+            more than ``max_packets`` packets.
+        """
+        h = msg.header
+        total, index = h.packet_total or 1, h.packet_index or 1
+        if not 1 <= index <= total:
+            raise FrameError("malformed", f"packet {index} of {total}")
+        if total > self.max_packets:
+            raise FrameError("frame_too_large", f"{total} packets > limit {self.max_packets}")
+        errors = [self._give_up(k, f"none for {self.timeout_ms // 1000} s")
+                  for k, p in list(self._pending.items())
+                  if now_ms - p.started_ms > self.timeout_ms]
+        if total == 1:
+            return Joined(msg, [h.serial]), errors
+        key = (h.phone, h.msg_id, (h.serial - index + 1) & 0xFFFF)
+        part = self._pending.get(key)
+        if part is not None and part.total != total:
+            errors.append(self._give_up(key, f"then a packet saying {total}"))
+            part = None
+        if part is None:
+            while len(self._pending) >= self.max_pending:
+                errors.append(self._give_up(next(iter(self._pending)), "pushed out by a newer one"))
+            part = self._pending[key] = _Partial(h, total, now_ms)
+        if index not in part.parts:
+            part.serials.append(h.serial)
+        part.parts[index] = msg.body  # a resent packet replaces its copy
+        if len(part.parts) < total:
+            return None, errors
+        del self._pending[key]
+        first = part.header
+        head = Header(first.msg_id, first.version, first.phone, key[2], first.protocol_version,
+                      first.encryption)
+        body = b"".join(part.parts[i] for i in range(1, total + 1))
+        return Joined(Message(head, body), part.serials), errors
+
+
+_HEAD_2013 = struct.Struct(">6sH")
+"""Phone number and serial of a 2013 header (after message id and properties)."""
+_HEAD_2019 = struct.Struct(">10sH")
+
+
+def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
+                  alarm_map: Mapping[int, str] = ALARM_EVENTS
+                  ) -> tuple[str, int, int, list[Telemetry]] | None:
+    """Fast path for the frame a gateway sees most: a plain 0x0200 location report.
+
+    Returns ``(phone, version, serial, telemetry)``, the same header fields
+    and canonical telemetry :func:`decode` gives for the frame, without the
+    intermediate objects (header, message, :class:`Location`). Returns
+    ``None`` for anything else: another message, escaped bytes, a
+    sub-package, encryption, or any fault (check code, length, range, time,
+    truncated item); the caller then uses :func:`decode`, which raises the
+    right :class:`~devices.errors.FrameError`.
+
+    Examples
+    --------
+    >>> f = encode_location("013912344329", 7, 1795356210000, 32.05, 118.79, battery_pct=80)
+    >>> phone, version, serial, (fix,) = decode_report(f)
+    >>> phone, version, serial, fix.ts, fix.lat, fix.battery_pct
+    ('013912344329', 2013, 7, 1795356210000, 32.05, 80.0)
+    """
+    n = len(frame)
+    if (n < 43 or frame[1] != 0x02 or frame[2] != 0x00 or frame[0] != FLAG
+            or frame[n - 1] != FLAG or frame.find(ESC) >= 0):
+        return None
+    if xor8(frame):  # the two flags cancel out: this is the XOR of content and check code
+        return None
+    props = frame[3] << 8 | frame[4]
+    if props & 0x3C00:  # encryption bits or a sub-package
+        return None
+    # offsets below are into the frame (content offset + 1 for the leading flag)
+    if props & 0x4000:
+        raw_phone, serial = _HEAD_2019.unpack_from(frame, 6)
+        version, pos = 2019, 18
+    else:
+        raw_phone, serial = _HEAD_2013.unpack_from(frame, 5)
+        version, pos = 2013, 13
+    end = pos + (props & 0x3FF)
+    if end + 2 != n or end - pos < 28:
+        return None
+    alarm, status, lat_u, lon_u, alt, speed, course, when = _LOC.unpack_from(frame, pos)
+    if lat_u > 90_000_000 or lon_u > 180_000_000:
+        return None
+    ts = _report_time(when, tz_offset_h)
+    if ts < 0:
+        return None
+    battery: float | None = None
+    i = pos + 28
+    while i + 2 <= end:  # additional items: only the battery reaches the telemetry
+        tid, tlen = frame[i], frame[i + 1]
+        if i + 2 + tlen > end:
+            return None
+        if tid == TLV_BATTERY and tlen == 1 and frame[i + 2] <= 100:
+            battery = float(frame[i + 2])
+        i += 2 + tlen
+    lat = lat_u / 1e6
+    lon = lon_u / 1e6
+    if status & STATUS_SOUTH:
+        lat = -lat
+    if status & STATUS_WEST:
+        lon = -lon
+    phone = raw_phone.hex()
+    return phone, version, serial, _telemetry(
+        device_id_of(phone), ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt,
+        battery, alarm, alarm_map)
+
+
+_TIMES: dict[tuple[bytes, float], int] = {}
+"""Recently seen BCD report times -> epoch ms (live reports cluster around now)."""
+
+
+def _report_time(when: bytes, tz_offset_h: float) -> int:
+    """:func:`~devices.codec.bcd_time_ms` of a report time, cached; -1 when it is invalid."""
+    key = (when, tz_offset_h)
+    ms = _TIMES.get(key)
+    if ms is None:
+        try:
+            ms = bcd_time_ms(when, tz_offset_h, "location time")
+        except FrameError:
+            return -1
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        _TIMES[key] = ms
+    return ms
+
+
 # --------------------------------------------------------------------------- encoders
 
 
 def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int = 2013,
-          protocol_version: int = 1, encryption: int = 0) -> bytes:
+          protocol_version: int = 1, encryption: int = 0,
+          packet: tuple[int, int] | None = None) -> bytes:
     """Build a complete, escaped frame (``7E ... 7E``).
 
     ``phone`` is the terminal number as decimal digits; it is left-padded to
-    12 digits (2013) or 20 digits (2019).
+    12 digits (2013) or 20 digits (2019). ``packet`` = ``(total, index)``
+    makes it one packet of a sub-packaged message (see :func:`encode_packets`).
 
     Examples
     --------
@@ -511,13 +733,29 @@ def frame(msg_id: int, phone: str, serial: int, body: bytes = b"", version: int 
     """
     if len(body) > 0x3FF:
         raise ValueError(f"body of {len(body)} bytes exceeds the 1023-byte limit")
-    props = len(body) | (encryption & 0x7) << 10
+    props = len(body) | (encryption & 0x7) << 10 | (0x2000 if packet else 0)
     if version == 2019:
         head = struct.pack(">HHB", msg_id, props | 0x4000, protocol_version) + digits_bcd(phone, 10)
     else:
         head = struct.pack(">HH", msg_id, props) + digits_bcd(phone, 6)
-    content = head + struct.pack(">H", serial & 0xFFFF) + body
+    content = head + struct.pack(">H", serial & 0xFFFF)
+    if packet:
+        content += struct.pack(">HH", *packet)
+    content += body
     return b"\x7e" + escape(content + bytes((xor8(content),))) + b"\x7e"
+
+
+def encode_packets(msg_id: int, phone: str, serial: int, body: bytes, *,
+                   packet_size: int = 1023, version: int = 2013) -> list[bytes]:
+    """A message as packets of at most ``packet_size`` body bytes (serials from ``serial``).
+
+    One frame, without packet fields, when the body fits in one packet.
+    """
+    if len(body) <= packet_size:
+        return [frame(msg_id, phone, serial, body, version)]
+    chunks = [body[i:i + packet_size] for i in range(0, len(body), packet_size)]
+    return [frame(msg_id, phone, serial + k, chunk, version, packet=(len(chunks), k + 1))
+            for k, chunk in enumerate(chunks)]
 
 
 def response_head(phone: str, version: int) -> bytes:

@@ -15,13 +15,17 @@ dropped. A failed send fails the futures of its messages, so the device is
 not acknowledged and resends. :meth:`Publisher.stop` flushes everything
 queued before closing the producer.
 
-With ``envelope_by="partition"`` the messages of every key that hashes to
-the same partition (the producer's default murmur2 partitioner) share one
-envelope, keyed by the first of those keys: each person's data still lands
-on the partition of its own key, in order, but one envelope may carry
-several persons. That cuts the per-record producer cost when thousands of
-devices report once each per linger window; consumers must group by
-``device_id`` inside an envelope, not by the record key.
+By default (``envelope_by="partition"``) the messages of every key that
+hashes to the same partition (the producer's default murmur2 partitioner,
+``stream.keying.partition_of``) share one envelope, keyed by the first of
+those keys and produced to that partition explicitly: each person's data
+still lands on the partition of its own key, in order, but one envelope
+may carry several persons. That is what the stream worker expects (it
+routes by ``device_id`` inside an envelope and never by the record key; see
+docs/stream.md) and it cuts the per-record producer and broker cost when
+thousands of devices report once each per linger window. With
+``envelope_by="key"`` every envelope holds one key's messages only (for
+consumers that route by record key).
 
 Tansu (the embedded broker) has no idempotent producer: the producer runs
 with ``enable_idempotence=False`` and ``acks="all"``.
@@ -33,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -78,7 +83,7 @@ class Publisher:
                  deadletter_topic: str = DEADLETTER_TOPIC, max_queue: int = 20_000,
                  linger_ms: float = 5.0, max_envelope: int = 500,
                  metrics: GatewayMetrics | None = None, client_id: str = "wardstream-gateway",
-                 envelope_by: str = "key") -> None:
+                 envelope_by: str = "partition") -> None:
         if envelope_by not in ("key", "partition"):
             raise ValueError("envelope_by is 'key' or 'partition'")
         self.envelope_by = envelope_by
@@ -330,15 +335,19 @@ class Publisher:
     def _complete(self, chunk: list[_Entry], exc: BaseException | None) -> None:
         now = time.monotonic()
         n = 0
-        observe = self.metrics.publish_latency.observe
+        hist = self.metrics.publish_latency
+        counts, bounds, total = hist.counts, hist.bounds, 0.0
         for messages, done, received in chunk:
             n += len(messages)
             try:
                 done(exc)
             except Exception:
                 log.exception("publish completion callback failed")
-            if exc is None:
-                observe(now - received)
+            if exc is None:  # FastHistogram.observe, inlined: this runs once per frame
+                latency = now - received
+                counts[bisect_left(bounds, latency)] += 1
+                total += latency
+        hist.sum += total
         self._depth -= n
         self.metrics.queue_depth.set(self._depth)
         if exc is None:

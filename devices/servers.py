@@ -293,7 +293,8 @@ class DeviceConnection(asyncio.Protocol):
             else:
                 if group is not None:
                     self._submit_group(self.last_seen)
-                self._group = (key, list(out.telemetry), list(out.replies))
+                # the outcome's lists are fresh for each frame: the group takes them over
+                self._group = (key, out.telemetry, out.replies)
         elif out.replies:
             if self._group is not None:
                 self._group[2].extend(out.replies)  # in frame order, after that telemetry
@@ -321,8 +322,15 @@ class DeviceConnection(asyncio.Protocol):
             log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
                         self.protocol, self.peer)
         q = self._replies
-        if q[0] is not slot and q[0][0] == 0:
-            return  # an earlier frame still waits for Kafka
+        if q[0] is not slot:
+            if q[0][0] == 0:
+                return  # an earlier frame still waits for Kafka
+        elif len(q) == 1:  # the common case: nothing else outstanding on this connection
+            q.clear()
+            if slot[0] == 1:
+                replies = slot[1]
+                self.write(replies[0] if len(replies) == 1 else b"".join(replies))
+            return
         out: list[bytes] = []
         while q and q[0][0]:
             state, replies = q.popleft()

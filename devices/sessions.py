@@ -136,20 +136,25 @@ class Jt808Session(Session):
         self.version = 2013
         self._serial = 0
         self._heads: dict[tuple[str, int], tuple[bytes, int]] = {}
+        self._packets = jt808.Reassembler()
 
     def _next_serial(self) -> int:
         self._serial = (self._serial + 1) & 0xFFFF
         return self._serial
 
     def _resp(self, h: jt808.Header, result: int) -> bytes:
-        """0x8001 for ``h`` (header prefix and its check code cached: this runs once per report)."""
-        key = (h.phone, h.version)
+        """0x8001 answering the message of header ``h``."""
+        return self._reply(h.phone, h.version, h.serial, h.msg_id, result)
+
+    def _reply(self, phone: str, version: int, ack: int, mid: int, result: int) -> bytes:
+        """0x8001 (header prefix and its check code cached: this runs once per report)."""
+        key = (phone, version)
         cached = self._heads.get(key)
         if cached is None:
-            head = jt808.response_head(h.phone, h.version)
+            head = jt808.response_head(phone, version)
             cached = self._heads[key] = (head, xor8(head))
         head, check = cached
-        serial, ack, mid = self._next_serial(), h.serial, h.msg_id
+        self._serial = serial = (self._serial + 1) & 0xFFFF
         # XOR of the 7 body bytes without materialising them twice
         x = serial ^ ack ^ mid
         check ^= (x >> 8) ^ (x & 0xFF) ^ result
@@ -157,8 +162,62 @@ class Jt808Session(Session):
         return b"\x7e" + jt808.escape(content) + b"\x7e"
 
     def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
-        d = jt808.decode(frame, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
-                         alarm_map=self.alarm_map)
+        if self.device_id is not None:
+            # an authenticated terminal's plain location report: most of the traffic
+            fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map)
+            if fast is not None:
+                phone, version, serial, telemetry = fast
+                dev = telemetry[0].device_id  # type: ignore[union-attr]
+                if (dev == self.device_id and self.registry.is_accepted(dev, now_ms)
+                        and telemetry[0].ts <= now_ms + self.max_future_ms):
+                    return Outcome(telemetry=telemetry, replies=[self._reply(
+                        phone, version, serial, jt808.MSG_LOCATION, jt808.RESULT_OK)])
+                # anything else (another device, an unknown one, a future time): the full path
+        msg = jt808.parse_frame(frame)
+        if msg.header.packet_total is not None and msg.header.packet_total > 1:
+            return self._on_packet(msg, frame, now_ms)
+        return self._dispatch(self._decode(msg, now_ms), frame, now_ms)
+
+    def _decode(self, msg: jt808.Message, now_ms: int) -> jt808.Decoded:
+        return jt808.decode_message(msg, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
+                                    alarm_map=self.alarm_map)
+
+    def _on_packet(self, msg: jt808.Message, frame: bytes, now_ms: int) -> Outcome:
+        """One packet of a sub-packaged message.
+
+        Packets are acknowledged only together, once the whole message is
+        joined (and, when it carries telemetry, once Kafka accepted it): an
+        acknowledged packet must not be lost if the connection drops before
+        the rest arrives. Messages not completed in time are dead-lettered
+        as ``truncated``; the terminal resends them.
+        """
+        h = msg.header
+        dev = h.device_id
+        out = Outcome()
+        if not self.registry.is_accepted(dev, now_ms):
+            out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+            return self._unknown(out, dev, frame, [])
+        if self.device_id != dev:
+            out.result = "not_authenticated"
+            out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+            out.dead.append(DeadEntry("not_authenticated", f"jt808 device {dev!r} sent a "
+                                      f"0x{h.msg_id:04X} packet before authenticating",
+                                      _raw_text(frame, False)))
+            return out
+        joined, given_up = self._packets.add(msg, now_ms)
+        dead = [DeadEntry(e.reason, e.detail, "") for e in given_up]
+        if joined is None:
+            out.dead = dead
+            return out  # held: no reply before the whole message
+        whole = self._dispatch(self._decode(joined.message, now_ms), frame, now_ms)
+        code = {"ok": jt808.RESULT_OK, "unsupported": jt808.RESULT_UNSUPPORTED}.get(
+            whole.result, jt808.RESULT_FAILURE)
+        whole.replies = [self._reply(h.phone, h.version, serial, h.msg_id, code)
+                         for serial in joined.serials]
+        whole.dead[:0] = dead
+        return whole
+
+    def _dispatch(self, d: jt808.Decoded, frame: bytes, now_ms: int) -> Outcome:
         h = d.message.header
         dev = h.device_id
         out = Outcome()

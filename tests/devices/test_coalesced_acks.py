@@ -130,3 +130,17 @@ def test_later_read_waits_for_earlier_and_refused_send_is_not_acknowledged():
     pub.submitted[0][2](RuntimeError("broker refused"))  # the earlier one failed
     assert [r[0] for r in replies(transport)] == [3, 4]  # serial 2 is not acknowledged
     assert len(transport.writes) == 1
+
+
+def test_single_outstanding_read_acked_or_refused():
+    """The common case (one read outstanding): accepted -> one write; refused -> no write."""
+    conn, pub, transport = connect()
+    ts = int(time.time()) * 1000 - 10_000
+    conn.data_received(jt808.encode_location(PHONE, 2, ts, 32.0, 118.0))
+    pub.submitted[0][2](RuntimeError("broker refused"))
+    assert transport.writes == []
+    conn.data_received(jt808.encode_location(PHONE, 3, ts + 1000, 32.0, 118.0))
+    assert transport.writes == []
+    pub.submitted[1][2](None)
+    assert [r[0] for r in replies(transport)] == [3] and len(transport.writes) == 1
+    assert not conn._replies  # nothing left waiting: the next read starts clean
