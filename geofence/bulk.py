@@ -70,7 +70,9 @@ class QuietLanes:
         the window's end. When the person was certainly outside at the
         window's start and the fix that follows is certainly home, the
         one-observation streak that starts and ends there leaves only
-        ``last_viol`` behind: ``lv``.
+        ``last_viol`` behind: ``lv``. A window entered by the watermark
+        (:meth:`Engine.advance`) rather than by a fix moves the lane's last
+        key to the timer's: ``tk``.
     ck_* : ndarray
         The same values as of the newest folded row (``ck_has``), with that
         row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
@@ -97,6 +99,7 @@ class QuietLanes:
         self.ivs = np.zeros(n, _I64)
         self.ive = np.zeros(n, _I64)
         self.lv = np.full(n, -1, _I64)
+        self.tk = np.full(n, -1, _I64)
         self.ck_has = np.zeros(n, np.bool_)
         self.ck_ts = np.full(n, -1, _I64)
         self.ck_dev = np.full(n, -1, _I64)

@@ -897,6 +897,28 @@ class Engine:
             out.append((lane, c))
         return out
 
+    def _bulk_advance(self, wm: int) -> None:
+        """Timers of quiet lanes up to ``wm``: curfew windows that begin with the
+        person not certainly outside are entered in bulk; every other lane
+        with a timer due is materialised (and fires in :meth:`advance`)."""
+        q = self._q
+        c = np.nonzero(q.mode & (q.due <= wm))[0]
+        if not len(c):
+            return
+        aft, due, cfk, vu = q.after[c], q.due[c], self._q_cfk[c], self._q_vu[c]
+        ws = ((due == q.sdue[c]) & (cfk >= 0) & ~q.cf[c] & (q.ivs[c] == due) & (q.code[c] != 1)
+              & (q.ive[c] > wm) & (vu > wm) & ((aft < 0) | (q.lastmsg[c] + aft >= wm)))
+        w = c[ws]
+        if len(w):
+            q.cf[w] = True
+            sd = np.minimum(q.ive[w], np.where(vu[ws] < _FAR_FUTURE_MS, vu[ws], _INF))
+            q.sdue[w] = sd
+            a = aft[ws]
+            q.due[w] = np.where(a >= 0, np.minimum(sd, q.lastmsg[w] + a), sd)
+            q.tk[w] = q.ivs[w]
+            q.last[w] = np.maximum(q.last[w], q.ivs[w] - 1)  # a fix before the timer rewinds
+        self._materialise(c[~ws].tolist())
+
     def _bail(self, messages: Sequence[Telemetry]) -> None:
         """The batch goes through the per-message path: materialise its persons' lanes."""
         if not self._q.mode.any():
@@ -1427,7 +1449,7 @@ class Engine:
         if k >= 0:
             c = st.conds[k]
             q.cf0[ci], q.ivs[ci], q.ive[ci] = c.entered, c.iv_start, c.iv_end
-        q.lv[ci] = -1
+        q.lv[ci] = q.tk[ci] = -1
         q.ck_has[ci] = False
 
     def _materialise(self, cis: Any) -> None:
@@ -1489,6 +1511,10 @@ class Engine:
                     if q.lv[ci] >= 0:
                         st.conds[k].last_viol = int(q.lv[ci])
             lane.static_due = int(q.sdue[ci])
+            if q.tk[ci] >= 0:
+                tk: Key = (int(q.tk[ci]), 0, "", 0, "")
+                if last_key is None or tk > last_key:
+                    last_key = tk
             if last_key is not None and last_key > lane.last_key:
                 lane.last_key = last_key
             fr = int(q.front[ci])
@@ -1954,7 +1980,7 @@ class Engine:
         touched: list[tuple[Lane, PersonSpec | None]] = []
         q = self._q
         if len(q.mode):
-            self._materialise(np.nonzero(q.mode & (q.due <= watermark_ms))[0].tolist())
+            self._bulk_advance(watermark_ms)
         csr_of = self._csr_of
         while heap and heap[0][0] <= watermark_ms:
             _, lk = heapq.heappop(heap)

@@ -185,3 +185,19 @@ def test_curfew_window_entered_in_bulk_then_breached() -> None:
     kinds = [a.kind for a in pair.bulk.open_alerts()]
     assert kinds == ["curfew_violated"]
     pair.flush()
+
+
+def test_curfew_window_entered_by_the_watermark_then_a_fix_from_before_it() -> None:
+    pair = Pair()
+    t = T0 + 100 * MIN  # 21:40 local
+    for _ in range(19):  # home until 21:59
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A")])
+    pair.advance(T0 + 121 * MIN)  # 22:01: the window begins with nobody certainly outside
+    state = pair.bulk._q  # the lane stayed in bulk mode through the window's start
+    assert bool(state.mode[pair.bulk._csr_of["P-A"]])
+    pair.process([fix(T0 + 119 * MIN + 30 * SEC, 1000.0, dev="WB-A")])  # 21:59:30, in order no more
+    for k in range(3):  # out at 22:02..22:04
+        pair.process([fix(T0 + (122 + k) * MIN, 1200.0, dev="WB-A")])
+    assert [a.kind for a in pair.bulk.open_alerts()] == ["curfew_violated"]
+    pair.flush()
