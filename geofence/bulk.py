@@ -72,7 +72,9 @@ class QuietLanes:
         one-observation streak that starts and ends there leaves only
         ``last_viol`` behind: ``lv``. A window entered by the watermark
         (:meth:`Engine.advance`) rather than by a fix moves the lane's last
-        key to the timer's: ``tk``.
+        key to the timer's: ``tk``. If the person was certainly outside at
+        that start, a one-observation streak is pending (``pst``) until the
+        next fix, which stays in bulk only if it is certainly home.
     ck_* : ndarray
         The same values as of the newest folded row (``ck_has``), with that
         row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
@@ -100,6 +102,7 @@ class QuietLanes:
         self.ive = np.zeros(n, _I64)
         self.lv = np.full(n, -1, _I64)
         self.tk = np.full(n, -1, _I64)
+        self.pst = np.zeros(n, np.bool_)
         self.ck_has = np.zeros(n, np.bool_)
         self.ck_ts = np.full(n, -1, _I64)
         self.ck_dev = np.full(n, -1, _I64)

@@ -834,8 +834,13 @@ class Engine:
             wsel = ws[sel]
             if wsel.any():
                 dis = dis | (same & (wsel[1:] | wsel[:-1]))
-            if dis.any():
-                worse = ps[1:][dis]
+            worse = ps[1:][dis]
+            pst = q.pst[ps]
+            if pst.any():  # a pending streak: the next fix must be certainly home
+                lead = np.concatenate(([True], ~same))
+                nogo = pst & lead & ~(valid[sel] & (fcode[sel] == -1))
+                worse = np.concatenate((worse, ps[nogo]))
+            if len(worse):
                 keep = ~np.isin(ps, worse)
                 sel, ps, tss = sel[keep], ps[keep], tss[keep]
                 same = ps[1:] == ps[:-1]
@@ -906,10 +911,14 @@ class Engine:
         if not len(c):
             return
         aft, due, cfk, vu = q.after[c], q.due[c], self._q_cfk[c], self._q_vu[c]
-        ws = ((due == q.sdue[c]) & (cfk >= 0) & ~q.cf[c] & (q.ivs[c] == due) & (q.code[c] != 1)
+        ws = ((due == q.sdue[c]) & (cfk >= 0) & ~q.cf[c] & (q.ivs[c] == due)
+              & ((q.code[c] != 1) | self._q_ws1[c])
               & (q.ive[c] > wm) & (vu > wm) & ((aft < 0) | (q.lastmsg[c] + aft >= wm)))
         w = c[ws]
         if len(w):
+            out1 = w[q.code[w] == 1]  # certainly outside at the start: a streak begins
+            q.pst[out1] = True
+            q.lv[out1] = q.ivs[out1]
             q.cf[w] = True
             sd = np.minimum(q.ive[w], np.where(vu[ws] < _FAR_FUTURE_MS, vu[ws], _INF))
             q.sdue[w] = sd
@@ -947,6 +956,7 @@ class Engine:
         ends = np.concatenate((~same, [True]))
         up, tl = ps[ends], tss[ends]
         q.last[up] = tl
+        q.pst[up] = False  # checked by _bulk_pass: the first fix ended the streak
         q.front[up] = np.maximum(q.front[up], tl)
         lm = np.maximum(q.lastmsg[up], tl)
         q.lastmsg[up] = lm
@@ -1450,6 +1460,7 @@ class Engine:
             c = st.conds[k]
             q.cf0[ci], q.ivs[ci], q.ive[ci] = c.entered, c.iv_start, c.iv_end
         q.lv[ci] = q.tk[ci] = -1
+        q.pst[ci] = False
         q.ck_has[ci] = False
 
     def _materialise(self, cis: Any) -> None:
@@ -1510,6 +1521,11 @@ class Engine:
                     lane.cf_entered = True
                     if q.lv[ci] >= 0:
                         st.conds[k].last_viol = int(q.lv[ci])
+                    if q.pst[ci]:  # the streak begun at the window's start is still on
+                        c = st.conds[k]
+                        c.start, c.n = int(q.lv[ci]), 1
+                        lane.quiet = False
+                        q.pst[ci] = False
             lane.static_due = int(q.sdue[ci])
             if q.tk[ci] >= 0:
                 tk: Key = (int(q.tk[ci]), 0, "", 0, "")

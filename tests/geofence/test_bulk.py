@@ -201,3 +201,21 @@ def test_curfew_window_entered_by_the_watermark_then_a_fix_from_before_it() -> N
         pair.process([fix(T0 + (122 + k) * MIN, 1200.0, dev="WB-A")])
     assert [a.kind for a in pair.bulk.open_alerts()] == ["curfew_violated"]
     pair.flush()
+
+
+def test_out_at_the_windows_start_by_the_watermark_home_at_the_next_fix() -> None:
+    """Certainly outside at 21:59, the watermark passes 22:00 (a streak begins
+    in bulk), certainly home at 22:02 (it ends): no alert, and the same state."""
+    for home_x, expect in ((1000.0, []), (1200.0, ["curfew_violated"])):
+        pair = Pair()
+        t = T0 + 100 * MIN
+        for _ in range(19):
+            t += MIN
+            pair.process([fix(t, 1200.0 if t >= T0 + 118 * MIN else 1000.0, dev="WB-A")])
+        pair.advance(T0 + 121 * MIN)
+        assert bool(pair.bulk._q.pst[pair.bulk._csr_of["P-A"]])
+        pair.process([fix(T0 + 122 * MIN, home_x, dev="WB-A")])
+        pair.snapshot_restore()
+        pair.process([fix(T0 + 123 * MIN, home_x, dev="WB-A")])
+        assert [a.kind for a in pair.bulk.open_alerts()] == expect
+        pair.flush()
