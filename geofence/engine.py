@@ -1539,9 +1539,16 @@ class Engine:
             lane.due = int(q.due[ci])
             self._roll(lane)
 
-    def _materialise_all(self) -> None:
+    def _materialise_all(self, reenter: bool = False) -> None:
         if len(self._q.mode):
-            self._materialise(np.nonzero(self._q.mode)[0].tolist())
+            cis = np.nonzero(self._q.mode)[0].tolist()
+            self._materialise(cis)
+            if reenter:  # still quiet: back to bulk mode (a snapshot changes nothing)
+                names, specs = self._csr_names, self._specs
+                for ci in cis:
+                    lane = self._lanes[names[ci]]
+                    if lane.quiet:
+                        self._enter_quiet(lane, specs[lane.key])
 
     # ------------------------------------------------------------------ publishing
 
@@ -2167,7 +2174,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """All per-person state as msgpack bytes (restorable with :meth:`restore`)."""
-        self._materialise_all()
+        self._materialise_all(reenter=True)
         snap = _Snapshot(2, self._wm, self._max_ts, list(self._lanes.values()),
                          list(self._late.values()), self._recent, self._far_ts, self._far_pid)
         return msgspec.msgpack.encode(snap)
