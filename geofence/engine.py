@@ -743,11 +743,12 @@ class Engine:
             return None
         n = len(messages)
         try:
-            dix = np.fromiter(map(self._dix.get, map(_DEV, messages), repeat(-1)), np.int64, n)
+            dix = np.array(list(map(self._dix.get, map(_DEV, messages), repeat(-1))), np.int64)
         except AttributeError:  # a video hit: no device id
             self._bail(messages)
             return None
-        ts = np.fromiter(map(_TS, messages), np.int64, n)
+        # list() then array: faster than fromiter for these (measured)
+        ts = np.array(list(map(_TS, messages)), np.int64)
         if set(map(type, messages)) == {Fix}:
             isfix = np.ones(n, np.bool_)
         else:
@@ -778,10 +779,10 @@ class Engine:
         fidx = np.nonzero(isfix & acc_ok)[0]
         fl = fidx.tolist()
         fx = [messages[j] for j in fl]
-        valid = np.fromiter(map(_VALID, fx), np.bool_, len(fx))
-        lon = np.fromiter(map(_LON, fx), np.float64, len(fx))
-        lat = np.fromiter(map(_LAT, fx), np.float64, len(fx))
-        acc = np.fromiter(map(_ACC, fx), np.float64, len(fx))
+        valid = np.array(list(map(_VALID, fx)), np.bool_)
+        lon = np.array(list(map(_LON, fx)), np.float64)
+        lat = np.array(list(map(_LAT, fx)), np.float64)
+        acc = np.array(list(map(_ACC, fx)), np.float64)
         cidx = fidx[valid]
         gi_all = np.full(n, -1, np.int64)
         gi_all[cidx] = np.arange(len(cidx))
@@ -891,15 +892,63 @@ class Engine:
             cand, t0 = cand[keep], t0[keep]
         out: list[tuple[Lane, int]] = []
         names, specs, q_ok = self._csr_names, self._specs, self._q_ok
+        # what _schedule and _enter_quiet would do for a fresh started lane, in bulk
+        cs: list[int] = []
+        ent: list[bool] = []
+        ivs: list[int] = []
+        ive: list[int] = []
+        dues: list[int] = []
+        late, watched, heap = self._late, self._watchers, self._heap
+        cfk_all = self._q_cfk
         for c, tf in zip(cand.tolist(), t0.tolist(), strict=True):
             if not q_ok[c]:
                 continue
             key = names[c]
+            if key in late or key in watched:
+                continue
             spec = specs[key]
             lane = self._lane(key)
-            self._start(lane.state, spec, tf)
-            self._schedule(lane, spec)
+            st = lane.state
+            self._start(st, spec, tf)
+            d = spec.valid_until if spec.valid_until < _FAR_FUTURE_MS else _INF
+            k = int(cfk_all[c])
+            if k >= 0:
+                cond = st.conds[k]
+                b = cond.iv_end if cond.entered else cond.iv_start
+                if b < d:
+                    d = b
+                ent.append(cond.entered)
+                ivs.append(cond.iv_start)
+                ive.append(cond.iv_end)
+            else:
+                ent.append(False)
+                ivs.append(0)
+                ive.append(0)
+            lane.due = lane.static_due = d
+            lane.quiet = True
+            lane.cf_entered = ent[-1]
+            if d < lane.heap_at:
+                lane.heap_at = d
+                heapq.heappush(heap, (d, key))
+            cs.append(c)
+            dues.append(d)
             out.append((lane, c))
+        if cs:
+            q = self._q
+            a = np.array(cs, np.int64)
+            spx = [specs[names[c]].signal_after_ms for c in cs]
+            q.mode[a] = True
+            for arr in (q.last, q.front, q.lastmsg, q.ck_lastmsg, q.lf_ts, q.ck_lf_ts, q.lv, q.tk):
+                arr[a] = -1
+            for farr in (q.lf_lon, q.lf_lat, q.lf_acc, q.ck_lf_lon, q.ck_lf_lat, q.ck_lf_acc):
+                farr[a] = 0.0
+            q.code[a] = q.ck_code[a] = 0
+            q.due[a] = q.sdue[a] = dues
+            q.after[a] = [-1 if x is None else x for x in spx]
+            q.cf[a] = q.cf0[a] = ent
+            q.ivs[a] = ivs
+            q.ive[a] = ive
+            q.pst[a] = q.ck_has[a] = False
         return out
 
     def _bulk_advance(self, wm: int) -> None:
