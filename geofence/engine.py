@@ -657,6 +657,8 @@ class Engine:
                     if lane.due < lane.heap_at:
                         lane.heap_at = lane.due
                         heapq.heappush(self._heap, (lane.due, pid))
+                    if pre_clk is None and self._bulk:  # after a batch that bailed out
+                        self._enter_quiet(lane, specs[pid])
                 else:
                     live.append((lane, ents))
             else:
@@ -1363,6 +1365,8 @@ class Engine:
                 if lane.due < lane.heap_at:
                     lane.heap_at = lane.due
                     heapq.heappush(self._heap, (lane.due, lane.key))
+                if self._bulk:
+                    self._enter_quiet(lane, spec)
                 return
             out: list[LogItem] = []
             st = lane.state
@@ -1477,20 +1481,22 @@ class Engine:
         if d < lane.heap_at:
             lane.heap_at = d
             heapq.heappush(self._heap, (d, lane.key))
-        if (lane.quiet and self._bulk and spec is not None and not lane.late and st.started
-                and not st.expired and not self._csr_dirty and not self._watchers_dirty):
+        if lane.quiet and self._bulk and spec is not None:
             self._enter_quiet(lane, spec)
 
     # ------------------------------------------------------------------ bulk (quiet) lanes
 
     def _enter_quiet(self, lane: Lane, spec: PersonSpec) -> None:
         """Hand a quiet lane's liveness to the arrays of :mod:`geofence.bulk`."""
+        st = lane.state
+        if (lane.late or not lane.quiet or not st.started or st.expired or self._csr_dirty
+                or self._watchers_dirty):
+            return
         key = lane.key
         ci = self._csr_of.get(key, -1)
         if ci < 0 or not self._q_ok[ci] or key in self._late or key in self._watchers:
             return
         q = self._q
-        st = lane.state
         q.mode[ci] = True
         q.last[ci] = lane.last_key[0]
         q.front[ci] = lane.frontier
@@ -2250,8 +2256,8 @@ class Engine:
         self._heap = []
         self._csr_dirty = True  # fresh bulk arrays: no lane is in quiet mode
         self._rebuild_csr()
-        for lane in snap.late_lanes:
-            if lane.key in self._specs:
+        for lane in snap.late_lanes:  # camera lanes too: a backfilled facility alert
+            if lane.key.startswith("camera:") or lane.key in self._specs:
                 self._late[lane.key] = lane
         for lane in snap.lanes:
             if lane.key.startswith("camera:") or lane.key in self._specs:

@@ -345,3 +345,18 @@ def test_late_message_is_a_sign_of_life_for_signal_loss() -> None:
     alerts, summary = replay_lines([encode(m) for m in delivered], zones(), orders())
     assert summary.late >= 1
     assert [x for x in alerts if x.kind == "signal_lost"] == []
+
+
+def test_restore_keeps_a_late_facility_alert() -> None:
+    """A facility video hit older than the horizon opens its alert in the
+    camera's late lane; a snapshot and restore must keep that lane (it used
+    to keep late lanes of persons only, and the open alert vanished)."""
+    eng = engine()
+    t = T0
+    eng.process([fix(t, 1000.0), fix(t + 10 * MIN, 1000.0)])
+    eng.process([hit(t + 2 * MIN, "fight", 500.0, jurisdiction="320102")])  # 8 min late
+    opened = [a for a in eng.open_alerts() if a.kind == "video_fight"]
+    assert len(opened) == 1 and opened[0].late
+    fresh = engine()
+    fresh.restore(eng.snapshot())
+    assert [encode(a) for a in fresh.open_alerts()] == [encode(a) for a in eng.open_alerts()]
