@@ -143,7 +143,7 @@ def test_bulk_gives_the_records_of_the_full_path(msgs: list[Any], data: Any) -> 
         arrived += arrived[-3:]
     pair = Pair(fold_every=data.draw(st.sampled_from([1, 3, 50_000])))
     batch = data.draw(st.sampled_from([1, 2, 5, 40]))
-    note(f"batch={batch} arrived={[(m.device_id, m.ts - T0, getattr(m, 'lon', None), getattr(m, 'event', None)) for m in arrived]}")
+    note(f"batch={batch} arrived={[(getattr(m, 'device_id', None), m.ts - T0, getattr(m, 'lon', None), getattr(m, 'event', None)) for m in arrived]}")
     for i in range(0, len(arrived), batch):
         chunk = arrived[i:i + batch]
         pair.process(chunk)
