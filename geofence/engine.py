@@ -44,7 +44,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import islice, repeat
 from operator import attrgetter
 from typing import Any, Union
 
@@ -2425,38 +2425,64 @@ def replay_lines(
     # Single-object lines are decoded many at a time as one JSON array (one
     # msgspec call); a group with any bad line is decoded again line by line,
     # so rejects are counted exactly as when decoding each line.
-    group: list[bytes] = []
-    group_bytes = 0
     group_max = max(1, min(decoder.max_batch, 4096, chunk))
-    for line in lines:
-        summary.lines += 1
-        s = line.strip()
-        if not s:
-            summary.rejected["empty_line"] += 1
-            continue
-        if s[:1] != b"{":
-            if group:
-                decode_each(group)
-                group, group_bytes = [], 0
-            decode_each([s])
-        else:
-            group.append(s)
-            group_bytes += len(s)
-            if len(group) >= group_max or group_bytes > decoder.max_bytes // 2:
-                dec = decoder.decode(b"[" + b",".join(group) + b"]")
-                if dec.rejected:
+
+    def _replay_block(block: list[bytes]) -> None:
+        # line by line: single-object lines grouped into arrays, anything
+        # else decoded on its own (rejects counted exactly per line)
+        group: list[bytes] = []
+        group_bytes = 0
+        for line in block:
+            summary.lines += 1
+            s = line.strip()
+            if not s:
+                summary.rejected["empty_line"] += 1
+                continue
+            if s[:1] != b"{":
+                if group:
                     decode_each(group)
-                else:
+                    group, group_bytes = [], 0
+                decode_each([s])
+            else:
+                group.append(s)
+                group_bytes += len(s)
+                if len(group) >= group_max or group_bytes > decoder.max_bytes // 2:
+                    dec = decoder.decode(b"[" + b",".join(group) + b"]")
+                    if dec.rejected:
+                        decode_each(group)
+                    else:
+                        batch.extend(dec.messages)
+                    group, group_bytes = [], 0
+            if len(batch) >= chunk:
+                feed()
+        if group:
+            dec = decoder.decode(b"[" + b",".join(group) + b"]")
+            if dec.rejected:
+                decode_each(group)
+            else:
+                batch.extend(dec.messages)
+
+    it = iter(lines)
+    while True:
+        # fast path: a block of single-object lines decoded as one JSON array
+        # with no per-line Python work; any other block (blank lines, arrays,
+        # bad lines) goes through the per-line loop below, which counts
+        # rejects line by line
+        block = list(islice(it, group_max))
+        if not block:
+            break
+        blob = b"".join(block)
+        if len(blob) < decoder.max_bytes // 2 and blob.count(b"\n") >= len(block) - 1:
+            body = blob.strip()
+            if body[:1] == b"{" and b"\n\n" not in body and b"\n\r" not in body:
+                dec = decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
+                if not dec.rejected and len(dec.messages) == len(block):
+                    summary.lines += len(block)
                     batch.extend(dec.messages)
-                group, group_bytes = [], 0
-        if len(batch) >= chunk:
-            feed()
-    if group:
-        dec = decoder.decode(b"[" + b",".join(group) + b"]")
-        if dec.rejected:
-            decode_each(group)
-        else:
-            batch.extend(dec.messages)
+                    if len(batch) >= chunk:
+                        feed()
+                    continue
+        _replay_block(block)
     if batch:
         feed()
     records.extend(engine.flush())
