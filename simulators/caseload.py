@@ -606,11 +606,15 @@ def _inject_face(
     routine): the face match opens that rule's alert and raises device_separation.
     ``video_low_conf``: the same, below the confidence threshold (twice): nothing.
     ``video_separation``: the camera is 1.5-4 km away, in no zone of the person.
+    The face match falls inside a daytime stay, at least 120 s after it starts.
     """
     got = _daytime_stay(rng, p, 9.0, 18.0, 10 * 60, at)
     if got is None:
         return False
     t_f, stay = got
+    # the wristband reports every 20 s around the face match, so its latest valid fix
+    # is fresh (<= 120 s) at any normal interval: separation is decided by distance only
+    p.segments.append(Segment(t_f - 90.0, t_f + 90.0, stay.x, stay.y, 20.0, 4.0, 10.0, 0.95))
     if kind == "video_separation":
         try:
             q = _sample_in(rng, safe[p.district], 1, (stay.x, stay.y), 1500.0, 4000.0)[0]
