@@ -1020,7 +1020,7 @@ def _render(
         if p.phone_id is not None:
             pdev = len(msgs.device_ids)
             msgs.device_ids.append(p.phone_id)
-            pcols, phone = _render_phone(rng, cfg, city, p, pdev, phase, day0, seq0)
+            pcols, phone = _render_phone(rng, cfg, city, p, pdev, phase, day0, seq0, ms)
             seq0 += len(phone[0])
             for name, arr in pcols.items():
                 cols[name].append(arr)
@@ -1055,14 +1055,18 @@ def _render(
 
 def _render_phone(
     rng: np.random.Generator, cfg: SimConfig, city: City, p: Person, pdev: int, phase: float,
-    day0: int, seq0: int,
+    day0: int, seq0: int, wristband_ms: NDArray[np.int64],
 ) -> tuple[dict[str, NDArray[Any]], tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Fix columns of a person's second device (a phone carried with the wristband).
 
-    Same true track, its own phase (10-50 s after the wristband's, so no two
-    fixes of the person share a second), 7 s after the wristband inside
-    scenario segments, always valid, error below the reported accuracy.
-    Returns the columns and (event-time ms relative to day0, segment index).
+    Same true track, its own phase (10-50 s after the wristband's), 7 s after
+    the wristband inside scenario segments, always valid, error below the
+    reported accuracy. A phone fix in the same second as a wristband fix is
+    dropped: with whole-second times (JT/T 808) a phone fix just before a
+    breach starts would otherwise share its timestamp with the wristband's
+    first fix inside, and the order of two fixes with one timestamp is the
+    engine's choice, not the contract's. Returns the columns and (event-time
+    ms relative to day0, segment index).
     """
     day_s = 86400.0
     pphase = (phase + float(rng.uniform(10.0, 50.0))) % cfg.interval_s
@@ -1102,13 +1106,16 @@ def _render_phone(
         acc = np.full(n, cfg.fixed_accuracy_m)
     lon, lat = city.frame.to_lonlat(rx, ry)
     batt = np.clip(np.round(95.0 - 2.0 * t_all / 3600.0), 30, 100).astype(np.int64)
+    deliver = day0 + ms + rng.integers(200, 2500, n)
+    ok = ~np.isin(ms // 1000, wristband_ms // 1000)  # after every draw: the rest of the day is unchanged
+    m_ = int(ok.sum())
     cols: dict[str, NDArray[Any]] = {
-        "dev": np.full(n, pdev, dtype=np.int64), "ts": day0 + ms,
-        "deliver": day0 + ms + rng.integers(200, 2500, n), "x": lon, "y": lat, "acc": acc,
-        "valid": np.ones(n, dtype=bool), "speed": speed, "batt": batt,
-        "group": np.full(n, -1, dtype=np.int64), "seq": np.arange(seq0, seq0 + n),
+        "dev": np.full(m_, pdev, dtype=np.int64), "ts": day0 + ms[ok], "deliver": deliver[ok],
+        "x": lon[ok], "y": lat[ok], "acc": acc[ok], "valid": np.ones(m_, dtype=bool),
+        "speed": speed[ok], "batt": batt[ok], "group": np.full(m_, -1, dtype=np.int64),
+        "seq": np.arange(seq0, seq0 + m_),
     }
-    return cols, (ms, s_all)
+    return cols, (ms[ok], s_all[ok])
 
 
 def _facility(rng: np.random.Generator, cfg: SimConfig, city: City, day0: int, msgs: Messages,

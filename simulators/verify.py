@@ -238,8 +238,15 @@ def _person(
     latest: dict[str, Any],
 ) -> None:
     vf, vu = o.valid_from_ms(), o.valid_until_ms()
-    uniq = {m.ts: m for m in fx}
-    fx = [uniq[t] for t in sorted(uniq) if vf <= t < vu]
+    uniq = {(m.ts, m.device_id): m for m in fx}  # a device's duplicates collapse
+    by_ts: dict[int, set[str]] = defaultdict(set)
+    for t, dev in uniq:
+        by_ts[t].add(dev)
+    for t, devs in sorted(by_ts.items()):
+        if len(devs) > 1 and vf <= t < vu:
+            # which of two fixes with one timestamp counts last is the engine's choice
+            problems.append(f"{o.person_id}: devices {sorted(devs)} report at the same ts {t}: ambiguous")
+    fx = [uniq[k] for k in sorted(uniq) if vf <= k[0] < vu]
     evs = [e for e in evs if vf <= e.ts < vu]
     for e in evs:
         if e.event in ALARM_EVENTS:

@@ -91,6 +91,30 @@ def test_jt808_profile_has_two_devices_but_no_video() -> None:
                    for e in cl.truth["expected"])
     assert all(cl.truth["meta"]["scenarios"][k] == 0 for k in EXTRA_KINDS if k.startswith("video"))
     assert any(len(o["devices"]) == 2 for o in cl.orders)
+    c, ids = cl.messages.fix_cols, cl.messages.device_ids
+    for p in (p for p in cl.persons if p.phone_id is not None):  # whole seconds: still never one second
+        wb = c["ts"][c["dev"] == ids.index(p.device_id)] // 1000
+        ph = c["ts"][c["dev"] == ids.index(p.phone_id)] // 1000
+        assert not set(wb.tolist()) & set(ph.tolist())
+
+
+def test_oracle_flags_two_devices_reporting_at_one_timestamp(small_dir: Path, tmp_path: Path) -> None:
+    # Found at 5,000 persons (jt808 profile, P-04908): the phone's last fix before a
+    # breach and the wristband's first fix inside it fell in one whole second; which
+    # of the two counts last is not the contract's to say, so the truth was ambiguous.
+    for name in ("zones.geojson", "orders.json", "truth.json"):
+        (tmp_path / name).write_bytes((small_dir / name).read_bytes())
+    truth = json.loads((small_dir / "truth.json").read_text())
+    orders = json.loads((small_dir / "orders.json").read_text())
+    dual = next(o for o in orders if len(o["devices"]) == 2)
+    lines = (small_dir / "telemetry.jsonl").read_bytes().splitlines()
+    first = next(json.loads(line) for line in lines
+                 if b'"device_id":"%s"' % dual["devices"][0].encode() in line and b'"kind":"fix"' in line)
+    twin = {**first, "device_id": dual["devices"][1], "lat": first["lat"] + 0.001}
+    (tmp_path / "telemetry.jsonl").write_bytes(b"\n".join([*lines, json.dumps(twin).encode()]) + b"\n")
+    assert _check(small_dir, truth) == []
+    problems = _check(tmp_path, truth)
+    assert any(f"{dual['person_id']}: devices" in p and "same ts" in p for p in problems), problems
 
 
 def test_oracle_notices_wrong_video_and_two_device_truth(small_dir: Path) -> None:
