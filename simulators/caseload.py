@@ -71,7 +71,16 @@ BREACH_KINDS: tuple[str, ...] = (
     "signal_loss", "tamper", "removed", "sos", "battery_low", "backfill",
 )
 ADVERSARIAL_KINDS: tuple[str, ...] = ("jitter", "teleport", "expired")
-SILENT_KINDS = ADVERSARIAL_KINDS
+VIDEO_KINDS: tuple[str, ...] = ("video_exclusion", "video_opens", "video_separation", "video_low_conf")
+DUAL_KINDS: tuple[str, ...] = ("dual_breach", "dual_outage")
+EXTRA_KINDS: tuple[str, ...] = VIDEO_KINDS + DUAL_KINDS
+"""Scenarios added after the first acceptance run; assigned after the others."""
+SILENT_KINDS = (*ADVERSARIAL_KINDS, "video_low_conf")
+ALL_KINDS: tuple[str, ...] = BREACH_KINDS + ADVERSARIAL_KINDS + EXTRA_KINDS
+FACILITY_EVENTS: tuple[str, ...] = ("perimeter_breach", "fight", "crowd", "fall", "loitering")
+FACE_MATCH_MIN_CONFIDENCE = 0.8   # contract default: below it a face match raises nothing
+SEPARATION_M = 500.0              # contract: camera this far from the wristband's fix
+CAMERA_QUIET_S = 300.0            # engine default: a facility alert clears after this quiet
 
 DEFAULT_SHARES: dict[str, float] = {
     **{k: 0.02 for k in BREACH_KINDS},
@@ -79,6 +88,8 @@ DEFAULT_SHARES: dict[str, float] = {
     "jitter": 0.03,
     "teleport": 0.01,
     "expired": 0.005,
+    **{k: 0.005 for k in VIDEO_KINDS},
+    **{k: 0.01 for k in DUAL_KINDS},
 }
 
 CURFEWS: tuple[tuple[str, str], ...] = (("22:00", "06:00"), ("23:00", "05:00"), ("21:30", "06:30"))
@@ -110,6 +121,7 @@ class SimConfig:
     open_validity: bool = False          # demo: orders valid 2024..2100 instead of around the day
     fixed_accuracy_m: float | None = None  # profile jt808: every valid fix reports this accuracy
     whole_seconds: bool = False          # profile jt808: BCD times carry whole seconds only
+    facility_cameras: int | None = None  # cameras with facility incidents (default persons // 250, >= 2)
 
     @classmethod
     def for_profile(cls, profile: str, **kw: Any) -> SimConfig:
@@ -120,6 +132,11 @@ class SimConfig:
             kw.setdefault("fixed_accuracy_m", 10.0)
             kw.setdefault("whole_seconds", True)
             kw.setdefault("outlier_rate", 0.0)
+            # JT/T 808 carries no video analytics: no video scenarios, no facility cameras
+            shares = dict(kw.get("shares", tuple(DEFAULT_SHARES.items())))
+            shares.update({k: 0.0 for k in VIDEO_KINDS})
+            kw["shares"] = tuple(shares.items())
+            kw.setdefault("facility_cameras", 0)
         elif profile != "full":
             raise ValueError(f"unknown profile {profile!r}")
         return cls(**kw)
@@ -171,6 +188,9 @@ class Person:
     expected: list[dict[str, Any]] = field(default_factory=list)
     reorder: bool = False
     dwell: dict[str, float] = field(default_factory=dict)
+    phone_id: str | None = None                    # a second device (phone) on the same order
+    phone_outages: list[tuple[float, float]] = field(default_factory=list)
+    faces: list[tuple[float, float, float, float]] = field(default_factory=list)  # t, x, y, confidence
 
 
 @dataclass
@@ -272,8 +292,9 @@ def generate(cfg: SimConfig) -> Caseload:
             "center": [cfg.lat, cfg.lon],
             "day_start": format_ts(day0), "engine_assumptions": {
                 "lateness_s": 120, "dwell_s": 30, "confirm_fixes": 2, "contact_max_age_s": 120},
-            "scenarios": {k: sum(1 for p in persons if p.scenario == k)
-                          for k in BREACH_KINDS + ADVERSARIAL_KINDS},
+            "scenarios": {k: sum(1 for p in persons if p.scenario == k) for k in ALL_KINDS},
+            "two_device_persons": sum(1 for p in persons if p.phone_id is not None),
+            "facility_alerts": sum(1 for e in expected if e["scenario"] == "facility"),
             "messages": messages.count, "lines": messages.line_count,
         },
         "expected": sorted(expected, key=lambda e: (e["opened_at"][0], e["person_id"], e["rule_id"])),
@@ -377,7 +398,7 @@ def _assign_scenarios(
     pos = 0
     used: set[int] = set()
     tree = _zone_tree(city)
-    for kind in BREACH_KINDS + ADVERSARIAL_KINDS:
+    for kind in ALL_KINDS:
         share = shares.get(kind, 0.0)
         count = round(share * n)
         if share > 0 and count == 0 and n >= 40:
@@ -448,7 +469,18 @@ def _inject(
 ) -> bool:
     """Plan scenario ``kind`` for person ``p``; False when it does not fit."""
     v = VIOLATION_INTERVAL_S
-    if kind in ("exclusion", "approach", "backfill", "expired"):
+    if kind in ("video_opens", "video_low_conf", "video_separation"):
+        return _inject_face(rng, kind, p, city, tree, safe, at)
+    if kind == "dual_outage":
+        a = float(rng.uniform(8.0, 9.5)) * 3600
+        b = a + p.after_s + 600 + float(rng.uniform(20, 40)) * 60
+        c = b + 2 * p.after_s + 1200
+        p.phone_id = "0139" + p.device_id[4:]
+        p.outage = (b, c)                                  # wristband dark from b
+        p.phone_outages = [(a, a + p.after_s + 600),       # phone alone dark, wristband reports
+                           (b + p.after_s + 300, c)]       # then both dark
+        return True
+    if kind in ("exclusion", "approach", "backfill", "expired", "video_exclusion", "dual_breach"):
         span = (14.0, 17.0) if kind == "expired" else (9.0, 19.0)
         got = _daytime_stay(rng, p, *span, 20 * 60, at)
         if got is None:
@@ -468,6 +500,14 @@ def _inject(
         p.exclusions.append(("excl-1", z.zone_id, buffer))
         if kind == "expired":
             p.valid_until_s = 12 * 3600.0
+        if kind == "dual_breach":
+            p.phone_id = "0139" + p.device_id[4:]
+        if kind == "video_exclusion":
+            # a camera inside the zone sees the face after the GPS alert opened (30 s in)
+            t_f = t_b + 30.0 + float(rng.uniform(20.0, dur - 90.0))
+            ang = float(rng.uniform(0, 2 * math.pi))
+            p.faces.append((t_f, pt[0] + 8.0 * math.cos(ang), pt[1] + 8.0 * math.sin(ang),
+                            round(float(rng.uniform(0.85, 0.99)), 2)))
         return True
     if kind == "inclusion":
         got = _daytime_stay(rng, p, 9.0, 19.0, 25 * 60, at)
@@ -554,6 +594,47 @@ def _inject(
         p.segments.append(Segment(t_b, t_b + 2400.0, pt[0], pt[1], 60.0, 15.0, 30.0, 0.5, 3.0))
         return True
     raise ValueError(kind)
+
+
+def _inject_face(
+    rng: np.random.Generator, kind: str, p: Person, city: City, tree: shapely.STRtree,
+    safe: dict[str, Any], at: float | None = None,
+) -> bool:
+    """A face match while the wristband stays at a daytime stay far from the camera.
+
+    ``video_opens``: the camera is inside a new exclusion zone (>= 760 m from the
+    routine): the face match opens that rule's alert and raises device_separation.
+    ``video_low_conf``: the same, below the confidence threshold (twice): nothing.
+    ``video_separation``: the camera is 1.5-4 km away, in no zone of the person.
+    The face match falls inside a daytime stay, at least 120 s after it starts.
+    """
+    got = _daytime_stay(rng, p, 9.0, 18.0, 10 * 60, at)
+    if got is None:
+        return False
+    t_f, stay = got
+    # the wristband reports every 20 s around the face match, so its latest valid fix
+    # is fresh (<= 120 s) at any normal interval: separation is decided by distance only
+    p.segments.append(Segment(t_f - 90.0, t_f + 90.0, stay.x, stay.y, 20.0, 4.0, 10.0, 0.95))
+    if kind == "video_separation":
+        try:
+            q = _sample_in(rng, safe[p.district], 1, (stay.x, stay.y), 1500.0, 4000.0)[0]
+        except RuntimeError:
+            return False
+        p.extra_points.append(q)  # later exclusion zones keep away from the camera
+        p.faces.append((t_f, q[0], q[1], round(float(rng.uniform(0.8, 0.99)), 2)))
+        return True
+    found = _target_zone(rng, p, (stay.x, stay.y), city, tree, safe[p.district], 20.0, 700.0)
+    if found is None:
+        return False
+    z, pt = found
+    p.exclusions.append(("excl-1", z.zone_id, 150.0))
+    p.extra_points.append(pt)
+    if kind == "video_opens":
+        p.faces.append((t_f, pt[0], pt[1], round(float(rng.uniform(0.8, 0.99)), 2)))
+    else:
+        p.faces.append((t_f, pt[0], pt[1], round(float(rng.uniform(0.3, 0.79)), 2)))
+        p.faces.append((t_f + float(rng.uniform(120, 300)), pt[0], pt[1], 0.79))
+    return True
 
 
 def _contact_meetings(rng: np.random.Generator, chosen: list[Person], safe: dict[str, Any]) -> None:
@@ -777,8 +858,8 @@ def _render(
     contact_ts: dict[str, list[int]] = {}
     day_s = 86400.0
     for p in persons:
+        dev = len(msgs.device_ids)
         msgs.device_ids.append(p.device_id)
-        dev = p.idx
         phase = float(rng.uniform(0, cfg.interval_s))
         base = np.arange(phase, day_s, cfg.interval_s)
         keep = np.ones(len(base), dtype=bool)
@@ -935,12 +1016,31 @@ def _render(
             if name in ("tamper", "removed", "sos", "battery_low", "power_off") and (
                     valid_until_ms is None or ev_ms < valid_until_ms):
                 expected.append(_exp(p, name, name, ev_ms, ev_ms, "device"))
+        phone: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        if p.phone_id is not None:
+            pdev = len(msgs.device_ids)
+            msgs.device_ids.append(p.phone_id)
+            pcols, phone = _render_phone(rng, cfg, city, p, pdev, phase, day0, seq0, ms)
+            seq0 += len(phone[0])
+            for name, arr in pcols.items():
+                cols[name].append(arr)
+        # video analytics: face matches of this person
+        for k, (t_f, fx_, fy_, conf) in enumerate(p.faces):
+            f_ms = day0 + (round(t_f) * 1000 if cfg.whole_seconds else round(t_f * 1000))
+            flon, flat = city.frame.to_lonlat(np.array([fx_]), np.array([fy_]))
+            line = (b'{"kind":"video_hit","camera_id":"CAM-%05d-%d","ts":%d,"event":"face_match",'
+                    b'"lat":%r,"lon":%r,"person_id":"%s","confidence":%r,"jurisdiction":"%s"}' % (
+                        p.idx + 1, k, f_ms, round(float(flat[0]), 6), round(float(flon[0]), 6),
+                        p.person_id.encode(), conf, p.district.encode()))
+            msgs.extra.append((f_ms + int(rng.integers(500, 3000)), seq0, line))
+            seq0 += 1
         # ground truth of geofence scenarios from the emitted fixes
-        _truth_for(p, ms, s_all, day0, expected, offline, cfg.whole_seconds)
+        _truth_for(p, ms, s_all, day0, expected, offline, cfg.whole_seconds, phone)
         if p.scenario == "contact":
             contact_ts[p.person_id] = [int(v) for v in ms[s_all == 0]]
         msgs.count += n
     expected.extend(contact_truth(persons, contact_ts, day0))
+    seq0 = _facility(rng, cfg, city, day0, msgs, expected, seq0)
     for col, arrs in cols.items():
         msgs.fix_cols[col] = np.concatenate(arrs) if arrs else np.zeros(0)
     msgs.fix_cols["lat"] = msgs.fix_cols.pop("y")
@@ -953,6 +1053,116 @@ def _render(
     return msgs, expected
 
 
+def _render_phone(
+    rng: np.random.Generator, cfg: SimConfig, city: City, p: Person, pdev: int, phase: float,
+    day0: int, seq0: int, wristband_ms: NDArray[np.int64],
+) -> tuple[dict[str, NDArray[Any]], tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Fix columns of a person's second device (a phone carried with the wristband).
+
+    Same true track, its own phase (10-50 s after the wristband's), 7 s after
+    the wristband inside scenario segments, always valid, error below the
+    reported accuracy. A phone fix in the same second as a wristband fix is
+    dropped: with whole-second times (JT/T 808) a phone fix just before a
+    breach starts would otherwise share its timestamp with the wristband's
+    first fix inside, and the order of two fixes with one timestamp is the
+    engine's choice, not the contract's. Returns the columns and (event-time
+    ms relative to day0, segment index).
+    """
+    day_s = 86400.0
+    pphase = (phase + float(rng.uniform(10.0, 50.0))) % cfg.interval_s
+    base = np.arange(pphase, day_s, cfg.interval_s)
+    keep = np.ones(len(base), dtype=bool)
+    seg_ts: list[NDArray[np.float64]] = []
+    seg_of: list[NDArray[np.int64]] = []
+    for si, sg in enumerate(p.segments):
+        keep &= ~((base >= sg.t0) & (base < sg.t1))
+        sts = np.arange(sg.t0 + sg.start_offset + 7.0, sg.t1, sg.interval)
+        seg_ts.append(sts)
+        seg_of.append(np.full(len(sts), si))
+    t_all = np.concatenate([base[keep], *seg_ts])
+    s_all = np.concatenate([np.full(int(keep.sum()), -1), *seg_of]).astype(np.int64)
+    ms = (np.round(t_all) * 1000 if cfg.whole_seconds else np.round(t_all * 1000)).astype(np.int64)
+    o = np.argsort(ms, kind="stable")
+    ms, t_all, s_all = ms[o], t_all[o], s_all[o]
+    u = np.concatenate([[True], np.diff(ms) > 0])
+    ms, t_all, s_all = ms[u], t_all[u], s_all[u]
+    for a, b in p.phone_outages:
+        m = (t_all >= a) & (t_all < b)
+        ms, t_all, s_all = ms[~m], t_all[~m], s_all[~m]
+    n = len(ms)
+    x, y = _true_track(p, t_all)
+    speed = p.traj.speed_at(t_all)
+    speed[s_all >= 0] = 0.0
+    acc = np.clip(rng.lognormal(math.log(9), 0.35, n), 3.0, 40.0)
+    for si, sg in enumerate(p.segments):
+        m = s_all == si
+        acc[m] = rng.uniform(sg.acc_lo, sg.acc_hi, int(m.sum()))
+    if cfg.fixed_accuracy_m is not None:
+        acc = np.minimum(acc, cfg.fixed_accuracy_m)
+    frac = np.minimum(rng.rayleigh(0.45, n), 0.95)
+    ang = rng.uniform(0, 2 * math.pi, n)
+    rx, ry = x + acc * frac * np.cos(ang), y + acc * frac * np.sin(ang)
+    if cfg.fixed_accuracy_m is not None:
+        acc = np.full(n, cfg.fixed_accuracy_m)
+    lon, lat = city.frame.to_lonlat(rx, ry)
+    batt = np.clip(np.round(95.0 - 2.0 * t_all / 3600.0), 30, 100).astype(np.int64)
+    deliver = day0 + ms + rng.integers(200, 2500, n)
+    ok = ~np.isin(ms // 1000, wristband_ms // 1000)  # after every draw: the rest of the day is unchanged
+    m_ = int(ok.sum())
+    cols: dict[str, NDArray[Any]] = {
+        "dev": np.full(m_, pdev, dtype=np.int64), "ts": day0 + ms[ok], "deliver": deliver[ok],
+        "x": lon[ok], "y": lat[ok], "acc": acc[ok], "valid": np.ones(m_, dtype=bool),
+        "speed": speed[ok], "batt": batt[ok], "group": np.full(m_, -1, dtype=np.int64),
+        "seq": np.arange(seq0, seq0 + m_),
+    }
+    return cols, (ms[ok], s_all[ok])
+
+
+def _facility(rng: np.random.Generator, cfg: SimConfig, city: City, day0: int, msgs: Messages,
+              expected: list[dict[str, Any]], seq0: int) -> int:
+    """Facility cameras (no person): bursts of perimeter_breach, fight, crowd, fall, loitering.
+
+    Hits of one camera and event less than ``CAMERA_QUIET_S`` apart are one
+    incident (one alert, opened at its first hit); the next burst of the same
+    event starts 6-60 min after the last hit, when the engine has cleared the
+    alert, and opens a new one. Half the cameras also see a second event
+    during the first burst: a separate alert.
+    """
+    count = cfg.facility_cameras if cfg.facility_cameras is not None else max(2, cfg.persons // 250)
+    for k in range(count):
+        d = city.districts[int(rng.integers(len(city.districts)))]
+        pos = _sample_in(rng, d.core, 1)[0]
+        lon, lat = city.frame.to_lonlat(np.array([pos[0]]), np.array([pos[1]]))
+        cam = f"CAM-F{k + 1:04d}"
+        ev = FACILITY_EVENTS[k % len(FACILITY_EVENTS)]
+        t = float(rng.uniform(1.0, 18.0)) * 3600
+        bursts: list[tuple[str, list[float]]] = []
+        for _b in range(2):
+            hits = [t]
+            for _ in range(int(rng.integers(0, 4))):
+                hits.append(hits[-1] + float(rng.uniform(15.0, CAMERA_QUIET_S - 60.0)))
+            bursts.append((ev, hits))
+            t = hits[-1] + float(rng.uniform(CAMERA_QUIET_S + 60.0, 3600.0))
+        if rng.random() < 0.5:
+            other = FACILITY_EVENTS[(k + 1 + int(rng.integers(len(FACILITY_EVENTS) - 1))) % len(FACILITY_EVENTS)]
+            first = bursts[0][1]
+            bursts.append((other, [first[0] + 2.0, first[0] + 2.0 + float(rng.uniform(15.0, 200.0))]))
+        for event, hits in bursts:
+            hit_ms = [day0 + (round(h) * 1000 if cfg.whole_seconds else round(h * 1000)) for h in hits]
+            for h in hit_ms:
+                line = (b'{"kind":"video_hit","camera_id":"%s","ts":%d,"event":"%s","lat":%r,"lon":%r,'
+                        b'"confidence":%r,"jurisdiction":"%s"}' % (
+                            cam.encode(), h, event.encode(), round(float(lat[0]), 6),
+                            round(float(lon[0]), 6), round(float(rng.uniform(0.6, 0.99)), 2),
+                            d.code.encode()))
+                msgs.extra.append((h + int(rng.integers(500, 3000)), seq0, line))
+                seq0 += 1
+            expected.append({"person_id": None, "rule_id": f"video:{event}", "kind": f"video_{event}",
+                             "opened_at": [format_ts(hit_ms[0]), format_ts(hit_ms[0])], "late": False,
+                             "scenario": "facility", "camera_id": cam, "jurisdiction": d.code})
+    return seq0
+
+
 def _exp(p: Person, rule: str, kind: str, lo: int, hi: int, scenario: str,
          late: bool = False) -> dict[str, Any]:
     return {"person_id": p.person_id, "rule_id": rule, "kind": kind,
@@ -962,9 +1172,33 @@ def _exp(p: Person, rule: str, kind: str, lo: int, hi: int, scenario: str,
 def _truth_for(
     p: Person, ms: NDArray[np.int64], s_all: NDArray[np.int64], day0: int,
     expected: list[dict[str, Any]], offline: tuple[float, float] | None, whole: bool = False,
+    phone: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
 ) -> None:
     sc = p.scenario
     if sc is None or sc in SILENT_KINDS:
+        return
+
+    def at_ms(t: float) -> int:
+        return round(t) * 1000 if whole else round(t * 1000)
+
+    if sc in ("video_opens", "video_separation"):
+        t = day0 + at_ms(p.faces[0][0])
+        if sc == "video_opens":
+            expected.append({**_exp(p, "excl-1", "exclusion_entered", t, t, sc), "evidence": "video"})
+        expected.append({**_exp(p, "device_separation", "device_separation", t, t, sc), "evidence": "video"})
+        return
+    if sc == "dual_breach":
+        assert phone is not None
+        seg_ms = sorted({int(v) for v in ms[s_all == 0]} | {int(v) for v in phone[0][phone[1] == 0]})
+        lo, hi = _confirm_window(seg_ms, 30.0)
+        expected.append(_exp(p, "excl-1", "exclusion_entered", day0 + lo, day0 + hi, sc))
+        return
+    if sc == "dual_outage":
+        assert phone is not None and p.outage is not None
+        both_dark = at_ms(p.phone_outages[-1][0])
+        last = max(int(v) for v in np.concatenate([ms, phone[0]]) if v < both_dark)
+        t = day0 + last + p.after_s * 1000
+        expected.append(_exp(p, "signal", "signal_lost", t, t, sc))
         return
     if sc == "signal_loss":
         assert p.outage is not None
@@ -977,11 +1211,14 @@ def _truth_for(
         t = day0 + last + p.after_s * 1000
         expected.append(_exp(p, "signal", "signal_lost", t, t, sc))
         return
-    if sc in ("exclusion", "approach", "backfill"):
+    if sc in ("exclusion", "approach", "backfill", "video_exclusion"):
         seg_ms = [int(v) for v in ms[s_all == 0]]
         lo, hi = _confirm_window(seg_ms, 30.0)
         kind = "exclusion_approach" if sc == "approach" else "exclusion_entered"
-        expected.append(_exp(p, "excl-1", kind, day0 + lo, day0 + hi, sc, late=sc == "backfill"))
+        e = _exp(p, "excl-1", kind, day0 + lo, day0 + hi, sc, late=sc == "backfill")
+        if sc == "video_exclusion":
+            e["evidence"] = "gps+video"  # the face match corroborates the open GPS alert
+        expected.append(e)
         return
     if sc == "inclusion":
         seg_ms = [int(v) for v in ms[s_all == 0]]
@@ -1076,7 +1313,9 @@ def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, 
         if cfg.open_validity and p.valid_until_s is None:
             since, until = 1_704_038_400_000, 4_102_416_000_000  # 2024-01-01 .. 2100-01-01 (+08:00)
         out.append({
-            "person_id": p.person_id, "devices": [p.device_id], "jurisdiction": p.district,
+            "person_id": p.person_id,
+            "devices": [p.device_id] if p.phone_id is None else [p.device_id, p.phone_id],
+            "jurisdiction": p.district,
             "timezone": cfg.timezone, "valid_from": iso(since),
             "valid_until": iso(until), "rules": rules,
         })

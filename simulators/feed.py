@@ -174,11 +174,12 @@ class KafkaSink:
     def __init__(self, bootstrap: str, orders: Sequence[Order], topic: str = TOPIC,
                  envelope_max: int = 200, linger_ms: int = 20, flush_every_s: float = 0.1,
                  span_ms: int = 5_000) -> None:
-        from geofence.engine import partition_keys
+        from geofence.engine import partition_keys, person_partition_keys
 
         self.bootstrap = bootstrap
         self.topic = topic
         self.keys = partition_keys(orders)
+        self.person_keys = person_partition_keys(orders)
         self.envelope_max = envelope_max
         self.linger_ms = linger_ms
         self.span_ms = span_ms
@@ -210,9 +211,12 @@ class KafkaSink:
         self._partitioner = DefaultPartitioner()
 
     def key_of(self, msg: dict[str, Any]) -> str:
-        dev = str(msg.get("device_id") or msg.get("camera_id") or "")
-        if msg.get("kind") == "video_hit" and msg.get("person_id"):
-            return self.keys.get(str(msg["person_id"]), str(msg["person_id"]))
+        """The partition key :func:`geofence.engine.message_key` gives this message."""
+        if msg.get("kind") == "video_hit":
+            if msg.get("event") == "face_match" and msg.get("person_id"):
+                return self.person_keys.get(str(msg["person_id"]), str(msg["person_id"]))
+            return "camera:" + str(msg.get("camera_id"))
+        dev = str(msg.get("device_id") or "")
         return self.keys.get(dev, dev or "unknown")
 
     def partition_of(self, key: str) -> int:

@@ -12,6 +12,12 @@ The alerts file is JSONL (or a JSON array) of alerts as ``wardstream
 replay`` prints them, or of lifecycle records ``{"event", "alert"}`` as they
 appear on ``wardstream.alerts`` (deduplicated by ``alert_id``, first
 ``opened`` state wins for ``opened_at``).
+
+Facility video alerts have no person: their expected ``person_id`` is
+``null`` and matches a produced alert whose ``person_id`` is null. An
+expected alert with an ``evidence`` field (``video``, ``gps+video``) is also
+checked for it: a difference is listed in ``evidence_mismatches``, like the
+``late`` flag in ``late_mismatches``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class ScoreReport:
     delays_s: list[float] = field(default_factory=list)
     silent_violations: dict[str, list[str]] = field(default_factory=dict)
     late_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    evidence_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def precision(self) -> float:
@@ -67,6 +74,7 @@ class ScoreReport:
             "opened_at_delay_s": self.delay_percentiles(),
             "silent_violations": self.silent_violations,
             "late_mismatches": self.late_mismatches,
+            "evidence_mismatches": self.evidence_mismatches,
             "false_positives": self.false_positives, "false_negatives": self.false_negatives,
         }
 
@@ -93,6 +101,11 @@ class ScoreReport:
                 out.append(f"{group} persons with alerts (must have none): {', '.join(persons[:limit])}")
         if self.late_mismatches:
             out.append(f"late flag differs from truth on {len(self.late_mismatches)} matched alerts")
+        if self.evidence_mismatches:
+            out.append(f"evidence differs from truth on {len(self.evidence_mismatches)} matched alerts: "
+                       + ", ".join(f"{m['expected']['person_id']} {m['expected']['rule_id']} "
+                                   f"{m['expected']['evidence']} != {m['alert'].get('evidence')}"
+                                   for m in self.evidence_mismatches[:limit]))
         for title, rows in (("false negatives", self.false_negatives),
                             ("false positives", self.false_positives)):
             if rows:
@@ -144,7 +157,7 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], tolerance_s: floa
         hi = parse_ts(e["opened_at"][1], "opened_at") + tol
         per_kind[e["kind"]]["expected"] += 1
         hit = None
-        for i in cands.get((e["person_id"], e["rule_id"], e["kind"]), []):
+        for i in cands.get((str(e["person_id"]), str(e["rule_id"]), str(e["kind"])), []):
             if not used[i] and lo <= opened[i] <= hi:
                 hit = i
                 break
@@ -158,6 +171,8 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], tolerance_s: floa
         report.delays_s.append((opened[hit] - lo - tol) / 1000.0)
         if "late" in e and bool(alerts[hit].get("late", False)) != bool(e["late"]):
             report.late_mismatches.append({"expected": e, "alert": alerts[hit]})
+        if "evidence" in e and alerts[hit].get("evidence") != e["evidence"]:
+            report.evidence_mismatches.append({"expected": e, "alert": alerts[hit]})
     extra = [i for i in range(len(alerts)) if not used[i]]
     for i in extra:
         per_kind[str(alerts[i].get("kind"))]["fp"] += 1
@@ -170,7 +185,7 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], tolerance_s: floa
             str(alerts[i].get("kind")))
     conf: Counter[tuple[str, str]] = Counter()
     for e in missed:
-        got = unmatched_alerts.get((e["person_id"], e["rule_id"]))
+        got = unmatched_alerts.get((str(e["person_id"]), str(e["rule_id"])))
         conf[(e["kind"], got.pop(0) if got else "-")] += 1
     for kinds in unmatched_alerts.values():
         for k in kinds:

@@ -14,7 +14,16 @@ compares them with ``truth.json``:
 * the run boundaries must be the same whether an uncertain fix breaks a run
   or is skipped (if they differed, the truth would depend on an engine
   choice the contract leaves open);
-* signal gaps, device events and contact moments must match exactly.
+* signal gaps, device events and contact moments must match exactly;
+* video hits (contract defaults: face matches at confidence >= 0.8, camera
+  positions exact, 500 m separation, facility alerts quiet after 300 s): a
+  face match inside one of the person's exclusion zones opens that rule's
+  alert at its instant unless a GPS episode of the rule is open (the
+  person's latest valid fix certainly inside, the episode confirmed), a
+  face match more than 500 m (plus the fix's accuracy) from the person's
+  latest valid fix, at most 120 s old, raises device_separation once per
+  order, and each burst of one camera's facility event (hits less than
+  300 s apart) is one alert at its first hit.
 
 It is deliberately simple and slow-ish (a loop per person and rule, numpy
 inside): a test oracle, not an engine.
@@ -34,11 +43,23 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import Polygon
 
-from geofence.model import DeviceEvent, Fix, Order, TelemetryDecoder, parse_orders, parse_ts
+from geofence.model import (
+    DeviceEvent,
+    Fix,
+    Order,
+    TelemetryDecoder,
+    VideoHit,
+    parse_orders,
+    parse_ts,
+)
 from simulators.frame import LocalFrame
 
 _DEEP_M = 300.0
 ALARM_EVENTS = ("tamper", "removed", "sos", "battery_low", "power_off")
+FACE_MIN_CONFIDENCE = 0.8
+SEPARATION_M = 500.0
+FRESH_MS = 120_000
+CAMERA_QUIET_MS = 300_000
 
 
 @dataclass
@@ -149,15 +170,22 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     dec = TelemetryDecoder(now_ms=lambda: 2**62)
     fixes: dict[str, list[Fix]] = defaultdict(list)
     events: dict[str, list[DeviceEvent]] = defaultdict(list)
+    faces: dict[str, list[VideoHit]] = defaultdict(list)
+    cameras: dict[tuple[str, str], list[int]] = defaultdict(list)
     for line in telemetry:
         for m in dec.decode(line).messages:
-            if isinstance(m, Fix) and m.device_id in by_dev:
+            if isinstance(m, VideoHit):
+                if m.event == "face_match" and m.person_id is not None:
+                    faces[m.person_id].append(m)
+                elif m.event != "face_match":
+                    cameras[(m.camera_id, m.event)].append(m.ts)
+            elif isinstance(m, Fix) and m.device_id in by_dev:
                 fixes[by_dev[m.device_id].person_id].append(m)
             elif isinstance(m, DeviceEvent) and m.device_id in by_dev:
                 events[by_dev[m.device_id].person_id].append(m)
     expected: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
     for e in truth["expected"]:
-        expected[(e["person_id"], e["rule_id"], e["kind"])].append(
+        expected[(e["person_id"] or "", e["rule_id"], e["kind"])].append(
             (parse_ts(e["opened_at"][0]), parse_ts(e["opened_at"][1])))
     found: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
     problems: list[str] = []
@@ -165,6 +193,14 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     for o in orders:
         _person(o, fixes.get(o.person_id, []), events.get(o.person_id, []), zones, frame, found,
                 problems, latest)
+    for o in orders:
+        _faces(o, faces.get(o.person_id, []), latest.get(o.person_id), zones, frame, found)
+    for (_cam, event), hits in cameras.items():
+        prev = None
+        for t in sorted(hits):
+            if prev is None or t - prev > CAMERA_QUIET_MS:
+                found[("", f"video:{event}", f"video_{event}")].append((t, t))
+            prev = t
     for o in orders:
         for r in o.rules:
             if r.type == "no_contact" and r.person in latest and o.person_id in latest:
@@ -188,7 +224,7 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
             problems.append(f"{key}: truth has {len(exp)} alerts, tracks give {len(got)}: {exp} vs {got}")
             continue
         for (lo, hi), (first, confirm) in zip(exp, got, strict=True):
-            if kind in ("signal_lost", *ALARM_EVENTS):
+            if kind in ("signal_lost", "device_separation", *ALARM_EVENTS) or kind.startswith("video_"):
                 if (lo, hi) != (first, confirm):
                     problems.append(f"{key}: truth {lo}..{hi}, tracks {first}..{confirm}")
             elif not (lo <= first and confirm <= hi):
@@ -202,8 +238,15 @@ def _person(
     latest: dict[str, Any],
 ) -> None:
     vf, vu = o.valid_from_ms(), o.valid_until_ms()
-    uniq = {m.ts: m for m in fx}
-    fx = [uniq[t] for t in sorted(uniq) if vf <= t < vu]
+    uniq = {(m.ts, m.device_id): m for m in fx}  # a device's duplicates collapse
+    by_ts: dict[int, set[str]] = defaultdict(set)
+    for t, dev in uniq:
+        by_ts[t].add(dev)
+    for t, devs in sorted(by_ts.items()):
+        if len(devs) > 1 and vf <= t < vu:
+            # which of two fixes with one timestamp counts last is the engine's choice
+            problems.append(f"{o.person_id}: devices {sorted(devs)} report at the same ts {t}: ambiguous")
+    fx = [uniq[k] for k in sorted(uniq) if vf <= k[0] < vu]
     evs = [e for e in evs if vf <= e.ts < vu]
     for e in evs:
         if e.event in ALARM_EVENTS:
@@ -247,6 +290,46 @@ def _person(
                 if a != b:
                     problems.append(f"{(o.person_id, r.id, kind)}: ambiguous runs {a} vs {b}")
                 found[(o.person_id, r.id, kind)].extend(a)
+
+
+def _faces(o: Order, hits: list[VideoHit], gps: Any, zones: dict[str, _Zone], frame: LocalFrame,
+           found: dict[tuple[str, str, str], list[tuple[int, int]]]) -> None:
+    """Alerts the person's face matches raise (see the module docstring)."""
+    vf, vu = o.valid_from_ms(), o.valid_until_ms()
+    hits = sorted((h for h in hits if vf <= h.ts < vu and h.confidence is not None
+                   and h.confidence >= FACE_MIN_CONFIDENCE), key=lambda h: h.ts)
+    if not hits:
+        return
+    ts, x, y, acc = gps if gps is not None else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+    separated = False
+    video_open: dict[str, int] = {}  # rule -> ts until which a video-opened episode stays open
+    for h in hits:
+        cx, cy = frame.to_xy(h.lon, h.lat)
+        i = int(np.searchsorted(ts, h.ts, side="right")) - 1
+        for r in o.rules:
+            if r.type != "exclusion" or r.zone is None:
+                continue
+            z = zones[r.zone]
+            if not float(z.signed(np.array([cx]), np.array([cy]), np.array([1.0]))[0]) < 0:
+                continue
+            key = (o.person_id, r.id, "exclusion_entered")
+            if i >= 0:
+                d_fix = float(z.signed(x[i:i + 1], y[i:i + 1], acc[i:i + 1] + 1.0)[0])
+                if d_fix < -acc[i] and any(first <= int(ts[i]) and confirm <= h.ts
+                                           for first, confirm in found.get(key, [])):
+                    continue  # corroborates the open GPS episode
+            if video_open.get(r.id, -1) >= h.ts:
+                continue
+            found[key].append((h.ts, h.ts))
+            # open until the next certainly-outside valid fix
+            later = np.flatnonzero(ts > h.ts)
+            d_later = z.signed(x[later], y[later], acc[later] + 1.0) if len(later) else np.zeros(0)
+            out = later[d_later > acc[later]] if len(later) else later
+            video_open[r.id] = int(ts[out[0]]) if len(out) else 2**62
+        if (not separated and i >= 0 and h.ts - int(ts[i]) <= FRESH_MS
+                and float(np.hypot(cx - x[i], cy - y[i])) - float(acc[i]) > SEPARATION_M):
+            found[(o.person_id, "device_separation", "device_separation")].append((h.ts, h.ts))
+            separated = True
 
 
 def _contact_moments(a: Any, b: Any, distance_m: float) -> list[int]:
