@@ -846,6 +846,34 @@ def _confirm_window(ts: list[int], dwell_s: float) -> tuple[int, int]:
     raise AssertionError("segment too short to confirm")  # pragma: no cover
 
 
+def _report_times(p: Any, cfg: Any, base: NDArray[np.float64], shift: float,
+                  outages: Any) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """One device's report times: the regular ``base`` schedule, replaced inside
+    each scenario segment by the segment's own (``shift`` seconds later), as
+    millisecond event times unique per device, minus the ``outages``
+    (``(start, end)`` seconds). Returns (ms, seconds, segment index or -1).
+    """
+    keep = np.ones(len(base), dtype=bool)
+    seg_ts: list[NDArray[np.float64]] = []
+    seg_of: list[NDArray[np.int64]] = []
+    for si, sg in enumerate(p.segments):
+        keep &= ~((base >= sg.t0) & (base < sg.t1))
+        sts = np.arange(sg.t0 + sg.start_offset + shift, sg.t1, sg.interval)
+        seg_ts.append(sts)
+        seg_of.append(np.full(len(sts), si))
+    t_all = np.concatenate([base[keep], *seg_ts])
+    s_all = np.concatenate([np.full(int(keep.sum()), -1), *seg_of]).astype(np.int64)
+    ms = (np.round(t_all) * 1000 if cfg.whole_seconds else np.round(t_all * 1000)).astype(np.int64)
+    o = np.argsort(ms, kind="stable")
+    ms, t_all, s_all = ms[o], t_all[o], s_all[o]
+    u = np.concatenate([[True], np.diff(ms) > 0])
+    ms, t_all, s_all = ms[u], t_all[u], s_all[u]
+    for a, b in outages:
+        m = (t_all >= a) & (t_all < b)
+        ms, t_all, s_all = ms[~m], t_all[~m], s_all[~m]
+    return ms, t_all, s_all
+
+
 def _render(
     rng: np.random.Generator, cfg: SimConfig, city: City, persons: list[Person], day0: int,
 ) -> tuple[Messages, list[dict[str, Any]]]:
@@ -862,25 +890,8 @@ def _render(
         msgs.device_ids.append(p.device_id)
         phase = float(rng.uniform(0, cfg.interval_s))
         base = np.arange(phase, day_s, cfg.interval_s)
-        keep = np.ones(len(base), dtype=bool)
-        seg_ts: list[NDArray[np.float64]] = []
-        seg_of: list[NDArray[np.int64]] = []
-        for si, s in enumerate(p.segments):
-            keep &= ~((base >= s.t0) & (base < s.t1))
-            sts = np.arange(s.t0 + s.start_offset, s.t1, s.interval)
-            seg_ts.append(sts)
-            seg_of.append(np.full(len(sts), si))
-        t_all = np.concatenate([base[keep], *seg_ts])
-        s_all = np.concatenate([np.full(int(keep.sum()), -1), *seg_of]).astype(np.int64)
-        # millisecond event times, unique per device
-        ms = (np.round(t_all) * 1000 if cfg.whole_seconds else np.round(t_all * 1000)).astype(np.int64)
-        o = np.argsort(ms, kind="stable")
-        ms, t_all, s_all = ms[o], t_all[o], s_all[o]
-        u = np.concatenate([[True], np.diff(ms) > 0])
-        ms, t_all, s_all = ms[u], t_all[u], s_all[u]
-        if p.outage is not None:
-            m = (t_all >= p.outage[0]) & (t_all < p.outage[1])
-            ms, t_all, s_all = ms[~m], t_all[~m], s_all[~m]
+        ms, t_all, s_all = _report_times(p, cfg, base, 0.0,
+                                         [p.outage] if p.outage is not None else [])
         n = len(ms)
         x, y = _true_track(p, t_all)
         speed = p.traj.speed_at(t_all)
@@ -1071,24 +1082,7 @@ def _render_phone(
     day_s = 86400.0
     pphase = (phase + float(rng.uniform(10.0, 50.0))) % cfg.interval_s
     base = np.arange(pphase, day_s, cfg.interval_s)
-    keep = np.ones(len(base), dtype=bool)
-    seg_ts: list[NDArray[np.float64]] = []
-    seg_of: list[NDArray[np.int64]] = []
-    for si, sg in enumerate(p.segments):
-        keep &= ~((base >= sg.t0) & (base < sg.t1))
-        sts = np.arange(sg.t0 + sg.start_offset + 7.0, sg.t1, sg.interval)
-        seg_ts.append(sts)
-        seg_of.append(np.full(len(sts), si))
-    t_all = np.concatenate([base[keep], *seg_ts])
-    s_all = np.concatenate([np.full(int(keep.sum()), -1), *seg_of]).astype(np.int64)
-    ms = (np.round(t_all) * 1000 if cfg.whole_seconds else np.round(t_all * 1000)).astype(np.int64)
-    o = np.argsort(ms, kind="stable")
-    ms, t_all, s_all = ms[o], t_all[o], s_all[o]
-    u = np.concatenate([[True], np.diff(ms) > 0])
-    ms, t_all, s_all = ms[u], t_all[u], s_all[u]
-    for a, b in p.phone_outages:
-        m = (t_all >= a) & (t_all < b)
-        ms, t_all, s_all = ms[~m], t_all[~m], s_all[~m]
+    ms, t_all, s_all = _report_times(p, cfg, base, 7.0, p.phone_outages)
     n = len(ms)
     x, y = _true_track(p, t_all)
     speed = p.traj.speed_at(t_all)
