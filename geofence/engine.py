@@ -833,6 +833,11 @@ class Engine:
             ps, tss = p[sel], t[sel]
             same = ps[1:] == ps[:-1]
             dis = same & (tss[1:] <= tss[:-1])
+            # a silence longer than signal_loss allows between two fixes of the
+            # batch: the timer is due in between (the check against q.due only
+            # covers the first fix, and a new lane has no timer yet)
+            aftp = q.after[ps[1:]]
+            dis |= same & (aftp >= 0) & (tss[1:] > tss[:-1] + aftp)
             # a window entered in bulk: only for a person with that one fix
             wsel = ws[sel]
             if wsel.any():
@@ -1310,10 +1315,20 @@ class Engine:
         flags = self._g_flags
         last_valid: Entry | None = None
         cf_open = lane.cf_entered
+        after = spec.signal_after_ms
+        prev = lane.state.last_msg
         for e in ents:
             m = e.msg
             if type(m) is not Fix:
                 return False
+            if after is not None:
+                # a silence inside the batch longer than signal_loss allows:
+                # lane.due only knows the time before the batch
+                t = e.key[0]
+                if prev >= 0 and t > prev + after:
+                    return False
+                if t > prev:
+                    prev = t
             gi = e.gi
             if gi >= 0:
                 f = flags[gi]

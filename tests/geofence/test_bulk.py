@@ -240,3 +240,21 @@ def test_out_at_the_windows_start_by_the_watermark_home_at_the_next_fix() -> Non
         pair.process([fix(T0 + 123 * MIN, home_x, dev="WB-A")])
         assert [a.kind for a in pair.bulk.open_alerts()] == expect
         pair.flush()
+
+
+def test_a_silence_inside_one_batch_of_a_new_person_raises_signal_lost() -> None:
+    """A person's first batch holds a 20-minute gap (signal_loss after 15):
+    the bulk path must not apply it, nor the per-lane fast path after it
+    (found by the stream's poison test, where one batch held a whole day)."""
+    ts = [T0 + k * MIN for k in (*range(0, 11), *range(30, 41))]
+    # P-B reports throughout, so the engine's clock moves without a jump
+    batch = sorted([*(fix(t, 1000.0, dev="WB-A") for t in ts),
+                    *(fix(T0 + k * MIN + SEC, -1000.0, dev="WB-B") for k in range(41))],
+                   key=lambda m: m.ts)
+    pair = Pair()
+    pair.process(batch)
+    pair.flush()
+    out = Engine(ZONES, ORDERS, EngineConfig()).process(batch)
+    assert out.bulk > 0  # P-B's fixes went in bulk; P-A's could not
+    assert [(r.event, r.alert.kind) for r in out.records] == [("opened", "signal_lost"),
+                                                                ("cleared", "signal_lost")]
