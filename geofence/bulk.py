@@ -83,7 +83,6 @@ class QuietLanes:
     """
 
     def __init__(self, n: int) -> None:
-        self.n = n
         self.mode = np.zeros(n, np.bool_)
         self.last = np.full(n, -1, _I64)
         self.front = np.full(n, -1, _I64)
@@ -137,14 +136,6 @@ class PendingLog:
 
     def __len__(self) -> int:
         return self.size - self.dead
-
-    def clear(self) -> None:
-        """Forget every row (the caller resets the per-person chains)."""
-        self.__init__()  # type: ignore[misc]
-
-    def col(self, name: str) -> NDArray[Any]:
-        """The live part of one column."""
-        return self.cols[name][: self.size]
 
     def append(self, lanes: QuietLanes, msgs: list[Any], values: dict[str, NDArray[Any]]) -> None:
         """Append rows grouped by person (each group in ``ts`` order).

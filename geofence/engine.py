@@ -396,7 +396,6 @@ class Engine:
         self._pl = PendingLog()
         self._bulk = config.bulk
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
-        self._bulk_count = 0
         self._pre_clk_end = -1
         for o in orders:
             self._install(o)
@@ -533,15 +532,13 @@ class Engine:
         far_ts, far_pid = self._far_ts, self._far_pid
         jump = cfg.clock_jump_ms
         max_ts = self._max_ts
-        self._bulk_count = 0
         pre = self._bulk_pass(messages) if self._bulk and messages else None
-        res.bulk = self._bulk_count
         if pre is None:
             todo: Iterable[int] = range(len(messages))
             pre_clk: list[int] | None = None
             pre_gi: list[int] = []
         else:
-            todo, pre_clk, pre_gi = pre
+            todo, pre_clk, pre_gi, res.bulk = pre
         for j in todo:
             m = messages[j]
             tm = type(m)
@@ -728,7 +725,8 @@ class Engine:
         self._g_ends = []
         return res
 
-    def _bulk_pass(self, messages: Sequence[Telemetry]) -> tuple[list[int], list[int], list[int]] | None:
+    def _bulk_pass(self, messages: Sequence[Telemetry]
+                   ) -> tuple[list[int], list[int], list[int], int] | None:
         """The columnar part of :meth:`process`.
 
         Computes the arrival clock of every message and classifies every
@@ -737,7 +735,7 @@ class Engine:
         liveness, and materialises the quiet lanes that have any other
         message in the batch. Returns the indices of the messages left for
         the per-message path with each message's clock and geometry index,
-        or ``None`` when the batch needs the per-message path throughout
+        and the number of fixes applied in bulk; or ``None`` when the batch needs the per-message path throughout
         (video hits, or a clock jump to arbitrate).
         """
         if self._far_pid is not None:
@@ -859,21 +857,16 @@ class Engine:
         slow = np.ones(n, np.bool_)
         if len(sel):
             if len(wsp):
-                out1 = wsp[q.code[wsp] == 1]  # certainly outside at the start: see QuietLanes.lv
-                q.lv[out1] = q.ivs[out1]
-                q.cf[wsp] = True
-                vu = self._q_vu[wsp]
-                q.sdue[wsp] = np.minimum(q.ive[wsp], np.where(vu < _FAR_FUTURE_MS, vu, _INF))
+                self._enter_windows(wsp)
             self._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
                              gi_all, dix, fx)  # type: ignore[arg-type]
             slow[fidx[sel]] = False
-            self._bulk_count = len(sel)
         for lane, c in fresh:  # a first fix re-arms the signal-loss timer earlier
             d = int(q.due[c])
             if q.mode[c] and d < lane.heap_at:
                 lane.heap_at = d
                 heapq.heappush(self._heap, (d, lane.key))
-        return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist()
+        return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist(), len(sel)
 
     def _new_lanes(self, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> list[tuple[Lane, int]]:
         """Start the lanes of persons seen for the first time, straight into quiet mode.
@@ -972,17 +965,23 @@ class Engine:
               & (q.ive[c] > wm) & (vu > wm) & ((aft < 0) | (q.lastmsg[c] + aft >= wm)))
         w = c[ws]
         if len(w):
-            out1 = w[q.code[w] == 1]  # certainly outside at the start: a streak begins
-            q.pst[out1] = True
-            q.lv[out1] = q.ivs[out1]
-            q.cf[w] = True
-            sd = np.minimum(q.ive[w], np.where(vu[ws] < _FAR_FUTURE_MS, vu[ws], _INF))
-            q.sdue[w] = sd
+            q.pst[w[q.code[w] == 1]] = True  # no fix yet: the streak is still on
+            self._enter_windows(w)
+            sd = q.sdue[w]
             a = aft[ws]
             q.due[w] = np.where(a >= 0, np.minimum(sd, q.lastmsg[w] + a), sd)
             q.tk[w] = q.ivs[w]
             q.last[w] = np.maximum(q.last[w], q.ivs[w] - 1)  # a fix before the timer rewinds
         self._materialise(c[~ws].tolist())
+
+    def _enter_windows(self, w: Any) -> None:
+        """Quiet lanes ``w`` enter their curfew window (see ``QuietLanes.cf0``)."""
+        q = self._q
+        out1 = w[q.code[w] == 1]  # certainly outside at the start: see QuietLanes.lv
+        q.lv[out1] = q.ivs[out1]
+        q.cf[w] = True
+        vu = self._q_vu[w]
+        q.sdue[w] = np.minimum(q.ive[w], np.where(vu < _FAR_FUTURE_MS, vu, _INF))
 
     def _bail(self, messages: Sequence[Telemetry]) -> None:
         """The batch goes through the per-message path: materialise its persons' lanes."""
@@ -1553,18 +1552,14 @@ class Engine:
             st = lane.state
             k = int(self._q_cfk[ci])
             last_key: Key | None = None
+            entered = bool(q.cf[ci] and not q.cf0[ci])  # a window entered in bulk
             if q.ck_has[ci]:
                 ck = st.copy()
-                ck.last_msg = int(q.ck_lastmsg[ci])
-                ck.lf_ts = int(q.ck_lf_ts[ci])
-                ck.lf_lon, ck.lf_lat, ck.lf_acc = (float(q.ck_lf_lon[ci]), float(q.ck_lf_lat[ci]),
-                                                   float(q.ck_lf_acc[ci]))
-                if k >= 0:
-                    ck.conds[k].last_code = int(q.ck_code[ci])
-                    if q.cf[ci] and not q.cf0[ci] and q.ck_ts[ci] >= q.ivs[ci]:
-                        ck.conds[k].entered = True  # the window began before that row
-                        if q.lv[ci] >= 0:
-                            ck.conds[k].last_viol = int(q.lv[ci])
+                _put_liveness(ck, k, int(q.ck_lastmsg[ci]), int(q.ck_lf_ts[ci]),
+                              float(q.ck_lf_lon[ci]), float(q.ck_lf_lat[ci]),
+                              float(q.ck_lf_acc[ci]), int(q.ck_code[ci]),
+                              entered and q.ck_ts[ci] >= q.ivs[ci],  # it began before that row
+                              int(q.lv[ci]))
                 last_key = (int(q.ck_ts[ci]), 1, self._dix_names[int(q.ck_dev[ci])], 0, "")
                 lane.ckpt, lane.ckpt_key, lane.pend = ck, last_key, None
                 lane.tail = []
@@ -1580,22 +1575,16 @@ class Engine:
                     ents.append(Entry((m.ts, 1, m.device_id, 0, ""), m))
                 lane.tail.extend(ents)
                 last_key = ents[-1].key
-            st.last_msg = int(q.lastmsg[ci])
-            st.lf_ts = int(q.lf_ts[ci])
-            st.lf_lon, st.lf_lat, st.lf_acc = (float(q.lf_lon[ci]), float(q.lf_lat[ci]),
-                                               float(q.lf_acc[ci]))
-            if k >= 0:
-                st.conds[k].last_code = int(q.code[ci])
-                if q.cf[ci] and not q.cf0[ci]:
-                    st.conds[k].entered = True
-                    lane.cf_entered = True
-                    if q.lv[ci] >= 0:
-                        st.conds[k].last_viol = int(q.lv[ci])
-                    if q.pst[ci]:  # the streak begun at the window's start is still on
-                        c = st.conds[k]
-                        c.start, c.n = int(q.lv[ci]), 1
-                        lane.quiet = False
-                        q.pst[ci] = False
+            _put_liveness(st, k, int(q.lastmsg[ci]), int(q.lf_ts[ci]), float(q.lf_lon[ci]),
+                          float(q.lf_lat[ci]), float(q.lf_acc[ci]), int(q.code[ci]), entered,
+                          int(q.lv[ci]))
+            if k >= 0 and entered:
+                lane.cf_entered = True
+                if q.pst[ci]:  # the streak begun at the window's start is still on
+                    c = st.conds[k]
+                    c.start, c.n = int(q.lv[ci]), 1
+                    lane.quiet = False
+                    q.pst[ci] = False
             lane.static_due = int(q.sdue[ci])
             if q.tk[ci] >= 0:
                 tk: Key = (int(q.tk[ci]), 0, "", 0, "")
@@ -2294,6 +2283,19 @@ class Engine:
 
 def _entry_key(e: Entry) -> Key:
     return e.key
+
+
+def _put_liveness(st: LaneState, k: int, last_msg: int, lf_ts: int, lon: float, lat: float,
+                  acc: float, code: int, entered: bool, last_viol: int) -> None:
+    """Write a bulk lane's liveness back into a state (``k``: its curfew rule or -1)."""
+    st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = last_msg, lf_ts, lon, lat, acc
+    if k >= 0:
+        c = st.conds[k]
+        c.last_code = code
+        if entered:
+            c.entered = True
+            if last_viol >= 0:
+                c.last_viol = last_viol
 
 
 _TS = attrgetter("ts")
