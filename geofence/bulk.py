@@ -78,6 +78,9 @@ class QuietLanes:
     ck_* : ndarray
         The same values as of the newest folded row (``ck_has``), with that
         row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
+    t0 : ndarray of int64
+        The first fix of a lane that has no ``Lane`` object yet (started in
+        bulk, materialised from these arrays when it leaves quiet mode).
     head, tail : ndarray of int64
         First and last pending-log row of the person (-1: none).
     """
@@ -111,6 +114,7 @@ class QuietLanes:
         self.ck_lf_lat = np.zeros(n, _F64)
         self.ck_lf_acc = np.zeros(n, _F64)
         self.ck_code = np.zeros(n, np.int8)
+        self.t0 = np.full(n, -1, _I64)
         self.head = np.full(n, -1, _I64)
         self.tail = np.full(n, -1, _I64)
 
@@ -137,13 +141,15 @@ class PendingLog:
     def __len__(self) -> int:
         return self.size - self.dead
 
-    def append(self, lanes: QuietLanes, msgs: list[Any], values: dict[str, NDArray[Any]]) -> None:
+    def append(self, lanes: QuietLanes, msgs: list[Any], rows: NDArray[np.int64],
+               values: dict[str, NDArray[Any]]) -> None:
         """Append rows grouped by person (each group in ``ts`` order).
 
         ``values`` holds every column but ``bid``, ``row`` and ``nxt``;
-        ``msgs[k]`` is the fix of row ``k``.
+        ``msgs[rows[k]]`` is the fix of row ``k`` (``msgs`` is kept as it is:
+        the caller must not change it afterwards).
         """
-        k = len(msgs)
+        k = len(rows)
         if k == 0:
             return
         need = self.size + k
@@ -162,7 +168,7 @@ class PendingLog:
         for name, v in values.items():
             c[name][s:e] = v
         c["bid"][s:e] = bid
-        c["row"][s:e] = np.arange(k)
+        c["row"][s:e] = rows
         idx = np.arange(s, e, dtype=_I64)
         p = values["person"]
         same = p[1:] == p[:-1]

@@ -390,6 +390,8 @@ class Engine:
         self._dix_ci = np.zeros(0, np.int64)
         self._q_vf = self._q_vu = self._q_cfk = np.zeros(0, np.int64)
         self._q_ok: list[bool] = []
+        self._q_oka = np.zeros(0, np.bool_)
+        self._q_after = np.zeros(0, np.int64)
         self._q_ws1 = np.zeros(0, np.bool_)
         self._known = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)
@@ -460,6 +462,10 @@ class Engine:
         self._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
                                   np.int64, len(specs))
         self._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
+        self._q_oka = np.array(self._q_ok, np.bool_)
+        self._q_after = np.fromiter(
+            (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64,
+            len(specs))
         # a curfew streak begun at the window's start cannot open at once
         self._q_ws1 = np.fromiter(
             (len(s.curfew_idx) == 1 and (self._cfg.confirm_fixes >= 2
@@ -715,9 +721,9 @@ class Engine:
         for pid, t in inactive.items():
             # a message after the order's end is rejected but still moves that
             # person's event time: the order-expiry timer fires as it would have
+            self._materialise((self._csr_of[pid],))
             lane = lanes.get(pid)
             if lane is not None:
-                self._materialise((self._csr_of[pid],))
                 self._tick(lane, t, res.records)
         self._g_flags = []
         self._g_l1 = []
@@ -796,7 +802,8 @@ class Engine:
         q = self._q
         p = ci[fidx]
         t = ts[fidx]
-        fresh = self._new_lanes(p, t, ci, acc_ok & ~isfix, clk_all[fidx]) if len(p) else []
+        if len(p):
+            self._new_lanes(p, t, ci, acc_ok & ~isfix, clk_all[fidx])
         due = q.due[p]
         # a curfew window that begins before the fix, with nothing else due and
         # the person not certainly outside at its start: entered in bulk
@@ -861,24 +868,21 @@ class Engine:
             self._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
                              gi_all, dix, fx)  # type: ignore[arg-type]
             slow[fidx[sel]] = False
-        for lane, c in fresh:  # a first fix re-arms the signal-loss timer earlier
-            d = int(q.due[c])
-            if q.mode[c] and d < lane.heap_at:
-                lane.heap_at = d
-                heapq.heappush(self._heap, (d, lane.key))
         return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist(), len(sel)
 
-    def _new_lanes(self, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> list[tuple[Lane, int]]:
+    def _new_lanes(self, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> None:
         """Start the lanes of persons seen for the first time, straight into quiet mode.
 
         Only for a person whose messages in the batch are all fixes, none
         late: the lane starts as the per-message path would start it at the
         first of them (curfew windows placed from that time), and the fixes
-        then take the bulk path like any other.
+        then take the bulk path like any other. The lane is *virtual*: its
+        values live in the arrays only, and its ``Lane`` object is built
+        from them (and ``QuietLanes.t0``) when it is materialised.
         """
         new = ~self._known[p]
         if not new.any():
-            return []
+            return
         pn, tn = p[new], t[new]
         order = np.lexsort((tn, pn))
         pn, tn = pn[order], tn[order]
@@ -887,69 +891,49 @@ class Engine:
         lateness = self._cfg.lateness_ms
         too_old = p[new & (t < np.maximum(clk, self._wm) - lateness)]
         drop = np.concatenate((too_old, ci[nonfix]))
+        late, watched = self._late, self._watchers
+        if late or watched:
+            csr_of = self._csr_of
+            drop = np.concatenate((drop, np.array(
+                [csr_of.get(k, -1) for k in (*late, *watched)], np.int64)))
+        keep = self._q_oka[cand]
         if len(drop):
-            keep = ~np.isin(cand, drop)
-            cand, t0 = cand[keep], t0[keep]
-        out: list[tuple[Lane, int]] = []
-        names, specs, q_ok = self._csr_names, self._specs, self._q_ok
-        # what _schedule and _enter_quiet would do for a fresh started lane, in bulk
-        cs: list[int] = []
-        ent: list[bool] = []
-        ivs: list[int] = []
-        ive: list[int] = []
-        dues: list[int] = []
-        late, watched, heap = self._late, self._watchers, self._heap
-        cfk_all = self._q_cfk
-        for c, tf in zip(cand.tolist(), t0.tolist(), strict=True):
-            if not q_ok[c]:
-                continue
-            key = names[c]
-            if key in late or key in watched:
-                continue
-            spec = specs[key]
-            lane = self._lane(key)
-            st = lane.state
-            self._start(st, spec, tf)
-            d = spec.valid_until if spec.valid_until < _FAR_FUTURE_MS else _INF
-            k = int(cfk_all[c])
-            if k >= 0:
-                cond = st.conds[k]
-                b = cond.iv_end if cond.entered else cond.iv_start
-                if b < d:
-                    d = b
-                ent.append(cond.entered)
-                ivs.append(cond.iv_start)
-                ive.append(cond.iv_end)
-            else:
-                ent.append(False)
-                ivs.append(0)
-                ive.append(0)
-            lane.due = lane.static_due = d
-            lane.quiet = True
-            lane.cf_entered = ent[-1]
-            if d < lane.heap_at:
-                lane.heap_at = d
-                heapq.heappush(heap, (d, key))
-            cs.append(c)
-            dues.append(d)
-            out.append((lane, c))
-        if cs:
-            q = self._q
-            a = np.array(cs, np.int64)
-            spx = [specs[names[c]].signal_after_ms for c in cs]
-            q.mode[a] = True
-            for arr in (q.last, q.front, q.lastmsg, q.ck_lastmsg, q.lf_ts, q.ck_lf_ts, q.lv, q.tk):
-                arr[a] = -1
-            for farr in (q.lf_lon, q.lf_lat, q.lf_acc, q.ck_lf_lon, q.ck_lf_lat, q.ck_lf_acc):
-                farr[a] = 0.0
-            q.code[a] = q.ck_code[a] = 0
-            q.due[a] = q.sdue[a] = dues
-            q.after[a] = [-1 if x is None else x for x in spx]
-            q.cf[a] = q.cf0[a] = ent
-            q.ivs[a] = ivs
-            q.ive[a] = ive
-            q.pst[a] = q.ck_has[a] = False
-        return out
+            keep &= ~np.isin(cand, drop)
+        cand, t0 = cand[keep], t0[keep]
+        if not len(cand):
+            return
+        q = self._q
+        # what _start, _schedule and _enter_quiet would do for a fresh lane
+        vu = self._q_vu[cand]
+        due = np.where(vu < _FAR_FUTURE_MS, vu, _INF)
+        cfk = self._q_cfk[cand]
+        ent = np.zeros(len(cand), np.bool_)
+        ivs = np.zeros(len(cand), np.int64)
+        ive = np.zeros(len(cand), np.int64)
+        h = np.nonzero(cfk >= 0)[0]
+        if len(h):
+            names, specs = self._csr_names, self._specs
+            iv = [specs[names[c]].zone_rules[k].calendar.interval_at_or_after(tf)  # type: ignore[union-attr]
+                  for c, k, tf in zip(cand[h].tolist(), cfk[h].tolist(), t0[h].tolist(), strict=True)]
+            s0 = np.array([x[0] for x in iv], np.int64)
+            e0 = np.array([x[1] for x in iv], np.int64)
+            en = s0 <= t0[h]
+            ent[h], ivs[h], ive[h] = en, s0, e0
+            due[h] = np.minimum(due[h], np.where(en, e0, s0))
+        self._known[cand] = True
+        q.t0[cand] = t0
+        q.mode[cand] = True
+        for arr in (q.last, q.front, q.lastmsg, q.ck_lastmsg, q.lf_ts, q.ck_lf_ts, q.lv, q.tk):
+            arr[cand] = -1
+        for farr in (q.lf_lon, q.lf_lat, q.lf_acc, q.ck_lf_lon, q.ck_lf_lat, q.ck_lf_acc):
+            farr[cand] = 0.0
+        q.code[cand] = q.ck_code[cand] = 0
+        q.due[cand] = q.sdue[cand] = due
+        q.after[cand] = self._q_after[cand]
+        q.cf[cand] = q.cf0[cand] = ent
+        q.ivs[cand] = ivs
+        q.ive[cand] = ive
+        q.pst[cand] = q.ck_has[cand] = False
 
     def _bulk_advance(self, wm: int) -> None:
         """Timers of quiet lanes up to ``wm``: curfew windows that begin with the
@@ -1035,8 +1019,7 @@ class Engine:
             q.lf_acc[uv] = acc[lv]
             cf = self._q_cfk[uv] >= 0
             q.code[uv[cf]] = code[vr[vend]][cf]
-        rows = sel.tolist()
-        pl.append(q, [fx[r] for r in rows], {
+        pl.append(q, fx, sel, {
             "person": ps, "ts": tss, "dev": dix[fidx[sel]], "valid": v,
             "lon": lon[sel], "lat": lat[sel], "acc": acc[sel], "code": code})
 
@@ -1548,7 +1531,13 @@ class Engine:
             if not q.mode[ci]:
                 continue
             q.mode[ci] = False
-            lane = self._lanes[names[ci]]
+            key = names[ci]
+            lane = self._lanes.get(key)  # type: ignore[assignment]
+            if lane is None:  # a virtual lane (see _new_lanes): started at its first fix
+                lane = self._lane(key)
+                self._start(lane.state, self._specs[key], int(q.t0[ci]))
+                lane.quiet = True
+                lane.cf_entered = bool(q.cf0[ci])
             st = lane.state
             k = int(self._q_cfk[ci])
             last_key: Key | None = None
@@ -1596,6 +1585,9 @@ class Engine:
             if fr > lane.frontier:
                 lane.frontier = fr
             lane.due = int(q.due[ci])
+            if lane.due < lane.heap_at:
+                lane.heap_at = lane.due
+                heapq.heappush(self._heap, (lane.due, key))
             self._roll(lane)
 
     def _materialise_all(self, reenter: bool = False) -> None:

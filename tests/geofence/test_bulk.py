@@ -258,3 +258,35 @@ def test_a_silence_inside_one_batch_of_a_new_person_raises_signal_lost() -> None
     assert out.bulk > 0  # P-B's fixes went in bulk; P-A's could not
     assert [(r.event, r.alert.kind) for r in out.records] == [("opened", "signal_lost"),
                                                                 ("cleared", "signal_lost")]
+
+
+def test_a_person_first_seen_in_bulk_has_no_lane_object_until_it_needs_one() -> None:
+    """Lanes started in bulk live in the arrays only (a province's worth of
+    ``Lane`` objects is what the bulk path saves); a timer, an order change or
+    a snapshot builds the object, and the records are those of the full path."""
+    pair = Pair()
+    t = T0
+    for _ in range(5):
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A"), fix(t, -1500.0 + 400, dev="WB-B")])
+    assert pair.in_bulk == 10
+    assert pair.bulk._lanes == {}  # both persons quiet: no Lane objects yet
+    assert len(pair.ref._lanes) == 2
+    pair.advance(t + 15 * MIN + SEC)  # P-A's signal loss: the timer needs the lane
+    assert set(pair.bulk._lanes) == {"P-A"}  # P-B has no timer: still in the arrays
+    assert {a.kind for a in pair.bulk.open_alerts()} == {"signal_lost"}
+    pair.flush()
+
+
+def test_a_snapshot_builds_the_lanes_started_in_bulk() -> None:
+    pair = Pair()
+    t = T0 + 100 * MIN  # 21:40 local: the curfew window starts while they are quiet
+    for _ in range(30):
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A"), fix(t, -1500.0 + 400, dev="WB-B")])
+    assert pair.bulk._lanes == {}
+    pair.snapshot_restore()
+    for _ in range(10):
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A"), fix(t, -1500.0 + 400, dev="WB-B")])
+    pair.flush()
