@@ -402,6 +402,7 @@ class Engine:
         for o in orders:
             self._install(o)
         self._rebuild_watchers()
+        self._rebuild_csr()  # here rather than in the first process(): it is loading work
 
     # ------------------------------------------------------------------ orders
 

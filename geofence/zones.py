@@ -899,7 +899,7 @@ class ZoneCatalogue:
             raise ValueError("lon/lat must be finite")
         # 1. bounding box, for every zone kind: a point farther than within_m
         # outside its zone's box is settled with a metric lower bound
-        bb = self._bbox[z]
+        bb = np.take(self._bbox, z, axis=0)  # take: ~10x faster than fancy indexing on 2-D rows
         ex = np.maximum(np.maximum(bb[:, 0] - x, x - bb[:, 2]), 0.0)
         ey = np.maximum(np.maximum(bb[:, 1] - y, y - bb[:, 3]), 0.0)
         in_box = (ex == 0.0) & (ey == 0.0)
@@ -916,13 +916,14 @@ class ZoneCatalogue:
         ci = np.flatnonzero(rest & circ)
         if len(ci):
             zc = z[ci]
-            out[ci] = distance_m(self._center[zc, 0], self._center[zc, 1], x[ci], y[ci]) - self._radius[zc]
+            cc = np.take(self._center, zc, axis=0)
+            out[ci] = distance_m(cc[:, 0], cc[:, 1], x[ci], y[ci]) - self._radius[zc]
         # 2. raster accelerator (points inside the box of a zone with a raster)
-        gi = self._grid_i[z]
+        gi = np.take(self._grid_i, z, axis=0)
         g = np.flatnonzero(rest & in_box & (gi[:, 0] >= 0))
         todo = rest & ~circ
         if len(g):
-            gf = self._grid_f[z[g]]
+            gf = np.take(self._grid_f, z[g], axis=0)
             gg = gi[g]
             ix = np.minimum(((x[g] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
             iy = np.minimum(((y[g] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
@@ -969,7 +970,7 @@ class ZoneCatalogue:
     ) -> tuple[FloatArray, NDArray[np.bool_]]:
         """Nearest boundary distance among chunks within ``r`` of each point (inf if none)."""
         dlon, dlat = _degree_halfwidths(y, r)
-        bb = self._bbox[z]
+        bb = np.take(self._bbox, z, axis=0)
         qx0 = np.maximum(x - dlon, bb[:, 0])
         qy0 = np.maximum(y - dlat, bb[:, 1])
         qx1 = np.minimum(x + dlon, bb[:, 2])
@@ -977,7 +978,7 @@ class ZoneCatalogue:
         covers = (qx0 == bb[:, 0]) & (qy0 == bb[:, 1]) & (qx1 == bb[:, 2]) & (qy1 == bb[:, 3])
         valid = (qx0 <= qx1) & (qy0 <= qy1)
         best = np.full(len(z), np.inf)
-        gi = self._grid_i[z]
+        gi = np.take(self._grid_i, z, axis=0)
         in_box = (x >= bb[:, 0]) & (x <= bb[:, 2]) & (y >= bb[:, 1]) & (y <= bb[:, 3])
         by_cell = valid & in_box & (gi[:, 0] >= 0) & (r <= CELL_REACH_M)
         pairs: list[IntArray] = []
@@ -985,7 +986,7 @@ class ZoneCatalogue:
         c = np.flatnonzero(by_cell)
         if len(c):
             # the raster cell lists every chunk within CELL_REACH_M: no tree query
-            gf = self._grid_f[z[c]]
+            gf = np.take(self._grid_f, z[c], axis=0)
             gg = gi[c]
             ix = np.minimum(((x[c] - gf[:, 0]) / gf[:, 2]).astype(np.int64), gg[:, 1] - 1)
             iy = np.minimum(((y[c] - gf[:, 1]) / gf[:, 3]).astype(np.int64), gg[:, 2] - 1)
