@@ -243,20 +243,16 @@ class PendingLog:
         c = self.cols
         alive = c["person"][:n] >= 0
         newidx = np.cumsum(alive, dtype=_I64) - 1
-        for name in c:
-            c[name] = c[name][:n][alive].copy()
-        nxt = c["nxt"]
+        keep = int(alive.sum())
+        for arr in c.values():  # in place: the capacity stays for the rows to come
+            arr[:keep] = arr[:n][alive]
+        nxt = c["nxt"][:keep]
         nxt[nxt >= 0] = newidx[nxt[nxt >= 0]]
         for arr in (lanes.head, lanes.tail):
             m = arr >= 0
             arr[m] = newidx[arr[m]]
-        self.size = int(alive.sum())
+        self.size = keep
         self.dead = 0
         live = set(np.unique(c["bid"][: self.size]).tolist())
         for b in [b for b in self.batches if b not in live]:
             del self.batches[b]
-        if len(c["ts"]) < 1024:
-            for name, arr in c.items():
-                grown = np.zeros(1024, arr.dtype)
-                grown[: self.size] = arr[: self.size]
-                c[name] = grown

@@ -546,7 +546,7 @@ class Engine:
             pre_gi: list[int] = []
         else:
             todo, pre_clk, pre_gi, res.bulk = pre
-        for j in todo:
+        for k, j in enumerate(todo):
             m = messages[j]
             tm = type(m)
             ts = m.ts
@@ -564,7 +564,7 @@ class Engine:
                         g_lat.append(m.lat)  # type: ignore[union-attr]
                         g_acc.append(m.accuracy_m)  # type: ignore[union-attr]
                     else:
-                        gi = pre_gi[j]
+                        gi = pre_gi[k]
                     e = Entry((ts, 1, m.device_id, 0, ""), m, None, None, None,  # type: ignore[union-attr]
                               gi)
                 else:
@@ -592,7 +592,7 @@ class Engine:
                 if pid in specs and specs[pid].exclusion_rules:
                     vids.append((e, specs[pid]))
             if pre_clk is not None:
-                clk = pre_clk[j]
+                clk = pre_clk[k]
             elif ts > clk:
                 if clk < 0 or ts <= clk + jump:
                     clk = ts
@@ -741,7 +741,7 @@ class Engine:
         mode (:mod:`geofence.bulk`) that certainly change nothing but
         liveness, and materialises the quiet lanes that have any other
         message in the batch. Returns the indices of the messages left for
-        the per-message path with each message's clock and geometry index,
+        the per-message path and, in the same order, their clocks and geometry indices,
         and the number of fixes applied in bulk; or ``None`` when the batch needs the per-message path throughout
         (video hits, or a clock jump to arbitrate).
         """
@@ -869,7 +869,8 @@ class Engine:
             self._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
                              gi_all, dix, fx)  # type: ignore[arg-type]
             slow[fidx[sel]] = False
-        return np.nonzero(slow)[0].tolist(), clk_all.tolist(), gi_all.tolist(), len(sel)
+        rest = np.nonzero(slow)[0]
+        return rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel)
 
     def _new_lanes(self, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> None:
         """Start the lanes of persons seen for the first time, straight into quiet mode.
@@ -991,7 +992,10 @@ class Engine:
         q = self._q
         pl = self._pl
         wm0 = self._wm
-        if pl.since_fold > max(self._fold_every, len(pl)):
+        # fold once the rows added since the last fold outnumber the rows that
+        # were alive then (and fold_every): each fold's O(log) pass is paid
+        # for by as many new rows, and the log stays about one horizon long
+        if pl.since_fold > max(self._fold_every, len(pl) - pl.since_fold):
             pl.fold(q, wm0 - self._cfg.lateness_ms)
         ends = np.concatenate((~same, [True]))
         up, tl = ps[ends], tss[ends]

@@ -168,6 +168,9 @@ def test_quiet_fixes_go_in_bulk_and_a_late_rewind_still_sees_them() -> None:
         t += MIN
         pair.process([fix(t, 1000.0, dev="WB-A")])
     assert pair.in_bulk >= 190
+    # the rows older than the horizon were folded: the log holds about one horizon
+    assert pair.bulk._q.ck_has.any()
+    assert len(pair.bulk._pl) <= 2 * LATENESS // MIN + 2
     # P-A walks into the school: the fix at t+20 s is delivered after the one at t+40 s
     pair.process([fix(t + 40 * SEC, 0.0, dev="WB-A")])
     pair.process([fix(t + 20 * SEC, 0.0, dev="WB-A")])
