@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import json
+import operator
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -141,8 +142,9 @@ class _Message(msgspec.Struct, tag_field="kind", gc=False, omit_defaults=True):
     """Base of the telemetry kinds: normalises ``ts`` on construction."""
 
     def __post_init__(self) -> None:
-        ts: object = getattr(self, "ts")  # noqa: B009 - declared by each subclass
-        if isinstance(ts, int) and 0 <= ts <= _MAX_EPOCH_MS:
+        # runs for every decoded message: the common case (epoch ms) first, cheaply
+        ts: object = self.ts  # type: ignore[attr-defined,has-type]
+        if type(ts) is int and -1 < ts <= _MAX_EPOCH_MS:
             return
         try:
             self.ts = parse_ts(ts)  # type: ignore[attr-defined]
@@ -219,6 +221,7 @@ class DecodedBatch(msgspec.Struct):
 
 
 _ENCODER = msgspec.json.Encoder()
+_TS = operator.attrgetter("ts")
 _WIRE = Union[Fix, DeviceEvent, VideoHit, list[Union[Fix, DeviceEvent, VideoHit]]]
 _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"missing required field"), "missing_field"),
@@ -295,7 +298,7 @@ class TelemetryDecoder:
                 raw, "batch_too_large", f"{len(messages)} messages > limit {self.max_batch}"
             )
         limit = self._now_ms() + self.max_future_ms
-        if all(m.ts <= limit for m in messages):
+        if not messages or max(map(_TS, messages)) <= limit:
             return DecodedBatch(messages, [])
         good: list[Telemetry] = []
         rejected: list[Rejected] = []
