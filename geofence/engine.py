@@ -321,7 +321,7 @@ def batch_watermark(messages: Sequence[Telemetry], quantile: float = 0.99) -> in
     """
     if not messages:
         return -1
-    ts = np.fromiter((m.ts for m in messages), dtype=np.int64, count=len(messages))
+    ts = np.array(list(map(_TS, messages)), np.int64)
     if len(ts) < 20:
         return int(ts.max())
     return int(np.quantile(ts, quantile, method="lower"))
@@ -784,8 +784,7 @@ class Engine:
             self._pre_clk_end = clk0
         # classification of every accepted valid fix
         fidx = np.nonzero(isfix & acc_ok)[0]
-        fl = fidx.tolist()
-        fx = [messages[j] for j in fl]
+        fx = list(messages) if len(fidx) == n else [messages[j] for j in fidx.tolist()]
         valid = np.array(list(map(_VALID, fx)), np.bool_)
         lon = np.array(list(map(_LON, fx)), np.float64)
         lat = np.array(list(map(_LAT, fx)), np.float64)
