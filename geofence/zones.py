@@ -146,19 +146,29 @@ def _position(zid: str, p: object, where: str) -> tuple[float, float]:
     return lon, lat
 
 
+_SEQ_TYPES = frozenset({list, tuple})
+_NUM_TYPES = frozenset({int, float})
+
+
 def _ring_array(zid: str, ring: object, where: str) -> FloatArray:
     """Positions of a ring as an (n, 2) array, every coordinate validated."""
     if not isinstance(ring, (list, tuple)):
         raise _fail(zid, "bad_coordinates", f"{where}: a linear ring must be an array of positions")
     arr: FloatArray | None = None
-    if ring and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in ring):
+    # (set(map(type, ...)) answers the common case at C speed; the generator
+    # expressions decide the rest, as they always did)
+    if ring and (
+        (set(map(type, ring)) <= _SEQ_TYPES and set(map(len, ring)) == {2})
+        or all(isinstance(p, (list, tuple)) and len(p) == 2 for p in ring)
+    ):
         try:
             a = np.array(ring)
         except (ValueError, TypeError):
             a = None
         # the fast path takes only plain numbers (booleans would pass as 0/1)
-        if a is not None and a.dtype.kind in "if" and a.ndim == 2 and not any(
-            type(c) is bool for p in ring for c in p
+        if a is not None and a.dtype.kind in "if" and a.ndim == 2 and (
+            set(map(type, chain.from_iterable(ring))) <= _NUM_TYPES
+            or not any(type(c) is bool for p in ring for c in p)
         ):
             a = a.astype(np.float64)
             if np.isfinite(a).all() and (np.abs(a[:, 0]) <= 180.0).all() and (np.abs(a[:, 1]) <= 90.0).all():
@@ -417,6 +427,7 @@ def _build_grid(geom: shapely.Geometry, bbox: tuple[float, float, float, float],
     cx = x0 + (np.arange(nx) + 0.5) * dx
     cy = y0 + (np.arange(ny) + 0.5) * dy
     gx, gy = np.meshgrid(cx, cy)
+    shapely.prepare(geom)  # the catalogue prepares it anyway; here it speeds up the raster
     inside = shapely.contains_xy(geom, gx.ravel(), gy.ravel()).reshape(ny, nx)
     state = np.where(marked, 0, np.where(inside, -1, 1)).astype(np.int8)
     cell_m = min(dx * kx_lo, dy * ky_lo)
@@ -506,15 +517,9 @@ def _make_zone(f: object, position: int) -> _Zone:
                 zid, "bad_radius",
                 f"properties.radius_m must be a number in (0, {MAX_RADIUS_M:g}], got {props.get('radius_m')!r:.40}",
             )
-        # bounds certain to hold the circle: smallest scales within its reach
-        rla = radius / _KY_MIN * 1.0001
-        # _bulge_deg for a scalar, without numpy's per-call cost (70,000 circles)
-        bulge = rla * rla * _DEG * math.tan(min(abs(lat) + 1.0, 89.0) * _DEG) / 4.0
-        far = min(abs(lat) + rla + bulge, 89.9)
-        rlo = radius / (A_M * _DEG * math.cos(far * _DEG)) * 1.0001
         return _Zone(
-            zid, _freeze(zid, feature), "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
-            np.zeros((0, CHUNK, 4)), (lon, lat), radius, None, (),
+            zid, _freeze(zid, feature), "circle", None, _circle_bbox(lon, lat, radius),
+            _NO_CHUNKS, (lon, lat), radius, None, (),
         )
     if gtype == "Polygon":
         geom = _polygon(zid, coords, "Polygon", repairs)
@@ -553,6 +558,7 @@ def _make_zone(f: object, position: int) -> _Zone:
                  (float(c.x), float(c.y)), 0.0, grid, tuple(repairs))
 
 
+_ID = attrgetter("id")
 _KIND = attrgetter("kind")
 _CENTER = attrgetter("center")
 _RADIUS = attrgetter("radius_m")
@@ -682,9 +688,16 @@ def _circle_batch(
     with np.errstate(invalid="ignore"):
         ok = (np.abs(x) <= 180.0) & (np.abs(y) <= 90.0) & (r > 0.0) & (r <= MAX_RADIUS_M)
     rest = [idx[k] for k in np.flatnonzero(~ok).tolist()]
-    for k in np.flatnonzero(ok).tolist():
-        lon, lat, radius = a[k].tolist()
-        zones[idx[k]] = _Zone(ids[k], feats[k], "circle", None, _circle_bbox(lon, lat, radius),
+    good = np.flatnonzero(ok).tolist()
+    # _circle_bbox inlined (math, not numpy: the same bits as the single path)
+    tan, cos, deg, ky = math.tan, math.cos, _DEG, _KY_MIN
+    kx0 = A_M * _DEG
+    for k, (lon, lat, radius) in zip(good, a[good].tolist(), strict=True):
+        rla = radius / ky * 1.0001
+        alat = abs(lat)
+        bulge = rla * rla * deg * tan(min(alat + 1.0, 89.0) * deg) / 4.0
+        rlo = radius / (kx0 * cos(min(alat + rla + bulge, 89.9) * deg)) * 1.0001
+        zones[idx[k]] = _Zone(ids[k], feats[k], "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
                               _NO_CHUNKS, (lon, lat), radius, None, ())
     return rest
 
@@ -701,9 +714,9 @@ def _polygon_batch(
     chunks are those of the single path, computed for all rings at once.
     """
     pos = list(chain.from_iterable(rings))
-    if not set(map(type, pos)) <= {list, tuple} or set(map(len, pos)) != {2}:
+    if not set(map(type, pos)) <= _SEQ_TYPES or set(map(len, pos)) != {2}:
         return idx
-    if not set(map(type, chain.from_iterable(pos))) <= {float, int}:
+    if not set(map(type, chain.from_iterable(pos))) <= _NUM_TYPES:
         return idx  # booleans, strings, nested lists, ...
     try:
         xy = np.array(pos, dtype=np.float64).reshape(len(pos), 2)
@@ -855,8 +868,8 @@ class ZoneCatalogue:
 
     def __init__(self, zones: Sequence[_Zone] = ()) -> None:
         self._zones: tuple[_Zone, ...] = tuple(zones)
-        self.ids: tuple[str, ...] = tuple(z.id for z in self._zones)
-        self._index: dict[str, int] = {zid: i for i, zid in enumerate(self.ids)}
+        self.ids: tuple[str, ...] = tuple(map(_ID, self._zones))
+        self._index: dict[str, int] = dict(zip(self.ids, range(len(self.ids)), strict=True))
         if len(self._index) != len(self.ids):
             seen: set[str] = set()
             for zid in self.ids:
