@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geofence.curfew import CurfewCalendar, calendar_for
-from geofence.model import Order, Rule
+from geofence.model import Order, Rule, _gc_paused
 
 SEVERITY_ORDER = ("red", "orange", "yellow", "blue")
 
@@ -256,6 +256,13 @@ def compile_orders(
     >>> a.zone_rules[0] is b.zone_rules[0], a.buffer_m.tolist(), b.zone_idx.tolist()
     (True, [50.0], [0])
     """
+    with _gc_paused():  # many long-lived objects, no cycles
+        return _compile_orders(orders, zones, default_dwell_s)
+
+
+def _compile_orders(
+    orders: Sequence[Order], zones: ZoneIndex, default_dwell_s: float,
+) -> list[PersonSpec]:
     by_tz: dict[str, dict[Rule, _Piece]] = {}
     all_live: list[ZoneRule] = []
     ends: list[int] = []

@@ -43,11 +43,9 @@ No Python loop runs per pair or per zone at query time.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -60,6 +58,7 @@ from numpy.typing import NDArray
 
 from geofence.errors import ZoneError
 from geofence.geo import A_M, E2, distance_m, meridional_radius_m, metres_per_degree
+from geofence.model import _gc_paused
 
 __all__ = [
     "CHUNK",
@@ -97,24 +96,6 @@ _KY_MIN = float(meridional_radius_m(0.0)) * _DEG
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a bulk load allocates.
-
-    Loading creates hundreds of thousands of long-lived objects and no
-    reference cycles; each collection it triggers would traverse the young
-    heap (the decoded JSON) for nothing. Reference counting still frees
-    everything; the collector's previous state is restored on exit.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # --------------------------------------------------------------------------
