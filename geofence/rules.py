@@ -17,7 +17,6 @@ rule with ``buffer_m`` is always one level lower than the rule's severity.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Protocol, Union, cast
 
@@ -116,26 +115,38 @@ class ContactRule(msgspec.Struct, frozen=True, gc=False):
     severity: str
 
 
-@dataclass(slots=True)
-class PersonSpec:
-    """An order compiled for evaluation."""
+_EMPTY_I64: NDArray[np.int64] = np.zeros(0, np.int64)
+_EMPTY_F64: NDArray[np.float64] = np.zeros(0, np.float64)
+_EMPTY_I8: NDArray[np.int8] = np.zeros(0, np.int8)
+for _a in (_EMPTY_I64, _EMPTY_F64, _EMPTY_I8):
+    _a.setflags(write=False)
+
+
+class PersonSpec(msgspec.Struct, gc=False):
+    """An order compiled for evaluation.
+
+    A struct the cyclic GC does not track (it holds no cycles): the engine
+    keeps one per person for its whole life. The sequences are tuples; the
+    arrays are read-only; :func:`compile_orders` shares rule objects and
+    empty tuples between persons.
+    """
 
     order: Order
     person_id: str
     jurisdiction: str
     valid_from: int
     valid_until: int
-    zone_rules: list[ZoneRule]
-    contact_rules: list[ContactRule]
+    zone_rules: tuple[ZoneRule, ...]
+    contact_rules: tuple[ContactRule, ...]
     signal_after_ms: int | None
     signal_rule_id: str | None
     signal_severity: str
-    zone_idx: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    buffer_m: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
-    kinds: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
-    exclusion_rules: list[ZoneRule] = field(default_factory=list)
-    missing_zones: list[str] = field(default_factory=list)
-    curfew_idx: list[int] = field(default_factory=list)
+    zone_idx: NDArray[np.int64] = msgspec.field(default_factory=lambda: _EMPTY_I64)
+    buffer_m: NDArray[np.float64] = msgspec.field(default_factory=lambda: _EMPTY_F64)
+    kinds: NDArray[np.int8] = msgspec.field(default_factory=lambda: _EMPTY_I8)
+    exclusion_rules: tuple[ZoneRule, ...] = ()
+    missing_zones: tuple[str, ...] = ()
+    curfew_idx: tuple[int, ...] = ()
 
     @property
     def has_curfew(self) -> bool:
@@ -151,11 +162,6 @@ def _severity(rule: Rule, kind: str) -> str:
     return rule.severity or DEFAULT_SEVERITY[kind]
 
 
-_EMPTY_I64: NDArray[np.int64] = np.zeros(0, np.int64)
-_EMPTY_F64: NDArray[np.float64] = np.zeros(0, np.float64)
-_EMPTY_I8: NDArray[np.int8] = np.zeros(0, np.int8)
-for _a in (_EMPTY_I64, _EMPTY_F64, _EMPTY_I8):
-    _a.setflags(write=False)
 
 # what one rule compiles to, tagged: (LIVE, ZoneRule) for a zone rule whose
 # zone the catalogue holds, (MISSING, ZoneRule) otherwise, (CONTACT,
@@ -264,6 +270,7 @@ def _compile_orders(
     orders: Sequence[Order], zones: ZoneIndex, default_dwell_s: float,
 ) -> list[PersonSpec]:
     by_tz: dict[str, dict[Rule, _Piece]] = {}
+    shapes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
     all_live: list[ZoneRule] = []
     ends: list[int] = []
     specs: list[PersonSpec] = []
@@ -278,13 +285,15 @@ def _compile_orders(
             for j, rule in enumerate(order.rules):
                 if got[j] is None:
                     got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
-        live: list[ZoneRule] = [p[1] for p in got if p[0] == _LIVE]  # type: ignore[index,misc]
-        contact_rules: list[ContactRule] = []
-        missing: list[str] = []
+        live = cast(tuple[ZoneRule, ...], tuple([p[1] for p in got if p[0] == _LIVE]))  # type: ignore[index]
+        contact: tuple[ContactRule, ...] = ()
+        missing: tuple[str, ...] = ()
         signal_after: int | None = None
         signal_rule: str | None = None
         signal_sev = signal_default
         if len(live) < len(got):
+            contacts: list[ContactRule] = []
+            gone: list[str] = []
             for tag, obj in got:  # type: ignore[misc]
                 if tag == _SIGNAL:
                     sig = cast(tuple[int, str, str], obj)
@@ -292,18 +301,25 @@ def _compile_orders(
                     if signal_after is None or sig[0] < signal_after:
                         signal_after, signal_rule, signal_sev = sig
                 elif tag == _MISSING:
-                    missing.append(cast(ZoneRule, obj).zone_id)
+                    gone.append(cast(ZoneRule, obj).zone_id)
                 elif tag == _CONTACT:
-                    contact_rules.append(cast(ContactRule, obj))
+                    contacts.append(cast(ContactRule, obj))
+            contact, missing = tuple(contacts), tuple(gone)
         all_live.extend(live)
         ends.append(len(all_live))
-        specs.append(PersonSpec(  # positional: twice as fast as keywords
+        kt = tuple([z.kind for z in live])
+        shape = shapes.get(kt)
+        if shape is None:
+            shape = shapes[kt] = (tuple([i for i, k in enumerate(kt) if k == EXCLUSION]),
+                                  tuple([i for i, k in enumerate(kt) if k == CURFEW]))
+        excl_pos, curf = shape
+        specs.append(PersonSpec(  # positional: faster than keywords
             order, order.person_id, order.jurisdiction, order.valid_from_ms(),
-            order.valid_until_ms(), live, contact_rules, signal_after, signal_rule, signal_sev,
+            order.valid_until_ms(), live, contact, signal_after, signal_rule, signal_sev,
             _EMPTY_I64, _EMPTY_F64, _EMPTY_I8,
-            [z for z in live if z.kind == EXCLUSION],
+            tuple([live[i] for i in excl_pos]) if excl_pos else (),
             missing,
-            [i for i, z in enumerate(live) if z.kind == CURFEW],
+            curf,
         ))
     n = len(all_live)
     zone_idx = np.fromiter(map(_ZONE_IDX, all_live), np.int64, n)

@@ -661,8 +661,8 @@ def _circle_batch(
     xyr: list[tuple[Any, Any, Any]],
 ) -> list[int]:
     """Build the circles that pass every check of :func:`_make_zone`; return the others."""
-    try:
-        a = np.array(xyr, dtype=np.float64).reshape(len(xyr), 3)
+    try:  # (every value is a plain int or float: checked by the caller)
+        a = np.fromiter(chain.from_iterable(xyr), np.float64, 3 * len(xyr)).reshape(len(xyr), 3)
     except (ValueError, TypeError, OverflowError):
         return idx
     x, y, r = a[:, 0], a[:, 1], a[:, 2]
@@ -699,8 +699,8 @@ def _polygon_batch(
         return idx
     if not set(map(type, chain.from_iterable(pos))) <= _NUM_TYPES:
         return idx  # booleans, strings, nested lists, ...
-    try:
-        xy = np.array(pos, dtype=np.float64).reshape(len(pos), 2)
+    try:  # fromiter: a third of np.array's time on nested lists
+        xy = np.fromiter(chain.from_iterable(pos), np.float64, 2 * len(pos)).reshape(len(pos), 2)
     except (ValueError, TypeError, OverflowError):
         return idx
     m = len(rings)

@@ -28,7 +28,10 @@ from geofence.zones import ZoneCatalogue
 
 
 def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dict[str, Any]:
-    """The compiler as it was before batching (one order, no sharing), as plain data."""
+    """The compiler as it was before batching (one order, no sharing), as plain data.
+
+    (It built lists; PersonSpec now holds tuples, so the lists become tuples.)
+    """
     zone_rules: list[ZoneRule] = []
     contact_rules: list[ContactRule] = []
     signal_after: int | None = None
@@ -70,19 +73,19 @@ def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dic
     return {
         "order": order, "person_id": order.person_id, "jurisdiction": order.jurisdiction,
         "valid_from": order.valid_from_ms(), "valid_until": order.valid_until_ms(),
-        "zone_rules": live, "contact_rules": contact_rules, "signal_after_ms": signal_after,
+        "zone_rules": tuple(live), "contact_rules": tuple(contact_rules), "signal_after_ms": signal_after,
         "signal_rule_id": signal_rule, "signal_severity": signal_sev,
         "zone_idx": ("int64", [z.zone_idx for z in live]),
         "buffer_m": ("float64", [z.buffer_m for z in live]),
         "kinds": ("int8", [z.kind for z in live]),
-        "exclusion_rules": [z for z in live if z.kind == EXCLUSION], "missing_zones": missing,
-        "curfew_idx": [i for i, z in enumerate(live) if z.kind == CURFEW],
+        "exclusion_rules": tuple(z for z in live if z.kind == EXCLUSION), "missing_zones": tuple(missing),
+        "curfew_idx": tuple(i for i, z in enumerate(live) if z.kind == CURFEW),
     }
 
 
 def plain(spec: PersonSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in PersonSpec.__dataclass_fields__:
+    for name in PersonSpec.__struct_fields__:
         v = getattr(spec, name)
         if isinstance(v, np.ndarray):
             assert not v.flags.writeable, f"{name} must be read-only (it may be shared)"
@@ -160,6 +163,6 @@ def test_empty_and_all_missing_orders() -> None:
                       {"rules": [{"type": "inclusion", "zone": "Z3"}]}])
     specs = compile_orders(orders, ZONES, 0.0)
     assert [plain(s) for s in specs] == [reference(o, ZONES, 0.0) for o in orders]
-    assert specs[1].missing_zones == ["gone"] and specs[1].zone_idx.shape == (0,)
+    assert specs[1].missing_zones == ("gone",) and specs[1].zone_idx.shape == (0,)
     assert specs[2].zone_idx.tolist() == [3]
     assert compile_orders([], ZONES, 0.0) == []
