@@ -162,7 +162,6 @@ def _severity(rule: Rule, kind: str) -> str:
     return rule.severity or DEFAULT_SEVERITY[kind]
 
 
-
 # what one rule compiles to, tagged: (LIVE, ZoneRule) for a zone rule whose
 # zone the catalogue holds, (MISSING, ZoneRule) otherwise, (CONTACT,
 # ContactRule), or (SIGNAL, (after_ms, rule_id, severity)) for signal_loss
