@@ -11,6 +11,16 @@ Run::
 
     PYTHONPATH=. python bench/bench_zones.py            # full size
     PYTHONPATH=. python bench/bench_zones.py --pairs 200000 --quick
+    PYTHONPATH=. python bench/bench_zones.py --setup    # loading costs of `wardstream replay`
+
+``--setup`` measures instead what ``wardstream replay`` pays before the
+first fix, on the world of bench/bench_engine.py (70,016 zones, 50,000
+orders), each repeat in a fresh process that first calls ``tune_gc`` as
+the replay command does: ``load_zones`` (file read, JSON decode, catalogue
+build), ``parse_orders`` (file bytes) and ``compile_orders``; and, in the
+same processes, the reference paths: the zone-by-zone build
+(``_make_zone``), the order-by-order parse (``{"orders": [...]}`` form) and
+per-order ``compile_order``.
 
 Prints one table and a JSON line (for ``wardstream bench``).
 """
@@ -205,6 +215,80 @@ def _rss_now_mib() -> float:
         return float("nan")
 
 
+_SETUP_CHILD = r"""
+import sys, time
+from geofence.engine import tune_gc
+from geofence.model import parse_orders
+from geofence.rules import compile_order, compile_orders
+from geofence.zones import ZoneCatalogue, _features_of, _make_zone, load_zones
+zp, op, ref = sys.argv[1], sys.argv[2], sys.argv[3] == "ref"
+tune_gc()
+out = {}
+t = time.perf_counter()
+if ref:
+    with open(zp, "rb") as fh:
+        feats = _features_of(fh.read())
+    zones = ZoneCatalogue([_make_zone(f, i) for i, f in enumerate(feats)])
+    del feats
+else:
+    zones = load_zones(zp)
+out["zones"] = time.perf_counter() - t
+with open(op, "rb") as fh:
+    raw = fh.read()
+t = time.perf_counter()
+orders = parse_orders(b'{"orders": ' + raw + b"}" if ref else raw)
+out["orders"] = time.perf_counter() - t
+tune_gc()
+t = time.perf_counter()
+specs = [compile_order(o, zones, 0.0) for o in orders] if ref else compile_orders(orders, zones, 0.0)
+out["compile"] = time.perf_counter() - t
+print(" ".join(f"{k}={v:.4f}" for k, v in out.items()))
+"""
+
+
+def setup_main(repeats: int, seed: int) -> int:
+    """Loading costs of ``wardstream replay`` on the bench_engine world (see the module doc)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import msgspec
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_engine  # sibling script (imports this module: import it only here)
+
+    world = bench_engine.build_world(50_000, 20_000, 1, seed)
+    results: dict[str, dict[str, list[float]]] = {"batch": {}, "ref": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        zp, op = Path(tmp) / "zones.geojson", Path(tmp) / "orders.json"
+        zp.write_bytes(msgspec.json.encode(world["zones"]))
+        op.write_bytes(msgspec.json.encode(world["orders"]))
+        del world
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+        for _ in range(repeats):
+            for mode in ("batch", "ref"):  # interleaved: the same machine noise for both
+                p = subprocess.run([sys.executable, "-c", _SETUP_CHILD, str(zp), str(op), mode],
+                                   capture_output=True, text=True, env=env, check=True)
+                for item in p.stdout.split():
+                    k, v = item.split("=")
+                    results[mode].setdefault(k, []).append(float(v))
+    rows = []
+    for k, label in (("zones", "load_zones (70,016 zones)"), ("orders", "parse_orders (50,000)"),
+                     ("compile", "compile 50,000 orders")):
+        b, r = results["batch"][k], results["ref"][k]
+        ratios = sorted(x / y for x, y in zip(b, r, strict=True))
+        rows.append((label, f"{min(b):.2f}-{max(b):.2f} s", f"{min(r):.2f}-{max(r):.2f} s",
+                     f"{ratios[0]:.2f}-{ratios[-1]:.2f}"))
+    head = ("step (fresh process, tune_gc)", "batch path", "reference path", "ratio")
+    w = [max(len(row[i]) for row in [head, *rows]) for i in range(4)]
+    for row in [head, *rows]:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(row)))
+    print(json.dumps({"bench": "zones_setup", "repeats": repeats,
+                      **{f"{m}_{k}_s": [round(v, 4) for v in vs] for m in results for k, vs in results[m].items()}}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1_000_000)
@@ -216,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-sample", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="smaller naive sample")
+    ap.add_argument("--setup", action="store_true",
+                    help="measure the loading costs of `wardstream replay` instead (see the module doc)")
+    ap.add_argument("--repeats", type=int, default=5, help="--setup: fresh processes per path")
     a = ap.parse_args(argv)
+    if a.setup:
+        return setup_main(a.repeats, a.seed)
     if a.quick:
         a.naive_sample = min(a.naive_sample, 5_000)
 

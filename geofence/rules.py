@@ -17,14 +17,15 @@ rule with ``buffer_m`` is always one level lower than the rule's severity.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Any, Protocol, Union, cast
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 from geofence.curfew import CurfewCalendar, calendar_for
-from geofence.model import Order, Rule
+from geofence.model import Order, Rule, _gc_paused
 
 SEVERITY_ORDER = ("red", "orange", "yellow", "blue")
 
@@ -86,9 +87,12 @@ def lower(severity: str) -> str:
     return SEVERITY_ORDER[min(i + 1, len(SEVERITY_ORDER) - 1)]
 
 
-@dataclass(slots=True)
-class ZoneRule:
-    """A rule evaluated against one zone: exclusion, inclusion or curfew."""
+class ZoneRule(msgspec.Struct, frozen=True, gc=False):
+    """A rule evaluated against one zone: exclusion, inclusion or curfew.
+
+    Frozen: :func:`compile_orders` shares one object between the persons
+    whose orders have the same rule.
+    """
 
     rule_id: str
     kind: int  # EXCLUSION / INCLUSION / CURFEW
@@ -101,9 +105,8 @@ class ZoneRule:
     calendar: CurfewCalendar | None
 
 
-@dataclass(slots=True)
-class ContactRule:
-    """A no_contact rule: this person and ``other`` must stay ``distance_m`` apart."""
+class ContactRule(msgspec.Struct, frozen=True, gc=False):
+    """A no_contact rule: this person and ``other`` must stay ``distance_m`` apart (frozen, shared)."""
 
     rule_id: str
     other: str
@@ -112,26 +115,38 @@ class ContactRule:
     severity: str
 
 
-@dataclass(slots=True)
-class PersonSpec:
-    """An order compiled for evaluation."""
+_EMPTY_I64: NDArray[np.int64] = np.zeros(0, np.int64)
+_EMPTY_F64: NDArray[np.float64] = np.zeros(0, np.float64)
+_EMPTY_I8: NDArray[np.int8] = np.zeros(0, np.int8)
+for _a in (_EMPTY_I64, _EMPTY_F64, _EMPTY_I8):
+    _a.setflags(write=False)
+
+
+class PersonSpec(msgspec.Struct, gc=False):
+    """An order compiled for evaluation.
+
+    A struct the cyclic GC does not track (it holds no cycles): the engine
+    keeps one per person for its whole life. The sequences are tuples; the
+    arrays are read-only; :func:`compile_orders` shares rule objects and
+    empty tuples between persons.
+    """
 
     order: Order
     person_id: str
     jurisdiction: str
     valid_from: int
     valid_until: int
-    zone_rules: list[ZoneRule]
-    contact_rules: list[ContactRule]
+    zone_rules: tuple[ZoneRule, ...]
+    contact_rules: tuple[ContactRule, ...]
     signal_after_ms: int | None
     signal_rule_id: str | None
     signal_severity: str
-    zone_idx: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    buffer_m: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
-    kinds: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
-    exclusion_rules: list[ZoneRule] = field(default_factory=list)
-    missing_zones: list[str] = field(default_factory=list)
-    curfew_idx: list[int] = field(default_factory=list)
+    zone_idx: NDArray[np.int64] = msgspec.field(default_factory=lambda: _EMPTY_I64)
+    buffer_m: NDArray[np.float64] = msgspec.field(default_factory=lambda: _EMPTY_F64)
+    kinds: NDArray[np.int8] = msgspec.field(default_factory=lambda: _EMPTY_I8)
+    exclusion_rules: tuple[ZoneRule, ...] = ()
+    missing_zones: tuple[str, ...] = ()
+    curfew_idx: tuple[int, ...] = ()
 
     @property
     def has_curfew(self) -> bool:
@@ -147,75 +162,183 @@ def _severity(rule: Rule, kind: str) -> str:
     return rule.severity or DEFAULT_SEVERITY[kind]
 
 
+# what one rule compiles to, tagged: (LIVE, ZoneRule) for a zone rule whose
+# zone the catalogue holds, (MISSING, ZoneRule) otherwise, (CONTACT,
+# ContactRule), or (SIGNAL, (after_ms, rule_id, severity)) for signal_loss
+_LIVE, _MISSING, _CONTACT, _SIGNAL = 0, 1, 2, 3
+_Piece = tuple[int, Union[ZoneRule, ContactRule, tuple[int, str, str]]]
+
+
+def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: float) -> _Piece:
+    dwell_ms = round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000)
+    if rule.type in ("exclusion", "inclusion", "curfew"):
+        zone_id = rule.zone or ""
+        idx = zones.index_of(zone_id) if zone_id in zones else -1
+        if rule.type == "exclusion":
+            sev = _severity(rule, "exclusion_entered")
+            zr = ZoneRule(rule.id, EXCLUSION, zone_id, idx, float(rule.buffer_m), dwell_ms,
+                          sev, lower(sev) if rule.severity else DEFAULT_SEVERITY["exclusion_approach"],
+                          None)
+        elif rule.type == "inclusion":
+            zr = ZoneRule(rule.id, INCLUSION, zone_id, idx, 0.0, dwell_ms,
+                          _severity(rule, "inclusion_left"), "", None)
+        else:
+            zr = ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
+                          _severity(rule, "curfew_violated"), "",
+                          calendar_for(rule.windows, timezone))
+        return (_LIVE if idx >= 0 else _MISSING), zr
+    if rule.type == "no_contact":
+        return _CONTACT, ContactRule(rule.id, rule.person or "", float(rule.distance_m), dwell_ms,
+                                     _severity(rule, "contact"))
+    return _SIGNAL, (int(rule.after_s) * 1000, rule.id, _severity(rule, "signal_lost"))
+
+
 def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> PersonSpec:
     """Compile one order against a zone catalogue.
 
     A rule naming a zone the catalogue does not hold is kept with
     ``zone_idx = -1`` and never evaluated (listed in ``missing_zones`` so the
     caller can report it); the rest of the order still applies.
+
+    Parameters
+    ----------
+    order : Order
+        A parsed order (:func:`geofence.model.parse_orders`).
+    zones : ZoneIndex
+        The zone catalogue the rules refer to.
+    default_dwell_s : float
+        Dwell time of rules without ``dwell_s``.
+
+    Returns
+    -------
+    PersonSpec
+        Its arrays are read-only. To compile many orders use
+        :func:`compile_orders` (the same result, faster).
     """
-    zone_rules: list[ZoneRule] = []
-    contact_rules: list[ContactRule] = []
-    signal_after: int | None = None
-    signal_rule: str | None = None
-    signal_sev = DEFAULT_SEVERITY["signal_lost"]
-    missing: list[str] = []
-    for rule in order.rules:
-        dwell_ms = round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000)
-        if rule.type in ("exclusion", "inclusion", "curfew"):
-            zone_id = rule.zone or ""
-            idx = zones.index_of(zone_id) if zone_id in zones else -1
-            if idx < 0:
-                missing.append(zone_id)
-            if rule.type == "exclusion":
-                sev = _severity(rule, "exclusion_entered")
-                zone_rules.append(
-                    ZoneRule(rule.id, EXCLUSION, zone_id, idx, float(rule.buffer_m), dwell_ms,
-                             sev, lower(sev) if rule.severity else DEFAULT_SEVERITY["exclusion_approach"],
-                             None)
-                )
-            elif rule.type == "inclusion":
-                zone_rules.append(
-                    ZoneRule(rule.id, INCLUSION, zone_id, idx, 0.0, dwell_ms,
-                             _severity(rule, "inclusion_left"), "", None)
-                )
-            else:
-                zone_rules.append(
-                    ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
-                             _severity(rule, "curfew_violated"), "",
-                             calendar_for(rule.windows, order.timezone))
-                )
-        elif rule.type == "no_contact":
-            contact_rules.append(
-                ContactRule(rule.id, rule.person or "", float(rule.distance_m), dwell_ms,
-                            _severity(rule, "contact"))
-            )
-        elif rule.type == "signal_loss":
-            # several signal_loss rules: the shortest delay wins
-            after = int(rule.after_s) * 1000
-            if signal_after is None or after < signal_after:
-                signal_after, signal_rule = after, rule.id
-                signal_sev = _severity(rule, "signal_lost")
-    live = [z for z in zone_rules if z.zone_idx >= 0]
-    spec = PersonSpec(
-        order=order,
-        person_id=order.person_id,
-        jurisdiction=order.jurisdiction,
-        valid_from=order.valid_from_ms(),
-        valid_until=order.valid_until_ms(),
-        zone_rules=live,
-        contact_rules=contact_rules,
-        signal_after_ms=signal_after,
-        signal_rule_id=signal_rule,
-        signal_severity=signal_sev,
-        zone_idx=np.array([z.zone_idx for z in live], dtype=np.int64),
-        buffer_m=np.array([z.buffer_m for z in live], dtype=np.float64),
-        kinds=np.array([z.kind for z in live], dtype=np.int8),
-        exclusion_rules=[z for z in live if z.kind == EXCLUSION],
-        missing_zones=missing,
-        curfew_idx=[i for i, z in enumerate(live) if z.kind == CURFEW],
-    )
-    return spec
+    return compile_orders((order,), zones, default_dwell_s)[0]
+
+
+def compile_orders(
+    orders: Sequence[Order], zones: ZoneIndex, default_dwell_s: float,
+) -> list[PersonSpec]:
+    """Compile many orders at once: ``[compile_order(o, ...) for o in orders]``, faster.
+
+    Orders are highly repetitive (one inclusion zone per county, one curfew
+    calendar per city, the same exclusion zones for many persons), so each
+    distinct rule (per time zone) is compiled once per call and the persons
+    whose orders have it share the result: :class:`ZoneRule` and
+    :class:`ContactRule` objects are frozen, curfew calendars are shared
+    anyway (:func:`geofence.curfew.calendar_for`). The ``zone_idx``,
+    ``buffer_m`` and ``kinds`` arrays of all specs are read-only views of
+    three arrays built in one pass.
+
+    Parameters
+    ----------
+    orders : sequence of Order
+        Parsed orders (:func:`geofence.model.parse_orders`).
+    zones : ZoneIndex
+        The zone catalogue the rules refer to.
+    default_dwell_s : float
+        Dwell time of rules without ``dwell_s``.
+
+    Returns
+    -------
+    list of PersonSpec
+        One per order, in order.
+
+    Examples
+    --------
+    >>> from geofence.model import parse_orders
+    >>> from geofence.zones import ZoneCatalogue
+    >>> zones = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [
+    ...     {"type": "Feature", "id": "school", "properties": {"radius_m": 100},
+    ...      "geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}]})
+    >>> orders = parse_orders('[' + ','.join(
+    ...     '{"person_id": "P-%d", "devices": ["WB-%d"], "jurisdiction": "320102", '
+    ...     '"rules": [{"id": "r1", "type": "exclusion", "zone": "school", "buffer_m": 50}]}'
+    ...     % (i, i) for i in range(2)) + ']')
+    >>> a, b = compile_orders(orders, zones, 0.0)
+    >>> a.zone_rules[0] is b.zone_rules[0], a.buffer_m.tolist(), b.zone_idx.tolist()
+    (True, [50.0], [0])
+    """
+    with _gc_paused():  # many long-lived objects, no cycles
+        return _compile_orders(orders, zones, default_dwell_s)
+
+
+def _compile_orders(
+    orders: Sequence[Order], zones: ZoneIndex, default_dwell_s: float,
+) -> list[PersonSpec]:
+    by_tz: dict[str, dict[Rule, _Piece]] = {}
+    shapes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    all_live: list[ZoneRule] = []
+    ends: list[int] = []
+    specs: list[PersonSpec] = []
+    signal_default = DEFAULT_SEVERITY["signal_lost"]
+    for order in orders:
+        tz = order.timezone
+        pieces = by_tz.get(tz)
+        if pieces is None:
+            pieces = by_tz[tz] = {}
+        got = list(map(pieces.get, order.rules))
+        if None in got:
+            for j, rule in enumerate(order.rules):
+                if got[j] is None:
+                    got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
+        live = cast(tuple[ZoneRule, ...], tuple([p[1] for p in got if p[0] == _LIVE]))  # type: ignore[index]
+        contact: tuple[ContactRule, ...] = ()
+        missing: tuple[str, ...] = ()
+        signal_after: int | None = None
+        signal_rule: str | None = None
+        signal_sev = signal_default
+        if len(live) < len(got):
+            contacts: list[ContactRule] = []
+            gone: list[str] = []
+            for tag, obj in got:  # type: ignore[misc]
+                if tag == _SIGNAL:
+                    sig = cast(tuple[int, str, str], obj)
+                    # several signal_loss rules: the shortest delay wins
+                    if signal_after is None or sig[0] < signal_after:
+                        signal_after, signal_rule, signal_sev = sig
+                elif tag == _MISSING:
+                    gone.append(cast(ZoneRule, obj).zone_id)
+                elif tag == _CONTACT:
+                    contacts.append(cast(ContactRule, obj))
+            contact, missing = tuple(contacts), tuple(gone)
+        all_live.extend(live)
+        ends.append(len(all_live))
+        kt = tuple([z.kind for z in live])
+        shape = shapes.get(kt)
+        if shape is None:
+            shape = shapes[kt] = (tuple([i for i, k in enumerate(kt) if k == EXCLUSION]),
+                                  tuple([i for i, k in enumerate(kt) if k == CURFEW]))
+        excl_pos, curf = shape
+        specs.append(PersonSpec(  # positional: faster than keywords
+            order, order.person_id, order.jurisdiction, order.valid_from_ms(),
+            order.valid_until_ms(), live, contact, signal_after, signal_rule, signal_sev,
+            _EMPTY_I64, _EMPTY_F64, _EMPTY_I8,
+            tuple([live[i] for i in excl_pos]) if excl_pos else (),
+            missing,
+            curf,
+        ))
+    n = len(all_live)
+    zone_idx = np.fromiter(map(_ZONE_IDX, all_live), np.int64, n)
+    buffer_m = np.fromiter(map(_BUFFER, all_live), np.float64, n)
+    kinds = np.fromiter(map(_KIND, all_live), np.int8, n)
+    for a in (zone_idx, buffer_m, kinds):
+        a.setflags(write=False)
+    start = 0
+    for spec, end in zip(specs, ends, strict=True):
+        if end > start:
+            spec.zone_idx = zone_idx[start:end]
+            spec.buffer_m = buffer_m[start:end]
+            spec.kinds = kinds[start:end]
+            start = end
+    return specs
+
+
+_ZONE_IDX = attrgetter("zone_idx")
+_BUFFER = attrgetter("buffer_m")
+_KIND = attrgetter("kind")
 
 
 def contact_groups(orders: Sequence[Order]) -> dict[str, str]:

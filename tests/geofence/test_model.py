@@ -253,3 +253,70 @@ def test_random_orders_raise_only_order_errors(value: object) -> None:
         parse_orders(json.dumps(value))
     except OrderError:
         pass
+
+
+# ---------------------------------------------------------------- orders: fast path = reference path
+# parse_orders decodes a plain JSON array straight into Order structs; the
+# {"orders": [...]} form (and YAML) takes the reference path (json.loads, then
+# msgspec.convert per order). Both must give equal orders and identical errors.
+
+_INVALID_CHANGES: list[dict[str, object]] = [
+    {"jurisdiction": "32"}, {"timezone": "Mars/Olympus"}, {"devices": []}, {"devices": [""]},
+    {"person_id": ""}, {"person_id": 7}, {"valid_until": "2026-10-01T00:00:00Z"},
+    {"valid_from": "yesterday"}, {"valid_from": True}, {"valid_from": -5},
+    {"rules": [{"id": "a", "type": "exclusion"}]},
+    {"rules": [{"id": "a", "type": "exclusion", "zone": ""}]},
+    {"rules": [{"id": "a", "type": "curfew", "zone": "h", "windows": []}]},
+    {"rules": [{"id": "a", "type": "curfew", "zone": "h", "windows": [{"start": "25:00", "end": "06:00"}]}]},
+    {"rules": [{"id": "a", "type": "curfew", "zone": "h", "windows": [{"start": "22:00", "end": "22:00"}]}]},
+    {"rules": [{"id": "a", "type": "curfew", "zone": "h",
+                "windows": [{"days": "mon,funday", "start": "22:00", "end": "06:00"}]}]},
+    {"rules": [{"id": "a", "type": "curfew", "zone": "h", "windows": [{"days": " ", "start": "22:00", "end": "06:00"}]}]},
+    {"rules": [{"id": "a", "type": "no_contact"}]}, {"rules": [{"id": "a", "type": "teleport"}]},
+    {"rules": [{"id": "a", "type": "signal_loss"}, {"id": "a", "type": "signal_loss"}]},
+    {"rules": [{"id": "a", "type": "signal_loss", "severity": "purple"}]},
+    {"rules": [{"id": "a", "type": "signal_loss", "after_s": 900.5}]},
+    {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "buffer_m": -1}]},
+    {"colour": "red"}, {"rules": "none"},
+]
+
+
+def _error(text: str) -> tuple[str, str]:
+    with pytest.raises(OrderError) as info:
+        parse_orders(text)
+    return info.value.reason, info.value.detail
+
+
+@pytest.mark.parametrize("change", _INVALID_CHANGES)
+@pytest.mark.parametrize("position", [0, 2])
+def test_fast_and_reference_paths_reject_alike(change: dict[str, object], position: int) -> None:
+    good = [{**ORDER, "person_id": f"P-{i}", "devices": [f"D-{i}"]} for i in range(3)]
+    good[position] = {**good[position], **change}
+    assert _error(json.dumps(good)) == _error(json.dumps({"orders": good}))
+
+
+def test_fast_and_reference_paths_parse_alike() -> None:
+    orders = [{**ORDER, "person_id": f"P-{i}", "devices": [f"D-{i}", f"E-{i}"],
+               "valid_from": [None, 1_790_000_000_000, "2026-11-01T00:00:00+08:00"][i % 3],
+               "timezone": ["Asia/Shanghai", "Asia/Urumqi", "UTC"][i % 3]} for i in range(30)]
+    for o in orders[::4]:
+        o.pop("valid_until")
+    fast = parse_orders(json.dumps(orders))
+    ref = parse_orders(json.dumps({"orders": orders}))
+    assert fast == ref
+    assert [o.valid_from for o in fast] == [None, 1_790_000_000_000, parse_ts("2026-11-01T00:00:00+08:00")] * 10
+    # cross-order checks run on the fast path too
+    assert _error(json.dumps([*orders, orders[3]])) == _error(json.dumps({"orders": [*orders, orders[3]]}))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(list(ORDER)), json_values), max_size=3))
+def test_random_order_arrays_agree_with_the_reference_path(value: list[dict[str, object]]) -> None:
+    value = [{**ORDER, **v} for v in value]
+    outcomes = []
+    for text in (json.dumps(value), json.dumps({"orders": value})):
+        try:
+            outcomes.append(("ok", parse_orders(text)))
+        except OrderError as e:
+            outcomes.append(("error", (e.reason, e.detail)))
+    assert outcomes[0] == outcomes[1]

@@ -514,3 +514,138 @@ def test_boundary_chunks_are_continuous_runs() -> None:
     c = zc._chunks
     assert len(c) > 10
     assert np.array_equal(c[:, :-1, 2:], c[:, 1:, :2])
+
+
+# ------------------------------------------------------------- batch build = single path
+# from_geojson builds circles and simple polygons in vectorised batches and
+# sends everything else through _make_zone; the result must be the catalogue
+# that _make_zone alone builds, array for array, distance for distance.
+
+
+def _single_path(features: list[Any]) -> ZoneCatalogue:
+    from geofence.zones import _make_zone
+
+    return ZoneCatalogue([_make_zone(f, i) for i, f in enumerate(features)])
+
+
+def _same_catalogue(a: ZoneCatalogue, b: ZoneCatalogue) -> None:
+    assert a.ids == b.ids
+    for za, zb in zip(a._zones, b._zones, strict=True):
+        assert (za.id, za.feature, za.kind, za.bbox, za.center, za.radius_m, za.repairs) == \
+               (zb.id, zb.feature, zb.kind, zb.bbox, zb.center, zb.radius_m, zb.repairs)
+        assert np.array_equal(za.chunks, zb.chunks) and (za.grid is None) == (zb.grid is None)
+        assert (za.geom is None) == (zb.geom is None)
+        if za.geom is not None:
+            assert shapely.equals_exact(za.geom, zb.geom, 0.0)
+    for name in ("_bbox", "_center", "_radius", "_is_circle", "_chunks", "_chunk_zone", "_chunk_bbox",
+                 "_vx", "_vy", "_grid_i", "_grid_f", "_grid_state", "_grid_clear", "_cell_start",
+                 "_cell_count", "_cell_chunks"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+def _mixed_features(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        lon = float(rng.uniform(100, 125))
+        lat = float(rng.uniform(18, 54))
+        kind = int(rng.integers(0, 9))
+        if kind <= 2:  # circles: floats, ints, a 3-d position (single path)
+            c: list[Any] = [lon, lat] if kind < 2 else [round(lon), round(lat), 5]
+            out.append(feat(f"c{i}", {"type": "Point", "coordinates": c},
+                            radius_m=float(rng.uniform(5, 3000)) if kind == 0 else int(rng.integers(1, 500))))
+            continue
+        k = int(rng.integers(3, 40))
+        a = np.sort(rng.uniform(0, 2 * np.pi, k))
+        scale = float(rng.choice([0.0005, 0.003, 0.03]))  # the largest need a raster (single path)
+        ring = np.column_stack([lon + scale * np.cos(a), lat + scale * np.sin(a)]).round(7).tolist()
+        ring.append(ring[0])
+        if kind == 4:
+            ring = [[int(x * 1000) / 1000 if j % 2 else x for j, x in enumerate(p)] for p in ring]
+            ring[-1] = ring[0]
+        elif kind == 5:
+            ring = ring[:-1]  # unclosed: closed and reported by the single path
+        elif kind == 6:
+            ring.insert(1, list(ring[0]))  # a repeated position: dropped by the single path
+        elif kind == 7 and k >= 4:
+            ring[1], ring[2] = ring[2], ring[1]  # maybe self-intersecting: repaired or rejected
+        g = poly(ring)
+        if kind == 8:
+            g = poly(ring, sq(lon, lat, scale / 10)[::-1])  # a hole
+        props = {"name": f"zone {i}"} if i % 3 else {"id": f"p{i}"}
+        out.append(feat(None if "id" in props else f"p{i}", g, **props))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_build_equals_single_path(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    features = _mixed_features(rng, 300)
+    rejected = 0
+    while True:
+        try:
+            single = _single_path(features)
+            break
+        except ZoneError as e:  # same error from the batch build; then drop that feature
+            err = reject(fc(*features))
+            assert (err.reason, err.detail) == (e.reason, e.detail)
+            features = [f for f in features if f"feature '{f.get('id') or f['properties']['id']}'"
+                        not in e.detail]
+            rejected += 1
+    assert len(features) > 250
+    batch = ZoneCatalogue.from_geojson(fc(*features))
+    _same_catalogue(batch, single)
+    # and the same bits on random points near every zone, for every within_m
+    m = 20_000
+    z = rng.integers(0, len(batch), m)
+    cen = batch._center[z]
+    x = cen[:, 0] + rng.normal(0, 0.01, m)
+    y = cen[:, 1] + rng.normal(0, 0.01, m)
+    w = rng.choice([0.0, 30.0, 500.0, np.inf], m)
+    assert np.array_equal(batch.signed_distance_m(z, x, y, w), single.signed_distance_m(z, x, y, w))
+
+
+def test_bench_shapes_batch_build_equals_single_path() -> None:
+    # the shapes of bench/bench_engine.py: 12-gon exclusion zones, circles, districts
+    rng = np.random.default_rng(3)
+    features: list[dict[str, Any]] = []
+    for i in range(400):
+        x, y = 118.79 + rng.uniform(-0.25, 0.25), 32.06 + rng.uniform(-0.21, 0.21)
+        r = rng.uniform(50, 300)
+        if i % 2 == 0:
+            features.append(feat(f"X-{i}", {"type": "Point", "coordinates": [x, y]}, radius_m=float(r)))
+        else:
+            a = np.linspace(0, 2 * np.pi, 12, endpoint=False) + rng.uniform(0, 1)
+            rr = r * rng.uniform(0.7, 1.0, 12)
+            kx, ky = (float(v) for v in metres_per_degree(32.06))
+            ring = np.column_stack([x + rr * np.cos(a) / kx, y + rr * np.sin(a) / ky]).round(7).tolist()
+            features.append(feat(f"X-{i}", poly([*ring, ring[0]])))
+    features.append(_district().feature("D"))
+    batch = ZoneCatalogue.from_geojson(json.dumps(fc(*features)))
+    single = _single_path(json.loads(json.dumps(features)))
+    _same_catalogue(batch, single)
+
+
+@pytest.mark.parametrize("bad_at", [0, 5, 9])
+def test_batch_build_reports_the_first_bad_feature(bad_at: int) -> None:
+    good = [feat(f"c{i}", {"type": "Point", "coordinates": [118.0 + i / 100, 32.0]}, radius_m=100) for i in range(5)]
+    good += [feat(f"p{i}", poly(sq(118.0 + i / 100, 32.1, 0.001))) for i in range(5)]
+    cases = [
+        feat("B1", {"type": "Point", "coordinates": [118.0, 95.0]}, radius_m=10),
+        feat("B2", {"type": "Point", "coordinates": [118.0, 32.0]}, radius_m=0),
+        feat("B3", {"type": "Point", "coordinates": [118.0, True]}, radius_m=10),
+        feat("B4", poly([[118, 32], [118.5, 32], [119, 32], [118, 32]])),
+        feat("B5", poly([[118, 32], [181, 32], [118, 33], [118, 32]])),
+        feat("B6", poly([[118, 32], [118.1, 32], [False, 32.1], [118, 32]])),
+        feat("p0", poly(sq(119, 32, 0.001))),  # duplicate id
+        feat("B8", poly([[118.0, 32.0], [118.1, 32.1], [118.1, 32.0], [118.0, 32.1], [118.0, 32.0]])),
+    ]
+    for bad in cases:
+        for second in cases:
+            features = list(good)
+            features.insert(bad_at, bad)
+            features.append(second)
+            got = reject(fc(*features))
+            with pytest.raises(ZoneError) as ref:
+                _single_path(features)
+            assert (got.reason, got.detail) == (ref.value.reason, ref.value.detail)
