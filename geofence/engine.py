@@ -63,6 +63,7 @@ from geofence.model import (
     Telemetry,
     TelemetryDecoder,
     VideoHit,
+    _gc_paused,
     format_ts,
     parse_ts,
 )
@@ -75,6 +76,7 @@ from geofence.rules import (
     PersonSpec,
     ZoneIndex,
     compile_order,
+    compile_orders,
     contact_groups,
 )
 
@@ -399,20 +401,24 @@ class Engine:
         self._bulk = config.bulk
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._pre_clk_end = -1
-        for o in orders:
-            self._install(o)
-        self._rebuild_watchers()
-        self._rebuild_csr()  # here rather than in the first process(): it is loading work
+        with _gc_paused():  # loading work: long-lived objects, no cycles
+            # one batch compile: repeated rules are compiled once and shared
+            for o, spec in zip(orders, compile_orders(orders, zones, config.default_dwell_s),
+                               strict=True):
+                self._install(o, spec)
+            self._rebuild_watchers()
+            self._rebuild_csr()  # here rather than in the first process()
 
     # ------------------------------------------------------------------ orders
 
-    def _install(self, order: Order) -> PersonSpec:
+    def _install(self, order: Order, spec: PersonSpec | None = None) -> PersonSpec:
         old = self._orders.get(order.person_id)
         if old is not None:
             for d in old.devices:
                 if self._dev.get(d) == order.person_id:
                     del self._dev[d]
-        spec = compile_order(order, self._zones, self._cfg.default_dwell_s)
+        if spec is None:
+            spec = compile_order(order, self._zones, self._cfg.default_dwell_s)
         self._orders[order.person_id] = order
         self._specs[order.person_id] = spec
         for d in order.devices:
