@@ -215,7 +215,16 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
         Its arrays are read-only. To compile many orders use
         :func:`compile_orders` (the same result, faster).
     """
-    return compile_orders((order,), zones, default_dwell_s)[0]
+    tz = order.timezone
+    spec = _assemble(order, [_compile_rule(r, tz, zones, default_dwell_s) for r in order.rules], {})
+    if spec.zone_rules:
+        live = spec.zone_rules
+        spec.zone_idx = np.array([z.zone_idx for z in live], dtype=np.int64)
+        spec.buffer_m = np.array([z.buffer_m for z in live], dtype=np.float64)
+        spec.kinds = np.array([z.kind for z in live], dtype=np.int8)
+        for a in (spec.zone_idx, spec.buffer_m, spec.kinds):
+            a.setflags(write=False)
+    return spec
 
 
 def compile_orders(
@@ -273,53 +282,20 @@ def _compile_orders(
     all_live: list[ZoneRule] = []
     ends: list[int] = []
     specs: list[PersonSpec] = []
-    signal_default = DEFAULT_SEVERITY["signal_lost"]
     for order in orders:
         tz = order.timezone
         pieces = by_tz.get(tz)
         if pieces is None:
             pieces = by_tz[tz] = {}
-        got = list(map(pieces.get, order.rules))
+        got: list[_Piece] = list(map(pieces.get, order.rules))  # type: ignore[arg-type]
         if None in got:
             for j, rule in enumerate(order.rules):
                 if got[j] is None:
                     got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
-        live = cast(tuple[ZoneRule, ...], tuple([p[1] for p in got if p[0] == _LIVE]))  # type: ignore[index]
-        contact: tuple[ContactRule, ...] = ()
-        missing: tuple[str, ...] = ()
-        signal_after: int | None = None
-        signal_rule: str | None = None
-        signal_sev = signal_default
-        if len(live) < len(got):
-            contacts: list[ContactRule] = []
-            gone: list[str] = []
-            for tag, obj in got:  # type: ignore[misc]
-                if tag == _SIGNAL:
-                    sig = cast(tuple[int, str, str], obj)
-                    # several signal_loss rules: the shortest delay wins
-                    if signal_after is None or sig[0] < signal_after:
-                        signal_after, signal_rule, signal_sev = sig
-                elif tag == _MISSING:
-                    gone.append(cast(ZoneRule, obj).zone_id)
-                elif tag == _CONTACT:
-                    contacts.append(cast(ContactRule, obj))
-            contact, missing = tuple(contacts), tuple(gone)
-        all_live.extend(live)
+        spec = _assemble(order, got, shapes)
+        specs.append(spec)
+        all_live.extend(spec.zone_rules)
         ends.append(len(all_live))
-        kt = tuple([z.kind for z in live])
-        shape = shapes.get(kt)
-        if shape is None:
-            shape = shapes[kt] = (tuple([i for i, k in enumerate(kt) if k == EXCLUSION]),
-                                  tuple([i for i, k in enumerate(kt) if k == CURFEW]))
-        excl_pos, curf = shape
-        specs.append(PersonSpec(  # positional: faster than keywords
-            order, order.person_id, order.jurisdiction, order.valid_from_ms(),
-            order.valid_until_ms(), live, contact, signal_after, signal_rule, signal_sev,
-            _EMPTY_I64, _EMPTY_F64, _EMPTY_I8,
-            tuple([live[i] for i in excl_pos]) if excl_pos else (),
-            missing,
-            curf,
-        ))
     n = len(all_live)
     zone_idx = np.fromiter(map(_ZONE_IDX, all_live), np.int64, n)
     buffer_m = np.fromiter(map(_BUFFER, all_live), np.float64, n)
@@ -334,6 +310,47 @@ def _compile_orders(
             spec.kinds = kinds[start:end]
             start = end
     return specs
+
+
+def _assemble(
+    order: Order, got: list[_Piece],
+    shapes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]],
+) -> PersonSpec:
+    """The spec of one order from its compiled rules (arrays left empty: the caller sets them)."""
+    live = cast(tuple[ZoneRule, ...], tuple([p[1] for p in got if p[0] == _LIVE]))
+    contact: tuple[ContactRule, ...] = ()
+    missing: tuple[str, ...] = ()
+    signal_after: int | None = None
+    signal_rule: str | None = None
+    signal_sev = DEFAULT_SEVERITY["signal_lost"]
+    if len(live) < len(got):
+        contacts: list[ContactRule] = []
+        gone: list[str] = []
+        for tag, obj in got:
+            if tag == _SIGNAL:
+                sig = cast(tuple[int, str, str], obj)
+                # several signal_loss rules: the shortest delay wins
+                if signal_after is None or sig[0] < signal_after:
+                    signal_after, signal_rule, signal_sev = sig
+            elif tag == _MISSING:
+                gone.append(cast(ZoneRule, obj).zone_id)
+            elif tag == _CONTACT:
+                contacts.append(cast(ContactRule, obj))
+        contact, missing = tuple(contacts), tuple(gone)
+    kt = tuple([z.kind for z in live])
+    shape = shapes.get(kt)
+    if shape is None:
+        shape = shapes[kt] = (tuple([i for i, k in enumerate(kt) if k == EXCLUSION]),
+                              tuple([i for i, k in enumerate(kt) if k == CURFEW]))
+    excl_pos, curf = shape
+    return PersonSpec(  # positional: faster than keywords
+        order, order.person_id, order.jurisdiction, order.valid_from_ms(),
+        order.valid_until_ms(), live, contact, signal_after, signal_rule, signal_sev,
+        _EMPTY_I64, _EMPTY_F64, _EMPTY_I8,
+        tuple([live[i] for i in excl_pos]) if excl_pos else (),
+        missing,
+        curf,
+    )
 
 
 _ZONE_IDX = attrgetter("zone_idx")
