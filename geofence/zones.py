@@ -128,6 +128,7 @@ def _position(zid: str, p: object, where: str) -> tuple[float, float]:
 
 
 _SEQ_TYPES = frozenset({list, tuple})
+_LIST_ONLY = {list}
 _NUM_TYPES = frozenset({int, float})
 
 
@@ -566,8 +567,8 @@ def _circle_bbox(lon: float, lat: float, radius: float) -> tuple[float, float, f
 def _make_zones(feats: Sequence[Any]) -> list[_Zone]:
     """``[_make_zone(f, i) for i, f in enumerate(feats)]``, in vectorised batches.
 
-    The common zones (circles; single-ring polygons that are valid as given,
-    small enough to need no raster) are recognised with cheap checks and
+    The common zones (circles; polygons, holes and all, that are valid as
+    given and small enough to need no raster) are recognised with cheap checks and
     built together: one array per coordinate, shapely's array functions,
     segments densified and chunked for all polygons at once. The checks only
     route: every feature they do not accept (anything unusual, invalid or
@@ -584,7 +585,7 @@ def _make_zones(feats: Sequence[Any]) -> list[_Zone]:
     p_i: list[int] = []
     p_id: list[str] = []
     p_feat: list[bytes] = []
-    p_ring: list[list[Any]] = []
+    p_ring: list[list[list[Any]]] = []
     encode = msgspec.json.encode
     for i, f in enumerate(feats):
         if type(f) is not dict:
@@ -635,14 +636,13 @@ def _make_zones(feats: Sequence[Any]) -> list[_Zone]:
                         c_id.append(zid)
                         c_xyr.append((x, y, r))
                         continue
-            elif gtype == "Polygon" and type(coords) is list and len(coords) == 1:
-                ring = coords[0]
-                if type(ring) is list and len(ring) >= 4:
-                    p_feat.append(encode(feature))
-                    p_i.append(i)
-                    p_id.append(zid)
-                    p_ring.append(ring)
-                    continue
+            elif (gtype == "Polygon" and type(coords) is list and coords
+                  and set(map(type, coords)) == _LIST_ONLY and min(map(len, coords)) >= 4):
+                p_feat.append(encode(feature))
+                p_i.append(i)
+                p_id.append(zid)
+                p_ring.append(coords)
+                continue
         except (TypeError, msgspec.MsgspecError):
             pass  # not serialisable: _make_zone names the fault
         slow.append(i)
@@ -685,15 +685,17 @@ def _circle_batch(
 
 def _polygon_batch(
     zones: list[_Zone | None], idx: list[int], ids: list[str], feats: list[bytes],
-    rings: list[list[Any]],
+    polys: list[list[list[Any]]],
 ) -> list[int]:
-    """Build the simple polygons that pass every check of :func:`_make_zone`; return the others.
+    """Build the plain polygons that pass every check of :func:`_make_zone`; return the others.
 
-    Accepted: one closed ring of plain [lon, lat] numbers in range, no
-    repeated consecutive position, valid as given (no repair), positive
-    area, too small for a raster. Coordinates, segments, densification and
-    chunks are those of the single path, computed for all rings at once.
+    Accepted: a shell and any holes, each a closed ring of plain [lon, lat]
+    numbers in range with no repeated consecutive position; valid as given
+    (no repair), positive area, too small for a raster. Coordinates,
+    segments, densification and chunks are those of the single path,
+    computed for all rings at once.
     """
+    rings = list(chain.from_iterable(polys))
     pos = list(chain.from_iterable(rings))
     if not set(map(type, pos)) <= _SEQ_TYPES or set(map(len, pos)) != {2}:
         return idx
@@ -703,33 +705,40 @@ def _polygon_batch(
         xy = np.fromiter(chain.from_iterable(pos), np.float64, 2 * len(pos)).reshape(len(pos), 2)
     except (ValueError, TypeError, OverflowError):
         return idx
-    m = len(rings)
-    lens = np.fromiter(map(len, rings), np.int64, m)
+    m = len(polys)
+    nrings = np.fromiter(map(len, polys), np.int64, m)
+    ring_poly = np.repeat(np.arange(m), nrings)
+    lens = np.fromiter(map(len, rings), np.int64, len(rings))
     end = np.cumsum(lens)
     start = end - lens
-    ring_of = np.repeat(np.arange(m), lens)
     x, y = xy[:, 0], xy[:, 1]
     bad_pos = ~((np.abs(x) <= 180.0) & (np.abs(y) <= 90.0))  # NaN fails too
     same_next = np.zeros(len(xy), dtype=bool)  # position equal to the next one of its ring
     same_next[:-1] = (x[1:] == x[:-1]) & (y[1:] == y[:-1])
     same_next[end - 1] = False
-    bad = np.bincount(ring_of, weights=bad_pos | same_next, minlength=m) > 0
-    bad |= (x[start] != x[end - 1]) | (y[start] != y[end - 1])  # unclosed: repaired by _make_zone
+    bad_ring = np.bincount(np.repeat(np.arange(len(rings)), lens), weights=bad_pos | same_next,
+                           minlength=len(rings)) > 0
+    bad_ring |= (x[start] != x[end - 1]) | (y[start] != y[end - 1])  # unclosed: _make_zone repairs
+    bad = np.bincount(ring_poly, weights=bad_ring, minlength=m) > 0
     good = np.flatnonzero(~bad)
     if not len(good):
         return idx
-    # the polygons, exactly as shapely.Polygon(ring) builds each
-    keep_pos = np.repeat(~bad, lens)
-    gxy = xy[keep_pos]
-    glens = lens[good]
-    geoms = shapely.polygons(shapely.linearrings(gxy, indices=np.repeat(np.arange(len(good)), glens)))
+    # the polygons, exactly as shapely.Polygon(shell, holes) builds each
+    keep_ring = ~bad[ring_poly]
+    gxy = xy[np.repeat(keep_ring, lens)]
+    glens = lens[keep_ring]  # positions per kept ring
+    gnr = nrings[good]  # rings per kept polygon
+    n_gr = len(glens)
+    gend = np.cumsum(glens)
+    roff = np.concatenate([[0], gend])
+    poff = np.concatenate([[0], np.cumsum(gnr)])
+    geoms = shapely.from_ragged_array(shapely.GeometryType.POLYGON, gxy, (roff, poff))
     bounds = shapely.bounds(geoms)
     span = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
     ok = shapely.is_valid(geoms) & (shapely.area(geoms) > 0.0) & (span * _K_MAX < GRID_MIN_EXTENT_M * 0.999)
     # segments of every ring (consecutive positions; none has length zero)
-    gend = np.cumsum(glens)
     seg = np.column_stack([gxy[:-1], gxy[1:]])
-    seg_ring = np.repeat(np.arange(len(good)), glens)[:-1]
+    seg_ring = np.repeat(np.arange(n_gr), glens)[:-1]
     inner = np.ones(len(seg), dtype=bool)
     inner[gend[:-1] - 1] = False  # from a ring's last position to the next ring's first
     seg = seg[inner]
@@ -737,9 +746,8 @@ def _polygon_batch(
     sp = np.maximum(np.abs(seg[:, 2] - seg[:, 0]), np.abs(seg[:, 3] - seg[:, 1]))
     parts = np.maximum(1, np.ceil(sp / DENSIFY_DEG).astype(np.int64))
     dseg = _densify(seg)
-    dring = np.repeat(seg_ring, parts)
-    nseg = np.bincount(dring, minlength=len(good))
-    ok &= nseg < GRID_MIN_SEGMENTS
+    nseg = np.bincount(np.repeat(seg_ring, parts), minlength=n_gr)  # per ring
+    ok &= np.add.reduceat(nseg, poff[:-1]) < GRID_MIN_SEGMENTS
     # chunks: each ring's segments in runs of CHUNK, the last run padded with
     # zero-length segments at the ring's last vertex (as _chunks does)
     nch = -(-nseg // CHUNK)
@@ -750,15 +758,15 @@ def _polygon_batch(
     within = np.arange(len(dseg)) - np.repeat(np.cumsum(nseg) - nseg, nseg)
     flat[np.repeat((cend - nch) * CHUNK, nseg) + within] = dseg
     chunks = flat.reshape(-1, CHUNK, 4)
+    # a polygon's chunks: from its shell's first to its last hole's last
+    c0 = (cend - nch)[poff[:-1]].tolist()
+    c1 = cend[poff[1:] - 1].tolist()
     cen = shapely.get_coordinates(shapely.centroid(geoms))
     rest = [idx[k] for k in np.flatnonzero(bad).tolist()]
-    gi = good.tolist()
     okl = ok.tolist()
     bl = bounds.tolist()
     cl = cen.tolist()
-    c0 = (cend - nch).tolist()
-    c1 = cend.tolist()
-    for j, k in enumerate(gi):
+    for j, k in enumerate(good.tolist()):
         if not okl[j]:
             rest.append(idx[k])
             continue
