@@ -42,11 +42,11 @@ import heapq
 import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from operator import attrgetter
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import msgspec
 import numpy as np
@@ -2221,8 +2221,11 @@ class Engine:
         self._materialise_all()
         self._zones = zones
         olds = dict(self._specs)
-        for order in list(self._orders.values()):
-            self._install(order)
+        orders = list(self._orders.values())
+        with _gc_paused():
+            for o, spec in zip(orders, compile_orders(orders, zones, self._cfg.default_dwell_s),
+                               strict=True):
+                self._install(o, spec)
         for pid, old in olds.items():
             new = self._specs[pid]
             for table in (self._lanes, self._late):
@@ -2394,11 +2397,41 @@ def fold_records(records: Iterable[AlertRecord]) -> tuple[list[Alert], int]:
     return kept, len(last) - len(kept)
 
 
+def _file_blocks(fh: BinaryIO, size: int) -> Iterator[bytes]:
+    """Whole lines of a binary file, in blocks of about ``size`` bytes."""
+    rest = b""
+    while True:
+        data = fh.read(size)
+        if not data:
+            if rest:
+                yield rest
+            return
+        data = rest + data if rest else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # no line end yet: a line longer than the block
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+
+
+def _lines_of(blob: bytes) -> list[bytes]:
+    """The lines of a block (as file iteration gives them, line ends aside)."""
+    parts = blob.split(b"\n")
+    if not parts[-1]:
+        parts.pop()
+    return parts
+
+
 def replay_lines(
-    lines: Iterable[bytes], zones: ZoneIndex, orders: Sequence[Order],
-    config: EngineConfig = EngineConfig(), chunk: int = 8192,
+    lines: Iterable[bytes] | BinaryIO, zones: ZoneIndex, orders: Sequence[Order],
+    config: EngineConfig = EngineConfig(), chunk: int = 8192, read_size: int = 1 << 18,
 ) -> tuple[list[Alert], ReplaySummary]:
     """Deterministic offline evaluation of telemetry lines.
+
+    ``lines`` is an iterable of lines, or a binary file (anything with
+    ``read``), which is then read ``read_size`` bytes at a time and split
+    into lines (at ``\\n``) exactly as iterating over it would.
 
     Lines are decoded with :class:`~geofence.model.TelemetryDecoder` (single
     objects or batched arrays; bad lines are counted by reason), fed to one
@@ -2481,27 +2514,39 @@ def replay_lines(
             else:
                 batch.extend(dec.messages)
 
-    it = iter(lines)
-    while True:
-        # fast path: a block of single-object lines decoded as one JSON array
-        # with no per-line Python work; any other block (blank lines, arrays,
-        # bad lines) goes through the per-line loop below, which counts
-        # rejects line by line
-        block = list(islice(it, group_max))
-        if not block:
-            break
-        blob = b"".join(block)
-        if len(blob) < decoder.max_bytes // 2 and blob.count(b"\n") >= len(block) - 1:
-            body = blob.strip()
-            if body[:1] == b"{" and b"\n\n" not in body and b"\n\r" not in body:
-                dec = decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
-                if not dec.rejected and len(dec.messages) == len(block):
-                    summary.lines += len(block)
-                    batch.extend(dec.messages)
-                    if len(batch) >= chunk:
-                        feed()
-                    continue
-        _replay_block(block)
+    def fast(blob: bytes, n_lines: int) -> bool:
+        # a block of single-object lines decoded as one JSON array with no
+        # per-line Python work; False for any other block (blank lines,
+        # arrays, bad lines), which the per-line loop then counts line by line
+        if len(blob) >= decoder.max_bytes // 2:
+            return False
+        body = blob.strip()
+        if body[:1] != b"{" or b"\n\n" in body or b"\n\r" in body:
+            return False
+        dec = decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
+        if dec.rejected or len(dec.messages) != n_lines:
+            return False
+        summary.lines += n_lines
+        batch.extend(dec.messages)
+        if len(batch) >= chunk:
+            feed()
+        return True
+
+    if hasattr(lines, "read"):
+        # a binary file: read in blocks, no Python object per line on the fast path
+        for blob in _file_blocks(lines, read_size):  # type: ignore[arg-type]
+            n = blob.count(b"\n") + (blob[-1:] != b"\n")
+            if n > group_max or not fast(blob, n):
+                _replay_block(_lines_of(blob))
+    else:
+        it = iter(lines)
+        while True:
+            block = list(islice(it, group_max))
+            if not block:
+                break
+            blob = b"".join(block)
+            if blob.count(b"\n") < len(block) - 1 or not fast(blob, len(block)):
+                _replay_block(block)
     if batch:
         feed()
     records.extend(engine.flush())
