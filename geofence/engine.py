@@ -2398,21 +2398,25 @@ def fold_records(records: Iterable[AlertRecord]) -> tuple[list[Alert], int]:
 
 
 def _file_blocks(fh: BinaryIO, size: int) -> Iterator[bytes]:
-    """Whole lines of a binary file, in blocks of about ``size`` bytes."""
-    rest = b""
+    """Whole lines of a binary file, in blocks of about ``size`` bytes.
+
+    A line longer than a block is gathered in pieces and joined once (a
+    file with no line end at all costs its size, not its size squared).
+    """
+    rest: list[bytes] = []
     while True:
         data = fh.read(size)
         if not data:
             if rest:
-                yield rest
+                yield b"".join(rest)
             return
-        data = rest + data if rest else data
         cut = data.rfind(b"\n") + 1
         if cut == 0:  # no line end yet: a line longer than the block
-            rest = data
+            rest.append(data)
             continue
-        rest = data[cut:]
-        yield data[:cut]
+        head = data[:cut]
+        yield b"".join((*rest, head)) if rest else head
+        rest = [data[cut:]] if cut < len(data) else []
 
 
 def _lines_of(blob: bytes) -> list[bytes]:

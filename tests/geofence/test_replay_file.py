@@ -16,6 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import msgspec
 from engine_world import SEC, T0, event, fix, orders, zones
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -58,3 +59,10 @@ def test_a_clean_file_takes_the_fast_path_and_counts_every_line() -> None:
     assert (alerts, summary) == result(list(io.BytesIO(data)))
     assert b'"lines":%d' % len(GOOD) in summary
     assert b"exclusion_entered" in alerts
+
+
+def test_a_file_without_line_ends_is_one_bad_line_read_in_linear_time() -> None:
+    data = b"x" * (4 << 20)  # 4 MiB, no newline: 16,384 blocks of 256 bytes
+    _, summary = result(io.BytesIO(data), read_size=256)
+    got = msgspec.json.decode(summary)
+    assert got["lines"] == 1 and sum(got["rejected"].values()) == 1
