@@ -2554,7 +2554,8 @@ def replay_lines(
     if batch:
         feed()
     records.extend(engine.flush())
-    summary.rejected = Counter({k: v for k, v in summary.rejected.items() if v})
+    # by reason: the same whatever block boundaries the reasons were first met at
+    summary.rejected = Counter({k: v for k, v in sorted(summary.rejected.items()) if v})
     alerts, summary.retracted = fold_records(records)
     summary.records = len(records)
     summary.alerts = len(alerts)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import msgspec
 from engine_world import SEC, T0, event, fix, orders, zones
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from geofence.engine import replay_lines
@@ -42,6 +42,9 @@ def result(source: Any, **kw: Any) -> tuple[bytes, Any]:
     return b"".join(encode(a) + b"\n" for a in alerts), encode(summary)
 
 
+# found by hypothesis: a missing-field line in its own block, then a blank
+# line; the reasons were counted in another order (the summary now sorts them)
+@example([1, len(GOOD) + 3, len(GOOD)], b"\n", True, 7)
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(range(len(GOOD) + len(ODD))), max_size=60),
        st.sampled_from([b"\n", b"\r\n"]), st.booleans(), st.sampled_from([7, 64, 333, 1 << 18]))
