@@ -135,9 +135,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for rep in range(args.repeat + 1):  # the first repeat warms up
         gc.collect()
         cpu0 = time.process_time()
-        target = 0
         for r in range(args.rounds):
-            target += 1
+            target = r + 1
             for start in range(0, n, per_tick):
                 for conn, _tr, frames in conns[start:start + per_tick]:
                     conn.data_received(frames[r % 10])
