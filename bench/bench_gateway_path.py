@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from devices import jt808  # noqa: E402
+from devices.cli import tune_gc  # noqa: E402
 from devices.metrics import GatewayMetrics  # noqa: E402
 from devices.publisher import Publisher  # noqa: E402
 from devices.registry import Registry  # noqa: E402
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--linger-ms", type=float, default=0.0)
     p.add_argument("--profile", default="", help="write a cProfile of the whole run here")
     args = p.parse_args(argv)
-    gc.freeze()
+    tune_gc()  # as the gateway process does at start
     if args.profile:
         import cProfile
 

@@ -362,13 +362,22 @@ class DeviceConnection(asyncio.Protocol):
                                      received)
 
     def _acked(self, slot: list[Any], exc: BaseException | None) -> None:
+        q = self._replies
+        if exc is None and len(q) == 1:  # the common case: nothing else outstanding here
+            q.clear()
+            transport = self.transport
+            if transport is not None and not self.closed and not transport.is_closing():
+                replies = slot[1]
+                data = replies[0] if len(replies) == 1 else b"".join(replies)
+                self._tally[2] += len(data)
+                transport.write(data)
+            return
         if exc is None:
             slot[0] = 1
         else:
             slot[0] = 2
             log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
                         self.protocol, self.peer)
-        q = self._replies
         if q[0] is not slot:
             if q[0][0] == 0:
                 return  # an earlier frame still waits for Kafka
