@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -59,7 +60,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -437,6 +438,11 @@ class FloorServer(asyncio.Protocol):
     """
 
     REPLY = jt808.encode_general_response("013900000000", 1, 1, jt808.MSG_LOCATION)
+    delay_s = 0.0
+    """With a delay, reports are answered that much later (as a gateway answers after
+    Kafka's acknowledgement) from a queue flushed every millisecond."""
+    due: ClassVar[collections.deque[tuple[float, asyncio.BaseTransport, bytes]]] = (
+        collections.deque())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -452,17 +458,34 @@ class FloorServer(asyncio.Protocol):
                 out = jt808.encode_general_response(h.phone, 1, h.serial, h.msg_id)
             self.transport.write(out)  # type: ignore[attr-defined]
             return
+        if self.delay_s:
+            self.due.append((time.monotonic() + self.delay_s, self.transport, self.REPLY * n))
+            return
         self.transport.write(self.REPLY * n)  # type: ignore[attr-defined]
 
 
-def serve_floor(port: int) -> int:
+async def _flush_due() -> None:
+    due = FloorServer.due
+    while True:
+        await asyncio.sleep(0.001)
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, transport, data = due.popleft()
+            if not transport.is_closing():
+                transport.write(data)  # type: ignore[attr-defined]
+
+
+def serve_floor(port: int, delay_ms: float = 0.0) -> int:
     """Run :class:`FloorServer` on ``port`` (a child process of the benchmark)."""
+    FloorServer.delay_s = delay_ms / 1000.0
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         await loop.create_server(FloorServer, "127.0.0.1", port, backlog=4096)
+        flusher = loop.create_task(_flush_due()) if delay_ms else None
         print("floor listening", flush=True)
         await asyncio.Event().wait()
+        del flusher
 
     raise_fd_limit(20_000)
     try:
@@ -484,12 +507,25 @@ def proc_cpu(pid: int | None) -> float:
         return 0.0
 
 
+def system_seconds(pid: int | None) -> float:
+    """System (kernel) CPU time of a process so far: its socket reads and writes, mostly."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 class Probe:
     """CPU counters and time at one instant: gateway (or floor server), broker, machine."""
 
     def __init__(self, server_pid: int, broker_pid: int | None) -> None:
         self.t = time.perf_counter()
         self.server = proc_cpu(server_pid)
+        self.server_sys = system_seconds(server_pid)
         self.broker = proc_cpu(broker_pid)
         self.busy, self.total = machine_busy()
 
@@ -498,6 +534,7 @@ def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
     """CPU shares (cores) over the window between two probes."""
     el = p1.t - p0.t
     return {"elapsed": el, "server_cpu": p1.server - p0.server,
+            "server_sys": p1.server_sys - p0.server_sys,
             "server_share": (p1.server - p0.server) / el,
             "broker_share": (p1.broker - p0.broker) / el,
             "generators_share": sum(gen_cpu) / el,
@@ -509,7 +546,8 @@ def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
 async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
     """Replies/s and replies per CPU second of :class:`FloorServer` under the same terminals."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port),
+                             "--floor-delay-ms", str(args.floor_delay_ms)],
                             stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     pool = GeneratorPool(port, args.connections, args.generators, args.frames_per_write,
@@ -531,7 +569,11 @@ async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
                 "socket_floor_generators_cpu_share": round(sh["generators_share"], 2),
                 "socket_floor_machine_busy_cores": round(sh["machine_busy_cores"], 2),
                 "socket_floor_replies_per_cpu_second": round(
-                    w["acked"] / max(sh["server_cpu"], 1e-9))}
+                    w["acked"] / max(sh["server_cpu"], 1e-9)),
+                "socket_floor_system_cpu_fraction": round(
+                    sh["server_sys"] / max(sh["server_cpu"], 1e-9), 2),
+                "socket_floor_system_us_per_reply": round(
+                    sh["server_sys"] / max(w["acked"], 1) * 1e6, 2)}
     finally:
         await pool.close()
         proc.kill()
@@ -636,6 +678,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "busiest_generator_cpu_share": avg("generator_max_share"),
             "machine_busy_cores": avg("machine_busy_cores"),
             "fixes_per_gateway_cpu_second": round(published / max(cpu, 1e-9)),
+            # the kernel's part (socket reads and writes, loopback TCP) of the gateway's CPU
+            "gateway_system_cpu_fraction": round(
+                sum(w["shares"]["server_sys"] for w in windows) / max(cpu, 1e-9), 2),
+            "gateway_system_us_per_fix": round(
+                sum(w["shares"]["server_sys"] for w in windows) / max(published, 1) * 1e6, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "gateway_frame_to_kafka_p50_ms": round(
                 hist_quantile(first["before"], last["after"], 0.50) * 1000, 1),
@@ -706,13 +753,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--socket-floor", action="store_true",
                    help="also measure a do-nothing JT/T 808 replier under the same terminals")
+    p.add_argument("--floor-delay-ms", type=float, default=0.0,
+                   help="with --socket-floor: the floor answers reports this much later, as "
+                        "the gateway answers after Kafka (default: at once)")
     p.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--generator-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--profile", default="", help="run the gateway under cProfile, writing here")
     args = p.parse_args(argv)
     if args.serve_floor:
-        return serve_floor(args.serve_floor)
+        return serve_floor(args.serve_floor, args.floor_delay_ms)
     if args.generator_child:
         return run_generator_child(args.generator_child)
     try:

@@ -106,6 +106,8 @@ class Publisher:
         self._pending_parts: dict[int, tuple[str, list[_Entry]]] = {}
         self._woken = False
         self._depth = 0
+        self.full = False
+        """True while the bounded queue is at its limit: stop reading sockets."""
         self._waiters: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -144,10 +146,6 @@ class Publisher:
         """Messages queued or in flight (not yet acknowledged by Kafka)."""
         return self._depth
 
-    @property
-    def full(self) -> bool:
-        """True while the bounded queue is at its limit: stop reading sockets."""
-        return self._depth >= self.max_queue
 
     def submit(self, key: str, messages: Sequence[Telemetry],
                received: float | None = None) -> asyncio.Future[None]:
@@ -191,6 +189,8 @@ class Publisher:
         else:
             self._pending.setdefault(key, []).append(entry)
         self._depth += len(messages)
+        if self._depth >= self.max_queue:
+            self.full = True
         if not self._woken:  # one Event.set per flush, not one per frame
             self._woken = True
             self._wake.set()
@@ -375,6 +375,7 @@ class Publisher:
                 total += latency
         hist.sum += total
         self._depth -= n
+        self.full = self._depth >= self.max_queue
         self.metrics.queue_depth.set(self._depth)
         if exc is None:
             self.published += n

@@ -172,7 +172,8 @@ class DeviceConnection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         # replies in frame order; a slot is [state, replies], state 0 = waiting for Kafka,
-        # 1 = send, 2 = Kafka refused (send nothing: the device will resend)
+        # 1 = send, 2 = Kafka refused (send nothing: the device will resend); replies is a
+        # list of frames, or one frame (bytes) from the fast lane
         self._replies: collections.deque[list[Any]] = collections.deque()
         self._tally = hub.tally[protocol]
         # telemetry and replies of the frames of the current read, not yet submitted:
@@ -187,7 +188,13 @@ class DeviceConnection(asyncio.Protocol):
             self._lane = self.session.report
             self._framer_buf = self.framer.pending
         self._max_frame = hub.config.max_frame
-        self._key_cache: tuple[int, str, str] = (-1, "", "")
+        self._publisher = hub.publisher
+        self._registry = hub.registry
+        # Kafka key of the session's device, valid for that device id object and registry
+        # version (a reload of the orders may move a device to another key)
+        self._key = ""
+        self._key_dev: str | None = None
+        self._key_version = -1
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -228,10 +235,13 @@ class DeviceConnection(asyncio.Protocol):
             if fast is not None:
                 self._tally[1] += 1
                 self.bad_in_a_row = 0
-                slot: list[Any] = [0, [fast[1]]]
+                if (self._key_dev is not self.session.device_id
+                        or self._key_version != self._registry.version):
+                    self._refresh_key()
+                slot: list[Any] = [0, fast[1]]  # one reply: bytes, not a list
                 self._replies.append(slot)
-                publisher = self.hub.publisher
-                publisher.submit_cb(self._key(), fast[0], functools.partial(self._acked, slot),
+                publisher = self._publisher
+                publisher.submit_cb(self._key, fast[0], functools.partial(self._acked, slot),
                                     received)
                 if publisher.full and not self.paused:
                     self._pause()
@@ -258,7 +268,7 @@ class DeviceConnection(asyncio.Protocol):
             # (one completion, one acknowledgement write), even if a later frame closed us
             if self._group is not None:
                 self._submit_group(received)
-        if self.hub.publisher.full and not self.paused:
+        if self._publisher.full and not self.paused:
             self._pause()
 
     # -- helpers
@@ -272,16 +282,12 @@ class DeviceConnection(asyncio.Protocol):
         self.transport.pause_reading()
         self.hub.publisher.add_waiter(self.resume)
 
-    def _key(self) -> str:
-        """Kafka key of the session's device (cached until the registry changes)."""
-        registry = self.hub.registry
-        version, dev, key = self._key_cache
-        device_id = self.session.device_id
-        if version != registry.version or dev != device_id:
-            assert device_id is not None
-            key = registry.key_of(device_id)
-            self._key_cache = (registry.version, device_id, key)
-        return key
+    def _refresh_key(self) -> None:
+        """Look up the Kafka key of the session's device (the fast lane caches it)."""
+        dev = self.session.device_id
+        assert dev is not None
+        self._key = self._registry.key_of(dev)
+        self._key_dev, self._key_version = dev, self._registry.version
 
     def resume(self) -> None:
         """Resume reading after backpressure."""
@@ -367,8 +373,9 @@ class DeviceConnection(asyncio.Protocol):
             q.clear()
             transport = self.transport
             if transport is not None and not self.closed and not transport.is_closing():
-                replies = slot[1]
-                data = replies[0] if len(replies) == 1 else b"".join(replies)
+                data = slot[1]  # one reply (the fast lane) or a list of them
+                if type(data) is list:
+                    data = b"".join(data)
                 self._tally[2] += len(data)
                 transport.write(data)
             return
@@ -381,17 +388,17 @@ class DeviceConnection(asyncio.Protocol):
         if q[0] is not slot:
             if q[0][0] == 0:
                 return  # an earlier frame still waits for Kafka
-        elif len(q) == 1:  # the common case: nothing else outstanding on this connection
+        elif len(q) == 1:  # refused, nothing else outstanding: nothing to send
             q.clear()
-            if slot[0] == 1:
-                replies = slot[1]
-                self.write(replies[0] if len(replies) == 1 else b"".join(replies))
             return
         out: list[bytes] = []
         while q and q[0][0]:
             state, replies = q.popleft()
             if state == 1:
-                out.extend(replies)
+                if type(replies) is list:
+                    out.extend(replies)
+                else:
+                    out.append(replies)
         if out:
             self.write(b"".join(out))
 
