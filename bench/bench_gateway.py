@@ -615,8 +615,6 @@ def gateway_command(args: argparse.Namespace, orders_path: str, bootstrap: str, 
            "--max-queue", str(args.max_queue), "--linger-ms", str(args.linger_ms)]
     if args.envelope_by:
         cmd += ["--envelope-by", args.envelope_by]
-    if args.no_batch_reads:
-        cmd += ["--no-batch-reads"]
     return cmd
 
 
@@ -677,8 +675,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "cores": os.cpu_count(), "fd_limit": limit, "connections": int(conns),
             "generators": pool.n, "frames_per_write": args.frames_per_write,
             "envelope_by": args.envelope_by or "gateway default",
-            "linger_ms": args.linger_ms, "batch_reads": not args.no_batch_reads,
-            "seconds": round(elapsed, 1),
+            "linger_ms": args.linger_ms, "seconds": round(elapsed, 1),
             "published_fixes_per_s": round(published / elapsed),
             "acknowledged_fixes_per_s": round(sum(w["gen"]["acked"] for w in windows) / elapsed),
             "gateway_cpu_seconds": round(cpu, 2),
@@ -763,8 +760,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka", default="")
     p.add_argument("--envelope-by", choices=("key", "partition"), default="",
                    help="the gateway's --envelope-by (default: the gateway's default)")
-    p.add_argument("--no-batch-reads", action="store_true",
-                   help="the gateway's --no-batch-reads (each read handled at once)")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--socket-floor", action="store_true",
                    help="also measure a do-nothing JT/T 808 replier under the same terminals")

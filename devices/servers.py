@@ -65,8 +65,6 @@ class ServerConfig:
     ports: dict[str, int] = field(default_factory=dict)
     reuse_port: bool = False
     """SO_REUSEPORT: several gateway processes share the device ports (Linux)."""
-    batch_reads: bool = True
-    """Handle the reads of one event-loop pass together (:meth:`Hub.start_batch`)."""
 
 
 def _now_ms() -> int:
@@ -86,46 +84,6 @@ class Hub:
         self.connections: set[DeviceConnection] = set()
         # hot-path tallies, folded into Prometheus by flush_metrics() (about once a second)
         self.tally: dict[str, list[int]] = {p: [0, 0, 0] for p in TCP_PROTOCOLS}
-        # reads of this event-loop pass, handled together by process_reads (batch_reads)
-        self.reads: list[tuple[DeviceConnection, bytes]] = []
-        self._reads_at = 0.0
-        self._reads_ms = 0
-
-    def start_batch(self) -> bool:
-        """Open a batch of reads, handled once the loop has done this pass's I/O.
-
-        Decoding the reads of one pass back to back, rather than each between
-        two socket reads, keeps the interpreter's code and data in the CPU
-        caches: about 15 % less gateway CPU per frame under 5,000 terminals
-        (bench/bench_gateway.py). The batch's receive time (latency histogram,
-        idle sweep) is that of its first read, and its clock (acceptance
-        windows, timestamps too far ahead) is read once. Returns False (handle
-        the read at once) when batching is off or no loop is running.
-        """
-        if not self.config.batch_reads:
-            return False
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        self._reads_at = time.monotonic()
-        self._reads_ms = _now_ms()
-        loop.call_soon(self.process_reads)
-        return True
-
-    def process_reads(self) -> None:
-        """Handle the batched reads, in the order they arrived."""
-        reads = self.reads
-        if not reads:
-            return
-        self.reads = []
-        received, now_ms = self._reads_at, self._reads_ms
-        for conn, data in reads:
-            try:
-                conn._data(data, received, now_ms)
-            except Exception:  # as asyncio does when data_received raises
-                log.exception("%s connection %s failed on a read", conn.protocol, conn.peer)
-                conn.close("error")
 
     def flush_metrics(self) -> None:
         """Fold the hot-path tallies (bytes in, frames ok, bytes out) into Prometheus."""
@@ -247,8 +205,6 @@ class DeviceConnection(asyncio.Protocol):
         self.hub.metrics.connections.labels(self.protocol).inc()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.hub.reads:  # what this device sent before it went is handled first
-            self.hub.process_reads()
         if not self.closed:
             self.closed = True
             self.hub.metrics.connections_closed.labels(self.protocol, "peer").inc()
@@ -264,15 +220,7 @@ class DeviceConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        hub = self.hub
-        if hub.reads or hub.start_batch():
-            hub.reads.append((self, data))  # handled with the other reads of this loop pass
-            return
-        self._data(data, time.monotonic(), _now_ms())
-
-    def _data(self, data: bytes, received: float, now_ms: int) -> None:
-        if self.closed:
-            return
+        received = time.monotonic()
         self.last_seen = received
         self._tally[0] += len(data)
         lane = self._lane
@@ -281,7 +229,7 @@ class DeviceConnection(asyncio.Protocol):
             # (what a terminal waiting for each acknowledgement sends); the same effects as
             # the framer, on_frame, _handle and _submit_group below, without their objects
             try:
-                fast = lane(data, now_ms)
+                fast = lane(data, int(time.time() * 1000))
             except Exception:  # the full path below logs it and dead-letters the frame
                 fast = None
             if fast is not None:
@@ -303,7 +251,7 @@ class DeviceConnection(asyncio.Protocol):
             self._bad(err, None)
             if self.closed:
                 return
-        now = now_ms
+        now = _now_ms()
         try:
             for frame in frames:
                 try:
