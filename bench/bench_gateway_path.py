@@ -126,7 +126,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         conn.connection_made(tr)  # type: ignore[arg-type]
         p = phone(i)
         conn.data_received(jt808.encode_auth(p, 1, registry.auth_code(p)))
-        hub.process_reads()  # batched inside the running loop
         assert tr.writes == 1, "not authenticated"
         frames = [jt808.encode_location(p, 3 + k, now - (10 - k) * 1000, 32.0 + (i % 1000) / 1e4,
                                         118.7 + k / 1e4, speed_kmh=4.5, battery_pct=80)

@@ -1,9 +1,8 @@
-"""The gateway's JT/T 808 fast lane and batched reads keep every guarantee of the full path.
+"""The gateway's JT/T 808 fast lane keeps every guarantee of the full path.
 
 ``DeviceConnection`` handles a read that is one plain 0x0200 report of the
 authenticated terminal without the framer, ``Outcome`` and grouping (the
-fast lane), and, inside a running event loop, handles the reads of one loop
-pass together (``Hub.start_batch``). These tests drive connections with a
+fast lane). These tests drive connections with a
 recording transport and a publisher stand-in whose Kafka acknowledgements
 the test gives by hand, and check that
 
@@ -11,14 +10,13 @@ the test gives by hand, and check that
   for the same reads (differential, over reads the lane takes and reads it
   must leave to the full path);
 - nothing is acknowledged before Kafka accepted it and replies keep frame
-  order when lane reads and full-path reads are outstanding together;
-- batched reads are handled in arrival order, only once the loop runs, and
-  the read of a peer that then disconnects is still handled.
+  order when lane reads and full-path reads are outstanding together, and a
+  read Kafka refused is not acknowledged;
+- the lane follows a reload of the orders that moves a device to another key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -90,20 +88,19 @@ class RecordingTransport:
         pass
 
 
-def connect(*, lane: bool = True, batch_reads: bool = True
+def connect(*, lane: bool = True
             ) -> tuple[DeviceConnection, RecordingPublisher, RecordingTransport]:
     """An authenticated JT/T 808 connection (its auth reply already taken off)."""
     registry = Registry(ORDERS, b"unit")
     pub = RecordingPublisher()
     hub = Hub(registry, pub, GatewayMetrics(CollectorRegistry()),  # type: ignore[arg-type]
-              ServerConfig(batch_reads=batch_reads))
+              ServerConfig())
     conn = DeviceConnection(hub, "jt808")
     if not lane:
         conn._lane = None
     transport = RecordingTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     conn.data_received(jt808.encode_auth(PHONE, 1, registry.auth_code(PHONE)))
-    hub.process_reads()  # inside a running loop the read was batched
     assert len(transport.writes) == 1
     transport.writes.clear()
     return conn, pub, transport
@@ -233,51 +230,3 @@ def test_the_lane_follows_a_reload_that_moves_the_device_to_another_key() -> Non
         {"person_id": "P-9", "devices": [PHONE], "jurisdiction": "320102", "rules": []}])))
     conn.data_received(jt808.encode_location(PHONE, 3, ts + 1000, 32.0, 118.0))
     assert [k for k, _, _ in pub.submitted] == ["P-1", "P-9"]
-
-
-async def test_batched_reads_are_handled_when_the_loop_runs_in_arrival_order() -> None:
-    conn, pub, transport = connect()
-    ts = now_ms() - 10_000
-    conn.data_received(jt808.encode_location(PHONE, 2, ts, 32.0, 118.0))
-    conn.data_received(jt808.encode_location(PHONE, 3, ts + 1000, 32.0, 118.0)[:20])
-    conn.data_received(jt808.encode_location(PHONE, 3, ts + 1000, 32.0, 118.0)[20:])
-    assert pub.submitted == [] and len(conn.hub.reads) == 3  # nothing handled yet
-    await asyncio.sleep(0)
-    assert conn.hub.reads == []
-    assert [m[0].ts for _, m, _ in pub.submitted] == [ts, ts + 1000]
-    pub.ack_all()
-    assert [r[0] for r in replies(transport.writes)] == [2, 3]
-
-
-async def test_batch_reads_off_handles_each_read_at_once() -> None:
-    conn, pub, _ = connect(batch_reads=False)
-    conn.data_received(jt808.encode_location(PHONE, 2, now_ms() - 10_000, 32.0, 118.0))
-    assert len(pub.submitted) == 1 and conn.hub.reads == []
-
-
-async def test_a_read_queued_when_its_peer_goes_is_still_published() -> None:
-    conn, pub, _ = connect()
-    conn.data_received(jt808.encode_location(PHONE, 2, now_ms() - 10_000, 32.0, 118.0))
-    conn.connection_lost(None)
-    assert len(pub.submitted) == 1  # handled before the connection counted as gone
-    assert conn.closed
-    await asyncio.sleep(0)
-    assert len(pub.submitted) == 1
-
-
-async def test_a_read_that_fails_closes_only_its_own_connection() -> None:
-    conn, pub, transport = connect()
-    other, _, _ = connect()
-    other.hub = conn.hub  # both in one batch
-    other._publisher = conn._publisher
-    ts = now_ms() - 10_000
-
-    def boom(data: bytes, received: float, now: int) -> None:
-        raise RuntimeError("bug")
-
-    conn._data = boom  # type: ignore[method-assign]
-    conn.data_received(jt808.encode_location(PHONE, 2, ts, 32.0, 118.0))
-    other.data_received(jt808.encode_location(PHONE, 3, ts, 32.0, 118.0))
-    await asyncio.sleep(0)
-    assert transport.closed and conn.closed
-    assert len(pub.submitted) == 1  # the other connection's read was still handled
