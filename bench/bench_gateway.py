@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -59,7 +60,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -91,6 +92,7 @@ class Terminal(asyncio.Protocol):
         self.sent_at = 0.0
         self.login: asyncio.Future[bytes] | None = None
         self.frames: list[bytes] = []
+        self.bursts: list[bytes] = []
         self.k = 0
         self.running = False
 
@@ -98,19 +100,29 @@ class Terminal(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.login is not None and not self.login.done():
+        # kept lean: the generators share the cores with the gateway they measure
+        if self.login is not None:
             self.buf += data
             if self.buf.count(b"\x7e") >= 2:
                 end = self.buf.index(b"\x7e", 1)
                 frame, self.buf = self.buf[: end + 1], self.buf[end + 1:]
                 self.login.set_result(frame)
+                self.login = None
             return
-        n = data.count(b"\x7e") // 2  # each 0x8001 is one 7E...7E frame
-        self.waiting -= n
+        self.waiting -= data.count(b"\x7e") >> 1  # each 0x8001 is one 7E...7E frame
         if self.waiting <= 0 and self.running:
-            self.bench.acked(self, time.perf_counter() - self.sent_at)
-            if not self.bench.rate:
-                self.send_burst()
+            bench = self.bench
+            now = time.perf_counter()
+            bench.count += bench.per_write
+            if bench.record:
+                b = int((now - self.sent_at) * 10_000)
+                bench.hist[b] = bench.hist.get(b, 0) + 1
+            if not bench.rate:  # closed loop: the next burst once this one is acknowledged
+                k = self.k
+                self.k = k + 1 if k < 9 else 0
+                self.waiting = bench.per_write
+                self.sent_at = now
+                self.transport.write(self.bursts[k])  # type: ignore[union-attr]
 
     async def exchange(self, frame: bytes) -> jt808.Message:
         loop = asyncio.get_running_loop()
@@ -120,15 +132,20 @@ class Terminal(asyncio.Protocol):
         reply = await asyncio.wait_for(self.login, 120)
         return jt808.parse_frame(reply)
 
-    def send_burst(self) -> None:
+    def set_frames(self, frames: list[bytes]) -> None:
+        """The ten reports to cycle through, and the bursts of ``per_write`` of them."""
         per = self.bench.per_write
-        frames = self.frames
-        out = [frames[(self.k + j) % len(frames)] for j in range(per)]
-        self.k += per
-        self.waiting = per
+        self.frames = frames
+        self.bursts = [b"".join(frames[(k * per + j) % len(frames)] for j in range(per))
+                       for k in range(10)]
+
+    def send_burst(self) -> None:
+        k = self.k
+        self.k = k + 1 if k < 9 else 0
+        self.waiting = self.bench.per_write
         self.sent_at = time.perf_counter()
         assert self.transport is not None
-        self.transport.write(b"".join(out))
+        self.transport.write(self.bursts[k])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.running = False
@@ -150,12 +167,6 @@ class Bench:
         self.record = False
         self.lost = 0
 
-    def acked(self, t: Terminal, rtt: float) -> None:
-        self.count += self.per_write
-        if self.record:
-            b = int(rtt * 10_000)
-            self.hist[b] = self.hist.get(b, 0) + 1
-
     async def connect_all(self) -> None:
         loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(200)
@@ -173,10 +184,10 @@ class Bench:
                 assert result == 0, result
                 msg = await t.exchange(jt808.encode_auth(p, 2, code))
                 assert jt808.decode_general_response(msg.body)[2] == 0
-                t.frames = [jt808.encode_location(p, 3 + k, now - (10 - k) * 1000,
-                                                  32.0 + (i % 1000) / 1e4, 118.7 + k / 1e4,
-                                                  speed_kmh=4.5, battery_pct=80)
-                            for k in range(10)]
+                t.set_frames([jt808.encode_location(p, 3 + k, now - (10 - k) * 1000,
+                                                    32.0 + (i % 1000) / 1e4, 118.7 + k / 1e4,
+                                                    speed_kmh=4.5, battery_pct=80)
+                              for k in range(10)])
                 self.terminals.append(t)
 
         await asyncio.gather(*(one(i) for i in range(self.first, self.first + self.n)))
@@ -437,6 +448,11 @@ class FloorServer(asyncio.Protocol):
     """
 
     REPLY = jt808.encode_general_response("013900000000", 1, 1, jt808.MSG_LOCATION)
+    delay_s = 0.0
+    """With a delay, reports are answered that much later (as a gateway answers after
+    Kafka's acknowledgement) from a queue flushed every millisecond."""
+    due: ClassVar[collections.deque[tuple[float, asyncio.BaseTransport, bytes]]] = (
+        collections.deque())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -452,17 +468,34 @@ class FloorServer(asyncio.Protocol):
                 out = jt808.encode_general_response(h.phone, 1, h.serial, h.msg_id)
             self.transport.write(out)  # type: ignore[attr-defined]
             return
+        if self.delay_s:
+            self.due.append((time.monotonic() + self.delay_s, self.transport, self.REPLY * n))
+            return
         self.transport.write(self.REPLY * n)  # type: ignore[attr-defined]
 
 
-def serve_floor(port: int) -> int:
+async def _flush_due() -> None:
+    due = FloorServer.due
+    while True:
+        await asyncio.sleep(0.001)
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, transport, data = due.popleft()
+            if not transport.is_closing():
+                transport.write(data)  # type: ignore[attr-defined]
+
+
+def serve_floor(port: int, delay_ms: float = 0.0) -> int:
     """Run :class:`FloorServer` on ``port`` (a child process of the benchmark)."""
+    FloorServer.delay_s = delay_ms / 1000.0
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         await loop.create_server(FloorServer, "127.0.0.1", port, backlog=4096)
+        flusher = loop.create_task(_flush_due()) if delay_ms else None
         print("floor listening", flush=True)
         await asyncio.Event().wait()
+        del flusher
 
     raise_fd_limit(20_000)
     try:
@@ -484,12 +517,25 @@ def proc_cpu(pid: int | None) -> float:
         return 0.0
 
 
+def system_seconds(pid: int | None) -> float:
+    """System (kernel) CPU time of a process so far: its socket reads and writes, mostly."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 class Probe:
     """CPU counters and time at one instant: gateway (or floor server), broker, machine."""
 
     def __init__(self, server_pid: int, broker_pid: int | None) -> None:
         self.t = time.perf_counter()
         self.server = proc_cpu(server_pid)
+        self.server_sys = system_seconds(server_pid)
         self.broker = proc_cpu(broker_pid)
         self.busy, self.total = machine_busy()
 
@@ -498,6 +544,7 @@ def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
     """CPU shares (cores) over the window between two probes."""
     el = p1.t - p0.t
     return {"elapsed": el, "server_cpu": p1.server - p0.server,
+            "server_sys": p1.server_sys - p0.server_sys,
             "server_share": (p1.server - p0.server) / el,
             "broker_share": (p1.broker - p0.broker) / el,
             "generators_share": sum(gen_cpu) / el,
@@ -509,7 +556,8 @@ def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
 async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
     """Replies/s and replies per CPU second of :class:`FloorServer` under the same terminals."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port),
+                             "--floor-delay-ms", str(args.floor_delay_ms)],
                             stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     pool = GeneratorPool(port, args.connections, args.generators, args.frames_per_write,
@@ -531,7 +579,11 @@ async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
                 "socket_floor_generators_cpu_share": round(sh["generators_share"], 2),
                 "socket_floor_machine_busy_cores": round(sh["machine_busy_cores"], 2),
                 "socket_floor_replies_per_cpu_second": round(
-                    w["acked"] / max(sh["server_cpu"], 1e-9))}
+                    w["acked"] / max(sh["server_cpu"], 1e-9)),
+                "socket_floor_system_cpu_fraction": round(
+                    sh["server_sys"] / max(sh["server_cpu"], 1e-9), 2),
+                "socket_floor_system_us_per_reply": round(
+                    sh["server_sys"] / max(w["acked"], 1) * 1e6, 2)}
     finally:
         await pool.close()
         proc.kill()
@@ -636,6 +688,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "busiest_generator_cpu_share": avg("generator_max_share"),
             "machine_busy_cores": avg("machine_busy_cores"),
             "fixes_per_gateway_cpu_second": round(published / max(cpu, 1e-9)),
+            # the kernel's part (socket reads and writes, loopback TCP) of the gateway's CPU
+            "gateway_system_cpu_fraction": round(
+                sum(w["shares"]["server_sys"] for w in windows) / max(cpu, 1e-9), 2),
+            "gateway_system_us_per_fix": round(
+                sum(w["shares"]["server_sys"] for w in windows) / max(published, 1) * 1e6, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "gateway_frame_to_kafka_p50_ms": round(
                 hist_quantile(first["before"], last["after"], 0.50) * 1000, 1),
@@ -706,13 +763,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--socket-floor", action="store_true",
                    help="also measure a do-nothing JT/T 808 replier under the same terminals")
+    p.add_argument("--floor-delay-ms", type=float, default=0.0,
+                   help="with --socket-floor: the floor answers reports this much later, as "
+                        "the gateway answers after Kafka (default: at once)")
     p.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--generator-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.add_argument("--profile", default="", help="run the gateway under cProfile, writing here")
     args = p.parse_args(argv)
     if args.serve_floor:
-        return serve_floor(args.serve_floor)
+        return serve_floor(args.serve_floor, args.floor_delay_ms)
     if args.generator_child:
         return run_generator_child(args.generator_child)
     try:

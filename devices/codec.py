@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import calendar
 import functools
-import operator
-import struct
 
 from devices.errors import FrameError
 
 _MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: trackers cannot report earlier
 
 
-_WORDS: dict[int, struct.Struct] = {}
-
-
 def xor8(data: bytes) -> int:
     """XOR of all bytes (the JT/T 808 check code).
 
-    XORs 64-bit words and folds the result, several times faster in CPython
-    than a per-byte loop on typical 30-300 byte frames.
+    Reads the bytes as one little-endian integer and folds it onto its
+    lowest byte with shifts by 2**k bytes (each byte lane below the next
+    power of two lands on lane 0 exactly once; what lands above it is
+    never read), about twice as fast in CPython as unpacking words and
+    several times faster than a per-byte loop on 30-300 byte frames.
 
     Examples
     --------
@@ -28,19 +26,20 @@ def xor8(data: bytes) -> int:
     >>> xor8(b"")
     0
     """
-    pad = -len(data) % 8
-    if pad:
-        data = data + b"\x00" * pad
-    k = len(data) >> 3
-    if k == 0:
-        return 0
-    words = _WORDS.get(k)
-    if words is None:
-        words = _WORDS[k] = struct.Struct(f">{k}Q")
-    v = functools.reduce(operator.xor, words.unpack(data))
-    v ^= v >> 32
-    v ^= v >> 16
-    v ^= v >> 8
+    v = int.from_bytes(data, "little")
+    n = len(data)
+    if n <= 64:  # a location report: unrolled
+        v ^= v >> 256
+        v ^= v >> 128
+        v ^= v >> 64
+        v ^= v >> 32
+        v ^= v >> 16
+        v ^= v >> 8
+        return v & 0xFF
+    shift = 4 << (n - 1).bit_length()  # half the next power of two, in bits
+    while shift >= 8:
+        v ^= v >> shift
+        shift >>= 1
     return v & 0xFF
 
 

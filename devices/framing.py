@@ -71,6 +71,11 @@ class FlagFramer:
     def buffered(self) -> int:
         return len(self._buf)
 
+    @property
+    def pending(self) -> bytearray:
+        """The buffer itself (changed in place, never replaced): empty between frames."""
+        return self._buf
+
     def feed(self, data: bytes) -> tuple[list[bytes], list[FrameError]]:
         flag = self.flag
         if not self._buf:

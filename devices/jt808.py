@@ -331,7 +331,7 @@ def decode_location(body: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H) -> Lo
         lat = -lat
     if status & STATUS_WEST:
         lon = -lon
-    ts = _TIMES.get((when, tz_offset_h))
+    ts = _TIMES.get(when) if tz_offset_h == _TIMES_TZ[0] else None
     if ts is None:
         ts = bcd_time_ms(when, tz_offset_h, "location time")
     loc = Location(alarm, status, lat, lon, alt, speed / 10.0, course, ts,
@@ -624,9 +624,10 @@ class Reassembler:
         return Joined(Message(head, body), part.serials), errors
 
 
-_HEAD_2013 = struct.Struct(">6sH")
-"""Phone number and serial of a 2013 header (after message id and properties)."""
-_HEAD_2019 = struct.Struct(">10sH")
+_REPORT_2013 = struct.Struct(">H6sHIIIIhHH6s")
+"""A 2013 0x0200 from its properties on: properties, phone, serial, the 28-byte location."""
+_REPORT_2019 = struct.Struct(">HB10sHIIIIhHH6s")
+"""The same for 2019 (protocol version byte, 10-byte phone)."""
 
 
 def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
@@ -637,8 +638,8 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     Returns ``(phone, version, serial, telemetry)``, the same header fields
     and canonical telemetry :func:`decode` gives for the frame, without the
     intermediate objects (header, message, :class:`Location`). Returns
-    ``None`` for anything else: another message, escaped bytes, a
-    sub-package, encryption, or any fault (check code, length, range, time,
+    ``None`` for anything else: another message, escaped bytes, more or
+    less than one whole frame, a sub-package, encryption, or any fault (check code, length, range, time,
     truncated item); the caller then uses :func:`decode`, which raises the
     right :class:`~devices.errors.FrameError`.
 
@@ -651,29 +652,34 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     """
     n = len(frame)
     if (n < 43 or frame[1] != 0x02 or frame[2] != 0x00 or frame[0] != FLAG
-            or frame[n - 1] != FLAG or frame.find(ESC) >= 0):
+            or frame[n - 1] != FLAG or frame.find(ESC) >= 0 or frame.find(FLAG, 1, n - 1) >= 0):
         return None
     if xor8(frame):  # the two flags cancel out: this is the XOR of content and check code
         return None
-    props = frame[3] << 8 | frame[4]
+    # offsets below are into the frame (content offset + 1 for the leading flag)
+    if frame[3] & 0x40:  # 2019 header (version flag in the properties)
+        if n < 48:
+            return None
+        (props, _pv, raw_phone, serial, alarm, status, lat_u, lon_u, alt, speed, course,
+         when) = _REPORT_2019.unpack_from(frame, 3)
+        version, pos = 2019, 18
+        phone = raw_phone.hex()
+        dev = device_id_of(phone)
+    else:
+        (props, raw_phone, serial, alarm, status, lat_u, lon_u, alt, speed, course,
+         when) = _REPORT_2013.unpack_from(frame, 3)
+        version, pos = 2013, 13
+        dev = phone = raw_phone.hex()
     if props & 0x3C00:  # encryption bits or a sub-package
         return None
-    # offsets below are into the frame (content offset + 1 for the leading flag)
-    if props & 0x4000:
-        raw_phone, serial = _HEAD_2019.unpack_from(frame, 6)
-        version, pos = 2019, 18
-    else:
-        raw_phone, serial = _HEAD_2013.unpack_from(frame, 5)
-        version, pos = 2013, 13
     end = pos + (props & 0x3FF)
-    if end + 2 != n or end - pos < 28:
+    if end + 2 != n or end - pos < 28 or lat_u > 90_000_000 or lon_u > 180_000_000:
         return None
-    alarm, status, lat_u, lon_u, alt, speed, course, when = _LOC.unpack_from(frame, pos)
-    if lat_u > 90_000_000 or lon_u > 180_000_000:
-        return None
-    ts = _report_time(when, tz_offset_h)
-    if ts < 0:
-        return None
+    ts = _TIMES.get(when) if tz_offset_h == _TIMES_TZ[0] else None
+    if ts is None:
+        ts = _report_time(when, tz_offset_h)
+        if ts < 0:
+            return None
     battery: float | None = None
     i = pos + 28
     while i + 2 <= end:  # additional items: only the battery reaches the telemetry
@@ -689,20 +695,40 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
         lat = -lat
     if status & STATUS_WEST:
         lon = -lon
-    phone = raw_phone.hex()
-    return phone, version, serial, _telemetry(
-        device_id_of(phone), ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt,
-        battery, alarm, alarm_map)
+    if alarm or speed > 36000 or course > 360 or not -1000 <= alt <= 20000:
+        return phone, version, serial, _telemetry(
+            dev, ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt, battery,
+            alarm, alarm_map)
+    # the common case, as _telemetry builds it: one fix, every optional field in range
+    mps = _MPS.get(speed)
+    if mps is None:
+        mps = _MPS[speed] = round(speed / 10.0 / 3.6, 3)
+    if status & STATUS_FIX:
+        return phone, version, serial, [Fix(
+            device_id=dev, ts=ts, lat=lat, lon=lon, valid=True, speed_mps=mps,
+            heading_deg=float(course), altitude_m=float(alt), battery_pct=battery,
+            source="gnss")]
+    return phone, version, serial, [Fix(
+        device_id=dev, ts=ts, lat=lat, lon=lon, valid=False, speed_mps=mps,
+        heading_deg=float(course), altitude_m=float(alt), battery_pct=battery)]
 
 
-_TIMES: dict[tuple[bytes, float], int] = {}
-"""Recently seen BCD report times -> epoch ms (live reports cluster around now)."""
+_MPS: dict[int, float] = {}
+"""0x0200 speed (0.1 km/h units, at most 36000 in range) -> m/s as :func:`_telemetry` rounds it."""
+
+
+_TIMES: dict[bytes, int] = {}
+"""Recently seen BCD report times -> epoch ms (live reports cluster around now), for the
+time zone in :data:`_TIMES_TZ`."""
+_TIMES_TZ: list[float] = [DEFAULT_TZ_OFFSET_H]
 
 
 def _report_time(when: bytes, tz_offset_h: float) -> int:
     """:func:`~devices.codec.bcd_time_ms` of a report time, cached; -1 when it is invalid."""
-    key = (when, tz_offset_h)
-    ms = _TIMES.get(key)
+    if tz_offset_h != _TIMES_TZ[0]:  # another zone than last time: start the cache over
+        _TIMES.clear()
+        _TIMES_TZ[0] = tz_offset_h
+    ms = _TIMES.get(when)
     if ms is None:
         try:
             ms = bcd_time_ms(when, tz_offset_h, "location time")
@@ -710,7 +736,7 @@ def _report_time(when: bytes, tz_offset_h: float) -> int:
             return -1
         if len(_TIMES) >= 4096:
             _TIMES.clear()
-        _TIMES[key] = ms
+        _TIMES[when] = ms
     return ms
 
 

@@ -87,6 +87,7 @@ class Publisher:
         if envelope_by not in ("key", "partition"):
             raise ValueError("envelope_by is 'key' or 'partition'")
         self.envelope_by = envelope_by
+        self._by_partition = envelope_by == "partition"
         self._partition_of: dict[str, int] = {}
         self._partitions: list[int] = []
         self.bootstrap = bootstrap
@@ -100,7 +101,13 @@ class Publisher:
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[str, list[_Entry]] = {}
+        # envelope_by="partition" once the partitions are known: partition -> (the key of
+        # its first submission, the submissions in order); one envelope per partition
+        self._pending_parts: dict[int, tuple[str, list[_Entry]]] = {}
+        self._woken = False
         self._depth = 0
+        self.full = False
+        """True while the bounded queue is at its limit: stop reading sockets."""
         self._waiters: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -139,10 +146,6 @@ class Publisher:
         """Messages queued or in flight (not yet acknowledged by Kafka)."""
         return self._depth
 
-    @property
-    def full(self) -> bool:
-        """True while the bounded queue is at its limit: stop reading sockets."""
-        return self._depth >= self.max_queue
 
     def submit(self, key: str, messages: Sequence[Telemetry],
                received: float | None = None) -> asyncio.Future[None]:
@@ -173,10 +176,24 @@ class Publisher:
         if self._closing:
             done(RuntimeError("publisher is stopping"))
             return
-        self._pending.setdefault(key, []).append(
-            (messages, done, received if received is not None else time.monotonic()))
+        entry = (messages, done, received if received is not None else time.monotonic())
+        if self._partitions and self._by_partition:
+            part = self._partition_of.get(key)
+            if part is None:
+                part = self._partition(key)
+            group = self._pending_parts.get(part)
+            if group is None:
+                self._pending_parts[part] = (key, [entry])
+            else:
+                group[1].append(entry)
+        else:
+            self._pending.setdefault(key, []).append(entry)
         self._depth += len(messages)
-        self._wake.set()
+        if self._depth >= self.max_queue:
+            self.full = True
+        if not self._woken:  # one Event.set per flush, not one per frame
+            self._woken = True
+            self._wake.set()
 
     def add_waiter(self, resume: Callable[[], None]) -> None:
         """Call ``resume`` once the queue drains under the low watermark."""
@@ -214,13 +231,14 @@ class Publisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._woken = False
             if self.linger_s and not self._closing:
                 await asyncio.sleep(self.linger_s)
             try:
                 await self._drain()
             except Exception:  # the flush loop must outlive any bug, or every socket stalls
                 log.exception("publisher drain failed")
-            if self._closing and not self._pending:
+            if self._closing and not self._pending and not self._pending_parts:
                 return
 
     def _partition(self, key: str) -> int:
@@ -236,14 +254,22 @@ class Publisher:
     async def _drain(self) -> None:
         """Send everything pending: one record batch per partition, one envelope per key."""
         pending, self._pending = self._pending, {}
+        parts, self._pending_parts = self._pending_parts, {}
         by_part: dict[int, list[tuple[str, list[_Entry]]]] = {}
         if self.envelope_by == "partition":
+            # submissions queued by key (before the partitions were known) go first
             for key, entries in pending.items():
                 groups = by_part.setdefault(self._partition(key), [])
                 if groups:
                     groups[0][1].extend(entries)
                 else:
                     groups.append((key, list(entries)))
+            for partition, (key, entries) in parts.items():
+                groups = by_part.setdefault(partition, [])
+                if groups:
+                    groups[0][1].extend(entries)
+                else:
+                    groups.append((key, entries))
         else:
             for key, entries in pending.items():
                 by_part.setdefault(self._partition(key), []).append((key, entries))
@@ -349,6 +375,7 @@ class Publisher:
                 total += latency
         hist.sum += total
         self._depth -= n
+        self.full = self._depth >= self.max_queue
         self.metrics.queue_depth.set(self._depth)
         if exc is None:
             self.published += n

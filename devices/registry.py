@@ -55,6 +55,8 @@ class Registry:
                  extra_devices: Iterable[tuple[str, str]] = ()) -> None:
         self._secret = secret
         self._extra = dict(extra_devices)
+        self.version = 0
+        """Bumped whenever the orders change (lets callers cache keys)."""
         self._orders: dict[str, Order] = {}
         self.set_orders(orders)
 
@@ -75,6 +77,7 @@ class Registry:
             self._rebuild()
 
     def _rebuild(self) -> None:
+        self.version += 1
         orders = list(self._orders.values())
         self._by_device = {d: o for o in orders for d in o.devices}
         self._windows = {d: (o.valid_from_ms(), o.valid_until_ms())

@@ -172,12 +172,29 @@ class DeviceConnection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         # replies in frame order; a slot is [state, replies], state 0 = waiting for Kafka,
-        # 1 = send, 2 = Kafka refused (send nothing: the device will resend)
+        # 1 = send, 2 = Kafka refused (send nothing: the device will resend); replies is a
+        # list of frames, or one frame (bytes) from the fast lane
         self._replies: collections.deque[list[Any]] = collections.deque()
         self._tally = hub.tally[protocol]
         # telemetry and replies of the frames of the current read, not yet submitted:
         # (key, messages, replies); frames of one read under one key share a submission
         self._group: tuple[str, list[Telemetry], list[bytes]] | None = None
+        # the JT/T 808 fast lane (see data_received): the session's report() and the
+        # framer's buffer, which must be empty for a read to be one whole frame
+        self._lane: Callable[[bytes, int], tuple[list[Telemetry], bytes] | None] | None = None
+        self._framer_buf: bytearray = bytearray()
+        if isinstance(self.session, Jt808Session) and isinstance(self.framer,
+                                                                 framing.FlagFramer):
+            self._lane = self.session.report
+            self._framer_buf = self.framer.pending
+        self._max_frame = hub.config.max_frame
+        self._publisher = hub.publisher
+        self._registry = hub.registry
+        # Kafka key of the session's device, valid for that device id object and registry
+        # version (a reload of the orders may move a device to another key)
+        self._key = ""
+        self._key_dev: str | None = None
+        self._key_version = -1
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -206,6 +223,29 @@ class DeviceConnection(asyncio.Protocol):
         received = time.monotonic()
         self.last_seen = received
         self._tally[0] += len(data)
+        lane = self._lane
+        if lane is not None and not self._framer_buf and len(data) <= self._max_frame:
+            # the fast lane: the read is one plain 0x0200 of the authenticated terminal
+            # (what a terminal waiting for each acknowledgement sends); the same effects as
+            # the framer, on_frame, _handle and _submit_group below, without their objects
+            try:
+                fast = lane(data, int(time.time() * 1000))
+            except Exception:  # the full path below logs it and dead-letters the frame
+                fast = None
+            if fast is not None:
+                self._tally[1] += 1
+                self.bad_in_a_row = 0
+                if (self._key_dev is not self.session.device_id
+                        or self._key_version != self._registry.version):
+                    self._refresh_key()
+                slot: list[Any] = [0, fast[1]]  # one reply: bytes, not a list
+                self._replies.append(slot)
+                publisher = self._publisher
+                publisher.submit_cb(self._key, fast[0], functools.partial(self._acked, slot),
+                                    received)
+                if publisher.full and not self.paused:
+                    self._pause()
+                return
         frames, errors = self.framer.feed(data)
         for err in errors:
             self._bad(err, None)
@@ -228,14 +268,27 @@ class DeviceConnection(asyncio.Protocol):
             # (one completion, one acknowledgement write), even if a later frame closed us
             if self._group is not None:
                 self._submit_group(received)
-        if self.hub.publisher.full and not self.paused and self.transport is not None:
-            self.paused = True
-            self.hub.metrics.paused.inc()
-            self.hub.metrics.pauses.inc()
-            self.transport.pause_reading()
-            self.hub.publisher.add_waiter(self.resume)
+        if self._publisher.full and not self.paused:
+            self._pause()
 
     # -- helpers
+    def _pause(self) -> None:
+        """Stop reading until the publisher's queue drains (backpressure)."""
+        if self.transport is None:
+            return
+        self.paused = True
+        self.hub.metrics.paused.inc()
+        self.hub.metrics.pauses.inc()
+        self.transport.pause_reading()
+        self.hub.publisher.add_waiter(self.resume)
+
+    def _refresh_key(self) -> None:
+        """Look up the Kafka key of the session's device (the fast lane caches it)."""
+        dev = self.session.device_id
+        assert dev is not None
+        self._key = self._registry.key_of(dev)
+        self._key_dev, self._key_version = dev, self._registry.version
+
     def resume(self) -> None:
         """Resume reading after backpressure."""
         if self.paused and not self.closed and self.transport is not None:
@@ -315,27 +368,37 @@ class DeviceConnection(asyncio.Protocol):
                                      received)
 
     def _acked(self, slot: list[Any], exc: BaseException | None) -> None:
+        q = self._replies
+        if exc is None and len(q) == 1:  # the common case: nothing else outstanding here
+            q.clear()
+            transport = self.transport
+            if transport is not None and not self.closed and not transport.is_closing():
+                data = slot[1]  # one reply (the fast lane) or a list of them
+                if type(data) is list:
+                    data = b"".join(data)
+                self._tally[2] += len(data)
+                transport.write(data)
+            return
         if exc is None:
             slot[0] = 1
         else:
             slot[0] = 2
             log.warning("%s %s: telemetry not accepted by Kafka, device not acknowledged",
                         self.protocol, self.peer)
-        q = self._replies
         if q[0] is not slot:
             if q[0][0] == 0:
                 return  # an earlier frame still waits for Kafka
-        elif len(q) == 1:  # the common case: nothing else outstanding on this connection
+        elif len(q) == 1:  # refused, nothing else outstanding: nothing to send
             q.clear()
-            if slot[0] == 1:
-                replies = slot[1]
-                self.write(replies[0] if len(replies) == 1 else b"".join(replies))
             return
         out: list[bytes] = []
         while q and q[0][0]:
             state, replies = q.popleft()
             if state == 1:
-                out.extend(replies)
+                if type(replies) is list:
+                    out.extend(replies)
+                else:
+                    out.append(replies)
         if out:
             self.write(b"".join(out))
 

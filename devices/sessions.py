@@ -136,6 +136,7 @@ class Jt808Session(Session):
         self.version = 2013
         self._serial = 0
         self._heads: dict[tuple[str, int], tuple[bytes, int]] = {}
+        self._head_phone, self._head_version, self._head = "", 0, (b"", 0)
         self._packets = jt808.Reassembler()
 
     def _next_serial(self) -> int:
@@ -147,32 +148,59 @@ class Jt808Session(Session):
         return self._reply(h.phone, h.version, h.serial, h.msg_id, result)
 
     def _reply(self, phone: str, version: int, ack: int, mid: int, result: int) -> bytes:
-        """0x8001 (header prefix and its check code cached: this runs once per report)."""
-        key = (phone, version)
-        cached = self._heads.get(key)
-        if cached is None:
-            head = jt808.response_head(phone, version)
-            cached = self._heads[key] = (head, xor8(head))
-        head, check = cached
+        """0x8001 (flag, header and its check code cached: this runs once per report).
+
+        The cached part (message id, properties, BCD phone) never holds 0x7D
+        or 0x7E, so only the 7 body bytes may need escaping.
+        """
+        if phone == self._head_phone and version == self._head_version:
+            prefix, check = self._head
+        else:
+            key = (phone, version)
+            cached = self._heads.get(key)
+            if cached is None:
+                head = jt808.response_head(phone, version)
+                cached = self._heads[key] = (b"\x7e" + head, xor8(head))
+            self._head_phone, self._head_version, self._head = phone, version, cached
+            prefix, check = cached
         self._serial = serial = (self._serial + 1) & 0xFFFF
         # XOR of the 7 body bytes without materialising them twice
         x = serial ^ ack ^ mid
         check ^= (x >> 8) ^ (x & 0xFF) ^ result
-        content = head + _RESP_BODY.pack(serial, ack, mid, result, check)
-        return b"\x7e" + jt808.escape(content) + b"\x7e"
+        body = _RESP_BODY.pack(serial, ack, mid, result, check)
+        if b"\x7e" in body or b"\x7d" in body:
+            body = jt808.escape(body)
+        return prefix + body + b"\x7e"
+
+    def report(self, frame: bytes, now_ms: int) -> tuple[list[Telemetry], bytes] | None:
+        """The fast lane: ``frame`` is one plain 0x0200 report of the authenticated terminal.
+
+        Returns its telemetry and the 0x8001 to send once Kafka accepted it,
+        exactly what :meth:`on_frame` gives for such a frame, or ``None``
+        for anything else (several frames or a partial one, another message,
+        another or an unknown device, a fault, a time too far ahead): the
+        caller then frames the bytes and calls :meth:`on_frame`.
+        """
+        if self.device_id is None:
+            return None
+        fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map)
+        if fast is None:
+            return None
+        phone, version, serial, telemetry = fast
+        first = telemetry[0]
+        dev = first.device_id  # type: ignore[union-attr]
+        if (dev != self.device_id or not self.registry.is_accepted(dev, now_ms)
+                or first.ts > now_ms + self.max_future_ms):
+            return None
+        return telemetry, self._reply(phone, version, serial, jt808.MSG_LOCATION,
+                                      jt808.RESULT_OK)
 
     def _on_frame(self, frame: bytes, now_ms: int) -> Outcome:
-        if self.device_id is not None:
-            # an authenticated terminal's plain location report: most of the traffic
-            fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map)
-            if fast is not None:
-                phone, version, serial, telemetry = fast
-                dev = telemetry[0].device_id  # type: ignore[union-attr]
-                if (dev == self.device_id and self.registry.is_accepted(dev, now_ms)
-                        and telemetry[0].ts <= now_ms + self.max_future_ms):
-                    return Outcome(telemetry=telemetry, replies=[self._reply(
-                        phone, version, serial, jt808.MSG_LOCATION, jt808.RESULT_OK)])
-                # anything else (another device, an unknown one, a future time): the full path
+        # an authenticated terminal's plain location report: most of the traffic; anything
+        # else (another device, an unknown one, a future time, a fault): the full path
+        fast = self.report(frame, now_ms)
+        if fast is not None:
+            return Outcome(telemetry=fast[0], replies=[fast[1]])
         msg = jt808.parse_frame(frame)
         if msg.header.packet_total is not None and msg.header.packet_total > 1:
             return self._on_packet(msg, frame, now_ms)

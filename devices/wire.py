@@ -51,11 +51,22 @@ def to_wire(msg: Telemetry) -> dict[str, Any]:
     return d
 
 
+_TS_TEXT: dict[int, str] = {}
+"""RFC 3339 text of the epoch-ms times seen lately (reports of one second share one)."""
+
+
 def encode_messages(messages: Sequence[Telemetry]) -> bytes:
     """A batched envelope (JSON array) of canonical messages."""
     items: list[dict[str, Any]] = msgspec.to_builtins(messages)
-    for d, msg in zip(items, messages, strict=True):
-        d["ts"] = rfc3339(msg.ts)
+    texts = _TS_TEXT
+    for d in items:
+        ms = d["ts"]
+        text = texts.get(ms)
+        if text is None:
+            if len(texts) >= 8192:
+                texts.clear()
+            text = texts[ms] = rfc3339(ms)
+        d["ts"] = text
     return _ENC.encode(items)
 
 

@@ -146,3 +146,14 @@ def test_session_fast_path_is_taken_for_plain_reports(version: int,
     assert out.result == "ok" and len(out.telemetry) == 1 and calls == []
     assert jt808.decode_general_response(jt808.parse_frame(out.replies[0]).body) == (
         2, jt808.MSG_LOCATION, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=80), st.binary(min_size=60, max_size=5000)))
+def test_xor8_is_the_xor_of_every_byte(data: bytes) -> None:
+    from functools import reduce
+    from operator import xor
+
+    from devices.codec import xor8
+
+    assert xor8(data) == reduce(xor, data, 0)
