@@ -164,7 +164,7 @@ def test_lane_takes_a_plain_report_and_gives_what_the_full_path_gives() -> None:
 def test_reads_the_lane_must_leave_to_the_full_path_give_the_same_results() -> None:
     ts = now_ms() - 10_000
     report = jt808.encode_location(PHONE, 7, ts, 32.0, 118.7, battery_pct=80)
-    cases = {
+    cases: dict[str, bytes | list[bytes]] = {
         "two frames in one read": report + jt808.encode_location(PHONE, 8, ts + 1000, 32.0, 118.7),
         "a frame split over two reads": [report[:20], report[20:]],
         "garbage before the frame": b"\x01\x02" + report,
