@@ -369,6 +369,38 @@ def machine_busy() -> tuple[float, float]:
     return float(sum(vals) - idle), float(sum(vals))
 
 
+def core_jiffies(cpu: int | None) -> list[int]:
+    """/proc/stat counters of one core (user nice system idle iowait irq softirq ...)."""
+    if cpu is None:
+        return []
+    with open("/proc/stat") as fh:
+        for line in fh:
+            if line.startswith(f"cpu{cpu} "):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def pinning(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(gateway's cores, everyone else's) when pinning, else (None, None).
+
+    The measured process gets the first core this benchmark may use, to
+    itself; the broker, the load generators and this process share the
+    others, so that what is measured is the gateway and not how the
+    scheduler shares two cores between it and its own load.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def pinned_to(cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` that pins the child (and every thread it starts) to ``cpus``."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     out: dict[str, float] = {}
@@ -532,18 +564,27 @@ def system_seconds(pid: int | None) -> float:
 class Probe:
     """CPU counters and time at one instant: gateway (or floor server), broker, machine."""
 
-    def __init__(self, server_pid: int, broker_pid: int | None) -> None:
+    def __init__(self, server_pid: int, broker_pid: int | None,
+                 server_core: int | None = None) -> None:
         self.t = time.perf_counter()
         self.server = proc_cpu(server_pid)
         self.server_sys = system_seconds(server_pid)
         self.broker = proc_cpu(broker_pid)
         self.busy, self.total = machine_busy()
+        self.core = core_jiffies(server_core)
 
 
 def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
     """CPU shares (cores) over the window between two probes."""
     el = p1.t - p0.t
-    return {"elapsed": el, "server_cpu": p1.server - p0.server,
+    core: dict[str, float] = {}
+    if p0.core and p1.core:
+        d = [b - a for a, b in zip(p0.core, p1.core, strict=False)]
+        total = max(sum(d), 1)
+        # the pinned core: idle, and interrupt work (loopback TCP delivery, delayed ACKs)
+        # that the kernel does not charge to any process
+        core = {"core_idle": (d[3] + d[4]) / total, "core_irq": (d[5] + d[6]) / total}
+    return {**core, "elapsed": el, "server_cpu": p1.server - p0.server,
             "server_sys": p1.server_sys - p0.server_sys,
             "server_share": (p1.server - p0.server) / el,
             "broker_share": (p1.broker - p0.broker) / el,
@@ -553,13 +594,15 @@ def shares(p0: Probe, p1: Probe, gen_cpu: list[float]) -> dict[str, Any]:
             * (os.cpu_count() or 1)}
 
 
-async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
+async def socket_floor(args: argparse.Namespace, server_cpus: set[int] | None
+                       ) -> dict[str, object]:
     """Replies/s and replies per CPU second of :class:`FloorServer` under the same terminals."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port),
                              "--floor-delay-ms", str(args.floor_delay_ms)],
                             stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            preexec_fn=pinned_to(server_cpus))
     pool = GeneratorPool(port, args.connections, args.generators, args.frames_per_write,
                          args.rate)
     try:
@@ -591,12 +634,13 @@ async def socket_floor(args: argparse.Namespace) -> dict[str, object]:
 
 
 async def measure_window(pool: GeneratorPool, pid: int, broker_pid: int | None,
-                         metrics_port: int, seconds: float) -> dict[str, Any]:
+                         metrics_port: int, seconds: float, core: int | None
+                         ) -> dict[str, Any]:
     """One measurement window: counters, CPU times and latencies before and after."""
     await pool.command("begin")
-    before, p0 = scrape(metrics_port), Probe(pid, broker_pid)
+    before, p0 = scrape(metrics_port), Probe(pid, broker_pid, core)
     await asyncio.sleep(seconds)
-    after, p1 = scrape(metrics_port), Probe(pid, broker_pid)
+    after, p1 = scrape(metrics_port), Probe(pid, broker_pid, core)
     w = merge_windows(await pool.command("end"))
     name = "wardstream_gateway_messages_published_total"
     return {"before": before, "after": after, "p0": p0, "p1": p1, "gen": w,
@@ -620,6 +664,10 @@ def gateway_command(args: argparse.Namespace, orders_path: str, bootstrap: str, 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     limit = raise_fd_limit(args.connections * 2 + 1024)
+    server_cpus, other_cpus = pinning(args.pin)
+    if other_cpus is not None:
+        os.sched_setaffinity(0, other_cpus)  # the broker and the generators inherit it
+    core = min(server_cpus) if server_cpus else None
     broker = None
     bootstrap = args.kafka
     if not bootstrap:
@@ -637,7 +685,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), WARDSTREAM_GATEWAY_SECRET="bench",
                WARDSTREAM_LOG_LEVEL="WARNING")
     gw = subprocess.Popen(gateway_command(args, orders_path, bootstrap, jt_port, metrics_port),
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=pinned_to(server_cpus))
     pool = GeneratorPool(jt_port, args.connections, args.generators, args.frames_per_write,
                          args.rate)
     try:
@@ -656,7 +705,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         windows = []
         for _ in range(args.repeat):
             windows.append(await measure_window(pool, gw.pid, broker_pid, metrics_port,
-                                                args.seconds))
+                                                args.seconds, core))
         first, last = windows[0], windows[-1]
         elapsed = sum(w["shares"]["elapsed"] for w in windows)
         published = sum(w["published"] for w in windows)
@@ -672,7 +721,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                          / elapsed, 2)
 
         result: dict[str, object] = {
-            "cores": os.cpu_count(), "fd_limit": limit, "connections": int(conns),
+            "cores": os.cpu_count(), "fd_limit": limit,
+            "gateway_pinned_to": sorted(server_cpus) if server_cpus else "not pinned", "connections": int(conns),
             "generators": pool.n, "frames_per_write": args.frames_per_write,
             "envelope_by": args.envelope_by or "gateway default",
             "linger_ms": args.linger_ms, "seconds": round(elapsed, 1),
@@ -687,6 +737,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "generators_cpu_share": avg("generators_share"),
             "busiest_generator_cpu_share": avg("generator_max_share"),
             "machine_busy_cores": avg("machine_busy_cores"),
+            **({"gateway_core_idle_fraction": avg("core_idle"),
+                "gateway_core_irq_fraction": avg("core_irq")} if core is not None else {}),
             "fixes_per_gateway_cpu_second": round(published / max(cpu, 1e-9)),
             # the kernel's part (socket reads and writes, loopback TCP) of the gateway's CPU
             "gateway_system_cpu_fraction": round(
@@ -726,7 +778,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             result["gateway_vs_raw"] = round(
                 result["published_fixes_per_s"] / result["raw_producer_fixes_per_s"], 3)  # type: ignore[operator]
         if args.socket_floor:
-            result.update(await socket_floor(args))
+            result.update(await socket_floor(args, server_cpus))
             result["gateway_vs_socket_floor_wall"] = round(
                 result["published_fixes_per_s"]  # type: ignore[operator]
                 / result["socket_floor_replies_per_s"], 3)
@@ -766,6 +818,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor-delay-ms", type=float, default=0.0,
                    help="with --socket-floor: the floor answers reports this much later, as "
                         "the gateway answers after Kafka (default: at once)")
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                   help="give the gateway (and the socket floor) the first core to itself and "
+                        "run the broker and the generators on the others (default: on, with "
+                        "two or more cores); --no-pin lets them share every core")
     p.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--generator-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
