@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from stream.children import die_with_parent
 from stream.errors import BrokerError
 
 
@@ -103,7 +104,17 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start_sync(self, timeout: float = 30.0) -> EmbeddedBroker:
-        """Start the broker and wait until it answers a Metadata request."""
+        """Start the broker and wait until it answers a Metadata request.
+
+        The broker is killed by the kernel if this process dies without
+        stopping it (:func:`stream.children.die_with_parent`): start it
+        from a thread that lives as long as it should (not a pool worker).
+        """
+        self._spawn()
+        self._wait_ready(timeout)
+        return self
+
+    def _spawn(self) -> None:
         binary = find_binary()
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="wardstream-tansu-", suffix=".log")
@@ -118,15 +129,20 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker directly
+            preexec_fn=die_with_parent(signal.SIGKILL),  # memory only: nothing to flush
         )
+
+    def _wait_ready(self, timeout: float) -> None:
+        proc = self._proc
+        assert proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 tail = self._log_tail()
                 self.stop_sync()
-                raise BrokerError(f"embedded broker exited at start (code {self._proc.returncode}): {tail}")
+                raise BrokerError(f"embedded broker exited at start (code {proc.returncode}): {tail}")
             if metadata_ok(self.host, self.port, timeout=0.5):
-                return self
+                return
             time.sleep(0.05)
         self.stop_sync()
         raise BrokerError(f"embedded broker did not answer on {self.bootstrap} within {timeout:.0f} s")
@@ -146,8 +162,10 @@ class EmbeddedBroker:
             self._log = None
 
     async def start(self, timeout: float = 30.0) -> EmbeddedBroker:
-        """Async :meth:`start_sync`."""
-        return await asyncio.to_thread(self.start_sync, timeout)
+        """Async :meth:`start_sync` (spawned from the calling thread, waited for in another)."""
+        self._spawn()
+        await asyncio.to_thread(self._wait_ready, timeout)
+        return self
 
     async def stop(self) -> None:
         """Async :meth:`stop_sync`."""

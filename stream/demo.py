@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stream.broker import EmbeddedBroker, free_port, metadata_ok
+from stream.children import die_with_parent
 from stream.cli import COMMANDS, resolve
 from stream.embedded_pg import DatabaseUnavailable, EmbeddedPostgres, can_connect
 from stream.errors import BrokerError
@@ -78,6 +79,7 @@ class Demo:
             [sys.executable, "-m", "stream.cli", part.command, *part.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **part.env}, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # a killed demo stops its parts
         )
         log.close()
         self.parts.append(part)

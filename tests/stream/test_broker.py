@@ -64,6 +64,47 @@ def test_broker_stops_and_frees_its_port() -> None:
     assert not stat.exists() or stat.read_text().split()[2] == "Z"
 
 
+def _gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_broker_dies_with_a_killed_parent() -> None:
+    """A parent killed outright (no clean-up runs) takes its broker with it."""
+    script = ("import asyncio, sys, time\n"
+              "from stream.broker import EmbeddedBroker\n"
+              "async def main():\n"
+              "    b = EmbeddedBroker()\n"
+              "    await b.start()\n"  # the async path waits in a pool thread
+              # the pool's threads exit: a broker forked by one of them would die with it
+              "    await asyncio.get_running_loop().shutdown_default_executor()\n"
+              "    print(b.pid, b.port, flush=True)\n"
+              "    await asyncio.sleep(600)\n"
+              "asyncio.run(main())\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        pid_text, port_text = parent.stdout.readline().split()
+        pid, port = int(pid_text), int(port_text)
+        assert not _gone(pid) and metadata_ok("127.0.0.1", port)
+        time.sleep(0.5)
+        assert not _gone(pid), "the broker must outlive the pool thread that waited for it"
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid), "the broker outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 def test_cli_broker_prints_address_and_stops_on_sigterm() -> None:
     port = free_port()
     proc = subprocess.Popen(
