@@ -34,9 +34,16 @@ What it does, all on this machine:
    the gateway's ratio to it is reported in wall-clock and per-CPU-second
    terms.
 
-The machine's cores are shared by the broker, the gateway, the generators
-and whatever else runs: the wall-clock rate is what the gateway did with
-the CPU it got (``gateway_cpu_share``); ``fixes_per_gateway_cpu_second``
+By default (``--pin``, with two or more cores) the gateway (and the socket
+floor) runs on the first core and this process, the broker and the
+generators on the others, as a gateway runs in production on a core its
+load does not compete for; ``gateway_core_idle_fraction`` and
+``gateway_core_irq_fraction`` say how much of that core was idle and how
+much went to interrupt work the kernel charges to no process (loopback TCP
+delivery of the gateway's replies, delayed ACKs). ``--no-pin`` lets all of
+them share every core. Other jobs on the machine may still use the
+gateway's core: the wall-clock rate is what the gateway did with the CPU
+it got (``gateway_cpu_share``); ``fixes_per_gateway_cpu_second``
 (published fixes divided by the gateway's user+system CPU seconds in the
 window) is what a gateway process does on a core of its own.
 ``busiest_generator_cpu_share`` near 1.0 would mean a generator, not the
@@ -722,7 +729,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
         result: dict[str, object] = {
             "cores": os.cpu_count(), "fd_limit": limit,
-            "gateway_pinned_to": sorted(server_cpus) if server_cpus else "not pinned", "connections": int(conns),
+            "gateway_pinned_to": sorted(server_cpus) if server_cpus else "not pinned",
+            "connections": int(conns),
             "generators": pool.n, "frames_per_write": args.frames_per_write,
             "envelope_by": args.envelope_by or "gateway default",
             "linger_ms": args.linger_ms, "seconds": round(elapsed, 1),
