@@ -15,7 +15,7 @@ started from a long-lived one (the main or event-loop thread).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -23,14 +23,13 @@ from collections.abc import Callable
 _PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl() -> Callable[..., int] | None:
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (the interpreter's own symbols: no library search), or None."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
     except (OSError, AttributeError):  # not Linux / no libc prctl: nothing to arrange
         return None
-
-
-_PRCTL = _load_prctl()  # looked up before any fork: the child only calls it
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
@@ -39,7 +38,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
     Returns ``None`` where the platform has no ``prctl`` (the child then
     simply outlives a killed parent, as before).
     """
-    prctl = _PRCTL
+    prctl = _prctl()  # looked up here, before the fork: the child only calls it
     if prctl is None:
         return None
     parent = os.getpid()
