@@ -402,14 +402,17 @@ class Engine:
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._pre_clk_end = -1
         with _gc_paused():  # loading work: long-lived objects, no cycles
-            # one batch compile: repeated rules are compiled once and shared
-            for o, spec in zip(orders, compile_orders(orders, zones, config.default_dwell_s),
-                               strict=True):
-                self._install(o, spec)
+            self._install_all(list(orders))
             self._rebuild_watchers()
             self._rebuild_csr()  # here rather than in the first process()
 
     # ------------------------------------------------------------------ orders
+
+    def _install_all(self, orders: list[Order]) -> None:
+        """Install many orders, compiled in one batch (repeated rules compiled once, shared)."""
+        specs = compile_orders(orders, self._zones, self._cfg.default_dwell_s)
+        for o, spec in zip(orders, specs, strict=True):
+            self._install(o, spec)
 
     def _install(self, order: Order, spec: PersonSpec | None = None) -> PersonSpec:
         old = self._orders.get(order.person_id)
@@ -2221,11 +2224,8 @@ class Engine:
         self._materialise_all()
         self._zones = zones
         olds = dict(self._specs)
-        orders = list(self._orders.values())
         with _gc_paused():
-            for o, spec in zip(orders, compile_orders(orders, zones, self._cfg.default_dwell_s),
-                               strict=True):
-                self._install(o, spec)
+            self._install_all(list(self._orders.values()))
         for pid, old in olds.items():
             new = self._specs[pid]
             for table in (self._lanes, self._late):

@@ -215,16 +215,7 @@ def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> Per
         Its arrays are read-only. To compile many orders use
         :func:`compile_orders` (the same result, faster).
     """
-    tz = order.timezone
-    spec = _assemble(order, [_compile_rule(r, tz, zones, default_dwell_s) for r in order.rules], {})
-    if spec.zone_rules:
-        live = spec.zone_rules
-        spec.zone_idx = np.array([z.zone_idx for z in live], dtype=np.int64)
-        spec.buffer_m = np.array([z.buffer_m for z in live], dtype=np.float64)
-        spec.kinds = np.array([z.kind for z in live], dtype=np.int8)
-        for a in (spec.zone_idx, spec.buffer_m, spec.kinds):
-            a.setflags(write=False)
-    return spec
+    return _compile_orders([order], zones, default_dwell_s)[0]
 
 
 def compile_orders(

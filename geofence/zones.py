@@ -670,15 +670,8 @@ def _circle_batch(
         ok = (np.abs(x) <= 180.0) & (np.abs(y) <= 90.0) & (r > 0.0) & (r <= MAX_RADIUS_M)
     rest = [idx[k] for k in np.flatnonzero(~ok).tolist()]
     good = np.flatnonzero(ok).tolist()
-    # _circle_bbox inlined (math, not numpy: the same bits as the single path)
-    tan, cos, deg, ky = math.tan, math.cos, _DEG, _KY_MIN
-    kx0 = A_M * _DEG
     for k, (lon, lat, radius) in zip(good, a[good].tolist(), strict=True):
-        rla = radius / ky * 1.0001
-        alat = abs(lat)
-        bulge = rla * rla * deg * tan(min(alat + 1.0, 89.0) * deg) / 4.0
-        rlo = radius / (kx0 * cos(min(alat + rla + bulge, 89.9) * deg)) * 1.0001
-        zones[idx[k]] = _Zone(ids[k], feats[k], "circle", None, (lon - rlo, lat - rla, lon + rlo, lat + rla),
+        zones[idx[k]] = _Zone(ids[k], feats[k], "circle", None, _circle_bbox(lon, lat, radius),
                               _NO_CHUNKS, (lon, lat), radius, None, ())
     return rest
 
