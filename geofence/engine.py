@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from operator import attrgetter
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Literal, Union
 
 import msgspec
 import numpy as np
@@ -145,6 +145,13 @@ class EngineConfig:
     bulk : bool
         Apply fixes of quiet lanes in bulk (:mod:`geofence.bulk`). The
         records are the same either way; ``False`` exists to test that.
+    paths : {"fast", "reference"}
+        Which evaluation paths run. ``"fast"`` (the default) uses every fast
+        path: the columnar bulk path for quiet lanes (subject to ``bulk``)
+        and the per-lane shortcuts for fixes that change nothing but
+        liveness. ``"reference"`` sends every message through the state
+        machines one by one: slower, and the yardstick the fast path is
+        tested against; the records are the same either way.
     """
 
     lateness_ms: int = 120_000
@@ -159,6 +166,12 @@ class EngineConfig:
     battery_clear_pct: float = 30.0
     clock_jump_ms: int = 600_000
     bulk: bool = True
+    paths: Literal["fast", "reference"] = "fast"
+
+    def __post_init__(self) -> None:
+        if self.paths not in ("fast", "reference"):
+            raise ValidationError(
+                "invalid_value", f"engine paths {self.paths!r} is not 'fast' or 'reference'")
 
 
 @dataclass
@@ -398,7 +411,8 @@ class Engine:
         self._known = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)
         self._pl = PendingLog()
-        self._bulk = config.bulk
+        self._quick = config.paths == "fast"  # the per-lane shortcuts (_fast, _fast1)
+        self._bulk = config.bulk and self._quick
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._pre_clk_end = -1
         with _gc_paused():  # loading work: long-lived objects, no cycles
@@ -659,7 +673,7 @@ class Engine:
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
-                      and pid not in slow and pid not in late_lanes
+                      and pid not in slow and pid not in late_lanes and self._quick
                       and self._fast1(lane, specs[pid], e0)):
                     # the common case: one quiet in-order fix, applied in place
                     if lane.pend is None:
@@ -821,9 +835,14 @@ class Engine:
         vg = fidx[valid]  # the fix's own curfew code (0: none or invalid)
         fcode = np.zeros(len(fidx), np.int8)
         if len(vg):
+            # only fixes of persons with a curfew rule index c1: a person without
+            # zone rules has no pairs, and its "first pair" is past the end
             kk = cfk[valid]
-            fcode[valid] = np.where(kk >= 0, c1[first[gi_all[vg]] + np.maximum(kk, 0)]
-                                    if len(c1) else 0, 0)
+            hc = kk >= 0
+            codes = np.zeros(len(vg), np.int8)
+            if hc.any():
+                codes[hc] = c1[first[gi_all[vg[hc]]] + kk[hc]]
+            fcode[valid] = codes
         ws = (q.mode[p] & (t >= due) & (due == q.sdue[p]) & (cfk >= 0) & ~q.cf[p]
               & (q.ivs[p] == due) & (t < q.ive[p]) & (t < self._q_vu[p])
               & ((q.code[p] != 1) | (self._q_ws1[p] & (fcode == -1)))
@@ -1369,8 +1388,9 @@ class Engine:
             uniq = ents
         spec = self._specs.get(lane.key)
         if uniq[0].key > lane.last_key:
-            if (lane.quiet and spec is not None and not lane.late and lane.state.started
-                    and not spec.contact_rules and self._fast(lane, spec, uniq)):
+            if (lane.quiet and self._quick and spec is not None and not lane.late
+                    and lane.state.started and not spec.contact_rules
+                    and self._fast(lane, spec, uniq)):
                 self._roll(lane)
                 if lane.due < lane.heap_at:
                     lane.heap_at = lane.due

@@ -1,9 +1,8 @@
 """The bulk path for quiet lanes (geofence.bulk) against the per-message path.
 
 Every test drives two engines with the same batches: one as configured (bulk
-on), one with ``EngineConfig(bulk=False)`` and the per-lane fast paths
-disabled, i.e. every message through the state machines one by one. The
-records must be the same, in the same order, batch by batch; and the bulk
+on), one with ``EngineConfig(paths="reference")``, i.e. every message through
+the state machines one by one. The records must be the same, in the same order, batch by batch; and the bulk
 engine must actually have applied fixes in bulk, so the comparison is not
 vacuous.
 """
@@ -16,13 +15,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import json
+
 import msgspec
-from engine_world import MIN, SEC, T0, event, fix, hit, orders, zones
+import pytest
+from engine_world import MIN, SEC, T0, event, fix, hit, orders, pt, square, zones
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
-from geofence.model import encode
+from geofence.errors import ValidationError
+from geofence.model import encode, parse_orders
+from geofence.zones import ZoneCatalogue
 
 ZONES = zones()
 # P-A without its no_contact rule (a person with no_contact rules never goes in bulk)
@@ -47,9 +51,7 @@ class Pair:
         self.bulk = Engine(ZONES, ORDERS, EngineConfig())
         if fold_every is not None:
             self.bulk._fold_every = fold_every
-        self.ref = Engine(ZONES, ORDERS, EngineConfig(bulk=False))
-        self.ref._fast = lambda *a: False  # type: ignore[method-assign]
-        self.ref._fast1 = lambda *a: False  # type: ignore[method-assign]
+        self.ref = Engine(ZONES, ORDERS, EngineConfig(paths="reference"))
         self.in_bulk = 0
 
     def process(self, msgs: list[Any]) -> None:
@@ -293,3 +295,55 @@ def test_a_snapshot_builds_the_lanes_started_in_bulk() -> None:
         t += MIN
         pair.process([fix(t, 1000.0, dev="WB-A"), fix(t, -1500.0 + 400, dev="WB-B")])
     pair.flush()
+
+
+def _mixed_world() -> tuple[Any, list[Any]]:
+    """Zones D1 (a district polygon) and X1 (a 100 m circle inside it); A has
+    zone rules, B only a no_contact rule, C no rules at all."""
+    gj = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "D1", "properties": {},
+         "geometry": {"type": "Polygon", "coordinates": [square(0, 0, 3000)]}},
+        {"type": "Feature", "id": "X1", "properties": {"radius_m": 100},
+         "geometry": {"type": "Point", "coordinates": list(pt(1000, 0))}}]}
+    base = {"jurisdiction": "320102"}
+    ords = parse_orders(json.dumps([
+        {**base, "person_id": "A", "devices": ["WA"], "rules": [
+            {"id": "a1", "type": "inclusion", "zone": "D1"},
+            {"id": "a2", "type": "exclusion", "zone": "X1"}]},
+        {**base, "person_id": "B", "devices": ["WB"], "rules": [
+            {"id": "b1", "type": "no_contact", "person": "C", "distance_m": 100}]},
+        {**base, "person_id": "C", "devices": ["WC"], "rules": []}]))
+    return ZoneCatalogue.from_geojson(gj), ords
+
+
+def test_a_batch_mixing_a_person_with_zone_rules_and_one_without_goes_in_bulk() -> None:
+    """Regression: the curfew-code lookup of the bulk pass indexed past the
+    end of the batch's (fix, rule) pairs for a fix of a person with no zone
+    rules, and the whole batch raised IndexError."""
+    zs, ords = _mixed_world()
+    fast = Engine(zs, ords, EngineConfig())
+    ref = Engine(zs, ords, EngineConfig(paths="reference"))
+    t = T0
+    for step in range(6):
+        # A inside D1 (quiet), B and C near each other half the time
+        batch = [fix(t, 0.0, dev="WA"), fix(t + SEC, 2000.0 if step % 2 else 0.0, dev="WB"),
+                 fix(t + 2 * SEC, 50.0, dev="WC")]
+        a, b = fast.process(batch), ref.process(batch)
+        assert [encode(r) for r in a.records] == [encode(r) for r in b.records]
+        if step == 0:
+            assert a.bulk == 1  # A's fix went in bulk beside the others
+        t += MIN
+    # A walks into X1: the exclusion opens on both paths
+    for _ in range(3):
+        batch = [fix(t, 1000.0, dev="WA"), fix(t, 0.0, dev="WB"), fix(t, 20.0, dev="WC")]
+        a, b = fast.process(batch), ref.process(batch)
+        assert [encode(r) for r in a.records] == [encode(r) for r in b.records]
+        t += MIN
+    kinds = {x.kind for x in fast.open_alerts()}
+    assert kinds == {"exclusion_entered", "contact"}
+    assert [encode(x) for x in fast.open_alerts()] == [encode(x) for x in ref.open_alerts()]
+
+
+def test_engine_paths_is_checked() -> None:
+    with pytest.raises(ValidationError, match="engine paths"):
+        EngineConfig(paths="quick")  # type: ignore[arg-type]

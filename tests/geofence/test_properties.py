@@ -102,9 +102,7 @@ def test_shuffle_within_lateness_horizon_changes_nothing(msgs: list[Any], data: 
 def test_fast_path_changes_nothing(msgs: list[Any], batch: int) -> None:
     """The bulk path for quiet lanes gives exactly the records of the full path."""
     def records(fast: bool) -> list[bytes]:
-        eng = Engine(ZONES, ORDERS)
-        if not fast:
-            eng._fast = lambda *a: False  # type: ignore[method-assign]
+        eng = Engine(ZONES, ORDERS, EngineConfig(paths="fast" if fast else "reference"))
         out = []
         for i in range(0, len(msgs), batch):
             out += eng.process(msgs[i:i + batch]).records
