@@ -511,6 +511,20 @@ class Engine:
         watermark given to :meth:`advance`; -1 before any input."""
         return self._wm
 
+    def persons_of(self, messages: Iterable[Telemetry]) -> list[str]:
+        """The persons a batch concerns (sorted): the wearers of its devices
+        under a current order and the persons its video hits name."""
+        out: set[str] = set()
+        for m in messages:
+            if type(m) is VideoHit:
+                if m.person_id is not None:
+                    out.add(m.person_id)
+            else:
+                pid = self._dev.get(m.device_id)  # type: ignore[union-attr]
+                if pid is not None:
+                    out.add(pid)
+        return sorted(out)
+
     def person_of_device(self, device_id: str) -> str | None:
         """The person whose order names ``device_id`` (or ``None``)."""
         return self._dev.get(device_id)

@@ -453,8 +453,12 @@ class Worker:
                 result = ps.engine.process(batch)
             except Exception:
                 # an engine failure must not block the partition: isolate the culprit
+                persons = ps.engine.persons_of(batch)
+                m.batch_fallbacks.inc()
                 log.exception("partition %d: evaluating a batch of %d failed; retrying one"
-                              " message at a time", p, len(batch))
+                              " message at a time; persons (%d): %s", p, len(batch),
+                              len(persons), ", ".join(persons[:50])
+                              + (" ..." if len(persons) > 50 else ""))
                 result, failed = await self._one_by_one(ps, batch, origin)
             records.extend(result.records)
             unknown_ids = {id(u) for u in result.unknown}

@@ -75,6 +75,10 @@ class WorkerMetrics:
             "wardstream_worker_gc_pause_seconds", "Python garbage-collector pauses (they stall"
             " the event loop)", ["generation"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
                                                        2.5, 5.0), registry=r)
+        self.batch_fallbacks = Counter(
+            "wardstream_worker_batch_fallbacks", "Batches the engine could not evaluate"
+            " whole and evaluated one message at a time (the log names the persons)",
+            registry=r)
         self.control_updates = Counter(
             "wardstream_worker_control_updates", "Orders and zones applied from the control"
             " topics", ["topic", "action"], registry=r)

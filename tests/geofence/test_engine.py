@@ -360,3 +360,11 @@ def test_restore_keeps_a_late_facility_alert() -> None:
     fresh = engine()
     fresh.restore(eng.snapshot())
     assert [encode(a) for a in fresh.open_alerts()] == [encode(a) for a in eng.open_alerts()]
+
+
+def test_persons_of_a_batch() -> None:
+    """The persons a batch concerns, for the worker's log when a batch fails."""
+    eng = engine()
+    msgs = [fix(T0, 0.0, dev="WB-B"), fix(T0, 0.0, dev="WB-A2"), fix(T0, 0.0, dev="WB-X"),
+            hit(T0, "face_match", 0.0, person_id="P-Z")]
+    assert eng.persons_of(msgs) == ["P-A", "P-B", "P-Z"]

@@ -28,7 +28,7 @@ from stream.app import Worker
 
 
 async def test_engine_failure_on_one_message_dead_letters_it_and_goes_on(
-        broker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        broker: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     original = engine_module.Engine.process
 
     def process(self: Any, messages: Any) -> Any:
@@ -51,6 +51,12 @@ async def test_engine_failure_on_one_message_dead_letters_it_and_goes_on(
         await wait_for(lambda: caught_up(worker), 30)
     finally:
         await worker.stop()
+    # the batch that held the poison fell back to one message at a time:
+    # counted, and logged with the persons it concerned (P7 wears WB-P7)
+    fallbacks = worker.metrics.registry.get_sample_value("wardstream_worker_batch_fallbacks_total")
+    assert fallbacks == 1
+    lines = [r.getMessage() for r in caplog.records if "one message at a time" in r.getMessage()]
+    assert len(lines) == 1 and "P7" in lines[0].split("persons")[1]
     letters = await dead_letter_values(broker)
     assert [d["reason"] for d in letters] == ["processing_error"]
     assert '"poison"' in letters[0]["raw"] and letters[0]["source"].startswith("telemetry:")
