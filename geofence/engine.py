@@ -1162,6 +1162,9 @@ class Engine:
                 state.last_msg = newest
         d = st.last_msg + spec.signal_after_ms
         lane.due = d if d < lane.static_due else lane.static_due
+        if lane.due < lane.heap_at:  # a lane that had no timer (only late data so far)
+            lane.heap_at = lane.due
+            heapq.heappush(self._heap, (lane.due, key))
 
     def _watched_fixes(self, lane: Lane, pid: str, ents: list[Entry], ws: list[str],
                        probes: dict[str, list[Entry]]) -> None:

@@ -368,3 +368,22 @@ def test_persons_of_a_batch() -> None:
     msgs = [fix(T0, 0.0, dev="WB-B"), fix(T0, 0.0, dev="WB-A2"), fix(T0, 0.0, dev="WB-X"),
             hit(T0, "face_match", 0.0, person_id="P-Z")]
     assert eng.persons_of(msgs) == ["P-A", "P-B", "P-Z"]
+
+
+def test_a_person_seen_only_through_late_data_still_has_a_signal_loss_timer() -> None:
+    """Late data re-arms signal_loss (contract: any message is a sign of life),
+    also for a person with no live data yet: the timer is scheduled, with or
+    without a snapshot and restore in between (found by the random worlds)."""
+    rules = [{"id": "r5", "type": "signal_loss", "after_s": 900}]  # nobody watches P-A
+    for restore in (False, True):
+        eng = engine(rules=rules)
+        out = eng.process([fix(T0 + 30 * MIN, -1500.0 + 400, dev="WB-B")]).records
+        late = eng.process([fix(T0, 1000.0, dev="WB-A")])
+        assert late.late == 1
+        if restore:
+            data = eng.snapshot()
+            eng = engine(rules=rules)
+            eng.restore(data)
+        out += eng.process([fix(T0 + 60 * MIN, -1500.0 + 400, dev="WB-B")]).records
+        out += eng.flush()
+        assert ("opened", "signal_lost", "r5", "2026-11-22T12:15:00Z") in summary(out), restore
