@@ -429,18 +429,63 @@ class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One rule of an order; which fields apply depends on ``type``."""
+    """One rule of an order; which fields apply depends on ``type``
+    (:data:`RULE_FIELDS`; validation refuses the others).
+
+    A field left out is ``None``; the ``effective_*`` methods give the value
+    the engine uses (the default when left out).
+    """
 
     id: str
     type: RuleType
     zone: Union[str, None] = None
-    buffer_m: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] = 0.0
+    buffer_m: Union[Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)], None] = None
     windows: tuple[Window, ...] = ()
     person: Union[str, None] = None
-    distance_m: Annotated[float, msgspec.Meta(gt=0.0, le=100_000.0)] = 200.0
-    after_s: Annotated[int, msgspec.Meta(gt=0)] = 900
+    distance_m: Union[Annotated[float, msgspec.Meta(gt=0.0, le=100_000.0)], None] = None
+    after_s: Union[Annotated[int, msgspec.Meta(gt=0)], None] = None
     severity: Union[Severity, None] = None
     dwell_s: Union[Annotated[float, msgspec.Meta(ge=0.0)], None] = None
+
+    def effective_buffer_m(self) -> float:
+        """``buffer_m`` of an exclusion rule (0: no approach warning)."""
+        return 0.0 if self.buffer_m is None else float(self.buffer_m)
+
+    def effective_distance_m(self) -> float:
+        """``distance_m`` of a no_contact rule (default 200 m)."""
+        return DEFAULT_DISTANCE_M if self.distance_m is None else float(self.distance_m)
+
+    def effective_after_s(self) -> int:
+        """``after_s`` of a signal_loss rule (default 900 s)."""
+        return DEFAULT_AFTER_S if self.after_s is None else int(self.after_s)
+
+
+DEFAULT_DISTANCE_M = 200.0
+"""``distance_m`` of a no_contact rule that sets none."""
+DEFAULT_AFTER_S = 900
+"""``after_s`` of a signal_loss rule that sets none."""
+
+RULE_FIELDS: dict[str, frozenset[str]] = {
+    "exclusion": frozenset({"zone", "buffer_m", "severity", "dwell_s"}),
+    "inclusion": frozenset({"zone", "severity", "dwell_s"}),
+    "curfew": frozenset({"zone", "windows", "severity", "dwell_s"}),
+    "no_contact": frozenset({"person", "distance_m", "severity", "dwell_s"}),
+    "signal_loss": frozenset({"after_s", "severity"}),
+}
+"""The fields each rule type uses besides ``id`` and ``type``. Any other field
+set on a rule would be ignored by the engine, so validation refuses it."""
+
+_OPTIONAL_RULE_FIELDS = ("zone", "buffer_m", "windows", "person", "distance_m", "after_s",
+                         "dwell_s")
+_WHERE_USED: dict[str, str] = {
+    "zone": "exclusion, inclusion and curfew rules",
+    "buffer_m": "exclusion rules",
+    "windows": "curfew rules",
+    "person": "no_contact rules",
+    "distance_m": "no_contact rules",
+    "after_s": "signal_loss rules",
+    "dwell_s": "exclusion, inclusion, curfew and no_contact rules",
+}
 
 
 class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -473,6 +518,23 @@ class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _ORDERS = msgspec.json.Decoder(list[Order])
 _ORDER_ONE = msgspec.json.Decoder(Order)
 _ORDER_CONVERT = msgspec.convert
+
+
+def _check_fields(where: str, rule: Rule) -> None:
+    """Refuse a field the engine would ignore for this rule type."""
+    used = RULE_FIELDS[rule.type]
+    for name in _OPTIONAL_RULE_FIELDS:
+        if name in used:
+            continue
+        value = getattr(rule, name)
+        if value is None or value == ():
+            continue
+        if name == "windows" and rule.type in ("exclusion", "inclusion"):
+            why = (f"time windows on {rule.type} rules are not supported (the rule applies at"
+                   " all times); remove `windows`, or use a curfew rule for a time-bound zone")
+        else:
+            why = f"`{name}` applies only to {_WHERE_USED[name]} and would be ignored here"
+        raise OrderError("unsupported_field", f"{where}: rule {rule.id!r} ({rule.type}): {why}")
 
 
 def _check_rule(where: str, rule: Rule) -> None:
@@ -538,7 +600,11 @@ def _check_order(index: int, order: Order) -> Order:
         raise OrderError("duplicate_id", f"{where}: rule ids repeat: {sorted(ids)}")
     for rule in order.rules:
         t = rule.type
-        if (rule.zone and (t == "exclusion" or t == "inclusion")) or t == "signal_loss":
+        if (t == "exclusion" and rule.zone and not rule.windows and rule.person is None
+                and rule.distance_m is None and rule.after_s is None):
+            continue  # the common case: nothing more to check
+        _check_fields(where, rule)
+        if (rule.zone and t == "inclusion") or t == "signal_loss":
             continue  # nothing more to check (see _check_rule)
         _check_rule(where, rule)
     try:
@@ -553,12 +619,28 @@ def _check_order(index: int, order: Order) -> Order:
     return msgspec.structs.replace(order, valid_from=vf, valid_until=vu)
 
 
+_RULE_AT = re.compile(r"`\$\.rules\[(\d+)\]")
+
+
+def _rule_named(data: Any, error: str) -> str:
+    """`` rule 'r1'`` when a decoding error lies inside a rule that has an id."""
+    m = _RULE_AT.search(error)
+    if m is None or not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        return ""
+    k = int(m.group(1))
+    rules = data["rules"]
+    rid = rules[k].get("id") if k < len(rules) and isinstance(rules[k], dict) else None
+    return f" rule {rid!r}" if isinstance(rid, str) else f" rule #{k}"
+
+
 def parse_order(data: Any, index: int = 0) -> Order:
     """Validate one order given as a mapping (already parsed JSON/YAML)."""
     try:
         order = _ORDER_CONVERT(data, Order)
     except msgspec.ValidationError as exc:
-        raise OrderError(_classify(exc), f"order {index}: {exc}") from None
+        text = str(exc)
+        reason = "unknown_field" if "unknown field" in text else _classify(exc)
+        raise OrderError(reason, f"order {index}{_rule_named(data, text)}: {text}") from None
     return _check_order(index, order)
 
 

@@ -176,7 +176,7 @@ def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: 
         idx = zones.index_of(zone_id) if zone_id in zones else -1
         if rule.type == "exclusion":
             sev = _severity(rule, "exclusion_entered")
-            zr = ZoneRule(rule.id, EXCLUSION, zone_id, idx, float(rule.buffer_m), dwell_ms,
+            zr = ZoneRule(rule.id, EXCLUSION, zone_id, idx, rule.effective_buffer_m(), dwell_ms,
                           sev, lower(sev) if rule.severity else DEFAULT_SEVERITY["exclusion_approach"],
                           None)
         elif rule.type == "inclusion":
@@ -188,9 +188,9 @@ def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: 
                           calendar_for(rule.windows, timezone))
         return (_LIVE if idx >= 0 else _MISSING), zr
     if rule.type == "no_contact":
-        return _CONTACT, ContactRule(rule.id, rule.person or "", float(rule.distance_m), dwell_ms,
+        return _CONTACT, ContactRule(rule.id, rule.person or "", rule.effective_distance_m(), dwell_ms,
                                      _severity(rule, "contact"))
-    return _SIGNAL, (int(rule.after_s) * 1000, rule.id, _severity(rule, "signal_lost"))
+    return _SIGNAL, (rule.effective_after_s() * 1000, rule.id, _severity(rule, "signal_lost"))
 
 
 def compile_order(order: Order, zones: ZoneIndex, default_dwell_s: float) -> PersonSpec:

@@ -204,7 +204,7 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     for o in orders:
         for r in o.rules:
             if r.type == "no_contact" and r.person in latest and o.person_id in latest:
-                for t in _contact_moments(latest[o.person_id], latest[r.person], r.distance_m):
+                for t in _contact_moments(latest[o.person_id], latest[r.person], r.effective_distance_m()):
                     found[(o.person_id, r.id, "contact")].append((t, t))
     # compare
     for key in sorted(set(expected) | set(found)):
@@ -255,8 +255,8 @@ def _person(
     for r in o.rules:
         if r.type == "signal_loss":
             gaps = np.diff(np.asarray(ts_all, dtype=np.int64))
-            for i in np.flatnonzero(gaps > r.after_s * 1000):
-                t = ts_all[int(i)] + r.after_s * 1000
+            for i in np.flatnonzero(gaps > r.effective_after_s() * 1000):
+                t = ts_all[int(i)] + r.effective_after_s() * 1000
                 found[(o.person_id, r.id, "signal_lost")].append((t, t))
     if not fx:
         return
@@ -273,12 +273,13 @@ def _person(
         if r.type in ("exclusion", "inclusion", "curfew"):
             assert r.zone is not None
             z = zones[r.zone]
-            d = z.signed(x, y, acc + r.buffer_m + 1.0)
+            buf = r.effective_buffer_m()
+            d = z.signed(x, y, acc + buf + 1.0)
             if r.type == "exclusion":
                 checks = [("exclusion_entered", d < -acc, d > acc)]
-                if r.buffer_m > 0:
-                    checks.append(("exclusion_approach", (d > acc) & (d < r.buffer_m - acc),
-                                   (d < -acc) | (d > r.buffer_m + acc)))
+                if buf > 0:
+                    checks.append(("exclusion_approach", (d > acc) & (d < buf - acc),
+                                   (d < -acc) | (d > buf + acc)))
             elif r.type == "inclusion":
                 checks = [("inclusion_left", d > acc, d < -acc)]
             else:

@@ -193,6 +193,63 @@ def test_invalid_orders_say_why(change: dict[str, object], needle: str) -> None:
     assert needle in str(info.value)
 
 
+_IGNORED_FIELDS: list[tuple[dict[str, object], str]] = [
+    ({"id": "x1", "type": "exclusion", "zone": "z",
+      "windows": [{"start": "09:00", "end": "10:00"}]}, "time windows on exclusion rules"),
+    ({"id": "x1", "type": "inclusion", "zone": "z",
+      "windows": [{"start": "09:00", "end": "10:00"}]}, "time windows on inclusion rules"),
+    ({"id": "x1", "type": "inclusion", "zone": "z", "buffer_m": 50}, "`buffer_m` applies only"),
+    ({"id": "x1", "type": "curfew", "zone": "z", "buffer_m": 0,
+      "windows": [{"start": "22:00", "end": "06:00"}]}, "`buffer_m` applies only"),
+    ({"id": "x1", "type": "exclusion", "zone": "z", "distance_m": 200}, "`distance_m` applies only"),
+    ({"id": "x1", "type": "exclusion", "zone": "z", "person": "P-2"}, "`person` applies only"),
+    ({"id": "x1", "type": "curfew", "zone": "z", "after_s": 60,
+      "windows": [{"start": "22:00", "end": "06:00"}]}, "`after_s` applies only"),
+    ({"id": "x1", "type": "no_contact", "person": "P-2", "zone": "z"}, "`zone` applies only"),
+    ({"id": "x1", "type": "no_contact", "person": "P-2",
+      "windows": [{"start": "22:00", "end": "06:00"}]}, "`windows` applies only"),
+    ({"id": "x1", "type": "signal_loss", "dwell_s": 30}, "`dwell_s` applies only"),
+    ({"id": "x1", "type": "signal_loss", "zone": "z"}, "`zone` applies only"),
+    ({"id": "x1", "type": "signal_loss", "buffer_m": 10}, "`buffer_m` applies only"),
+]
+
+
+@pytest.mark.parametrize(("rule", "needle"), _IGNORED_FIELDS)
+def test_a_field_the_engine_would_ignore_is_refused_with_the_rule_id(
+        rule: dict[str, object], needle: str) -> None:
+    order = {**ORDER, "rules": [*ORDER["rules"], rule]}  # type: ignore[list-item]
+    for text in (json.dumps([order]), json.dumps({"orders": [order]})):
+        with pytest.raises(OrderError) as info:
+            parse_orders(text)
+        assert info.value.reason == "unsupported_field"
+        assert "rule 'x1'" in info.value.detail and needle in info.value.detail
+
+
+def test_an_unknown_rule_key_names_the_rule() -> None:
+    order = {**ORDER, "rules": [*ORDER["rules"],  # type: ignore[list-item]
+                                {"id": "x1", "type": "exclusion", "zone": "z", "hours": "9-10"}]}
+    with pytest.raises(OrderError) as info:
+        parse_orders(json.dumps([order]))
+    assert info.value.reason == "unknown_field"
+    assert "rule 'x1'" in info.value.detail and "unknown field `hours`" in info.value.detail
+
+
+def test_every_field_that_applies_is_accepted_and_defaults_are_kept() -> None:
+    (order,) = parse_orders(json.dumps([{**ORDER, "rules": [
+        {"id": "e", "type": "exclusion", "zone": "z", "buffer_m": 5, "severity": "orange",
+         "dwell_s": 10},
+        {"id": "i", "type": "inclusion", "zone": "z", "severity": "red", "dwell_s": 0},
+        {"id": "c", "type": "curfew", "zone": "z", "windows": [{"start": "22:00", "end": "06:00"}],
+         "dwell_s": 60},
+        {"id": "n", "type": "no_contact", "person": "P-2", "dwell_s": 5},
+        {"id": "s", "type": "signal_loss", "severity": "yellow"},
+        {"id": "e2", "type": "exclusion", "zone": "z"}]}]))
+    e, _, _, n, sig, e2 = order.rules
+    assert (e.effective_buffer_m(), e2.effective_buffer_m()) == (5.0, 0.0)
+    assert n.effective_distance_m() == 200.0 and sig.effective_after_s() == 900
+    assert e2.buffer_m is None and n.distance_m is None and sig.after_s is None
+
+
 def test_orders_file_level_errors() -> None:
     with pytest.raises(OrderError, match="array"):
         parse_orders("{}")
@@ -278,6 +335,9 @@ _INVALID_CHANGES: list[dict[str, object]] = [
     {"rules": [{"id": "a", "type": "signal_loss", "after_s": 900.5}]},
     {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "buffer_m": -1}]},
     {"colour": "red"}, {"rules": "none"},
+    {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "windows": [{"start": "09:00", "end": "10:00"}]}]},
+    {"rules": [{"id": "a", "type": "signal_loss", "buffer_m": 3}]},
+    {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "hours": 3}]},
 ]
 
 

@@ -103,6 +103,16 @@ def test_replay_invalid_orders_exit_2(tmp_path: Path) -> None:
     assert p.returncode == 2 and "invalid orders" in p.stderr
 
 
+def test_replay_refuses_a_windowed_exclusion_naming_the_rule(tmp_path: Path) -> None:
+    """A field the engine would ignore is refused, not silently dropped."""
+    orders = orders_json()
+    orders[0]["rules"][0]["windows"] = [{"start": "09:00", "end": "10:00"}]
+    p = cli(*write_inputs(tmp_path, good_lines(), orders=orders))
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "invalid orders" in p.stderr
+    assert "rule 'r1'" in p.stderr and "windows" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_replay_missing_file_exit_2(tmp_path: Path) -> None:
     args = write_inputs(tmp_path, good_lines())
     args[-1] = str(tmp_path / "nope.jsonl")

@@ -3,8 +3,8 @@
 Each seed draws a whole world (zones, orders, configuration, a stream of up
 to a day and its cut into batches; see ``worlds.py``) and the engine with
 ``EngineConfig(paths="fast")`` must publish exactly the records of the
-engine with ``paths="reference")``, batch by batch. ``make test`` runs a
-few dozen worlds; a larger run:
+engine with ``paths="reference"``, batch by batch. ``make test`` runs a
+hundred worlds; a larger run:
 
     WARDSTREAM_WORLDS=2000 python -m pytest -q tests/geofence/test_worlds.py
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest
 from worlds import make_world, run_world
 
-N_WORLDS = int(os.environ.get("WARDSTREAM_WORLDS", "40"))
+N_WORLDS = int(os.environ.get("WARDSTREAM_WORLDS", "100"))
 FIRST = int(os.environ.get("WARDSTREAM_WORLDS_FROM", "0"))
 
 
