@@ -72,6 +72,8 @@ from geofence.rules import (
     DEFAULT_SEVERITY,
     EXCLUSION,
     FACILITY_VIDEO_EVENTS,
+    SPOOF_KIND,
+    SPOOF_RULE,
     STICKY_DEVICE_RULES,
     PersonSpec,
     ZoneIndex,
@@ -152,6 +154,23 @@ class EngineConfig:
         liveness. ``"reference"`` sends every message through the state
         machines one by one: slower, and the yardstick the fast path is
         tested against; the records are the same either way.
+    spoof_speed_mps : float
+        A valid fix whose implied speed from the person's last accepted fix
+        (distance less both accuracies, over the time between them, at least
+        1 s) exceeds this is *implausible*: it neither opens nor clears any
+        geofence episode, and implausible fixes that alternate with accepted
+        ones raise ``spoofing_suspected`` (docs/rules.md). 100 m/s is beyond
+        any person, high-speed rail included.
+    spoof_confirm : int
+        Implausible fixes of one second stream needed to raise
+        ``spoofing_suspected``: each after an accepted fix, each within
+        ``streak_gap_ms`` of the one before and plausible from it. A lone
+        outlier, or outliers scattered in time and place, raise nothing.
+    spoof_reanchor_ms : int
+        Implausible fixes that agree with each other, three or more in a row
+        with no accepted fix between them and spanning at least this long,
+        mean the person really is elsewhere (a flight, a long dead zone): the
+        third and later are accepted and become the new reference.
     """
 
     lateness_ms: int = 120_000
@@ -167,6 +186,9 @@ class EngineConfig:
     clock_jump_ms: int = 600_000
     bulk: bool = True
     paths: Literal["fast", "reference"] = "fast"
+    spoof_speed_mps: float = 100.0
+    spoof_confirm: int = 3
+    spoof_reanchor_ms: int = 600_000
 
     def __post_init__(self) -> None:
         if self.paths not in ("fast", "reference"):
@@ -214,6 +236,10 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
     cam_last: dict[str, int] = msgspec.field(default_factory=dict)
     expired: bool = False
     started: bool = False
+    # implausible-fix tracking (None: nothing pending): (ts of the last implausible
+    # fix, 1 if a fix was accepted since, run length, run start, its lon, lat,
+    # acc, alternations so far)
+    sp: Union[tuple[int, int, int, int, float, float, float, int], None] = None
 
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
@@ -222,7 +248,7 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
             tuple(map(cp, self.conds)), tuple(map(cp, self.appr)),
             tuple(map(cp, self.cconds)) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
             self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
-            self.expired, self.started,
+            self.expired, self.started, self.sp,
         )
 
     def open_alerts(self) -> list[Alert]:
@@ -307,6 +333,25 @@ def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dl = math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _implied_speed(ts1: int, lon1: float, lat1: float, acc1: float,
+                   ts2: int, lon2: float, lat2: float, acc2: float) -> float:
+    """Speed (m/s) two fixes imply at the least: distance less both accuracies,
+    over the time between them (at least 1 s)."""
+    d = _haversine_m(lon1, lat1, lon2, lat2) - acc1 - acc2
+    return (d if d > 0.0 else 0.0) * 1000.0 / max(abs(ts2 - ts1), 1000)
+
+
+def _implied_speed_np(ts1: Any, lon1: Any, lat1: Any, acc1: Any,
+                      ts2: Any, lon2: Any, lat2: Any, acc2: Any) -> Any:
+    """:func:`_implied_speed` over arrays (for routing only: the bulk path sends
+    anything near the threshold to the per-message path, which decides)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dl = np.radians(lon2 - lon1)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    d = 2 * 6_371_008.8 * np.arcsin(np.minimum(1.0, np.sqrt(a))) - acc1 - acc2
+    return np.maximum(d, 0.0) * 1000.0 / np.maximum(np.abs(ts2 - ts1), 1000)
 
 
 def tune_gc(gen0_threshold: int = 50_000) -> None:
@@ -890,6 +935,24 @@ class Engine:
             if wsel.any():
                 dis = dis | (same & (wsel[1:] | wsel[:-1]))
             worse = ps[1:][dis]
+            # a fix implausibly far from the one before it (spoofing, see
+            # _implausible): that person goes through the per-message path
+            vs = valid[sel]
+            if vs.any():
+                ix = np.arange(len(sel))
+                lastv = np.maximum.accumulate(np.where(vs, ix, -1))
+                prevv = np.concatenate(([-1], lastv[:-1]))
+                gs = np.maximum.accumulate(np.where(np.concatenate(([True], ~same)), ix, 0))
+                inb = prevv >= gs
+                pv = np.maximum(prevv, 0)
+                slon, slat, sacc = lon[sel], lat[sel], acc[sel]
+                a_ts = np.where(inb, tss[pv], q.lf_ts[ps])
+                spd = _implied_speed_np(
+                    a_ts, np.where(inb, slon[pv], q.lf_lon[ps]), np.where(inb, slat[pv], q.lf_lat[ps]),
+                    np.where(inb, sacc[pv], q.lf_acc[ps]), tss, slon, slat, sacc)
+                sus = vs & (a_ts >= 0) & (spd > self._cfg.spoof_speed_mps * 0.999)
+                if sus.any():
+                    worse = np.concatenate((worse, ps[sus]))
             pst = q.pst[ps]
             if pst.any():  # a pending streak: the next fix must be certainly home
                 lead = np.concatenate(([True], ~same))
@@ -1313,6 +1376,10 @@ class Engine:
             if f & 1 or (f & 2 and lane.cf_entered):
                 return False
         m: Fix = e.msg  # type: ignore[assignment]
+        if m.valid and st.lf_ts >= 0 and _implied_speed(
+                st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc, t, m.lon, m.lat,
+                m.accuracy_m) > self._cfg.spoof_speed_mps:
+            return False  # implausible: the per-message path judges it
         if t > st.last_msg:
             st.last_msg = t
         if m.valid:
@@ -1348,10 +1415,18 @@ class Engine:
         cf_open = lane.cf_entered
         after = spec.signal_after_ms
         prev = lane.state.last_msg
+        st0 = lane.state
+        a_ts, a_lon, a_lat, a_acc = st0.lf_ts, st0.lf_lon, st0.lf_lat, st0.lf_acc
+        vmax = self._cfg.spoof_speed_mps
         for e in ents:
             m = e.msg
             if type(m) is not Fix:
                 return False
+            if m.valid:
+                if a_ts >= 0 and _implied_speed(a_ts, a_lon, a_lat, a_acc, e.key[0], m.lon, m.lat,
+                                                m.accuracy_m) > vmax:
+                    return False  # implausible: the per-message path judges it
+                a_ts, a_lon, a_lat, a_acc = e.key[0], m.lon, m.lat, m.accuracy_m
             if after is not None:
                 # a silence inside the batch longer than signal_loss allows:
                 # lane.due only knows the time before the batch
@@ -1520,7 +1595,7 @@ class Engine:
         st = lane.state
         d = self._next_deadline(lane, st, spec)
         lane.due = d
-        lane.quiet = (st.sig is None and not st.dev
+        lane.quiet = (st.sig is None and not st.dev and st.sp is None
                       and all(c.start < 0 and c.alert is None for c in st.conds)
                       and all(c.start < 0 and c.alert is None for c in st.appr)
                       and all(c.start < 0 and c.alert is None for c in st.cconds))
@@ -1853,7 +1928,8 @@ class Engine:
                 if st.sig is not None:
                     self._clear(st.sig, best, t, out, "order_expired")
                     st.sig = None
-                for name in [n for n in st.dev if n not in STICKY_DEVICE_RULES and n != "device_separation"]:
+                for name in [n for n in st.dev if n not in STICKY_DEVICE_RULES
+                             and n != "device_separation" and n != SPOOF_KIND]:
                     self._clear(st.dev.pop(name), best, t, out, "order_expired")
             elif what == -4:
                 ev = best[4]
@@ -1952,6 +2028,9 @@ class Engine:
                 self._clear(st.dev.pop("battery_low"), key, t, out)
             if not fix.valid:
                 return
+            if (st.lf_ts >= 0 or st.sp is not None) and self._implausible(
+                    lane, st, spec, fix, key, active, out):
+                return
             st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, fix.lon, fix.lat, fix.accuracy_m
             if not active or st.expired:
                 return
@@ -2002,6 +2081,53 @@ class Engine:
             bl = st.dev.get("battery_low")
             if bl is not None and bl.device_id == dev_id:
                 self._clear(st.dev.pop("battery_low"), key, t, out)
+
+    def _implausible(self, lane: Lane, st: LaneState, spec: PersonSpec, fix: Fix, key: Key,
+                     active: bool, out: list[LogItem]) -> bool:
+        """Judge a valid fix against the last accepted one; ``True``: it is
+        implausible and is left out of every geofence condition.
+
+        Implausible fixes of one second stream that alternate with accepted
+        ones (``spoof_confirm`` of them) open ``spoofing_suspected``, which
+        only an operator resolves. See docs/rules.md, "Spoofing".
+        """
+        cfg = self._cfg
+        t = key[0]
+        sp = st.sp
+        v = (_implied_speed(st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc, t, fix.lon, fix.lat,
+                            fix.accuracy_m) if st.lf_ts >= 0 else 0.0)
+        if v <= cfg.spoof_speed_mps:
+            if sp is not None:
+                if t - sp[0] > cfg.streak_gap_ms:
+                    st.sp = None
+                elif sp[1] == 0 or sp[2] != 0:
+                    st.sp = (sp[0], 1, 0, -1, sp[4], sp[5], sp[6], sp[7])
+            return False
+        # one stream with the previous implausible fix: plausible from it, soon after
+        same = (sp is not None and t - sp[0] <= cfg.streak_gap_ms and _implied_speed(
+            sp[0], sp[4], sp[5], sp[6], t, fix.lon, fix.lat, fix.accuracy_m) <= cfg.spoof_speed_mps)
+        if same and sp is not None and sp[2] > 0:
+            n, t0 = sp[2] + 1, sp[3]
+        else:
+            n, t0 = 1, t
+        if n >= 3 and t - t0 >= cfg.spoof_reanchor_ms:
+            st.sp = None  # the person really is elsewhere: this fix is the new reference
+            return False
+        alts = sp[7] + 1 if same and sp is not None and sp[1] == 1 else 0
+        if (alts + 1 >= cfg.spoof_confirm and active and not st.expired
+                and SPOOF_KIND not in st.dev):
+            evidence = msgspec.json.encode({
+                "accepted": {"ts": format_ts(st.lf_ts), "lon": st.lf_lon, "lat": st.lf_lat,
+                             "accuracy_m": st.lf_acc},
+                "implausible": {"ts": format_ts(t), "lon": fix.lon, "lat": fix.lat,
+                                "accuracy_m": fix.accuracy_m, "device_id": fix.device_id},
+                "implied_speed_mps": round(v, 1)}).decode()
+            st.dev[SPOOF_KIND] = self._open(
+                lane, spec, key, out, id_rule=SPOOF_RULE, rule_id=SPOOF_RULE, kind=SPOOF_KIND,
+                severity=DEFAULT_SEVERITY[SPOOF_KIND], start=t, at=t, lon=fix.lon, lat=fix.lat,
+                device_id=fix.device_id, evidence=evidence)
+        st.sp = (t, 0, n, t0, fix.lon, fix.lat, fix.accuracy_m, alts)
+        return True
 
     def _latest(self, pid: str, t: int) -> tuple[int, float, float, float] | None:
         rec = self._recent.get(pid)
@@ -2203,6 +2329,7 @@ class Engine:
             fresh.last_msg, fresh.lf_ts, fresh.lf_lon, fresh.lf_lat, fresh.lf_acc = (
                 st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc)
             fresh.dev = dict(st.dev)
+            fresh.sp = st.sp
             fresh.sig = st.sig
             if fresh.sig is not None and new.signal_after_ms is None:
                 self._clear(fresh.sig, key, at, items, reason)

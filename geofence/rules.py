@@ -42,6 +42,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "power_off": "orange",
     "battery_low": "yellow",
     "device_separation": "red",
+    "spoofing_suspected": "red",
     "video_perimeter_breach": "red",
     "video_fight": "red",
     "video_crowd": "orange",
@@ -54,6 +55,11 @@ BUILTIN_DEVICE_RULES: tuple[str, ...] = ("tamper", "removed", "sos", "power_off"
 
 STICKY_DEVICE_RULES: frozenset[str] = frozenset({"tamper", "removed", "sos"})
 """Device alerts that never clear by themselves (an operator resolves them)."""
+
+SPOOF_RULE = "spoofing"
+"""``rule_id`` of the built-in spoofing rule (every person, docs/rules.md)."""
+SPOOF_KIND = "spoofing_suspected"
+"""Its alert ``kind``: red, and only an operator resolves it."""
 
 FACILITY_VIDEO_EVENTS: frozenset[str] = frozenset(
     {"perimeter_breach", "fight", "crowd", "fall", "loitering"}

@@ -182,6 +182,11 @@ def _stream(rng: random.Random, orders: list[dict[str, Any]], places: list[tuple
     msgs: list[tuple[int, Telemetry]] = []  # (arrival order key, message)
     event_p = rng.choice((0.0, 0.002, 0.02))
     steps = (5 * SEC, 30 * SEC, MIN, MIN, 2 * MIN, 5 * MIN, 20 * MIN, 2 * HOUR)
+    # forged positions: a second stream one second after some real fixes, from
+    # the person's own or another of their devices; and now and then a
+    # person who really travels far (a flight)
+    spoof_p = rng.choice((0.0, 0.0, 0.3, 0.9))
+    travel_p = rng.choice((0.0, 0.0, 0.002))
     for o in orders:
         home = rng.choice(places) if rng.random() < 0.2 else centres[o.pop("home")]
         o.pop("home", None)
@@ -190,6 +195,7 @@ def _stream(rng: random.Random, orders: list[dict[str, Any]], places: list[tuple
             x, y = home
             step = rng.choice(steps[:6])
             restless = rng.choice((0.01, 0.03, 0.25))  # calm persons make quiet lanes
+            fake = rng.choice(places)
             while t < t_end:
                 if rng.random() < restless:
                     x, y = rng.choice(places)
@@ -202,6 +208,13 @@ def _stream(rng: random.Random, orders: list[dict[str, Any]], places: list[tuple
                                    accuracy_m=rng.choice((3.0, 10.0, 10.0, 10.0, 30.0, 120.0)),
                                    valid=rng.random() > 0.05, **extra)
                 msgs.append((t, m))
+                if spoof_p and rng.random() < spoof_p and dev == o["devices"][0]:
+                    fx, fy = fake
+                    flon, flat = pt(fx + rng.uniform(-3, 3), fy)
+                    msgs.append((t + SEC, Fix(device_id=rng.choice(o["devices"]), ts=t + SEC,
+                                              lat=flat, lon=flon, accuracy_m=10.0)))
+                if travel_p and rng.random() < travel_p:
+                    x, y = x + rng.choice((-1, 1)) * 400_000.0, y
                 if rng.random() < event_p:
                     msgs.append((t + SEC, DeviceEvent(device_id=dev, ts=t + SEC,
                                                       event=rng.choice(_DEVICE_EVENTS))))  # type: ignore[arg-type]
