@@ -236,10 +236,12 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
     cam_last: dict[str, int] = msgspec.field(default_factory=dict)
     expired: bool = False
     started: bool = False
-    # implausible-fix tracking (None: nothing pending): (ts of the last implausible
-    # fix, 1 if a fix was accepted since, run length, run start, its lon, lat,
-    # acc, alternations so far)
-    sp: Union[tuple[int, int, int, int, float, float, float, int], None] = None
+    # implausible-fix tracking (None: nothing pending, the reference is lf_*): (ts
+    # of the last implausible fix, 1 if a fix was accepted since, run length, run
+    # start, its lon, lat, acc, alternations so far, and the reference: the last
+    # accepted fix's ts, lon, lat, acc)
+    sp: Union[tuple[int, int, int, int, float, float, float, int, int, float, float, float],
+              None] = None
 
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
@@ -2028,9 +2030,9 @@ class Engine:
                 self._clear(st.dev.pop("battery_low"), key, t, out)
             if not fix.valid:
                 return
-            if (st.lf_ts >= 0 or st.sp is not None) and self._implausible(
-                    lane, st, spec, fix, key, active, out):
-                return
+            # an implausible fix is one-sided: it may show a violation, never the
+            # absence of one (code -1 is dropped), so it cannot clear or break a streak
+            one_sided = st.lf_ts >= 0 and self._implausible(lane, st, spec, fix, key, active, out)
             st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, fix.lon, fix.lat, fix.accuracy_m
             if not active or st.expired:
                 return
@@ -2040,6 +2042,10 @@ class Engine:
                 for i, zr in enumerate(spec.zone_rules):
                     code = c1[i]
                     cond = conds[i]
+                    if one_sided and code == -1:
+                        if zr.kind == CURFEW:
+                            continue  # nor is it a reason to believe the person home
+                        code = 0
                     if zr.kind == CURFEW:
                         if cond.entered and cond.iv_start <= t < cond.iv_end and (
                                 code != 0 or cond.alert is not None or cond.start >= 0):
@@ -2055,7 +2061,7 @@ class Engine:
                             zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id,
                         )
                     if zr.buffer_m > 0:
-                        code2 = c2[i]
+                        code2 = c2[i] if not one_sided or c2[i] != -1 else 0
                         ac = st.appr[i]
                         if code2 != 0 and (code2 == 1 or ac.alert is not None or ac.start >= 0):
                             self._cond_obs(lane, spec, ac, code2, t, key, out,
@@ -2063,7 +2069,7 @@ class Engine:
                                            "exclusion_approach", zr.approach_severity,
                                            zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
             if spec.contact_rules and not lane.late:
-                self._contact(lane, st, spec, key, out, None)
+                self._contact(lane, st, spec, key, out, None, one_sided)
             return
         # device event
         if not active or st.expired:
@@ -2085,7 +2091,7 @@ class Engine:
     def _implausible(self, lane: Lane, st: LaneState, spec: PersonSpec, fix: Fix, key: Key,
                      active: bool, out: list[LogItem]) -> bool:
         """Judge a valid fix against the last accepted one; ``True``: it is
-        implausible and is left out of every geofence condition.
+        implausible (its observations are one-sided, see :meth:`_apply`).
 
         Implausible fixes of one second stream that alternate with accepted
         ones (``spoof_confirm`` of them) open ``spoofing_suspected``, which
@@ -2094,14 +2100,18 @@ class Engine:
         cfg = self._cfg
         t = key[0]
         sp = st.sp
-        v = (_implied_speed(st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc, t, fix.lon, fix.lat,
-                            fix.accuracy_m) if st.lf_ts >= 0 else 0.0)
+        if sp is None:
+            a_ts, a_lon, a_lat, a_acc = st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc
+        else:
+            a_ts, a_lon, a_lat, a_acc = sp[8], sp[9], sp[10], sp[11]
+        v = _implied_speed(a_ts, a_lon, a_lat, a_acc, t, fix.lon, fix.lat, fix.accuracy_m)
         if v <= cfg.spoof_speed_mps:
             if sp is not None:
                 if t - sp[0] > cfg.streak_gap_ms:
-                    st.sp = None
-                elif sp[1] == 0 or sp[2] != 0:
-                    st.sp = (sp[0], 1, 0, -1, sp[4], sp[5], sp[6], sp[7])
+                    st.sp = None  # long past: the reference is the last fix again
+                else:
+                    st.sp = (sp[0], 1, 0, -1, sp[4], sp[5], sp[6], sp[7],
+                             t, fix.lon, fix.lat, fix.accuracy_m)
             return False
         # one stream with the previous implausible fix: plausible from it, soon after
         same = (sp is not None and t - sp[0] <= cfg.streak_gap_ms and _implied_speed(
@@ -2117,8 +2127,8 @@ class Engine:
         if (alts + 1 >= cfg.spoof_confirm and active and not st.expired
                 and SPOOF_KIND not in st.dev):
             evidence = msgspec.json.encode({
-                "accepted": {"ts": format_ts(st.lf_ts), "lon": st.lf_lon, "lat": st.lf_lat,
-                             "accuracy_m": st.lf_acc},
+                "accepted": {"ts": format_ts(a_ts), "lon": a_lon, "lat": a_lat,
+                             "accuracy_m": a_acc},
                 "implausible": {"ts": format_ts(t), "lon": fix.lon, "lat": fix.lat,
                                 "accuracy_m": fix.accuracy_m, "device_id": fix.device_id},
                 "implied_speed_mps": round(v, 1)}).decode()
@@ -2126,7 +2136,7 @@ class Engine:
                 lane, spec, key, out, id_rule=SPOOF_RULE, rule_id=SPOOF_RULE, kind=SPOOF_KIND,
                 severity=DEFAULT_SEVERITY[SPOOF_KIND], start=t, at=t, lon=fix.lon, lat=fix.lat,
                 device_id=fix.device_id, evidence=evidence)
-        st.sp = (t, 0, n, t0, fix.lon, fix.lat, fix.accuracy_m, alts)
+        st.sp = (t, 0, n, t0, fix.lon, fix.lat, fix.accuracy_m, alts, a_ts, a_lon, a_lat, a_acc)
         return True
 
     def _latest(self, pid: str, t: int) -> tuple[int, float, float, float] | None:
@@ -2138,7 +2148,7 @@ class Engine:
 
     def _contact(
         self, lane: Lane, st: LaneState, spec: PersonSpec, key: Key, out: list[LogItem],
-        only: str | None,
+        only: str | None, one_sided: bool = False,
     ) -> None:
         t = key[0]
         max_age = self._cfg.contact_max_age_ms
@@ -2153,7 +2163,7 @@ class Engine:
                 d = _haversine_m(st.lf_lon, st.lf_lat, other[1], other[2])
                 slack = st.lf_acc + other[3]
                 code = 1 if d + slack < cr.distance_m else (-1 if d - slack > cr.distance_m else 0)
-            if code == 0 or (code == -1 and cond.alert is None and cond.start < 0):
+            if code == 0 or (code == -1 and (one_sided or (cond.alert is None and cond.start < 0))):
                 continue
             self._cond_obs(lane, spec, cond, code, t, key, out, cr.rule_id, cr.rule_id, "contact",
                            cr.severity, cr.dwell_ms, st.lf_lon, st.lf_lat, None, None)
