@@ -157,10 +157,11 @@ class EngineConfig:
     spoof_speed_mps : float
         A valid fix whose implied speed from the person's last accepted fix
         (distance less both accuracies, over the time between them, at least
-        1 s) exceeds this is *implausible*: it neither opens nor clears any
-        geofence episode, and implausible fixes that alternate with accepted
-        ones raise ``spoofing_suspected`` (docs/rules.md). 100 m/s is beyond
-        any person, high-speed rail included.
+        1 s) exceeds this is *implausible*: it counts only as evidence of a
+        violation, never of its absence (it cannot clear an episode or break
+        a streak), and implausible fixes that alternate with accepted ones
+        raise ``spoofing_suspected`` (docs/rules.md). 100 m/s is beyond any
+        person, high-speed rail included.
     spoof_confirm : int
         Implausible fixes of one second stream needed to raise
         ``spoofing_suspected``: each after an accepted fix, each within
@@ -169,8 +170,9 @@ class EngineConfig:
     spoof_reanchor_ms : int
         Implausible fixes that agree with each other, three or more in a row
         with no accepted fix between them and spanning at least this long,
-        mean the person really is elsewhere (a flight, a long dead zone): the
-        third and later are accepted and become the new reference.
+        mean the person really is elsewhere (a flight, a long dead zone): from
+        the one that completes the span they are accepted again and become
+        the reference.
     """
 
     lateness_ms: int = 120_000
