@@ -89,6 +89,16 @@ LIVE_WINDOW_MS = 300_000
 """Only records whose event time is this close to now count as live latency."""
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of at most 300 characters."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _raw_text(value: bytes | None) -> str:
+    return (value or b"")[:4096].decode("utf-8", errors="replace")
+
+
 @dataclass
 class PartitionState:
     """Everything a worker holds for one telemetry partition."""
@@ -176,7 +186,8 @@ class Worker:
         )
         self.metrics = WorkerMetrics()
         self.decoder = TelemetryDecoder(max_batch=self.settings.max_batch,
-                                        max_bytes=self.settings.max_payload_bytes)
+                                        max_bytes=self.settings.max_payload_bytes,
+                                        max_future_ms=self.settings.future_skew_s * 1000)
         self.max_records = max_records
         self._web = (MetricsServer(self.metrics, web_host, web_port, self.is_ready)
                      if web_port is not None else None)
@@ -416,7 +427,28 @@ class Worker:
                     ps = self._parts.get(tp.partition)
                     if ps is None or tp.topic != TELEMETRY:
                         continue
-                    await self._process(ps, tp, msgs)
+                    try:
+                        await self._process(ps, tp, msgs)
+                    except KafkaError:
+                        raise  # publishing failed: restart from the last snapshot
+                    except Exception as exc:
+                        await self._skip_batch(ps, msgs, exc)
+
+    async def _skip_batch(self, ps: PartitionState, msgs: list[Any],
+                          exc: Exception) -> None:
+        """A failure no single message could be blamed for: dead-letter the batch
+        as ``internal_error`` and go on after it rather than fail again on restart."""
+        log.exception("partition %d: handling offsets %d..%d failed; dead-lettering them",
+                      ps.partition, msgs[0].offset, msgs[-1].offset)
+        at = format_ts(int(time.time() * 1000))
+        detail = _one_line(exc)
+        await self._dead_letter([
+            DeadLetter("internal_error", _raw_text(r.value), f"telemetry:{ps.partition}@{r.offset}",
+                       detail, at)
+            for r in msgs if r.offset >= ps.next_offset])
+        ps.next_offset = max(ps.next_offset, msgs[-1].offset + 1)
+        ps.last_input = time.monotonic()
+        ps.dirty = True
 
     async def _process(self, ps: PartitionState, tp: TopicPartition, msgs: list[Any]) -> None:
         assert self._consumer is not None
@@ -432,14 +464,26 @@ class Worker:
             ps.ledger_until = self._consumer.highwater(tp)
         batch: list[Telemetry] = []
         origin: dict[int, int] = {}
+        now_ms = int(time.time() * 1000)
         for rec in msgs:
             source = f"telemetry:{p}@{rec.offset}"
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
-                                                    format_ts(int(time.time() * 1000)))])
+                                                    format_ts(now_ms))])
                 continue
-            decoded = self.decoder.decode(rec.value)
+            # arrival: the record's timestamp, never later than now (a producer
+            # clock ahead must not widen the window)
+            ts = rec.timestamp
+            arrival = ts if isinstance(ts, int) and 0 < ts < now_ms else now_ms
+            try:
+                decoded = self.decoder.decode(rec.value, arrival)
+            except Exception as exc:
+                log.exception("partition %d: decoding offset %d failed", p, rec.offset)
+                await self._dead_letter([DeadLetter("internal_error", _raw_text(rec.value),
+                                                    source, _one_line(exc),
+                                                    format_ts(now_ms))])
+                continue
             if decoded.rejected:
                 await self._dead_letter(dead_letters(decoded.rejected, source))
             for msg in decoded.messages:
@@ -473,9 +517,15 @@ class Worker:
             m.fixes_in.labels("late").inc(result.late)
             m.fixes_in.labels("too_late").inc(result.too_late)
             m.fixes_in.labels("ignored").inc(result.ignored)
-            m.fixes_in.labels("evaluated").inc(
-                len(batch) - len(result.unknown) - result.duplicates - result.late
-                - result.too_late - result.ignored - failed)
+            evaluated = (len(batch) - len(result.unknown) - result.duplicates - result.late
+                         - result.too_late - result.ignored - failed)
+            if evaluated < 0:  # the engine's counts overlap: say so, never stop on it
+                log.error("partition %d: counts exceed the batch of %d (unknown %d,"
+                          " duplicate %d, late %d, too late %d, ignored %d, failed %d)", p,
+                          len(batch), len(result.unknown), result.duplicates, result.late,
+                          result.too_late, result.ignored, failed)
+                evaluated = 0
+            m.fixes_in.labels("evaluated").inc(evaluated)
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
