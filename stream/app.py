@@ -661,14 +661,33 @@ class Worker:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _capture(self, ps: PartitionState) -> _SnapshotJob:
+    async def _alert_ends(self) -> dict[int, int]:
+        """End offsets of the alerts partitions now, or ``{}`` if they cannot be had.
+
+        Asked *before* a capture: every record a restore may produce again is
+        sent after the capture, so it lies at or beyond these offsets. (Asked
+        after the capture, as records derived from later input are being
+        published, they would hide those records from the restore's ledger
+        and let a restore publish them twice.)
+        """
+        if self._reader is None:
+            return {}
+        try:
+            ends = await self._reader.end_offsets(
+                [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
+        except Exception:  # ListOffsets may fail or under-report on Tansu: a lower bound will do
+            return {}
+        return {tp.partition: off for tp, off in ends.items()}
+
+    def _capture(self, ps: PartitionState, ends: dict[int, int] | None = None) -> _SnapshotJob:
         """Take a partition's state (call under the lock; cheap apart from
-        ``Engine.snapshot()``); the slow part runs in :meth:`_write`."""
+        ``Engine.snapshot()``); the slow part runs in :meth:`_write`.
+        ``ends`` are alerts end offsets from :meth:`_alert_ends`, asked before."""
         pending = [f for f in self._inflight
                    if not f.done() or f.cancelled() or f.exception() is not None]
         self._inflight = [f for f in pending if not f.done()]
         lows = dict(ps.alerts_low)
-        for a, off in self._alerts_high.items():
+        for a, off in [*self._alerts_high.items(), *(ends or {}).items()]:
             lows[a] = max(lows.get(a, 0), off)
         job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
                            list(ps.orders.values()), ps.engine.snapshot(), pending)
@@ -694,13 +713,6 @@ class Worker:
                                        f" snapshot: {exc!r}"))
                 raise
             lows = job.lows
-            with contextlib.suppress(Exception):
-                # ListOffsets may under-report on Tansu; any value is a valid lower bound
-                assert self._reader is not None
-                ends = await self._reader.end_offsets(
-                    [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
-                for tp, off in ends.items():
-                    lows[tp.partition] = max(lows.get(tp.partition, 0), off)
             meta, chunks = await asyncio.to_thread(
                 encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
                 job.max_ts, lows, job.orders, job.state)
@@ -726,7 +738,7 @@ class Worker:
         if not ps.dirty and not force:
             ps.last_snapshot = time.monotonic()
             return
-        await self._write(self._capture(ps))
+        await self._write(self._capture(ps, await self._alert_ends()))
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -743,6 +755,10 @@ class Worker:
         jobs: list[_SnapshotJob] = []
         while not self._stopping.is_set():
             await asyncio.sleep(0.5)
+            due = any(ps.dirty and not ps.writing
+                      and time.monotonic() - ps.last_snapshot >= s.snapshot_interval_s
+                      for ps in self._parts.values())
+            ends = await self._alert_ends() if due else {}
             async with self._lock:
                 now = time.monotonic()
                 now_ms = int(time.time() * 1000)
@@ -762,7 +778,7 @@ class Worker:
                         if not ps.dirty:
                             ps.last_snapshot = now
                         elif not jobs:  # one capture per tick spreads the pauses
-                            jobs.append(self._capture(ps))
+                            jobs.append(self._capture(ps, ends))
                 if now - last_gauges >= 5.0:
                     last_gauges = now
                     self._update_open_gauge()
