@@ -660,8 +660,9 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     try:
         if not token:
             msg = await ws.receive(timeout=10.0)
-            if msg.type == WSMsgType.TEXT:
-                with contextlib.suppress(ValueError, AttributeError):
+            if msg.type == WSMsgType.TEXT and not json_depth_exceeds(
+                    msg.data.encode("utf-8", "replace"), MAX_BODY_DEPTH):
+                with contextlib.suppress(ValueError, AttributeError, RecursionError):
                     token = json.loads(msg.data).get("token")
         if not isinstance(token, str) or not token:
             raise AuthError("no token")

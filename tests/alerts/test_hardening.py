@@ -127,6 +127,13 @@ async def test_deep_and_large_bodies_are_400_before_parsing(make_api: Any, path:
         assert (await resp.json())["error"] == reason
 
 
+async def test_a_deep_first_message_on_the_live_feed_is_unauthorized(make_api: Any) -> None:
+    api = await make_api()
+    ws = await api.client.ws_connect("/api/live")
+    await ws.send_str("[" * 30_000 + "]" * 30_000)
+    assert await _closed_with_4401(ws, 5)
+
+
 async def test_every_refused_scoped_request_is_audited(make_api: Any) -> None:
     api, tok = await seeded(make_api)
     h = bearer(tok["county"])
