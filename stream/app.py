@@ -773,7 +773,13 @@ class Worker:
                         records = self._advance(ps, guard)
                         if records:
                             ps.dirty = True
-                            await self._publish(ps, records, f"{ps.partition}:clock")
+                            try:
+                                await self._publish(ps, records, f"{ps.partition}:clock")
+                            except KafkaError:
+                                raise
+                            except Exception:  # a record that cannot be sent stops nothing
+                                log.exception("partition %d: publishing timer records failed",
+                                              ps.partition)
                     if now - ps.last_snapshot >= s.snapshot_interval_s and not ps.writing:
                         if not ps.dirty:
                             ps.last_snapshot = now
@@ -814,7 +820,12 @@ class Worker:
             if not changes:
                 continue
             async with self._lock:
-                await self.apply_control(changes)
+                try:
+                    await self.apply_control(changes)
+                except KafkaError:
+                    raise
+                except Exception:  # the changes that could be applied stand
+                    log.exception("applying control changes failed")
 
     def _apply_changes_to_catalogue(self, changes: ControlChanges) -> bool:
         """Apply control changes to the worker-wide orders and zones; True if zones changed."""
