@@ -41,7 +41,7 @@ from alerts.service import ORDERS_TOPIC, ZONES_TOPIC, Service
 from alerts.store import Principal
 from alerts.tracks import TrackStore
 from geofence.errors import ValidationError
-from geofence.model import parse_order, parse_ts
+from geofence.model import json_depth_exceeds, parse_order, parse_ts
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -51,6 +51,21 @@ WHO: web.RequestKey[Principal] = web.RequestKey("who", Principal)
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/auth/login", "/api/live",
                     "/static/app.js", "/static/app.css", "/favicon.ico"})
 MAX_TRACK_DAYS = 31
+MAX_BODY_BYTES = 2_000_000
+"""Largest request body; larger is 400 ``too_large`` before it is read."""
+MAX_BODY_DEPTH = 32
+"""Deepest nesting of a JSON body; deeper is 400 ``too_deep`` before it is parsed."""
+LIVE_RECHECK_S = 5.0
+"""How often an open /api/live connection re-checks its token (logout elsewhere, expiry)."""
+DASHBOARD_CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:;"
+                 " style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+SERVER_HEADER = "wardstream"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,13 +113,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
     except ForbiddenError as exc:
         status = 403
+        await _audit_refusal(request, exc)
         return _error(403, "forbidden", str(exc))
     except NotFoundError as exc:
         status = 404
         return _error(404, "not_found", str(exc))
-    except (BadRequestError, ValidationError) as exc:
+    except BadRequestError as exc:
         status = 400
-        return _error(400, "bad_request", getattr(exc, "detail", None) or str(exc))
+        return _error(400, exc.reason, str(exc))
+    except ValidationError as exc:
+        status = 400
+        return _error(400, "bad_request", exc.detail or str(exc))
     except (asyncpg.DataError, UnicodeError) as exc:  # input the database cannot hold
         status = 400
         return _error(400, "bad_request", f"invalid value: {type(exc).__name__}")
@@ -122,6 +141,38 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         service.metrics.http_requests.labels(request.method, route, str(status)).inc()
 
 
+AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
+
+
+async def _audit_refusal(request: web.Request, exc: ForbiddenError) -> None:
+    """Write an audit row for a refused request (403), unless its handler did."""
+    if request.get(AUDITED) or WHO not in request:
+        return
+    service = request.app[SERVICE]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource else request.path
+    target = next(iter(request.match_info.values()), None)
+    try:
+        assert service.pool is not None
+        async with service.pool.acquire(timeout=5) as conn:
+            await store.audit(conn, service.clock(), who_of(request).username, "access.denied",
+                              target, {"method": request.method, "route": route,
+                                       "reason": str(exc)[:300]}, remote_of(request))
+    except Exception:  # the refusal stands even if its audit row cannot be written
+        log.exception("audit of a refused %s %s failed", request.method, route)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response carries: no framing, no sniffing, no referrer, no
+    versions in ``Server``; API answers are never cached."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+    response.headers["Server"] = SERVER_HEADER
+    if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics"):
+        response.headers["Cache-Control"] = "no-store"
+
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -132,12 +183,25 @@ def who_of(request: web.Request) -> Principal:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_length and request.content_length > 2_000_000:
-        raise BadRequestError("request body too large")
+    """The request's JSON object, bounded in size and depth before it is parsed."""
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", "too_large")
     try:
-        data = await request.json()
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes",
+                              "too_large") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", "too_large")
+    if json_depth_exceeds(raw, MAX_BODY_DEPTH):
+        raise BadRequestError(f"the body nests more than {MAX_BODY_DEPTH} levels deep",
+                              "too_deep")
+    try:
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequestError("body is not valid JSON") from None
+    except RecursionError:  # bounded above; kept for text the scan cannot read
+        raise BadRequestError("the body nests too deep", "too_deep") from None
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object")
     _check_text(data)
@@ -227,9 +291,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.FileResponse:
     """The dashboard page."""
     return web.FileResponse(STATIC / "index.html", headers={
-        "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; "
-                                   "img-src 'self' data:; style-src 'self'; script-src 'self'",
-        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+        "Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-store"})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -272,10 +334,12 @@ async def logout(request: web.Request) -> web.Response:
     """POST /api/auth/logout: end this token's session."""
     service = request.app[SERVICE]
     assert service.pool is not None
+    token = _bearer(request) or ""
     async with service.pool.acquire(timeout=5) as conn:
-        await auth.logout(conn, _bearer(request) or "")
+        await auth.logout(conn, token)
         await store.audit(conn, service.clock(), who_of(request).username, "auth.logout", None,
                           None, remote_of(request))
+    service.hub.revoke(auth.token_hash(token))  # its open live feeds end now
     return web.json_response({"ok": True})
 
 
@@ -404,6 +468,7 @@ async def person_track(request: web.Request) -> web.Response:
         except ForbiddenError:
             await store.audit(conn, now, who.username, "track.denied", person_id,
                               {"from": format_ts(start), "to": format_ts(end)}, remote_of(request))
+            request[AUDITED] = True
             raise
         fixes = await TrackStore.read(conn, person_id, who.jurisdiction, utc(start), utc(end), limit)
         await store.audit(conn, now, who.username, "track.read", person_id,
@@ -595,8 +660,9 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     try:
         if not token:
             msg = await ws.receive(timeout=10.0)
-            if msg.type == WSMsgType.TEXT:
-                with contextlib.suppress(ValueError, AttributeError):
+            if msg.type == WSMsgType.TEXT and not json_depth_exceeds(
+                    msg.data.encode("utf-8", "replace"), MAX_BODY_DEPTH):
+                with contextlib.suppress(ValueError, AttributeError, RecursionError):
                     token = json.loads(msg.data).get("token")
         if not isinstance(token, str) or not token:
             raise AuthError("no token")
@@ -606,19 +672,37 @@ async def live(request: web.Request) -> web.WebSocketResponse:
         await ws.send_json({"type": "error", "error": "unauthorized"})
         await ws.close(code=4401, message=b"unauthorized")
         return ws
-    client = service.hub.register(who)
+    client = service.hub.register(who, auth.token_hash(token))
     await ws.send_json({"type": "hello", "username": who.username, "role": who.role,
                         "jurisdiction": who.jurisdiction})
 
     async def pump() -> None:
         while True:
             text = await client.queue.get()
+            if client.revoked:
+                await ws.send_json({"type": "error", "error": "unauthorized"})
+                await ws.close(code=4401, message=b"session ended")
+                return
             if client.overflowed:
                 await ws.close(code=1013, message=b"too slow; reconnect")
                 return
             await ws.send_str(text)
 
+    async def recheck() -> None:
+        # a logout on another replica, a disabled operator, or the token's expiry
+        assert service.pool is not None and isinstance(token, str)
+        while not client.revoked:
+            await asyncio.sleep(LIVE_RECHECK_S)
+            try:
+                async with service.pool.acquire(timeout=5) as conn:
+                    await auth.authenticate(conn, token, service.clock())
+            except AuthError:
+                service.hub.end(client)
+            except Exception as exc:  # the store is away: keep the feed, try again later
+                log.warning("re-checking a live session failed: %s", exc)
+
     sender = asyncio.create_task(pump())
+    checker = asyncio.create_task(recheck())
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -626,9 +710,10 @@ async def live(request: web.Request) -> web.WebSocketResponse:
             if sender.done():
                 break
     finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (sender, checker):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         service.hub.unregister(client)
     return ws
 
@@ -636,6 +721,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> web.Application:
     """The aiohttp application for a started (or to-be-started) service."""
     app = web.Application(middlewares=[middleware], client_max_size=2 * 1024 * 1024)
+    app.on_response_prepare.append(_security_headers)
     app[SERVICE] = service
     app[LIMITER] = limiter or auth.LoginLimiter()
     r = app.router

@@ -47,4 +47,13 @@ class RateLimitedError(AlertsError):
 
 
 class BadRequestError(AlertsError):
-    """A request parameter is malformed (HTTP 400)."""
+    """A request parameter or body is malformed (HTTP 400).
+
+    ``reason`` is the short code of the response's ``error`` field
+    (``bad_request``, or ``too_large`` / ``too_deep`` for a body refused
+    before it is parsed).
+    """
+
+    def __init__(self, detail: str, reason: str = "bad_request") -> None:
+        super().__init__(detail)
+        self.reason = reason

@@ -29,6 +29,9 @@ class Client:
     who: Principal
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    session: bytes = b""
+    """Hash of the token the client signed in with (see :meth:`LiveHub.revoke`)."""
+    revoked: bool = False
 
 
 class LiveHub:
@@ -51,11 +54,27 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def register(self, who: Principal) -> Client:
-        """Add a client."""
-        client = Client(who)
+    def register(self, who: Principal, session: bytes = b"") -> Client:
+        """Add a client signed in with the session whose token hashes to ``session``."""
+        client = Client(who, session=session)
         self.clients.add(client)
         return client
+
+    def revoke(self, session: bytes) -> int:
+        """Disconnect every client of a session that ended (logout); returns how many."""
+        n = 0
+        for client in list(self.clients):
+            if session and client.session == session:
+                self.end(client)
+                n += 1
+        return n
+
+    @staticmethod
+    def end(client: Client) -> None:
+        """Mark a client's session as over and wake its sender, which closes it."""
+        client.revoked = True
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait("")
 
     def unregister(self, client: Client) -> None:
         """Remove a client."""

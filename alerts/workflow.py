@@ -12,6 +12,7 @@ themselves and the note is the officer's account of what was found.
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,24 @@ from geofence.model import AlertRecord, format_ts
 ALERTS_TOPIC = "wardstream.alerts"
 NOTE_REQUIRED = frozenset({"tamper", "removed"})
 MAX_NOTE = 2000
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Mn", "Me", "Zs", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers that render as nothing
+
+
+def has_visible_text(note: str) -> bool:
+    """Whether a note has something a reader can see.
+
+    Whitespace, format characters (zero-width space, word joiner, byte
+    order mark, direction marks, ...), control characters, lone combining
+    marks and the blank filler letters do not count.
+
+    Examples
+    --------
+    >>> has_visible_text("\u200b\u2060\ufeff "), has_visible_text("strap cut, replaced")
+    (False, True)
+    """
+    return any(not c.isspace() and c not in _BLANK_LETTERS
+               and unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in note)
 
 
 async def queue_outbox(conn: asyncpg.Connection, topic: str, key: str, value: Any) -> None:
@@ -60,9 +79,12 @@ async def _step(
             text = (note or "").strip()
             if len(text) > MAX_NOTE:
                 raise WorkflowError("note_too_long", f"a note is at most {MAX_NOTE} characters", 422)
+            if not has_visible_text(text):
+                text = ""
             if not text and (row["kind"] in NOTE_REQUIRED or row["rule_id"] in NOTE_REQUIRED):
                 raise WorkflowError(
-                    "note_required", f"resolving a {row['kind']} alert needs a note", 422)
+                    "note_required", f"resolving a {row['kind']} alert needs a note with"
+                    " visible text", 422)
             note = text or None
         alert = row_to_alert(row)
         alert = msgspec.structs.replace(alert, status=event)  # type: ignore[arg-type]

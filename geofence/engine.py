@@ -786,7 +786,11 @@ class Engine:
         # late data first: an episode the backfill leaves open or streaking is
         # handed to the live lane before that lane sees its newer data
         for lane, ents in late:
+            # a late message the backfill drops as a duplicate or as too late is
+            # counted as that, not also as late: the counts sum to the input
+            dropped = res.duplicates + res.too_late
             self._feed(lane, ents, res)
+            res.late -= res.duplicates + res.too_late - dropped
             self._late_liveness(lane.key, ents, res.records)
         for lane, ents in live:
             ll = late_lanes.get(lane.key) if late_lanes else None

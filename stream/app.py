@@ -89,6 +89,16 @@ LIVE_WINDOW_MS = 300_000
 """Only records whose event time is this close to now count as live latency."""
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of at most 300 characters."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _raw_text(value: bytes | None) -> str:
+    return (value or b"")[:4096].decode("utf-8", errors="replace")
+
+
 @dataclass
 class PartitionState:
     """Everything a worker holds for one telemetry partition."""
@@ -176,7 +186,8 @@ class Worker:
         )
         self.metrics = WorkerMetrics()
         self.decoder = TelemetryDecoder(max_batch=self.settings.max_batch,
-                                        max_bytes=self.settings.max_payload_bytes)
+                                        max_bytes=self.settings.max_payload_bytes,
+                                        max_future_ms=self.settings.future_skew_s * 1000)
         self.max_records = max_records
         self._web = (MetricsServer(self.metrics, web_host, web_port, self.is_ready)
                      if web_port is not None else None)
@@ -416,7 +427,28 @@ class Worker:
                     ps = self._parts.get(tp.partition)
                     if ps is None or tp.topic != TELEMETRY:
                         continue
-                    await self._process(ps, tp, msgs)
+                    try:
+                        await self._process(ps, tp, msgs)
+                    except KafkaError:
+                        raise  # publishing failed: restart from the last snapshot
+                    except Exception as exc:
+                        await self._skip_batch(ps, msgs, exc)
+
+    async def _skip_batch(self, ps: PartitionState, msgs: list[Any],
+                          exc: Exception) -> None:
+        """A failure no single message could be blamed for: dead-letter the batch
+        as ``internal_error`` and go on after it rather than fail again on restart."""
+        log.exception("partition %d: handling offsets %d..%d failed; dead-lettering them",
+                      ps.partition, msgs[0].offset, msgs[-1].offset)
+        at = format_ts(int(time.time() * 1000))
+        detail = _one_line(exc)
+        await self._dead_letter([
+            DeadLetter("internal_error", _raw_text(r.value), f"telemetry:{ps.partition}@{r.offset}",
+                       detail, at)
+            for r in msgs if r.offset >= ps.next_offset])
+        ps.next_offset = max(ps.next_offset, msgs[-1].offset + 1)
+        ps.last_input = time.monotonic()
+        ps.dirty = True
 
     async def _process(self, ps: PartitionState, tp: TopicPartition, msgs: list[Any]) -> None:
         assert self._consumer is not None
@@ -432,14 +464,26 @@ class Worker:
             ps.ledger_until = self._consumer.highwater(tp)
         batch: list[Telemetry] = []
         origin: dict[int, int] = {}
+        now_ms = int(time.time() * 1000)
         for rec in msgs:
             source = f"telemetry:{p}@{rec.offset}"
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
-                                                    format_ts(int(time.time() * 1000)))])
+                                                    format_ts(now_ms))])
                 continue
-            decoded = self.decoder.decode(rec.value)
+            # arrival: the record's timestamp, never later than now (a producer
+            # clock ahead must not widen the window)
+            ts = rec.timestamp
+            arrival = ts if isinstance(ts, int) and 0 < ts < now_ms else now_ms
+            try:
+                decoded = self.decoder.decode(rec.value, arrival)
+            except Exception as exc:
+                log.exception("partition %d: decoding offset %d failed", p, rec.offset)
+                await self._dead_letter([DeadLetter("internal_error", _raw_text(rec.value),
+                                                    source, _one_line(exc),
+                                                    format_ts(now_ms))])
+                continue
             if decoded.rejected:
                 await self._dead_letter(dead_letters(decoded.rejected, source))
             for msg in decoded.messages:
@@ -477,9 +521,15 @@ class Worker:
             m.fixes_in.labels("late").inc(result.late)
             m.fixes_in.labels("too_late").inc(result.too_late)
             m.fixes_in.labels("ignored").inc(result.ignored)
-            m.fixes_in.labels("evaluated").inc(
-                len(batch) - len(result.unknown) - result.duplicates - result.late
-                - result.too_late - result.ignored - failed)
+            evaluated = (len(batch) - len(result.unknown) - result.duplicates - result.late
+                         - result.too_late - result.ignored - failed)
+            if evaluated < 0:  # the engine's counts overlap: say so, never stop on it
+                log.error("partition %d: counts exceed the batch of %d (unknown %d,"
+                          " duplicate %d, late %d, too late %d, ignored %d, failed %d)", p,
+                          len(batch), len(result.unknown), result.duplicates, result.late,
+                          result.too_late, result.ignored, failed)
+                evaluated = 0
+            m.fixes_in.labels("evaluated").inc(evaluated)
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
@@ -615,14 +665,33 @@ class Worker:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _capture(self, ps: PartitionState) -> _SnapshotJob:
+    async def _alert_ends(self) -> dict[int, int]:
+        """End offsets of the alerts partitions now, or ``{}`` if they cannot be had.
+
+        Asked *before* a capture: every record a restore may produce again is
+        sent after the capture, so it lies at or beyond these offsets. (Asked
+        after the capture, as records derived from later input are being
+        published, they would hide those records from the restore's ledger
+        and let a restore publish them twice.)
+        """
+        if self._reader is None:
+            return {}
+        try:
+            ends = await self._reader.end_offsets(
+                [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
+        except Exception:  # ListOffsets may fail or under-report on Tansu: a lower bound will do
+            return {}
+        return {tp.partition: off for tp, off in ends.items()}
+
+    def _capture(self, ps: PartitionState, ends: dict[int, int] | None = None) -> _SnapshotJob:
         """Take a partition's state (call under the lock; cheap apart from
-        ``Engine.snapshot()``); the slow part runs in :meth:`_write`."""
+        ``Engine.snapshot()``); the slow part runs in :meth:`_write`.
+        ``ends`` are alerts end offsets from :meth:`_alert_ends`, asked before."""
         pending = [f for f in self._inflight
                    if not f.done() or f.cancelled() or f.exception() is not None]
         self._inflight = [f for f in pending if not f.done()]
         lows = dict(ps.alerts_low)
-        for a, off in self._alerts_high.items():
+        for a, off in [*self._alerts_high.items(), *(ends or {}).items()]:
             lows[a] = max(lows.get(a, 0), off)
         job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
                            list(ps.orders.values()), ps.engine.snapshot(), pending)
@@ -648,13 +717,6 @@ class Worker:
                                        f" snapshot: {exc!r}"))
                 raise
             lows = job.lows
-            with contextlib.suppress(Exception):
-                # ListOffsets may under-report on Tansu; any value is a valid lower bound
-                assert self._reader is not None
-                ends = await self._reader.end_offsets(
-                    [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
-                for tp, off in ends.items():
-                    lows[tp.partition] = max(lows.get(tp.partition, 0), off)
             meta, chunks = await asyncio.to_thread(
                 encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
                 job.max_ts, lows, job.orders, job.state)
@@ -680,7 +742,7 @@ class Worker:
         if not ps.dirty and not force:
             ps.last_snapshot = time.monotonic()
             return
-        await self._write(self._capture(ps))
+        await self._write(self._capture(ps, await self._alert_ends()))
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -697,6 +759,10 @@ class Worker:
         jobs: list[_SnapshotJob] = []
         while not self._stopping.is_set():
             await asyncio.sleep(0.5)
+            due = any(ps.dirty and not ps.writing
+                      and time.monotonic() - ps.last_snapshot >= s.snapshot_interval_s
+                      for ps in self._parts.values())
+            ends = await self._alert_ends() if due else {}
             async with self._lock:
                 now = time.monotonic()
                 now_ms = int(time.time() * 1000)
@@ -711,12 +777,18 @@ class Worker:
                         records = self._advance(ps, guard)
                         if records:
                             ps.dirty = True
-                            await self._publish(ps, records, f"{ps.partition}:clock")
+                            try:
+                                await self._publish(ps, records, f"{ps.partition}:clock")
+                            except KafkaError:
+                                raise
+                            except Exception:  # a record that cannot be sent stops nothing
+                                log.exception("partition %d: publishing timer records failed",
+                                              ps.partition)
                     if now - ps.last_snapshot >= s.snapshot_interval_s and not ps.writing:
                         if not ps.dirty:
                             ps.last_snapshot = now
                         elif not jobs:  # one capture per tick spreads the pauses
-                            jobs.append(self._capture(ps))
+                            jobs.append(self._capture(ps, ends))
                 if now - last_gauges >= 5.0:
                     last_gauges = now
                     self._update_open_gauge()
@@ -752,7 +824,12 @@ class Worker:
             if not changes:
                 continue
             async with self._lock:
-                await self.apply_control(changes)
+                try:
+                    await self.apply_control(changes)
+                except KafkaError:
+                    raise
+                except Exception:  # the changes that could be applied stand
+                    log.exception("applying control changes failed")
 
     def _apply_changes_to_catalogue(self, changes: ControlChanges) -> bool:
         """Apply control changes to the worker-wide orders and zones; True if zones changed."""

@@ -20,6 +20,7 @@ from geofence.model import (
     dead_letters,
     encode,
     format_ts,
+    json_depth_exceeds,
     parse_order,
     parse_orders,
     parse_ts,
@@ -80,7 +81,7 @@ def test_all_three_kinds_and_batches() -> None:
         ({**FIX, "ts": True}, "wrong_type", "$.ts"),
         ({**FIX, "ts": "2026-11-22T14:03:30"}, "invalid_timestamp", "UTC offset"),
         ({**FIX, "ts": "yesterday"}, "invalid_timestamp", "RFC 3339"),
-        ({**FIX, "ts": "2026-11-24T14:03:31Z"}, "future_timestamp", "24 h"),
+        ({**FIX, "ts": "2026-11-24T14:03:31Z"}, "future_timestamp", "ahead of its arrival"),
         ({**FIX, "device_id": "W" * 257}, "string_too_long", "$.device_id"),
         ({**FIX, "device_id": ""}, "empty_string", "$.device_id"),
         ({**FIX, "kind": "position"}, "unknown_kind", "'position'"),
@@ -117,6 +118,67 @@ def test_one_bad_member_does_not_sink_the_batch() -> None:
     letters = dead_letters(batch.rejected, "telemetry:2@77")
     assert [d.source for d in letters] == ["telemetry:2@77[1]", "telemetry:2@77[3]"]
     assert json.loads(letters[0].raw)["lat"] == 95
+
+
+GOOD = json.dumps(FIX).encode()
+NAN = b'{"kind": "fix", "device_id": "WB-9", "ts": 1795356210000, "lat": NaN, "lon": 118.7}'
+
+
+@pytest.mark.parametrize("depth", [40, 1_100, 100_000])
+@pytest.mark.parametrize("shape", ["array", "object", "field"])
+def test_deep_nesting_is_rejected_before_parsing(depth: int, shape: str) -> None:
+    inner = {"array": b"[" * depth + b"]" * depth,
+             "object": b'{"a":' * depth + b"1" + b"}" * depth,
+             "field": b'[{"kind": "fix", "x": ' + b"[" * depth + b"]" * depth + b"}]"}[shape]
+    reason, detail = reject(inner)
+    assert reason == "too_deep" and "32 levels" in detail
+
+
+def test_depth_scan_ignores_brackets_in_strings_and_counts_exactly() -> None:
+    assert not json_depth_exceeds(b'["' + b"[" * 100 + b'"]', 2)
+    assert not json_depth_exceeds(b'[' + b'[1],' * 100 + b'[2]]', 2)
+    assert json_depth_exceeds(b'[' + b'[1],' * 100 + b'[[2]]]', 2)
+    assert not json_depth_exceeds(b'[{"a": "\\\"[[[["}]', 2)
+    payload = json.dumps({**FIX, "detail": "[" * 200}).encode()
+    assert decoder().decode(payload).messages  # brackets inside a string are not nesting
+
+
+@pytest.mark.parametrize("position", [0, 30, 60])
+def test_a_nan_member_of_an_envelope_rejects_only_that_member(position: int) -> None:
+    members = [GOOD] * 60
+    members.insert(position, NAN)
+    batch = decoder().decode(b"[" + b", ".join(members) + b"]")
+    assert len(batch.messages) == 60
+    assert [(r.index, r.reason) for r in batch.rejected] == [(position, "non_finite_number")]
+    assert '"WB-9"' in batch.rejected[0].raw
+
+
+def test_every_member_of_a_non_json_envelope_is_judged_alone() -> None:
+    members = [GOOD, b'{"kind": "fix", "device_id": "WB-8", "ts": 1, "lat": -Infinity,'
+                     b' "lon": 1}', b"5", b'{"kind": "nope"}', GOOD]
+    batch = decoder().decode(b"[" + b",".join(members) + b",NaN]")
+    assert len(batch.messages) == 2
+    assert [(r.index, r.reason) for r in batch.rejected] == [
+        (1, "non_finite_number"), (2, "wrong_type"), (3, "unknown_kind"),
+        (5, "non_finite_number")]
+
+
+def test_a_member_that_is_not_json_rejects_it_and_the_rest_saying_why() -> None:
+    cut = GOOD[:-1]  # its closing brace is missing
+    batch = decoder().decode(b"[" + b",".join([GOOD, GOOD, cut, GOOD]) + b"]")
+    assert len(batch.messages) == 2
+    [r] = batch.rejected
+    assert r.index == 2 and r.reason == "malformed_json"
+    assert "rest of the array cannot be separated" in r.detail
+
+
+def test_future_is_measured_from_the_arrival_when_given() -> None:
+    d = TelemetryDecoder(max_future_ms=300_000, now_ms=lambda: NOW)
+    fix = json.dumps({**FIX, "ts": NOW + 400_000})
+    assert d.decode(fix).rejected[0].reason == "future_timestamp"
+    assert d.decode(fix, arrival_ms=NOW + 200_000).messages
+    r = d.decode(fix, arrival_ms=NOW - 100_000).rejected[0]
+    assert r.reason == "future_timestamp" and "500 s ahead" in r.detail
 
 
 def test_decode_one_raises_the_projects_error() -> None:
