@@ -293,7 +293,7 @@ defaults does not change what this run measures."""
 
 async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], out: Path,
                        result: dict[str, Any], sync_s: float,
-                       gateway_args: Sequence[str] = GATEWAY_ARGS) -> bool:
+                       gateway_args: Sequence[str] = GATEWAY_ARGS, keying: str = "partition") -> bool:
     from geofence.model import parse_orders
     from simulators.feed import Jt808Sink, KafkaSink, item_ts, pump, read_items
     from stream.broker import EmbeddedBroker
@@ -321,7 +321,7 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
             await asyncio.sleep(0.3)
         t0 = time.perf_counter()
         if kind == "kafka":
-            ksink = KafkaSink(broker.bootstrap, orders)
+            ksink = KafkaSink(broker.bootstrap, orders, keying=keying)
             await ksink.start()
             try:
                 stats = await pump(read_items(paths["telemetry.jsonl"]), ksink)
@@ -330,7 +330,7 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
             sent, telemetry_ends = ksink.messages, dict(ksink.ends)
             result["command"] = ("EmbeddedBroker; python -m stream.cli worker --zones Z --orders O "
                                  "--kafka B (WARDSTREAM_IDLE_WATERMARK_S=0); simulators.feed.KafkaSink "
-                                 "(envelopes of 200, no rate limit)")
+                                 f"(keying {keying}, envelopes of 200, no rate limit)")
         else:
             jt_port = _free_port()
             gw = Proc("gateway", [sys.executable, "-m", "stream.cli", "gateway", "--orders",
@@ -443,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "gateway acknowledged every frame sent")
     p.add_argument("--gateway-args", default=" ".join(GATEWAY_ARGS),
                    help="jt808: extra options of `wardstream gateway` (default: %(default)s)")
+    p.add_argument("--keying", choices=("partition", "device"), default="partition",
+                   help="kafka: key telemetry by the person's partition key (the direct path) or by"
+                        " device id, as a vendor platform does (the worker re-keys it)")
     p.add_argument("--json", default=None, help="write sizes, durations and scores here")
     args = p.parse_args(argv)
     chosen = [x for x in args.paths.split(",") if x]
@@ -469,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 passed = path_replay(paths, truth, out, result)
             else:
                 passed = asyncio.run(_stream_path(name, paths, truth, out, result, args.sync_s,
-                                                  args.gateway_args.split()))
+                                                  args.gateway_args.split(), args.keying))
         except Exception as exc:  # a path that cannot run is a failed path, said plainly
             print(f"{name}: could not run: {exc!r}", file=sys.stderr)
             result.update(passed=False, error=repr(exc))

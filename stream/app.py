@@ -64,6 +64,16 @@ from stream.recovery import (
     record_identity,
     write_snapshot,
 )
+from stream.repartition import (
+    MAX_HOPS,
+    REROUTED_HEADER,
+    Aligner,
+    SeenOrigins,
+    envelopes,
+    origin_of,
+    project_keyed,
+    split,
+)
 from stream.settings import Settings
 from stream.topics import (
     ALERTS,
@@ -84,6 +94,9 @@ GEOFENCE_KINDS = frozenset(
 
 MAX_CLOCK_SKEW_MS = 60_000
 """Event times further than this ahead of the wall clock do not move a watermark."""
+
+IDLE_PARTITION_S = 0.5
+"""While re-keying, a partition read to its end this long holds no other partition back."""
 
 LIVE_WINDOW_MS = 300_000
 """Only records whose event time is this close to now count as live latency."""
@@ -107,6 +120,7 @@ class PartitionState:
     last_snapshot: float = field(default_factory=time.monotonic)
     dirty: bool = False
     writing: bool = False
+    seen: SeenOrigins = field(default_factory=SeenOrigins)
 
 
 @dataclass
@@ -197,6 +211,12 @@ class Worker:
         self.partitions = 0
         self.alerts_partitions: list[int] = []
         self.router: Router | None = None
+        self._aligner = Aligner(step_ms=self.config.lateness_ms // 2)
+        self._decoded: dict[tuple[int, int], Any] = {}
+        self._fetched_to: dict[int, int] = {}
+        self._fetched_at: dict[int, float] = {}
+        self._held_ready = False
+        self._seen_ts: dict[int, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -314,6 +334,7 @@ class Worker:
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         self._ready = False
         log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
+        self._forget_held(tp.partition for tp in revoked)
         async with self._lock:
             for tp in revoked:
                 ps = self._parts.pop(tp.partition, None)
@@ -340,6 +361,7 @@ class Worker:
                 return
             for ps in restored:
                 self._parts[ps.partition] = ps
+            self._forget_held(tp.partition for tp in assigned)
             for tp in assigned:
                 self._consumer.seek(tp, self._parts[tp.partition].next_offset)
             self._parked.clear()
@@ -403,20 +425,86 @@ class Worker:
         assert self._consumer is not None
         consumer = self._consumer
         while not self._stopping.is_set():
+            held = self._aligner.pending()
             try:
-                data = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                data = await consumer.getmany(timeout_ms=0 if held and self._held_ready else 100,
+                                              max_records=self.max_records)
             except KafkaError:
                 log.exception("fetch failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if not data:
+            if not data and not held:
                 continue
+            if held:
+                await asyncio.sleep(0)  # a poll of buffered data may not yield
             async with self._lock:
+                data = self._align(data)
                 for tp, msgs in data.items():
                     ps = self._parts.get(tp.partition)
                     if ps is None or tp.topic != TELEMETRY:
                         continue
                     await self._process(ps, tp, msgs)
+
+    def _align(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        """Hold back records that would run ahead in event time while re-keying
+        (:class:`stream.repartition.Aligner`); decoded records are kept for
+        :meth:`_process`."""
+        assert self._consumer is not None and self.router is not None
+        now = time.monotonic()
+        fetched: dict[int, list[tuple[Any, int | None]]] = {}
+        for tp, recs in data.items():
+            if tp.topic != TELEMETRY or tp.partition not in self._parts:
+                continue
+            stamped: list[tuple[Any, int | None]] = []
+            for rec in recs:
+                top: int | None = None
+                if rec.value is not None:
+                    decoded = self.decoder.decode(rec.value)
+                    self._decoded[(tp.partition, rec.offset)] = decoded
+                    if decoded.messages:
+                        top = max(x.ts for x in decoded.messages)
+                        if origin_of(rec.headers) is None and not project_keyed(
+                                rec.key, decoded.messages[0], self.router):
+                            self._aligner.touch(now)
+                stamped.append((rec, top))
+            fetched[tp.partition] = stamped
+            if stamped:
+                self._fetched_at[tp.partition] = now
+                self._fetched_to[tp.partition] = recs[-1].offset + 1
+                tops = [t for _, t in stamped if t is not None]
+                if tops:
+                    self._seen_ts[tp.partition] = max(self._seen_ts.get(tp.partition, -1),
+                                                      max(tops))
+        behind: dict[int, int | None] = {}
+        for p, ps in self._parts.items():
+            # a partition counts as idle once fetched up to its end for a while (its
+            # high watermark is only as fresh as its last fetch, stale while paused)
+            hw = self._consumer.highwater(TopicPartition(TELEMETRY, p))
+            if hw is None or hw > self._fetched_to.get(p, ps.next_offset) \
+                    or now - self._fetched_at.get(p, 0.0) < IDLE_PARTITION_S:
+                behind[p] = self._seen_ts.get(p)
+        out = self._aligner.admit(fetched, behind, now)
+        self._held_ready = bool(out)  # else wait for a fetch of the partitions behind
+        for p in self._parts:
+            tp = TopicPartition(TELEMETRY, p)
+            if self._aligner.held.get(p):
+                self._consumer.pause(tp)
+            elif tp in self._consumer.paused():
+                self._consumer.resume(tp)
+                self._fetched_at[p] = now
+        return {TopicPartition(TELEMETRY, p): recs for p, recs in out.items()}
+
+    def _forget_held(self, partitions: Iterable[int]) -> None:
+        """Drop held-back records of partitions revoked or sought anew."""
+        parts = set(partitions)
+        self._aligner.drop(parts)
+        for p in parts:
+            self._fetched_to.pop(p, None)
+        for key in [k for k in self._decoded if k[0] in parts]:
+            del self._decoded[key]
+        if self._consumer is not None:
+            paused = {tp.partition for tp in self._consumer.paused()}
+            self._consumer.resume(*[TopicPartition(TELEMETRY, p) for p in parts & paused])
 
     async def _process(self, ps: PartitionState, tp: TopicPartition, msgs: list[Any]) -> None:
         assert self._consumer is not None
@@ -432,19 +520,33 @@ class Worker:
             ps.ledger_until = self._consumer.highwater(tp)
         batch: list[Telemetry] = []
         origin: dict[int, int] = {}
+        hops: dict[int, int] = {}
+        rekey: set[int] = set()
         for rec in msgs:
             source = f"telemetry:{p}@{rec.offset}"
+            via = origin_of(rec.headers)
+            if via is not None and not ps.seen.fresh(via):
+                m.fixes_in.labels("duplicate").inc()  # a copy re-keyed again after a crash
+                continue
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
                                                     format_ts(int(time.time() * 1000)))])
                 continue
-            decoded = self.decoder.decode(rec.value)
+            decoded = self._decoded.pop((p, rec.offset), None)
+            if decoded is None:
+                decoded = self.decoder.decode(rec.value)
+            if via is None and decoded.messages and self.router is not None \
+                    and not project_keyed(rec.key, decoded.messages[0], self.router):
+                rekey.update(id(x) for x in decoded.messages)
             if decoded.rejected:
                 await self._dead_letter(dead_letters(decoded.rejected, source))
             for msg in decoded.messages:
                 origin[id(msg)] = rec.offset
+                if via is not None:
+                    hops[id(msg)] = via.hops
             batch.extend(decoded.messages)
+        batch = await self._repartition(p, batch, hops, rekey, origin, msgs[-1].offset)
         records: list[AlertRecord] = []
         if batch:
             t0 = time.perf_counter()
@@ -473,9 +575,9 @@ class Worker:
             m.fixes_in.labels("late").inc(result.late)
             m.fixes_in.labels("too_late").inc(result.too_late)
             m.fixes_in.labels("ignored").inc(result.ignored)
-            m.fixes_in.labels("evaluated").inc(
+            m.fixes_in.labels("evaluated").inc(max(0, (
                 len(batch) - len(result.unknown) - result.duplicates - result.late
-                - result.too_late - result.ignored - failed)
+                - result.too_late - result.ignored - failed)))
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
@@ -483,6 +585,30 @@ class Worker:
         if ps.ledger is not None and ps.ledger_until is not None \
                 and ps.next_offset >= ps.ledger_until:
             ps.ledger = None  # past every input processed before the restore
+
+    async def _repartition(self, p: int, batch: list[Telemetry], hops: dict[int, int],
+                           rekey: set[int], origin: dict[int, int],
+                           last_offset: int) -> list[Telemetry]:
+        """Re-key the messages of other partitions to their owners; return this
+        partition's share (see :mod:`stream.repartition`)."""
+        assert self._producer is not None and self.router is not None
+        if not batch:
+            return batch
+        sp = split(self.router, p, batch, hops, rekey)
+        if sp.away:
+            self._aligner.touch(time.monotonic())
+        for home, moving in sp.away.items():
+            hop = 1 + max(hops.get(id(x), 0) for x in moving)
+            headers = [(REROUTED_HEADER, f"{p}@{last_offset}/{hop}".encode())]
+            key = self.router.key_of(moving[0]).encode()
+            for env in envelopes(moving, self.settings.max_batch, self.settings.max_payload_bytes):
+                fut = await self._producer.send(TELEMETRY, env, key=key, partition=home,
+                                                headers=headers)
+                self._inflight.append(fut)  # the snapshot that commits `p` waits for it
+            self.metrics.fixes_in.labels("rerouted").inc(len(moving))
+        if sp.looping:
+            await self._dead_letter(self._unknown(p, sp.looping, origin))
+        return sp.local
 
     async def _one_by_one(self, ps: PartitionState, batch: Sequence[Telemetry],
                           origin: dict[int, int]) -> tuple[ProcessResult, int]:
@@ -533,10 +659,10 @@ class Worker:
                 known = msg.device_id in self.router.device_person
                 who = f"device {msg.device_id!r}"
             home = self.router.partition_of_message(msg) if known else p
-            if known and home != p:
+            if known and home != p:  # re-keyed MAX_HOPS times while orders kept moving it
                 reason = "misrouted"
-                detail = (f"{who} belongs to partition {home}"
-                          f" but arrived on {p}: key it with partition_keys(orders)")
+                detail = (f"{who} belongs to partition {home} but arrived on {p}"
+                          f" after {MAX_HOPS} re-keyings")
             elif known:  # on its own partition, but its order is not in force at `ts`
                 reason = "unknown_device"
                 detail = f"{who}: its order is not active at {format_ts(msg.ts)}"
