@@ -28,8 +28,8 @@ from alerts.store import (
     row_to_json,
 )
 from geofence.model import AlertRecord, format_ts
+from stream.topics import ALERTS as ALERTS_TOPIC
 
-ALERTS_TOPIC = "wardstream.alerts"
 NOTE_REQUIRED = frozenset({"tamper", "removed"})
 MAX_NOTE = 2000
 

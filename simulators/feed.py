@@ -217,6 +217,11 @@ class KafkaSink:
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
             linger_ms=self.linger_ms, max_batch_size=1 << 20, max_request_size=4 << 20,
         )
+        if self.topic == TELEMETRY:  # this may be the first process: create as all do
+            from stream.settings import Settings
+            from stream.topics import ensure_topics, topic_specs
+
+            await ensure_topics(self.bootstrap, topic_specs(Settings.from_env()), partitions=False)
         await self.producer.start()
         self.partitions = sorted(await self.producer.partitions_for(self.topic))
         self._partitioner = DefaultPartitioner()
