@@ -30,6 +30,7 @@ from alerts.sink import KafkaSink
 from alerts.store import apply_records, decode_record, record_json, risk_of
 from alerts.tracks import TrackStore
 from geofence.model import DeadLetter, Fix, TelemetryDecoder, encode, format_ts
+from stream.repartition import origin_of
 from stream.settings import Settings
 from stream.topics import ALERTS as ALERTS_TOPIC
 from stream.topics import DEADLETTER as DEADLETTER_TOPIC
@@ -315,6 +316,8 @@ class Service:
         assert self.pool is not None
         fixes: list[Fix] = []
         for r in records:
+            if origin_of(r.headers) is not None:
+                continue  # a copy re-keyed to its person's partition: tracked as sent
             batch = self._decoder.decode(r.value or b"")
             fixes.extend(m for m in batch.messages if isinstance(m, Fix))
             if batch.rejected:  # the worker dead-letters telemetry; here they are only counted

@@ -154,15 +154,17 @@ class SeenOrigins:
 
 
 def project_keyed(key: bytes | None, first: Telemetry | None, router: Router) -> bool:
-    """True when a producer's record carries the project's key of its first message.
+    """True when a producer's record takes the direct path where it is home.
 
-    Such records (the gateway's, the simulators') take the direct path; any
-    other key sends the record's messages through the repartition step, even
+    Records with the project's key of their first message (the gateway's, the
+    simulators') and records without a key (a producer that chose the
+    partition itself) do. Any other key (``device_id``, ``camera_id``, ...)
+    sends all of the record's messages through the repartition step, even
     those already on their owner's partition, so that an owner's engine sees
-    a device-keyed stream in one order (the order of the re-keying).
+    such a stream in one order: the order of the re-keying.
     """
     if first is None or key is None:
-        return first is None
+        return True
     return key == router.key_of(first).encode()
 
 
