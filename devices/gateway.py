@@ -99,7 +99,7 @@ class Gateway:
         await ensure_topics(c.kafka, topic_specs(
             Settings.from_env(), partitions=c.topic_partitions,
             names={TELEMETRY: c.telemetry_topic, DEADLETTER: c.deadletter_topic,
-                   COMMANDS: c.commands_topic, ORDERS: c.orders_topic}))
+                   COMMANDS: c.commands_topic, ORDERS: c.orders_topic}), partitions=False)
         await self.publisher.start()
         for proto in TCP_PROTOCOLS:
             port = c.server.ports.get(proto)

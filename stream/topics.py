@@ -185,8 +185,8 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec],
     repartitioning a keyed topic moves persons between partitions, which is
     an operator's decision, see docs/stream.md). With ``verify``, a topic
     that breaks the contract raises :class:`TopicContractError`; a process
-    whose work does not depend on the partition count passes
-    ``partitions=False`` to leave that check to the worker and the gateway.
+    whose work does not depend on the configured partition count passes
+    ``partitions=False`` to leave that check to the worker.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
