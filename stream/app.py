@@ -455,18 +455,21 @@ class Worker:
         for tp, recs in data.items():
             if tp.topic != TELEMETRY or tp.partition not in self._parts:
                 continue
-            stamped: list[tuple[Any, int | None]] = []
+            decoded_recs = []
             for rec in recs:
-                top: int | None = None
+                decoded = None
                 if rec.value is not None:
                     decoded = self.decoder.decode(rec.value)
                     self._decoded[(tp.partition, rec.offset)] = decoded
-                    if decoded.messages:
-                        top = max(x.ts for x in decoded.messages)
-                        if origin_of(rec.headers) is None and not project_keyed(
+                    if decoded.messages and rec.key is not None \
+                            and origin_of(rec.headers) is None and not project_keyed(
                                 rec.key, decoded.messages[0], self.router):
-                            self._aligner.touch(now)
-                stamped.append((rec, top))
+                        self._aligner.touch(now)
+                decoded_recs.append((rec, decoded))
+            active = now < self._aligner.active_until
+            stamped: list[tuple[Any, int | None]] = [
+                (rec, max(x.ts for x in d.messages) if active and d and d.messages else None)
+                for rec, d in decoded_recs]
             fetched[tp.partition] = stamped
             if stamped:
                 self._fetched_at[tp.partition] = now

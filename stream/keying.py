@@ -18,7 +18,7 @@ publisher produces each envelope to its partition explicitly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
@@ -53,6 +53,8 @@ class Router:
     device_key: dict[str, str]
     person_key: dict[str, str]
     device_person: dict[str, str]
+    device_home: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Partition of each known device, filled as devices are seen."""
 
     @classmethod
     def build(cls, orders: Iterable[Order], partitions: int) -> Router:
@@ -68,6 +70,16 @@ class Router:
         from geofence.engine import message_key
 
         return message_key(msg, self.device_key, self.person_key)
+
+    def home_of_device(self, device_id: str) -> int | None:
+        """Partition owning a device's person (``None``: no order names it); cached."""
+        home = self.device_home.get(device_id)
+        if home is None:
+            key = self.device_key.get(device_id)
+            if key is None:
+                return None
+            home = self.device_home[device_id] = partition_of(key, self.partitions)
+        return home
 
     def partition_of_person(self, person_id: str) -> int:
         """Partition that owns a person's state."""

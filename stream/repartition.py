@@ -77,9 +77,7 @@ def home_of(router: Router, msg: Telemetry) -> int | None:
                 and msg.person_id not in router.person_key):
             return None
         return router.partition_of_message(msg)
-    if msg.device_id not in router.device_person:
-        return None
-    return router.partition_of_message(msg)
+    return router.home_of_device(msg.device_id)
 
 
 @dataclass
@@ -102,8 +100,11 @@ def split(router: Router, partition: int, messages: Iterable[Telemetry],
     senders stay local (the engine dead-letters them).
     """
     out = Split()
+    homes = router.device_home
     for msg in messages:
-        home = home_of(router, msg)
+        home = homes.get(msg.device_id) if type(msg) is not VideoHit else None  # type: ignore[union-attr]
+        if home is None:
+            home = home_of(router, msg)
         if home is None or (home == partition and (rekey is None or id(msg) not in rekey)):
             out.local.append(msg)
         elif hops is not None and hops.get(id(msg), 0) >= MAX_HOPS:
