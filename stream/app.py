@@ -513,6 +513,9 @@ class Worker:
         assert self._consumer is not None
         m = self.metrics
         p = ps.partition
+        for r in msgs:
+            if r.offset < ps.next_offset:  # already processed: no decoded copy to keep
+                self._decoded.pop((p, r.offset), None)
         msgs = [r for r in msgs if r.offset >= ps.next_offset]
         if not msgs:
             return
@@ -529,7 +532,9 @@ class Worker:
             source = f"telemetry:{p}@{rec.offset}"
             via = origin_of(rec.headers)
             if via is not None and not ps.seen.fresh(via):
-                m.fixes_in.labels("duplicate").inc()  # a copy re-keyed again after a crash
+                # a copy re-keyed again after a crash of its source's worker
+                copy = self._decoded.pop((p, rec.offset), None)
+                m.fixes_in.labels("duplicate").inc(len(copy.messages) if copy else 1)
                 continue
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
