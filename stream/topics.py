@@ -219,6 +219,8 @@ def main(argv: Sequence[str]) -> int:
     import asyncio
     import sys
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one-line reason says it
+
     settings = Settings.from_env()
     ap = argparse.ArgumentParser(prog="wardstream topics",
                                  description="Kafka topics of wardstream against the contract:"

@@ -106,3 +106,11 @@ def test_topics_check_prints_every_topic_and_fails_on_a_wrong_one(broker: str) -
                            timeout=120)
     assert fixed.returncode == 1  # creating the missing ones does not repair the wrong one
     assert sum("WRONG" in line for line in fixed.stdout.splitlines()) == 1
+
+
+def test_topics_check_without_a_reachable_kafka_says_so_in_one_line() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-m", "stream.cli", "topics", "check", "--kafka",
+                          "127.0.0.1:1"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "cannot reach Kafka at 127.0.0.1:1" in out.stderr
