@@ -67,7 +67,7 @@ from stream.recovery import (
 from stream.repartition import (
     MAX_HOPS,
     REROUTED_HEADER,
-    Aligner,
+    Alignment,
     SeenOrigins,
     envelopes,
     origin_of,
@@ -94,9 +94,6 @@ GEOFENCE_KINDS = frozenset(
 
 MAX_CLOCK_SKEW_MS = 60_000
 """Event times further than this ahead of the wall clock do not move a watermark."""
-
-IDLE_PARTITION_S = 0.5
-"""While re-keying, a partition read to its end this long holds no other partition back."""
 
 LIVE_WINDOW_MS = 300_000
 """Only records whose event time is this close to now count as live latency."""
@@ -211,12 +208,7 @@ class Worker:
         self.partitions = 0
         self.alerts_partitions: list[int] = []
         self.router: Router | None = None
-        self._aligner = Aligner(step_ms=self.config.lateness_ms // 2)
-        self._decoded: dict[tuple[int, int], Any] = {}
-        self._fetched_to: dict[int, int] = {}
-        self._fetched_at: dict[int, float] = {}
-        self._held_ready = False
-        self._seen_ts: dict[int, int] = {}
+        self._align = Alignment(TELEMETRY, self.config.lateness_ms, self.decoder)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -334,7 +326,7 @@ class Worker:
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         self._ready = False
         log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
-        self._forget_held(tp.partition for tp in revoked)
+        self._align.forget((tp.partition for tp in revoked), self._consumer)
         async with self._lock:
             for tp in revoked:
                 ps = self._parts.pop(tp.partition, None)
@@ -361,7 +353,7 @@ class Worker:
                 return
             for ps in restored:
                 self._parts[ps.partition] = ps
-            self._forget_held(tp.partition for tp in assigned)
+            self._align.forget((tp.partition for tp in assigned), self._consumer)
             for tp in assigned:
                 self._consumer.seek(tp, self._parts[tp.partition].next_offset)
             self._parked.clear()
@@ -425,9 +417,9 @@ class Worker:
         assert self._consumer is not None
         consumer = self._consumer
         while not self._stopping.is_set():
-            held = self._aligner.pending()
+            held = self._align.pending()
             try:
-                data = await consumer.getmany(timeout_ms=0 if held and self._held_ready else 100,
+                data = await consumer.getmany(timeout_ms=self._align.poll_timeout_ms(100),
                                               max_records=self.max_records)
             except KafkaError:
                 log.exception("fetch failed; retrying")
@@ -438,76 +430,15 @@ class Worker:
             if held:
                 await asyncio.sleep(0)  # a poll of buffered data may not yield
             async with self._lock:
-                data = self._align(data)
+                assert self.router is not None
+                data = self._align.align(
+                    data, {p: ps.next_offset for p, ps in self._parts.items()}, consumer,
+                    self.router, time.monotonic())
                 for tp, msgs in data.items():
                     ps = self._parts.get(tp.partition)
                     if ps is None or tp.topic != TELEMETRY:
                         continue
                     await self._process(ps, tp, msgs)
-
-    def _align(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
-        """Hold back records that would run ahead in event time while re-keying
-        (:class:`stream.repartition.Aligner`); decoded records are kept for
-        :meth:`_process`."""
-        assert self._consumer is not None and self.router is not None
-        now = time.monotonic()
-        fetched: dict[int, list[tuple[Any, int | None]]] = {}
-        for tp, recs in data.items():
-            if tp.topic != TELEMETRY or tp.partition not in self._parts:
-                continue
-            decoded_recs = []
-            for rec in recs:
-                decoded = None
-                if rec.value is not None:
-                    decoded = self.decoder.decode(rec.value)
-                    self._decoded[(tp.partition, rec.offset)] = decoded
-                    if decoded.messages and rec.key is not None \
-                            and origin_of(rec.headers) is None and not project_keyed(
-                                rec.key, decoded.messages[0], self.router):
-                        self._aligner.touch(now)
-                decoded_recs.append((rec, decoded))
-            active = now < self._aligner.active_until
-            stamped: list[tuple[Any, int | None]] = [
-                (rec, max(x.ts for x in d.messages) if active and d and d.messages else None)
-                for rec, d in decoded_recs]
-            fetched[tp.partition] = stamped
-            if stamped:
-                self._fetched_at[tp.partition] = now
-                self._fetched_to[tp.partition] = recs[-1].offset + 1
-                tops = [t for _, t in stamped if t is not None]
-                if tops:
-                    self._seen_ts[tp.partition] = max(self._seen_ts.get(tp.partition, -1),
-                                                      max(tops))
-        behind: dict[int, int | None] = {}
-        for p, ps in self._parts.items():
-            # a partition counts as idle once fetched up to its end for a while (its
-            # high watermark is only as fresh as its last fetch, stale while paused)
-            hw = self._consumer.highwater(TopicPartition(TELEMETRY, p))
-            if hw is None or hw > self._fetched_to.get(p, ps.next_offset) \
-                    or now - self._fetched_at.get(p, 0.0) < IDLE_PARTITION_S:
-                behind[p] = self._seen_ts.get(p)
-        out = self._aligner.admit(fetched, behind, now)
-        self._held_ready = bool(out)  # else wait for a fetch of the partitions behind
-        for p in self._parts:
-            tp = TopicPartition(TELEMETRY, p)
-            if self._aligner.held.get(p):
-                self._consumer.pause(tp)
-            elif tp in self._consumer.paused():
-                self._consumer.resume(tp)
-                self._fetched_at[p] = now
-        return {TopicPartition(TELEMETRY, p): recs for p, recs in out.items()}
-
-    def _forget_held(self, partitions: Iterable[int]) -> None:
-        """Drop held-back records of partitions revoked or sought anew."""
-        parts = set(partitions)
-        self._aligner.drop(parts)
-        for p in parts:
-            self._fetched_to.pop(p, None)
-        for key in [k for k in self._decoded if k[0] in parts]:
-            del self._decoded[key]
-        if self._consumer is not None:
-            paused = {tp.partition for tp in self._consumer.paused()}
-            self._consumer.resume(*[TopicPartition(TELEMETRY, p) for p in parts & paused])
 
     async def _process(self, ps: PartitionState, tp: TopicPartition, msgs: list[Any]) -> None:
         assert self._consumer is not None
@@ -515,7 +446,7 @@ class Worker:
         p = ps.partition
         for r in msgs:
             if r.offset < ps.next_offset:  # already processed: no decoded copy to keep
-                self._decoded.pop((p, r.offset), None)
+                self._align.take(p, r.offset)
         msgs = [r for r in msgs if r.offset >= ps.next_offset]
         if not msgs:
             return
@@ -533,7 +464,7 @@ class Worker:
             via = origin_of(rec.headers)
             if via is not None and not ps.seen.fresh(via):
                 # a copy re-keyed again after a crash of its source's worker
-                copy = self._decoded.pop((p, rec.offset), None)
+                copy = self._align.take(p, rec.offset)
                 m.fixes_in.labels("duplicate").inc(len(copy.messages) if copy else 1)
                 continue
             if rec.value is None:
@@ -541,7 +472,7 @@ class Worker:
                                                     "telemetry message has no value",
                                                     format_ts(int(time.time() * 1000)))])
                 continue
-            decoded = self._decoded.pop((p, rec.offset), None)
+            decoded = self._align.take(p, rec.offset)
             if decoded is None:
                 decoded = self.decoder.decode(rec.value)
             if via is None and decoded.messages and self.router is not None \
@@ -604,7 +535,7 @@ class Worker:
             return batch
         sp = split(self.router, p, batch, hops, rekey)
         if sp.away:
-            self._aligner.touch(time.monotonic())
+            self._align.touch(time.monotonic())
         for home, moving in sp.away.items():
             hop = 1 + max(hops.get(id(x), 0) for x in moving)
             headers = [(REROUTED_HEADER, f"{p}@{last_offset}/{hop}".encode())]

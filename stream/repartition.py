@@ -277,3 +277,109 @@ class Aligner:
             if not recs:
                 self.tops.pop(p, None)
         return out
+
+
+IDLE_PARTITION_S = 0.5
+"""While re-keying, a partition read to its end this long holds no other partition back."""
+
+
+class Alignment:
+    """The worker's side of :class:`Aligner`: what a consumer needs around a poll.
+
+    Decodes each fetched record once (the worker takes the decoded record back
+    with :meth:`take`), notes records without the project's key (alignment
+    on), tracks how far each partition was fetched, and pauses the
+    partitions whose records are held back so that the others are fetched.
+    """
+
+    def __init__(self, topic: str, lateness_ms: int, decoder: Any) -> None:
+        self.topic = topic
+        self.aligner = Aligner(step_ms=lateness_ms // 2)
+        self.decoder = decoder
+        self.decoded: dict[tuple[int, int], Any] = {}
+        self.fetched_to: dict[int, int] = {}
+        self.fetched_at: dict[int, float] = {}
+        self.seen_ts: dict[int, int] = {}
+        self.ready = False
+
+    def poll_timeout_ms(self, idle_ms: int) -> int:
+        """0 while held records can go on, else ``idle_ms``."""
+        return 0 if self.aligner.pending() and self.ready else idle_ms
+
+    def pending(self) -> bool:
+        """Records are held back."""
+        return self.aligner.pending()
+
+    def touch(self, now: float) -> None:
+        """Messages were re-keyed just now."""
+        self.aligner.touch(now)
+
+    def take(self, partition: int, offset: int) -> Any:
+        """The decoded record at ``offset`` (``None`` when not decoded here)."""
+        return self.decoded.pop((partition, offset), None)
+
+    def align(self, data: dict[Any, list[Any]], next_offsets: dict[int, int], consumer: Any,
+              router: Router, now: float) -> dict[Any, list[Any]]:
+        """The records of ``data`` (and of earlier polls) to process now."""
+        from aiokafka import TopicPartition
+
+        fetched: dict[int, list[tuple[Any, int | None]]] = {}
+        for tp, recs in data.items():
+            if tp.topic != self.topic or tp.partition not in next_offsets:
+                continue
+            decoded_recs = []
+            for rec in recs:
+                decoded = None
+                if rec.value is not None:
+                    decoded = self.decoder.decode(rec.value)
+                    self.decoded[(tp.partition, rec.offset)] = decoded
+                    if decoded.messages and rec.key is not None \
+                            and origin_of(rec.headers) is None \
+                            and not project_keyed(rec.key, decoded.messages[0], router):
+                        self.aligner.touch(now)
+                decoded_recs.append((rec, decoded))
+            active = now < self.aligner.active_until
+            stamped: list[tuple[Any, int | None]] = [
+                (rec, max(x.ts for x in d.messages) if active and d and d.messages else None)
+                for rec, d in decoded_recs]
+            fetched[tp.partition] = stamped
+            if stamped:
+                self.fetched_at[tp.partition] = now
+                self.fetched_to[tp.partition] = recs[-1].offset + 1
+                tops = [t for _, t in stamped if t is not None]
+                if tops:
+                    self.seen_ts[tp.partition] = max(self.seen_ts.get(tp.partition, -1),
+                                                     max(tops))
+        behind: dict[int, int | None] = {}
+        for p, next_offset in next_offsets.items():
+            # a partition counts as idle once fetched up to its end for a while (its
+            # high watermark is only as fresh as its last fetch, stale while paused)
+            hw = consumer.highwater(TopicPartition(self.topic, p))
+            if hw is None or hw > self.fetched_to.get(p, next_offset) \
+                    or now - self.fetched_at.get(p, 0.0) < IDLE_PARTITION_S:
+                behind[p] = self.seen_ts.get(p)
+        out = self.aligner.admit(fetched, behind, now)
+        self.ready = bool(out)  # else wait for a fetch of the partitions behind
+        paused = consumer.paused()
+        for p in next_offsets:
+            tp = TopicPartition(self.topic, p)
+            if self.aligner.held.get(p):
+                consumer.pause(tp)
+            elif tp in paused:
+                consumer.resume(tp)
+                self.fetched_at[p] = now
+        return {TopicPartition(self.topic, p): recs for p, recs in out.items()}
+
+    def forget(self, partitions: Iterable[int], consumer: Any) -> None:
+        """Drop what is held or decoded for partitions revoked or sought anew."""
+        from aiokafka import TopicPartition
+
+        parts = set(partitions)
+        self.aligner.drop(parts)
+        for p in parts:
+            self.fetched_to.pop(p, None)
+        for key in [k for k in self.decoded if k[0] in parts]:
+            del self.decoded[key]
+        if consumer is not None:
+            paused = {tp.partition for tp in consumer.paused()}
+            consumer.resume(*[TopicPartition(self.topic, p) for p in parts & paused])
