@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from alerts.db import Clock, create_pool, system_clock
 from alerts.escalation import Escalator, parse_policy
@@ -31,15 +30,17 @@ from alerts.sink import KafkaSink
 from alerts.store import apply_records, decode_record, record_json, risk_of
 from alerts.tracks import TrackStore
 from geofence.model import DeadLetter, Fix, TelemetryDecoder, encode, format_ts
+from stream.repartition import origin_of
 from stream.settings import Settings
+from stream.topics import ALERTS as ALERTS_TOPIC
+from stream.topics import DEADLETTER as DEADLETTER_TOPIC
+from stream.topics import ORDERS as ORDERS_TOPIC
+from stream.topics import TELEMETRY as TELEMETRY_TOPIC
+from stream.topics import ZONES as ZONES_TOPIC
+from stream.topics import ensure_topics, topic_specs
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_TOPIC = "wardstream.telemetry"
-ALERTS_TOPIC = "wardstream.alerts"
-DEADLETTER_TOPIC = "wardstream.deadletter"
-ORDERS_TOPIC = "wardstream.orders"
-ZONES_TOPIC = "wardstream.zones"
 
 
 @dataclass
@@ -170,21 +171,11 @@ class Service:
             await self.pool.close()
 
     async def _ensure_topics(self) -> None:
-        s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            o = self.options
-            wanted = {o.telemetry_topic: s.topic_partitions, o.alerts_topic: s.topic_partitions,
-                      o.deadletter_topic: 1, o.orders_topic: 1, o.zones_topic: 1}
-            new = [NewTopic(t, n, s.topic_replication) for t, n in wanted.items()
-                   if t not in existing]
-            if new:
-                with contextlib.suppress(Exception):  # another process created them first
-                    await admin.create_topics(new)
-        finally:
-            await admin.close()
+        o = self.options
+        await ensure_topics(self.settings.kafka, topic_specs(self.settings, names={
+            TELEMETRY_TOPIC: o.telemetry_topic, ALERTS_TOPIC: o.alerts_topic,
+            DEADLETTER_TOPIC: o.deadletter_topic, ORDERS_TOPIC: o.orders_topic,
+            ZONES_TOPIC: o.zones_topic}), partitions=False)
 
     # ---------------------------------------------------------------- readiness
 
@@ -325,6 +316,8 @@ class Service:
         assert self.pool is not None
         fixes: list[Fix] = []
         for r in records:
+            if origin_of(r.headers) is not None:
+                continue  # a copy re-keyed to its person's partition: tracked as sent
             batch = self._decoder.decode(r.value or b"")
             fixes.extend(m for m in batch.messages if isinstance(m, Fix))
             if batch.rejected:  # the worker dead-letters telemetry; here they are only counted

@@ -29,8 +29,8 @@ from alerts.store import (
     row_to_json,
 )
 from geofence.model import AlertRecord, format_ts
+from stream.topics import ALERTS as ALERTS_TOPIC
 
-ALERTS_TOPIC = "wardstream.alerts"
 NOTE_REQUIRED = frozenset({"tamper", "removed"})
 MAX_NOTE = 2000
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Mn", "Me", "Zs", "Zl", "Zp"})

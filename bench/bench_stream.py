@@ -16,6 +16,12 @@ One run measures, on this machine and against a baseline taken in the same run:
    zone; p50/p99 of *alert consumed by a downstream consumer* minus *event
    time of the lifecycle event* (the confirming fix), over every record.
 
+Phase 2 runs twice on the same backlog, in the same run: keyed with the
+project's partition keys (the direct path of the gateway) and keyed by
+``device_id`` (as a vendor platform sends; the worker re-keys every message
+to its person's partition first, :mod:`stream.repartition`). The table gives
+both rates and their ratio.
+
 Data: generated here. ``--persons`` persons around Nanjing, each with an
 inclusion zone (one district polygon with ``--vertices`` vertices), an
 exclusion zone (one of 200 circles, dwell 0 so the second certain fix opens)
@@ -51,7 +57,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from geofence.model import AlertRecord, Fix, Order, TelemetryDecoder, encode, parse_orders
 from stream.broker import EmbeddedBroker
-from stream.keying import Router
+from stream.keying import Router, partition_of
 from stream.settings import Settings
 from stream.topics import ALERTS, TELEMETRY, ensure_topics, topic_specs
 
@@ -138,8 +144,13 @@ async def committed(bootstrap: str, partitions: int) -> dict[int, int]:
 
 async def produce_backlog(bootstrap: str, router: Router, fixes_total: int, persons: int,
                           homes: Sequence[tuple[float, float]], zones: dict[str, Any],
-                          envelope: int, breach_every: int) -> tuple[dict[int, int], int]:
-    """Pre-produce the throughput backlog; return end offsets and fix count."""
+                          envelope: int, breach_every: int,
+                          keying: str = "partition") -> tuple[dict[int, int], int]:
+    """Pre-produce the throughput backlog; return end offsets and fix count.
+
+    ``keying="device"``: each envelope keyed by its first fix's device id, on
+    the partition Kafka's default partitioner gives that key.
+    """
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
                          linger_ms=5, max_batch_size=1024 * 1024,
                          max_request_size=8 * 1024 * 1024)
@@ -154,10 +165,18 @@ async def produce_backlog(bootstrap: str, router: Router, fixes_total: int, pers
             ts = base + r * 60_000
             batch = [fix_for(i, ts + i % 1000, r, homes, zones, breach_every)
                      for i in range(persons)]
-            for part, group in router.group(batch).items():
+            if keying == "device":
+                groups: dict[int, list[Fix]] = {}
+                for f in batch:
+                    groups.setdefault(partition_of(f.device_id, router.partitions), []).append(f)
+            else:
+                groups = router.group(batch)  # type: ignore[assignment]
+            for part, group in groups.items():
                 for k in range(0, len(group), envelope):
-                    futs.append(await p.send(TELEMETRY, encode(group[k:k + envelope]),
-                                             partition=part))
+                    chunk = group[k:k + envelope]
+                    key = (chunk[0].device_id if keying == "device"
+                           else router.key_of(chunk[0])).encode()
+                    futs.append(await p.send(TELEMETRY, encode(chunk), key=key, partition=part))
             sent += len(batch)
         for md in await asyncio.gather(*futs):
             ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
@@ -245,15 +264,19 @@ def hist_quantile(samples: dict[str, float], name: str, q: float, label: str = "
     return math.inf
 
 
-async def fixes_in(port: int) -> float:
-    """Telemetry messages the worker has consumed (all results), from /metrics."""
+async def fixes_in(port: int) -> tuple[float, float]:
+    """Telemetry messages the worker has consumed, from /metrics: all results
+    but ``rerouted`` (a re-keyed message is counted again where it is
+    evaluated), and ``rerouted``."""
     import aiohttp
 
     async with aiohttp.ClientSession() as s, \
             s.get(f"http://127.0.0.1:{port}/metrics") as r:
         text = await r.text()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("wardstream_worker_fixes_in_total{"))
+    lines = [line for line in text.splitlines()
+             if line.startswith("wardstream_worker_fixes_in_total{")]
+    rerouted = sum(float(x.rsplit(" ", 1)[1]) for x in lines if 'result="rerouted"' in x)
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines) - rerouted, rerouted
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -269,7 +292,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # ------------------------------------------------------------------ phases
 
 async def throughput(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
-                     orders: list[Order], homes: list[tuple[float, float]]) -> dict[str, Any]:
+                     orders: list[Order], homes: list[tuple[float, float]],
+                     keying: str = "partition") -> dict[str, Any]:
     broker = EmbeddedBroker()
     await broker.start()
     try:
@@ -278,10 +302,10 @@ async def throughput(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
         router = Router.build(orders, a.partitions)
         t0 = time.perf_counter()
         ends, fixes = await produce_backlog(broker.bootstrap, router, a.fixes, a.persons, homes,
-                                            zones, a.envelope, a.breach_every)
+                                            zones, a.envelope, a.breach_every, keying)
         produce_s = time.perf_counter() - t0
         raw_rate, raw_n = await raw_ceiling(broker.bootstrap, a.partitions, ends)
-        log = tmp / "worker-throughput.log"
+        log = tmp / f"worker-throughput-{keying}.log"
         proc = spawn_worker(broker.bootstrap, tmp / "zones.json", tmp / "orders.json",
                             a.partitions, log)
         try:
@@ -289,9 +313,9 @@ async def throughput(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
             deadline = time.monotonic() + a.timeout
             first: tuple[float, float] | None = None
             while True:
-                n = await fixes_in(port)
+                n, rerouted = await fixes_in(port)
                 now = time.monotonic()
-                if n > 0 and first is None:
+                if n + rerouted > 0 and first is None:
                     first = (now, n)
                 if n >= fixes:
                     break
@@ -441,6 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         (tmp / "zones.json").write_text(json.dumps(zones))
         (tmp / "orders.json").write_bytes(msgspec.json.encode(orders))
         tp = asyncio.run(throughput(a, tmp, zones, orders, homes)) if a.only != "latency" else {}
+        if tp:
+            dk = asyncio.run(throughput(a, tmp, zones, orders, homes, "device"))
+            tp.update(device_worker_s=dk["worker_s"],
+                      device_worker_fixes_per_s=dk["worker_fixes_per_s"],
+                      device_over_project=dk["worker_fixes_per_s"] / tp["worker_fixes_per_s"])
         lt = asyncio.run(latency(a, tmp, zones, orders, homes)) if a.only != "throughput" else {}
     print(json.dumps({"bench": "stream", "cores": os.cpu_count(), **{f"throughput_{k}": v
                       for k, v in tp.items()}, **{f"latency_{k}": v for k, v in lt.items()}}))
@@ -454,6 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("worker sustained, end to end", f"{tp['worker_fixes_per_s']:,.0f} fixes/s "
                                          f"(over {tp['worker_s']:.1f} s)"),
         ("worker / raw ceiling", f"{tp['worker_fixes_per_s'] / tp['raw_fixes_per_s']:.2f}"),
+        ("worker, backlog keyed by device id", f"{tp['device_worker_fixes_per_s']:,.0f} fixes/s "
+                                               f"(over {tp['device_worker_s']:.1f} s; re-keyed)"),
+        ("device-keyed / project-keyed", f"{tp['device_over_project']:.2f}"),
         ("offered load", f"{lt['offered_rate']:,.0f} fixes/s for {a.duration:.0f} s "
                          f"({lt['offered_fixes']:,} fixes; first {a.warmup:.0f} s not measured)"),
         ("event-to-alert latency", f"p50 {lt['p50_ms']:.0f} ms, p99 {lt['p99_ms']:.0f} ms, "

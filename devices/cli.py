@@ -235,6 +235,7 @@ async def _run(config: object) -> int:
     from aiokafka.errors import KafkaError
 
     from devices.gateway import Gateway, GatewayConfig
+    from stream.errors import StreamError
 
     assert isinstance(config, GatewayConfig)
     gateway = Gateway(config)
@@ -247,6 +248,10 @@ async def _run(config: object) -> int:
         await gateway.start()
     except KafkaError as exc:
         print(f"wardstream gateway: Kafka at {config.kafka} is not usable: {exc}", file=sys.stderr)
+        await gateway.stop()
+        return 1
+    except StreamError as exc:  # a topic that breaks the contract: the reason names the fix
+        print(f"wardstream gateway: cannot start: {exc}", file=sys.stderr)
         await gateway.stop()
         return 1
     except OSError as exc:

@@ -25,19 +25,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices.errors import GatewayConfigError
 from devices.metrics import GatewayMetrics
-from devices.publisher import (
-    COMMANDS_TOPIC,
-    DEADLETTER_TOPIC,
-    ORDERS_TOPIC,
-    TELEMETRY_TOPIC,
-    Publisher,
-    ensure_topics,
-)
+from devices.publisher import DEADLETTER_TOPIC, TELEMETRY_TOPIC, Publisher
 from devices.registry import Registry
 from devices.servers import TCP_PROTOCOLS, Hub, ServerConfig, osmand_app, start_tcp, telemetry_key
 from devices.wire import encode_one
 from geofence.errors import OrderError
 from geofence.model import Order, TelemetryDecoder, VideoHit, parse_order
+from stream.settings import Settings
+from stream.topics import COMMANDS, DEADLETTER, ORDERS, TELEMETRY, ensure_topics, topic_specs
+from stream.topics import COMMANDS as COMMANDS_TOPIC
+from stream.topics import ORDERS as ORDERS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +96,10 @@ class Gateway:
     async def start(self) -> None:
         """Create topics, start the publisher and every configured server."""
         c = self.config
-        await ensure_topics(c.kafka, {c.telemetry_topic: c.topic_partitions,
-                                      c.deadletter_topic: 1, c.commands_topic: 1,
-                                      c.orders_topic: 1})
+        await ensure_topics(c.kafka, topic_specs(
+            Settings.from_env(), partitions=c.topic_partitions,
+            names={TELEMETRY: c.telemetry_topic, DEADLETTER: c.deadletter_topic,
+                   COMMANDS: c.commands_topic, ORDERS: c.orders_topic}), partitions=False)
         await self.publisher.start()
         for proto in TCP_PROTOCOLS:
             port = c.server.ports.get(proto)

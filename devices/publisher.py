@@ -34,7 +34,6 @@ with ``enable_idempotence=False`` and ``acks="all"``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from bisect import bisect_left
@@ -42,38 +41,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from devices.metrics import GatewayMetrics
 from devices.wire import encode_messages
 from geofence.model import DeadLetter, Telemetry, encode
+from stream.topics import DEADLETTER as DEADLETTER_TOPIC
+from stream.topics import TELEMETRY as TELEMETRY_TOPIC
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_TOPIC = "wardstream.telemetry"
-DEADLETTER_TOPIC = "wardstream.deadletter"
-COMMANDS_TOPIC = "wardstream.commands"
-ORDERS_TOPIC = "wardstream.orders"
 
 Done = Callable[[BaseException | None], None]
 """Completion callback: ``None`` when Kafka acknowledged, else the error."""
 _Entry = tuple[Sequence[Telemetry], Done, float]
-
-
-async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) -> None:
-    """Create the topics that do not exist yet (``{name: partitions}``)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=replication)
-                   for name, n in topics.items() if name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
 
 
 class Publisher:

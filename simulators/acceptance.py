@@ -259,6 +259,27 @@ async def _read_alert_records(bootstrap: str) -> list[bytes]:
     return out
 
 
+class _Killer:
+    """A sink that kills the worker with SIGKILL after ``at`` items and starts a new one."""
+
+    def __init__(self, sink: Any, procs: list[Proc], spawn: Any, at: int) -> None:
+        self.sink, self.procs, self.spawn, self.at, self.n = sink, procs, spawn, at, 0
+
+    async def put(self, item: Any) -> None:
+        self.n += 1
+        if self.n == self.at:
+            await self.sink.flush()
+            victim = self.procs[-1]
+            victim.proc.send_signal(signal.SIGKILL)
+            victim.proc.wait()
+            print(f"kafka: worker killed (SIGKILL) after {self.n:,} items", flush=True)
+            await self.spawn(len(self.procs))
+        await self.sink.put(item)
+
+    async def flush(self) -> None:
+        await self.sink.flush()
+
+
 def _fold_and_score(name: str, values: list[bytes], truth: dict[str, Any], out: Path,
                     result: dict[str, Any]) -> bool:
     import msgspec
@@ -270,6 +291,14 @@ def _fold_and_score(name: str, values: list[bytes], truth: dict[str, Any], out: 
     dec = msgspec.json.Decoder(AlertRecord)
     records = [dec.decode(v) for v in values]
     alerts, retracted = fold_records(records)
+    opened: dict[str, int] = {}
+    for r in records:
+        if r.event == "opened":
+            opened[r.alert.alert_id] = opened.get(r.alert.alert_id, 0) + 1
+    doubled = sorted(a for a, n in opened.items() if n > 1)
+    result["duplicate_opened"] = len(doubled)
+    if doubled:
+        print(f"{name}: {len(doubled)} alerts opened more than once, e.g. {doubled[:5]}", flush=True)
     (out / f"alerts-{name}.jsonl").write_bytes(b"".join(encode(a) + b"\n" for a in alerts))
     by_event: dict[str, int] = {}
     for r in records:
@@ -278,7 +307,10 @@ def _fold_and_score(name: str, values: list[bytes], truth: dict[str, Any], out: 
                   alerts=len(alerts))
     print(f"{name}: {len(records)} lifecycle records {by_event}, {len(alerts)} alerts after folding, "
           f"{retracted} retracted episodes dropped", flush=True)
-    return _judge(name, score(truth, [json.loads(encode(a)) for a in alerts]), result)
+    ok = _judge(name, score(truth, [json.loads(encode(a)) for a in alerts]), result)
+    if doubled:
+        result["passed"] = False
+    return ok and not doubled
 
 
 # --------------------------------------------------------------------------- (b) kafka, (c) jt808
@@ -293,7 +325,8 @@ defaults does not change what this run measures."""
 
 async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], out: Path,
                        result: dict[str, Any], sync_s: float,
-                       gateway_args: Sequence[str] = GATEWAY_ARGS) -> bool:
+                       gateway_args: Sequence[str] = GATEWAY_ARGS, keying: str = "partition",
+                       kill_at: float | None = None) -> bool:
     from geofence.model import parse_orders
     from simulators.feed import Jt808Sink, KafkaSink, item_ts, pump, read_items
     from stream.broker import EmbeddedBroker
@@ -306,31 +339,46 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
         web_port = _free_port()
         env = _env(WARDSTREAM_KAFKA=broker.bootstrap, WARDSTREAM_IDLE_WATERMARK_S="0",
                    WARDSTREAM_GATEWAY_SECRET="acceptance", WARDSTREAM_LOG_LEVEL="WARNING")
-        worker = Proc("worker", [sys.executable, "-m", "stream.cli", "worker", "--zones",
-                                 paths["zones.geojson"], "--orders", paths["orders.json"],
-                                 "--kafka", broker.bootstrap, "--web-port", str(web_port)],
-                      env, out / f"worker-{kind}.log")
-        procs.append(worker)
-        await worker.wait_for(r"metrics on", 120)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # ready: partitions assigned and restored
-            with contextlib.suppress(OSError), \
-                    urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    break
-            await asyncio.sleep(0.3)
+        if kill_at is not None:  # snapshots before the kill, and a quick takeover
+            env.update(WARDSTREAM_SNAPSHOT_INTERVAL_S="1", WARDSTREAM_SESSION_TIMEOUT_MS="6000")
+
+        async def spawn_worker(n: int) -> Proc:
+            worker = Proc("worker", [sys.executable, "-m", "stream.cli", "worker", "--zones",
+                                     paths["zones.geojson"], "--orders", paths["orders.json"],
+                                     "--kafka", broker.bootstrap, "--web-port", str(web_port)],
+                          env, out / f"worker-{kind}{'' if n == 0 else f'-{n}'}.log")
+            procs.append(worker)
+            await worker.wait_for(r"metrics on", 120)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # ready: partitions assigned and restored
+                with contextlib.suppress(OSError), \
+                        urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.3)
+            return worker
+
+        await spawn_worker(0)
         t0 = time.perf_counter()
         if kind == "kafka":
-            ksink = KafkaSink(broker.bootstrap, orders)
+            ksink = KafkaSink(broker.bootstrap, orders, keying=keying)
             await ksink.start()
+            sink: Any = ksink
+            if kill_at is not None:
+                sink = _Killer(ksink, procs, spawn_worker,
+                               int(kill_at * sum(1 for _ in read_items(paths["telemetry.jsonl"]))))
             try:
-                stats = await pump(read_items(paths["telemetry.jsonl"]), ksink)
+                stats = await pump(read_items(paths["telemetry.jsonl"]), sink)
             finally:
                 await ksink.stop()
+            if kill_at is not None:
+                result["worker_killed_at_item"] = sink.at
             sent, telemetry_ends = ksink.messages, dict(ksink.ends)
             result["command"] = ("EmbeddedBroker; python -m stream.cli worker --zones Z --orders O "
                                  "--kafka B (WARDSTREAM_IDLE_WATERMARK_S=0); simulators.feed.KafkaSink "
-                                 "(envelopes of 200, no rate limit)")
+                                 f"(keying {keying}, envelopes of 200, no rate limit)"
+                                 + ("" if kill_at is None else
+                                    f"; kill -9 of the worker after {kill_at:.0%} of the items, restarted"))
         else:
             jt_port = _free_port()
             gw = Proc("gateway", [sys.executable, "-m", "stream.cli", "gateway", "--orders",
@@ -443,6 +491,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "gateway acknowledged every frame sent")
     p.add_argument("--gateway-args", default=" ".join(GATEWAY_ARGS),
                    help="jt808: extra options of `wardstream gateway` (default: %(default)s)")
+    p.add_argument("--keying", choices=("partition", "device"), default="partition",
+                   help="kafka: key telemetry by the person's partition key (the direct path) or by"
+                        " device id, as a vendor platform does (the worker re-keys it)")
+    p.add_argument("--kill-worker-at", type=float, default=None, metavar="FRACTION",
+                   help="kafka: kill -9 the worker once this fraction of the day is sent, then start"
+                        " a new one (recovery must lose nothing and open nothing twice)")
     p.add_argument("--json", default=None, help="write sizes, durations and scores here")
     args = p.parse_args(argv)
     chosen = [x for x in args.paths.split(",") if x]
@@ -469,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 passed = path_replay(paths, truth, out, result)
             else:
                 passed = asyncio.run(_stream_path(name, paths, truth, out, result, args.sync_s,
-                                                  args.gateway_args.split()))
+                                                  args.gateway_args.split(), args.keying,
+                                                  args.kill_worker_at))
         except Exception as exc:  # a path that cannot run is a failed path, said plainly
             print(f"{name}: could not run: {exc!r}", file=sys.stderr)
             result.update(passed=False, error=repr(exc))

@@ -41,8 +41,11 @@ from typing import Any
 import msgspec
 
 from geofence.model import Order, parse_orders
+from stream.topics import TELEMETRY
 
-TOPIC = "wardstream.telemetry"
+TOPIC = TELEMETRY
+KEYINGS = ("partition", "device")
+"""How :class:`KafkaSink` keys messages: the project's partition key, or the device id."""
 _DEC = msgspec.json.Decoder()
 _ENC = msgspec.json.Encoder()
 
@@ -169,15 +172,23 @@ class KafkaSink:
     than that across partitions: keep it well under the 120 s lateness
     horizon) or after ``flush_every_s`` of wall time. A backfill batch
     stays one envelope, sent after whatever its partition had pending.
+
+    ``keying="device"`` sends as a vendor platform that knows nothing of
+    orders would: each message keyed by its ``device_id`` (``camera_id`` for
+    video hits), on the partition Kafka's default partitioner gives that key;
+    the worker re-keys what lands on another person's partition.
     """
 
     def __init__(self, bootstrap: str, orders: Sequence[Order], topic: str = TOPIC,
                  envelope_max: int = 200, linger_ms: int = 20, flush_every_s: float = 0.1,
-                 span_ms: int = 5_000) -> None:
+                 span_ms: int = 5_000, keying: str = "partition") -> None:
         from geofence.engine import partition_keys, person_partition_keys
 
+        if keying not in KEYINGS:
+            raise ValueError(f"keying must be one of {', '.join(KEYINGS)}, not {keying!r}")
         self.bootstrap = bootstrap
         self.topic = topic
+        self.keying = keying
         self.keys = partition_keys(orders)
         self.person_keys = person_partition_keys(orders)
         self.envelope_max = envelope_max
@@ -206,12 +217,20 @@ class KafkaSink:
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
             linger_ms=self.linger_ms, max_batch_size=1 << 20, max_request_size=4 << 20,
         )
+        if self.topic == TELEMETRY:  # this may be the first process: create as all do
+            from stream.settings import Settings
+            from stream.topics import ensure_topics, topic_specs
+
+            await ensure_topics(self.bootstrap, topic_specs(Settings.from_env()), partitions=False)
         await self.producer.start()
         self.partitions = sorted(await self.producer.partitions_for(self.topic))
         self._partitioner = DefaultPartitioner()
 
     def key_of(self, msg: dict[str, Any]) -> str:
-        """The partition key :func:`geofence.engine.message_key` gives this message."""
+        """The partition key :func:`geofence.engine.message_key` gives this message
+        (``keying="device"``: the device or camera id)."""
+        if self.keying == "device":
+            return str(msg.get("device_id") or msg.get("camera_id") or "unknown")
         if msg.get("kind") == "video_hit":
             if msg.get("event") == "face_match" and msg.get("person_id"):
                 return self.person_keys.get(str(msg["person_id"]), str(msg["person_id"]))
@@ -637,6 +656,9 @@ def add_send_parser(sub: Any) -> None:
     s.add_argument("--event-time", choices=("original", "wall"), default="original",
                    help="keep the simulated day's timestamps or shift them to now")
     s.add_argument("--envelope", type=int, default=200, help="messages per Kafka envelope")
+    s.add_argument("--keying", choices=KEYINGS, default="partition",
+                   help="Kafka keys: the person's partition key (as the gateway sends) or the"
+                        " device id (as a vendor platform sends; the worker re-keys it)")
     s.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     s.add_argument("--quiet", action="store_true")
 
@@ -666,7 +688,8 @@ def _hostport(text: str) -> tuple[str, int]:
 def make_sink(args: argparse.Namespace, orders: Sequence[Order]) -> Any:
     if getattr(args, "kafka", None):
         return KafkaSink(args.kafka, orders, topic=getattr(args, "topic", TOPIC),
-                         envelope_max=getattr(args, "envelope", 200))
+                         envelope_max=getattr(args, "envelope", 200),
+                         keying=getattr(args, "keying", "partition"))
     if getattr(args, "jt808", None):
         host, port = _hostport(args.jt808)
         return Jt808Sink(host, port)

@@ -64,6 +64,16 @@ from stream.recovery import (
     record_identity,
     write_snapshot,
 )
+from stream.repartition import (
+    MAX_HOPS,
+    REROUTED_HEADER,
+    Alignment,
+    SeenOrigins,
+    envelopes,
+    origin_of,
+    project_keyed,
+    split,
+)
 from stream.settings import Settings
 from stream.topics import (
     ALERTS,
@@ -117,6 +127,7 @@ class PartitionState:
     last_snapshot: float = field(default_factory=time.monotonic)
     dirty: bool = False
     writing: bool = False
+    seen: SeenOrigins = field(default_factory=SeenOrigins)
 
 
 @dataclass
@@ -208,6 +219,7 @@ class Worker:
         self.partitions = 0
         self.alerts_partitions: list[int] = []
         self.router: Router | None = None
+        self._align = Alignment(TELEMETRY, self.config.lateness_ms, self.decoder)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -325,6 +337,7 @@ class Worker:
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         self._ready = False
         log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
+        self._align.forget((tp.partition for tp in revoked), self._consumer)
         async with self._lock:
             for tp in revoked:
                 ps = self._parts.pop(tp.partition, None)
@@ -351,6 +364,7 @@ class Worker:
                 return
             for ps in restored:
                 self._parts[ps.partition] = ps
+            self._align.forget((tp.partition for tp in assigned), self._consumer)
             for tp in assigned:
                 self._consumer.seek(tp, self._parts[tp.partition].next_offset)
             self._parked.clear()
@@ -414,15 +428,23 @@ class Worker:
         assert self._consumer is not None
         consumer = self._consumer
         while not self._stopping.is_set():
+            held = self._align.pending()
             try:
-                data = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                data = await consumer.getmany(timeout_ms=self._align.poll_timeout_ms(100),
+                                              max_records=self.max_records)
             except KafkaError:
                 log.exception("fetch failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if not data:
+            if not data and not held:
                 continue
+            if held:
+                await asyncio.sleep(0)  # a poll of buffered data may not yield
             async with self._lock:
+                assert self.router is not None
+                data = self._align.align(
+                    data, {p: ps.next_offset for p, ps in self._parts.items()}, consumer,
+                    self.router, time.monotonic())
                 for tp, msgs in data.items():
                     ps = self._parts.get(tp.partition)
                     if ps is None or tp.topic != TELEMETRY:
@@ -454,6 +476,9 @@ class Worker:
         assert self._consumer is not None
         m = self.metrics
         p = ps.partition
+        for r in msgs:
+            if r.offset < ps.next_offset:  # already processed: no decoded copy to keep
+                self._align.take(p, r.offset)
         msgs = [r for r in msgs if r.offset >= ps.next_offset]
         if not msgs:
             return
@@ -465,8 +490,16 @@ class Worker:
         batch: list[Telemetry] = []
         origin: dict[int, int] = {}
         now_ms = int(time.time() * 1000)
+        hops: dict[int, int] = {}
+        rekey: set[int] = set()
         for rec in msgs:
             source = f"telemetry:{p}@{rec.offset}"
+            via = origin_of(rec.headers)
+            if via is not None and not ps.seen.fresh(via):
+                # a copy re-keyed again after a crash of its source's worker
+                copy = self._align.take(p, rec.offset)
+                m.fixes_in.labels("duplicate").inc(len(copy.messages) if copy else 1)
+                continue
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
@@ -477,18 +510,26 @@ class Worker:
             ts = rec.timestamp
             arrival = ts if isinstance(ts, int) and 0 < ts < now_ms else now_ms
             try:
-                decoded = self.decoder.decode(rec.value, arrival)
+                decoded = self._align.take(p, rec.offset)
+                if decoded is None:
+                    decoded = self.decoder.decode(rec.value, arrival)
             except Exception as exc:
                 log.exception("partition %d: decoding offset %d failed", p, rec.offset)
                 await self._dead_letter([DeadLetter("internal_error", _raw_text(rec.value),
                                                     source, _one_line(exc),
                                                     format_ts(now_ms))])
                 continue
+            if via is None and decoded.messages and self.router is not None \
+                    and not project_keyed(rec.key, decoded.messages[0], self.router):
+                rekey.update(id(x) for x in decoded.messages)
             if decoded.rejected:
                 await self._dead_letter(dead_letters(decoded.rejected, source))
             for msg in decoded.messages:
                 origin[id(msg)] = rec.offset
+                if via is not None:
+                    hops[id(msg)] = via.hops
             batch.extend(decoded.messages)
+        batch = await self._repartition(p, batch, hops, rekey, origin, msgs[-1].offset)
         records: list[AlertRecord] = []
         if batch:
             t0 = time.perf_counter()
@@ -537,6 +578,30 @@ class Worker:
         if ps.ledger is not None and ps.ledger_until is not None \
                 and ps.next_offset >= ps.ledger_until:
             ps.ledger = None  # past every input processed before the restore
+
+    async def _repartition(self, p: int, batch: list[Telemetry], hops: dict[int, int],
+                           rekey: set[int], origin: dict[int, int],
+                           last_offset: int) -> list[Telemetry]:
+        """Re-key the messages of other partitions to their owners; return this
+        partition's share (see :mod:`stream.repartition`)."""
+        assert self._producer is not None and self.router is not None
+        if not batch:
+            return batch
+        sp = split(self.router, p, batch, hops, rekey)
+        if sp.away:
+            self._align.touch(time.monotonic())
+        for home, moving in sp.away.items():
+            hop = 1 + max(hops.get(id(x), 0) for x in moving)
+            headers = [(REROUTED_HEADER, f"{p}@{last_offset}/{hop}".encode())]
+            key = self.router.key_of(moving[0]).encode()
+            for env in envelopes(moving, self.settings.max_batch, self.settings.max_payload_bytes):
+                fut = await self._producer.send(TELEMETRY, env, key=key, partition=home,
+                                                headers=headers)
+                self._inflight.append(fut)  # the snapshot that commits `p` waits for it
+            self.metrics.fixes_in.labels("rerouted").inc(len(moving))
+        if sp.looping:
+            await self._dead_letter(self._unknown(p, sp.looping, origin))
+        return sp.local
 
     async def _one_by_one(self, ps: PartitionState, batch: Sequence[Telemetry],
                           origin: dict[int, int]) -> tuple[ProcessResult, int]:
@@ -587,10 +652,10 @@ class Worker:
                 known = msg.device_id in self.router.device_person
                 who = f"device {msg.device_id!r}"
             home = self.router.partition_of_message(msg) if known else p
-            if known and home != p:
+            if known and home != p:  # re-keyed MAX_HOPS times while orders kept moving it
                 reason = "misrouted"
-                detail = (f"{who} belongs to partition {home}"
-                          f" but arrived on {p}: key it with partition_keys(orders)")
+                detail = (f"{who} belongs to partition {home} but arrived on {p}"
+                          f" after {MAX_HOPS} re-keyings")
             elif known:  # on its own partition, but its order is not in force at `ts`
                 reason = "unknown_device"
                 detail = f"{who}: its order is not active at {format_ts(msg.ts)}"

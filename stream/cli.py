@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str, int]] = {
     "simulate": ("simulators.cli", "main", "synthetic caseloads, load and scoring", 7),
     "bench": ("simulators.bench", "main", "benchmark suite and report", 7),
     "settings": ("stream.cli", "settings_main", "print the effective settings (secrets masked)", 2),
+    "topics": ("stream.topics", "main", "check the Kafka topics against the contract", 4),
 }
 
 

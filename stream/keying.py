@@ -18,11 +18,11 @@ publisher produces each envelope to its partition explicitly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
-from geofence.model import Order, Telemetry, VideoHit
+from geofence.model import Order, Telemetry
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -30,10 +30,10 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def _partition_keys(orders: Sequence[Order]) -> dict[str, str]:
-    from geofence.engine import partition_keys
+def _partition_keys(orders: Sequence[Order]) -> tuple[dict[str, str], dict[str, str]]:
+    from geofence.engine import partition_keys, person_partition_keys
 
-    return partition_keys(orders)
+    return partition_keys(orders), person_partition_keys(orders)
 
 
 @dataclass(frozen=True)
@@ -53,26 +53,33 @@ class Router:
     device_key: dict[str, str]
     person_key: dict[str, str]
     device_person: dict[str, str]
+    device_home: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Partition of each known device, filled as devices are seen."""
 
     @classmethod
     def build(cls, orders: Iterable[Order], partitions: int) -> Router:
         """Compute keys for ``orders`` with the engine's grouping."""
         tup = tuple(orders)
-        device_key = _partition_keys(tup)
+        device_key, person_key = _partition_keys(tup)
         device_person = {d: o.person_id for o in tup for d in o.devices}
-        person_key: dict[str, str] = {}
-        for o in tup:
-            key = next((device_key[d] for d in o.devices if d in device_key), o.person_id)
-            person_key[o.person_id] = key
         return cls(tup, partitions, device_key, person_key, device_person)
 
     def key_of(self, msg: Telemetry) -> str:
-        """The Kafka key of one message (unknown devices are keyed by device id)."""
-        if isinstance(msg, VideoHit):
-            if msg.person_id is not None and msg.person_id in self.person_key:
-                return self.person_key[msg.person_id]
-            return msg.camera_id
-        return self.device_key.get(msg.device_id, msg.device_id)
+        """The Kafka key of one message: :func:`geofence.engine.message_key`
+        (unknown devices are keyed by device id, facility video hits by camera)."""
+        from geofence.engine import message_key
+
+        return message_key(msg, self.device_key, self.person_key)
+
+    def home_of_device(self, device_id: str) -> int | None:
+        """Partition owning a device's person (``None``: no order names it); cached."""
+        home = self.device_home.get(device_id)
+        if home is None:
+            key = self.device_key.get(device_id)
+            if key is None:
+                return None
+            home = self.device_home[device_id] = partition_of(key, self.partitions)
+        return home
 
     def partition_of_person(self, person_id: str) -> int:
         """Partition that owns a person's state."""
