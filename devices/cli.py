@@ -108,6 +108,10 @@ def decode_main(argv: Sequence[str]) -> int:
                    help="jt808: JSON file of vendor alarm maps by model, added to the built-in ones")
     p.add_argument("frame", help="hex (jt808, gt06), text (watch, h02), request target or JSON (osmand)")
     args = p.parse_args(list(argv))
+    if (args.model is not None or args.models is not None) and args.protocol != "jt808":
+        print("wardstream decode: --model and --models apply to --protocol jt808 only",
+              file=sys.stderr)
+        return 2
     models = None
     if args.models is not None:
         try:

@@ -68,6 +68,9 @@ CONTAINER_ITEMS = frozenset({0xEB})
 """Additional-information items that hold vendor sub-items (WORD length, WORD type, data)."""
 
 
+_Check = tuple[int, int, str, str]
+
+
 class VendorMapError(GatewayConfigError):
     """A vendor alarm map (configuration file or table entry) is unusable."""
 
@@ -131,9 +134,24 @@ class Profile:
     alarm_bits: Mapping[int, str] | None = None
     items: tuple[ItemFlag, ...] = ()
     item_ids: frozenset[int] = field(init=False, default=frozenset())
+    """Ids of the items :attr:`items` reads (a report without them raises nothing)."""
+    _plain: dict[int, tuple[_Check, ...]] = field(init=False, repr=False, compare=False,
+                                                  default_factory=dict)
+    _nested: dict[int, dict[int, tuple[_Check, ...]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
+    _memo: dict[tuple[int, bytes], list[tuple[str, str]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
+    """Events of recently seen item values (a wristband repeats its items report after report)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_ids", frozenset(f.item for f in self.items))
+        for f in self.items:  # per item (and sub-item): (bit, bit value that raises, event, detail)
+            check = (f.bit, 0 if f.active_low else 1, f.event, f.name)
+            if f.sub is None:
+                self._plain[f.item] = (*self._plain.get(f.item, ()), check)
+            else:
+                subs = self._nested.setdefault(f.item, {})
+                subs[f.sub] = (*subs.get(f.sub, ()), check)
         for bit, name in (self.alarm_bits or {}).items():
             if not 0 <= bit < 32:
                 raise VendorMapError(f"alarm bit {bit} is not a bit of the alarm DWORD")
@@ -207,8 +225,9 @@ def item_events(items: Iterable[tuple[int, bytes]], profile: Profile = DEFAULT
     Returns
     -------
     list of (str, str)
-        ``(event, detail)``, each event once, in the order of ``profile.items``.
-        A flag whose value is shorter than its bit is not read.
+        ``(event, detail)``, each event once (its first flag in report order).
+        A flag whose value is shorter than its bit is not read; of an item
+        repeated in one report, the first counts.
 
     Examples
     --------
@@ -218,31 +237,49 @@ def item_events(items: Iterable[tuple[int, bytes]], profile: Profile = DEFAULT
     wanted = profile.item_ids
     if not wanted:
         return []
-    values: dict[int, bytes] = {}
-    for tid, value in items:
-        if tid in wanted:
-            values.setdefault(tid, value)
-    if not values:
-        return []
-    subs: dict[int, dict[int, bytes] | None] = {}
+    memo = profile._memo
     out: list[tuple[str, str]] = []
-    for flag in profile.items:
-        raw = values.get(flag.item)
-        if raw is None:
+    seen: list[int] = []
+    for tid, value in items:
+        if tid not in wanted or tid in seen:  # the first of a repeated item counts
             continue
-        if flag.sub is not None:
-            if flag.item not in subs:
-                subs[flag.item] = sub_items(raw)
-            parsed = subs[flag.item]
-            raw = parsed.get(flag.sub) if parsed is not None else None
-            if raw is None:
-                continue
-        if flag.bit >= len(raw) * 8:
-            continue
-        is_set = bool(int.from_bytes(raw, "big") >> flag.bit & 1)
-        if is_set != flag.active_low and all(e != flag.event for e, _ in out):
-            out.append((flag.event, flag.name))
+        seen.append(tid)
+        key = (tid, value)
+        found = memo.get(key)
+        if found is None:
+            found = _item_events(profile, tid, value)
+            if len(memo) >= 4096:
+                memo.clear()
+            memo[key] = found
+        for event, detail in found:
+            if all(e != event for e, _ in out):
+                out.append((event, detail))
     return out
+
+
+def _item_events(profile: Profile, tid: int, value: bytes) -> list[tuple[str, str]]:
+    """Events of one item's value under ``profile``, each once."""
+    out: list[tuple[str, str]] = []
+    checks = profile._plain.get(tid)
+    if checks is not None:
+        _check(value, checks, out)
+    subs = profile._nested.get(tid)
+    if subs is not None:
+        parsed = sub_items(value)
+        if parsed:
+            for sub, sub_checks in subs.items():
+                raw = parsed.get(sub)
+                if raw is not None:
+                    _check(raw, sub_checks, out)
+    return out
+
+
+def _check(raw: bytes, checks: tuple[_Check, ...], out: list[tuple[str, str]]) -> None:
+    """Append the events of ``checks`` that ``raw`` (big-endian flags) raises, each event once."""
+    value, nbits = int.from_bytes(raw, "big"), len(raw) * 8
+    for bit, when, event, detail in checks:
+        if bit < nbits and value >> bit & 1 == when and all(e != event for e, _ in out):
+            out.append((event, detail))
 
 
 # --------------------------------------------------------------------------- configuration

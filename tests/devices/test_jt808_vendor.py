@@ -278,3 +278,5 @@ def test_cli_decode_model_and_bad_models_file(tmp_path):
     assert out.returncode == 2 and not out.stdout
     assert out.stderr.count("\n") == 1 and "'explode' is not a device event" in out.stderr
     assert "Traceback" not in out.stderr
+    wrong = run_decode("--protocol", "h02", "--model", "G-360P", "*HQ,1,V1#")
+    assert wrong.returncode == 2 and "jt808 only" in wrong.stderr and not wrong.stdout
