@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices import jt808, vendor
 from devices.cli import decode_frame, load_vendor_models
@@ -280,3 +282,48 @@ def test_cli_decode_model_and_bad_models_file(tmp_path):
     assert "Traceback" not in out.stderr
     wrong = run_decode("--protocol", "h02", "--model", "G-360P", "*HQ,1,V1#")
     assert wrong.returncode == 2 and "jt808 only" in wrong.stderr and not wrong.stdout
+
+
+def test_gateway_refuses_an_unusable_models_file(tmp_path):
+    orders = tmp_path / "orders.json"
+    orders.write_text(f'[{{"person_id": "P", "devices": ["{PHONE}"], "jurisdiction": "320102", '
+                      '"rules": []}]')
+    bad = tmp_path / "models.json"
+    bad.write_text('{"models": {"WB-9": {"items": [{"item": "0xEB", "bit": 40, "event": "sos", '
+                   '"sub": "0x10000"}]}}}')
+    r = subprocess.run([sys.executable, "-m", "stream.cli", "gateway", "--orders", str(orders),
+                        "--kafka", "127.0.0.1:1", "--jt808-port", "0", "--jt808-models", str(bad)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and not r.stdout and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    assert "model 'WB-9' item 0" in r.stderr and "sub-item 0x10000 is not a WORD" in r.stderr
+    missing = subprocess.run([sys.executable, "-m", "stream.cli", "gateway", "--orders",
+                              str(orders), "--kafka", "127.0.0.1:1", "--jt808-port", "0",
+                              "--jt808-models", str(tmp_path / "nope.json")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert missing.returncode == 2 and "cannot read vendor map" in missing.stderr
+
+
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.text(max_size=6),
+              st.sampled_from(["0xEB", "0x0089", "removed", "sos", "12", "-1", "0x"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["models", "items", "alarm_bits", "item", "sub", "bit",
+                                         "event", "active_low", "inherit_items", "WB", "0"]),
+                        inner, max_size=4)),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSONISH)
+def test_any_configuration_document_is_a_model_table_or_a_vendor_map_error(doc):
+    try:
+        models = vendor.parse_models(doc)
+    except vendor.VendorMapError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    for profile in models.values():
+        assert vendor.item_events([(0xEB, bytes.fromhex("00060089ffffefff"))], profile) is not None
