@@ -289,7 +289,7 @@ class Location:
         """
         return _telemetry(device_id, self.ts, self.lat, self.lon, self.valid, self.speed_kmh,
                           self.course, self.altitude_m, self.battery_pct, self.alarm,
-                          profile.alarm_bits or alarm_map,
+                          alarm_map if profile.alarm_bits is None else profile.alarm_bits,
                           vendor.item_events(self.items, profile))
 
 
@@ -732,7 +732,7 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
     if alarm or flagged or speed > 36000 or course > 360 or not -1000 <= alt <= 20000:
         return phone, version, serial, _telemetry(
             dev, ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt, battery,
-            alarm, profile.alarm_bits or alarm_map, flagged)
+            alarm, alarm_map if profile.alarm_bits is None else profile.alarm_bits, flagged)
     # the common case, as _telemetry builds it: one fix, every optional field in range
     mps = _MPS.get(speed)
     if mps is None:

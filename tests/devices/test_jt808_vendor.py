@@ -166,6 +166,7 @@ CONFIG = {"models": {
              "inherit_items": False},
     "WB-10": {"items": [{"item": "0xEB", "sub": "0x00F1", "bit": "0", "event": "removed",
                          "active_low": True}]},
+    "WB-11": {"alarm_bits": {}},
 }}
 
 
@@ -183,6 +184,13 @@ def test_configured_models_override_and_extend():
                              models=models)) == [("removed", "jt808 item 0xEB/0x00F1 bit 0 clear")]
     assert events(both_paths(report((0xEB, bytes.fromhex("000300f1ff"))), model="WB-10",
                              models=models)) == []
+    # an empty alarm-bit map: the alarm dword raises nothing for that model
+    assert events(both_paths(TRACCAR_ALARM_BIT0, model="WB-11", models=models)) == []
+    # a model named "" replaces the default profile (here: no item flags at all)
+    quiet = vendor.parse_models({"models": {"": {"inherit_items": False}}})
+    assert events(both_paths(TRACCAR_EB_REMOVING, model=None, models=quiet)) == []
+    assert events(both_paths(TRACCAR_EB_REMOVING, model="unlisted", models=quiet)) == []
+    assert events(both_paths(TRACCAR_EB_REMOVING, model="G-360P", models=quiet)) != []
 
 
 @pytest.mark.parametrize(("doc", "reason"), [
