@@ -11,9 +11,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
+from devices import vendor
 from devices.errors import DeviceError, FrameError
 from devices.wire import encode_one
 from geofence.errors import OrderError
@@ -22,9 +23,33 @@ from geofence.model import Telemetry
 PROTOCOLS = ("jt808", "watch", "gt06", "h02", "osmand")
 
 
+def load_vendor_models(path: str) -> dict[str, vendor.Profile]:
+    """JT/T 808 vendor alarm profiles: the built-in ones plus those of a JSON file.
+
+    Raises
+    ------
+    VendorMapError
+        The file cannot be read, is not JSON, or holds an unusable entry.
+    """
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            doc = json.load(fh)
+    except OSError as exc:
+        raise vendor.VendorMapError(f"cannot read vendor map {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise vendor.VendorMapError(f"vendor map {path} is not JSON: {exc}") from None
+    return vendor.parse_models(doc)
+
+
 def decode_frame(protocol: str, frame: str, *, tz_offset_h: float | None = None,
-                 now_ms: int | None = None) -> tuple[list[Telemetry], str]:
+                 now_ms: int | None = None, model: str | None = None,
+                 models: Mapping[str, vendor.Profile] | None = None
+                 ) -> tuple[list[Telemetry], str]:
     """Decode one frame given as on the command line; returns telemetry and a note.
+
+    ``model`` and ``models`` pick the JT/T 808 vendor alarm profile (:mod:`devices.vendor`).
 
     Raises
     ------
@@ -46,7 +71,8 @@ def decode_frame(protocol: str, frame: str, *, tz_offset_h: float | None = None,
         raw = unhex(text)
         escaped = raw[:1] == b"\x7e" and raw[-1:] == b"\x7e"
         tz = jt808.DEFAULT_TZ_OFFSET_H if tz_offset_h is None else tz_offset_h
-        d = jt808.decode(raw, tz_offset_h=tz, now_ms=now, escaped=escaped)
+        d = jt808.decode(raw, tz_offset_h=tz, now_ms=now, escaped=escaped, model=model,
+                         models=vendor.MODELS if models is None else models)
         for err in d.errors:
             print(f"item rejected: {err.reason}: {err.detail}", file=sys.stderr)
         h = d.message.header
@@ -75,15 +101,32 @@ def decode_main(argv: Sequence[str]) -> int:
     p.add_argument("--tz-offset-h", type=float, default=None,
                    help="UTC offset of device times (jt808 default: WARDSTREAM_JT808_TZ_OFFSET_H"
                         " or 8; watch default 0)")
+    p.add_argument("--model", default=None,
+                   help="jt808: device model, picks its vendor alarm map (strap removal, "
+                        "vibration, tamper items)")
+    p.add_argument("--models", default=None, metavar="FILE",
+                   help="jt808: JSON file of vendor alarm maps by model, added to the built-in ones")
     p.add_argument("frame", help="hex (jt808, gt06), text (watch, h02), request target or JSON (osmand)")
     args = p.parse_args(list(argv))
+    if (args.model is not None or args.models is not None) and args.protocol != "jt808":
+        print("wardstream decode: --model and --models apply to --protocol jt808 only",
+              file=sys.stderr)
+        return 2
+    models = None
+    if args.models is not None:
+        try:
+            models = load_vendor_models(args.models)
+        except vendor.VendorMapError as exc:
+            print(f"wardstream decode: {exc}", file=sys.stderr)
+            return 2
     tz = args.tz_offset_h
     if tz is None and args.protocol == "jt808":
         from stream.settings import Settings
 
         tz = float(Settings.from_env().jt808_tz_offset_h)
     try:
-        messages, note = decode_frame(args.protocol, args.frame, tz_offset_h=tz)
+        messages, note = decode_frame(args.protocol, args.frame, tz_offset_h=tz,
+                                      model=args.model, models=models)
     except FrameError as exc:
         print(f"invalid frame: {exc.reason}: {exc.detail}", file=sys.stderr)
         return 1
@@ -152,6 +195,9 @@ def gateway_main(argv: Sequence[str]) -> int:
                    help="event loop: uvloop when installed (auto), or the standard one")
     p.add_argument("--no-follow-orders", action="store_true",
                    help="do not follow the wardstream.orders topic")
+    p.add_argument("--jt808-models", default=None, metavar="FILE",
+                   help="JSON file of JT/T 808 vendor alarm maps by device model, added to the "
+                        "built-in ones")
     args = p.parse_args(list(argv))
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -173,6 +219,11 @@ def gateway_main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
         return 2
+    try:
+        jt808_models = load_vendor_models(args.jt808_models) if args.jt808_models else None
+    except vendor.VendorMapError as exc:
+        print(f"wardstream gateway: {exc}", file=sys.stderr)
+        return 2
     ports = {proto: getattr(args, f"{proto}_port") for proto in ("jt808", "watch", "gt06", "h02")
              if getattr(args, f"{proto}_port") is not None}
     config = GatewayConfig(
@@ -180,7 +231,7 @@ def gateway_main(argv: Sequence[str]) -> int:
         server=ServerConfig(host=args.host, max_bad_frames=args.max_bad_frames,
                             idle_timeout_s=args.idle_timeout,
                             jt808_tz_offset_h=float(settings.jt808_tz_offset_h), ports=ports,
-                            reuse_port=args.reuse_port),
+                            reuse_port=args.reuse_port, jt808_models=jt808_models),
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,

@@ -14,6 +14,7 @@ some H02 firmware are not decoded (they arrive as garbage and are counted).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,7 +40,9 @@ def _coord(value: str, hemi: str, what: str) -> float:
     try:
         v = float(value)
     except ValueError:
-        raise FrameError("malformed", f"{what} {value!r} is not DDMM.MMMM") from None
+        raise FrameError("malformed", f"{what} {value[:40]!r} is not DDMM.MMMM") from None
+    if not math.isfinite(v):
+        raise FrameError("malformed", f"{what} {value[:40]!r} is not DDMM.MMMM")
     if v < 0:
         raise FrameError("malformed", f"{what} {value!r} is negative")
     deg = int(v // 100)
@@ -62,14 +65,14 @@ def decode(frame: bytes, *, now_ms: int | None = None,
     if len(text) < 4 or text[0] != "*" or text[-1] != "#":
         raise FrameError("malformed", "an H02 frame is *...#")
     f = text[1:-1].split(",")
-    if len(f) < 3 or not f[1] or not f[1].isalnum() or len(f[1]) > 32:
+    if len(f) < 3 or not f[1] or not f[1].isascii() or not f[1].isalnum() or len(f[1]) > 32:
         raise FrameError("malformed", f"no device id in {text[:40]!r}")
     out = Decoded(f[0].upper(), f[1], f[2])
     if f[2] == "V1":
         if len(f) < 13:
             raise FrameError("truncated", f"V1 message has {len(f)} fields, needs 13")
         t, d = f[3], f[11]
-        if len(t) != 6 or len(d) != 6 or not (t + d).isdigit():
+        if len(t) != 6 or len(d) != 6 or not (t + d).isascii() or not (t + d).isdigit():
             raise FrameError("invalid_time", f"time {t!r} date {d!r} are not hhmmss ddmmyy")
         ts = epoch_ms(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]),
                       int(t[0:2]), int(t[2:4]), int(t[4:6]), 0.0, "H02 time")

@@ -50,6 +50,12 @@ Status bits read: 1 = positioned (fix valid), 2 = south latitude, 3 = west
 longitude. Additional-information items read: 0x01 mileage (1/10 km), 0x30
 signal strength, 0x31 GNSS satellites, 0xFE battery percent (vendor item,
 as in Traccar's captures); the rest are kept raw in :attr:`Location.extras`.
+
+Vendor items -> device events: wristbands that report strap removal,
+vibration or tamper in vendor additional-information items (``0xEB``
+sub-items, ``0xD0``) get those events beside the fix, as the device model's
+profile in :mod:`devices.vendor` says (``model`` and ``models`` arguments);
+a model's profile may also replace the alarm-bit map above.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from devices import vendor
 from devices.codec import bcd_time_ms, digits_bcd, ms_to_bcd_time, xor8
 from devices.errors import FrameError
 from geofence.model import DeviceEvent, Fix, Telemetry
@@ -266,16 +273,24 @@ class Location:
     satellites: int | None = None
     signal: int | None = None
     extras: dict[int, bytes] = field(default_factory=dict)
+    items: list[tuple[int, bytes]] = field(default_factory=list)
+    """Every additional-information item as sent, ``(id, value)`` in order."""
 
     def events(self, alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[str]:
         """Device events of the alarm dword, each once, in bit order."""
         return _alarm_events(self.alarm, alarm_map)
 
-    def telemetry(self, device_id: str,
-                  alarm_map: Mapping[int, str] = ALARM_EVENTS) -> list[Telemetry]:
-        """Canonical messages: one fix, then one device event per alarm."""
+    def telemetry(self, device_id: str, alarm_map: Mapping[int, str] = ALARM_EVENTS,
+                  profile: vendor.Profile = vendor.DEFAULT) -> list[Telemetry]:
+        """Canonical messages: one fix, then one device event per alarm and vendor flag.
+
+        ``profile`` (the device model's, :func:`devices.vendor.profile_of`)
+        names the vendor item flags and may replace ``alarm_map``.
+        """
         return _telemetry(device_id, self.ts, self.lat, self.lon, self.valid, self.speed_kmh,
-                          self.course, self.altitude_m, self.battery_pct, self.alarm, alarm_map)
+                          self.course, self.altitude_m, self.battery_pct, self.alarm,
+                          alarm_map if profile.alarm_bits is None else profile.alarm_bits,
+                          vendor.item_events(self.items, profile))
 
 
 def _alarm_events(alarm: int, alarm_map: Mapping[int, str]) -> list[str]:
@@ -290,8 +305,10 @@ def _alarm_events(alarm: int, alarm_map: Mapping[int, str]) -> list[str]:
 
 def _telemetry(device_id: str, ts: int, lat: float, lon: float, valid: bool, speed_kmh: float,
                course: int, altitude_m: int, battery_pct: float | None, alarm: int,
-               alarm_map: Mapping[int, str]) -> list[Telemetry]:
-    """The canonical messages of one location: a fix, then one event per alarm bit."""
+               alarm_map: Mapping[int, str], flagged: Sequence[tuple[str, str]] = ()
+               ) -> list[Telemetry]:
+    """The canonical messages of one location: a fix, then one event per alarm bit, then one
+    per vendor item flag (``flagged``: ``(event, detail)``) whose event the alarms did not give."""
     fix = Fix(
         device_id=device_id, ts=ts, lat=lat, lon=lon, valid=valid,
         speed_mps=round(speed_kmh / 3.6, 3) if speed_kmh <= 3600 else None,
@@ -301,9 +318,15 @@ def _telemetry(device_id: str, ts: int, lat: float, lon: float, valid: bool, spe
         source="gnss" if valid else None,
     )
     out: list[Telemetry] = [fix]
+    names: list[str] = []
     if alarm:
         detail = f"jt808 alarm 0x{alarm:08X}"
-        for name in _alarm_events(alarm, alarm_map):
+        names = _alarm_events(alarm, alarm_map)
+        for name in names:
+            out.append(DeviceEvent(device_id=device_id, ts=ts, event=name,  # type: ignore[arg-type]
+                                   detail=detail))
+    for name, detail in flagged:
+        if name not in names:
             out.append(DeviceEvent(device_id=device_id, ts=ts, event=name,  # type: ignore[arg-type]
                                    detail=detail))
     return out
@@ -344,6 +367,7 @@ def decode_location(body: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H) -> Lo
             raise FrameError("truncated", f"additional item 0x{tid:02X} wants {tlen} bytes, "
                              f"{len(value)} left")
         pos += 2 + tlen
+        loc.items.append((tid, value))
         if tid == TLV_MILEAGE and tlen == 4:
             loc.mileage_km = int.from_bytes(value, "big") / 10.0
         elif tid == TLV_SIGNAL and tlen == 1:
@@ -482,29 +506,33 @@ class Decoded:
 
 def decode(frame: bytes, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
            now_ms: int | None = None, alarm_map: Mapping[int, str] = ALARM_EVENTS,
-           escaped: bool = True) -> Decoded:
+           escaped: bool = True, model: str | None = None,
+           models: Mapping[str, vendor.Profile] = vendor.MODELS) -> Decoded:
     """Decode a frame into canonical telemetry.
 
-    0x0200 gives a fix plus alarm events, 0x0704 one fix (plus events) per
-    item, 0x0002 a ``heartbeat`` event stamped ``now_ms`` (when given).
-    Other messages decode to no telemetry.
+    0x0200 gives a fix plus alarm and vendor-item events, 0x0704 one fix
+    (plus events) per item, 0x0002 a ``heartbeat`` event stamped ``now_ms``
+    (when given). Other messages decode to no telemetry. ``model`` (the
+    device model as provisioned) picks the vendor profile from ``models``.
     """
     msg = parse_frame(frame) if escaped else parse_content(frame)
     h = msg.header
     if h.packet_total is not None and h.packet_total > 1:
         raise FrameError("unsupported", f"sub-packaged message 0x{h.msg_id:04X} "
                          f"({h.packet_index}/{h.packet_total}): join it with a Reassembler")
-    return decode_message(msg, tz_offset_h=tz_offset_h, now_ms=now_ms, alarm_map=alarm_map)
+    return decode_message(msg, tz_offset_h=tz_offset_h, now_ms=now_ms, alarm_map=alarm_map,
+                          profile=vendor.profile_of(model, models))
 
 
 def decode_message(msg: Message, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
-                   now_ms: int | None = None, alarm_map: Mapping[int, str] = ALARM_EVENTS
-                   ) -> Decoded:
+                   now_ms: int | None = None, alarm_map: Mapping[int, str] = ALARM_EVENTS,
+                   profile: vendor.Profile = vendor.DEFAULT) -> Decoded:
     """Canonical telemetry of a parsed (or reassembled) message; see :func:`decode`."""
     out = Decoded(msg)
     h = msg.header
     if h.msg_id == MSG_LOCATION:
-        out.telemetry = decode_location(msg.body, tz_offset_h).telemetry(h.device_id, alarm_map)
+        out.telemetry = decode_location(msg.body, tz_offset_h).telemetry(
+            h.device_id, alarm_map, profile)
     elif h.msg_id == MSG_BATCH:
         kind, items = decode_batch(msg.body, tz_offset_h)
         out.backfill = kind == 1
@@ -512,7 +540,7 @@ def decode_message(msg: Message, *, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
             if isinstance(item, FrameError):
                 out.errors.append(item)
             else:
-                out.telemetry.extend(item.telemetry(h.device_id, alarm_map))
+                out.telemetry.extend(item.telemetry(h.device_id, alarm_map, profile))
     elif h.msg_id == MSG_HEARTBEAT and now_ms is not None:
         out.telemetry = [DeviceEvent(device_id=h.device_id, ts=now_ms, event="heartbeat")]
     return out
@@ -631,7 +659,8 @@ _REPORT_2019 = struct.Struct(">HB10sHIIIIhHH6s")
 
 
 def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
-                  alarm_map: Mapping[int, str] = ALARM_EVENTS
+                  alarm_map: Mapping[int, str] = ALARM_EVENTS,
+                  profile: vendor.Profile = vendor.DEFAULT
                   ) -> tuple[str, int, int, list[Telemetry]] | None:
     """Fast path for the frame a gateway sees most: a plain 0x0200 location report.
 
@@ -681,13 +710,17 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
         if ts < 0:
             return None
     battery: float | None = None
+    flag_items = profile.item_ids
+    found: list[tuple[int, bytes]] = []
     i = pos + 28
-    while i + 2 <= end:  # additional items: only the battery reaches the telemetry
+    while i + 2 <= end:  # additional items: the battery and the profile's flag items
         tid, tlen = frame[i], frame[i + 1]
         if i + 2 + tlen > end:
             return None
         if tid == TLV_BATTERY and tlen == 1 and frame[i + 2] <= 100:
             battery = float(frame[i + 2])
+        if tid in flag_items:
+            found.append((tid, frame[i + 2:i + 2 + tlen]))
         i += 2 + tlen
     lat = lat_u / 1e6
     lon = lon_u / 1e6
@@ -695,10 +728,11 @@ def decode_report(frame: bytes, tz_offset_h: float = DEFAULT_TZ_OFFSET_H,
         lat = -lat
     if status & STATUS_WEST:
         lon = -lon
-    if alarm or speed > 36000 or course > 360 or not -1000 <= alt <= 20000:
+    flagged = vendor.item_events(found, profile) if found else ()
+    if alarm or flagged or speed > 36000 or course > 360 or not -1000 <= alt <= 20000:
         return phone, version, serial, _telemetry(
             dev, ts, lat, lon, bool(status & STATUS_FIX), speed / 10.0, course, alt, battery,
-            alarm, alarm_map)
+            alarm, alarm_map if profile.alarm_bits is None else profile.alarm_bits, flagged)
     # the common case, as _telemetry builds it: one fix, every optional field in range
     mps = _MPS.get(speed)
     if mps is None:

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devices.errors import FrameError
-from geofence.model import Fix, Telemetry
+from geofence.errors import ValidationError
+from geofence.model import Fix, Telemetry, parse_ts
 
 
 def _float(value: Any, what: str) -> float:
@@ -38,6 +40,8 @@ def _float(value: Any, what: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise FrameError("malformed", f"{what} {str(value)[:40]!r} is not a number") from None
+    except OverflowError:  # an integer beyond any float
+        raise FrameError("non_finite_number", f"{what} {str(value)[:40]!r} is too large") from None
     if not math.isfinite(v):
         raise FrameError("non_finite_number", f"{what} is {value!r}")
     return v
@@ -57,11 +61,14 @@ def parse_time(value: Any, now_ms: int) -> int:
         return now_ms
     if isinstance(value, bool):
         raise FrameError("invalid_timestamp", "timestamp is a boolean")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()):
-        v = float(value)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _EPOCH.match(value.strip())):
+        try:
+            v = float(value)
+        except OverflowError:
+            v = math.inf
         if not math.isfinite(v) or v < 0:
-            raise FrameError("invalid_timestamp", f"timestamp {value!r} out of range")
-        return int(v) if v > 1e11 else round(v * 1000)
+            raise FrameError("invalid_timestamp", f"timestamp {str(value)[:40]!r} out of range")
+        return _in_range(int(v) if v > 1e11 else round(v * 1000), value)
     text = str(value).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -72,7 +79,19 @@ def parse_time(value: Any, now_ms: int) -> int:
                          "epoch seconds, milliseconds or ISO 8601") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return round(dt.timestamp() * 1000)
+    return _in_range(round(dt.timestamp() * 1000), value)
+
+
+_EPOCH = re.compile(r"-?[0-9]+(\.[0-9]*)?\Z")
+"""Epoch seconds or milliseconds as text (ASCII digits only)."""
+
+
+def _in_range(ms: int, value: Any) -> int:
+    """``ms`` if the contract accepts it as a time, else ``invalid_timestamp``."""
+    try:
+        return parse_ts(ms)
+    except ValidationError:
+        raise FrameError("invalid_timestamp", f"timestamp {str(value)[:40]!r} out of range") from None
 
 
 def _fix(params: Mapping[str, Any], now_ms: int) -> Fix:
@@ -155,8 +174,10 @@ def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
     """Decode a JSON POST body (background-geolocation shape or flat keys)."""
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        raise FrameError("malformed_json", f"body is not JSON: {exc}") from None
+    except ValueError as exc:  # also bytes that are not UTF-8 and integers of 4300+ digits
+        raise FrameError("malformed_json", f"body is not JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise FrameError("malformed_json", "body nests arrays or objects too deeply") from None
     if not isinstance(data, Mapping):
         raise FrameError("wrong_type", "the JSON body must be an object")
     if "location" in data and not isinstance(data["location"], str):
@@ -174,7 +195,10 @@ def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
 
 def decode(frame: str | bytes, now_ms: int) -> list[Telemetry]:
     """``wardstream decode --protocol osmand``: a request target or a JSON body."""
-    text = frame.decode() if isinstance(frame, bytes) else frame
+    try:
+        text = frame.decode() if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError as exc:
+        raise FrameError("malformed", f"request is not UTF-8 (byte {exc.start})") from None
     if text.lstrip().startswith("{"):
         return decode_json(text, now_ms)
     return decode_query(text, now_ms)

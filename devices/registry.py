@@ -55,6 +55,8 @@ class Registry:
                  extra_devices: Iterable[tuple[str, str]] = ()) -> None:
         self._secret = secret
         self._extra = dict(extra_devices)
+        self._models: dict[str, str] = {}
+        """device_id -> device model, for devices provisioned with one."""
         self.version = 0
         """Bumped whenever the orders change (lets callers cache keys)."""
         self._orders: dict[str, Order] = {}
@@ -96,6 +98,10 @@ class Registry:
         """The person wearing ``device_id``, if an order names it."""
         order = self._by_device.get(device_id)
         return order.person_id if order is not None else None
+
+    def model_of(self, device_id: str) -> str | None:
+        """The device model provisioned for ``device_id`` (picks its vendor alarm map), if any."""
+        return self._models.get(device_id)
 
     def key_of(self, device_id: str) -> str:
         """Kafka key for the device's telemetry."""

@@ -25,11 +25,11 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from devices import framing, osmand
+from devices import framing, osmand, vendor
 from devices.errors import FrameError
 from devices.metrics import GatewayMetrics
 from devices.publisher import Publisher
@@ -65,6 +65,8 @@ class ServerConfig:
     ports: dict[str, int] = field(default_factory=dict)
     reuse_port: bool = False
     """SO_REUSEPORT: several gateway processes share the device ports (Linux)."""
+    jt808_models: Mapping[str, vendor.Profile] | None = None
+    """JT/T 808 vendor alarm profiles by device model (None: the built-in ones)."""
 
 
 def _now_ms() -> int:
@@ -104,7 +106,7 @@ class Hub:
         c = self.config
         if protocol == "jt808":
             return Jt808Session(self.registry, tz_offset_h=c.jt808_tz_offset_h,
-                                max_future_ms=c.max_future_ms)
+                                models=c.jt808_models, max_future_ms=c.max_future_ms)
         if protocol == "watch":
             return WatchSession(self.registry, tz_offset_h=c.watch_tz_offset_h,
                                 max_future_ms=c.max_future_ms)

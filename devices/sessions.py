@@ -28,7 +28,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devices import gt06, h02, jt808, watch
+from devices import gt06, h02, jt808, vendor, watch
 from devices.codec import xor8
 from devices.errors import FrameError
 from devices.registry import Registry
@@ -128,10 +128,13 @@ class Jt808Session(Session):
     protocol = "jt808"
 
     def __init__(self, registry: Registry, *, tz_offset_h: float = jt808.DEFAULT_TZ_OFFSET_H,
-                 alarm_map: Mapping[int, str] = jt808.ALARM_EVENTS, **kw: int) -> None:
+                 alarm_map: Mapping[int, str] = jt808.ALARM_EVENTS,
+                 models: Mapping[str, vendor.Profile] | None = None, **kw: int) -> None:
         super().__init__(registry, **kw)
         self.tz_offset_h = tz_offset_h
         self.alarm_map = alarm_map
+        self.models = vendor.MODELS if models is None else models
+        """Vendor alarm profiles by device model (:mod:`devices.vendor`)."""
         self.phone = ""
         self.version = 2013
         self._serial = 0
@@ -183,7 +186,8 @@ class Jt808Session(Session):
         """
         if self.device_id is None:
             return None
-        fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map)
+        profile = vendor.profile_of(self.registry.model_of(self.device_id), self.models)
+        fast = jt808.decode_report(frame, self.tz_offset_h, self.alarm_map, profile)
         if fast is None:
             return None
         phone, version, serial, telemetry = fast
@@ -207,8 +211,9 @@ class Jt808Session(Session):
         return self._dispatch(self._decode(msg, now_ms), frame, now_ms)
 
     def _decode(self, msg: jt808.Message, now_ms: int) -> jt808.Decoded:
+        profile = vendor.profile_of(self.registry.model_of(msg.header.device_id), self.models)
         return jt808.decode_message(msg, tz_offset_h=self.tz_offset_h, now_ms=now_ms,
-                                    alarm_map=self.alarm_map)
+                                    alarm_map=self.alarm_map, profile=profile)
 
     def _on_packet(self, msg: jt808.Message, frame: bytes, now_ms: int) -> Outcome:
         """One packet of a sub-packaged message.

@@ -36,6 +36,7 @@ echoed. Pursuit mode uses ``UPLOAD,<seconds>``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -144,9 +145,12 @@ def parse_frame(frame: bytes) -> WatchFrame:
 
 def _num(value: str, what: str) -> float:
     try:
-        return float(value.strip())
+        v = float(value.strip())
     except ValueError:
-        raise FrameError("malformed", f"{what} {value!r} is not a number") from None
+        raise FrameError("malformed", f"{what} {value[:40]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise FrameError("non_finite_number", f"{what} is {value[:40]!r}")
+    return v
 
 
 @dataclass(slots=True)
@@ -179,7 +183,7 @@ def decode_position(fields: list[str], tz_offset_h: float = 0.0) -> WatchPositio
     if len(fields) < 16:
         raise FrameError("truncated", f"position message has {len(fields)} fields, needs 16")
     d, t = fields[0].strip(), fields[1].strip()
-    if len(d) != 6 or len(t) != 6 or not (d + t).isdigit():
+    if len(d) != 6 or len(t) != 6 or not (d + t).isascii() or not (d + t).isdigit():
         raise FrameError("invalid_time", f"date {d!r} time {t!r} are not ddmmyy hhmmss")
     ts = epoch_ms(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]),
                   int(t[0:2]), int(t[2:4]), int(t[4:6]), tz_offset_h, "watch time")

@@ -67,11 +67,13 @@ XTREAM_8100 = H("7e8100400d01000000000139123443290000006f006f6b2e2e6f6b2e2e6f6bd
 def test_location_low_battery_2013(verify_fix):
     d = jt808.decode(TRACCAR_LOW_BATTERY)
     assert d.message.header.version == 2013
-    fix, event = d.telemetry
+    # the frame also carries the 0xEB/0x0089 strap flag clear: Traccar reads "lowBattery,removing"
+    fix, event, removed = d.telemetry
     verify_fix(fix, device_id="012345678901", lat=22.641605, lon=114.032486,
                ts="2021-07-26T20:35:31+08:00", valid=True)
     assert fix.altitude_m == 235.0 and fix.speed_mps == 0.0 and fix.heading_deg == 341.0
     assert isinstance(event, DeviceEvent) and event.event == "battery_low" and event.ts == fix.ts
+    assert isinstance(removed, DeviceEvent) and removed.event == "removed"
 
 
 def test_location_tamper_alarm_bit_17(verify_fix):
