@@ -152,6 +152,20 @@ def gateway_main(argv: Sequence[str]) -> int:
                    help="event loop: uvloop when installed (auto), or the standard one")
     p.add_argument("--no-follow-orders", action="store_true",
                    help="do not follow the wardstream.orders topic")
+    p.add_argument("--provisioning", default=None,
+                   help="provisioned devices (JSON or YAML; `wardstream devices add`); required "
+                        "unless --allow-unprovisioned")
+    p.add_argument("--allow-unprovisioned", action="store_true",
+                   help="INSECURE: accept any device an order names, without provisioning")
+    for proto in ("jt808", "watch", "gt06", "h02"):
+        p.add_argument(f"--{proto}-allow", default=None, metavar="CIDR[,CIDR...]",
+                       help=f"source networks the {proto} listener accepts (default: any)")
+    p.add_argument("--rate-per-device", type=float, default=5.0,
+                   help="sustained telemetry messages a second per device (0: no limit)")
+    p.add_argument("--rate-burst", type=int, default=500,
+                   help="messages a device may send at once, e.g. a backfill")
+    p.add_argument("--future-skew", type=float, default=float(settings.future_skew_s),
+                   help="seconds an event time may lead its arrival (WARDSTREAM_FUTURE_SKEW_S)")
     args = p.parse_args(list(argv))
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -173,6 +187,26 @@ def gateway_main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
         return 2
+    from devices import provisioning as prov
+
+    if args.provisioning is None and not args.allow_unprovisioned:
+        print("wardstream gateway: no provisioned devices: give --provisioning FILE "
+              "(see `wardstream devices add`) or, for a test rig, --allow-unprovisioned",
+              file=sys.stderr)
+        return 2
+    try:
+        book = prov.load(args.provisioning) if args.provisioning else None
+        allow = {proto: prov.parse_networks(getattr(args, f"{proto}_allow").split(","),
+                                            f"--{proto}-allow")
+                 for proto in ("jt808", "watch", "gt06", "h02")
+                 if getattr(args, f"{proto}_allow")}
+    except prov.ProvisioningError as exc:
+        print(f"wardstream gateway: invalid provisioning: {exc}", file=sys.stderr)
+        return 2
+    if args.rate_per_device < 0 or args.rate_burst < 1 or args.future_skew < 0:
+        print("wardstream gateway: --rate-per-device and --future-skew must be >= 0, "
+              "--rate-burst >= 1", file=sys.stderr)
+        return 2
     ports = {proto: getattr(args, f"{proto}_port") for proto in ("jt808", "watch", "gt06", "h02")
              if getattr(args, f"{proto}_port") is not None}
     config = GatewayConfig(
@@ -180,7 +214,10 @@ def gateway_main(argv: Sequence[str]) -> int:
         server=ServerConfig(host=args.host, max_bad_frames=args.max_bad_frames,
                             idle_timeout_s=args.idle_timeout,
                             jt808_tz_offset_h=float(settings.jt808_tz_offset_h), ports=ports,
-                            reuse_port=args.reuse_port),
+                            reuse_port=args.reuse_port, allow_networks=allow,
+                            rate_per_s=args.rate_per_device, rate_burst=args.rate_burst,
+                            future_skew_s=args.future_skew),
+        provisioning=book, allow_unprovisioned=args.allow_unprovisioned,
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,

@@ -321,3 +321,13 @@ def with_secret(device: ProvisionedDevice, secret: str | None = None) -> tuple[P
     """``device`` with a (new, unless given) secret's hash, and the secret itself."""
     secret = new_secret() if secret is None else secret
     return replace(device, secret_hash=hash_secret(secret)), secret
+
+
+def for_devices(devices: Mapping[str, str] | Iterable[tuple[str, str]]) -> Provisioning:
+    """Provisioning of ``device_id -> protocol`` pairs without secrets or networks.
+
+    For simulators and test rigs, whose devices present no secret; a real
+    deployment provisions each device with ``wardstream devices add``.
+    """
+    pairs = devices.items() if isinstance(devices, Mapping) else devices
+    return Provisioning.parse([{"device_id": d, "protocol": p} for d, p in pairs])

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devices import gt06, h02, jt808, watch
 from devices.gateway import Gateway, GatewayConfig
+from devices.provisioning import Provisioning
 from devices.servers import ServerConfig
 from geofence.model import parse_orders, parse_ts
 
@@ -33,6 +34,18 @@ ORDERS = parse_orders(json.dumps([
     {"person_id": "P-2", "devices": [PHONE2, "864717003283581", "4210051415"],
      "jurisdiction": "320102", "rules": []},
 ]))
+PROVISIONING = Provisioning.parse([
+    {"device_id": PHONE, "protocol": "jt808",
+     "jt808": {"province": 32, "city": 100, "manufacturer": "WSTRM", "terminal_id": "0000001"}},
+    {"device_id": PHONE2, "protocol": "jt808"},
+    {"device_id": WATCH_ID, "protocol": "watch"},
+    {"device_id": "864717003283581", "protocol": "gt06"},
+    {"device_id": "4210051415", "protocol": "h02"},
+    {"device_id": "osm-1", "protocol": "osmand"},
+    {"device_id": "mqtt-1", "protocol": "mqtt"},
+    {"device_id": "013912347777", "protocol": "jt808"},  # its order arrives during a test
+])
+"""Every device of ORDERS (and one without an order yet), provisioned for its protocol."""
 
 
 def mosquitto_up() -> bool:
@@ -51,8 +64,11 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
         kafka=kafka_bootstrap, orders=ORDERS,
         server=ServerConfig(host="127.0.0.1", ports={"jt808": 0, "watch": 0, "gt06": 0, "h02": 0},
                             max_bad_frames=params.get("max_bad_frames", 10),
-                            idle_timeout_s=params.get("idle_timeout_s", 300.0)),
-        osmand_port=0, secret=b"integration",
+                            idle_timeout_s=params.get("idle_timeout_s", 300.0),
+                            rate_per_s=params.get("rate_per_s", 0.0),
+                            rate_burst=params.get("rate_burst", 500),
+                            allow_networks=params.get("allow_networks", {})),
+        osmand_port=0, secret=b"integration", provisioning=PROVISIONING,
         mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None,
         mqtt_topic=f"wardstream-test/{suffix}/#",
         telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
