@@ -11,7 +11,8 @@ from __future__ import annotations
 
 ADMITTED = 0
 FIRST_REFUSAL = 1
-"""The first refusal since the device was last admitted (one dead letter per burst)."""
+"""The first refusal of a burst: since the start, or since the bucket was last full again
+(a device flooding without pause gets one such refusal, however long it floods)."""
 REFUSED = 2
 
 
@@ -39,6 +40,7 @@ class TokenBucket:
                 return REFUSED
             self.limited = True
             return FIRST_REFUSAL
+        if tokens >= self.burst:
+            self.limited = False  # fully recovered: the next refusal starts a new burst
         self.tokens = tokens - n
-        self.limited = False
         return ADMITTED

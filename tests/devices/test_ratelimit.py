@@ -13,8 +13,10 @@ def test_burst_then_refusals_with_one_first_refusal_per_burst():
     b = TokenBucket(rate=2.0, burst=5, now=0.0)
     got = run(b, [(0.0, 1)] * 7)
     assert got == [ADMITTED] * 5 + [FIRST_REFUSAL, REFUSED]
-    # half a second later one token is back: admitted, and the next refusal is a new burst
-    assert run(b, [(0.5, 1), (0.5, 1), (0.5, 1)]) == [ADMITTED, FIRST_REFUSAL, REFUSED]
+    # half a second later one token is back: admitted, but the flood goes on (one burst)
+    assert run(b, [(0.5, 1), (0.5, 1), (0.5, 1)]) == [ADMITTED, REFUSED, REFUSED]
+    # once the bucket is full again, the next refusal starts a new burst
+    assert run(b, [(10.0, 1)] * 6) == [ADMITTED] * 5 + [FIRST_REFUSAL]
 
 
 def test_a_flood_is_held_to_the_rate():
