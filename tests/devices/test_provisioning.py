@@ -125,3 +125,19 @@ def test_cli_bad_file_is_one_line_and_exit_2(tmp_path):
     r = devices("add", "--file", str(path) + ".new", "--device-id", "X", "--protocol", "watch",
                 "--network", "nope")
     assert r.returncode == 2 and "not a network" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_simulator_writes_a_provisioning_for_its_caseload(tmp_path):
+    out = tmp_path / "day"
+    r = subprocess.run([sys.executable, "-m", "stream.cli", "simulate", "generate", "--persons", "4",
+                        "--no-telemetry", "--quiet", "--profile", "jt808", "--out", str(out),
+                        "--provisioning-out", str(tmp_path / "devices.json")],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "devices.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    orders = json.loads((out / "orders.json").read_text())
+    devices = {d for o in orders for d in o["devices"]}
+    book = load(str(path))
+    assert {d.device_id for d in book} == devices and devices
+    assert {d.protocol for d in book} == {"jt808"}
