@@ -70,7 +70,8 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
                             idle_timeout_s=params.get("idle_timeout_s", 300.0),
                             rate_per_s=params.get("rate_per_s", 0.0),
                             rate_burst=params.get("rate_burst", 500),
-                            allow_networks=params.get("allow_networks", {})),
+                            allow_networks=params.get("allow_networks", {}),
+                            takeover_idle_s=params.get("takeover_idle_s", 120.0)),
         osmand_port=0, secret=b"integration", provisioning=PROVISIONING,
         mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None,
         mqtt_topic=f"wardstream-test/{suffix}/#",
@@ -563,6 +564,22 @@ async def test_second_watch_gt06_h02_session_for_a_connected_device_is_refused(
     assert not any(m.get("lat") == 31.0 for _, m in got)
     for w in (w1, g1w, h1w):
         w.close()
+
+
+@pytest.mark.parametrize("gateway", [{"takeover_idle_s": 0.5}], indirect=True)
+async def test_a_silent_connection_yields_to_the_devices_reconnection(gateway: Gateway,
+                                                                      kafka_bootstrap: str):
+    r1, w1 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w1.write(b"[3G*8800000015*0002*LK]")
+    await asyncio.wait_for(r1.readuntil(b"]"), 10)
+    await asyncio.sleep(0.7)  # the old link went quiet (a device that lost its connection)
+    r2, w2 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w2.write(b"[3G*8800000015*0002*LK]")
+    assert await asyncio.wait_for(r2.readuntil(b"]"), 10) == b"[3G*8800000015*0002*LK]"
+    assert await closed_by_gateway(r1)
+    assert gateway.metrics.connections_closed.labels("watch", "replaced")._value.get() == 1
+    assert gateway.metrics.conflicts.labels("watch")._value.get() == 0
+    w2.close()
 
 
 @pytest.mark.parametrize("gateway", [{"allow_networks": {"watch": parse_networks(["10.0.0.0/8"])}}],
