@@ -63,6 +63,9 @@ from geofence.model import DeadLetter, DeviceEvent, Telemetry, format_ts
 log = logging.getLogger(__name__)
 
 TCP_PROTOCOLS = ("jt808", "watch", "gt06", "h02")
+CONFLICT_EVENT_INTERVAL_S = 10.0
+"""At most one ``device_conflict`` event per device this often (every refusal is still
+dead-lettered and counted): repeated attempts cannot flood the telemetry topic."""
 REFUSED = frozenset({"unknown_device", "not_authenticated", "auth_failed", "not_provisioned",
                      "source_refused", "registration_mismatch", "device_conflict"})
 
@@ -112,6 +115,7 @@ class Hub:
         self.config = config
         self.by_device: dict[str, DeviceConnection] = {}
         self.buckets: dict[str, ratelimit.TokenBucket] = {}
+        self._conflict_at: dict[str, float] = {}
         self.connections: set[DeviceConnection] = set()
         # hot-path tallies, folded into Prometheus by flush_metrics() (about once a second)
         self.tally: dict[str, list[int]] = {p: [0, 0, 0] for p in TCP_PROTOCOLS}
@@ -157,10 +161,18 @@ class Hub:
         return bucket
 
     def conflict(self, protocol: str, device_id: str, detail: str) -> None:
-        """Publish a ``device_conflict`` device event for ``device_id``."""
+        """Count a refused conflicting connection and publish a ``device_conflict`` event.
+
+        At most one event per device every ``CONFLICT_EVENT_INTERVAL_S``.
+        """
+        self.metrics.conflicts.labels(protocol).inc()
+        now = time.monotonic()
+        last = self._conflict_at.get(device_id)
+        if last is not None and now - last < CONFLICT_EVENT_INTERVAL_S:
+            return
+        self._conflict_at[device_id] = now
         event = DeviceEvent(device_id=device_id, ts=_now_ms(), event="device_conflict",
                             detail=detail[:256])
-        self.metrics.conflicts.labels(protocol).inc()
         self.publisher.submit_cb(self.registry.key_of(device_id), [event], _log_refused)
 
     def framer_for(self, protocol: str) -> framing.Framer:
@@ -372,7 +384,7 @@ class DeviceConnection(asyncio.Protocol):
         self.hub.dead("rate_limited", f"{self.protocol} device {dev!r} exceeded "
                       f"{c.rate_per_s:g} messages/s (burst {c.rate_burst}); further messages "
                       "of this burst are dropped without acknowledgement",
-                      encode_messages(telemetry)[:4096].decode(), self._source(), dev)
+                      encode_messages(telemetry)[:4096].decode(errors="replace"), self._source(), dev)
 
     def resume(self) -> None:
         """Resume reading after backpressure."""

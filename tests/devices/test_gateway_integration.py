@@ -494,11 +494,12 @@ async def test_forged_jt808_registration_and_auth_refused_while_terminal_connect
     assert general(await genuine.reply())[2] == 0
     records = await read_topic(
         kafka_bootstrap, gateway.config.telemetry_topic,
-        lambda rs: sum(m.get("event") == "device_conflict" for _, m in messages(rs)) >= 2
-        and any(m.get("lat") == 32.5 for _, m in messages(rs)))
+        lambda rs: any(m.get("lat") == 32.5 for _, m in messages(rs)))
     got = messages(records)
+    # one event for both attempts (at most one per device every CONFLICT_EVENT_INTERVAL_S);
+    # it was submitted before the genuine fix, so it is on the topic already
     conflicts = [(k, m) for k, m in got if m.get("event") == "device_conflict"]
-    assert len(conflicts) == 2
+    assert len(conflicts) == 1
     assert all(m["device_id"] == PHONE and k == gateway.registry.key_of(PHONE).encode()
                for k, m in conflicts)
     assert all("127.0.0.1" in m["detail"] for _, m in conflicts)
