@@ -89,6 +89,8 @@ class ServerConfig:
     rate_burst: int = 500
     """Messages a device may send at once (a backfill after a gap in coverage)."""
     takeover_idle_s: float = 120.0
+    max_unread_bytes: int = 256 * 1024
+    """Replies a device has not read (beyond the kernel's buffers) before it is closed."""
     """A device's connection silent this long yields to a new connection of the device."""
     ports: dict[str, int] = field(default_factory=dict)
     reuse_port: bool = False
@@ -249,6 +251,7 @@ class DeviceConnection(asyncio.Protocol):
             self._lane = self.session.report
             self._framer_buf = self.framer.pending
         self._max_frame = hub.config.max_frame
+        self._max_unread = hub.config.max_unread_bytes
         self._publisher = hub.publisher
         self._registry = hub.registry
         # Kafka key of the session's device, valid for that device id object and registry
@@ -489,6 +492,8 @@ class DeviceConnection(asyncio.Protocol):
                     data = b"".join(data)
                 self._tally[2] += len(data)
                 transport.write(data)
+                if transport.get_write_buffer_size() > self._max_unread:
+                    self._not_reading()
             return
         if exc is None:
             slot[0] = 1
@@ -518,15 +523,26 @@ class DeviceConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed and not self.transport.is_closing():
             self._tally[2] += len(data)
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self._max_unread:
+                self._not_reading()
 
-    def close(self, reason: str) -> None:
-        """Close the connection, counting why."""
+    def _not_reading(self) -> None:
+        """Close a device that does not read its replies (they would pile up in memory)."""
+        log.info("closing %s connection %s: more than %d bytes of replies unread",
+                 self.protocol, self.peer, self._max_unread)
+        self.close("not_reading", abort=True)  # close() would wait for the device to read
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        """Close the connection, counting why (``abort``: drop unsent bytes at once)."""
         if self.closed:
             return
         self.closed = True
         self.hub.metrics.connections_closed.labels(self.protocol, reason).inc()
         if self.transport is not None:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
 
 def telemetry_key(registry: Registry, msg: Telemetry) -> str:

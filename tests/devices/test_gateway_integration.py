@@ -7,6 +7,7 @@ reads what reached Kafka with a plain consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -71,7 +72,8 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
                             rate_per_s=params.get("rate_per_s", 0.0),
                             rate_burst=params.get("rate_burst", 500),
                             allow_networks=params.get("allow_networks", {}),
-                            takeover_idle_s=params.get("takeover_idle_s", 120.0)),
+                            takeover_idle_s=params.get("takeover_idle_s", 120.0),
+                            max_unread_bytes=params.get("max_unread_bytes", 256 * 1024)),
         osmand_port=0, secret=b"integration", provisioning=PROVISIONING,
         mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None,
         mqtt_topic=f"wardstream-test/{suffix}/#",
@@ -621,6 +623,34 @@ async def test_a_flooding_terminal_is_rate_limited(gateway: Gateway, kafka_boots
                             lambda rs: "rate_limited" in dead_reasons(rs))
     assert dead_reasons(dead) == ["rate_limited"] and PHONE2 in dead[0][1]["detail"]
     client.close()
+
+
+@pytest.mark.parametrize("gateway", [{"max_unread_bytes": 16 * 1024}], indirect=True)
+async def test_a_terminal_that_never_reads_its_replies_is_closed(gateway: Gateway):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.ports["jt808"]))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    client = Jt808Client(reader, writer, PHONE2)
+    await client.login()
+    # small kernel buffers on both ends, so unread replies pile up in the gateway itself
+    (conn,) = gateway.hub.connections
+    assert conn.transport is not None
+    conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    # registrations are answered without Kafka and carry no telemetry: not rate-limited
+    frames = b"".join(jt808.encode_register(PHONE2, 10 + i) for i in range(20_000))
+    closed = gateway.metrics.connections_closed.labels("jt808", "not_reading")
+    with contextlib.suppress(ConnectionError):
+        writer.write(frames)
+        await asyncio.wait_for(writer.drain(), 20)
+    for _ in range(200):
+        if closed._value.get():
+            break
+        await asyncio.sleep(0.05)
+    assert closed._value.get() == 1
+    assert not gateway.hub.connections  # gone, with its buffered replies
+    writer.close()
 
 
 async def test_future_dated_fix_is_dead_lettered(gateway: Gateway, kafka_bootstrap: str):
