@@ -196,6 +196,10 @@ def gateway_main(argv: Sequence[str]) -> int:
         return 2
     try:
         book = prov.load(args.provisioning) if args.provisioning else None
+        mode = prov.exposed(args.provisioning) if args.provisioning else None
+        if mode is not None:
+            print(f"wardstream gateway: warning: {args.provisioning} is accessible to other "
+                  f"users (mode {mode:03o}); make it owner-only (chmod 600)", file=sys.stderr)
         allow = {proto: prov.parse_networks(getattr(args, f"{proto}_allow").split(","),
                                             f"--{proto}-allow")
                  for proto in ("jt808", "watch", "gt06", "h02")

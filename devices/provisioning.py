@@ -301,6 +301,15 @@ def load(path: str) -> Provisioning:
     return Provisioning.parse_bytes(raw, path)
 
 
+def exposed(path: str) -> int | None:
+    """The file's mode when group or others may read or write it (else None)."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
 def save(prov: Provisioning, path: str) -> None:
     """Write the file owner-only (0600), atomically (a temporary file renamed over it)."""
     tmp = f"{path}.tmp{os.getpid()}"

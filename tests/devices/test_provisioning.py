@@ -15,6 +15,7 @@ from devices.provisioning import (
     Jt808Identity,
     Provisioning,
     ProvisioningError,
+    exposed,
     hash_secret,
     in_networks,
     load,
@@ -141,3 +142,13 @@ def test_simulator_writes_a_provisioning_for_its_caseload(tmp_path):
     book = load(str(path))
     assert {d.device_id for d in book} == devices and devices
     assert {d.protocol for d in book} == {"jt808"}
+
+
+def test_exposed_names_a_file_others_can_read(tmp_path):
+    path = tmp_path / "devices.json"
+    path.write_text("[]")
+    path.chmod(0o644)
+    assert exposed(str(path)) == 0o644
+    path.chmod(0o600)
+    assert exposed(str(path)) is None
+    assert exposed(str(tmp_path / "missing.json")) is None
