@@ -663,7 +663,9 @@ def gateway_command(args: argparse.Namespace, orders_path: str, bootstrap: str, 
     cmd = [sys.executable, *prof, "-m", "stream.cli", "gateway", "--orders", orders_path,
            "--kafka", bootstrap, "--host", "127.0.0.1", "--jt808-port", str(jt_port),
            "--metrics-port", str(metrics_port), "--no-follow-orders",
-           "--max-queue", str(args.max_queue), "--linger-ms", str(args.linger_ms)]
+           "--max-queue", str(args.max_queue), "--linger-ms", str(args.linger_ms),
+           # a throughput rig: every connection sends as fast as it is acknowledged
+           "--allow-unprovisioned", "--rate-per-device", "0"]
     if args.envelope_by:
         cmd += ["--envelope-by", args.envelope_by]
     return cmd

@@ -67,6 +67,12 @@ class NullTransport:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def pause_reading(self) -> None:
         pass
 

@@ -198,6 +198,20 @@ def gateway_main(argv: Sequence[str]) -> int:
     p.add_argument("--jt808-models", default=None, metavar="FILE",
                    help="JSON file of JT/T 808 vendor alarm maps by device model, added to the "
                         "built-in ones")
+    p.add_argument("--provisioning", default=None,
+                   help="provisioned devices (JSON or YAML; `wardstream devices add`); required "
+                        "unless --allow-unprovisioned")
+    p.add_argument("--allow-unprovisioned", action="store_true",
+                   help="INSECURE: accept any device an order names, without provisioning")
+    for proto in ("jt808", "watch", "gt06", "h02"):
+        p.add_argument(f"--{proto}-allow", default=None, metavar="CIDR[,CIDR...]",
+                       help=f"source networks the {proto} listener accepts (default: any)")
+    p.add_argument("--rate-per-device", type=float, default=5.0,
+                   help="sustained telemetry messages a second per device (0: no limit)")
+    p.add_argument("--rate-burst", type=int, default=500,
+                   help="messages a device may send at once, e.g. a backfill")
+    p.add_argument("--future-skew", type=float, default=float(settings.future_skew_s),
+                   help="seconds an event time may lead its arrival (WARDSTREAM_FUTURE_SKEW_S)")
     args = p.parse_args(list(argv))
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -219,6 +233,30 @@ def gateway_main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
         return 2
+    from devices import provisioning as prov
+
+    if args.provisioning is None and not args.allow_unprovisioned:
+        print("wardstream gateway: no provisioned devices: give --provisioning FILE "
+              "(see `wardstream devices add`) or, for a test rig, --allow-unprovisioned",
+              file=sys.stderr)
+        return 2
+    try:
+        book = prov.load(args.provisioning) if args.provisioning else None
+        mode = prov.exposed(args.provisioning) if args.provisioning else None
+        if mode is not None:
+            print(f"wardstream gateway: warning: {args.provisioning} is accessible to other "
+                  f"users (mode {mode:03o}); make it owner-only (chmod 600)", file=sys.stderr)
+        allow = {proto: prov.parse_networks(getattr(args, f"{proto}_allow").split(","),
+                                            f"--{proto}-allow")
+                 for proto in ("jt808", "watch", "gt06", "h02")
+                 if getattr(args, f"{proto}_allow")}
+    except prov.ProvisioningError as exc:
+        print(f"wardstream gateway: invalid provisioning: {exc}", file=sys.stderr)
+        return 2
+    if args.rate_per_device < 0 or args.rate_burst < 1 or args.future_skew < 0:
+        print("wardstream gateway: --rate-per-device and --future-skew must be >= 0, "
+              "--rate-burst >= 1", file=sys.stderr)
+        return 2
     try:
         jt808_models = load_vendor_models(args.jt808_models) if args.jt808_models else None
     except vendor.VendorMapError as exc:
@@ -231,7 +269,11 @@ def gateway_main(argv: Sequence[str]) -> int:
         server=ServerConfig(host=args.host, max_bad_frames=args.max_bad_frames,
                             idle_timeout_s=args.idle_timeout,
                             jt808_tz_offset_h=float(settings.jt808_tz_offset_h), ports=ports,
-                            reuse_port=args.reuse_port, jt808_models=jt808_models),
+                            reuse_port=args.reuse_port, jt808_models=jt808_models,
+                            allow_networks=allow,
+                            rate_per_s=args.rate_per_device, rate_burst=args.rate_burst,
+                            future_skew_s=args.future_skew),
+        provisioning=book, allow_unprovisioned=args.allow_unprovisioned,
         osmand_port=args.osmand_port, mqtt_url=args.mqtt_url, mqtt_topic=args.mqtt_topic,
         metrics_port=args.metrics_port, secret=settings.gateway_secret.encode(),
         follow_orders=not args.no_follow_orders, max_queue=args.max_queue,
@@ -318,4 +360,81 @@ async def _run(config: object) -> int:
     await gateway.stop()
     print(f"wardstream gateway: stopped ({gateway.publisher.published} messages published)",
           flush=True)
+    return 0
+
+
+def devices_main(argv: Sequence[str]) -> int:
+    """``wardstream devices add|remove|list --file F``: manage the provisioning file."""
+    from devices import provisioning as prov
+
+    p = argparse.ArgumentParser(prog="wardstream devices",
+                                description="Provision the devices the gateway accepts.")
+    sub = p.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="provision a device (replaces an entry of the same id)")
+    add.add_argument("--file", required=True, help="provisioning file (created 0600 if absent)")
+    add.add_argument("--device-id", required=True)
+    add.add_argument("--protocol", required=True, choices=prov.PROTOCOLS)
+    add.add_argument("--model", default=None, help="device model")
+    add.add_argument("--network", action="append", default=[], metavar="CIDR",
+                     help="source network the device connects from (repeatable; none: any)")
+    add.add_argument("--secret", choices=("generate", "none"), default=None,
+                     help="generate a secret (printed once) or none; default: generate for "
+                          "osmand and mqtt, none for the TCP protocols")
+    for name in ("province", "city"):
+        add.add_argument(f"--jt808-{name}", type=int, default=None,
+                         help=f"jt808 registration {name} id to require")
+    for name in ("manufacturer", "terminal-model", "terminal-id", "plate"):
+        add.add_argument(f"--jt808-{name}", default=None,
+                         help=f"jt808 registration {name.replace('-', ' ')} to require")
+    rm = sub.add_parser("remove", help="remove a device")
+    rm.add_argument("--file", required=True)
+    rm.add_argument("--device-id", required=True)
+    ls = sub.add_parser("list", help="list provisioned devices (hashes are not shown)")
+    ls.add_argument("--file", required=True)
+    args = p.parse_args(list(argv))
+    try:
+        book = (prov.load(args.file) if os.path.exists(args.file) or args.action != "add"
+                else prov.Provisioning())
+        if args.action == "list":
+            for d in book:
+                nets = ",".join(str(n) for n in d.networks) or "any"
+                extra = " secret" if d.secret_hash else ""
+                print(f"{d.device_id}\t{d.protocol}\t{d.model or '-'}\tfrom {nets}{extra}")
+            return 0
+        if args.action == "remove":
+            if not book.remove(args.device_id):
+                print(f"wardstream devices: {args.device_id!r} is not provisioned in {args.file}",
+                      file=sys.stderr)
+                return 2
+            prov.save(book, args.file)
+            return 0
+        jt = {k: getattr(args, f"jt808_{k}") for k in ("province", "city", "manufacturer",
+                                                         "terminal_model", "terminal_id", "plate")}
+        if any(v is not None for v in jt.values()) and args.protocol != "jt808":
+            print("wardstream devices: --jt808-* fields need --protocol jt808", file=sys.stderr)
+            return 2
+        entry: dict[str, Any] = {"device_id": args.device_id, "protocol": args.protocol,
+                                 "networks": args.network}
+        if args.model:
+            entry["model"] = args.model
+        if any(v is not None for v in jt.values()):
+            entry["jt808"] = {k: v for k, v in jt.items() if v is not None}
+        device = prov.parse_entry(entry, "--device-id " + args.device_id)
+        want = args.secret or ("generate" if args.protocol in ("osmand", "mqtt") else "none")
+        secret = None
+        if want == "generate":
+            device, secret = prov.with_secret(device)
+        book.add(device)
+        prov.save(book, args.file)
+    except prov.ProvisioningError as exc:
+        print(f"wardstream devices: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wardstream devices: cannot write {args.file}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    if secret is not None:
+        print(f"{device.device_id} secret (shown once, not stored): {secret}")
+    else:
+        print(f"{device.device_id} provisioned ({device.protocol})")
     return 0

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from devices.errors import GatewayConfigError
 from devices.metrics import GatewayMetrics
 from devices.publisher import DEADLETTER_TOPIC, TELEMETRY_TOPIC, Publisher
+from devices.provisioning import Provisioning
 from devices.registry import Registry
 from devices.servers import TCP_PROTOCOLS, Hub, ServerConfig, osmand_app, start_tcp, telemetry_key
 from devices.wire import encode_one
@@ -62,6 +63,10 @@ class GatewayConfig:
     topic_partitions: int = 12
     envelope_by: str = "partition"
     extra_devices: list[tuple[str, str]] = field(default_factory=list)
+    provisioning: Provisioning | None = None
+    """Provisioned devices (docs/security.md); required unless ``allow_unprovisioned``."""
+    allow_unprovisioned: bool = False
+    """Accept any device an order names, without provisioning (test rigs only)."""
 
 
 class Gateway:
@@ -70,6 +75,10 @@ class Gateway:
     def __init__(self, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> None:
         if not config.kafka:
             raise GatewayConfigError("no Kafka bootstrap (set WARDSTREAM_KAFKA or --kafka)")
+        if config.provisioning is None and not config.allow_unprovisioned:
+            raise GatewayConfigError("no provisioned devices: give a provisioning file "
+                                     "(--provisioning) or accept any device an order names "
+                                     "with --allow-unprovisioned")
         self.config = config
         self.metrics = metrics or GatewayMetrics()
         secret = config.secret
@@ -77,7 +86,8 @@ class Gateway:
             secret = secrets.token_bytes(32)
             log.warning("no gateway secret configured: JT/T 808 auth codes change on restart "
                         "(set WARDSTREAM_GATEWAY_SECRET)")
-        self.registry = Registry(config.orders, secret, config.extra_devices)
+        self.registry = Registry(config.orders, secret, config.extra_devices,
+                                 provisioning=config.provisioning)
         self.publisher = Publisher(
             config.kafka, topic=config.telemetry_topic, deadletter_topic=config.deadletter_topic,
             max_queue=config.max_queue, linger_ms=config.linger_ms,

@@ -73,5 +73,13 @@ class GatewayMetrics:
                               registry=r)
         self.dead_letters = Counter("wardstream_gateway_dead_letters_total",
                                     "Dead letters by reason", ["reason"], registry=r)
+        self.rate_limited = Counter(
+            "wardstream_gateway_rate_limited_total",
+            "Telemetry messages dropped because their device exceeded its rate", ["protocol"],
+            registry=r)
+        self.conflicts = Counter(
+            "wardstream_gateway_device_conflicts_total",
+            "Connections refused because another live connection speaks for the device",
+            ["protocol"], registry=r)
         self.commands = Counter("wardstream_gateway_commands_total",
                                 "Downlink commands by result", ["result"], registry=r)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 
+from devices.provisioning import ProvisionedDevice, Provisioning
 from geofence.model import Order
 
 
@@ -49,11 +50,18 @@ class Registry:
     extra_devices : iterable of (device_id, key)
         Registry entries accepted without an order (test rigs, spare units);
         their telemetry is keyed by ``key``.
+    provisioning : Provisioning or None
+        The provisioned devices: when given, a device must also be
+        provisioned for the protocol it speaks (and connect from one of its
+        networks); ``None`` accepts any device an order names (a gateway
+        started with ``--allow-unprovisioned``).
     """
 
     def __init__(self, orders: Sequence[Order], secret: bytes,
-                 extra_devices: Iterable[tuple[str, str]] = ()) -> None:
+                 extra_devices: Iterable[tuple[str, str]] = (),
+                 provisioning: Provisioning | None = None) -> None:
         self._secret = secret
+        self.provisioning = provisioning
         self._extra = dict(extra_devices)
         self._models: dict[str, str] = {}
         """device_id -> device model, for devices provisioned with one."""
@@ -112,6 +120,29 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._by_device) + len(self._extra)
+
+    # -- provisioning
+    def refusal(self, device_id: str, protocol: str, source_ip: str) -> tuple[str, str] | None:
+        """Why ``device_id`` may not speak ``protocol`` from ``source_ip``: (reason, detail), or None.
+
+        Reasons: ``not_provisioned`` (no entry for this protocol) and
+        ``source_refused`` (the source is outside the device's networks).
+        """
+        prov = self.provisioning
+        if prov is None:
+            return None
+        dev = prov.for_protocol(device_id, protocol)
+        if dev is None:
+            return ("not_provisioned",
+                    f"{protocol} device {device_id!r} is not provisioned for {protocol}")
+        if not dev.allows_source(source_ip):
+            return ("source_refused", f"{protocol} device {device_id!r} connected from "
+                    f"{source_ip or 'an unknown address'}, outside its provisioned networks")
+        return None
+
+    def provisioned(self, device_id: str) -> ProvisionedDevice | None:
+        """The device's provisioning entry (None without provisioning or entry)."""
+        return self.provisioning.get(device_id) if self.provisioning is not None else None
 
     # -- JT/T 808 authentication
     def auth_code(self, device_id: str) -> str:

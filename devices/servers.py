@@ -16,6 +16,20 @@ connections feed a framer (:mod:`devices.framing`) and a protocol session
   it, in frame order;
 - when the publisher's queue is full the connection stops reading
   (``pause_reading``) until it drains.
+
+Who may send (see docs/security.md):
+
+- a listener with an allow-list (``ServerConfig.allow_networks``) closes a
+  connection from any other source at once (``source_refused``);
+- one live connection per device: a second connection speaking for a
+  device that another live connection speaks for is refused, dead-lettered
+  and closed, and a ``device_conflict`` device event is published for the
+  device (a connection silent for ``takeover_idle_s`` no longer counts as
+  live: the device reconnected and the old one is closed as ``replaced``);
+- each device's telemetry passes a token bucket (``rate_per_s``,
+  ``rate_burst``); frames beyond it are dropped unacknowledged (the device
+  resends them later), counted in ``wardstream_gateway_rate_limited_total``
+  and dead-lettered ``rate_limited`` once per burst.
 """
 
 from __future__ import annotations
@@ -29,9 +43,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from devices import framing, osmand, vendor
+from devices import framing, osmand, ratelimit, vendor
 from devices.errors import FrameError
 from devices.metrics import GatewayMetrics
+from devices.provisioning import Network, in_networks
 from devices.publisher import Publisher
 from devices.registry import Registry
 from devices.sessions import (
@@ -42,13 +57,17 @@ from devices.sessions import (
     Session,
     WatchSession,
 )
-from devices.wire import encode_one
-from geofence.model import DeadLetter, Telemetry, format_ts
+from devices.wire import encode_messages, encode_one
+from geofence.model import DeadLetter, DeviceEvent, Telemetry, format_ts
 
 log = logging.getLogger(__name__)
 
 TCP_PROTOCOLS = ("jt808", "watch", "gt06", "h02")
-REFUSED = frozenset({"unknown_device", "not_authenticated", "auth_failed"})
+CONFLICT_EVENT_INTERVAL_S = 10.0
+"""At most one ``device_conflict`` event per device this often (every refusal is still
+dead-lettered and counted): repeated attempts cannot flood the telemetry topic."""
+REFUSED = frozenset({"unknown_device", "not_authenticated", "auth_failed", "not_provisioned",
+                     "source_refused", "registration_mismatch", "device_conflict"})
 
 
 @dataclass
@@ -61,7 +80,18 @@ class ServerConfig:
     idle_timeout_s: float = 300.0
     jt808_tz_offset_h: float = 8.0
     watch_tz_offset_h: float = 0.0
-    max_future_ms: int = 24 * 3600 * 1000
+    future_skew_s: float = 300.0
+    """Telemetry more than this ahead of its arrival is dead-lettered ``future_timestamp``."""
+    allow_networks: dict[str, tuple[Network, ...]] = field(default_factory=dict)
+    """Per protocol: the source networks its listener accepts (absent or empty: any)."""
+    rate_per_s: float = 5.0
+    """Sustained telemetry messages a second per device (0: no limit)."""
+    rate_burst: int = 500
+    """Messages a device may send at once (a backfill after a gap in coverage)."""
+    takeover_idle_s: float = 120.0
+    max_unread_bytes: int = 256 * 1024
+    """Replies a device has not read (beyond the kernel's buffers) before it is closed."""
+    """A device's connection silent this long yields to a new connection of the device."""
     ports: dict[str, int] = field(default_factory=dict)
     reuse_port: bool = False
     """SO_REUSEPORT: several gateway processes share the device ports (Linux)."""
@@ -71,6 +101,11 @@ class ServerConfig:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _log_refused(exc: BaseException | None) -> None:
+    if exc is not None:
+        log.error("a device_conflict event was not accepted by Kafka: %s", exc)
 
 
 class Hub:
@@ -83,6 +118,8 @@ class Hub:
         self.metrics = metrics
         self.config = config
         self.by_device: dict[str, DeviceConnection] = {}
+        self.buckets: dict[str, ratelimit.TokenBucket] = {}
+        self._conflict_at: dict[str, float] = {}
         self.connections: set[DeviceConnection] = set()
         # hot-path tallies, folded into Prometheus by flush_metrics() (about once a second)
         self.tally: dict[str, list[int]] = {p: [0, 0, 0] for p in TCP_PROTOCOLS}
@@ -104,17 +141,43 @@ class Hub:
     def session_for(self, protocol: str) -> Session:
         """A fresh session for a new connection."""
         c = self.config
+        skew = int(c.future_skew_s * 1000)
         if protocol == "jt808":
             return Jt808Session(self.registry, tz_offset_h=c.jt808_tz_offset_h,
-                                models=c.jt808_models, max_future_ms=c.max_future_ms)
+                                models=c.jt808_models, future_skew_ms=skew)
         if protocol == "watch":
             return WatchSession(self.registry, tz_offset_h=c.watch_tz_offset_h,
-                                max_future_ms=c.max_future_ms)
+                                future_skew_ms=skew)
         if protocol == "gt06":
-            return Gt06Session(self.registry, max_future_ms=c.max_future_ms)
+            return Gt06Session(self.registry, future_skew_ms=skew)
         if protocol == "h02":
-            return H02Session(self.registry, max_future_ms=c.max_future_ms)
+            return H02Session(self.registry, future_skew_ms=skew)
         raise ValueError(f"unknown protocol {protocol!r}")
+
+    def bucket_of(self, device_id: str) -> ratelimit.TokenBucket:
+        """The device's token bucket (kept across its reconnections)."""
+        bucket = self.buckets.get(device_id)
+        if bucket is None:
+            c = self.config
+            burst = c.rate_burst if c.rate_per_s > 0 else float("inf")  # 0: no limit
+            bucket = self.buckets[device_id] = ratelimit.TokenBucket(
+                c.rate_per_s, burst, time.monotonic())
+        return bucket
+
+    def conflict(self, protocol: str, device_id: str, detail: str) -> None:
+        """Count a refused conflicting connection and publish a ``device_conflict`` event.
+
+        At most one event per device every ``CONFLICT_EVENT_INTERVAL_S``.
+        """
+        self.metrics.conflicts.labels(protocol).inc()
+        now = time.monotonic()
+        last = self._conflict_at.get(device_id)
+        if last is not None and now - last < CONFLICT_EVENT_INTERVAL_S:
+            return
+        self._conflict_at[device_id] = now
+        event = DeviceEvent(device_id=device_id, ts=_now_ms(), event="device_conflict",
+                            detail=detail[:256])
+        self.publisher.submit_cb(self.registry.key_of(device_id), [event], _log_refused)
 
     def framer_for(self, protocol: str) -> framing.Framer:
         """A fresh framer for a new connection."""
@@ -190,6 +253,7 @@ class DeviceConnection(asyncio.Protocol):
             self._lane = self.session.report
             self._framer_buf = self.framer.pending
         self._max_frame = hub.config.max_frame
+        self._max_unread = hub.config.max_unread_bytes
         self._publisher = hub.publisher
         self._registry = hub.registry
         # Kafka key of the session's device, valid for that device id object and registry
@@ -197,14 +261,33 @@ class DeviceConnection(asyncio.Protocol):
         self._key = ""
         self._key_dev: str | None = None
         self._key_version = -1
+        self._bucket = ratelimit.TokenBucket(0.0, 0.0, 0.0)  # the device's, from _refresh_key
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        host = str(peer[0]) if isinstance(peer, tuple) else ""
         self.hub.connections.add(self)
         self.hub.metrics.connections.labels(self.protocol).inc()
+        allowed = self.hub.config.allow_networks.get(self.protocol)
+        if allowed and not in_networks(host, allowed):
+            log.info("%s connection from %s refused: outside the listener's networks",
+                     self.protocol, self.peer)
+            self.close("source_refused")
+            return
+        self.session.source_ip = host
+        self.session.elsewhere = self._elsewhere
+
+    def _elsewhere(self, device_id: str) -> str | None:
+        """Where another live connection speaks for ``device_id`` (None: nowhere)."""
+        other = self.hub.by_device.get(device_id)
+        if other is None or other is self or other.closed:
+            return None
+        if time.monotonic() - other.last_seen > self.hub.config.takeover_idle_s:
+            return None  # stale: the device reconnected; _handle closes the old one
+        return other.peer
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
@@ -240,6 +323,10 @@ class DeviceConnection(asyncio.Protocol):
                 if (self._key_dev is not self.session.device_id
                         or self._key_version != self._registry.version):
                     self._refresh_key()
+                verdict = self._bucket.take(len(fast[0]), received)
+                if verdict:
+                    self._rate_limited(fast[0], verdict == ratelimit.FIRST_REFUSAL)
+                    return
                 slot: list[Any] = [0, fast[1]]  # one reply: bytes, not a list
                 self._replies.append(slot)
                 publisher = self._publisher
@@ -290,6 +377,19 @@ class DeviceConnection(asyncio.Protocol):
         assert dev is not None
         self._key = self._registry.key_of(dev)
         self._key_dev, self._key_version = dev, self._registry.version
+        self._bucket = self.hub.bucket_of(dev)
+
+    def _rate_limited(self, telemetry: list[Telemetry], first: bool) -> None:
+        """Drop the telemetry of a frame over the device's rate (no acknowledgement)."""
+        self.hub.metrics.rate_limited.labels(self.protocol).inc(len(telemetry))
+        if not first:
+            return
+        dev = self.session.device_id
+        c = self.hub.config
+        self.hub.dead("rate_limited", f"{self.protocol} device {dev!r} exceeded "
+                      f"{c.rate_per_s:g} messages/s (burst {c.rate_burst}); further messages "
+                      "of this burst are dropped without acknowledgement",
+                      encode_messages(telemetry)[:4096].decode(errors="replace"), self._source(), dev)
 
     def resume(self) -> None:
         """Resume reading after backpressure."""
@@ -316,6 +416,13 @@ class DeviceConnection(asyncio.Protocol):
         dev = out.device_id or self.session.device_id
         for d in out.dead:
             hub.dead(d.reason, d.detail, d.raw, self._source(), dev)
+        if out.conflict is not None:
+            hub.metrics.frames.labels(self.protocol, out.result).inc()
+            hub.conflict(self.protocol, out.conflict,
+                         out.dead[-1].detail if out.dead else f"{self.protocol} conflict")
+            self.write(b"".join(out.replies))
+            self.close("device_conflict")
+            return
         if out.error is not None:
             self._bad(out.error, frame)
             return
@@ -340,6 +447,13 @@ class DeviceConnection(asyncio.Protocol):
             if old is not None:
                 old.close("replaced")
         if out.telemetry:
+            if (self._key_dev is not self.session.device_id
+                    or self._key_version != self._registry.version):
+                self._refresh_key()
+            verdict = self._bucket.take(len(out.telemetry), self.last_seen)
+            if verdict:
+                self._rate_limited(out.telemetry, verdict == ratelimit.FIRST_REFUSAL)
+                return
             key = telemetry_key(hub.registry, out.telemetry[0])
             group = self._group
             if group is not None and group[0] == key:
@@ -380,6 +494,8 @@ class DeviceConnection(asyncio.Protocol):
                     data = b"".join(data)
                 self._tally[2] += len(data)
                 transport.write(data)
+                if transport.get_write_buffer_size() > self._max_unread:
+                    self._not_reading()
             return
         if exc is None:
             slot[0] = 1
@@ -409,15 +525,26 @@ class DeviceConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed and not self.transport.is_closing():
             self._tally[2] += len(data)
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self._max_unread:
+                self._not_reading()
 
-    def close(self, reason: str) -> None:
-        """Close the connection, counting why."""
+    def _not_reading(self) -> None:
+        """Close a device that does not read its replies (they would pile up in memory)."""
+        log.info("closing %s connection %s: more than %d bytes of replies unread",
+                 self.protocol, self.peer, self._max_unread)
+        self.close("not_reading", abort=True)  # close() would wait for the device to read
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        """Close the connection, counting why (``abort``: drop unsent bytes at once)."""
         if self.closed:
             return
         self.closed = True
         self.hub.metrics.connections_closed.labels(self.protocol, reason).inc()
         if self.transport is not None:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
 
 def telemetry_key(registry: Registry, msg: Telemetry) -> str:

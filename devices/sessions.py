@@ -18,15 +18,25 @@ sessions own the protocol rules:
 Every frame from a device that no active order names is dead-lettered with
 reason ``unknown_device`` (its decoded telemetry as the raw text, so it can
 be replayed once an order exists) and never reaches the telemetry topic.
-Telemetry more than ``max_future_ms`` ahead of the receive time is
-dead-lettered as ``future_timestamp``, as the stream worker would.
+Telemetry more than ``future_skew_ms`` ahead of its arrival at the gateway is
+dead-lettered as ``future_timestamp``.
+
+When the registry carries a provisioning, a device identifies itself (a
+watch or H02 frame naming it, a GT06 login, a JT/T 808 registration or
+authentication) only if it is provisioned for the protocol
+(``not_provisioned``), from one of its networks (``source_refused``), with
+its provisioned JT/T 808 registration fields (``registration_mismatch``),
+and while no other connection speaks for it (``device_conflict``: the
+outcome's ``conflict`` names the device, and the server raises a
+``device_conflict`` device event for it).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from devices import gt06, h02, jt808, vendor, watch
 from devices.codec import xor8
@@ -34,6 +44,11 @@ from devices.errors import FrameError
 from devices.registry import Registry
 from devices.wire import encode_messages, encode_one
 from geofence.model import Telemetry, format_ts
+
+REGISTER_TERMINAL_REGISTERED = 3
+"""0x8100 result: the terminal is already registered (here: connected elsewhere)."""
+DEFAULT_FUTURE_SKEW_MS = 300_000
+"""Default lead of event time over arrival before a message is ``future_timestamp``."""
 
 _RESP_BODY = struct.Struct(">HHHBB")
 """0x8001 body (serial, answered serial, answered id, result) and the check code."""
@@ -60,6 +75,8 @@ class Outcome:
     dead: list[DeadEntry] = field(default_factory=list)
     error: FrameError | None = None
     device_id: str | None = None
+    conflict: str | None = None
+    """A device that tried to speak here while another connection speaks for it."""
 
     @property
     def bad(self) -> bool:
@@ -77,10 +94,16 @@ class Session:
     protocol = "base"
     text = False
 
-    def __init__(self, registry: Registry, *, max_future_ms: int = 24 * 3600 * 1000) -> None:
+    def __init__(self, registry: Registry, *, future_skew_ms: int = DEFAULT_FUTURE_SKEW_MS,
+                 source_ip: str = "",
+                 elsewhere: Callable[[str], str | None] | None = None) -> None:
         self.registry = registry
-        self.max_future_ms = max_future_ms
+        self.future_skew_ms = future_skew_ms
         self.device_id: str | None = None
+        self.source_ip = source_ip
+        """Address the connection comes from (checked against provisioned networks)."""
+        self.elsewhere: Callable[[str], str | None] = elsewhere or (lambda _dev: None)
+        """``elsewhere(device_id)``: where another live connection speaks for it, or None."""
 
     def on_frame(self, frame: bytes, now_ms: int) -> Outcome:
         """Handle one complete frame; never raises for bad input."""
@@ -110,14 +133,36 @@ class Session:
             raw))
         return out
 
+    def _admit(self, out: Outcome, dev: str, frame: bytes,
+               telemetry: list[Telemetry]) -> bool:
+        """Whether ``dev`` may identify itself here (provisioning, source, conflict).
+
+        On refusal ``out`` carries the result and a dead letter.
+        """
+        refusal = self.registry.refusal(dev, self.protocol, self.source_ip)
+        if refusal is not None:
+            reason, detail = refusal
+        else:
+            where = self.elsewhere(dev)
+            if where is None:
+                return True
+            reason = "device_conflict"
+            detail = (f"{self.protocol} device {dev!r} from {self.source_ip or '?'} refused: "
+                      f"already connected from {where}")
+            out.conflict = dev
+        out.result = reason
+        raw = encode_messages(telemetry).decode() if telemetry else _raw_text(frame, self.text)
+        out.dead.append(DeadEntry(reason, detail, raw))
+        return False
+
     def _screen(self, out: Outcome, telemetry: list[Telemetry], now_ms: int) -> None:
-        limit = now_ms + self.max_future_ms
+        limit = now_ms + self.future_skew_ms
         for msg in telemetry:
             if msg.ts > limit:
                 out.dead.append(DeadEntry(
                     "future_timestamp", f"`ts` {format_ts(msg.ts)} is more than "
-                    f"{self.max_future_ms // 3_600_000} h ahead of the receive time",
-                    encode_one(msg).decode()))
+                    f"{self.future_skew_ms // 1000} s ahead of its arrival at the gateway "
+                    f"({format_ts(now_ms)})", encode_one(msg).decode()))
             else:
                 out.telemetry.append(msg)
 
@@ -129,7 +174,7 @@ class Jt808Session(Session):
 
     def __init__(self, registry: Registry, *, tz_offset_h: float = jt808.DEFAULT_TZ_OFFSET_H,
                  alarm_map: Mapping[int, str] = jt808.ALARM_EVENTS,
-                 models: Mapping[str, vendor.Profile] | None = None, **kw: int) -> None:
+                 models: Mapping[str, vendor.Profile] | None = None, **kw: Any) -> None:
         super().__init__(registry, **kw)
         self.tz_offset_h = tz_offset_h
         self.alarm_map = alarm_map
@@ -194,7 +239,7 @@ class Jt808Session(Session):
         first = telemetry[0]
         dev = first.device_id  # type: ignore[union-attr]
         if (dev != self.device_id or not self.registry.is_accepted(dev, now_ms)
-                or first.ts > now_ms + self.max_future_ms):
+                or first.ts > now_ms + self.future_skew_ms):
             return None
         return telemetry, self._reply(phone, version, serial, jt808.MSG_LOCATION,
                                       jt808.RESULT_OK)
@@ -264,6 +309,11 @@ class Jt808Session(Session):
                     h.phone, self._next_serial(), h.serial, jt808.REGISTER_NO_SUCH_TERMINAL,
                     version=h.version))
                 return self._unknown(out, dev, frame, [])
+            refused = self._check_registration(out, d, frame)
+            if refused is not None:
+                out.replies.append(jt808.encode_register_response(
+                    h.phone, self._next_serial(), h.serial, refused, version=h.version))
+                return out
             out.replies.append(jt808.encode_register_response(
                 h.phone, self._next_serial(), h.serial, jt808.RESULT_OK,
                 self.registry.auth_code(dev), version=h.version))
@@ -273,6 +323,9 @@ class Jt808Session(Session):
             return self._unknown(out, dev, frame, d.telemetry)
         if mid == jt808.MSG_AUTH:
             code = jt808.decode_auth(d.message.body, h.version)
+            if self.device_id != dev and not self._admit(out, dev, frame, []):
+                out.replies.append(self._resp(h, jt808.RESULT_FAILURE))
+                return out
             if self.registry.check_auth(dev, code):
                 self.device_id, self.phone, self.version = dev, h.phone, h.version
                 out.device_id = dev
@@ -304,6 +357,27 @@ class Jt808Session(Session):
         out.replies.append(self._resp(h, jt808.RESULT_UNSUPPORTED))
         return out
 
+    def _check_registration(self, out: Outcome, d: jt808.Decoded, frame: bytes) -> int | None:
+        """The 0x8100 result refusing this registration, or None to hand out the code."""
+        h = d.message.header
+        dev = h.device_id
+        if self.device_id != dev and not self._admit(out, dev, frame, []):
+            return (REGISTER_TERMINAL_REGISTERED if out.result == "device_conflict"
+                    else jt808.REGISTER_NO_SUCH_TERMINAL)
+        entry = self.registry.provisioned(dev)
+        if entry is None or entry.jt808 is None:
+            return None
+        reg = jt808.decode_register(d.message.body, h.version)
+        wrong = entry.jt808.mismatches(reg.province, reg.city, reg.maker, reg.model,
+                                       reg.terminal_id, reg.plate)
+        if not wrong:
+            return None
+        out.result = "registration_mismatch"
+        out.dead.append(DeadEntry("registration_mismatch", f"jt808 device {dev!r} registered "
+                                  f"with {', '.join(wrong)} other than provisioned",
+                                  _raw_text(frame, False)))
+        return jt808.REGISTER_NO_SUCH_TERMINAL
+
     def command(self, command: str, interval_s: int) -> bytes | None:
         if self.device_id is None:
             return None
@@ -318,7 +392,7 @@ class WatchSession(Session):
     text = True
 
     def __init__(self, registry: Registry, *, tz_offset_h: float = 0.0,
-                 status_map: Mapping[int, str] = watch.STATUS_EVENTS, **kw: int) -> None:
+                 status_map: Mapping[int, str] = watch.STATUS_EVENTS, **kw: Any) -> None:
         super().__init__(registry, **kw)
         self.tz_offset_h = tz_offset_h
         self.status_map = status_map
@@ -332,6 +406,8 @@ class WatchSession(Session):
         out = Outcome()
         if not self.registry.is_accepted(dev, now_ms):
             return self._unknown(out, dev, frame, d.telemetry)
+        if dev != self.device_id and not self._admit(out, dev, frame, d.telemetry):
+            return out
         self.device_id, self.maker, self.index = dev, d.frame.maker, d.frame.index
         out.device_id = dev
         self._screen(out, d.telemetry, now_ms)
@@ -358,6 +434,8 @@ class Gt06Session(Session):
         if d.login_id is not None:
             if not self.registry.is_accepted(d.login_id, now_ms):
                 return self._unknown(out, d.login_id, frame, [])
+            if d.login_id != self.device_id and not self._admit(out, d.login_id, frame, []):
+                return out
             self.device_id = out.device_id = d.login_id
             if d.reply:
                 out.replies.append(d.reply)
@@ -389,6 +467,9 @@ class H02Session(Session):
         out = Outcome()
         if not self.registry.is_accepted(d.device_id, now_ms):
             return self._unknown(out, d.device_id, frame, d.telemetry)
+        if d.device_id != self.device_id and not self._admit(out, d.device_id, frame,
+                                                             d.telemetry):
+            return out
         self.device_id = out.device_id = d.device_id
         self._screen(out, d.telemetry, now_ms)
         if not d.telemetry:

@@ -68,6 +68,7 @@ from geofence.model import (
     parse_ts,
 )
 from geofence.rules import (
+    BUILTIN_DEVICE_RULES,
     CURFEW,
     DEFAULT_SEVERITY,
     EXCLUSION,
@@ -2081,7 +2082,7 @@ class Engine:
         if not active or st.expired:
             return
         ev: str = m.event  # type: ignore[union-attr]
-        if ev in ("tamper", "removed", "sos", "power_off", "battery_low"):
+        if ev in BUILTIN_DEVICE_RULES:
             if ev not in st.dev:
                 st.dev[ev] = self._open(
                     lane, spec, key, out, id_rule=ev, rule_id=ev, kind=ev,

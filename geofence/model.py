@@ -40,7 +40,7 @@ MAX_STRING = 256
 
 DEVICE_EVENTS: tuple[str, ...] = (
     "tamper", "removed", "sos", "fall", "battery_low",
-    "power_off", "power_on", "charging", "vibration", "heartbeat",
+    "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
 )
 VIDEO_EVENTS: tuple[str, ...] = (
     "face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall",
@@ -57,7 +57,7 @@ Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 Metres = Annotated[float, msgspec.Meta(ge=0.0, le=1_000_000.0)]
 DeviceEventName = Literal[
     "tamper", "removed", "sos", "fall", "battery_low",
-    "power_off", "power_on", "charging", "vibration", "heartbeat",
+    "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
 ]
 VideoEventName = Literal["face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall"]
 Severity = Literal["red", "orange", "yellow", "blue"]

@@ -41,6 +41,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "sos": "red",
     "power_off": "orange",
     "battery_low": "yellow",
+    "device_conflict": "red",
     "device_separation": "red",
     "spoofing_suspected": "red",
     "video_perimeter_breach": "red",
@@ -50,10 +51,11 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "video_loitering": "orange",
 }
 
-BUILTIN_DEVICE_RULES: tuple[str, ...] = ("tamper", "removed", "sos", "power_off", "battery_low")
+BUILTIN_DEVICE_RULES: tuple[str, ...] = ("tamper", "removed", "sos", "power_off", "battery_low",
+                                         "device_conflict")
 """Device events that open an alert for every person (``rule_id`` = event name)."""
 
-STICKY_DEVICE_RULES: frozenset[str] = frozenset({"tamper", "removed", "sos"})
+STICKY_DEVICE_RULES: frozenset[str] = frozenset({"tamper", "removed", "sos", "device_conflict"})
 """Device alerts that never clear by themselves (an operator resolves them)."""
 
 SPOOF_RULE = "spoofing"

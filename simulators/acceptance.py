@@ -380,11 +380,19 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
                                  + ("" if kill_at is None else
                                     f"; kill -9 of the worker after {kill_at:.0%} of the items, restarted"))
         else:
+            from devices.provisioning import for_devices, save
+
             jt_port = _free_port()
+            # every simulated terminal provisioned for JT/T 808; a whole day is replayed in
+            # minutes, far above any device's real rate, so the per-device limit is off
+            provisioning = str(out / "devices.json")
+            save(for_devices({d: "jt808" for o in orders for d in o.devices}), provisioning)
             gw = Proc("gateway", [sys.executable, "-m", "stream.cli", "gateway", "--orders",
                                   paths["orders.json"], "--kafka", broker.bootstrap, "--host", "127.0.0.1",
                                   "--jt808-port", str(jt_port), "--metrics-port", str(_free_port()),
-                                  "--no-follow-orders", *gateway_args], env, out / "gateway-jt808.log")
+                                  "--no-follow-orders", "--provisioning", provisioning,
+                                  "--rate-per-device", "0", *gateway_args],
+                      env, out / "gateway-jt808.log")
             procs.append(gw)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -444,7 +452,8 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
                           sender_waited_s=waited,
                           command=("EmbeddedBroker; python -m stream.cli worker ... "
                                    "(WARDSTREAM_IDLE_WATERMARK_S=0); python -m stream.cli gateway --orders O "
-                                   f"--jt808-port P --no-follow-orders {' '.join(gateway_args)}; "
+                                   "--jt808-port P --no-follow-orders --provisioning D "
+                                   f"--rate-per-device 0 {' '.join(gateway_args)}; "
                                    "simulators.feed.Jt808Sink, "
                                    f"acknowledgement barrier every {sync_s:g} s of event time"))
         t_sent = time.perf_counter()

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-telemetry", action="store_true", help="write zones, orders and truth only")
     g.add_argument("--zones-out", default=None, help="also write the zones to this path")
     g.add_argument("--orders-out", default=None, help="also write the orders to this path")
+    g.add_argument("--provisioning-out", default=None,
+                   help="also write a gateway provisioning file (0600) naming every device")
+    g.add_argument("--provisioning-protocol", default=None,
+                   choices=("jt808", "watch", "gt06", "h02", "osmand", "mqtt"),
+                   help="protocol the devices are provisioned for (default: jt808 with "
+                        "--profile jt808, else osmand)")
     g.add_argument("--quiet", action="store_true")
 
     v = sub.add_parser("verify", help="check truth.json against the generated tracks")
@@ -149,6 +155,14 @@ def _generate(args: argparse.Namespace) -> int:
         if extra:
             with open(paths[name], "rb") as src, open(extra, "wb") as dst:
                 dst.write(src.read())
+    if args.provisioning_out:
+        from devices.provisioning import for_devices, save
+        from geofence.model import parse_orders
+
+        proto = args.provisioning_protocol or ("jt808" if args.profile == "jt808" else "osmand")
+        with open(paths["orders.json"], "rb") as fh:
+            orders = parse_orders(fh.read())
+        save(for_devices({d: proto for o in orders for d in o.devices}), args.provisioning_out)
     t2 = time.perf_counter()
     meta = caseload.truth["meta"]
     if not args.quiet:

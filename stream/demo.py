@@ -144,6 +144,21 @@ class Demo:
         return None
 
 
+def demo_provisioning(orders_path: str, log_dir: Path) -> str:
+    """Provision every device of the demo's orders for OsmAnd (the simulator's protocol).
+
+    Written owner-only into the demo's log directory; returns its path.
+    """
+    from devices.provisioning import for_devices, save
+    from geofence.model import parse_orders
+
+    orders = parse_orders(Path(orders_path).read_bytes())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = str(log_dir / "devices.json")
+    save(for_devices({d: "osmand" for o in orders for d in o.devices}), path)
+    return path
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="wardstream demo", description=__doc__)
@@ -194,10 +209,12 @@ def main(argv: Sequence[str]) -> int:
                 ready=_port_open(web_port), shows=f"metrics http://127.0.0.1:{web_port}/metrics",
                 env=env))
         if have_data and not stopping["now"]:
+            devices = demo_provisioning(args.orders, demo.log_dir)
             demo.start_part(Part(
                 "gateway", "gateway",
                 ["--orders", args.orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
-                 "--osmand-port", str(osmand_port), "--metrics-port", str(gw_metrics)],
+                 "--osmand-port", str(osmand_port), "--metrics-port", str(gw_metrics),
+                 "--provisioning", devices],
                 ready=_port_open(jt808_port),
                 shows=f"JT/T 808 on 127.0.0.1:{jt808_port}, OsmAnd on http://127.0.0.1:{osmand_port}/",
                 env=env))

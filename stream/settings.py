@@ -49,6 +49,8 @@ CATALOGUE: tuple[Key, ...] = (
         " (3 in production)."),
     Key("telemetry_retention_h", int, 72, "Retention of wardstream.telemetry in hours."),
     Key("lateness_s", int, 120, "Event-time lateness horizon per person, seconds."),
+    Key("future_skew_s", int, 300, "Largest lead of a message's event time over its arrival"
+        " (at the gateway, at the worker), seconds; more is dead-lettered `future_timestamp`."),
     Key("face_match_min_confidence", float, 0.8, "Face matches below this raise nothing."),
     Key("max_batch", int, 10_000, "Largest batched envelope, messages; larger is dead-lettered."),
     Key("max_payload_bytes", int, 8 * 1024 * 1024, "Largest telemetry payload, bytes."),
@@ -123,6 +125,7 @@ class Settings:
     topic_replication: int = 1
     telemetry_retention_h: int = 72
     lateness_s: int = 120
+    future_skew_s: int = 300
     face_match_min_confidence: float = 0.8
     max_batch: int = 10_000
     max_payload_bytes: int = 8 * 1024 * 1024

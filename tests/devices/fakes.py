@@ -50,6 +50,12 @@ class RecordingTransport:
     def close(self) -> None:
         self.closed = True
 
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def pause_reading(self) -> None:
         pass
 

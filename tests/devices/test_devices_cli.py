@@ -63,12 +63,18 @@ def test_gateway_process_acks_after_kafka_and_stops_cleanly(kafka_bootstrap, tmp
     orders = tmp_path / "orders.json"
     orders.write_text(json.dumps([{"person_id": "P-9", "devices": ["013900000009"],
                                    "jurisdiction": "320102", "rules": []}]))
+    provisioning = tmp_path / "devices.json"
+    added = subprocess.run([sys.executable, "-m", "stream.cli", "devices", "add", "--file",
+                            str(provisioning), "--device-id", "013900000009", "--protocol",
+                            "jt808", "--network", "127.0.0.0/8"],
+                           env=ENV, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
     port = free_port()
     env = dict(ENV, WARDSTREAM_GATEWAY_SECRET="s3cret", WARDSTREAM_LOG_LEVEL="WARNING")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "gateway", "--orders", str(orders), "--kafka",
          kafka_bootstrap, "--host", "127.0.0.1", "--jt808-port", str(port), "--metrics-port",
-         str(free_port()), "--no-follow-orders"],
+         str(free_port()), "--no-follow-orders", "--provisioning", str(provisioning)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -100,3 +106,23 @@ def test_gateway_refuses_bad_orders(tmp_path):
                         "--kafka", "127.0.0.1:1", "--jt808-port", "0"], env=ENV,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "invalid orders" in r.stderr
+
+
+def test_gateway_needs_provisioning_or_an_explicit_insecure_flag(tmp_path):
+    orders = tmp_path / "orders.json"
+    orders.write_text(json.dumps([{"person_id": "P-9", "devices": ["013900000009"],
+                                   "jurisdiction": "320102", "rules": []}]))
+    base = [sys.executable, "-m", "stream.cli", "gateway", "--orders", str(orders),
+            "--kafka", "127.0.0.1:1", "--jt808-port", "0"]
+    r = subprocess.run(base, env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--provisioning" in r.stderr and "--allow-unprovisioned" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "devices.yaml"
+    bad.write_text("- {device_id: X, protocol: jt808, networks: [300.1.1.1/8]}\n")
+    r = subprocess.run([*base, "--provisioning", str(bad)], env=ENV, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "invalid provisioning" in r.stderr and "300.1.1.1/8" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([*base, "--allow-unprovisioned", "--watch-allow", "10.0.0.0/33"], env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--watch-allow" in r.stderr and "Traceback" not in r.stderr

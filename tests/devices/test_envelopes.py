@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices import jt808
 from devices.gateway import Gateway, GatewayConfig
+from devices.provisioning import for_devices
 from devices.servers import ServerConfig
 from geofence.model import parse_orders, parse_ts
 from stream.keying import partition_of
@@ -69,7 +70,8 @@ async def test_each_message_lands_on_its_persons_partition(kafka_bootstrap: str,
         secret=b"envelopes", telemetry_topic=f"telemetry-{suffix}",
         deadletter_topic=f"deadletter-{suffix}", commands_topic=f"commands-{suffix}",
         orders_topic=f"orders-{suffix}", topic_partitions=PARTITIONS, linger_ms=200.0,
-        envelope_by=envelope_by)
+        envelope_by=envelope_by,
+        provisioning=for_devices({phone(i): "jt808" for i in range(PERSONS)}))
     gw = Gateway(cfg)
     await gw.start()
     t0 = int(time.time()) * 1000 - 60_000

@@ -7,6 +7,7 @@ reads what reached Kafka with a plain consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -20,19 +21,35 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devices import gt06, h02, jt808, watch
 from devices.gateway import Gateway, GatewayConfig
+from devices.provisioning import Provisioning, parse_networks
 from devices.servers import ServerConfig
+from devices.sessions import REGISTER_TERMINAL_REGISTERED
 from geofence.model import parse_orders, parse_ts
 
 PHONE = "013912344329"
 PHONE2 = "013912340002"
 STRANGER = "099999999999"
 WATCH_ID = "8800000015"
+UNPROVISIONED = "013912340003"  # named by an order, never provisioned
 ORDERS = parse_orders(json.dumps([
     {"person_id": "P-1", "devices": [PHONE, WATCH_ID, "osm-1", "mqtt-1"],
      "jurisdiction": "320102", "rules": []},
     {"person_id": "P-2", "devices": [PHONE2, "864717003283581", "4210051415"],
      "jurisdiction": "320102", "rules": []},
+    {"person_id": "P-3", "devices": [UNPROVISIONED], "jurisdiction": "320102", "rules": []},
 ]))
+PROVISIONING = Provisioning.parse([
+    {"device_id": PHONE, "protocol": "jt808",
+     "jt808": {"province": 32, "city": 100, "manufacturer": "WSTRM", "terminal_id": "0000001"}},
+    {"device_id": PHONE2, "protocol": "jt808"},
+    {"device_id": WATCH_ID, "protocol": "watch"},
+    {"device_id": "864717003283581", "protocol": "gt06"},
+    {"device_id": "4210051415", "protocol": "h02"},
+    {"device_id": "osm-1", "protocol": "osmand"},
+    {"device_id": "mqtt-1", "protocol": "mqtt"},
+    {"device_id": "013912347777", "protocol": "jt808"},  # its order arrives during a test
+])
+"""Every device of ORDERS (and one without an order yet), provisioned for its protocol."""
 
 
 def mosquitto_up() -> bool:
@@ -51,8 +68,13 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
         kafka=kafka_bootstrap, orders=ORDERS,
         server=ServerConfig(host="127.0.0.1", ports={"jt808": 0, "watch": 0, "gt06": 0, "h02": 0},
                             max_bad_frames=params.get("max_bad_frames", 10),
-                            idle_timeout_s=params.get("idle_timeout_s", 300.0)),
-        osmand_port=0, secret=b"integration",
+                            idle_timeout_s=params.get("idle_timeout_s", 300.0),
+                            rate_per_s=params.get("rate_per_s", 0.0),
+                            rate_burst=params.get("rate_burst", 500),
+                            allow_networks=params.get("allow_networks", {}),
+                            takeover_idle_s=params.get("takeover_idle_s", 120.0),
+                            max_unread_bytes=params.get("max_unread_bytes", 256 * 1024)),
+        osmand_port=0, secret=b"integration", provisioning=PROVISIONING,
         mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None,
         mqtt_topic=f"wardstream-test/{suffix}/#",
         telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
@@ -431,4 +453,221 @@ async def test_coalesced_acks_wait_for_kafka(gateway: Gateway, kafka_bootstrap: 
     records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
                                lambda rs: len(messages(rs)) >= 5, timeout=2.0)
     assert [parse_ts(m["ts"]) for _, m in messages(records)] == [ts + i * 1000 for i in range(5)]
+    client.close()
+
+
+# --------------------------------------------------------------------------- who may send
+
+
+def dead_reasons(records: list[tuple[bytes | None, Any]]) -> list[str]:
+    return [v["reason"] for _, v in records]
+
+
+async def closed_by_gateway(reader: asyncio.StreamReader) -> bool:
+    """Whether the gateway closes the connection (whatever it wrote before)."""
+    try:
+        while await asyncio.wait_for(reader.read(4096), 10):
+            pass
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_forged_jt808_registration_and_auth_refused_while_terminal_connected(
+        gateway: Gateway, kafka_bootstrap: str):
+    port = gateway.ports["jt808"]
+    genuine = await Jt808Client.connect(port, PHONE)
+    await genuine.login()
+    # a forger presenting the terminal's (printed, public) registration fields
+    forger = await Jt808Client.connect(port, PHONE)
+    forger.writer.write(jt808.encode_register(PHONE, 1))
+    _, result, code = jt808.decode_register_response((await forger.reply()).body)
+    assert result == REGISTER_TERMINAL_REGISTERED and code == ""
+    assert await closed_by_gateway(forger.reader)
+    # even with the right code (captured on the air), no second session while it is connected
+    thief = await Jt808Client.connect(port, PHONE)
+    thief.writer.write(jt808.encode_auth(PHONE, 1, gateway.registry.auth_code(PHONE)))
+    assert general(await thief.reply())[2] == jt808.RESULT_FAILURE
+    thief.writer.write(jt808.encode_location(PHONE, 2, int(time.time() * 1000), 31.0, 117.0))
+    assert await closed_by_gateway(thief.reader)
+    # the genuine terminal is not disturbed
+    now = int(time.time()) * 1000
+    genuine.writer.write(jt808.encode_location(PHONE, genuine.next_serial(), now, 32.5, 118.5))
+    assert general(await genuine.reply())[2] == 0
+    records = await read_topic(
+        kafka_bootstrap, gateway.config.telemetry_topic,
+        lambda rs: any(m.get("lat") == 32.5 for _, m in messages(rs)))
+    got = messages(records)
+    # one event for both attempts (at most one per device every CONFLICT_EVENT_INTERVAL_S);
+    # it was submitted before the genuine fix, so it is on the topic already
+    conflicts = [(k, m) for k, m in got if m.get("event") == "device_conflict"]
+    assert len(conflicts) == 1
+    assert all(m["device_id"] == PHONE and k == gateway.registry.key_of(PHONE).encode()
+               for k, m in conflicts)
+    assert all("127.0.0.1" in m["detail"] for _, m in conflicts)
+    assert not any(m.get("lat") == 31.0 for _, m in got)  # the thief's fix never arrived
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic,
+                            lambda rs: dead_reasons(rs).count("device_conflict") >= 2)
+    assert dead_reasons(dead).count("device_conflict") == 2
+    assert gateway.metrics.conflicts.labels("jt808")._value.get() == 2
+    genuine.close()
+
+
+async def test_unprovisioned_or_mismatching_terminal_gets_no_auth_code(gateway: Gateway,
+                                                                       kafka_bootstrap: str):
+    port = gateway.ports["jt808"]
+    c = await Jt808Client.connect(port, UNPROVISIONED)  # its order exists, it is not provisioned
+    c.writer.write(jt808.encode_register(UNPROVISIONED, 1))
+    _, result, code = jt808.decode_register_response((await c.reply()).body)
+    assert result == jt808.REGISTER_NO_SUCH_TERMINAL and code == ""
+    c.writer.write(jt808.encode_auth(UNPROVISIONED, 2, gateway.registry.auth_code(UNPROVISIONED)))
+    assert general(await c.reply())[2] == jt808.RESULT_FAILURE
+    c.close()
+    m = await Jt808Client.connect(port, PHONE)  # provisioned, registering with another maker
+    m.writer.write(jt808.encode_register(PHONE, 1, maker="EVIL"))
+    _, result, code = jt808.decode_register_response((await m.reply()).body)
+    assert result == jt808.REGISTER_NO_SUCH_TERMINAL and code == ""
+    m.close()
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic,
+                            lambda rs: len(rs) >= 3)
+    assert dead_reasons(dead) == ["not_provisioned", "not_provisioned", "registration_mismatch"]
+    assert "manufacturer" in dead[2][1]["detail"]
+
+
+async def test_second_watch_gt06_h02_session_for_a_connected_device_is_refused(
+        gateway: Gateway, kafka_bootstrap: str):
+    ts = int(time.time()) * 1000 - 5000
+    r1, w1 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w1.write(b"[3G*8800000015*0002*LK]")
+    assert await asyncio.wait_for(r1.readuntil(b"]"), 10) == b"[3G*8800000015*0002*LK]"
+    r2, w2 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w2.write(watch.encode_position("3G", WATCH_ID, ts, 31.0, 117.0))
+    assert await closed_by_gateway(r2)
+    g1r, g1w = await asyncio.open_connection("127.0.0.1", gateway.ports["gt06"])
+    g1w.write(gt06.encode_login("864717003283581", 1))
+    await asyncio.wait_for(g1r.readexactly(10), 10)
+    g2r, g2w = await asyncio.open_connection("127.0.0.1", gateway.ports["gt06"])
+    g2w.write(gt06.encode_login("864717003283581", 1))
+    assert await asyncio.wait_for(g2r.read(), 10) == b""  # no login acknowledgement, closed
+    _h1r, h1w = await asyncio.open_connection("127.0.0.1", gateway.ports["h02"])
+    h1w.write(h02.encode_position("4210051415", ts, 32.0, 118.0) + b"\r\n")
+    await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                     lambda rs: any(m["device_id"] == "4210051415" for _, m in messages(rs)))
+    h2r, h2w = await asyncio.open_connection("127.0.0.1", gateway.ports["h02"])
+    h2w.write(h02.encode_position("4210051415", ts + 1000, 31.0, 117.0) + b"\r\n")
+    assert await closed_by_gateway(h2r)
+    conflicted = {WATCH_ID, "864717003283581", "4210051415"}
+    records = await read_topic(
+        kafka_bootstrap, gateway.config.telemetry_topic,
+        lambda rs: {m["device_id"] for _, m in messages(rs)
+                    if m.get("event") == "device_conflict"} >= conflicted)
+    got = messages(records)
+    assert sorted(m["device_id"] for _, m in got if m.get("event") == "device_conflict") == \
+        sorted(conflicted)
+    assert not any(m.get("lat") == 31.0 for _, m in got)
+    for w in (w1, g1w, h1w):
+        w.close()
+
+
+@pytest.mark.parametrize("gateway", [{"takeover_idle_s": 0.5}], indirect=True)
+async def test_a_silent_connection_yields_to_the_devices_reconnection(gateway: Gateway,
+                                                                      kafka_bootstrap: str):
+    r1, w1 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w1.write(b"[3G*8800000015*0002*LK]")
+    await asyncio.wait_for(r1.readuntil(b"]"), 10)
+    await asyncio.sleep(0.7)  # the old link went quiet (a device that lost its connection)
+    r2, w2 = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w2.write(b"[3G*8800000015*0002*LK]")
+    assert await asyncio.wait_for(r2.readuntil(b"]"), 10) == b"[3G*8800000015*0002*LK]"
+    assert await closed_by_gateway(r1)
+    assert gateway.metrics.connections_closed.labels("watch", "replaced")._value.get() == 1
+    assert gateway.metrics.conflicts.labels("watch")._value.get() == 0
+    w2.close()
+
+
+@pytest.mark.parametrize("gateway", [{"allow_networks": {"watch": parse_networks(["10.0.0.0/8"])}}],
+                         indirect=True)
+async def test_source_outside_the_listener_allow_list_is_refused(gateway: Gateway):
+    r, w = await asyncio.open_connection("127.0.0.1", gateway.ports["watch"])
+    w.write(b"[3G*8800000015*0002*LK]")
+    assert await asyncio.wait_for(r.read(), 10) == b""  # closed, no reply
+    assert gateway.metrics.connections_closed.labels("watch", "source_refused")._value.get() == 1
+    client = await Jt808Client.connect(gateway.ports["jt808"], PHONE2)  # no list on this one
+    await client.login()
+    client.close()
+
+
+@pytest.mark.parametrize("gateway", [{"rate_per_s": 5.0, "rate_burst": 20}], indirect=True)
+async def test_a_flooding_terminal_is_rate_limited(gateway: Gateway, kafka_bootstrap: str):
+    client = await Jt808Client.connect(gateway.ports["jt808"], PHONE2)
+    await client.login()
+    n = 5000
+    started = time.monotonic()
+    client.writer.write(b"".join(jt808.encode_heartbeat(PHONE2, 10 + i) for i in range(n)))
+    await client.writer.drain()  # and never reads an acknowledgement
+    limited = gateway.metrics.rate_limited.labels("jt808")
+    for _ in range(200):
+        if limited._value.get() >= n - 200:
+            break
+        await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - started
+    admitted = n - int(limited._value.get())
+    assert 20 <= admitted <= 20 + 5 * elapsed + 1, (admitted, elapsed)
+    records = await read_topic(
+        kafka_bootstrap, gateway.config.telemetry_topic,
+        lambda rs: sum(m.get("event") == "heartbeat" for _, m in messages(rs)) >= admitted)
+    assert sum(m.get("event") == "heartbeat" for _, m in messages(records)) == admitted
+    # one dead letter for the whole flood
+    assert gateway.metrics.dead_letters.labels("rate_limited")._value.get() == 1
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic,
+                            lambda rs: "rate_limited" in dead_reasons(rs))
+    assert dead_reasons(dead) == ["rate_limited"] and PHONE2 in dead[0][1]["detail"]
+    client.close()
+
+
+@pytest.mark.parametrize("gateway", [{"max_unread_bytes": 16 * 1024}], indirect=True)
+async def test_a_terminal_that_never_reads_its_replies_is_closed(gateway: Gateway):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.ports["jt808"]))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    client = Jt808Client(reader, writer, PHONE2)
+    await client.login()
+    # small kernel buffers on both ends, so unread replies pile up in the gateway itself
+    (conn,) = gateway.hub.connections
+    assert conn.transport is not None
+    conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    # registrations are answered without Kafka and carry no telemetry: not rate-limited
+    frames = b"".join(jt808.encode_register(PHONE2, 10 + i) for i in range(20_000))
+    closed = gateway.metrics.connections_closed.labels("jt808", "not_reading")
+    with contextlib.suppress(ConnectionError):
+        writer.write(frames)
+        await asyncio.wait_for(writer.drain(), 20)
+    for _ in range(200):
+        if closed._value.get():
+            break
+        await asyncio.sleep(0.05)
+    assert closed._value.get() == 1
+    assert not gateway.hub.connections  # gone, with its buffered replies
+    writer.close()
+
+
+async def test_future_dated_fix_is_dead_lettered(gateway: Gateway, kafka_bootstrap: str):
+    client = await Jt808Client.connect(gateway.ports["jt808"], PHONE2)
+    await client.login()
+    now = int(time.time()) * 1000
+    client.writer.write(jt808.encode_location(PHONE2, client.next_serial(), now + 3_600_000,
+                                              32.2, 118.2))
+    assert general(await client.reply())[2] == 0
+    client.writer.write(jt808.encode_location(PHONE2, client.next_serial(), now + 60_000,
+                                              32.3, 118.3))  # within the 300 s skew
+    assert general(await client.reply())[2] == 0
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: any(m.get("lat") == 32.3 for _, m in messages(rs)))
+    assert not any(m.get("lat") == 32.2 for _, m in messages(records))
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic,
+                            lambda rs: bool(rs))
+    assert dead_reasons(dead) == ["future_timestamp"]
+    assert "300 s ahead" in dead[0][1]["detail"] and PHONE2 in dead[0][1]["raw"]
     client.close()

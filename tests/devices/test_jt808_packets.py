@@ -140,7 +140,7 @@ def test_reassembler_limits() -> None:
 
 
 def backfill_packets(n: int, serial: int) -> tuple[list[bytes], list[int]]:
-    t0 = int(time.time()) * 1000 - 3_600_000
+    t0 = int(time.time()) * 1000 - 7_200_000  # the whole backfill lies in the past
     items = [jt808.location_body(t0 + i * 60_000, 32.0 + i / 1e4, 118.7, battery_pct=70)
              for i in range(n)]
     body = b"".join(len(x).to_bytes(2, "big") + x for x in items)

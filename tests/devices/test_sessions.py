@@ -126,3 +126,56 @@ def test_registry_entries_without_an_order():
     r = Registry(ORDERS, b"k", extra_devices=[("rig-1", "RIG")])
     assert r.is_accepted("rig-1", NOW) and r.key_of("rig-1") == "RIG"
     assert r.person_of("rig-1") is None
+
+
+def test_future_skew_is_measured_from_arrival():
+    r = registry()
+    s = Jt808Session(r, future_skew_ms=300_000)
+    s.on_frame(jt808.encode_auth(PHONE, 1, r.auth_code(PHONE)), NOW)
+    inside = s.on_frame(jt808.encode_location(PHONE, 2, NOW + 300_000, 32.0, 118.0), NOW)
+    assert [m.ts for m in inside.telemetry] == [NOW + 300_000] and not inside.dead
+    beyond = s.on_frame(jt808.encode_location(PHONE, 3, NOW + 301_000, 32.0, 118.0), NOW)
+    assert not beyond.telemetry and [d.reason for d in beyond.dead] == ["future_timestamp"]
+    assert "300 s ahead" in beyond.dead[0].detail
+    # the same frame arriving a second later is in time
+    later = s.on_frame(jt808.encode_location(PHONE, 4, NOW + 301_000, 32.0, 118.0), NOW + 1000)
+    assert len(later.telemetry) == 1
+
+
+def provisioned_registry() -> Registry:
+    from devices.provisioning import Provisioning
+
+    return Registry(ORDERS, b"test-secret", provisioning=Provisioning.parse([
+        {"device_id": PHONE, "protocol": "jt808", "jt808": {"province": 32, "plate": "苏A1"}},
+        {"device_id": "8800000015", "protocol": "watch", "networks": ["10.8.0.0/16"]},
+        {"device_id": "864717003283581", "protocol": "h02"},  # not its protocol
+    ]))
+
+
+def test_provisioning_decides_registration_and_identification():
+    r = provisioned_registry()
+    s = Jt808Session(r)
+    bad = s.on_frame(jt808.encode_register(PHONE, 1, province=11, plate="苏A1"), NOW)
+    assert bad.result == "registration_mismatch" and "province" in bad.dead[0].detail
+    assert jt808.decode_register_response(jt808.parse_frame(bad.replies[0]).body)[1:] == (
+        jt808.REGISTER_NO_SUCH_TERMINAL, "")
+    good = s.on_frame(jt808.encode_register(PHONE, 2, province=32, plate="苏A1"), NOW)
+    assert jt808.decode_register_response(jt808.parse_frame(good.replies[0]).body)[1:] == (
+        0, r.auth_code(PHONE))
+    w = WatchSession(r, source_ip="192.168.1.5")
+    out = w.on_frame(b"[3G*8800000015*0002*LK]", NOW)
+    assert out.result == "source_refused" and not out.replies and w.device_id is None
+    w = WatchSession(r, source_ip="10.8.3.4")
+    assert w.on_frame(b"[3G*8800000015*0002*LK]", NOW).replies
+    g = Gt06Session(r)
+    out = g.on_frame(gt06.encode_login("864717003283581", 1), NOW)
+    assert out.result == "not_provisioned" and not out.replies and g.device_id is None
+
+
+def test_a_device_live_elsewhere_is_a_conflict():
+    r = registry()
+    s = H02Session(r, source_ip="10.0.0.9", elsewhere=lambda dev: "10.0.0.1:5000")
+    out = s.on_frame(h02.encode_position("4210051415", NOW - 1000, 32.0, 118.0), NOW)
+    assert out.result == "device_conflict" and out.conflict == "4210051415"
+    assert not out.telemetry and s.device_id is None
+    assert "10.0.0.1:5000" in out.dead[0].detail and "4210051415" in out.dead[0].raw

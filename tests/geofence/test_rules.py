@@ -299,6 +299,18 @@ def test_builtin_device_rules() -> None:
                    ("cleared", "power_off", "orange"), ("cleared", "battery_low", "yellow")]
 
 
+def test_device_conflict_is_a_red_alert_that_stays_open() -> None:
+    eng = engine()
+    msgs = [fix(T0, 800), event(T0 + MIN, "device_conflict"),
+            event(T0 + 2 * MIN, "device_conflict"), event(T0 + 3 * MIN, "charging"),
+            fix(T0 + 10 * MIN, 800)]
+    recs = feed(eng, msgs)
+    recs += eng.flush()
+    got = [(r.event, r.alert.rule_id, r.alert.severity) for r in recs]
+    assert got == [("opened", "device_conflict", "red")]
+    assert [a.kind for a in eng.open_alerts()] == ["device_conflict"]
+
+
 def test_unknown_device_and_duplicates() -> None:
     eng = engine()
     res = eng.process([fix(T0, 0, dev="WB-X"), fix(T0, 0), fix(T0, 0)])

@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices.gateway import Gateway, GatewayConfig
+from devices.provisioning import for_devices
 from devices.servers import ServerConfig
 from geofence.engine import replay_lines
 from geofence.model import encode, parse_orders, parse_ts
@@ -67,7 +68,8 @@ async def test_jt808_fleet_through_gateway_scores_perfectly(kafka_bootstrap: str
         server=ServerConfig(host="127.0.0.1", ports={"jt808": 0}), secret=b"sim",
         telemetry_topic=f"sim-telemetry-{suffix}", deadletter_topic=f"sim-dead-{suffix}",
         commands_topic=f"sim-commands-{suffix}", orders_topic=f"sim-orders-{suffix}",
-        topic_partitions=3, follow_orders=False))
+        topic_partitions=3, follow_orders=False,
+        provisioning=for_devices({d: "jt808" for o in orders for d in o.devices})))
     await gw.start()
     sink = Jt808Sink("127.0.0.1", gw.ports["jt808"])
     try:
@@ -126,7 +128,8 @@ async def test_osmand_phones_through_gateway_arrive_unchanged(kafka_bootstrap: s
         osmand_port=0, secret=b"sim",
         telemetry_topic=f"sim-telemetry-{suffix}", deadletter_topic=f"sim-dead-{suffix}",
         commands_topic=f"sim-commands-{suffix}", orders_topic=f"sim-orders-{suffix}",
-        topic_partitions=3, follow_orders=False))
+        topic_partitions=3, follow_orders=False,
+        provisioning=for_devices({d: "osmand" for o in orders for d in o.devices})))
     await gw.start()
     sink = OsmandSink(f"http://127.0.0.1:{gw.ports['osmand']}/", concurrency=32)
     try:
