@@ -73,5 +73,9 @@ class GatewayMetrics:
                               registry=r)
         self.dead_letters = Counter("wardstream_gateway_dead_letters_total",
                                     "Dead letters by reason", ["reason"], registry=r)
+        self.input_restarts = Counter(
+            "wardstream_gateway_input_restarts_total",
+            "Times a gateway input (MQTT subscriber, consumer) failed and was restarted",
+            ["input"], registry=r)
         self.commands = Counter("wardstream_gateway_commands_total",
                                 "Downlink commands by result", ["result"], registry=r)

@@ -29,8 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from devices.bounds import json_bounds
 from devices.errors import FrameError
 from geofence.model import Fix, Telemetry
+
+#: Largest OsmAnd request body (a Traccar Client batch is a few KiB).
+MAX_BODY = 64 * 1024
 
 
 def _float(value: Any, what: str) -> float:
@@ -152,9 +156,15 @@ def _from_bg_location(loc: Mapping[str, Any], dev: Any, now_ms: int) -> Fix:
 
 
 def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
-    """Decode a JSON POST body (background-geolocation shape or flat keys)."""
+    """Decode a JSON POST body (background-geolocation shape or flat keys).
+
+    The body's size and nesting are bounded before it is parsed
+    (``payload_too_large``, ``too_deep``).
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    json_bounds(raw, MAX_BODY)
     try:
-        data = json.loads(body)
+        data = json.loads(raw)
     except ValueError as exc:
         raise FrameError("malformed_json", f"body is not JSON: {exc}") from None
     if not isinstance(data, Mapping):

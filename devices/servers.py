@@ -444,11 +444,29 @@ def osmand_app(hub: Hub) -> object:
     metrics = hub.metrics
 
     async def handle(request: web.Request) -> web.Response:
+        try:
+            return await _handle(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # one bad request never takes the endpoint down
+            log.exception("OsmAnd request from %s could not be handled", request.remote)
+            metrics.frames.labels("osmand", "internal_error").inc()
+            hub.dead("internal_error", f"{type(exc).__name__}: {exc}",
+                     request.rel_url.raw_path_qs[:4096], f"osmand:{request.remote}", None)
+            return web.Response(status=500, text="internal_error\n")
+
+    async def _handle(request: web.Request) -> web.Response:
         received = time.monotonic()
         now = _now_ms()
-        raw = await request.read()
-        metrics.bytes.labels("osmand", "in").inc(len(raw) + len(request.rel_url.raw_path_qs))
         source = f"osmand:{request.remote}"
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            metrics.frames.labels("osmand", "payload_too_large").inc()
+            hub.dead("payload_too_large", f"request body over {osmand.MAX_BODY} bytes",
+                     request.rel_url.raw_path_qs[:4096], source, None)
+            return web.Response(status=413, text="payload_too_large\n")
+        metrics.bytes.labels("osmand", "in").inc(len(raw) + len(request.rel_url.raw_path_qs))
         try:
             if request.method == "POST" and raw.lstrip().startswith(b"{"):
                 messages = osmand.decode_json(raw, now)
@@ -484,7 +502,7 @@ def osmand_app(hub: Hub) -> object:
         metrics.frames.labels("osmand", "ok").inc()
         return web.Response(status=200, text="OK\n")
 
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=osmand.MAX_BODY)
     app.router.add_route("GET", "/{tail:.*}", handle)
     app.router.add_route("POST", "/{tail:.*}", handle)
     return app
