@@ -178,6 +178,8 @@ def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
             if not isinstance(item, Mapping):
                 raise FrameError("wrong_type", "each location must be an object")
             out.append(_from_bg_location(item, dev, now_ms))
+        if not out:
+            raise FrameError("empty", "the location list is empty")
         return out
     return [_fix(data, now_ms)]
 

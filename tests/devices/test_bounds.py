@@ -45,3 +45,9 @@ def test_osmand_json_body_nested_too_deep_is_refused():
     with pytest.raises(FrameError) as exc:
         osmand.decode_json(body, 0)
     assert exc.value.reason == "too_deep"
+
+
+def test_osmand_empty_location_list_is_refused_not_ignored():
+    with pytest.raises(FrameError) as exc:
+        osmand.decode_json(b'{"device_id": "a", "location": []}', 0)
+    assert exc.value.reason == "empty"
