@@ -263,3 +263,80 @@ async def _run(config: object) -> int:
     print(f"wardstream gateway: stopped ({gateway.publisher.published} messages published)",
           flush=True)
     return 0
+
+
+def devices_main(argv: Sequence[str]) -> int:
+    """``wardstream devices add|remove|list --file F``: manage the provisioning file."""
+    from devices import provisioning as prov
+
+    p = argparse.ArgumentParser(prog="wardstream devices",
+                                description="Provision the devices the gateway accepts.")
+    sub = p.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="provision a device (replaces an entry of the same id)")
+    add.add_argument("--file", required=True, help="provisioning file (created 0600 if absent)")
+    add.add_argument("--device-id", required=True)
+    add.add_argument("--protocol", required=True, choices=prov.PROTOCOLS)
+    add.add_argument("--model", default=None, help="device model")
+    add.add_argument("--network", action="append", default=[], metavar="CIDR",
+                     help="source network the device connects from (repeatable; none: any)")
+    add.add_argument("--secret", choices=("generate", "none"), default=None,
+                     help="generate a secret (printed once) or none; default: generate for "
+                          "osmand and mqtt, none for the TCP protocols")
+    for name in ("province", "city"):
+        add.add_argument(f"--jt808-{name}", type=int, default=None,
+                         help=f"jt808 registration {name} id to require")
+    for name in ("manufacturer", "terminal-model", "terminal-id", "plate"):
+        add.add_argument(f"--jt808-{name}", default=None,
+                         help=f"jt808 registration {name.replace('-', ' ')} to require")
+    rm = sub.add_parser("remove", help="remove a device")
+    rm.add_argument("--file", required=True)
+    rm.add_argument("--device-id", required=True)
+    ls = sub.add_parser("list", help="list provisioned devices (hashes are not shown)")
+    ls.add_argument("--file", required=True)
+    args = p.parse_args(list(argv))
+    try:
+        book = (prov.load(args.file) if os.path.exists(args.file) or args.action != "add"
+                else prov.Provisioning())
+        if args.action == "list":
+            for d in book:
+                nets = ",".join(str(n) for n in d.networks) or "any"
+                extra = " secret" if d.secret_hash else ""
+                print(f"{d.device_id}\t{d.protocol}\t{d.model or '-'}\tfrom {nets}{extra}")
+            return 0
+        if args.action == "remove":
+            if not book.remove(args.device_id):
+                print(f"wardstream devices: {args.device_id!r} is not provisioned in {args.file}",
+                      file=sys.stderr)
+                return 2
+            prov.save(book, args.file)
+            return 0
+        jt = {k: getattr(args, f"jt808_{k}") for k in ("province", "city", "manufacturer",
+                                                         "terminal_model", "terminal_id", "plate")}
+        if any(v is not None for v in jt.values()) and args.protocol != "jt808":
+            print("wardstream devices: --jt808-* fields need --protocol jt808", file=sys.stderr)
+            return 2
+        entry: dict[str, Any] = {"device_id": args.device_id, "protocol": args.protocol,
+                                 "networks": args.network}
+        if args.model:
+            entry["model"] = args.model
+        if any(v is not None for v in jt.values()):
+            entry["jt808"] = {k: v for k, v in jt.items() if v is not None}
+        device = prov.parse_entry(entry, "--device-id " + args.device_id)
+        want = args.secret or ("generate" if args.protocol in ("osmand", "mqtt") else "none")
+        secret = None
+        if want == "generate":
+            device, secret = prov.with_secret(device)
+        book.add(device)
+        prov.save(book, args.file)
+    except prov.ProvisioningError as exc:
+        print(f"wardstream devices: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wardstream devices: cannot write {args.file}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    if secret is not None:
+        print(f"{device.device_id} secret (shown once, not stored): {secret}")
+    else:
+        print(f"{device.device_id} provisioned ({device.protocol})")
+    return 0

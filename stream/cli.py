@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str, int]] = {
     "worker": ("stream.worker", "main", "the stream worker: telemetry in, alert lifecycle records out", 4),
     "decode": ("devices.cli", "decode_main", "decode one tracker-protocol frame to canonical JSON", 6),
     "gateway": ("devices.cli", "gateway_main", "device gateway: tracker protocols into Kafka", 6),
+    "devices": ("devices.cli", "devices_main", "provision the devices the gateway accepts", 6),
     "api": ("alerts.cli", "api_main", "command-centre HTTP API, live feed and dashboard", 5),
     "users": ("alerts.cli", "users_main", "manage command-centre operators", 5),
     "simulate": ("simulators.cli", "main", "synthetic caseloads, load and scoring", 7),
