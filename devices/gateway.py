@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from devices.bounds import json_bounds
 from devices.errors import FrameError, GatewayConfigError
 from devices.metrics import GatewayMetrics
+from devices.provisioning import Provisioning
 from devices.publisher import (
     COMMANDS_TOPIC,
     DEADLETTER_TOPIC,
@@ -69,6 +70,8 @@ class GatewayConfig:
     topic_partitions: int = 12
     envelope_by: str = "partition"
     extra_devices: list[tuple[str, str]] = field(default_factory=list)
+    provisioning: Provisioning | None = None
+    """Provisioned devices (docs/security.md); required unless ``allow_unprovisioned``."""
 
 
 class Gateway:
@@ -117,7 +120,7 @@ class Gateway:
         if c.osmand_port is not None:
             from aiohttp import web
 
-            app = osmand_app(self.hub)
+            app = osmand_app(self.hub, c.provisioning)
             self._runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
             await self._runner.setup()
             site = web.TCPSite(self._runner, c.server.host, c.osmand_port)
@@ -324,7 +327,14 @@ class Gateway:
                           None)
         now = int(time.time() * 1000)
         groups: dict[str, list[Any]] = {}
+        bound = topic_device(source)
         for msg in batch.messages:
+            named = msg.camera_id if isinstance(msg, VideoHit) else msg.device_id
+            if named != bound:
+                m.frames.labels("mqtt", "device_mismatch").inc()
+                self.hub.dead("device_mismatch", f"message names {named!r} but was published on "
+                              f"the topic of {bound!r}", encode_one(msg).decode(), source, None)
+                continue
             if not isinstance(msg, VideoHit) and not self.registry.is_accepted(msg.device_id, now):
                 m.frames.labels("mqtt", "unknown_device").inc()
                 self.hub.dead("unknown_device", f"mqtt device {msg.device_id!r} is named by no "
@@ -338,3 +348,13 @@ class Gateway:
         results = await asyncio.gather(*futs, return_exceptions=True)
         failed = sum(1 for r in results if isinstance(r, BaseException))
         m.frames.labels("mqtt", "ok" if not failed else "publish_failed").inc()
+
+
+def topic_device(source: str) -> str:
+    """The device an MQTT topic belongs to: its last level (``.../telemetry/WB-1`` -> ``WB-1``).
+
+    The broker's ACL lets each device publish only below its own id, so the
+    last topic level is the authenticated publisher; a payload naming another
+    device is refused as ``device_mismatch``.
+    """
+    return source.rsplit("/", 1)[-1]

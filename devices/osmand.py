@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -153,6 +154,30 @@ def _from_bg_location(loc: Mapping[str, Any], dev: Any, now_ms: int) -> Fix:
         if 0 <= level <= 1:
             params["batt"] = round(level * 100, 1)
     return _fix(params, now_ms)
+
+
+_KEY = re.compile(r"(?i)(?<![a-z0-9_])key=[^&\s]*")
+
+
+def redact_key(text: str) -> str:
+    """``text`` with any ``key=`` value masked, so a device key never reaches a dead letter."""
+    return _KEY.sub("key=***", text)
+
+
+def request_key(target: str, body: str, authorization: str | None) -> str | None:
+    """The device key of a request: ``Authorization: Bearer``, else a ``key=`` parameter.
+
+    The parameter is read from the query string, or from a form body.
+    """
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for text in (urlsplit(target).query, "" if body.lstrip().startswith("{") else body):
+        for name, value in parse_qsl(text, keep_blank_values=True):
+            if name == "key" and value:
+                return value
+    return None
 
 
 def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
