@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import socket
 import subprocess
 import time
@@ -22,7 +23,10 @@ class Mosquitto:
     def __init__(self, workdir: Path, extra_conf: str = "allow_anonymous true\n") -> None:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{extra_conf}")
+        # run as the test's own user, so it can read password and ACL files in the test's
+        # private directory (a root-started mosquitto would otherwise switch to "mosquitto")
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n"
+                             f"user {getpass.getuser()}\n{extra_conf}")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
