@@ -101,3 +101,23 @@ async def test_broker_admits_the_gateway_and_each_device_on_its_own_topic(
                     await c.publish("wardstream/telemetry/mq-1", b"x", qos=1)
     finally:
         m.stop()
+
+
+async def test_production_config_runs_with_generated_files_and_refuses_anonymous(
+        generated: tuple[Path, dict[str, str]], tmp_path: Path):
+    out, secrets = generated
+    text = (ROOT / "config" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in text.splitlines()
+    # the compose file mounts the generated directory at /mosquitto/auth
+    conf = "\n".join(line for line in text.splitlines() if not line.startswith("listener"))
+    m = Mosquitto(tmp_path, conf.replace("/mosquitto/auth", str(out)) + "\n")
+    m.start()
+    try:
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", m.port) as c:
+                await c.publish("wardstream/telemetry/mq-1", b"x", qos=1)
+        async with aiomqtt.Client("127.0.0.1", m.port, username="mq-2",
+                                  password=secrets["mq-2"]) as c:
+            await c.publish("wardstream/telemetry/mq-2", b"x", qos=1)
+    finally:
+        m.stop()
