@@ -144,3 +144,41 @@ async def test_mqtt_devices_publish_only_as_themselves(gateway: Gateway, broker:
     assert [(v["reason"], v["source"]) for _, v in dead] == [
         ("device_mismatch", f"mqtt:{PREFIX}/mqtt-1")] * 2
     assert "'osm-1'" in dead[0][1]["detail"] and "'CAM-9'" in dead[1][1]["detail"]
+
+
+async def test_simulator_osmand_sink_sends_provisioned_keys(gateway: Gateway, tmp_path: Path,
+                                                           kafka_bootstrap: str):
+    from simulators.feed import OsmandSink, load_keys
+
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps({"osm-1": OSM_KEY}))
+    url = f"http://127.0.0.1:{gateway.ports['osmand']}/"
+    now = int(time.time() * 1000)
+
+    class Item:
+        messages = [{"kind": "fix", "device_id": "osm-1", "ts": now, "lat": 32.3,
+                     "lon": 118.7}]
+
+    for keys, errors in (({}, 1), (load_keys(str(keys_file)), 0)):
+        sink = OsmandSink(url, keys=keys)
+        await sink.start()
+        try:
+            await sink.put(Item())  # type: ignore[arg-type]
+            await sink.flush()
+        finally:
+            await sink.stop()
+        assert sink.errors == errors
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: bool(messages(rs)))
+    assert [m["lat"] for _, m in messages(records)] == [32.3]
+
+
+def test_unusable_keys_file_is_a_one_line_error(tmp_path: Path):
+    from simulators.feed import load_keys
+
+    bad = tmp_path / "keys.json"
+    bad.write_text('["osm-1"]')
+    with pytest.raises(ValueError, match="JSON object of device id -> key"):
+        load_keys(str(bad))
+    with pytest.raises(ValueError, match="cannot read"):
+        load_keys(str(tmp_path / "missing.json"))
