@@ -335,6 +335,13 @@ class Gateway:
                 self.hub.dead("device_mismatch", f"message names {named!r} but was published on "
                               f"the topic of {bound!r}", encode_one(msg).decode(), source, None)
                 continue
+            prov = self.config.provisioning
+            if (isinstance(msg, VideoHit) and prov is not None
+                    and prov.for_protocol(msg.camera_id, "mqtt") is None):
+                m.frames.labels("mqtt", "unknown_device").inc()
+                self.hub.dead("unknown_device", f"camera {msg.camera_id!r} is not provisioned "
+                              "for mqtt", encode_one(msg).decode(), source, msg.camera_id)
+                continue
             if not isinstance(msg, VideoHit) and not self.registry.is_accepted(msg.device_id, now):
                 m.frames.labels("mqtt", "unknown_device").inc()
                 self.hub.dead("unknown_device", f"mqtt device {msg.device_id!r} is named by no "

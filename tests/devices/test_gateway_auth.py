@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiomqtt
 import pytest
@@ -155,15 +156,14 @@ async def test_simulator_osmand_sink_sends_provisioned_keys(gateway: Gateway, tm
     url = f"http://127.0.0.1:{gateway.ports['osmand']}/"
     now = int(time.time() * 1000)
 
-    class Item:
-        messages = [{"kind": "fix", "device_id": "osm-1", "ts": now, "lat": 32.3,
-                     "lon": 118.7}]
+    item = SimpleNamespace(messages=[{"kind": "fix", "device_id": "osm-1", "ts": now,
+                                      "lat": 32.3, "lon": 118.7}])
 
     for keys, errors in (({}, 1), (load_keys(str(keys_file)), 0)):
         sink = OsmandSink(url, keys=keys)
         await sink.start()
         try:
-            await sink.put(Item())  # type: ignore[arg-type]
+            await sink.put(item)  # type: ignore[arg-type]
             await sink.flush()
         finally:
             await sink.stop()
@@ -182,3 +182,34 @@ def test_unusable_keys_file_is_a_one_line_error(tmp_path: Path):
         load_keys(str(bad))
     with pytest.raises(ValueError, match="cannot read"):
         load_keys(str(tmp_path / "missing.json"))
+
+
+async def test_video_hits_only_from_provisioned_cameras(gateway: Gateway, broker: Mosquitto,
+                                                        kafka_bootstrap: str):
+    ts = int(time.time() * 1000) - 1000
+    assert gateway.config.provisioning is not None
+    gateway.config.provisioning.add(ProvisionedDevice("CAM-1", "mqtt"))
+    passwd = broker.conf.parent / "passwd"
+    for cam in ("CAM-1", "CAM-2"):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), cam, "pw-" + cam], check=True,
+                       capture_output=True)
+    assert broker.proc is not None
+    broker.proc.send_signal(1)  # SIGHUP: the broker reloads its password file
+    await asyncio.sleep(0.5)
+
+    def hit(camera: str, lat: float) -> bytes:
+        return json.dumps({"kind": "video_hit", "camera_id": camera, "ts": ts,
+                           "event": "face_match", "lat": lat, "lon": 118.0,
+                           "person_id": "P-1", "confidence": 0.95,
+                           "jurisdiction": "320102"}).encode()
+
+    for cam, lat in (("CAM-2", 31.5), ("CAM-1", 31.6)):
+        async with aiomqtt.Client("127.0.0.1", broker.port, username=cam,
+                                  password="pw-" + cam) as client:
+            await client.publish(f"{PREFIX}/{cam}", hit(cam, lat), qos=1)
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: bool(messages(rs)))
+    assert [(m["camera_id"], m["lat"]) for _, m in messages(records)] == [("CAM-1", 31.6)]
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic, bool)
+    assert [(v["reason"], v["source"]) for _, v in dead] == [
+        ("unknown_device", f"mqtt:{PREFIX}/CAM-2")]
