@@ -120,6 +120,10 @@ class Gateway:
         if c.osmand_port is not None:
             from aiohttp import web
 
+            if c.provisioning is None:
+                log.warning("OsmAnd requests are accepted without device keys (no provisioned "
+                            "devices): anyone who knows a device id can send its positions")
+
             app = osmand_app(self.hub, c.provisioning)
             self._runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
             await self._runner.setup()
@@ -145,6 +149,9 @@ class Gateway:
             self._tasks.append(loop.create_task(self._supervise("orders", self._orders),
                                                 name="orders"))
         if c.mqtt_url:
+            if not urlsplit(c.mqtt_url).username:
+                log.warning("MQTT without credentials: only a broker that refuses anonymous "
+                            "publishers (config/mosquitto.conf) keeps devices to their topics")
             self._tasks.append(loop.create_task(self._supervise("mqtt", self._mqtt, 0.5),
                                                 name="mqtt"))
 

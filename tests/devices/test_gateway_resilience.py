@@ -143,3 +143,10 @@ async def test_osmand_deep_and_oversized_bodies_are_dead_lettered(
     records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
                                lambda rs: bool(messages(rs)))
     assert [m["device_id"] for _, m in messages(records)] == ["osm-1"]
+
+
+async def test_insecure_inputs_are_announced(gateway: Gateway, caplog: pytest.LogCaptureFixture):
+    # this gateway has no provisioned devices and an anonymous MQTT URL
+    warnings = [r.getMessage() for r in caplog.get_records("setup") if r.levelname == "WARNING"]
+    assert any("without device keys" in w for w in warnings)
+    assert any("MQTT without credentials" in w for w in warnings)
