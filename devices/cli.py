@@ -391,7 +391,17 @@ def devices_main(argv: Sequence[str]) -> int:
     rm.add_argument("--device-id", required=True)
     ls = sub.add_parser("list", help="list provisioned devices (hashes are not shown)")
     ls.add_argument("--file", required=True)
+    mq = sub.add_parser("mosquitto-config",
+                        help="write the MQTT broker's password file and ACL from the "
+                             "provisioning file (new device passwords printed once)")
+    mq.add_argument("--file", required=True, help="provisioning file")
+    mq.add_argument("--out", required=True, metavar="DIR",
+                    help="directory of the broker's passwd and acl files")
+    mq.add_argument("--topic-prefix", default="wardstream/telemetry",
+                    help="devices publish on PREFIX/<device_id>")
     args = p.parse_args(list(argv))
+    if args.action == "mosquitto-config":
+        return _mosquitto_config(args)
     try:
         book = (prov.load(args.file) if os.path.exists(args.file) or args.action != "add"
                 else prov.Provisioning())
@@ -437,4 +447,46 @@ def devices_main(argv: Sequence[str]) -> int:
         print(f"{device.device_id} secret (shown once, not stored): {secret}")
     else:
         print(f"{device.device_id} provisioned ({device.protocol})")
+    return 0
+
+
+def _mosquitto_config(args: argparse.Namespace) -> int:
+    """``wardstream devices mosquitto-config``: the broker's passwd and acl files."""
+    from urllib.parse import urlsplit
+
+    from devices import broker_auth
+    from devices import provisioning as prov
+    from stream.settings import Settings
+
+    url = urlsplit(Settings.from_env().mqtt_url)
+    if not url.username or not url.password:
+        print("wardstream devices: the gateway's MQTT user and password come from "
+              "WARDSTREAM_MQTT_URL (mqtt://user:password@host:port); it has none",
+              file=sys.stderr)
+        return 2
+    passwd = os.path.join(args.out, "passwd")
+    try:
+        book = prov.load(args.file)
+        existing: dict[str, str] = {}
+        if os.path.exists(passwd):
+            with open(passwd, encoding="utf-8") as fh:
+                existing = broker_auth.parse_passwd(fh.read())
+        text, acl, issued = broker_auth.build(book, existing, url.username, url.password,
+                                              args.topic_prefix.rstrip("/"))
+        os.makedirs(args.out, mode=0o700, exist_ok=True)
+        if issued:
+            prov.save(book, args.file)
+        broker_auth.write_private(passwd, text)
+        broker_auth.write_private(os.path.join(args.out, "acl"), acl)
+    except prov.ProvisioningError as exc:
+        print(f"wardstream devices: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wardstream devices: cannot write {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    for dev, secret in sorted(issued.items()):
+        print(f"{dev} MQTT password (shown once, not stored): {secret}")
+    print(f"wrote {passwd} and {os.path.join(args.out, 'acl')} "
+          f"(the gateway and {len(text.splitlines()) - 1} devices)")
     return 0

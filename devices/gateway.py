@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from devices.errors import GatewayConfigError
+from devices.bounds import json_bounds
+from devices.errors import FrameError, GatewayConfigError
 from devices.metrics import GatewayMetrics
-from devices.publisher import DEADLETTER_TOPIC, TELEMETRY_TOPIC, Publisher
 from devices.provisioning import Provisioning
+from devices.publisher import DEADLETTER_TOPIC, TELEMETRY_TOPIC, Publisher
 from devices.registry import Registry
 from devices.servers import TCP_PROTOCOLS, Hub, ServerConfig, osmand_app, start_tcp, telemetry_key
 from devices.wire import encode_one
@@ -38,6 +39,9 @@ from stream.topics import COMMANDS as COMMANDS_TOPIC
 from stream.topics import ORDERS as ORDERS_TOPIC
 
 log = logging.getLogger(__name__)
+
+#: Failures of an input that are outages, not bugs: logged without a traceback.
+_EXPECTED_OUTAGES: tuple[type[BaseException], ...] = (OSError, ConnectionError)
 
 
 @dataclass
@@ -121,7 +125,11 @@ class Gateway:
         if c.osmand_port is not None:
             from aiohttp import web
 
-            app = osmand_app(self.hub)
+            if c.provisioning is None:
+                log.warning("OsmAnd requests are accepted without device keys (no provisioned "
+                            "devices): anyone who knows a device id can send its positions")
+
+            app = osmand_app(self.hub, c.provisioning)
             self._runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
             await self._runner.setup()
             site = web.TCPSite(self._runner, c.server.host, c.osmand_port)
@@ -146,7 +154,11 @@ class Gateway:
             self._tasks.append(loop.create_task(self._supervise("orders", self._orders),
                                                 name="orders"))
         if c.mqtt_url:
-            self._tasks.append(loop.create_task(self._mqtt(), name="mqtt"))
+            if not urlsplit(c.mqtt_url).username:
+                log.warning("MQTT without credentials: only a broker that refuses anonymous "
+                            "publishers (config/mosquitto.conf) keeps devices to their topics")
+            self._tasks.append(loop.create_task(self._supervise("mqtt", self._mqtt, 0.5),
+                                                name="mqtt"))
 
     async def stop(self) -> None:
         """Stop accepting, close connections, flush Kafka."""
@@ -168,17 +180,30 @@ class Gateway:
             self._metrics_server.server_close()
 
     # -- children
-    async def _supervise(self, name: str, child: Callable[[], Awaitable[None]]) -> None:
-        """Run a consumer child; restart it with backoff if it fails (never silently)."""
-        backoff = 1.0
+    async def _supervise(self, name: str, child: Callable[[], Awaitable[None]],
+                         first_backoff: float = 1.0) -> None:
+        """Run an input; restart it with backoff whenever it fails (never silently).
+
+        Each restart is logged and counted in
+        ``wardstream_gateway_input_restarts_total{input=name}``; the backoff
+        doubles up to 30 s and starts again from ``first_backoff`` once the
+        input has run for a minute.
+        """
+        backoff = first_backoff
         while True:
+            started = time.monotonic()
             try:
                 await child()
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("gateway %s consumer failed; restarting in %.0f s", name, backoff)
+            except Exception as exc:
+                if time.monotonic() - started >= 60.0:
+                    backoff = first_backoff
+                self.metrics.input_restarts.labels(name).inc()
+                log.error("gateway input %s failed (%s: %s); restarting in %.1f s",
+                          name, type(exc).__name__, exc, backoff,
+                          exc_info=not isinstance(exc, _EXPECTED_OUTAGES))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -259,44 +284,76 @@ class Gateway:
             await consumer.stop()
 
     async def _mqtt(self) -> None:
-        """Subscribe to canonical JSON on MQTT and publish it like any device frame."""
+        """Subscribe to canonical JSON on MQTT and publish it like any device frame.
+
+        One connection; a lost broker raises and :meth:`_supervise` reconnects.
+        """
         import aiomqtt
 
         url = urlsplit(self.config.mqtt_url or "")
         host, port = url.hostname or "127.0.0.1", url.port or 1883
         decoder = TelemetryDecoder()
-        backoff = 0.5
-        while True:
-            try:
-                async with aiomqtt.Client(hostname=host, port=port, username=url.username,
-                                          password=url.password,
-                                          identifier=f"wardstream-gw-{uuid.uuid4().hex[:8]}"
-                                          ) as client:
-                    await client.subscribe(self.config.mqtt_topic, qos=1)
-                    self.mqtt_connected.set()
-                    backoff = 0.5
-                    async for message in client.messages:
-                        await self._mqtt_message(decoder, str(message.topic), message.payload)
-            except aiomqtt.MqttError as exc:
-                self.mqtt_connected.clear()
-                log.warning("MQTT %s:%d: %s; retrying in %.1f s", host, port, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+        try:
+            async with aiomqtt.Client(hostname=host, port=port, username=url.username,
+                                      password=url.password,
+                                      identifier=f"wardstream-gw-{uuid.uuid4().hex[:8]}"
+                                      ) as client:
+                await client.subscribe(self.config.mqtt_topic, qos=1)
+                self.mqtt_connected.set()
+                log.info("MQTT %s:%d: subscribed to %s", host, port, self.config.mqtt_topic)
+                async for message in client.messages:
+                    await self._mqtt_message(decoder, str(message.topic), message.payload)
+        except aiomqtt.MqttError as exc:  # an outage: reconnect without a traceback
+            raise ConnectionError(f"MQTT {host}:{port}: {exc}") from exc
+        finally:
+            self.mqtt_connected.clear()
+        raise ConnectionError(f"MQTT {host}:{port}: the message stream ended")
 
     async def _mqtt_message(self, decoder: TelemetryDecoder, topic: str, payload: Any) -> None:
-        received = time.monotonic()
+        """Handle one MQTT message; whatever goes wrong, it is dead-lettered and input goes on."""
         raw = payload if isinstance(payload, (bytes, bytearray)) else str(payload).encode()
+        source = f"mqtt:{topic}"
+        try:
+            await self._mqtt_decode(decoder, source, bytes(raw))
+        except Exception as exc:
+            log.exception("MQTT message on %s could not be handled", topic)
+            self.metrics.frames.labels("mqtt", "internal_error").inc()
+            self.hub.dead("internal_error", f"{type(exc).__name__}: {exc}",
+                          bytes(raw[:4096]).decode("utf-8", "replace"), source, None)
+
+    async def _mqtt_decode(self, decoder: TelemetryDecoder, source: str, raw: bytes) -> None:
+        received = time.monotonic()
         m = self.metrics
         m.bytes.labels("mqtt", "in").inc(len(raw))
-        source = f"mqtt:{topic}"
-        batch = decoder.decode(bytes(raw))
+        try:
+            json_bounds(raw, decoder.max_bytes)
+        except FrameError as exc:
+            m.frames.labels("mqtt", exc.reason).inc()
+            self.hub.dead(exc.reason, exc.detail, raw[:4096].decode("utf-8", "replace"),
+                          source, None)
+            return
+        batch = decoder.decode(raw)
         for r in batch.rejected:
             m.frames.labels("mqtt", r.reason).inc()
             self.hub.dead(r.reason, r.detail, r.raw, source if r.index < 0 else f"{source}[{r.index}]",
                           None)
         now = int(time.time() * 1000)
         groups: dict[str, list[Any]] = {}
+        bound = topic_device(source)
         for msg in batch.messages:
+            named = msg.camera_id if isinstance(msg, VideoHit) else msg.device_id
+            if named != bound:
+                m.frames.labels("mqtt", "device_mismatch").inc()
+                self.hub.dead("device_mismatch", f"message names {named!r} but was published on "
+                              f"the topic of {bound!r}", encode_one(msg).decode(), source, None)
+                continue
+            prov = self.config.provisioning
+            if (isinstance(msg, VideoHit) and prov is not None
+                    and prov.for_protocol(msg.camera_id, "mqtt") is None):
+                m.frames.labels("mqtt", "unknown_device").inc()
+                self.hub.dead("unknown_device", f"camera {msg.camera_id!r} is not provisioned "
+                              "for mqtt", encode_one(msg).decode(), source, msg.camera_id)
+                continue
             if not isinstance(msg, VideoHit) and not self.registry.is_accepted(msg.device_id, now):
                 m.frames.labels("mqtt", "unknown_device").inc()
                 self.hub.dead("unknown_device", f"mqtt device {msg.device_id!r} is named by no "
@@ -310,3 +367,13 @@ class Gateway:
         results = await asyncio.gather(*futs, return_exceptions=True)
         failed = sum(1 for r in results if isinstance(r, BaseException))
         m.frames.labels("mqtt", "ok" if not failed else "publish_failed").inc()
+
+
+def topic_device(source: str) -> str:
+    """The device an MQTT topic belongs to: its last level (``.../telemetry/WB-1`` -> ``WB-1``).
+
+    The broker's ACL lets each device publish only below its own id, so the
+    last topic level is the authenticated publisher; a payload naming another
+    device is refused as ``device_mismatch``.
+    """
+    return source.rsplit("/", 1)[-1]

@@ -81,5 +81,9 @@ class GatewayMetrics:
             "wardstream_gateway_device_conflicts_total",
             "Connections refused because another live connection speaks for the device",
             ["protocol"], registry=r)
+        self.input_restarts = Counter(
+            "wardstream_gateway_input_restarts_total",
+            "Times a gateway input (MQTT subscriber, consumer) failed and was restarted",
+            ["input"], registry=r)
         self.commands = Counter("wardstream_gateway_commands_total",
                                 "Downlink commands by result", ["result"], registry=r)

@@ -30,9 +30,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from devices.bounds import json_bounds
 from devices.errors import FrameError
 from geofence.errors import ValidationError
 from geofence.model import Fix, Telemetry, parse_ts
+
+#: Largest OsmAnd request body (a Traccar Client batch is a few KiB).
+MAX_BODY = 64 * 1024
 
 
 def _float(value: Any, what: str) -> float:
@@ -170,10 +174,40 @@ def _from_bg_location(loc: Mapping[str, Any], dev: Any, now_ms: int) -> Fix:
     return _fix(params, now_ms)
 
 
+_KEY = re.compile(r"(?i)(?<![a-z0-9_])key=[^&\s]*")
+
+
+def redact_key(text: str) -> str:
+    """``text`` with any ``key=`` value masked, so a device key never reaches a dead letter."""
+    return _KEY.sub("key=***", text)
+
+
+def request_key(target: str, body: str, authorization: str | None) -> str | None:
+    """The device key of a request: ``Authorization: Bearer``, else a ``key=`` parameter.
+
+    The parameter is read from the query string, or from a form body.
+    """
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for text in (urlsplit(target).query, "" if body.lstrip().startswith("{") else body):
+        for name, value in parse_qsl(text, keep_blank_values=True):
+            if name == "key" and value:
+                return value
+    return None
+
+
 def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
-    """Decode a JSON POST body (background-geolocation shape or flat keys)."""
+    """Decode a JSON POST body (background-geolocation shape or flat keys).
+
+    The body's size and nesting are bounded before it is parsed
+    (``payload_too_large``, ``too_deep``).
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    json_bounds(raw, MAX_BODY)
     try:
-        data = json.loads(body)
+        data = json.loads(raw)
     except ValueError as exc:  # also bytes that are not UTF-8 and integers of 4300+ digits
         raise FrameError("malformed_json", f"body is not JSON: {str(exc)[:200]}") from None
     except RecursionError:
@@ -189,6 +223,8 @@ def decode_json(body: bytes | str, now_ms: int) -> list[Telemetry]:
             if not isinstance(item, Mapping):
                 raise FrameError("wrong_type", "each location must be an object")
             out.append(_from_bg_location(item, dev, now_ms))
+        if not out:
+            raise FrameError("empty", "the location list is empty")
         return out
     return [_fix(data, now_ms)]
 

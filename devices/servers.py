@@ -39,14 +39,14 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from devices import framing, osmand, ratelimit, vendor
 from devices.errors import FrameError
 from devices.metrics import GatewayMetrics
-from devices.provisioning import Network, in_networks
+from devices.provisioning import Network, Provisioning, in_networks
 from devices.publisher import Publisher
 from devices.registry import Registry
 from devices.sessions import (
@@ -566,18 +566,63 @@ async def start_tcp(hub: Hub, protocol: str, port: int) -> asyncio.Server:
 # --------------------------------------------------------------------------- OsmAnd HTTP
 
 
-def osmand_app(hub: Hub) -> object:
-    """The aiohttp application of the OsmAnd endpoint (GET query, form or JSON POST)."""
+def osmand_key_refusal(provisioning: Provisioning, messages: Sequence[Telemetry],
+                       key: str | None) -> tuple[str, str] | None:
+    """Why an OsmAnd request is not authenticated (reason, detail), or ``None`` if it is."""
+    if key is None:
+        return "missing_key", "no device key (key= query parameter or Authorization: Bearer)"
+    for msg in messages:
+        dev = getattr(msg, "device_id", "")
+        device = provisioning.for_protocol(dev, "osmand")
+        if device is None:
+            return "bad_key", f"device {dev!r} is not provisioned for osmand"
+        if not device.check_secret(key):
+            return "bad_key", f"the key does not match device {dev!r}"
+    return None
+
+
+def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
+    """The aiohttp application of the OsmAnd endpoint (GET query, form or JSON POST).
+
+    With ``provisioning``, every request must carry the device's key (``key=``
+    query parameter, which is all an OsmAnd client can configure, or an
+    ``Authorization: Bearer`` header) and the device must be provisioned for
+    ``osmand``: otherwise 401 and a dead letter (``missing_key``, ``bad_key``).
+    Without it any device an order names is accepted (an explicit insecure mode).
+    """
     from aiohttp import web
 
     metrics = hub.metrics
 
     async def handle(request: web.Request) -> web.Response:
+        try:
+            return await _handle(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # one bad request never takes the endpoint down
+            log.exception("OsmAnd request from %s could not be handled", request.remote)
+            metrics.frames.labels("osmand", "internal_error").inc()
+            hub.dead("internal_error", f"{type(exc).__name__}: {exc}",
+                     osmand.redact_key(request.rel_url.raw_path_qs[:4096]),
+                     f"osmand:{request.remote}", None)
+            return web.Response(status=500, text="internal_error\n")
+
+    async def _handle(request: web.Request) -> web.Response:
         received = time.monotonic()
         now = _now_ms()
-        raw = await request.read()
-        metrics.bytes.labels("osmand", "in").inc(len(raw) + len(request.rel_url.raw_path_qs))
         source = f"osmand:{request.remote}"
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            metrics.frames.labels("osmand", "payload_too_large").inc()
+            hub.dead("payload_too_large", f"request body over {osmand.MAX_BODY} bytes",
+                     osmand.redact_key(request.rel_url.raw_path_qs[:4096]), source, None)
+            return web.Response(status=413, text="payload_too_large\n")
+        metrics.bytes.labels("osmand", "in").inc(len(raw) + len(request.rel_url.raw_path_qs))
+        raw_text = osmand.redact_key(
+            (raw or request.rel_url.raw_path_qs.encode())[:4096].decode("latin-1"))
+        key = osmand.request_key(request.rel_url.raw_path_qs, raw.decode("latin-1"),
+                                 request.headers.get("Authorization"))
         try:
             if request.method == "POST" and raw.lstrip().startswith(b"{"):
                 messages = osmand.decode_json(raw, now)
@@ -587,10 +632,15 @@ def osmand_app(hub: Hub) -> object:
                 messages = osmand.decode_query(request.rel_url.raw_path_qs, now)
         except FrameError as exc:
             metrics.frames.labels("osmand", exc.reason).inc()
-            hub.dead(exc.reason, exc.detail,
-                     (raw or request.rel_url.raw_path_qs.encode())[:4096].decode("latin-1"),
-                     source, None)
+            hub.dead(exc.reason, exc.detail, raw_text, source, None)
             return web.Response(status=400, text=f"{exc.reason}: {exc.detail}\n")
+        if provisioning is not None:
+            refused = osmand_key_refusal(provisioning, messages, key)
+            if refused is not None:
+                metrics.frames.labels("osmand", refused[0]).inc()
+                hub.dead(refused[0], refused[1], raw_text, source, None)
+                return web.Response(status=401, text=f"{refused[0]}\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="wardstream"'})
         accepted: list[Telemetry] = []
         for msg in messages:
             dev = getattr(msg, "device_id", "")
@@ -613,7 +663,7 @@ def osmand_app(hub: Hub) -> object:
         metrics.frames.labels("osmand", "ok").inc()
         return web.Response(status=200, text="OK\n")
 
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=osmand.MAX_BODY)
     app.router.add_route("GET", "/{tail:.*}", handle)
     app.router.add_route("POST", "/{tail:.*}", handle)
     return app

@@ -109,6 +109,11 @@ def main(argv: Sequence[str]) -> int:
         return _score(args)
     from simulators import feed
 
+    try:  # an unusable keys file is a one-line error, before anything is sent
+        feed.load_keys(getattr(args, "osmand_keys", None))
+    except ValueError as exc:
+        print(f"wardstream simulate {args.cmd}: {exc}", file=sys.stderr)
+        return 2
     if args.cmd == "send":
         return feed.send_main(args)
     if args.cmd == "live":

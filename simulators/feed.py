@@ -34,7 +34,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -502,6 +502,8 @@ class OsmandSink:
 
     url: str
     concurrency: int = 64
+    keys: Mapping[str, str] = field(default_factory=dict)
+    """Device key by device id, sent as ``key=`` (what a gateway with provisioning requires)."""
     session: Any = None
     sem: asyncio.Semaphore | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -540,6 +542,9 @@ class OsmandSink:
                 params["speed"] = repr(m["speed_mps"])
             if m.get("valid") is False:
                 params["valid"] = "false"
+            key = self.keys.get(params["id"])
+            if key is not None:
+                params["key"] = key
             assert self.sem is not None
             await self.sem.acquire()
             t = asyncio.create_task(self._get(params))
@@ -648,6 +653,9 @@ def add_send_parser(sub: Any) -> None:
     dest.add_argument("--jt808", help="gateway HOST:PORT; one JT/T 808 terminal per device")
     dest.add_argument("--osmand", help="gateway OsmAnd URL, e.g. http://127.0.0.1:5055/")
     dest.add_argument("--stdout", action="store_true")
+    s.add_argument("--osmand-keys", metavar="FILE", default=None,
+                   help="JSON object of device id -> OsmAnd device key, sent as key= "
+                        "(needed when the gateway has provisioned devices)")
     s.add_argument("--topic", default=TOPIC)
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, default=None, help="telemetry messages per second")
@@ -673,6 +681,9 @@ def add_live_parser(sub: Any) -> None:
     dest.add_argument("--jt808", help="gateway HOST:PORT")
     dest.add_argument("--osmand", help="gateway OsmAnd URL")
     dest.add_argument("--stdout", action="store_true")
+    s.add_argument("--osmand-keys", metavar="FILE", default=None,
+                   help="JSON object of device id -> OsmAnd device key, sent as key= "
+                        "(needed when the gateway has provisioned devices)")
     s.add_argument("--persons", type=int, default=None, help="only the first N persons of the orders")
     s.add_argument("--speedup", type=float, default=1.0,
                    help="simulated minutes per wall minute (1 = real time)")
@@ -685,6 +696,26 @@ def _hostport(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def load_keys(path: str | None) -> dict[str, str]:
+    """Device keys from a JSON object file ``{"device_id": "key", ...}`` (none: no keys).
+
+    Raises :class:`ValueError` with a one-line reason for an unusable file.
+    """
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in data.items()):
+        raise ValueError(f"{path}: device keys are a JSON object of device id -> key")
+    return data
+
+
 def make_sink(args: argparse.Namespace, orders: Sequence[Order]) -> Any:
     if getattr(args, "kafka", None):
         return KafkaSink(args.kafka, orders, topic=getattr(args, "topic", TOPIC),
@@ -694,7 +725,7 @@ def make_sink(args: argparse.Namespace, orders: Sequence[Order]) -> Any:
         host, port = _hostport(args.jt808)
         return Jt808Sink(host, port)
     if getattr(args, "osmand", None):
-        return OsmandSink(args.osmand)
+        return OsmandSink(args.osmand, keys=load_keys(getattr(args, "osmand_keys", None)))
     return StdoutSink()
 
 
