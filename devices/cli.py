@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -18,6 +17,7 @@ from devices.errors import DeviceError, FrameError
 from devices.wire import encode_one
 from geofence.errors import OrderError
 from geofence.model import Telemetry
+from stream.cli import Parser
 
 PROTOCOLS = ("jt808", "watch", "gt06", "h02", "osmand")
 
@@ -69,7 +69,7 @@ def decode_frame(protocol: str, frame: str, *, tz_offset_h: float | None = None,
 
 def decode_main(argv: Sequence[str]) -> int:
     """``wardstream decode --protocol P FRAME``: canonical JSON lines, exit 1 if invalid."""
-    p = argparse.ArgumentParser(prog="wardstream decode",
+    p = Parser(prog="wardstream decode",
                                 description="Decode one tracker frame to canonical telemetry.")
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--tz-offset-h", type=float, default=None,
@@ -118,7 +118,7 @@ def gateway_main(argv: Sequence[str]) -> int:
     from stream.settings import Settings
 
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(prog="wardstream gateway",
+    p = Parser(prog="wardstream gateway",
                                 description="Device gateway: tracker protocols into Kafka.")
     p.add_argument("--orders", required=True, help="supervision orders file (JSON or YAML)")
     p.add_argument("--devices", default=None,

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.score import ScoreReport
+from stream.cli import Parser
 
 
 def _free_port() -> int:
@@ -425,7 +426,7 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulators.acceptance", description=__doc__,
+    p = Parser(prog="python -m simulators.acceptance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--persons", type=int, default=5000)
     p.add_argument("--seed", type=int, default=1)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 from simulators.caseload import DEFAULT_SHARES, SimConfig
+from stream.cli import Parser
 
 
 def _center(text: str) -> tuple[float, float]:
@@ -45,7 +46,7 @@ def _share(text: str) -> tuple[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wardstream simulate", description=__doc__,
+    p = Parser(prog="wardstream simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
 

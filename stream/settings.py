@@ -96,6 +96,11 @@ def mask(value: str) -> str:
     return "***" if value else ""
 
 
+def shown_value(key: Key, value: Any) -> Any:
+    """A setting's value as it may be printed: secrets masked, everything else as is."""
+    return mask(str(value)) if key.secret else value
+
+
 def _convert(key: Key, raw: str) -> Any:
     try:
         if key.type is bool:
@@ -162,9 +167,7 @@ class Settings:
     def __repr__(self) -> str:
         parts = []
         for key in CATALOGUE:
-            value = getattr(self, key.name)
-            shown = mask(str(value)) if key.secret else value
-            parts.append(f"{key.name}={shown!r}")
+            parts.append(f"{key.name}={shown_value(key, getattr(self, key.name))!r}")
         return f"Settings({', '.join(parts)})"
 
     __str__ = __repr__
@@ -174,8 +177,7 @@ def markdown_table() -> str:
     """README's configuration table, made from the catalogue."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for key in CATALOGUE:
-        default = mask(str(key.default)) if key.secret else key.default
-        rows.append(f"| `{key.env}` | `{default}` | {key.help} |")
+        rows.append(f"| `{key.env}` | `{shown_value(key, key.default)}` | {key.help} |")
     return "\n".join(rows)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from geofence.errors import ValidationError
 from geofence.model import parse_orders
+from stream.cli import Parser
 from stream.errors import StreamError
 from stream.settings import Settings
 
@@ -28,7 +29,7 @@ log = logging.getLogger("wardstream.worker")
 
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="wardstream worker", description=__doc__.split("\n")[0])
+    ap = Parser(prog="wardstream worker", description=__doc__.split("\n")[0])
     ap.add_argument("--zones", required=True, help="GeoJSON FeatureCollection of zones")
     ap.add_argument("--orders", required=True, help="supervision orders (JSON array or YAML)")
     ap.add_argument("--kafka", default=settings.kafka or None,

@@ -29,6 +29,22 @@ def _children_of(pid: int) -> set[int]:
     return found
 
 
+def _schemas(dsn: str) -> list[str]:
+    import asyncio
+
+    import asyncpg
+
+    async def query() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'wardstream%'")
+        finally:
+            await conn.close()
+        return sorted(r["nspname"] for r in rows)
+
+    return asyncio.run(query())
+
+
 def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WARDSTREAM_KAFKA"}
     env["WARDSTREAM_DEMO_LOGS"] = str(tmp_path)
@@ -63,12 +79,17 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, databa
             data=json.dumps({"username": "demo", "password": login.group(1)}).encode())
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response)["token"]
+        # the logs hold the demo password: only this user may read them
+        assert tmp_path.stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "api.log").stat().st_mode & 0o777 == 0o600
+        assert _schemas(database_url) == ["wardstream_demo"]
         descendants = _children_of(proc.pid)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         text += rest
         assert proc.returncode == 0, text
         assert "wardstream demo: stopped" in text
+        assert _schemas(database_url) == [], text
         assert not metadata_ok("127.0.0.1", broker_port, timeout=0.3)
         time.sleep(0.2)
         alive = [p for p in descendants if Path(f"/proc/{p}").exists()
