@@ -153,7 +153,9 @@ def _generate(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     meta = caseload.truth["meta"]
     if not args.quiet:
-        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines, "
+        bad = sum(caseload.truth["rejected"].values())
+        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines "
+              f"({bad} of them to be rejected by a consumer), "
               f"{len(caseload.truth['expected'])} expected alerts "
               f"(model {t1 - t0:.1f} s, files {t2 - t1:.1f} s)", file=sys.stderr)
         for name, path in paths.items():

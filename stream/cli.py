@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -51,6 +52,14 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        """Help text, with the documentation's ``literal`` markup taken off."""
+        return _plain(super().format_help())
+
+    def format_usage(self) -> str:
+        """Usage line, with the documentation's ``literal`` markup taken off."""
+        return _plain(super().format_usage())
 
     def error(self, message: str) -> NoReturn:
         """Print one line and exit 2."""
@@ -90,6 +99,10 @@ class Parser(argparse.ArgumentParser):
                     parser = action.choices[token]
                     break
         return unknown
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"``(.+?)``", r"\1", text, flags=re.S).replace("\\\n", "\n")
 
 
 def _is_number(token: str) -> bool:
