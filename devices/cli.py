@@ -163,15 +163,17 @@ def gateway_main(argv: Sequence[str]) -> int:
         with open(args.orders, "rb") as fh:
             orders = parse_orders(fh.read())
     except OSError as exc:
-        print(f"wardstream gateway: cannot read orders: {exc}", file=sys.stderr)
+        print(f"wardstream gateway: cannot read orders {args.orders!r}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     except OrderError as exc:
-        print(f"wardstream gateway: invalid orders: {exc.reason}: {exc.detail}", file=sys.stderr)
+        print(f"wardstream gateway: invalid orders {args.orders!r}: {exc.reason}: {exc.detail}",
+              file=sys.stderr)
         return 2
     try:
         extra = load_devices(args.devices) if args.devices else []
     except (OSError, ValueError) as exc:
-        print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
+        print(f"wardstream gateway: invalid devices file {args.devices!r}: {exc}", file=sys.stderr)
         return 2
     ports = {proto: getattr(args, f"{proto}_port") for proto in ("jt808", "watch", "gt06", "h02")
              if getattr(args, f"{proto}_port") is not None}

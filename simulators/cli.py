@@ -188,15 +188,26 @@ def _verify(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from simulators.score import load_alerts, score
 
+    for name, path in (("truth", args.truth), ("alerts", args.alerts)):
+        try:
+            with open(path, encoding="utf-8") as f:
+                if name == "truth":
+                    truth = json.load(f)
+                else:
+                    alerts = load_alerts(f.read())
+        except OSError as exc:
+            print(f"wardstream simulate score: cannot read {name} {path!r}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        except (ValueError, KeyError) as exc:
+            print(f"wardstream simulate score: invalid {name} {path!r}: {exc}", file=sys.stderr)
+            return 2
     try:
-        with open(args.truth, encoding="utf-8") as f:
-            truth = json.load(f)
-        with open(args.alerts, encoding="utf-8") as f:
-            alerts = load_alerts(f.read())
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"wardstream simulate score: {exc}", file=sys.stderr)
+        report = score(truth, alerts, tolerance_s=args.tolerance_s)
+    except (KeyError, TypeError, AttributeError) as exc:
+        print(f"wardstream simulate score: {args.truth!r} and {args.alerts!r} are not a truth file "
+              f"and alerts as generate and replay write them (no {exc})", file=sys.stderr)
         return 2
-    report = score(truth, alerts, tolerance_s=args.tolerance_s)
     print(report.text())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

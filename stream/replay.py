@@ -44,7 +44,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         zones = load_zones(args.zones)
     except WardstreamError as exc:
-        print(f"wardstream replay: invalid zones: {exc}", file=sys.stderr)
+        print(f"wardstream replay: invalid zones {args.zones!r}: {exc}", file=sys.stderr)
         return 2
     try:
         with open(args.orders, "rb") as fh:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)
         return 2
     except WardstreamError as exc:
-        print(f"wardstream replay: invalid orders: {exc}", file=sys.stderr)
+        print(f"wardstream replay: invalid orders {args.orders!r}: {exc}", file=sys.stderr)
         return 2
     cfg = EngineConfig(lateness_ms=int(args.lateness_s * 1000))
     tune_gc()

@@ -41,6 +41,10 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     return ap
 
 
+def _reason(exc: Exception) -> str:
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start a worker and keep it running until a signal arrives."""
     from geofence.zones import load_zones
@@ -48,9 +52,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         zones = load_zones(args.zones)
+    except (ValidationError, OSError) as exc:
+        print(f"wardstream worker: zones {args.zones!r}: {_reason(exc)}", file=sys.stderr)
+        return 2
+    try:
         orders = parse_orders(Path(args.orders).read_bytes())
     except (ValidationError, OSError) as exc:
-        print(f"wardstream worker: {exc}", file=sys.stderr)
+        print(f"wardstream worker: orders {args.orders!r}: {_reason(exc)}", file=sys.stderr)
         return 2
     worker = Worker(args.kafka, zones, orders, settings.replace(worker_group=args.group),
                     web_port=args.web_port, web_host=args.web_host)
