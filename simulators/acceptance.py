@@ -1,4 +1,4 @@
-"""Acceptance run of issue 7: one simulated day, three entry points, one ground truth.
+"""Acceptance run: one simulated day, three entry points, one ground truth.
 
     python -m simulators.acceptance --persons 5000 --out /tmp/acc/day --paths replay,kafka
     python -m simulators.acceptance --persons 1000 --profile jt808 --out /tmp/acc/jt --paths jt808
