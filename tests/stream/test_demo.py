@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from stream.broker import free_port, metadata_ok
 
 
@@ -99,3 +101,22 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, databa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_demo_logs_are_private_and_removed_unless_something_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.demo import Demo
+
+    monkeypatch.delenv("WARDSTREAM_DEMO_LOGS", raising=False)
+    quiet = Demo(out=lambda _line: None)
+    assert quiet.log_dir.stat().st_mode & 0o777 == 0o700
+    (quiet.log_dir / "api.log").write_text("demo operator demo password x\n")
+    quiet.stop()
+    assert not quiet.log_dir.exists()
+
+    failed = Demo(out=lambda _line: None)
+    failed.failed = True
+    failed.stop()
+    assert failed.log_dir.exists()  # kept for the user to read what went wrong
+    for f in failed.log_dir.iterdir():
+        f.unlink()
+    failed.log_dir.rmdir()
