@@ -121,7 +121,8 @@ class EmbeddedBroker:
         if self._log_path is None:
             self._log = tempfile.TemporaryFile(prefix="wardstream-tansu-")  # noqa: SIM115
         else:
-            self._log = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop_sync
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = os.fdopen(fd, "ab")  # closed in stop_sync
         url = f"tcp://{self.host}:{self.port}"
         self._proc = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
