@@ -145,3 +145,15 @@ def test_truncated_yaml_orders_are_one_line_with_the_place(tmp_path: Path) -> No
     line = _one_line(_run("replay", "--zones", str(ZONES), "--orders", str(orders),
                           "--telemetry", os.devnull))
     assert str(orders) in line and "YAML" in line and "line 3, column 1" in line, line
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in (
+    "demo", "broker", "replay", "worker", "decode", "gateway", "api", "users", "simulate",
+    "bench", "settings")], ["simulate", "score", "--help"], ["users", "add", "--help"]],
+    ids=lambda a: " ".join(a))
+def test_help_is_plain_text_about_the_product(argv: list[str]) -> None:
+    r = _run(*argv)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "``" not in r.stdout
+    for word in ("issue", "not built yet", "ARCHITECTURE"):
+        assert word not in r.stdout, word
