@@ -28,6 +28,7 @@ class Key:
     default: Any
     help: str
     secret: bool = False
+    choices: tuple[str, ...] = ()  # when given: the only values accepted (case-insensitive)
 
     @property
     def env(self) -> str:
@@ -61,7 +62,8 @@ CATALOGUE: tuple[Key, ...] = (
     Key("gateway_metrics_port", int, 9108, "Port of the gateway's /metrics."),
     Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
         secret=True),
-    Key("log_level", str, "INFO", "Python logging level."),
+    Key("log_level", str, "INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     Key("gateway_secret", str, "", "Key of the gateway's JT/T 808 authentication codes (HMAC);"
         " unset: random per start, so terminals must register again after a restart.",
         secret=True),
@@ -109,6 +111,10 @@ def _convert(key: Key, raw: str) -> Any:
             if raw.lower() in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
+        if key.choices:
+            if raw.upper() not in key.choices:
+                raise ConfigError(f"{key.env}={raw!r} is not one of {', '.join(key.choices)}")
+            return raw.upper()
         return key.type(raw)
     except ValueError:
         raise ConfigError(f"{key.env}={raw!r} is not a valid {key.type.__name__}") from None

@@ -84,3 +84,9 @@ def test_settings_table_json_and_help() -> None:
     assert "s3cr3t" not in json.dumps(as_json)
     helped = run("--help")
     assert helped.returncode == 0 and "--json" in helped.stdout
+
+
+def test_log_level_is_checked_and_normalised() -> None:
+    assert Settings.from_env({"WARDSTREAM_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="WARDSTREAM_LOG_LEVEL='loud' is not one of DEBUG"):
+        Settings.from_env({"WARDSTREAM_LOG_LEVEL": "loud"})
