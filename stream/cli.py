@@ -15,6 +15,7 @@ one line and exit 2 as well, never a traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import re
@@ -70,15 +71,24 @@ class Parser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         """Report unknown options first, then let argparse do the rest."""
         argv = list(sys.argv[1:] if args is None else args)
-        unknown = self._unknown_options(argv)
+        unknown, where = self._unknown_options(argv)
         if unknown:
-            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+            if len(unknown) == 1:
+                hints = [f"did you mean {close}?" for _, close in unknown if close]
+            else:
+                hints = [f"{token.split('=', 1)[0]}: did you mean {close}?"
+                         for token, close in unknown if close]
+            where.error(f"unrecognized arguments: {' '.join(t for t, _ in unknown)}"
+                        + (f" ({'; '.join(hints)})" if hints else ""))
         return super().parse_known_args(argv, namespace)
 
-    def _unknown_options(self, argv: list[str]) -> list[str]:
-        """Options in ``argv`` that neither this parser nor the chosen subparser knows."""
+    def _unknown_options(
+        self, argv: list[str],
+    ) -> tuple[list[tuple[str, str | None]], argparse.ArgumentParser]:
+        """Options in ``argv`` that neither this parser nor the chosen subparser knows,
+        each with the closest known option (or ``None``), and the innermost parser."""
         parser: argparse.ArgumentParser = self
-        unknown: list[str] = []
+        unknown: list[tuple[str, str | None]] = []
         expecting_value = False
         for token in argv:
             if token == "--":
@@ -90,7 +100,8 @@ class Parser(argparse.ArgumentParser):
                 name = token.split("=", 1)[0]
                 action = parser._option_string_actions.get(name)
                 if action is None:
-                    unknown.append(token)
+                    close = difflib.get_close_matches(name, parser._option_string_actions, 1)
+                    unknown.append((token, close[0] if close else None))
                 elif "=" not in token and action.nargs is None:
                     expecting_value = True  # the next token is this option's value
                 continue
@@ -98,7 +109,7 @@ class Parser(argparse.ArgumentParser):
                 if isinstance(action, argparse._SubParsersAction) and token in action.choices:
                     parser = action.choices[token]
                     break
-        return unknown
+        return unknown, parser
 
 
 def _plain(text: str) -> str:
@@ -204,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"wardstream: unknown command {name!r} (wardstream --help lists them)",
+        close = difflib.get_close_matches(name, COMMANDS, 1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        print(f"wardstream: unknown command {name!r} ({hint}wardstream --help lists them)",
               file=sys.stderr)
         return 2
     try:

@@ -157,3 +157,14 @@ def test_help_is_plain_text_about_the_product(argv: list[str]) -> None:
     assert "``" not in r.stdout
     for word in ("issue", "not built yet", "ARCHITECTURE"):
         assert word not in r.stdout, word
+
+
+def test_misspelling_gets_a_suggestion() -> None:
+    line = _one_line(_run("replay", "--zonez", "z", "--orders", "o", "--telemetry", "t"))
+    assert line == ("wardstream replay: error: unrecognized arguments: --zonez "
+                    "(did you mean --zones?) (see wardstream replay --help)")
+    line = _one_line(_run("simulate", "score", "--truht", "t", "--alerts", "a"))
+    assert line.startswith("wardstream simulate score: error: unrecognized arguments: --truht")
+    assert "did you mean --truth?" in line
+    line = _one_line(_run("repaly"))
+    assert "unknown command 'repaly'" in line and "did you mean 'replay'?" in line
