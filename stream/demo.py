@@ -73,9 +73,8 @@ class Demo:
         given = os.environ.get("WARDSTREAM_DEMO_LOGS")
         # the logs hold the demo operator's password: a directory only this user can enter
         if given:
-            self.log_dir = Path(given)
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self.log_dir.chmod(0o700)
+            self.log_dir = Path(given)  # an existing directory keeps its mode; the files are 0600
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.own_log_dir = False
         else:
             self.log_dir = Path(tempfile.mkdtemp(prefix="wardstream-demo-"))
