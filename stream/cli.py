@@ -99,6 +99,10 @@ class Parser(argparse.ArgumentParser):
             if token.startswith("-") and len(token) > 1 and not _is_number(token):
                 name = token.split("=", 1)[0]
                 action = parser._option_string_actions.get(name)
+                if action is None and not token.startswith("--"):
+                    action = parser._option_string_actions.get(token[:2])  # -xVALUE, -xy
+                    if action is not None:
+                        continue
                 if action is None:
                     close = difflib.get_close_matches(name, parser._option_string_actions, 1)
                     unknown.append((token, close[0] if close else None))

@@ -168,3 +168,18 @@ def test_misspelling_gets_a_suggestion() -> None:
     assert "did you mean --truth?" in line
     line = _one_line(_run("repaly"))
     assert "unknown command 'repaly'" in line and "did you mean 'replay'?" in line
+
+
+def test_parser_keeps_argparse_forms() -> None:
+    from stream.cli import Parser
+
+    p = Parser(prog="t")
+    p.add_argument("-n", type=int, default=0)
+    p.add_argument("-q", action="store_true")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--name")
+    args = p.parse_args(["-n3", "-q", "--lat", "-33.5", "--name=--odd"])
+    assert (args.n, args.q, args.lat, args.name) == (3, True, -33.5, "--odd")
+    with pytest.raises(SystemExit) as stop:
+        p.parse_args(["--nam", "x"])
+    assert stop.value.code == 2
