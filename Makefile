@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install clean bench
+.PHONY: demo test lint typecheck unit install system-deps clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,7 +16,13 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages pip cannot install (PostGIS, Chromium): installed as root,
+# otherwise the exact command to run is printed and `make test` stops here.
+system-deps:
+	sh scripts/install-system-deps.sh
+
 demo: $(STAMP)
+	@sh scripts/install-system-deps.sh --demo || echo "make demo: without a PostgreSQL server the dashboard is left out"
 	$(VENV)/bin/wardstream demo
 
 lint: $(STAMP)
@@ -28,7 +34,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(VENV)/bin/wardstream bench

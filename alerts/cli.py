@@ -27,6 +27,7 @@ from alerts.db import create_pool, system_clock
 from alerts.errors import AlertsError
 from alerts.store import ROLES
 from geofence.errors import WardstreamError
+from stream.cli import Parser
 from stream.settings import Settings
 
 log = logging.getLogger("wardstream.api")
@@ -146,7 +147,7 @@ async def serve(settings: Settings, host: str, port: int, run_sinks: bool,
 def api_main(argv: Sequence[str]) -> int:
     """``wardstream api``."""
     settings = Settings.from_env()
-    parser = argparse.ArgumentParser(prog="wardstream api", description=__doc__.split("\n\n")[1])
+    parser = Parser(prog="wardstream api", description=__doc__.split("\n\n")[1])
     parser.add_argument("--host", default=settings.api_host)
     parser.add_argument("--port", type=int, default=settings.api_port)
     parser.add_argument("--sinks", action=argparse.BooleanOptionalAction, default=True,
@@ -175,7 +176,7 @@ def api_main(argv: Sequence[str]) -> int:
 
 def users_main(argv: Sequence[str]) -> int:
     """``wardstream users add --username U --role R --jurisdiction CODE`` (password on stdin)."""
-    parser = argparse.ArgumentParser(prog="wardstream users")
+    parser = Parser(prog="wardstream users")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="create an operator (password read from stdin)")
     add.add_argument("--username", required=True)

@@ -187,7 +187,7 @@ def naive(zones_fc: dict[str, Any], fixes: list[Fix], orders: list[dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--persons", type=int, default=50_000)
     ap.add_argument("--fixes-per-person", type=int, default=20)
     ap.add_argument("--exclusions", type=int, default=20_000)

@@ -806,7 +806,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--generators", type=int, default=os.cpu_count() or 2,
                    help="load-generator processes sharing the connections (default: one per core)")

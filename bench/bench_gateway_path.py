@@ -163,7 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--per-tick", type=int, default=250)

@@ -38,7 +38,7 @@ from geofence.zones import ZoneCatalogue  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--persons", type=int, default=50_000)
     ap.add_argument("--exclusions", type=int, default=20_000)
     ap.add_argument("--fixes-per-person", type=int, default=20)

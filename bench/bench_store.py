@@ -136,7 +136,7 @@ async def bench(dsn: str, n_fixes: int, n_alerts: int, baseline_n: int) -> dict[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--dsn", default=os.environ.get(
         "WARDSTREAM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--fixes", type=int, default=300_000)

@@ -439,7 +439,7 @@ async def latency(a: argparse.Namespace, tmp: Path, zones: dict[str, Any],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--persons", type=int, default=20_000)
     ap.add_argument("--fixes", type=int, default=600_000, help="throughput backlog size")
     ap.add_argument("--envelope", type=int, default=500, help="fixes per Kafka message")

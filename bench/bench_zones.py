@@ -290,7 +290,7 @@ def setup_main(repeats: int, seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1_000_000)
     ap.add_argument("--districts", type=int, default=16)
     ap.add_argument("--small", type=int, default=20_000)

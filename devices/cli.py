@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -19,6 +18,7 @@ from devices.errors import DeviceError, FrameError
 from devices.wire import encode_one
 from geofence.errors import OrderError
 from geofence.model import Telemetry
+from stream.cli import Parser
 
 PROTOCOLS = ("jt808", "watch", "gt06", "h02", "osmand")
 
@@ -95,7 +95,7 @@ def decode_frame(protocol: str, frame: str, *, tz_offset_h: float | None = None,
 
 def decode_main(argv: Sequence[str]) -> int:
     """``wardstream decode --protocol P FRAME``: canonical JSON lines, exit 1 if invalid."""
-    p = argparse.ArgumentParser(prog="wardstream decode",
+    p = Parser(prog="wardstream decode",
                                 description="Decode one tracker frame to canonical telemetry.")
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--tz-offset-h", type=float, default=None,
@@ -161,7 +161,7 @@ def gateway_main(argv: Sequence[str]) -> int:
     from stream.settings import Settings
 
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(prog="wardstream gateway",
+    p = Parser(prog="wardstream gateway",
                                 description="Device gateway: tracker protocols into Kafka.")
     p.add_argument("--orders", required=True, help="supervision orders file (JSON or YAML)")
     p.add_argument("--devices", default=None,
@@ -223,15 +223,17 @@ def gateway_main(argv: Sequence[str]) -> int:
         with open(args.orders, "rb") as fh:
             orders = parse_orders(fh.read())
     except OSError as exc:
-        print(f"wardstream gateway: cannot read orders: {exc}", file=sys.stderr)
+        print(f"wardstream gateway: cannot read orders {args.orders!r}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     except OrderError as exc:
-        print(f"wardstream gateway: invalid orders: {exc.reason}: {exc.detail}", file=sys.stderr)
+        print(f"wardstream gateway: invalid orders {args.orders!r}: {exc.reason}: {exc.detail}",
+              file=sys.stderr)
         return 2
     try:
         extra = load_devices(args.devices) if args.devices else []
     except (OSError, ValueError) as exc:
-        print(f"wardstream gateway: invalid devices file: {exc}", file=sys.stderr)
+        print(f"wardstream gateway: invalid devices file {args.devices!r}: {exc}", file=sys.stderr)
         return 2
     from devices import provisioning as prov
 

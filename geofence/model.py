@@ -814,7 +814,9 @@ def parse_orders(text: str | bytes) -> list[Order]:
             return _check_all([_check_order(i, o) for i, o in enumerate(typed)])
     try:
         data: Any = json.loads(raw)
-    except ValueError:
+    except ValueError as json_exc:
+        if raw.lstrip()[:1] in (b"[", b"{"):  # meant as JSON: its error is the useful one
+            raise OrderError("malformed", f"orders are not valid JSON: {json_exc}") from None
         try:
             import yaml
         except ImportError:  # pragma: no cover - pyyaml is a dependency
@@ -822,7 +824,10 @@ def parse_orders(text: str | bytes) -> list[Order]:
         try:
             data = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise OrderError("malformed", f"orders are neither JSON nor YAML: {exc}") from None
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise OrderError("malformed", f"orders are neither JSON nor YAML: {problem}{at}") from None
     if isinstance(data, dict) and "orders" in data:
         data = data["orders"]
     if not isinstance(data, list):

@@ -6,7 +6,7 @@ all signed distances in one vectorised call), severities and dwell times
 resolved against the defaults of the contract, and curfew windows turned into
 a :class:`~geofence.curfew.CurfewCalendar`.
 
-Severity defaults (contract, issue 3): exclusion, inclusion, curfew, contact,
+Severity defaults (contract): exclusion, inclusion, curfew, contact,
 tamper, removed, sos, device_separation red; approach, signal_lost and
 power_off orange; battery_low yellow; facility video events red for
 ``perimeter_breach`` and ``fight``, orange otherwise. A rule's ``severity``

@@ -1,4 +1,4 @@
-"""Acceptance run of issue 7: one simulated day, three entry points, one ground truth.
+"""Acceptance run: one simulated day, three entry points, one ground truth.
 
     python -m simulators.acceptance --persons 5000 --out /tmp/acc/day --paths replay,kafka
     python -m simulators.acceptance --persons 1000 --profile jt808 --out /tmp/acc/jt --paths jt808
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.score import ScoreReport
+from stream.cli import Parser
 
 
 def _free_port() -> int:
@@ -482,7 +483,7 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulators.acceptance", description=__doc__,
+    p = Parser(prog="python -m simulators.acceptance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--persons", type=int, default=5000)
     p.add_argument("--seed", type=int, default=1)

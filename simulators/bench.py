@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream.cli import Parser
+
 SUITE: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     # name, script, arguments of a quick run, arguments of a full run (--full)
     ("zones", "bench/bench_zones.py", ("--quick",), ()),
@@ -489,7 +491,7 @@ def write_report(out: Path, runs: list[Run], cores: int, raw: dict[str, Any], si
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of ``wardstream bench``."""
-    p = argparse.ArgumentParser(prog="wardstream bench", description=__doc__,
+    p = Parser(prog="wardstream bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all of "
                    + ", ".join(n for n, *_ in SUITE) + ")")

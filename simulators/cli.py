@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 from simulators.caseload import DEFAULT_SHARES, SimConfig
+from stream.cli import Parser
 
 
 def _center(text: str) -> tuple[float, float]:
@@ -45,7 +46,7 @@ def _share(text: str) -> tuple[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wardstream simulate", description=__doc__,
+    p = Parser(prog="wardstream simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -171,7 +172,9 @@ def _generate(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     meta = caseload.truth["meta"]
     if not args.quiet:
-        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines, "
+        bad = sum(caseload.truth["rejected"].values())
+        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines "
+              f"({bad} of them to be rejected by a consumer), "
               f"{len(caseload.truth['expected'])} expected alerts "
               f"(model {t1 - t0:.1f} s, files {t2 - t1:.1f} s)", file=sys.stderr)
         for name, path in paths.items():
@@ -204,15 +207,26 @@ def _verify(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from simulators.score import load_alerts, score
 
+    for name, path in (("truth", args.truth), ("alerts", args.alerts)):
+        try:
+            with open(path, encoding="utf-8") as f:
+                if name == "truth":
+                    truth = json.load(f)
+                else:
+                    alerts = load_alerts(f.read())
+        except OSError as exc:
+            print(f"wardstream simulate score: cannot read {name} {path!r}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        except (ValueError, KeyError) as exc:
+            print(f"wardstream simulate score: invalid {name} {path!r}: {exc}", file=sys.stderr)
+            return 2
     try:
-        with open(args.truth, encoding="utf-8") as f:
-            truth = json.load(f)
-        with open(args.alerts, encoding="utf-8") as f:
-            alerts = load_alerts(f.read())
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"wardstream simulate score: {exc}", file=sys.stderr)
+        report = score(truth, alerts, tolerance_s=args.tolerance_s)
+    except (KeyError, TypeError, AttributeError) as exc:
+        print(f"wardstream simulate score: {args.truth!r} and {args.alerts!r} are not a truth file "
+              f"and alerts as generate and replay write them (no {exc})", file=sys.stderr)
         return 2
-    report = score(truth, alerts, tolerance_s=args.tolerance_s)
     print(report.text())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -13,7 +13,6 @@ and transactional producers do not work on it; producers here use
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from stream.children import die_with_parent
+from stream.cli import Parser
 from stream.errors import BrokerError
 
 
@@ -83,7 +83,9 @@ class EmbeddedBroker:
     port : int, optional
         Listening port; a free one is picked when omitted.
     log_path : path, optional
-        Where the broker's output goes (a temporary file by default).
+        Where the broker's output goes. By default an anonymous temporary
+        file (unlinked as soon as it is opened), so nothing is left behind
+        even when this process is killed.
     """
 
     def __init__(self, port: int | None = None, log_path: str | os.PathLike[str] | None = None):
@@ -117,10 +119,10 @@ class EmbeddedBroker:
     def _spawn(self) -> None:
         binary = find_binary()
         if self._log_path is None:
-            fd, name = tempfile.mkstemp(prefix="wardstream-tansu-", suffix=".log")
-            os.close(fd)
-            self._log_path = Path(name)
-        self._log = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop_sync
+            self._log = tempfile.TemporaryFile(prefix="wardstream-tansu-")  # noqa: SIM115
+        else:
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = os.fdopen(fd, "ab")  # closed in stop_sync
         url = f"tcp://{self.host}:{self.port}"
         self._proc = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -176,10 +178,15 @@ class EmbeddedBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def _log_tail(self) -> str:
-        if self._log_path and self._log_path.exists():
-            lines = self._log_path.read_text(errors="replace").strip().splitlines()
-            return lines[-1][:300] if lines else "(no output)"
-        return "(no output)"
+        if self._log_path is not None and self._log_path.exists():
+            text = self._log_path.read_text(errors="replace")
+        elif self._log is not None and self._log.readable():
+            self._log.seek(0)  # the broker appends (O_APPEND) wherever this offset is
+            text = self._log.read().decode(errors="replace")
+        else:
+            text = ""
+        lines = text.strip().splitlines()
+        return lines[-1][:300] if lines else "(no output)"
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start_sync()
@@ -190,7 +197,7 @@ class EmbeddedBroker:
 
 def main(argv: Sequence[str]) -> int:
     """``wardstream broker [--port N]``: run the embedded broker until Ctrl-C/SIGTERM."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wardstream broker",
         description="Embedded Kafka-compatible broker (Tansu, memory only) for development, "
         "tests and demos. Everything is lost when it stops.",

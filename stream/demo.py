@@ -5,33 +5,35 @@ broker (unless ``WARDSTREAM_KAFKA`` names a Kafka), the stream worker, the
 device gateway, the command-centre API with its dashboard, and a simulated
 caseload that reports through the gateway over HTTP (the OsmAnd protocol, which,
 unlike JT/T 808, carries each fix's accuracy). Each part
-runs as its own ``wardstream`` subprocess, exactly as in production. A part
-whose issue has not landed yet is reported as such and left out. Ctrl-C (or
-SIGTERM) stops every child, newest first, and the demo exits 0 with no stray
-process left behind.
+runs as its own ``wardstream`` subprocess, exactly as in production. Ctrl-C
+(or SIGTERM) stops every child, newest first, and the demo exits 0 with no
+stray process left behind.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from geofence.errors import WardstreamError
 from stream.broker import EmbeddedBroker, free_port, metadata_ok
 from stream.children import die_with_parent
-from stream.cli import COMMANDS, resolve
+from stream.cli import Parser, resolve
 from stream.embedded_pg import DatabaseUnavailable, EmbeddedPostgres, can_connect
 from stream.errors import BrokerError
 from stream.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_SCHEMA = "wardstream_demo"
 
 
 @dataclass
@@ -66,15 +68,27 @@ class Demo:
         self.broker: EmbeddedBroker | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.out = out
-        self.log_dir = Path(os.environ.get("WARDSTREAM_DEMO_LOGS", "/tmp/wardstream-demo"))
+        self.schema_dsn: str | None = None  # a database whose demo schema is dropped at the end
+        self.failed = False
+        given = os.environ.get("WARDSTREAM_DEMO_LOGS")
+        # the logs hold the demo operator's password: a directory only this user can enter
+        if given:
+            self.log_dir = Path(given)  # an existing directory keeps its mode; the files are 0600
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.own_log_dir = False
+        else:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="wardstream-demo-"))
+            self.own_log_dir = True
 
     def start_part(self, part: Part, timeout: float = 60.0) -> bool:
-        if resolve(part.command) is None:
-            issue = COMMANDS[part.command][3]
-            self.out(f"  - {part.name}: not built yet (issue {issue}); left out")
+        try:
+            resolve(part.command)
+        except WardstreamError as exc:
+            self.out(f"  - {part.name}: {exc}; left out")
             return False
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        fd = os.open(self.log_dir / f"{part.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o600)
+        log = os.fdopen(fd, "ab")
         part.proc = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", part.command, *part.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -86,6 +100,7 @@ class Demo:
         deadline = time.monotonic() + timeout
         while part.ready is not None and not part.ready():
             if part.proc.poll() is not None or time.monotonic() > deadline:
+                self.failed = True
                 self.out(f"  ! {part.name} did not start; see {self.log_dir / (part.name + '.log')}")
                 return False
             time.sleep(0.1)
@@ -112,15 +127,42 @@ class Demo:
         if self.broker is not None:
             self.broker.stop_sync()
             self.broker = None
+        if self.schema_dsn is not None:
+            self.drop_schema(self.schema_dsn)
+            self.schema_dsn = None
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+        if self.own_log_dir and not self.failed:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def drop_schema(self, dsn: str) -> None:
+        """Remove the demo's schema from a database that outlives the demo."""
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(dsn, timeout=5)
+            try:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {DEMO_SCHEMA} CASCADE")
+            finally:
+                await conn.close()
+
+        try:
+            asyncio.run(drop())
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self.out(f"  ! schema {DEMO_SCHEMA} left in the database: {exc}")
+        else:
+            self.out(f"  - database: schema {DEMO_SCHEMA} dropped")
 
     def database(self) -> str | None:
         """The configured PostgreSQL if it answers, else a throwaway cluster, else None."""
         dsn = Settings.from_env().database_url
         if can_connect(dsn):
-            self.out(f"  + database: PostgreSQL at {dsn.split('@')[-1]} (schema wardstream_demo)")
+            self.out(f"  + database: PostgreSQL at {dsn.split('@')[-1]} (schema {DEMO_SCHEMA}, "
+                     "dropped when the demo stops)")
+            self.schema_dsn = dsn
             return dsn
         try:
             self.postgres = EmbeddedPostgres().start()
@@ -161,7 +203,7 @@ def demo_provisioning(orders_path: str, log_dir: Path) -> str:
 
 def main(argv: Sequence[str]) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="wardstream demo", description=__doc__)
+    parser = Parser(prog="wardstream demo", description=__doc__)
     parser.add_argument("--zones", default=str(REPO / "config" / "demo-zones.geojson"))
     parser.add_argument("--orders", default=str(REPO / "config" / "demo-orders.json"))
     parser.add_argument("--api-port", type=int, default=8080)
@@ -181,11 +223,12 @@ def main(argv: Sequence[str]) -> int:
         print("wardstream demo: starting", flush=True)
         kafka = os.environ.get("WARDSTREAM_KAFKA", "")
         if not kafka:
-            demo.broker = EmbeddedBroker()
+            demo.broker = EmbeddedBroker(log_path=demo.log_dir / "broker.log")
             try:
                 demo.broker.start_sync()
             except BrokerError as exc:
                 print(f"wardstream demo: {exc}", file=sys.stderr, flush=True)
+                demo.failed = True
                 return 1
             kafka = demo.broker.bootstrap
             print(f"  + broker: Kafka bootstrap {kafka} (embedded Tansu, memory only)", flush=True)
@@ -229,7 +272,7 @@ def main(argv: Sequence[str]) -> int:
                 ready=_port_open(args.api_port),
                 shows=f"command-centre dashboard http://127.0.0.1:{args.api_port}/",
                 env={**env, "WARDSTREAM_DATABASE_URL": database,
-                     "WARDSTREAM_DATABASE_SCHEMA": "wardstream_demo"}))
+                     "WARDSTREAM_DATABASE_SCHEMA": DEMO_SCHEMA}))
             password = demo.demo_password() if started else None
             if password:
                 print(f"    log in as: demo / {password}  (a fresh password each run)", flush=True)
@@ -240,16 +283,20 @@ def main(argv: Sequence[str]) -> int:
                  "--osmand", f"http://127.0.0.1:{osmand_port}/", "--persons", str(args.persons)],
                 shows=f"{args.persons} simulated wristbands reporting through the gateway "
                       "(OsmAnd over HTTP, which carries accuracy)", env=env))
-        print(f"wardstream demo: running (logs in {demo.log_dir}); Ctrl-C stops everything",
+        kept = "" if not demo.own_log_dir else ", removed when the demo stops"
+        print(f"wardstream demo: running (logs in {demo.log_dir}{kept}); Ctrl-C stops everything",
               flush=True)
         while not stopping["now"]:
             time.sleep(0.2)
             for part in demo.parts:
                 if part.proc is not None and part.proc.poll() is not None and not stopping["now"]:
                     print(f"  ! {part.name} exited with code {part.proc.returncode}", flush=True)
+                    demo.failed = True
                     part.proc = None
     finally:
         print("wardstream demo: stopping", flush=True)
         demo.stop()
+        if demo.failed and demo.own_log_dir:
+            print(f"wardstream demo: logs kept in {demo.log_dir}", flush=True)
         print("wardstream demo: stopped", flush=True)
     return 0

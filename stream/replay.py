@@ -16,7 +16,6 @@ read. Uses the same engine as the stream worker
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -24,6 +23,7 @@ from geofence.engine import EngineConfig, replay_lines, tune_gc
 from geofence.errors import WardstreamError
 from geofence.model import encode, parse_orders
 from geofence.zones import load_zones
+from stream.cli import Parser
 
 
 def _lines(path: str) -> Iterator[bytes]:
@@ -33,7 +33,7 @@ def _lines(path: str) -> Iterator[bytes]:
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of ``wardstream replay``; returns the exit code."""
-    p = argparse.ArgumentParser(prog="wardstream replay", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="wardstream replay", description=__doc__.split("\n\n")[0])
     p.add_argument("--zones", required=True, help="GeoJSON FeatureCollection of zones")
     p.add_argument("--orders", required=True, help="supervision orders (JSON array or YAML)")
     p.add_argument("--telemetry", required=True, help="JSONL telemetry (objects or arrays)")
@@ -44,7 +44,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         zones = load_zones(args.zones)
     except WardstreamError as exc:
-        print(f"wardstream replay: invalid zones: {exc}", file=sys.stderr)
+        print(f"wardstream replay: invalid zones {args.zones!r}: {exc}", file=sys.stderr)
         return 2
     try:
         with open(args.orders, "rb") as fh:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)
         return 2
     except WardstreamError as exc:
-        print(f"wardstream replay: invalid orders: {exc}", file=sys.stderr)
+        print(f"wardstream replay: invalid orders {args.orders!r}: {exc}", file=sys.stderr)
         return 2
     cfg = EngineConfig(lateness_ms=int(args.lateness_s * 1000))
     tune_gc()

@@ -28,6 +28,7 @@ class Key:
     default: Any
     help: str
     secret: bool = False
+    choices: tuple[str, ...] = ()  # when given: the only values accepted (case-insensitive)
 
     @property
     def env(self) -> str:
@@ -65,7 +66,8 @@ CATALOGUE: tuple[Key, ...] = (
     Key("gateway_metrics_port", int, 9108, "Port of the gateway's /metrics."),
     Key("mqtt_url", str, "mqtt://127.0.0.1:1883", "MQTT broker the gateway subscribes to.",
         secret=True),
-    Key("log_level", str, "INFO", "Python logging level."),
+    Key("log_level", str, "INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     Key("gateway_secret", str, "", "Key of the gateway's JT/T 808 authentication codes (HMAC);"
         " unset: random per start, so terminals must register again after a restart.",
         secret=True),
@@ -100,6 +102,11 @@ def mask(value: str) -> str:
     return "***" if value else ""
 
 
+def shown_value(key: Key, value: Any) -> Any:
+    """A setting's value as it may be printed: secrets masked, everything else as is."""
+    return mask(str(value)) if key.secret else value
+
+
 def _convert(key: Key, raw: str) -> Any:
     try:
         if key.type is bool:
@@ -108,6 +115,10 @@ def _convert(key: Key, raw: str) -> Any:
             if raw.lower() in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
+        if key.choices:
+            if raw.upper() not in key.choices:
+                raise ConfigError(f"{key.env}={raw!r} is not one of {', '.join(key.choices)}")
+            return raw.upper()
         return key.type(raw)
     except ValueError:
         raise ConfigError(f"{key.env}={raw!r} is not a valid {key.type.__name__}") from None
@@ -168,9 +179,7 @@ class Settings:
     def __repr__(self) -> str:
         parts = []
         for key in CATALOGUE:
-            value = getattr(self, key.name)
-            shown = mask(str(value)) if key.secret else value
-            parts.append(f"{key.name}={shown!r}")
+            parts.append(f"{key.name}={shown_value(key, getattr(self, key.name))!r}")
         return f"Settings({', '.join(parts)})"
 
     __str__ = __repr__
@@ -180,8 +189,7 @@ def markdown_table() -> str:
     """README's configuration table, made from the catalogue."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for key in CATALOGUE:
-        default = mask(str(key.default)) if key.secret else key.default
-        rows.append(f"| `{key.env}` | `{default}` | {key.help} |")
+        rows.append(f"| `{key.env}` | `{shown_value(key, key.default)}` | {key.help} |")
     return "\n".join(rows)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from geofence.errors import ValidationError
 from geofence.model import parse_orders
+from stream.cli import Parser
 from stream.errors import StreamError
 from stream.settings import Settings
 
@@ -28,7 +29,7 @@ log = logging.getLogger("wardstream.worker")
 
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="wardstream worker", description=__doc__.split("\n")[0])
+    ap = Parser(prog="wardstream worker", description=__doc__.split("\n")[0])
     ap.add_argument("--zones", required=True, help="GeoJSON FeatureCollection of zones")
     ap.add_argument("--orders", required=True, help="supervision orders (JSON array or YAML)")
     ap.add_argument("--kafka", default=settings.kafka or None,
@@ -40,6 +41,10 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     return ap
 
 
+def _reason(exc: Exception) -> str:
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start a worker and keep it running until a signal arrives."""
     from geofence.zones import load_zones
@@ -47,9 +52,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         zones = load_zones(args.zones)
+    except (ValidationError, OSError) as exc:
+        print(f"wardstream worker: zones {args.zones!r}: {_reason(exc)}", file=sys.stderr)
+        return 2
+    try:
         orders = parse_orders(Path(args.orders).read_bytes())
     except (ValidationError, OSError) as exc:
-        print(f"wardstream worker: {exc}", file=sys.stderr)
+        print(f"wardstream worker: orders {args.orders!r}: {_reason(exc)}", file=sys.stderr)
         return 2
     worker = Worker(args.kafka, zones, orders, settings.replace(worker_group=args.group),
                     web_port=args.web_port, web_host=args.web_host)

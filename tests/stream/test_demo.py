@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from stream.broker import free_port, metadata_ok
 
 
@@ -27,6 +29,22 @@ def _children_of(pid: int) -> set[int]:
             child = int(stat.parent.name)
             found |= {child} | _children_of(child)
     return found
+
+
+def _schemas(dsn: str) -> list[str]:
+    import asyncio
+
+    import asyncpg
+
+    async def query() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'wardstream%'")
+        finally:
+            await conn.close()
+        return sorted(r["nspname"] for r in rows)
+
+    return asyncio.run(query())
 
 
 def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, database_url: str) -> None:
@@ -63,12 +81,17 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, databa
             data=json.dumps({"username": "demo", "password": login.group(1)}).encode())
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response)["token"]
+        # the logs hold the demo password: only this user may read them
+        assert tmp_path.stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "api.log").stat().st_mode & 0o777 == 0o600
+        assert _schemas(database_url) == ["wardstream_demo"]
         descendants = _children_of(proc.pid)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         text += rest
         assert proc.returncode == 0, text
         assert "wardstream demo: stopped" in text
+        assert _schemas(database_url) == [], text
         assert not metadata_ok("127.0.0.1", broker_port, timeout=0.3)
         time.sleep(0.2)
         alive = [p for p in descendants if Path(f"/proc/{p}").exists()
@@ -78,3 +101,22 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, databa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_demo_logs_are_private_and_removed_unless_something_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.demo import Demo
+
+    monkeypatch.delenv("WARDSTREAM_DEMO_LOGS", raising=False)
+    quiet = Demo(out=lambda _line: None)
+    assert quiet.log_dir.stat().st_mode & 0o777 == 0o700
+    (quiet.log_dir / "api.log").write_text("demo operator demo password x\n")
+    quiet.stop()
+    assert not quiet.log_dir.exists()
+
+    failed = Demo(out=lambda _line: None)
+    failed.failed = True
+    failed.stop()
+    assert failed.log_dir.exists()  # kept for the user to read what went wrong
+    for f in failed.log_dir.iterdir():
+        f.unlink()
+    failed.log_dir.rmdir()

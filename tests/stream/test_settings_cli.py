@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,17 +46,47 @@ def test_readme_configuration_table_matches_the_catalogue() -> None:
     assert markdown_table() in (REPO / "README.md").read_text()
 
 
-def test_unbuilt_part_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "teleport", ("stream.no_such_module", "main", "x", 99))
+def test_missing_module_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(cli.COMMANDS, "teleport", ("stream.no_such_module", "main", "x"))
     assert cli.main(["teleport"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["wardstream teleport: not built yet (issue 99); nothing was done"]
+    assert len(err) == 1
+    assert err[0].startswith("wardstream teleport: needs the Python package 'stream.no_such_module'")
 
 
 def test_unknown_command_and_help() -> None:
     out = subprocess.run([sys.executable, "-m", "stream.cli", "frobnicate"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
+    assert len(out.stderr.splitlines()) == 1
     out = subprocess.run([sys.executable, "-m", "stream.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for name in ("demo", "replay", "decode", "api", "worker", "gateway", "simulate", "bench", "broker", "users"):
         assert f"  {name} " in out.stdout
+
+
+def test_settings_table_json_and_help() -> None:
+    env = {"PATH": "/usr/bin:/bin", "WARDSTREAM_DATABASE_URL": "postgresql://ward:s3cr3t@db/w",
+           "WARDSTREAM_API_PORT": "9000"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stream.cli", "settings", *args],
+                              capture_output=True, text=True, env=env, cwd=REPO)
+
+    table = run()
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in table.stdout.splitlines()[1:]}
+    assert rows["WARDSTREAM_API_PORT"] == ["9000", "environment"]
+    assert rows["WARDSTREAM_LATENESS_S"] == ["120", "default"]
+    assert rows["WARDSTREAM_DATABASE_URL"] == ["postgresql://ward:***@db/w", "environment"]
+    assert set(rows) == {k.env for k in CATALOGUE}
+    as_json = json.loads(run("--json").stdout)
+    assert as_json["WARDSTREAM_API_PORT"] == 9000
+    assert "s3cr3t" not in json.dumps(as_json)
+    helped = run("--help")
+    assert helped.returncode == 0 and "--json" in helped.stdout
+
+
+def test_log_level_is_checked_and_normalised() -> None:
+    assert Settings.from_env({"WARDSTREAM_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="WARDSTREAM_LOG_LEVEL='loud' is not one of DEBUG"):
+        Settings.from_env({"WARDSTREAM_LOG_LEVEL": "loud"})
