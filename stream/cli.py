@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str, int]] = {
     "api": ("alerts.cli", "api_main", "command-centre HTTP API, live feed and dashboard", 5),
     "users": ("alerts.cli", "users_main", "manage command-centre operators", 5),
     "notifier": ("alerts.notify.app", "main", "page officers on call for alert lifecycle steps (Faust)", 0),
+    "notify": ("alerts.notify.cli", "main", "notification policies and duty rosters", 0),
     "simulate": ("simulators.cli", "main", "synthetic caseloads, load and scoring", 7),
     "bench": ("simulators.bench", "main", "benchmark suite and report", 7),
     "settings": ("stream.cli", "settings_main", "print the effective settings (secrets masked)", 2),
