@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -56,7 +57,8 @@ def check_record(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
 
 def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream-notifier",
           concurrency: int = 16, web_port: int | None = None,
-          alerts_topic: str = ALERTS, deadletter_topic: str = DEADLETTER) -> tuple[faust.App, Any]:
+          alerts_topic: str = ALERTS, deadletter_topic: str = DEADLETTER,
+          demo_inbox: bool = False) -> tuple[faust.App, Any]:
     """The Faust app and a holder of its running parts (pool, notifier)."""
     app = faust.App(
         group, broker=f"kafka://{settings.kafka}", value_serializer="raw", key_serializer="raw",
@@ -71,6 +73,7 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
 
     class Parts:
         notifier: Notifier | None = None
+        inbox: Any = None
         ready = asyncio.Event()
 
     parts = Parts()
@@ -80,7 +83,15 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
     @app.task
     async def open_store() -> None:
         pool = await create_pool(settings.database_url, settings.database_schema)
-        channels = Channels(config)
+        cfg = config
+        if demo_inbox:
+            from alerts.notify.demo import DemoInbox, seed
+
+            parts.inbox = DemoInbox()
+            await parts.inbox.start()
+            cfg = replace(config, smtp=parts.inbox.smtp_url)
+            await seed(pool, parts.inbox)
+        channels = Channels(cfg)
         await channels.start()
         parts.notifier = Notifier(pool, channels, metrics)
         parts.ready.set()
@@ -135,6 +146,8 @@ async def run(app: faust.App, parts: Any, stop: asyncio.Event) -> None:
         if parts.notifier is not None:
             await parts.notifier.channels.close()
             await parts.notifier.pool.close()
+        if parts.inbox is not None:
+            await parts.inbox.stop()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -148,6 +161,9 @@ def main(argv: Sequence[str]) -> int:
     ap.add_argument("--concurrency", type=int, default=16, help="records in flight per process")
     ap.add_argument("--web-port", type=int, default=None,
                     help="serve /metrics and /healthz on 127.0.0.1:PORT")
+    ap.add_argument("--demo-inbox", action="store_true",
+                    help="for the demo: page a local SMTP sink and webhook receiver, print "
+                         "what they get, and add demo duty officers if no policy exists")
     args = ap.parse_args(list(argv))
     logging.basicConfig(level=os.environ.get("WARDSTREAM_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -164,7 +180,7 @@ def main(argv: Sequence[str]) -> int:
         print("wardstream notifier: --concurrency must be at least 1", file=sys.stderr)
         return 2
     app, parts = build(settings, config, group=args.group, concurrency=args.concurrency,
-                       web_port=args.web_port)
+                       web_port=args.web_port, demo_inbox=args.demo_inbox)
 
     async def go() -> None:
         stop = asyncio.Event()
