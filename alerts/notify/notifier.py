@@ -68,6 +68,8 @@ class Notifier:
         """Deliver one lifecycle record; returns each page's outcome (True = sent now)."""
         event = str(record["event"])
         alert = record["alert"]
+        if record.get("tier") in TIERS:  # an escalation names the tier it reaches on the record
+            alert = {**alert, "tier": record["tier"]}
         at = _parse_time(record.get("at")) or _parse_time(alert.get("opened_at")) or time.time()
         start = produced_at if produced_at is not None else time.time()
         pages = await self._plan(event, alert, at)

@@ -125,8 +125,9 @@ async def test_red_alert_pages_duty_officer_and_city_on_escalation(world: dict[s
         assert {h.json["alert"]["alert_id"] for h in http.on("/quiet")} == {"A-red"}
         assert not any(m.rcpt == ["other@county.test"] for m in smtp.inbox)
 
-        esc = record("escalated", alert_id="A-red", severity="red", tier="city",
-                     at=T0 + 120_000)
+        # as the escalator writes it: the tier reached is on the record
+        esc = {**record("escalated", alert_id="A-red", severity="red", at=T0 + 120_000),
+               "tier": "city"}
         await produce(w["settings"].kafka, w["topic"], [json.dumps(esc).encode()], ["A-red"])
         await wait_for(lambda: _true(any(m.rcpt == ["wang@city.test"] for m in smtp.inbox)
                                      and http.on("/robot/wang")), timeout=30)
