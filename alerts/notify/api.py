@@ -14,7 +14,7 @@ from aiohttp import web
 from alerts.api import SERVICE, _int_param, _json_body, _require, _str_param, remote_of, who_of
 from alerts.db import utc
 from alerts.errors import BadRequestError, ForbiddenError, NotFoundError
-from alerts.notify import store
+from alerts.notify import dispatch, store
 from alerts.notify.policy import CHANNELS, check_policy_body
 from alerts.store import audit
 from geofence.errors import ValidationError
@@ -174,4 +174,5 @@ def register(app: web.Application) -> None:
     r.add_post("/api/notify/roster", add_shift)
     r.add_delete("/api/notify/roster/{shift_id}", delete_shift)
     r.add_get("/api/notify/deliveries", list_deliveries)
+    dispatch.register(app)
 

@@ -47,7 +47,33 @@ def openapi_paths() -> dict[str, Any]:
     def body(schema: dict[str, Any]) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
+    aid = {"name": "alert_id", "in": "path", "required": True,
+           "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
     return {
+        "/api/alerts/{alert_id}/dispatch": {
+            "get": {"summary": "The alert's dispatch and note thread", "parameters": [aid],
+                    "responses": std("200", "400", "404")},
+            "post": {"summary": "Dispatch an officer (operator+)", "parameters": [aid],
+                     "requestBody": body({"type": "object", "required": ["assignee"],
+                                          "properties": {"assignee": text, "unit": text}}),
+                     "responses": std("201", "400", "404", "409")}},
+        "/api/alerts/{alert_id}/dispatch/status": {
+            "post": {"summary": "Move the dispatch forward (operator+)", "parameters": [aid],
+                     "requestBody": body({"type": "object", "required": ["status"], "properties": {
+                         "status": {"type": "string",
+                                    "enum": ["en_route", "on_scene", "resolved"]}}}),
+                     "responses": std("200", "400", "404", "409")}},
+        "/api/alerts/{alert_id}/notes": {
+            "post": {"summary": "Add a note to the alert's thread (operator+)",
+                     "parameters": [aid],
+                     "requestBody": body({"type": "object", "required": ["body"], "properties": {
+                         "body": {"type": "string", "minLength": 1, "maxLength": 4000}}}),
+                     "responses": std("201", "400", "404")}},
+        "/api/response-times": {
+            "get": {"summary": "Median and p90 seconds to acknowledge, to on scene and to "
+                               "resolve, per severity and jurisdiction",
+                    "parameters": [q("since", {"type": "string"}), q("until", {"type": "string"})],
+                    "responses": std("200", "400")}},
         "/api/notify/policies": {
             "get": {"summary": "Notification policies in scope (supervisor+)",
                     "responses": std()},
