@@ -31,6 +31,7 @@ from alerts.db import create_pool, system_clock
 from alerts.notify.channels import ChannelConfig, Channels
 from alerts.notify.notifier import Notifier, NotifierMetrics
 from alerts.notify.policy import EVENTS
+from alerts.sink import database_unavailable
 from geofence.errors import WardstreamError
 from geofence.model import DeadLetter, encode, format_ts
 from stream.settings import Settings
@@ -115,6 +116,14 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
                     await parts.notifier.handle(rec, produced_at=msg.timestamp)
                     break
                 except Exception as exc:
+                    if not database_unavailable(exc):  # the record itself is refused
+                        await deadletters.send(value=encode(DeadLetter(
+                            reason="refused_by_store", raw=(msg.value or b"")[:4096].decode(
+                                "utf-8", errors="replace"),
+                            detail=f"{type(exc).__name__}: {exc}"[:300],
+                            source=f"{msg.topic}:{msg.partition}@{msg.offset}",
+                            at=format_ts(system_clock()))))
+                        break
                     log.warning("notifier: record %s held, retrying in %.1f s: %s",
                                 rec["alert"]["alert_id"], pause, exc)
                     await asyncio.sleep(pause)

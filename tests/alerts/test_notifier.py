@@ -204,3 +204,35 @@ async def _all_sent(pool: asyncpg.Pool) -> bool:
 async def _true(value: bool) -> bool:
     return value
 
+
+
+async def test_records_the_notifier_cannot_use_go_to_dead_letters_and_block_nothing(
+    world: dict[str, Any],
+) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    w = world
+    http: HttpReceiver = w["http"]
+    await add_policy(w["pool"], jurisdiction_prefix="", channel="webhook",
+                     recipient=http.url("/hook"))
+    nul = record("opened", alert_id="A-\u0000-nul")
+    good = record("opened", alert_id="A-good")
+    await produce(w["settings"].kafka, w["topic"],
+                  [b"[1, 2]", b'{"event": "paged", "alert": {}}', json.dumps(nul).encode(),
+                   json.dumps(good).encode()], ["k", "k", "k", "k"])
+    stop, task = await running(w, f"g-{w['schema']}")
+    try:
+        await wait_for(lambda: _true(len(http.on("/hook")) >= 1), timeout=60)
+    finally:
+        stop.set()
+        await task
+    assert [h.json["alert"]["alert_id"] for h in http.on("/hook")] == ["A-good"]
+    consumer = AIOKafkaConsumer(f"dl-{w['schema']}", bootstrap_servers=w["settings"].kafka,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        got = await consumer.getmany(timeout_ms=5000, max_records=10)
+    finally:
+        await consumer.stop()
+    reasons = [json.loads(r.value)["reason"] for part in got.values() for r in part]
+    assert sorted(reasons) == ["bad_event", "not_an_object", "refused_by_store"]  # in flight together
