@@ -73,9 +73,10 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
     metrics = NotifierMetrics()
 
     class Parts:
-        notifier: Notifier | None = None
-        inbox: Any = None
-        ready = asyncio.Event()
+        def __init__(self) -> None:
+            self.notifier: Notifier | None = None
+            self.inbox: Any = None
+            self.ready = asyncio.Event()  # one per app: set once its store is open
 
     parts = Parts()
     source = app.topic(alerts_topic, value_type=bytes, key_type=bytes)

@@ -21,7 +21,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -44,10 +44,11 @@ class ChannelConfig:
     (``mqtt://broker:1883/wardstream/pages``); ``webhook_secret``: HMAC key.
     """
 
-    smtp: str = ""
-    sms: str = ""
-    mqtt: str = ""
-    webhook_secret: str = ""
+    # addresses may carry credentials: kept out of repr() and so out of logs
+    smtp: str = field(default="", repr=False)
+    sms: str = field(default="", repr=False)
+    mqtt: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
     timeout_s: float = 5.0
     retries: int = 3
     backoff_s: float = 0.5
