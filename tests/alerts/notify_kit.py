@@ -50,6 +50,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> Any:
@@ -78,7 +79,7 @@ class HttpReceiver:
             await asyncio.sleep(self.delay_s)
         if request.path in self.fail:
             return web.Response(status=503)
-        self.hits.append(Hit(request.path, dict(request.headers), body))
+        self.hits.append(Hit(request.path, dict(request.headers), body, dict(request.query)))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def start(self) -> None:
