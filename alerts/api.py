@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -749,4 +750,5 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_get("/api/zones", list_zones)
     r.add_put("/api/zones/{zone_id}", put_zone)
     r.add_get("/api/live", live)
+    import_module("alerts.notify.api").register(app)  # notification routes (they import this module)
     return app

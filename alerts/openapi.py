@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.notify.openapi import openapi_paths as notify_openapi_paths
+
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -30,6 +32,12 @@ def _std(ok: dict[str, Any], *codes: str) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """Build the document (a fresh dict each call)."""
+    doc = _core_document()
+    doc["paths"].update(notify_openapi_paths())
+    return doc
+
+
+def _core_document() -> dict[str, Any]:
     alert_id, person_id = _p("alert_id"), _p("person_id")
     paging = [_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
               _q("offset", {"type": "integer", "minimum": 0}, "rows to skip")]

@@ -201,6 +201,21 @@ def demo_provisioning(orders_path: str, log_dir: Path) -> str:
     return path
 
 
+def _print_inbox(log: Path, seen: int) -> int:
+    """Print the notifier's new ``inbox:`` lines (pages its demo receivers got)."""
+    try:
+        with log.open("rb") as f:
+            f.seek(seen)
+            chunk = f.read()
+    except OSError:
+        return seen
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].decode(errors="replace").splitlines():
+        if line.startswith("inbox: "):
+            print(f"    {line}", flush=True)
+    return seen + end
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     parser = Parser(prog="wardstream demo", description=__doc__)
@@ -276,6 +291,16 @@ def main(argv: Sequence[str]) -> int:
             password = demo.demo_password() if started else None
             if password:
                 print(f"    log in as: demo / {password}  (a fresh password each run)", flush=True)
+            if started and not stopping["now"]:
+                notifier_log = demo.log_dir / "notifier.log"
+                if notifier_log.exists():
+                    notifier_log.unlink()  # the inbox is printed from a fresh log
+                demo.start_part(Part(
+                    "notifier", "notifier", ["--demo-inbox"],
+                    shows="pages red alerts' duty officers (e-mail and webhook, inbox below)",
+                    env={**env, "WARDSTREAM_DATABASE_URL": database,
+                         "WARDSTREAM_DATABASE_SCHEMA": "wardstream_demo",
+                         "PYTHONUNBUFFERED": "1"}))
         if have_data and not args.no_simulator and not stopping["now"]:
             demo.start_part(Part(
                 "simulator", "simulate",
@@ -286,8 +311,10 @@ def main(argv: Sequence[str]) -> int:
         kept = "" if not demo.own_log_dir else ", removed when the demo stops"
         print(f"wardstream demo: running (logs in {demo.log_dir}{kept}); Ctrl-C stops everything",
               flush=True)
+        inbox_seen = 0
         while not stopping["now"]:
             time.sleep(0.2)
+            inbox_seen = _print_inbox(demo.log_dir / "notifier.log", inbox_seen)
             for part in demo.parts:
                 if part.proc is not None and part.proc.poll() is not None and not stopping["now"]:
                     print(f"  ! {part.name} exited with code {part.proc.returncode}", flush=True)

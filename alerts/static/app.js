@@ -68,6 +68,27 @@
     await Promise.all([loadZones(), loadAlerts(), loadPersons(), loadCounts()]);
     fitView();
     connectLive();
+    loadResponse();
+    setInterval(loadResponse, 30000);
+  }
+
+  // ---------------------------------------------------------------- response times, failed pages
+  const mins = (f) => (f.median_s == null ? "—" : `${(f.median_s / 60).toFixed(1)} / ${(f.p90_s / 60).toFixed(1)}`);
+  async function loadResponse() {
+    try {
+      const body = await api("/api/response-times");
+      $("response-times").tBodies[0].replaceChildren(...body.response_times.map((r) => el("tr", {},
+        el("td", {}, el("span", { class: "mini " + r.severity }, r.alerts)), el("td", {}, r.jurisdiction),
+        el("td", {}, mins(r.to_acknowledge)), el("td", {}, mins(r.to_on_scene)), el("td", {}, mins(r.to_resolve)))));
+    } catch (err) { /* figures are optional on the dashboard */ }
+    if (!state.me || !["operator", "supervisor", "admin"].includes(state.me.role)) return;
+    try {
+      const body = await api("/api/notify/deliveries?status=failed&limit=20");
+      $("failed-pages-box").hidden = body.deliveries.length === 0;
+      $("failed-pages").replaceChildren(...body.deliveries.map((d) => el("li", { class: "failed-page" },
+        el("span", { class: "badge " + (d.severity || "blue") }, d.channel), ` ${d.recipient} · ${d.alert_id} · ${d.step}`,
+        el("div", { class: "meta" }, `${d.attempts} attempts · ${d.error || ""} · ${fmt(d.last_at)}`))));
+    } catch (err) { /* the delivery log is optional on the dashboard */ }
   }
 
   // ---------------------------------------------------------------- alerts
@@ -108,6 +129,10 @@
     if (a.acknowledged_by) li.append(el("div", { class: "meta" }, `acknowledged by ${a.acknowledged_by}`));
     if (a.resolution_note) li.append(el("div", { class: "meta" }, `note: ${a.resolution_note}`));
     const canAct = state.me && ["operator", "supervisor", "admin"].includes(state.me.role);
+    const more = el("button", { type: "button", class: "details", onclick: () => { state.openDetail = state.openDetail === a.alert_id ? null : a.alert_id; renderAlerts(); } },
+      state.openDetail === a.alert_id ? "Hide dispatch and notes" : "Dispatch and notes");
+    li.append(el("div", { class: "actions" }, more));
+    if (state.openDetail === a.alert_id) { const box = el("div", { class: "detail" }); li.append(box); fillDetail(box, a, canAct); }
     if (canAct && a.status !== "resolved") {
       const note = el("input", { class: "note", placeholder: needsNote(a) ? "note (required)" : "note (optional)", "aria-label": "resolution note" });
       const ack = el("button", { type: "button", class: "ack", onclick: () => act(a.alert_id, "ack") }, "Acknowledge");
@@ -116,6 +141,29 @@
       li.append(el("div", { class: "actions" }, ack, note, res));
     }
     return li;
+  }
+  const NEXT = { dispatched: "en_route", en_route: "on_scene", on_scene: "resolved" };
+  async function fillDetail(box, a, canAct) {
+    const path = `/api/alerts/${encodeURIComponent(a.alert_id)}`;
+    let body;
+    try { body = await api(path + "/dispatch"); } catch (err) { box.replaceChildren(el("div", { class: "meta" }, err.message)); return; }
+    const d = body.dispatch;
+    const parts = [el("div", { class: "meta dispatch" }, d ? `dispatched ${d.assignee}${d.unit ? " (" + d.unit + ")" : ""} · ${d.status.replace("_", " ")}` +
+      ` · sent ${fmt(d.dispatched_at)}${d.on_scene_at ? " · on scene " + fmt(d.on_scene_at) : ""}${d.resolved_at ? " · done " + fmt(d.resolved_at) : ""}` : "not dispatched")];
+    const again = () => renderAlerts();
+    const run = async (fn) => { try { await fn(); again(); } catch (err) { alert(err.message); } };
+    if (canAct && (!d || d.status !== "resolved")) {
+      const who = el("input", { class: "assignee", placeholder: "officer", "aria-label": "officer to dispatch" });
+      const row = [who, el("button", { type: "button", class: "dispatch", onclick: () => run(() => api(path + "/dispatch", { method: "POST", json: { assignee: who.value } })) }, d ? "Reassign" : "Dispatch")];
+      if (d && NEXT[d.status]) row.push(el("button", { type: "button", class: "advance", onclick: () => run(() => api(path + "/dispatch/status", { method: "POST", json: { status: NEXT[d.status] } })) }, NEXT[d.status].replace("_", " ")));
+      parts.push(el("div", { class: "actions" }, ...row));
+    }
+    parts.push(el("ol", { class: "notes" }, ...body.notes.map((n) => el("li", {}, el("span", { class: "meta" }, `${fmt(n.at)} ${n.operator}: `), n.body))));
+    if (canAct) {
+      const text = el("input", { class: "note-text", placeholder: "add a note", "aria-label": "note" });
+      parts.push(el("div", { class: "actions" }, text, el("button", { type: "button", class: "add-note", onclick: () => run(() => api(path + "/notes", { method: "POST", json: { body: text.value } })) }, "Add note")));
+    }
+    box.replaceChildren(...parts);
   }
   const needsNote = (a) => a.kind === "tamper" || a.kind === "removed" || a.rule_id === "tamper" || a.rule_id === "removed";
 

@@ -72,7 +72,7 @@ def test_demo_starts_prints_addresses_and_stops_on_sigint(tmp_path: Path, databa
         assert match, text
         broker_port = int(match.group(1))
         assert metadata_ok("127.0.0.1", broker_port), text
-        for part in ("worker", "gateway", "api", "simulator"):
+        for part in ("worker", "gateway", "api", "notifier", "simulator"):
             assert f"  + {part}" in text, text
         login = re.search(r"log in as: demo / (\S+)", text)
         assert login, text

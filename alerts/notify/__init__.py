@@ -1,0 +1,1 @@
+"""Notifications: policies, duty rosters, delivery log and the Faust notifier."""
