@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from argparse import Namespace
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -369,7 +370,7 @@ def devices_main(argv: Sequence[str]) -> int:
     """``wardstream devices add|remove|list --file F``: manage the provisioning file."""
     from devices import provisioning as prov
 
-    p = argparse.ArgumentParser(prog="wardstream devices",
+    p = Parser(prog="wardstream devices",
                                 description="Provision the devices the gateway accepts.")
     sub = p.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="provision a device (replaces an entry of the same id)")
@@ -452,7 +453,7 @@ def devices_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _mosquitto_config(args: argparse.Namespace) -> int:
+def _mosquitto_config(args: Namespace) -> int:
     """``wardstream devices mosquitto-config``: the broker's passwd and acl files."""
     from urllib.parse import urlsplit
 

@@ -55,8 +55,6 @@ CATALOGUE: tuple[Key, ...] = (
     Key("face_match_min_confidence", float, 0.8, "Face matches below this raise nothing."),
     Key("max_batch", int, 10_000, "Largest batched envelope, messages; larger is dead-lettered."),
     Key("max_payload_bytes", int, 8 * 1024 * 1024, "Largest telemetry payload, bytes."),
-    Key("future_skew_s", int, 300, "Telemetry dated more than this many seconds after its"
-        " arrival is dead-lettered as `future_timestamp`."),
     Key("jt808_tz_offset_h", int, 8, "UTC offset of JT/T 808 BCD times, hours."),
     Key("api_host", str, "127.0.0.1", "Bind address of `wardstream api`."),
     Key("api_port", int, 8080, "Port of `wardstream api`."),
@@ -140,7 +138,6 @@ class Settings:
     face_match_min_confidence: float = 0.8
     max_batch: int = 10_000
     max_payload_bytes: int = 8 * 1024 * 1024
-    future_skew_s: int = 300
     jt808_tz_offset_h: int = 8
     api_host: str = "127.0.0.1"
     api_port: int = 8080
