@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devices import gt06, h02, jt808, watch
 from devices.gateway import Gateway, GatewayConfig
-from devices.provisioning import Provisioning, parse_networks
+from devices.provisioning import Provisioning, hash_secret, parse_networks
 from devices.servers import ServerConfig
 from devices.sessions import REGISTER_TERMINAL_REGISTERED
 from geofence.model import parse_orders, parse_ts
@@ -38,6 +38,7 @@ ORDERS = parse_orders(json.dumps([
      "jurisdiction": "320102", "rules": []},
     {"person_id": "P-3", "devices": [UNPROVISIONED], "jurisdiction": "320102", "rules": []},
 ]))
+OSM_KEY = "osm-1-test-key"
 PROVISIONING = Provisioning.parse([
     {"device_id": PHONE, "protocol": "jt808",
      "jt808": {"province": 32, "city": 100, "manufacturer": "WSTRM", "terminal_id": "0000001"}},
@@ -45,7 +46,7 @@ PROVISIONING = Provisioning.parse([
     {"device_id": WATCH_ID, "protocol": "watch"},
     {"device_id": "864717003283581", "protocol": "gt06"},
     {"device_id": "4210051415", "protocol": "h02"},
-    {"device_id": "osm-1", "protocol": "osmand"},
+    {"device_id": "osm-1", "protocol": "osmand", "secret_hash": hash_secret(OSM_KEY)},
     {"device_id": "mqtt-1", "protocol": "mqtt"},
     {"device_id": "013912347777", "protocol": "jt808"},  # its order arrives during a test
 ])
@@ -308,15 +309,15 @@ async def test_osmand_http(gateway: Gateway, kafka_bootstrap: str):
     base = f"http://127.0.0.1:{gateway.ports['osmand']}"
     ts = int(time.time())
     async with ClientSession() as http:
-        async with http.get(f"{base}/?id=osm-1&lat=32.05&lon=118.79&timestamp={ts}&batt=50") as rsp:
+        async with http.get(f"{base}/?id=osm-1&lat=32.05&lon=118.79&timestamp={ts}&batt=50&key={OSM_KEY}") as rsp:
             assert rsp.status == 200
         async with http.get(f"{base}/?id=osm-x&lat=32.05&lon=118.79&timestamp={ts}") as rsp:
             assert rsp.status == 403
-        async with http.get(f"{base}/?id=osm-1&lat=99&lon=118.79") as rsp:
+        async with http.get(f"{base}/?id=osm-1&lat=99&lon=118.79&key={OSM_KEY}") as rsp:
             assert rsp.status == 400
         body = {"device_id": "osm-1", "location": {"timestamp": "2026-01-01T00:00:00Z", "coords":
                 {"latitude": 32.0, "longitude": 118.0, "accuracy": 7}}}
-        async with http.post(base + "/", json=body) as rsp:
+        async with http.post(f"{base}/?key={OSM_KEY}", json=body) as rsp:
             assert rsp.status == 200
     records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
                                lambda rs: len(messages(rs)) >= 2)

@@ -39,7 +39,7 @@ async def gateway(kafka_bootstrap: str, broker: Mosquitto) -> AsyncIterator[Gate
     suffix = uuid.uuid4().hex[:8]
     cfg = GatewayConfig(
         kafka=kafka_bootstrap, orders=ORDERS, server=ServerConfig(host="127.0.0.1", ports={}),
-        osmand_port=0, secret=b"resilience",
+        osmand_port=0, secret=b"resilience", allow_unprovisioned=True,
         mqtt_url=f"mqtt://127.0.0.1:{broker.port}", mqtt_topic=f"wardstream-test/{suffix}/#",
         telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
         commands_topic=f"commands-{suffix}", orders_topic=f"orders-{suffix}",
