@@ -312,7 +312,7 @@ async def test_osmand_http(gateway: Gateway, kafka_bootstrap: str):
         async with http.get(f"{base}/?id=osm-1&lat=32.05&lon=118.79&timestamp={ts}&batt=50&key={OSM_KEY}") as rsp:
             assert rsp.status == 200
         async with http.get(f"{base}/?id=osm-x&lat=32.05&lon=118.79&timestamp={ts}") as rsp:
-            assert rsp.status == 403
+            assert rsp.status == 401  # no key: refused before the device is looked up
         async with http.get(f"{base}/?id=osm-1&lat=99&lon=118.79&key={OSM_KEY}") as rsp:
             assert rsp.status == 400
         body = {"device_id": "osm-1", "location": {"timestamp": "2026-01-01T00:00:00Z", "coords":
