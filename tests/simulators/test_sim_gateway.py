@@ -128,8 +128,7 @@ async def test_osmand_phones_through_gateway_arrive_unchanged(kafka_bootstrap: s
         osmand_port=0, secret=b"sim",
         telemetry_topic=f"sim-telemetry-{suffix}", deadletter_topic=f"sim-dead-{suffix}",
         commands_topic=f"sim-commands-{suffix}", orders_topic=f"sim-orders-{suffix}",
-        topic_partitions=3, follow_orders=False,
-        provisioning=for_devices({d: "osmand" for o in orders for d in o.devices})))
+        topic_partitions=3, follow_orders=False, allow_unprovisioned=True))
     await gw.start()
     sink = OsmandSink(f"http://127.0.0.1:{gw.ports['osmand']}/", concurrency=32)
     try:
