@@ -14,7 +14,7 @@ Measures, into the local PostgreSQL, in one run and on a throwaway schema:
   batches of 500, a replay of the same records (all duplicates), and a
   baseline that applies one record per round trip.
 
-Targets (issue 5): track store >= 20,000 fixes/s. Figures are reported with
+Targets: track store >= 20,000 fixes/s. Figures are reported with
 their ratio to the baseline measured in the same run.
 """
 

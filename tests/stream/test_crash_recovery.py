@@ -1,4 +1,4 @@
-"""Done-when (b) of issue 4: ``kill -9`` of one of two worker processes in the
+"""``kill -9`` of one of two worker processes in the
 middle of the stream, then a restart. The union of the lifecycle records on
 the alerts topic holds every expected alert (equal to replay) and no
 ``opened`` twice for any alert_id."""

@@ -1,4 +1,4 @@
-"""Done-when (d) of issue 4: a burst of 1,000 malformed messages lands in the
+"""a burst of 1,000 malformed messages lands in the
 dead-letter topic with reasons and source partition/offset while valid
 traffic keeps flowing (its alerts still equal replay's)."""
 
