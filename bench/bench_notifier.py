@@ -27,14 +27,13 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from alerts.db import create_pool
 from alerts.notify import store
 from alerts.notify.policy import check_policy_body
 from stream.broker import EmbeddedBroker, free_port
 from stream.settings import Settings
-from stream.topics import ALERTS
+from stream.topics import ALERTS, ensure_topics, topic_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,10 +65,7 @@ async def bench(rate: int, seconds: int, concurrency: int) -> dict[str, object]:
     pool = await create_pool(settings.database_url, schema)
     proc = None
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(ALERTS, 4, 1)])
-        await admin.close()
+        await ensure_topics(broker.bootstrap, topic_specs(settings, partitions=4))
         async with pool.acquire() as conn:
             await store.add_policy(conn, check_policy_body(
                 {"channel": "webhook", "recipient": f"http://127.0.0.1:{port}/hook"}), "bench")

@@ -82,6 +82,18 @@ CATALOGUE: tuple[Key, ...] = (
     Key("gc_freeze", bool, True, "Worker: move long-lived state out of the garbage"
         " collector's scans (gc.freeze) after restores and snapshots; avoids multi-second"
         " full-collection pauses with large caseloads."),
+    Key("notify_smtp", str, "", "Notifier: apprise e-mail URL without recipient, e.g."
+        " `mailto://mail.example.org:25?from=alerts@example.org`; unset: no e-mail channel.",
+        secret=True),
+    Key("notify_sms", str, "", "Notifier: apprise JSON URL of the SMS gateway"
+        " (`json://gw:8080/send`); the phone number is sent as `to`.", secret=True),
+    Key("notify_mqtt", str, "", "Notifier: apprise MQTT URL with the topic of pages"
+        " (`mqtt://broker:1883/wardstream/pages`).", secret=True),
+    Key("notify_webhook_secret", str, "", "Notifier: HMAC-SHA256 key of webhook signatures.",
+        secret=True),
+    Key("notify_timeout_s", float, 5.0, "Notifier: timeout of one delivery attempt, seconds."),
+    Key("notify_retries", int, 3, "Notifier: retries of a failed delivery before it is logged"
+        " failed."),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -156,6 +168,12 @@ class Settings:
     pursuit_interval_s: int = 15
     normal_interval_s: int = 60
     gc_freeze: bool = True
+    notify_smtp: str = ""
+    notify_sms: str = ""
+    notify_mqtt: str = ""
+    notify_webhook_secret: str = ""
+    notify_timeout_s: float = 5.0
+    notify_retries: int = 3
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -17,6 +17,7 @@ NEEDS = {
     "worker": {"WARDSTREAM_KAFKA"},
     "gateway": {"WARDSTREAM_KAFKA"},
     "api": {"WARDSTREAM_KAFKA", "WARDSTREAM_DATABASE_URL"},
+    "notifier": {"WARDSTREAM_KAFKA", "WARDSTREAM_DATABASE_URL"},
 }
 
 

@@ -57,7 +57,7 @@ def check_record(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
 
 
 def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream-notifier",
-          concurrency: int = 16, web_port: int | None = None,
+          concurrency: int = 16, web_port: int | None = None, web_host: str = "127.0.0.1",
           alerts_topic: str = ALERTS, deadletter_topic: str = DEADLETTER,
           demo_inbox: bool = False) -> tuple[faust.App, Any]:
     """The Faust app and a holder of its running parts (pool, notifier)."""
@@ -67,7 +67,7 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         broker_session_timeout=10.0, broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0, broker_commit_every=100, broker_commit_interval=0.5,
-        web_enabled=web_port is not None, web_port=web_port or 6066, web_bind="127.0.0.1",
+        web_enabled=web_port is not None, web_port=web_port or 6066, web_bind=web_host,
         web_in_thread=False,
     )
     metrics = NotifierMetrics()
@@ -170,7 +170,8 @@ def main(argv: Sequence[str]) -> int:
     ap.add_argument("--group", default="wardstream-notifier", help="Kafka consumer group")
     ap.add_argument("--concurrency", type=int, default=16, help="records in flight per process")
     ap.add_argument("--web-port", type=int, default=None,
-                    help="serve /metrics and /healthz on 127.0.0.1:PORT")
+                    help="serve /metrics and /healthz on PORT")
+    ap.add_argument("--web-host", default="127.0.0.1", help="bind address of the web port")
     ap.add_argument("--demo-inbox", action="store_true",
                     help="for the demo: page a local SMTP sink and webhook receiver, print "
                          "what they get, and add demo duty officers if no policy exists")
@@ -179,7 +180,7 @@ def main(argv: Sequence[str]) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = Settings.from_env()
-        config = ChannelConfig.from_env()
+        config = ChannelConfig.from_settings(settings)
     except (WardstreamError, ValueError) as exc:
         print(f"wardstream notifier: {exc}".splitlines()[0], file=sys.stderr)
         return 2
@@ -190,7 +191,7 @@ def main(argv: Sequence[str]) -> int:
         print("wardstream notifier: --concurrency must be at least 1", file=sys.stderr)
         return 2
     app, parts = build(settings, config, group=args.group, concurrency=args.concurrency,
-                       web_port=args.web_port, demo_inbox=args.demo_inbox)
+                       web_port=args.web_port, web_host=args.web_host, demo_inbox=args.demo_inbox)
 
     async def go() -> None:
         stop = asyncio.Event()

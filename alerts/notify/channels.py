@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from alerts.errors import AlertsError
+from stream.settings import Settings, catalogue_key
 
 
 class ChannelError(AlertsError):
@@ -35,7 +35,7 @@ class ChannelError(AlertsError):
 
 @dataclass(frozen=True)
 class ChannelConfig:
-    """Where the channels send, from ``WARDSTREAM_NOTIFY_*`` variables.
+    """Where the channels send, from the ``notify_*`` settings.
 
     ``smtp``: apprise e-mail URL without recipient, e.g.
     ``mailto://mail.example.org:25?from=alerts@example.org&mode=insecure``;
@@ -54,16 +54,11 @@ class ChannelConfig:
     backoff_s: float = 0.5
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ChannelConfig:
-        env = os.environ if environ is None else environ
-        return cls(
-            smtp=env.get("WARDSTREAM_NOTIFY_SMTP", ""),
-            sms=env.get("WARDSTREAM_NOTIFY_SMS", ""),
-            mqtt=env.get("WARDSTREAM_NOTIFY_MQTT", ""),
-            webhook_secret=env.get("WARDSTREAM_NOTIFY_WEBHOOK_SECRET", ""),
-            timeout_s=float(env.get("WARDSTREAM_NOTIFY_TIMEOUT_S", "5")),
-            retries=int(env.get("WARDSTREAM_NOTIFY_RETRIES", "3")),
-        )
+    def from_settings(cls, settings: Settings) -> ChannelConfig:
+        """The channels' part of the settings (the ``notify_*`` keys)."""
+        return cls(smtp=settings.notify_smtp, sms=settings.notify_sms,
+                   mqtt=settings.notify_mqtt, webhook_secret=settings.notify_webhook_secret,
+                   timeout_s=settings.notify_timeout_s, retries=settings.notify_retries)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -126,7 +121,7 @@ class Channels:
         value = str(getattr(self.config, name))
         if not value:
             raise ChannelError(f"{name} channel is not configured "
-                               f"(WARDSTREAM_NOTIFY_{name.upper()})")
+                               f"({catalogue_key('notify_' + name).env})")
         return value
 
     @staticmethod
