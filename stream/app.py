@@ -72,6 +72,7 @@ from stream.repartition import (
     envelopes,
     origin_of,
     project_keyed,
+    record_arrival,
     split,
 )
 from stream.settings import Settings
@@ -507,8 +508,7 @@ class Worker:
                 continue
             # arrival: the record's timestamp, never later than now (a producer
             # clock ahead must not widen the window)
-            ts = rec.timestamp
-            arrival = ts if isinstance(ts, int) and 0 < ts < now_ms else now_ms
+            arrival = record_arrival(rec.timestamp, now_ms)
             try:
                 decoded = self._align.take(p, rec.offset)
                 if decoded is None:

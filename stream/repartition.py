@@ -21,6 +21,7 @@ lateness horizon.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +153,15 @@ class SeenOrigins:
             return False
         self.high[origin.partition] = origin.offset
         return True
+
+
+def record_arrival(timestamp: Any, now_ms: int) -> int:
+    """When a Kafka record arrived: its timestamp, never later than ``now_ms``.
+
+    A producer whose clock runs ahead must not widen the window in which a
+    message dated in the future is accepted.
+    """
+    return timestamp if isinstance(timestamp, int) and 0 < timestamp < now_ms else now_ms
 
 
 def project_keyed(key: bytes | None, first: Telemetry | None, router: Router) -> bool:
@@ -328,10 +338,17 @@ class Alignment:
             if tp.topic != self.topic or tp.partition not in next_offsets:
                 continue
             decoded_recs = []
+            now_ms = int(time.time() * 1000)
             for rec in recs:
                 decoded = None
                 if rec.value is not None:
-                    decoded = self.decoder.decode(rec.value)
+                    try:
+                        decoded = self.decoder.decode(rec.value,
+                                                      record_arrival(rec.timestamp, now_ms))
+                    except Exception:
+                        # the worker decodes it again and dead-letters the failure
+                        decoded_recs.append((rec, None))
+                        continue
                     self.decoded[(tp.partition, rec.offset)] = decoded
                     if decoded.messages and rec.key is not None \
                             and origin_of(rec.headers) is None \
