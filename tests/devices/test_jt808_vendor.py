@@ -300,7 +300,8 @@ def test_gateway_refuses_an_unusable_models_file(tmp_path):
     bad.write_text('{"models": {"WB-9": {"items": [{"item": "0xEB", "bit": 40, "event": "sos", '
                    '"sub": "0x10000"}]}}}')
     r = subprocess.run([sys.executable, "-m", "stream.cli", "gateway", "--orders", str(orders),
-                        "--kafka", "127.0.0.1:1", "--jt808-port", "0", "--jt808-models", str(bad)],
+                        "--kafka", "127.0.0.1:1", "--jt808-port", "0", "--jt808-models", str(bad),
+                        "--allow-unprovisioned"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and not r.stdout and "Traceback" not in r.stderr
@@ -308,7 +309,8 @@ def test_gateway_refuses_an_unusable_models_file(tmp_path):
     assert "model 'WB-9' item 0" in r.stderr and "sub-item 0x10000 is not a WORD" in r.stderr
     missing = subprocess.run([sys.executable, "-m", "stream.cli", "gateway", "--orders",
                               str(orders), "--kafka", "127.0.0.1:1", "--jt808-port", "0",
-                              "--jt808-models", str(tmp_path / "nope.json")],
+                              "--jt808-models", str(tmp_path / "nope.json"),
+                              "--allow-unprovisioned"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60,
                              env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and "cannot read vendor map" in missing.stderr

@@ -63,7 +63,8 @@ async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partitio
 
 async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0,
                      timeout_s: float = 20.0) -> list[Any]:
-    """Every record of a topic, read until nothing new arrives for ``settle_s``."""
+    """Every record of a topic: read to its end offsets at the start, then until
+    nothing new arrives for ``settle_s``."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                          auto_offset_reset="earliest", enable_auto_commit=False)
     await c.start()
@@ -75,15 +76,21 @@ async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0,
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps) if tps else {}
         out: list[Any] = []
         quiet_since = time.monotonic()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() - quiet_since < settle_s and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             batch = await c.getmany(timeout_ms=200)
             got = [r for rs in batch.values() for r in rs]
             if got:
                 out.extend(got)
                 quiet_since = time.monotonic()
+            at_end = True
+            for tp, end in ends.items():
+                at_end = at_end and await c.position(tp) >= end
+            if at_end and time.monotonic() - quiet_since >= settle_s:
+                break
         return out
     finally:
         await c.stop()
