@@ -20,7 +20,6 @@ from geofence.model.order_checks import _check_all, _check_order
 from geofence.model.orders import Order
 
 _ORDERS = msgspec.json.Decoder(list[Order])
-_ORDER_ONE = msgspec.json.Decoder(Order)
 _ORDER_CONVERT = msgspec.convert
 
 
