@@ -25,7 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geofence.curfew import CurfewCalendar, calendar_for
-from geofence.model import Order, Rule, _gc_paused
+from geofence.gc_pause import gc_paused
+from geofence.model import Order, Rule
 
 SEVERITY_ORDER = ("red", "orange", "yellow", "blue")
 
@@ -269,7 +270,7 @@ def compile_orders(
     >>> a.zone_rules[0] is b.zone_rules[0], a.buffer_m.tolist(), b.zone_idx.tolist()
     (True, [50.0], [0])
     """
-    with _gc_paused():  # many long-lived objects, no cycles
+    with gc_paused():  # many long-lived objects, no cycles
         return _compile_orders(orders, zones, default_dwell_s)
 
 

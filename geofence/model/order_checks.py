@@ -1,0 +1,148 @@
+"""Checks of a supervision order beyond its types.
+
+Rule fields (a field the engine would ignore for a rule's type is refused,
+not silently dropped), curfew windows, jurisdiction codes, time zones, the
+validity interval, and the checks across the orders of one file.
+"""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from geofence.errors import OrderError, ValidationError
+from geofence.model.orders import _DAY_NAMES, RULE_FIELDS, Order, Rule, Window
+from geofence.model.timestamps import parse_ts
+from geofence.model.vocabulary import MAX_STRING
+
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_OPTIONAL_RULE_FIELDS = ("zone", "buffer_m", "windows", "person", "distance_m", "after_s",
+                         "dwell_s")
+_WHERE_USED: dict[str, str] = {
+    "zone": "exclusion, inclusion and curfew rules",
+    "buffer_m": "exclusion rules",
+    "windows": "curfew rules",
+    "person": "no_contact rules",
+    "distance_m": "no_contact rules",
+    "after_s": "signal_loss rules",
+    "dwell_s": "exclusion, inclusion, curfew and no_contact rules",
+}
+
+
+def _check_fields(where: str, rule: Rule) -> None:
+    """Refuse a field the engine would ignore for this rule type."""
+    used = RULE_FIELDS[rule.type]
+    for name in _OPTIONAL_RULE_FIELDS:
+        if name in used:
+            continue
+        value = getattr(rule, name)
+        if value is None or value == ():
+            continue
+        if name == "windows" and rule.type in ("exclusion", "inclusion"):
+            why = (f"time windows on {rule.type} rules are not supported (the rule applies at"
+                   " all times); remove `windows`, or use a curfew rule for a time-bound zone")
+        else:
+            why = f"`{name}` applies only to {_WHERE_USED[name]} and would be ignored here"
+        raise OrderError("unsupported_field", f"{where}: rule {rule.id!r} ({rule.type}): {why}")
+
+
+def _check_rule(where: str, rule: Rule) -> None:
+    needs_zone = rule.type in ("exclusion", "inclusion", "curfew")
+    if needs_zone and not rule.zone:
+        raise OrderError("missing_field", f"{where}: rule {rule.id!r} ({rule.type}) needs `zone`")
+    if rule.type == "curfew":
+        if not rule.windows:
+            raise OrderError("missing_field", f"{where}: curfew rule {rule.id!r} needs `windows`")
+        for w in rule.windows:
+            if w in _GOOD_WINDOWS:
+                continue
+            for name, value in (("start", w.start), ("end", w.end)):
+                if not _HHMM.match(value):
+                    raise OrderError(
+                        "invalid_value",
+                        f"{where}: rule {rule.id!r} window {name} {value!r} is not HH:MM",
+                    )
+            if w.start == w.end:
+                raise OrderError(
+                    "invalid_value", f"{where}: rule {rule.id!r} window start equals end"
+                )
+            if w.days != "daily":
+                bad = [d for d in w.days.split(",") if d.strip() not in _DAY_NAMES]
+                if bad or not w.days.strip():
+                    raise OrderError(
+                        "invalid_value",
+                        f"{where}: rule {rule.id!r} days {w.days!r}: use 'daily' or mon..sun",
+                    )
+            if len(_GOOD_WINDOWS) < 4096:
+                _GOOD_WINDOWS.add(w)
+    if rule.type == "no_contact" and not rule.person:
+        raise OrderError("missing_field", f"{where}: no_contact rule {rule.id!r} needs `person`")
+
+
+_JURISDICTION = re.compile(r"[0-9]{6}")
+#: Time zone names already known to load (ZoneInfo costs about 1 us even cached).
+_KNOWN_TZ: set[str] = set()
+#: Curfew windows already checked (orders of a city mostly share one).
+_GOOD_WINDOWS: set[Window] = set()
+
+
+def _check_order(index: int, order: Order) -> Order:
+    where = f"order {index} ({order.person_id!r})"
+    if not order.person_id or len(order.person_id) > MAX_STRING:
+        raise OrderError("invalid_value", f"order {index}: `person_id` must be 1..256 chars")
+    if not _JURISDICTION.fullmatch(order.jurisdiction):
+        raise OrderError(
+            "invalid_value",
+            f"{where}: jurisdiction {order.jurisdiction!r} is not a 6-digit GB/T 2260 code",
+        )
+    if not order.devices or any(not d for d in order.devices):
+        raise OrderError("missing_field", f"{where}: `devices` must name at least one device")
+    if order.timezone not in _KNOWN_TZ:
+        try:
+            ZoneInfo(order.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise OrderError("invalid_value", f"{where}: unknown timezone {order.timezone!r}") from None
+        if len(_KNOWN_TZ) < 1024:
+            _KNOWN_TZ.add(order.timezone)
+    ids = [r.id for r in order.rules]
+    if len(set(ids)) != len(ids):
+        raise OrderError("duplicate_id", f"{where}: rule ids repeat: {sorted(ids)}")
+    for rule in order.rules:
+        t = rule.type
+        if (t == "exclusion" and rule.zone and not rule.windows and rule.person is None
+                and rule.distance_m is None and rule.after_s is None):
+            continue  # the common case: nothing more to check
+        _check_fields(where, rule)
+        if (rule.zone and t == "inclusion") or t == "signal_loss":
+            continue  # nothing more to check (see _check_rule)
+        _check_rule(where, rule)
+    try:
+        vf = None if order.valid_from is None else parse_ts(order.valid_from, "valid_from")
+        vu = None if order.valid_until is None else parse_ts(order.valid_until, "valid_until")
+    except ValidationError as exc:
+        raise OrderError(exc.reason, f"{where}: {exc.detail}") from None
+    if vf is not None and vu is not None and vu <= vf:
+        raise OrderError("invalid_value", f"{where}: valid_until is not after valid_from")
+    if vf is order.valid_from and vu is order.valid_until:
+        return order  # already normalised (frozen: sharing it is safe)
+    return msgspec.structs.replace(order, valid_from=vf, valid_until=vu)
+
+
+def _check_all(orders: list[Order]) -> list[Order]:
+    """The checks across orders: one order per person, one person per device."""
+    seen: dict[str, int] = {}
+    devices: dict[str, str] = {}
+    for i, o in enumerate(orders):
+        if o.person_id in seen:
+            raise OrderError("duplicate_id", f"order {i}: person {o.person_id!r} repeats order {seen[o.person_id]}")
+        seen[o.person_id] = i
+        for d in o.devices:
+            if d in devices and devices[d] != o.person_id:
+                raise OrderError(
+                    "duplicate_id",
+                    f"order {i}: device {d!r} is already worn by {devices[d]!r}",
+                )
+            devices[d] = o.person_id
+    return orders

@@ -1,0 +1,113 @@
+"""Supervision orders: the order, its rules and curfew windows, as typed structs.
+
+:data:`RULE_FIELDS` says which fields each rule type uses. Checking an
+order beyond its types is :mod:`geofence.model.order_checks`' part; reading
+an orders file is :mod:`geofence.model.order_parsing`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+from geofence.model.timestamps import _MAX_EPOCH_MS
+from geofence.model.vocabulary import Severity
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RuleType = Literal["exclusion", "inclusion", "curfew", "no_contact", "signal_loss"]
+
+
+class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A curfew window in local time; ``end`` before ``start`` crosses midnight."""
+
+    start: str
+    end: str
+    days: str = "daily"
+
+    def weekdays(self) -> frozenset[int]:
+        """Days the window starts on, Monday = 0."""
+        if self.days == "daily":
+            return frozenset(range(7))
+        return frozenset(_DAY_NAMES.index(d.strip()) for d in self.days.split(","))
+
+    def minutes(self) -> tuple[int, int]:
+        """``(start, end)`` as minutes after local midnight."""
+        sh, sm = self.start.split(":")
+        eh, em = self.end.split(":")
+        return int(sh) * 60 + int(sm), int(eh) * 60 + int(em)
+
+
+class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rule of an order; which fields apply depends on ``type``
+    (:data:`RULE_FIELDS`; validation refuses the others).
+
+    A field left out is ``None``; the ``effective_*`` methods give the value
+    the engine uses (the default when left out).
+    """
+
+    id: str
+    type: RuleType
+    zone: Union[str, None] = None
+    buffer_m: Union[Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)], None] = None
+    windows: tuple[Window, ...] = ()
+    person: Union[str, None] = None
+    distance_m: Union[Annotated[float, msgspec.Meta(gt=0.0, le=100_000.0)], None] = None
+    after_s: Union[Annotated[int, msgspec.Meta(gt=0)], None] = None
+    severity: Union[Severity, None] = None
+    dwell_s: Union[Annotated[float, msgspec.Meta(ge=0.0)], None] = None
+
+    def effective_buffer_m(self) -> float:
+        """``buffer_m`` of an exclusion rule (0: no approach warning)."""
+        return 0.0 if self.buffer_m is None else float(self.buffer_m)
+
+    def effective_distance_m(self) -> float:
+        """``distance_m`` of a no_contact rule (default 200 m)."""
+        return DEFAULT_DISTANCE_M if self.distance_m is None else float(self.distance_m)
+
+    def effective_after_s(self) -> int:
+        """``after_s`` of a signal_loss rule (default 900 s)."""
+        return DEFAULT_AFTER_S if self.after_s is None else int(self.after_s)
+
+
+DEFAULT_DISTANCE_M = 200.0
+"""``distance_m`` of a no_contact rule that sets none."""
+DEFAULT_AFTER_S = 900
+"""``after_s`` of a signal_loss rule that sets none."""
+
+RULE_FIELDS: dict[str, frozenset[str]] = {
+    "exclusion": frozenset({"zone", "buffer_m", "severity", "dwell_s"}),
+    "inclusion": frozenset({"zone", "severity", "dwell_s"}),
+    "curfew": frozenset({"zone", "windows", "severity", "dwell_s"}),
+    "no_contact": frozenset({"person", "distance_m", "severity", "dwell_s"}),
+    "signal_loss": frozenset({"after_s", "severity"}),
+}
+"""The fields each rule type uses besides ``id`` and ``type``. Any other field
+set on a rule would be ignored by the engine, so validation refuses it."""
+
+
+class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A supervision order: one person, their devices, their rules.
+
+    ``valid_from``/``valid_until`` are parsed to epoch ms by :func:`parse_orders`.
+    """
+
+    person_id: str
+    devices: tuple[str, ...]
+    jurisdiction: str
+    rules: tuple[Rule, ...]
+    valid_from: Union[int, str, None] = None
+    valid_until: Union[int, str, None] = None
+    timezone: str = "Asia/Shanghai"
+
+    def valid_from_ms(self) -> int:
+        """Start of validity in epoch ms (0 when open-ended)."""
+        return self.valid_from if isinstance(self.valid_from, int) else 0
+
+    def valid_until_ms(self) -> int:
+        """End of validity in epoch ms (far future when open-ended)."""
+        return self.valid_until if isinstance(self.valid_until, int) else _MAX_EPOCH_MS
+
+    def active_at(self, ts_ms: int) -> bool:
+        """Whether the order is in force at ``ts_ms``."""
+        return self.valid_from_ms() <= ts_ms < self.valid_until_ms()

@@ -1,0 +1,96 @@
+"""Telemetry messages: fixes, device events and video hits, and their JSON encoding.
+
+The structs validate their fields as msgspec decodes them; turning payloads
+into messages (batches, rejects and their reasons) is
+:mod:`geofence.model.decoding`'s part.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from geofence.errors import ValidationError
+from geofence.model.timestamps import _MAX_EPOCH_MS, parse_ts
+from geofence.model.vocabulary import (
+    DeviceEventName,
+    Lat,
+    Lon,
+    Metres,
+    OptStr,
+    Str,
+    VideoEventName,
+    WireTs,
+)
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class _Message(msgspec.Struct, tag_field="kind", gc=False, omit_defaults=True):
+    """Base of the telemetry kinds: normalises ``ts`` on construction."""
+
+    def __post_init__(self) -> None:
+        # runs for every decoded message: the common case (epoch ms) first, cheaply
+        ts: object = self.ts  # type: ignore[attr-defined,has-type]
+        if type(ts) is int and -1 < ts <= _MAX_EPOCH_MS:
+            return
+        try:
+            self.ts = parse_ts(ts)  # type: ignore[attr-defined]
+        except ValidationError as exc:  # msgspec turns ValueError into its own error
+            raise ValueError(exc.detail) from None
+
+
+class Fix(_Message, tag="fix"):
+    """A position report from a wristband."""
+
+    device_id: Str
+    ts: WireTs
+    lat: Lat
+    lon: Lon
+    accuracy_m: Metres = 10.0
+    valid: bool = True
+    speed_mps: Union[Annotated[float, msgspec.Meta(ge=0.0, le=1000.0)], None] = None
+    heading_deg: Union[Annotated[float, msgspec.Meta(ge=0.0, le=360.0)], None] = None
+    altitude_m: Union[Annotated[float, msgspec.Meta(ge=-1000.0, le=20000.0)], None] = None
+    battery_pct: Union[Annotated[float, msgspec.Meta(ge=0.0, le=100.0)], None] = None
+    source: Union[Literal["gnss", "cell", "wifi"], None] = None
+
+
+class DeviceEvent(_Message, tag="device_event"):
+    """A device-side event: tamper, removed (人机分离), sos, heartbeat, ..."""
+
+    device_id: Str
+    ts: WireTs
+    event: DeviceEventName
+    detail: OptStr = None
+
+
+class VideoHit(_Message, tag="video_hit"):
+    """A video-analytics detection from a camera."""
+
+    camera_id: Str
+    ts: WireTs
+    event: VideoEventName
+    lat: Lat
+    lon: Lon
+    person_id: Union[Str, None] = None
+    confidence: Union[Annotated[float, msgspec.Meta(ge=0.0, le=1.0)], None] = None
+    jurisdiction: Union[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2,6}$")], None] = None
+    detail: OptStr = None
+
+
+Telemetry = Union[Fix, DeviceEvent, VideoHit]
+"""One canonical telemetry message."""
+
+
+def telemetry_key(msg: Telemetry) -> str:
+    """The device or camera a message came from (``device_id`` or ``camera_id``)."""
+    return msg.camera_id if isinstance(msg, VideoHit) else msg.device_id
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a contract object (or plain data) as compact JSON bytes."""
+    return _ENCODER.encode(obj)
+
+

@@ -1,0 +1,49 @@
+"""The contract's closed vocabularies and the field types of its messages.
+
+Event names, severities and lifecycle events as the contract lists them,
+and the constrained field types (strings of bounded length, latitude,
+longitude, metres, wire timestamps) that the message structs of
+:mod:`geofence.model.telemetry` are declared with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+import msgspec
+
+MAX_STRING = 256
+"""Longest string accepted in any telemetry field."""
+
+DEVICE_EVENTS: tuple[str, ...] = (
+    "tamper", "removed", "sos", "fall", "battery_low",
+    "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
+)
+VIDEO_EVENTS: tuple[str, ...] = (
+    "face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall",
+)
+SEVERITIES: tuple[str, ...] = ("red", "orange", "yellow", "blue")
+LIFECYCLE_EVENTS: tuple[str, ...] = (
+    "opened", "updated", "cleared", "acknowledged", "resolved", "escalated",
+)
+
+Str = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRING)]
+OptStr = Union[Annotated[str, msgspec.Meta(max_length=MAX_STRING)], None]
+Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+Metres = Annotated[float, msgspec.Meta(ge=0.0, le=1_000_000.0)]
+DeviceEventName = Literal[
+    "tamper", "removed", "sos", "fall", "battery_low",
+    "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
+]
+VideoEventName = Literal["face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall"]
+Severity = Literal["red", "orange", "yellow", "blue"]
+
+# On the wire a timestamp is an int (epoch ms) or an RFC 3339 string; after
+# ``__post_init__`` it is always an int. msgspec reads the runtime annotation,
+# type checkers see the normalised one.
+if TYPE_CHECKING:
+    WireTs = int
+else:
+    WireTs = Union[int, str]
+
