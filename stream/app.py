@@ -69,10 +69,10 @@ from stream.repartition import (
     REROUTED_HEADER,
     Alignment,
     SeenOrigins,
-    envelopes,
     origin_of,
     project_keyed,
     record_arrival,
+    rekeyed,
     split,
 )
 from stream.settings import Settings
@@ -144,6 +144,7 @@ class _SnapshotJob:
     orders: list[Order]
     state: bytes
     pending: list[asyncio.Future[Any]]
+    origins: dict[int, int] = field(default_factory=dict)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -400,6 +401,8 @@ class Worker:
                                     snap.meta.next_offset, snap.meta.watermark,
                                     snap.meta.max_ts, snap.meta.seq + 1,
                                     dict(snap.meta.alerts_low))
+                # re-keyed copies taken before the snapshot stay recognised as such
+                ps.seen = SeenOrigins(dict(snap.meta.origins))
                 lows[p] = dict(snap.meta.alerts_low)
                 self.metrics.restores.labels("snapshot").inc()
                 log.info("partition %d restored from snapshot %d at offset %d", p,
@@ -496,11 +499,6 @@ class Worker:
         for rec in msgs:
             source = f"telemetry:{p}@{rec.offset}"
             via = origin_of(rec.headers)
-            if via is not None and not ps.seen.fresh(via):
-                # a copy re-keyed again after a crash of its source's worker
-                copy = self._align.take(p, rec.offset)
-                m.fixes_in.labels("duplicate").inc(len(copy.messages) if copy else 1)
-                continue
             if rec.value is None:
                 await self._dead_letter([DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
@@ -524,11 +522,17 @@ class Worker:
                 rekey.update(id(x) for x in decoded.messages)
             if decoded.rejected:
                 await self._dead_letter(dead_letters(decoded.rejected, source))
-            for msg in decoded.messages:
+            taken = decoded.messages
+            if via is not None:
+                # drop what a copy re-keyed again after its source's crash repeats
+                new = ps.seen.take(via, len(taken))
+                taken = [x for x, n in zip(taken, new, strict=True) if n]
+                m.fixes_in.labels("duplicate").inc(len(new) - len(taken))
+            for msg in taken:
                 origin[id(msg)] = rec.offset
                 if via is not None:
                     hops[id(msg)] = via.hops
-            batch.extend(decoded.messages)
+            batch.extend(taken)
         batch = await self._repartition(p, batch, hops, rekey, origin, msgs[-1].offset)
         records: list[AlertRecord] = []
         if batch:
@@ -592,11 +596,12 @@ class Worker:
             self._align.touch(time.monotonic())
         for home, moving in sp.away.items():
             hop = 1 + max(hops.get(id(x), 0) for x in moving)
-            headers = [(REROUTED_HEADER, f"{p}@{last_offset}/{hop}".encode())]
             key = self.router.key_of(moving[0]).encode()
-            for env in envelopes(moving, self.settings.max_batch, self.settings.max_payload_bytes):
+            for env, where in rekeyed(moving, [origin[id(x)] for x in moving], p, last_offset,
+                                      hop, self.settings.max_batch,
+                                      self.settings.max_payload_bytes):
                 fut = await self._producer.send(TELEMETRY, env, key=key, partition=home,
-                                                headers=headers)
+                                                headers=[(REROUTED_HEADER, where.header())])
                 self._inflight.append(fut)  # the snapshot that commits `p` waits for it
             self.metrics.fixes_in.labels("rerouted").inc(len(moving))
         if sp.looping:
@@ -759,7 +764,8 @@ class Worker:
         for a, off in [*self._alerts_high.items(), *(ends or {}).items()]:
             lows[a] = max(lows.get(a, 0), off)
         job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
-                           list(ps.orders.values()), ps.engine.snapshot(), pending)
+                           list(ps.orders.values()), ps.engine.snapshot(), pending,
+                           dict(ps.seen.high))
         ps.dirty = False
         ps.last_snapshot = time.monotonic()
         ps.writing = True
@@ -784,7 +790,7 @@ class Worker:
             lows = job.lows
             meta, chunks = await asyncio.to_thread(
                 encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
-                job.max_ts, lows, job.orders, job.state)
+                job.max_ts, lows, job.orders, job.state, job.origins)
             await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
             # only a snapshot on Kafka moves the slot on (see stream.recovery)
             ps.seq = job.seq + 1

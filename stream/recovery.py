@@ -61,6 +61,9 @@ class SnapshotMeta(msgspec.Struct):
     chunks: int
     size: int
     crc32: int
+    # per source partition: the highest source offset of re-keyed records taken
+    # (stream.repartition.SeenOrigins); absent from snapshots of older versions
+    origins: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 class SnapshotChunk(msgspec.Struct):
@@ -112,6 +115,7 @@ def encode_snapshot(
     alerts_low: Mapping[int, int],
     orders: Sequence[Order],
     state: bytes,
+    origins: Mapping[int, int] | None = None,
 ) -> tuple[SnapshotMeta, list[bytes]]:
     """Compress and split a snapshot; return its manifest and chunk payloads."""
     blob = zlib.compress(_MSGPACK.encode(SnapshotBody(list(orders), state)), 1)
@@ -120,7 +124,7 @@ def encode_snapshot(
         version=SNAPSHOT_VERSION, partition=partition, seq=seq, next_offset=next_offset,
         watermark=watermark, max_ts=max_ts, alerts_low=dict(alerts_low),
         created_ms=int(time.time() * 1000), chunks=len(pieces), size=len(blob),
-        crc32=zlib.crc32(blob),
+        crc32=zlib.crc32(blob), origins=dict(origins or {}),
     )
     chunks = [_MSGPACK.encode(SnapshotChunk(seq, i, p)) for i, p in enumerate(pieces)]
     return meta, chunks

@@ -30,7 +30,9 @@ from geofence.model import Telemetry, VideoHit, encode
 from stream.keying import Router
 
 REROUTED_HEADER = "wardstream-rerouted"
-"""Header of a re-keyed telemetry record: ``"<partition>@<offset>/<hops>"`` of its source."""
+"""Header of a re-keyed telemetry record: ``"<partition>@<offset>/<hops>"`` of its source,
+then ``";"`` and the source offset of its messages as runs ``"<offset>:<count>,..."``
+(``"+"`` at the end when the last source record goes on in the next record)."""
 
 MAX_HOPS = 3
 """A message re-keyed this often (orders changing under it) is dead-lettered as ``misrouted``."""
@@ -38,23 +40,51 @@ MAX_HOPS = 3
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a re-keyed record came from."""
+    """Where a re-keyed record came from.
+
+    ``offset`` is the last source offset of its messages; ``runs`` the source
+    offset of each message, as ``(offset, count)`` runs in message order
+    (empty in records re-keyed by older versions); ``partial`` says the
+    last source record's messages go on in the next re-keyed record.
+
+    Examples
+    --------
+    >>> o = Origin(2, 41, 1, ((40, 3), (41, 2)), False)
+    >>> Origin.parse(o.header()) == o
+    True
+    >>> o.offsets()
+    [40, 40, 40, 41, 41]
+    """
 
     partition: int
     offset: int
     hops: int
+    runs: tuple[tuple[int, int], ...] = ()
+    partial: bool = False
 
     def header(self) -> bytes:
         """The header value of a record re-keyed from here."""
-        return f"{self.partition}@{self.offset}/{self.hops}".encode()
+        head = f"{self.partition}@{self.offset}/{self.hops}"
+        if not self.runs:
+            return head.encode()
+        runs = ",".join(f"{off}:{n}" for off, n in self.runs)
+        return f"{head};{runs}{'+' if self.partial else ''}".encode()
+
+    def offsets(self) -> list[int]:
+        """The source offset of each message, in order."""
+        return [off for off, n in self.runs for _ in range(n)]
 
     @classmethod
     def parse(cls, value: bytes) -> Origin | None:
         """Parse a header value; ``None`` when it is not one of ours."""
         try:
-            where, _, hops = value.decode().partition("/")
+            head, _, tail = value.decode().partition(";")
+            where, _, hops = head.partition("/")
             part, _, off = where.partition("@")
-            return cls(int(part), int(off), int(hops or "1"))
+            partial = tail.endswith("+")
+            runs = tuple((int(o), int(n)) for o, _, n in
+                         (r.partition(":") for r in tail.rstrip("+").split(",") if r))
+            return cls(int(part), int(off), int(hops or "1"), runs, partial)
         except (UnicodeDecodeError, ValueError):
             return None
 
@@ -117,18 +147,52 @@ def split(router: Router, partition: int, messages: Iterable[Telemetry],
 
 def envelopes(messages: Sequence[Telemetry], max_batch: int, max_bytes: int) -> list[bytes]:
     """Encode ``messages`` as JSON-array envelopes within the decoder's limits."""
-    out: list[bytes] = []
+    return [env for env, _ in rekeyed(messages, [0] * len(messages), 0, 0, 1,
+                                      max_batch, max_bytes)]
+
+
+def rekeyed(messages: Sequence[Telemetry], sources: Sequence[int], partition: int,
+            last_offset: int, hop: int, max_batch: int,
+            max_bytes: int) -> list[tuple[bytes, Origin]]:
+    """Envelopes of re-keyed ``messages`` with the :class:`Origin` of each.
+
+    ``sources`` holds each message's source offset (non-decreasing). An
+    envelope is cut within the decoder's limits, at a source record's
+    boundary where it can be, so that an owner can tell exactly which
+    messages of a copy it already took (:class:`SeenOrigins`).
+    """
+    out: list[tuple[bytes, Origin]] = []
     parts: list[bytes] = []
+    offs: list[int] = []
     size = 2
-    for msg in messages:
+    cut = 0  # index in parts of the last source-record boundary
+
+    def emit(upto: int, partial: bool) -> None:
+        runs: list[tuple[int, int]] = []
+        for off in offs[:upto]:
+            if runs and runs[-1][0] == off:
+                runs[-1] = (off, runs[-1][1] + 1)
+            else:
+                runs.append((off, 1))
+        top = last_offset if not offs[upto:] and not partial else offs[upto - 1]
+        out.append((b"[" + b",".join(parts[:upto]) + b"]",
+                    Origin(partition, top, hop, tuple(runs), partial)))
+        del parts[:upto], offs[:upto]
+
+    for msg, off in zip(messages, sources, strict=True):
         raw = encode(msg)
+        if offs and off != offs[-1]:
+            cut = len(parts)
         if parts and (len(parts) >= max_batch or size + len(raw) + 1 > max_bytes):
-            out.append(b"[" + b",".join(parts) + b"]")
-            parts, size = [], 2
+            whole = cut > 0
+            emit(cut if whole else len(parts), partial=not whole)
+            cut = 0
+            size = 2 + sum(len(x) + 1 for x in parts)
         parts.append(raw)
+        offs.append(off)
         size += len(raw) + 1
     if parts:
-        out.append(b"[" + b",".join(parts) + b"]")
+        emit(len(parts), partial=False)
     return out
 
 
@@ -153,6 +217,26 @@ class SeenOrigins:
             return False
         self.high[origin.partition] = origin.offset
         return True
+
+    def take(self, origin: Origin, count: int) -> list[bool]:
+        """Which of a re-keyed record's ``count`` messages are new here.
+
+        With per-message source offsets (``origin.runs``), a message is new
+        when its source record lies beyond every source record taken whole;
+        a copy re-keyed again after its source's crash, cut into records
+        differently, then gives exactly its new messages. Without them, the
+        whole record is new unless its last offset is below the highest.
+        """
+        if count == 0:
+            return []
+        high = self.high.get(origin.partition, -1)
+        offsets = origin.offsets()
+        if len(offsets) != count:  # no runs (or not ours): the whole-record rule
+            new = self.fresh(origin)
+            return [new] * count
+        top = offsets[-1] - 1 if origin.partial else origin.offset
+        self.high[origin.partition] = max(high, top)
+        return [off > high for off in offsets]
 
 
 def record_arrival(timestamp: Any, now_ms: int) -> int:

@@ -62,4 +62,7 @@ async def test_repeated_kill_9_duplicates_no_opened(
     expected, _ = replay_lines(scenario.as_lines(msgs + scenario.final_heartbeats()),
                                scenario.zones(), orders)
     got, _ = fold_records(records)
-    assert got == expected
+    differ = [(g.alert_id, {f: (getattr(g, f), getattr(e, f)) for f in g.__struct_fields__
+                            if getattr(g, f) != getattr(e, f)})
+              for g, e in zip(got, expected, strict=False) if g != e]
+    assert got == expected, (len(got), len(expected), differ[:5])

@@ -3,6 +3,8 @@ event-time alignment of the partitions a worker re-keys from."""
 
 from __future__ import annotations
 
+import pytest
+
 from geofence.model import Fix, Order
 from stream.keying import Router, partition_of
 from stream.repartition import (
@@ -13,6 +15,7 @@ from stream.repartition import (
     envelopes,
     origin_of,
     project_keyed,
+    rekeyed,
     split,
 )
 
@@ -72,6 +75,42 @@ def test_envelopes_respect_count_and_byte_limits() -> None:
     assert [e.count(b'"device_id"') for e in envs] == [10, 10, 5]
     small = envelopes(msgs, max_batch=100, max_bytes=400)
     assert all(len(e) <= 400 for e in small) and sum(e.count(b'"device_id"') for e in small) == 25
+
+
+def _taken(seen: SeenOrigins, copies: list[tuple[bytes, Origin]]) -> list[int]:
+    """The timestamps an owner takes from re-keyed copies, in order."""
+    out: list[int] = []
+    for env, origin in copies:
+        parsed = origin_of([("wardstream-rerouted", origin.header())])
+        assert parsed == origin
+        stamps = [int(x.split(b",")[0]) for x in env.split(b'"ts":')[1:]]
+        out += [t for t, new in zip(stamps, seen.take(origin, len(stamps)), strict=True)
+                if new]
+    return out
+
+
+@pytest.mark.parametrize("limit", [100, 4, 2])
+def test_a_copy_cut_differently_after_a_crash_gives_exactly_its_new_messages(
+        limit: int) -> None:
+    # source records 10..19, three messages each, all for one owner
+    msgs = [_fix("d1", 1000 * off + i) for off in range(10, 20) for i in range(3)]
+    sources = [off for off in range(10, 20) for _ in range(3)]
+    seen = SeenOrigins()
+    # before the crash: records 10..14 re-keyed in one batch, then 15..16
+    first = _taken(seen, rekeyed(msgs[:15], sources[:15], 2, 14, 1, limit, 1 << 20))
+    first += _taken(seen, rekeyed(msgs[15:21], sources[15:21], 2, 16, 1, limit, 1 << 20))
+    # the source restarts from its snapshot at record 12 and re-keys 12..19 at once;
+    # with a limit of 2 a record of three is split across envelopes
+    again = _taken(seen, rekeyed(msgs[6:], sources[6:], 2, 19, 1, limit, 1 << 20))
+    assert first + again == [m.ts for m in msgs]  # each message taken exactly once
+    assert seen.high[2] == 19
+
+
+def test_records_re_keyed_by_older_versions_keep_the_whole_record_rule() -> None:
+    seen = SeenOrigins()
+    assert seen.take(Origin(3, 10, 1), 2) == [True, True]
+    assert seen.take(Origin(3, 4, 1), 5) == [False] * 5
+    assert seen.take(Origin(3, 10, 1), 0) == []
 
 
 def test_aligner_holds_a_partition_that_runs_ahead_and_releases_in_steps() -> None:
