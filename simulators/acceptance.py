@@ -309,9 +309,13 @@ def _fold_and_score(name: str, values: list[bytes], truth: dict[str, Any], out: 
     print(f"{name}: {len(records)} lifecycle records {by_event}, {len(alerts)} alerts after folding, "
           f"{retracted} retracted episodes dropped", flush=True)
     ok = _judge(name, score(truth, [json.loads(encode(a)) for a in alerts]), result)
-    if doubled:
+    fallbacks = int(result.get("batch_fallbacks", 0))
+    if fallbacks:
+        print(f"{name}: the worker fell back to one message at a time {fallbacks} times"
+              f" (see its log)", flush=True)
+    if doubled or fallbacks:
         result["passed"] = False
-    return ok and not doubled
+    return ok and not doubled and not fallbacks
 
 
 # --------------------------------------------------------------------------- (b) kafka, (c) jt808
@@ -471,6 +475,10 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
         for p in reversed(procs):
             code = p.stop()
             result[f"{p.name}_exit"] = code
+        # every worker process of the run, killed ones too: the batch path never fell back
+        from stream.app import FALLBACK_LOG
+        result["batch_fallbacks"] = sum(p.text().count(FALLBACK_LOG) for p in procs
+                                        if p.name == "worker")
         values = await _read_alert_records(broker.bootstrap)
     finally:
         for p in procs:

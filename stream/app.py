@@ -87,6 +87,9 @@ from stream.topics import (
 )
 
 log = logging.getLogger(__name__)
+FALLBACK_LOG = "retrying one message at a time"
+"""Logged (and counted in ``wardstream_worker_batch_fallbacks_total``) when a
+batch fails in the engine and is evaluated message by message instead."""
 
 GEOFENCE_KINDS = frozenset(
     {"exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_violated", "contact"}
@@ -544,8 +547,8 @@ class Worker:
                 # an engine failure must not block the partition: isolate the culprit
                 persons = ps.engine.persons_of(batch)
                 m.batch_fallbacks.inc()
-                log.exception("partition %d: evaluating a batch of %d failed; retrying one"
-                              " message at a time; persons (%d): %s", p, len(batch),
+                log.exception("partition %d: evaluating a batch of %d failed; " + FALLBACK_LOG
+                              + "; persons (%d): %s", p, len(batch),
                               len(persons), ", ".join(persons[:50])
                               + (" ..." if len(persons) > 50 else ""))
                 result, failed = await self._one_by_one(ps, batch, origin)

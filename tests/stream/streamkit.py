@@ -34,11 +34,12 @@ ENDS: dict[str, dict[int, int]] = {}
 """Per broker: telemetry partition -> offset after the last record produced."""
 
 
-async def _send_all(bootstrap: str, items: Sequence[tuple[int, bytes | None]]) -> None:
+async def _send_all(bootstrap: str,
+                    items: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await p.start()
     try:
-        futs = [await p.send(TELEMETRY, v, key=b"k", partition=part) for part, v in items]
+        futs = [await p.send(TELEMETRY, v, key=k, partition=part) for part, v, k in items]
         ends = ENDS.setdefault(bootstrap, {})
         for md in await asyncio.gather(*futs):
             ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
@@ -47,18 +48,29 @@ async def _send_all(bootstrap: str, items: Sequence[tuple[int, bytes | None]]) -
 
 
 async def produce(bootstrap: str, orders: Sequence[Order], msgs: Sequence[Telemetry],
-                  per_envelope: int = 50, partitions: int = PARTITIONS) -> None:
-    """Publish messages as batched envelopes, each to its person's partition, in order."""
+                  per_envelope: int = 50, partitions: int = PARTITIONS,
+                  foreign_key: bool = False) -> None:
+    """Publish messages as batched envelopes, each to its person's partition, in order.
+
+    Records carry the project's key (the direct path of wardstream's gateway);
+    with ``foreign_key`` a key of another producer's making, which sends every
+    message through the worker's repartition step.
+    """
     router = Router.build(orders, partitions)
-    items: list[tuple[int, bytes | None]] = []
+    items: list[tuple[int, bytes | None, bytes | None]] = []
     for part, group in router.group(msgs).items():
         for i in range(0, len(group), per_envelope):
-            items.append((part, encode(group[i:i + per_envelope])))
+            chunk = group[i:i + per_envelope]
+            key = b"vendor-key" if foreign_key else router.key_of(chunk[0]).encode()
+            items.append((part, encode(chunk), key))
     await _send_all(bootstrap, items)
 
 
 async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partition: int) -> None:
-    await _send_all(bootstrap, [(partition, v) for v in payloads])
+    """Publish payloads unkeyed to one partition (as a producer that places them);
+    a ``None`` payload (a tombstone) needs a key and gets one."""
+    await _send_all(bootstrap, [(partition, v, None if v is not None else b"tombstone")
+                                for v in payloads])
 
 
 async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0,

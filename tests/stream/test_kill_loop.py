@@ -1,6 +1,8 @@
 """``kill -9`` of a worker process, again and again, while it evaluates and
 snapshots: no ``opened`` twice for any alert, and nothing lost against replay.
 
+The records carry another producer's key, so every message also goes
+through the repartition step, whose copies a restarted worker re-keys again.
 The kills land wherever they land, so this catches a recovery race only now
 and then; test_snapshot_race.py holds the one known window open on purpose.
 About 50 s, hence ``slow``.
@@ -37,7 +39,8 @@ async def test_repeated_kill_9_duplicates_no_opened(
         for k in range(chunks):
             port = await _port(log)
             await wait_for(lambda port=port: _ready(port), 60, interval=0.3)
-            await produce(broker, orders, msgs[k * step:(k + 1) * step], per_envelope=20)
+            await produce(broker, orders, msgs[k * step:(k + 1) * step], per_envelope=20,
+                          foreign_key=True)
             if k == chunks - 1:
                 break
             await asyncio.sleep(0.4 + 0.3 * k)  # mid-evaluation, mid-snapshot
@@ -45,7 +48,7 @@ async def test_repeated_kill_9_duplicates_no_opened(
             proc.wait()
             log.write_text("")
             proc = _spawn(broker, zones, orders_file, log)
-        await produce(broker, orders, scenario.final_heartbeats())
+        await produce(broker, orders, scenario.final_heartbeats(), foreign_key=True)
         ends = dict(ENDS[broker])
 
         async def all_committed() -> bool:
