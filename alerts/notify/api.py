@@ -15,12 +15,10 @@ from alerts.api import SERVICE, _int_param, _json_body, _require, _str_param, re
 from alerts.db import utc
 from alerts.errors import BadRequestError, ForbiddenError, NotFoundError
 from alerts.notify import dispatch, store
-from alerts.notify.policy import CHANNELS, check_policy_body
+from alerts.notify.policy import CHANNELS, DELIVERY_STATUSES, check_policy_body
 from alerts.store import audit
 from geofence.errors import ValidationError
 from geofence.model import parse_ts
-
-_STATUSES = ("sending", "sent", "failed")
 
 
 def _id(request: web.Request, name: str) -> int:
@@ -152,8 +150,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
     service, who = request.app[SERVICE], who_of(request)
     _require(who, "operator")
     status = _str_param(request, "status")
-    if status is not None and status not in _STATUSES:
-        raise BadRequestError(f"status must be one of {', '.join(_STATUSES)}")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise BadRequestError(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
     alert_id = _str_param(request, "alert_id")
     limit = max(1, min(1000, _int_param(request, "limit", 200)))
     assert service.pool is not None

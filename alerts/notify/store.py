@@ -40,19 +40,40 @@ async def shifts_at(conn: asyncpg.Connection, jurisdictions: Sequence[str], at: 
                   r["ends_at"].timestamp(), dict(r["contacts"])) for r in rows]
 
 
-async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity: str) -> bool:
-    """Take a page for sending; False when it was already sent or given up on.
+UNCONFIRMED = ("the notifier stopped while handing this page to the channel; it may have"
+               " arrived and is not sent again")
 
-    A row left in ``sending`` by a notifier that stopped mid-delivery is taken
-    again: the page may not have left.
+
+async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity: str, *,
+                resend_handed: bool = False) -> str | None:
+    """Take a page before sending it; the page's state, or None when it is done already.
+
+    ``"sending"``: send it now (the row is marked as being handed to the
+    channel). A row left ``sending`` by a notifier that stopped between
+    attempts is taken again. A row that was being handed to the channel when
+    its notifier stopped is taken again only if ``resend_handed`` (the
+    receiver recognises a repeat); otherwise it becomes ``"unconfirmed"`` and
+    is not sent.
     """
     row = await conn.fetchrow(
         "INSERT INTO notify_deliveries AS d (alert_id, step, recipient, channel, jurisdiction,"
-        " severity, status) VALUES ($1, $2, $3, $4, $5, $6, 'sending')"
-        " ON CONFLICT (alert_id, step, recipient, channel) DO UPDATE SET last_at = now()"
+        " severity, status, handed_at) VALUES ($1, $2, $3, $4, $5, $6, 'sending', now())"
+        " ON CONFLICT (alert_id, step, recipient, channel) DO UPDATE SET last_at = now(),"
+        " status = CASE WHEN d.handed_at IS NULL OR $7 THEN 'sending' ELSE 'unconfirmed' END,"
+        " error = CASE WHEN d.handed_at IS NULL OR $7 THEN d.error ELSE $8 END,"
+        " handed_at = CASE WHEN d.handed_at IS NULL OR $7 THEN now() ELSE d.handed_at END"
         " WHERE d.status = 'sending' RETURNING status",
-        t.alert_id, t.step, t.recipient, t.channel, jurisdiction, severity)
-    return row is not None
+        t.alert_id, t.step, t.recipient, t.channel, jurisdiction, severity, resend_handed,
+        UNCONFIRMED)
+    return None if row is None else str(row["status"])
+
+
+async def handing(conn: asyncpg.Connection, t: Target, handed: bool) -> None:
+    """Mark a page as being handed to its channel (before an attempt) or not (after one)."""
+    await conn.execute(
+        "UPDATE notify_deliveries SET handed_at = CASE WHEN $5 THEN now() END, last_at = now()"
+        " WHERE alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4"
+        " AND status = 'sending'", t.alert_id, t.step, t.recipient, t.channel, handed)
 
 
 async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
@@ -60,7 +81,7 @@ async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
     """Record the outcome of a page."""
     await conn.execute(
         "UPDATE notify_deliveries SET status = $5, attempts = attempts + $6, latency_ms = $7,"
-        " error = $8, last_at = now()"
+        " error = $8, handed_at = NULL, last_at = now()"
         " WHERE alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4",
         t.alert_id, t.step, t.recipient, t.channel, "sent" if ok else "failed", attempts,
         latency_ms, error)

@@ -95,3 +95,29 @@ async def test_delivery_log_shows_failures_in_scope(make_api: Any) -> None:
             )["deliveries"] == []
     assert (await c.get("/api/notify/deliveries", headers=auth(viewer))).status == 403
     assert (await c.get("/api/notify/deliveries?status=lost", headers=auth(op))).status == 400
+
+
+async def test_a_page_on_the_wire_at_a_stop_is_resent_only_where_repeats_are_recognised(
+    make_api: Any,
+) -> None:
+    api = await make_api()
+    op = await api.user("op", "operator", "3201")
+    mail = Target("A-1", "opened", "li", "email", "li@x", 1)
+    hook = Target("A-1", "opened", "li", "webhook", "http://h/", 2)
+    retry = Target("A-1", "opened", "li", "sms", "+86", 3)
+    async with api.pool.acquire() as conn:
+        for t in (mail, hook, retry):  # claimed and handed to the channel, then the process dies
+            assert await store.claim(conn, t, "320102", "red") == "sending"
+        await store.handing(conn, retry, False)  # its attempt failed; it died before the retry
+        # the next notifier reads the record again
+        assert await store.claim(conn, mail, "320102", "red") == "unconfirmed"
+        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) == "sending"
+        assert await store.claim(conn, retry, "320102", "red") == "sending"
+        assert await store.claim(conn, mail, "320102", "red") is None  # never sent again
+        await store.finish(conn, hook, True, 1, 3.0, None)
+        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) is None
+    got = await (await api.client.get("/api/notify/deliveries?status=unconfirmed",
+                                      headers=auth(op))).json()
+    [row] = got["deliveries"]
+    assert (row["channel"], row["handed_at"] is not None) == ("email", True)
+    assert "may have arrived" in row["error"]
