@@ -95,7 +95,8 @@ _POLICY_COLS = ("policy_id, jurisdiction_prefix, severities, kinds, tier, events
                 " created_at")
 
 
-def _plain(row: asyncpg.Record) -> dict[str, Any]:
+def json_row(row: asyncpg.Record) -> dict[str, Any]:
+    """A row as JSON data, its times as RFC 3339 UTC with ``Z``."""
     out = dict(row)
     for k, v in out.items():
         if isinstance(v, datetime):
@@ -106,22 +107,19 @@ def _plain(row: asyncpg.Record) -> dict[str, Any]:
 async def list_policies(conn: asyncpg.Connection, scope: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(f"SELECT {_POLICY_COLS} FROM notify_policies"
                             " WHERE jurisdiction_prefix LIKE $1 || '%' ORDER BY policy_id", scope)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]
 
 
 async def add_policy(conn: asyncpg.Connection, body: dict[str, Any], by: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO notify_policies (jurisdiction_prefix, severities, kinds, tier, events, channel,"
         " recipient, quiet_start, quiet_end, quiet_tz, created_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING policy_id",
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_POLICY_COLS}",
         body["jurisdiction_prefix"], body["severities"], body["kinds"], body["tier"],
         body["events"], body["channel"], body["recipient"], body["quiet_start"],
         body["quiet_end"], body["quiet_tz"], by)
     assert row is not None
-    got = await conn.fetchrow(f"SELECT {_POLICY_COLS} FROM notify_policies WHERE policy_id = $1",
-                              row["policy_id"])
-    assert got is not None
-    return _plain(got)
+    return json_row(row)
 
 
 async def delete_policy(conn: asyncpg.Connection, policy_id: int, scope: str) -> bool:
@@ -136,7 +134,7 @@ async def list_shifts(conn: asyncpg.Connection, scope: str, since: datetime | No
         "SELECT * FROM duty_rosters WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::timestamptz IS NULL OR ends_at > $2) AND ($3::timestamptz IS NULL OR starts_at < $3)"
         " ORDER BY starts_at, shift_id LIMIT 1000", scope, since, until)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]
 
 
 async def add_shift(conn: asyncpg.Connection, jurisdiction: str, officer: str, starts_at: datetime,
@@ -146,7 +144,7 @@ async def add_shift(conn: asyncpg.Connection, jurisdiction: str, officer: str, s
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         jurisdiction, officer, starts_at, ends_at, contacts, by)
     assert row is not None
-    return _plain(row)
+    return json_row(row)
 
 
 async def delete_shift(conn: asyncpg.Connection, shift_id: int, scope: str) -> bool:
@@ -161,4 +159,4 @@ async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | 
         "SELECT * FROM notify_deliveries WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::text IS NULL OR alert_id = $2) AND ($3::text IS NULL OR status = $3)"
         " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]
