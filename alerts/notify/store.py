@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from alerts.notify.policy import Policy, Shift, Target
+from geofence.model import format_ts
 
 # ------------------------------------------------------------------ notifier side
 
@@ -96,11 +97,11 @@ _POLICY_COLS = ("policy_id, jurisdiction_prefix, severities, kinds, tier, events
 
 
 def json_row(row: asyncpg.Record) -> dict[str, Any]:
-    """A row as JSON data, its times as RFC 3339 UTC with ``Z``."""
+    """A row as JSON data, its times formatted as every API answer formats them."""
     out = dict(row)
     for k, v in out.items():
         if isinstance(v, datetime):
-            out[k] = v.isoformat().replace("+00:00", "Z")
+            out[k] = format_ts(int(v.timestamp() * 1000))
     return out
 
 
