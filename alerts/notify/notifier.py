@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from alerts.notify import store
 from alerts.notify.channels import RECOGNISES_REPEATS, ChannelError, Channels
 from alerts.notify.policy import TIERS, Target, targets, tier_jurisdiction
+from geofence.errors import ValidationError
+from geofence.model import parse_ts
 
 log = logging.getLogger("wardstream.notifier")
 
@@ -52,11 +54,12 @@ class NotifierMetrics:
 
 
 def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
+    """Epoch seconds of a record's RFC 3339 time; None when it has none that is valid."""
+    if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        return parse_ts(value) / 1000.0
+    except ValidationError:
         return None
 
 
