@@ -124,7 +124,7 @@ def test_red_alert_pages_the_duty_officer_within_2_s_and_escalation_pages_the_ci
         mail_at, _ = out.wait(
             rf"inbox: e-mail to duty-320102@demo\.wardstream\.local: \[RED\] tamper opened"
             rf" - {person}$", timeout=30)
-        hook_at, _ = out.wait(r"inbox: webhook opened \S+ \(red, 320102\) for \['duty-320102'\]",
+        hook_at, _ = out.wait(r"inbox: webhook opened \S+ \(red, 320102\) for duty-320102$",
                                  timeout=30)
         print(f"paged {mail_at - opened:.2f} s (e-mail) and {hook_at - opened:.2f} s (webhook)"
               " after the alert opened")
