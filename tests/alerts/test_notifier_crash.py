@@ -19,15 +19,18 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from alerts_testkit import create_topic, produce, record, wait_for
+from alerts_testkit import T0, create_topic, produce, record, wait_for
 from notify_kit import HttpReceiver, SmtpSink
 
-from alerts.db import create_pool
+from alerts.db import create_pool, utc
 from alerts.notify import store
-from alerts.notify.policy import check_policy_body
+from alerts.notify.channels import ChannelConfig, Channels
+from alerts.notify.notifier import Notifier, NotifierMetrics
+from alerts.notify.policy import Target, check_policy_body
 from stream.broker import EmbeddedBroker
 from stream.topics import ALERTS
 
@@ -139,3 +142,42 @@ async def _count(http: HttpReceiver, n: int) -> bool:
 
 async def _distinct(http: HttpReceiver, n: int) -> bool:
     return len({h.headers["X-Wardstream-Delivery"] for h in http.hits}) >= n
+
+
+async def test_a_red_page_left_unconfirmed_by_a_stop_pages_the_next_tier(
+    database_url: str,
+) -> None:
+    schema = "t_" + uuid.uuid4().hex[:12]
+    pool = await create_pool(database_url, schema)
+    smtp = SmtpSink()
+    smtp.start()
+    channels = Channels(ChannelConfig(smtp=smtp.url, timeout_s=5.0, retries=0))
+    await channels.start()
+    try:
+        start = utc(T0) - timedelta(hours=1)
+        async with pool.acquire() as conn:
+            for place, officer in (("320102", "li"), ("320100", "wang")):
+                await store.add_shift(conn, place, officer, start, start + timedelta(hours=2),
+                                      {"email": f"{officer}@duty.test"}, "test")
+            for tier in ("county", "city"):
+                await store.add_policy(conn, check_policy_body(
+                    {"channel": "email", "recipient": "duty", "tier": tier}), "test")
+            # a previous notifier claimed li's e-mail and was killed while handing it over
+            page = Target("A-u", "opened", "li", "email", "li@duty.test", 1)
+            assert await store.claim(conn, page, "320102", "red") == "sending"
+        notifier = Notifier(pool, channels, NotifierMetrics())
+        results = await notifier.handle(record("opened", alert_id="A-u", severity="red"))
+        async with pool.acquire() as conn:
+            rows = {(r["step"], r["recipient"]): r["status"]
+                    for r in await conn.fetch("SELECT * FROM notify_deliveries")}
+    finally:
+        await channels.close()
+        smtp.stop()
+        await pool.close()
+        conn2 = await asyncpg.connect(database_url)
+        await conn2.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn2.close()
+    assert results == [False, True]
+    assert [m.rcpt for m in smtp.inbox] == [["wang@duty.test"]]  # li's e-mail is not repeated
+    assert rows == {("opened", "li"): "unconfirmed", ("fallback:city", "wang"): "sent"}
+    assert notifier.metrics.unconfirmed.labels("email")._value.get() == 1
