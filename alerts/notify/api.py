@@ -20,12 +20,10 @@ from alerts.http import (
     json_body,
     require_scope,
     str_param,
-    text_field,
     time_param,
 )
 from alerts.notify import dispatch, store
-from alerts.notify.policy import CHANNELS, DELIVERY_STATUSES, check_policy_body
-from geofence.model import parse_ts
+from alerts.notify.policy import DELIVERY_STATUSES, check_policy_body, check_shift_body
 
 
 async def list_policies(request: web.Request) -> web.Response:
@@ -77,28 +75,15 @@ async def list_roster(request: web.Request) -> web.Response:
 async def add_shift(request: web.Request) -> web.Response:
     """POST /api/notify/roster {jurisdiction, officer, starts_at, ends_at, contacts}."""
     _, who = caller(request, "supervisor")
-    body = await json_body(request)
-    unknown = sorted(set(body) - {"jurisdiction", "officer", "starts_at", "ends_at", "contacts"})
-    if unknown:
-        raise BadRequestError(f"unknown shift field(s): {', '.join(unknown)}")
-    jurisdiction, officer = body.get("jurisdiction"), text_field(body, "officer", 100)
-    if not isinstance(jurisdiction, str) or not jurisdiction.isdigit() or len(jurisdiction) > 12:
-        raise BadRequestError("jurisdiction must be 1-12 digits")
-    starts = utc(parse_ts(body.get("starts_at"), "starts_at"))
-    ends = utc(parse_ts(body.get("ends_at"), "ends_at"))
-    if ends <= starts:
-        raise BadRequestError("ends_at must be after starts_at")
-    contacts = body.get("contacts", {})
-    if (not isinstance(contacts, dict) or not set(contacts) <= set(CHANNELS)
-            or not all(isinstance(v, str) and 0 < len(v) <= 500 for v in contacts.values())):
-        raise BadRequestError(f"contacts maps channels ({', '.join(CHANNELS)}) to addresses")
-    require_scope(who, jurisdiction)
+    shift = check_shift_body(await json_body(request))
+    require_scope(who, shift["jurisdiction"])
     async with connection(request) as conn, conn.transaction():
-        row = await store.add_shift(conn, jurisdiction, officer, starts, ends, contacts,
-                                    who.username)
+        row = await store.add_shift(conn, shift["jurisdiction"], shift["officer"],
+                                    utc(shift["starts_at"]), utc(shift["ends_at"]),
+                                    shift["contacts"], who.username)
         await audit_request(conn, request, "notify.roster.add", str(row["shift_id"]),
-                            {"jurisdiction": jurisdiction, "officer": officer,
-                             "starts_at": row["starts_at"], "ends_at": row["ends_at"]})
+                            {k: row[k] for k in ("jurisdiction", "officer", "starts_at",
+                                                 "ends_at")})
     return web.json_response(row, status=201)
 
 

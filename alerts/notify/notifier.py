@@ -134,14 +134,13 @@ class Notifier:
         error: str | None = None
         attempts = 0
         t0 = time.monotonic()
-        delivery_id = f"{t.alert_id}/{t.step}/{t.recipient}/{t.channel}"
         for attempt in range(cfg.retries + 1):
             attempts = attempt + 1
             if attempt:  # the claim marked the first attempt
                 async with self.pool.acquire() as conn:
                     await store.handing(conn, t, True)
             try:
-                await self.channels.send(t.channel, t.address, delivery_id, event, alert)
+                await self.channels.send(t.channel, t.address, t.delivery_id, event, alert)
                 error = None
                 break
             except ChannelError as exc:

@@ -41,6 +41,14 @@ async def shifts_at(conn: asyncpg.Connection, jurisdictions: Sequence[str], at: 
                   r["ends_at"].timestamp(), dict(r["contacts"])) for r in rows]
 
 
+_PAGE = "alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4"
+"""The delivery log's key, parameters ``$1``-``$4`` (see :func:`_page`)."""
+
+
+def _page(t: Target) -> tuple[str, str, str, str]:
+    return t.alert_id, t.step, t.recipient, t.channel
+
+
 UNCONFIRMED = ("the notifier stopped while handing this page to the channel; it may have"
                " arrived and is not sent again")
 
@@ -64,8 +72,7 @@ async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity
         " error = CASE WHEN d.handed_at IS NULL OR $7 THEN d.error ELSE $8 END,"
         " handed_at = CASE WHEN d.handed_at IS NULL OR $7 THEN now() ELSE d.handed_at END"
         " WHERE d.status = 'sending' RETURNING status",
-        t.alert_id, t.step, t.recipient, t.channel, jurisdiction, severity, resend_handed,
-        UNCONFIRMED)
+        *_page(t), jurisdiction, severity, resend_handed, UNCONFIRMED)
     return None if row is None else str(row["status"])
 
 
@@ -73,8 +80,7 @@ async def handing(conn: asyncpg.Connection, t: Target, handed: bool) -> None:
     """Mark a page as being handed to its channel (before an attempt) or not (after one)."""
     await conn.execute(
         "UPDATE notify_deliveries SET handed_at = CASE WHEN $5 THEN now() END, last_at = now()"
-        " WHERE alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4"
-        " AND status = 'sending'", t.alert_id, t.step, t.recipient, t.channel, handed)
+        f" WHERE {_PAGE} AND status = 'sending'", *_page(t), handed)
 
 
 async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
@@ -82,10 +88,8 @@ async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
     """Record the outcome of a page."""
     await conn.execute(
         "UPDATE notify_deliveries SET status = $5, attempts = attempts + $6, latency_ms = $7,"
-        " error = $8, handed_at = NULL, last_at = now()"
-        " WHERE alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4",
-        t.alert_id, t.step, t.recipient, t.channel, "sent" if ok else "failed", attempts,
-        latency_ms, error)
+        f" error = $8, handed_at = NULL, last_at = now() WHERE {_PAGE}",
+        *_page(t), "sent" if ok else "failed", attempts, latency_ms, error)
 
 
 # ------------------------------------------------------------------ operator side
@@ -123,10 +127,16 @@ async def add_policy(conn: asyncpg.Connection, body: dict[str, Any], by: str) ->
     return json_row(row)
 
 
-async def delete_policy(conn: asyncpg.Connection, policy_id: int, scope: str) -> bool:
-    done = await conn.execute("DELETE FROM notify_policies WHERE policy_id = $1"
-                              " AND jurisdiction_prefix LIKE $2 || '%'", policy_id, scope)
+async def _delete_in_scope(conn: asyncpg.Connection, table: str, key: str, scoped_by: str,
+                           row_id: int, scope: str) -> bool:
+    done = await conn.execute(f"DELETE FROM {table} WHERE {key} = $1"
+                              f" AND {scoped_by} LIKE $2 || '%'", row_id, scope)
     return bool(done.endswith(" 1"))
+
+
+async def delete_policy(conn: asyncpg.Connection, policy_id: int, scope: str) -> bool:
+    return await _delete_in_scope(conn, "notify_policies", "policy_id", "jurisdiction_prefix",
+                                  policy_id, scope)
 
 
 async def list_shifts(conn: asyncpg.Connection, scope: str, since: datetime | None,
@@ -149,9 +159,8 @@ async def add_shift(conn: asyncpg.Connection, jurisdiction: str, officer: str, s
 
 
 async def delete_shift(conn: asyncpg.Connection, shift_id: int, scope: str) -> bool:
-    done = await conn.execute("DELETE FROM duty_rosters WHERE shift_id = $1"
-                              " AND jurisdiction LIKE $2 || '%'", shift_id, scope)
-    return bool(done.endswith(" 1"))
+    return await _delete_in_scope(conn, "duty_rosters", "shift_id", "jurisdiction", shift_id,
+                                  scope)
 
 
 async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | None,
