@@ -5,8 +5,9 @@ duty, claims each page in the delivery log (a page already done is skipped,
 so a restart or a replay of the topic never pages twice; a page that was on
 the wire when a notifier stopped is sent again only on a channel whose
 receiver recognises a repeat), sends all pages of the step concurrently with
-retries and exponential backoff, and records the outcome. A red alert whose page still fails after its retries pages the
-next tier up (city, then province) as step ``fallback:TIER``.
+retries and exponential backoff, and records the outcome. A red alert whose
+page still fails after its retries pages the next tier up (city, then
+province) as step ``fallback:TIER``.
 """
 
 from __future__ import annotations
