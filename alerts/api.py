@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +36,26 @@ from alerts.errors import (
     RateLimitedError,
     WorkflowError,
 )
+from alerts.http import MAX_BODY_DEPTH, SERVICE, WHO, remote_of, who_of
+from alerts.http import int_param as _int_param
+from alerts.http import json_body as _json_body
+from alerts.http import path_id as _path_id
+from alerts.http import require_role as _require
+from alerts.http import str_param as _str_param
+from alerts.http import time_param as _time_param
+from alerts.notify import api as notify_api
 from alerts.openapi import openapi_document
 from alerts.service import ORDERS_TOPIC, ZONES_TOPIC, Service
-from alerts.store import Principal
 from alerts.tracks import TrackStore
 from geofence.errors import ValidationError
-from geofence.model import json_depth_exceeds, parse_order, parse_ts
+from geofence.model import json_depth_exceeds, parse_order
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 LIMITER: web.AppKey[auth.LoginLimiter] = web.AppKey("limiter", auth.LoginLimiter)
-WHO: web.RequestKey[Principal] = web.RequestKey("who", Principal)
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/auth/login", "/api/live",
                     "/static/app.js", "/static/app.css", "/favicon.ico"})
 MAX_TRACK_DAYS = 31
-MAX_BODY_BYTES = 2_000_000
-"""Largest request body; larger is 400 ``too_large`` before it is read."""
-MAX_BODY_DEPTH = 32
-"""Deepest nesting of a JSON body; deeper is 400 ``too_deep`` before it is parsed."""
 LIVE_RECHECK_S = 5.0
 """How often an open /api/live connection re-checks its token (logout elsewhere, expiry)."""
 DASHBOARD_CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:;"
@@ -73,11 +73,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _error(status: int, reason: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": reason, "detail": detail}, status=status, headers=headers)
-
-
-def remote_of(request: web.Request) -> str:
-    """The peer address (the API is meant to sit on the command-centre LAN)."""
-    return request.remote or "unknown"
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -172,99 +167,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers["Server"] = SERVER_HEADER
     if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics"):
         response.headers["Cache-Control"] = "no-store"
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def who_of(request: web.Request) -> Principal:
-    """The authenticated caller."""
-    who: Principal = request[WHO]
-    return who
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, bounded in size and depth before it is parsed."""
-    if request.content_length and request.content_length > MAX_BODY_BYTES:
-        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", "too_large")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes",
-                              "too_large") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", "too_large")
-    if json_depth_exceeds(raw, MAX_BODY_DEPTH):
-        raise BadRequestError(f"the body nests more than {MAX_BODY_DEPTH} levels deep",
-                              "too_deep")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequestError("body is not valid JSON") from None
-    except RecursionError:  # bounded above; kept for text the scan cannot read
-        raise BadRequestError("the body nests too deep", "too_deep") from None
-    if not isinstance(data, dict):
-        raise BadRequestError("body must be a JSON object")
-    _check_text(data)
-    return data
-
-
-def _check_text(value: Any, depth: int = 0) -> None:
-    """Refuse what PostgreSQL text cannot hold: NUL characters and lone surrogates."""
-    if depth > 64:
-        raise BadRequestError("body nests too deeply")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise BadRequestError("text must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequestError("text must be valid UTF-8 (no lone surrogates)") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(k, depth + 1)
-            _check_text(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_text(v, depth + 1)
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequestError(f"{name} must be an integer") from None
-    if not 0 <= value <= 2**31 - 1:
-        raise BadRequestError(f"{name} must be 0..{2**31 - 1}")
-    return value
-
-
-def _str_param(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if value is not None and len(value) > 256:
-        raise BadRequestError(f"{name} is longer than 256 characters")
-    if value is not None:
-        _check_text(value)
-    return value or None
-
-
-def _time_param(request: web.Request, name: str) -> int | None:
-    raw = _str_param(request, name)
-    if raw is None:
-        return None
-    value: object = int(raw) if raw.isascii() and raw.isdigit() else raw
-    return parse_ts(value, name)
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if not value or len(value) > 256:
-        raise BadRequestError(f"{name} must be 1..256 characters")
-    _check_text(value)
-    return value
 
 
 # ------------------------------------------------------------------ routes
@@ -513,11 +415,6 @@ async def order_history(request: web.Request) -> web.Response:
     return web.json_response({"person_id": person_id, "versions": versions})
 
 
-def _require(who: Principal, role: str) -> None:
-    if not who.can(role):
-        raise ForbiddenError(f"role {who.role!r} cannot do this (needs {role} or above)")
-
-
 async def put_order(request: web.Request) -> web.Response:
     """PUT /api/orders/{person_id}: a new version of an order (supervisor and above)."""
     service, who = request.app[SERVICE], who_of(request)
@@ -750,5 +647,5 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_get("/api/zones", list_zones)
     r.add_put("/api/zones/{zone_id}", put_zone)
     r.add_get("/api/live", live)
-    import_module("alerts.notify.api").register(app)  # notification routes (they import this module)
+    notify_api.register(app)  # notification, dispatch and response-time routes
     return app

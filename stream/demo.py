@@ -299,7 +299,7 @@ def main(argv: Sequence[str]) -> int:
                     "notifier", "notifier", ["--demo-inbox"],
                     shows="pages red alerts' duty officers (e-mail and webhook, inbox below)",
                     env={**env, "WARDSTREAM_DATABASE_URL": database,
-                         "WARDSTREAM_DATABASE_SCHEMA": "wardstream_demo",
+                         "WARDSTREAM_DATABASE_SCHEMA": DEMO_SCHEMA,
                          "PYTHONUNBUFFERED": "1"}))
         if have_data and not args.no_simulator and not stopping["now"]:
             demo.start_part(Part(

@@ -7,160 +7,109 @@ caller's jurisdiction prefix and written to the audit log.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from alerts.api import SERVICE, _int_param, _json_body, _require, _str_param, remote_of, who_of
 from alerts.db import utc
-from alerts.errors import BadRequestError, ForbiddenError, NotFoundError
+from alerts.errors import BadRequestError, NotFoundError
+from alerts.http import (
+    audit_request,
+    caller,
+    connection,
+    int_param,
+    int_path_id,
+    json_body,
+    require_scope,
+    str_param,
+    time_param,
+)
 from alerts.notify import dispatch, store
-from alerts.notify.policy import CHANNELS, check_policy_body
-from alerts.store import audit
-from geofence.errors import ValidationError
-from geofence.model import parse_ts
-
-_STATUSES = ("sending", "sent", "failed")
-
-
-def _id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise BadRequestError(f"{name} must be a positive integer")
-    return int(raw)
-
-
-def _in_scope(scope: str, jurisdiction: str) -> None:
-    if not jurisdiction.startswith(scope):
-        raise ForbiddenError(f"jurisdiction {jurisdiction!r} is outside your scope {scope!r}")
+from alerts.notify.policy import DELIVERY_STATUSES, check_policy_body, check_shift_body
 
 
 async def list_policies(request: web.Request) -> web.Response:
     """GET /api/notify/policies."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn:
+    _, who = caller(request, "supervisor")
+    async with connection(request) as conn:
         rows = await store.list_policies(conn, who.jurisdiction)
-        await audit(conn, service.clock(), who.username, "notify.policy.list", None, None,
-                    remote_of(request))
+        await audit_request(conn, request, "notify.policy.list")
     return web.json_response({"policies": rows})
 
 
 async def add_policy(request: web.Request) -> web.Response:
     """POST /api/notify/policies."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    body = check_policy_body(await _json_body(request))
+    _, who = caller(request, "supervisor")
+    body = check_policy_body(await json_body(request))
     if not body["jurisdiction_prefix"]:
         body["jurisdiction_prefix"] = who.jurisdiction
-    _in_scope(who.jurisdiction, body["jurisdiction_prefix"])
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+    require_scope(who, body["jurisdiction_prefix"])
+    async with connection(request) as conn, conn.transaction():
         row = await store.add_policy(conn, body, who.username)
-        await audit(conn, service.clock(), who.username, "notify.policy.add",
-                    str(row["policy_id"]), {k: v for k, v in row.items() if k != "created_at"},
-                    remote_of(request))
+        await audit_request(conn, request, "notify.policy.add", str(row["policy_id"]),
+                            {k: v for k, v in row.items() if k != "created_at"})
     return web.json_response(row, status=201)
 
 
 async def delete_policy(request: web.Request) -> web.Response:
     """DELETE /api/notify/policies/{policy_id}."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    policy_id = _id(request, "policy_id")
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+    _, who = caller(request, "supervisor")
+    policy_id = int_path_id(request, "policy_id")
+    async with connection(request) as conn, conn.transaction():
         if not await store.delete_policy(conn, policy_id, who.jurisdiction):
             raise NotFoundError(f"no policy {policy_id} in your scope")
-        await audit(conn, service.clock(), who.username, "notify.policy.delete", str(policy_id),
-                    None, remote_of(request))
+        await audit_request(conn, request, "notify.policy.delete", str(policy_id))
     return web.json_response({"deleted": policy_id})
-
-
-def _when(value: Any, name: str) -> Any:
-    try:
-        return utc(parse_ts(value, name))
-    except ValidationError as exc:
-        raise BadRequestError(str(exc)) from None
 
 
 async def list_roster(request: web.Request) -> web.Response:
     """GET /api/notify/roster?since=&until=."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    since, until = _str_param(request, "since"), _str_param(request, "until")
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn:
+    _, who = caller(request, "supervisor")
+    since, until = time_param(request, "since"), time_param(request, "until")
+    async with connection(request) as conn:
         rows = await store.list_shifts(conn, who.jurisdiction,
-                                       None if since is None else _when(since, "since"),
-                                       None if until is None else _when(until, "until"))
-        await audit(conn, service.clock(), who.username, "notify.roster.list", None, None,
-                    remote_of(request))
+                                       None if since is None else utc(since),
+                                       None if until is None else utc(until))
+        await audit_request(conn, request, "notify.roster.list")
     return web.json_response({"shifts": rows})
 
 
 async def add_shift(request: web.Request) -> web.Response:
     """POST /api/notify/roster {jurisdiction, officer, starts_at, ends_at, contacts}."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    body = await _json_body(request)
-    unknown = sorted(set(body) - {"jurisdiction", "officer", "starts_at", "ends_at", "contacts"})
-    if unknown:
-        raise BadRequestError(f"unknown shift field(s): {', '.join(unknown)}")
-    jurisdiction, officer = body.get("jurisdiction"), body.get("officer")
-    if not isinstance(jurisdiction, str) or not jurisdiction.isdigit() or len(jurisdiction) > 12:
-        raise BadRequestError("jurisdiction must be 1-12 digits")
-    if not isinstance(officer, str) or not officer.strip() or len(officer) > 100:
-        raise BadRequestError("officer must be 1-100 characters")
-    starts, ends = _when(body.get("starts_at"), "starts_at"), _when(body.get("ends_at"), "ends_at")
-    if ends <= starts:
-        raise BadRequestError("ends_at must be after starts_at")
-    contacts = body.get("contacts", {})
-    if (not isinstance(contacts, dict) or not set(contacts) <= set(CHANNELS)
-            or not all(isinstance(v, str) and 0 < len(v) <= 500 for v in contacts.values())):
-        raise BadRequestError(f"contacts maps channels ({', '.join(CHANNELS)}) to addresses")
-    _in_scope(who.jurisdiction, jurisdiction)
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
-        row = await store.add_shift(conn, jurisdiction, officer.strip(), starts, ends, contacts,
-                                    who.username)
-        await audit(conn, service.clock(), who.username, "notify.roster.add",
-                    str(row["shift_id"]), {"jurisdiction": jurisdiction, "officer": officer,
-                                           "starts_at": row["starts_at"],
-                                           "ends_at": row["ends_at"]},
-                    remote_of(request))
+    _, who = caller(request, "supervisor")
+    shift = check_shift_body(await json_body(request))
+    require_scope(who, shift["jurisdiction"])
+    async with connection(request) as conn, conn.transaction():
+        row = await store.add_shift(conn, shift["jurisdiction"], shift["officer"],
+                                    utc(shift["starts_at"]), utc(shift["ends_at"]),
+                                    shift["contacts"], who.username)
+        await audit_request(conn, request, "notify.roster.add", str(row["shift_id"]),
+                            {k: row[k] for k in ("jurisdiction", "officer", "starts_at",
+                                                 "ends_at")})
     return web.json_response(row, status=201)
 
 
 async def delete_shift(request: web.Request) -> web.Response:
     """DELETE /api/notify/roster/{shift_id}."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
-    shift_id = _id(request, "shift_id")
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+    _, who = caller(request, "supervisor")
+    shift_id = int_path_id(request, "shift_id")
+    async with connection(request) as conn, conn.transaction():
         if not await store.delete_shift(conn, shift_id, who.jurisdiction):
             raise NotFoundError(f"no shift {shift_id} in your scope")
-        await audit(conn, service.clock(), who.username, "notify.roster.delete", str(shift_id),
-                    None, remote_of(request))
+        await audit_request(conn, request, "notify.roster.delete", str(shift_id))
     return web.json_response({"deleted": shift_id})
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
     """GET /api/notify/deliveries?alert_id=&status=&limit=."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "operator")
-    status = _str_param(request, "status")
-    if status is not None and status not in _STATUSES:
-        raise BadRequestError(f"status must be one of {', '.join(_STATUSES)}")
-    alert_id = _str_param(request, "alert_id")
-    limit = max(1, min(1000, _int_param(request, "limit", 200)))
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn:
+    _, who = caller(request, "operator")
+    status = str_param(request, "status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise BadRequestError(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+    alert_id = str_param(request, "alert_id")
+    limit = max(1, min(1000, int_param(request, "limit", 200)))
+    async with connection(request) as conn:
         rows = await store.list_deliveries(conn, who.jurisdiction, alert_id, status, limit)
-        await audit(conn, service.clock(), who.username, "notify.deliveries.read", alert_id,
-                    None if status is None else {"status": status}, remote_of(request))
+        await audit_request(conn, request, "notify.deliveries.read", alert_id,
+                            None if status is None else {"status": status})
     return web.json_response({"deliveries": rows})
 
 

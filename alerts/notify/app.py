@@ -98,6 +98,12 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
         parts.notifier = Notifier(pool, channels, metrics)
         parts.ready.set()
 
+    async def dead_letter(msg: Any, reason: str, detail: str) -> None:
+        await deadletters.send(value=encode(DeadLetter(
+            reason=reason, raw=(msg.value or b"")[:4096].decode("utf-8", errors="replace"),
+            detail=detail, source=f"{msg.topic}:{msg.partition}@{msg.offset}",
+            at=format_ts(system_clock()))))
+
     @app.agent(source, concurrency=concurrency)
     async def deliver(stream: Any) -> None:
         await parts.ready.wait()
@@ -105,10 +111,7 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
             msg = event.message
             rec, reason, detail = check_record(msg.value)
             if rec is None:
-                dl = DeadLetter(reason=reason, raw=(msg.value or b"")[:4096].decode(
-                    "utf-8", errors="replace"), detail=detail,
-                    source=f"{msg.topic}:{msg.partition}@{msg.offset}", at=format_ts(system_clock()))
-                await deadletters.send(value=encode(dl))
+                await dead_letter(msg, reason, detail)
                 continue
             assert parts.notifier is not None
             pause = 0.2
@@ -118,12 +121,8 @@ def build(settings: Settings, config: ChannelConfig, *, group: str = "wardstream
                     break
                 except Exception as exc:
                     if not database_unavailable(exc):  # the record itself is refused
-                        await deadletters.send(value=encode(DeadLetter(
-                            reason="refused_by_store", raw=(msg.value or b"")[:4096].decode(
-                                "utf-8", errors="replace"),
-                            detail=f"{type(exc).__name__}: {exc}"[:300],
-                            source=f"{msg.topic}:{msg.partition}@{msg.offset}",
-                            at=format_ts(system_clock()))))
+                        await dead_letter(msg, "refused_by_store",
+                                          f"{type(exc).__name__}: {exc}"[:300])
                         break
                     log.warning("notifier: record %s held, retrying in %.1f s: %s",
                                 rec["alert"]["alert_id"], pause, exc)

@@ -28,6 +28,11 @@ import aiohttp
 from alerts.errors import AlertsError
 from stream.settings import Settings, catalogue_key
 
+RECOGNISES_REPEATS = frozenset({"webhook"})
+"""Channels whose receiver can drop a repeated page by its delivery identity
+(``X-Wardstream-Delivery``): only these are sent again when a notifier stopped
+while handing the page over."""
+
 
 class ChannelError(AlertsError):
     """A channel refused or could not take a page (the reason is in the message)."""

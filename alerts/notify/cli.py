@@ -20,10 +20,9 @@ from typing import Any
 
 from alerts.db import create_pool, system_clock, utc
 from alerts.notify import store
-from alerts.notify.policy import CHANNELS, check_policy_body
+from alerts.notify.policy import CHANNELS, check_policy_body, check_shift_body
 from alerts.store import audit
 from geofence.errors import WardstreamError
-from geofence.model import parse_ts
 from stream.settings import Settings
 
 
@@ -94,15 +93,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 contacts: dict[str, str] = {}
                 for c in args.contact:
                     channel, sep, address = c.partition("=")
-                    if not sep or channel not in CHANNELS or not address:
+                    if not sep:
                         raise WardstreamError(f"--contact {c!r}: use CHANNEL=ADDRESS with a "
                                               f"channel of {', '.join(CHANNELS)}")
                     contacts[channel] = address
-                starts, ends = utc(parse_ts(args.starts, "--from")), utc(parse_ts(args.ends, "--to"))
-                if ends <= starts:
-                    raise WardstreamError("--to must be after --from")
-                out = await store.add_shift(conn, args.jurisdiction, args.officer, starts, ends,
-                                            contacts, "cli")
+                shift = check_shift_body({"jurisdiction": args.jurisdiction,
+                                          "officer": args.officer, "starts_at": args.starts,
+                                          "ends_at": args.ends, "contacts": contacts})
+                out = await store.add_shift(conn, shift["jurisdiction"], shift["officer"],
+                                            utc(shift["starts_at"]), utc(shift["ends_at"]),
+                                            shift["contacts"], "cli")
                 await audit(conn, system_clock(), "cli", "notify.roster.add",
                             str(out["shift_id"]), None, "local")
             elif args.op == "list":

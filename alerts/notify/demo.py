@@ -55,8 +55,9 @@ class DemoInbox:
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.json()
         alert = body.get("alert", {})
+        recipient = (str(body.get("delivery", "")).split("/")[2:3] or ["?"])[0]
         _say(f"webhook {body.get('event')} {alert.get('alert_id')} ({alert.get('severity')}, "
-             f"{alert.get('jurisdiction')}) for {body.get('delivery', '').split('/')[2:3]}")
+             f"{alert.get('jurisdiction')}) for {recipient}")
         return web.Response(status=204)
 
     async def start(self) -> None:

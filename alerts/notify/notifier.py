@@ -1,11 +1,13 @@
-"""Turn one alert lifecycle record into pages, each logged and sent at most once.
+"""Turn one alert lifecycle record into pages, each claimed in the delivery log first.
 
 For each record the notifier finds the matching policies and the officers on
-duty, claims each page in the delivery log (a page already sent is skipped,
-so a restart or a replay of the topic never pages twice), sends all pages of
-the step concurrently with retries and exponential backoff, and records the
-outcome. A red alert whose page still fails after its retries pages the
-next tier up (city, then province) as step ``fallback:TIER``.
+duty, claims each page in the delivery log (a page already done is skipped,
+so a restart or a replay of the topic never pages twice; a page that was on
+the wire when a notifier stopped is sent again only on a channel whose
+receiver recognises a repeat), sends all pages of the step concurrently with
+retries and exponential backoff, and records the outcome. A red alert whose
+page still fails after its retries pages the next tier up (city, then
+province) as step ``fallback:TIER``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.notify import store
-from alerts.notify.channels import ChannelError, Channels
+from alerts.notify.channels import RECOGNISES_REPEATS, ChannelError, Channels
 from alerts.notify.policy import TIERS, Target, targets, tier_jurisdiction
+from geofence.errors import ValidationError
+from geofence.model import parse_ts
 
 log = logging.getLogger("wardstream.notifier")
 
@@ -41,6 +45,9 @@ class NotifierMetrics:
                                ["channel"], registry=r)
         self.skipped = Counter("wardstream_notify_skipped_total",
                                "Pages found already sent in the delivery log", registry=r)
+        self.unconfirmed = Counter(
+            "wardstream_notify_unconfirmed_total",
+            "Pages on the wire when a notifier stopped, not sent again", ["channel"], registry=r)
         self.latency = Histogram(
             "wardstream_notify_latency_seconds",
             "Time from the lifecycle record to its page's delivery", ["channel"], registry=r,
@@ -48,11 +55,12 @@ class NotifierMetrics:
 
 
 def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
+    """Epoch seconds of a record's RFC 3339 time; None when it has none that is valid."""
+    if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        return parse_ts(value) / 1000.0
+    except ValidationError:
         return None
 
 
@@ -105,21 +113,35 @@ class Notifier:
 
     async def _page(self, t: Target, event: str, alert: Mapping[str, Any],
                     start: float) -> bool | None:
-        """Claim, send with retries, record; None when the log says it is done already."""
+        """Claim, send with retries, record; None when the log says it is done already.
+
+        False when the page failed, or when it was being handed to a channel
+        that cannot recognise a repeat as a previous notifier stopped (so a
+        red alert pages the next tier, as for a failed page).
+        """
         jurisdiction = str(alert.get("jurisdiction") or "")
         async with self.pool.acquire() as conn:
-            if not await store.claim(conn, t, jurisdiction, str(alert.get("severity") or "")):
-                self.metrics.skipped.inc()
-                return None
+            state = await store.claim(conn, t, jurisdiction, str(alert.get("severity") or ""),
+                                      resend_handed=t.channel in RECOGNISES_REPEATS)
+        if state is None:
+            self.metrics.skipped.inc()
+            return None
+        if state == "unconfirmed":
+            self.metrics.unconfirmed.labels(t.channel).inc()
+            log.warning("page %s on %s to %s was on the wire when the notifier stopped; not sent"
+                        " again", t.step, t.channel, t.recipient)
+            return False
         cfg = self.channels.config
         error: str | None = None
         attempts = 0
         t0 = time.monotonic()
-        delivery_id = f"{t.alert_id}/{t.step}/{t.recipient}/{t.channel}"
         for attempt in range(cfg.retries + 1):
             attempts = attempt + 1
+            if attempt:  # the claim marked the first attempt
+                async with self.pool.acquire() as conn:
+                    await store.handing(conn, t, True)
             try:
-                await self.channels.send(t.channel, t.address, delivery_id, event, alert)
+                await self.channels.send(t.channel, t.address, t.delivery_id, event, alert)
                 error = None
                 break
             except ChannelError as exc:
@@ -127,6 +149,8 @@ class Notifier:
             except Exception as exc:  # a channel library's own error: recorded, never raised
                 error = f"{t.channel}: {type(exc).__name__}: {exc}"[:300]
             if attempt < cfg.retries:
+                async with self.pool.acquire() as conn:  # the attempt is over, counted as failed
+                    await store.handing(conn, t, False)
                 self.metrics.retried.labels(t.channel).inc()
                 await asyncio.sleep(cfg.backoff_s * (2 ** attempt))
         ok = error is None

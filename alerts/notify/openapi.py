@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.notify.policy import CHANNELS
-
-_STATUSES = ("sending", "sent", "failed")
+from alerts.notify.policy import CHANNELS, DELIVERY_STATUSES
 
 
 def openapi_paths() -> dict[str, Any]:
@@ -94,7 +92,7 @@ def openapi_paths() -> dict[str, Any]:
         "/api/notify/deliveries": {
             "get": {"summary": "Delivery log in scope (operator+)",
                     "parameters": [q("alert_id", {"type": "string", "maxLength": 256}),
-                                   q("status", {"type": "string", "enum": list(_STATUSES)}),
+                                   q("status", {"type": "string", "enum": list(DELIVERY_STATUSES)}),
                                    q("limit", {"type": "integer", "minimum": 1,
                                                "maximum": 1000})],
                     "responses": std("200", "400")}},

@@ -17,12 +17,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.errors import BadRequestError
+from geofence.errors import ValidationError
+from geofence.model import parse_ts
 
 CHANNELS = ("webhook", "email", "sms", "dingtalk", "wecom", "mqtt")
 TIERS = ("county", "city", "province")
 EVENTS = ("opened", "updated", "cleared", "acknowledged", "resolved", "escalated")
 SEVERITIES = ("red", "orange", "yellow", "blue")
 DUTY = "duty"
+DELIVERY_STATUSES = ("sending", "sent", "failed", "unconfirmed")
+"""States of a page in the delivery log: being sent, sent, given up after its
+retries, or on the wire when its notifier stopped and not sent again."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ class Target:
     channel: str
     address: str
     policy_id: int
+
+    @property
+    def delivery_id(self) -> str:
+        """The page's identity as its receiver sees it (``X-Wardstream-Delivery``)."""
+        return f"{self.alert_id}/{self.step}/{self.recipient}/{self.channel}"
 
 
 def tier_jurisdiction(jurisdiction: str, tier: str) -> str:
@@ -198,6 +208,34 @@ def check_policy_body(body: Mapping[str, Any]) -> dict[str, Any]:
         raise BadRequestError(f"quiet_tz {tz!r} is not a time zone name") from None
     out["quiet_tz"] = str(tz)
     return out
+
+
+def check_shift_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a duty shift as given to the API or CLI; :class:`BadRequestError` says what is wrong.
+
+    Returns the shift with ``starts_at`` and ``ends_at`` as epoch milliseconds.
+    """
+    unknown = sorted(set(body) - {"jurisdiction", "officer", "starts_at", "ends_at", "contacts"})
+    if unknown:
+        raise BadRequestError(f"unknown shift field(s): {', '.join(unknown)}")
+    jurisdiction, officer = body.get("jurisdiction"), body.get("officer")
+    if not isinstance(jurisdiction, str) or not jurisdiction.isdigit() or len(jurisdiction) > 12:
+        raise BadRequestError("jurisdiction must be 1-12 digits")
+    if not isinstance(officer, str) or not officer.strip() or len(officer) > 100:
+        raise BadRequestError("officer must be 1-100 characters")
+    try:
+        starts, ends = parse_ts(body.get("starts_at"), "starts_at"), parse_ts(body.get("ends_at"),
+                                                                              "ends_at")
+    except ValidationError as exc:
+        raise BadRequestError(exc.detail or str(exc)) from None
+    if ends <= starts:
+        raise BadRequestError("ends_at must be after starts_at")
+    contacts = body.get("contacts", {})
+    if (not isinstance(contacts, dict) or not set(contacts) <= set(CHANNELS)
+            or not all(isinstance(v, str) and 0 < len(v) <= 500 for v in contacts.values())):
+        raise BadRequestError(f"contacts maps channels ({', '.join(CHANNELS)}) to addresses")
+    return {"jurisdiction": jurisdiction, "officer": officer.strip(), "starts_at": starts,
+            "ends_at": ends, "contacts": dict(contacts)}
 
 
 def _choices(value: Any, allowed: Sequence[str], name: str) -> list[str]:

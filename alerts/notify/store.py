@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from alerts.notify.policy import Policy, Shift, Target
+from geofence.model import format_ts
 
 # ------------------------------------------------------------------ notifier side
 
@@ -40,19 +41,46 @@ async def shifts_at(conn: asyncpg.Connection, jurisdictions: Sequence[str], at: 
                   r["ends_at"].timestamp(), dict(r["contacts"])) for r in rows]
 
 
-async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity: str) -> bool:
-    """Take a page for sending; False when it was already sent or given up on.
+_PAGE = "alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4"
+"""The delivery log's key, parameters ``$1``-``$4`` (see :func:`_page`)."""
 
-    A row left in ``sending`` by a notifier that stopped mid-delivery is taken
-    again: the page may not have left.
+
+def _page(t: Target) -> tuple[str, str, str, str]:
+    return t.alert_id, t.step, t.recipient, t.channel
+
+
+UNCONFIRMED = ("the notifier stopped while handing this page to the channel; it may have"
+               " arrived and is not sent again")
+
+
+async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity: str, *,
+                resend_handed: bool = False) -> str | None:
+    """Take a page before sending it; the page's state, or None when it is done already.
+
+    ``"sending"``: send it now (the row is marked as being handed to the
+    channel). A row left ``sending`` by a notifier that stopped between
+    attempts is taken again. A row that was being handed to the channel when
+    its notifier stopped is taken again only if ``resend_handed`` (the
+    receiver recognises a repeat); otherwise it becomes ``"unconfirmed"`` and
+    is not sent.
     """
     row = await conn.fetchrow(
         "INSERT INTO notify_deliveries AS d (alert_id, step, recipient, channel, jurisdiction,"
-        " severity, status) VALUES ($1, $2, $3, $4, $5, $6, 'sending')"
-        " ON CONFLICT (alert_id, step, recipient, channel) DO UPDATE SET last_at = now()"
+        " severity, status, handed_at) VALUES ($1, $2, $3, $4, $5, $6, 'sending', now())"
+        " ON CONFLICT (alert_id, step, recipient, channel) DO UPDATE SET last_at = now(),"
+        " status = CASE WHEN d.handed_at IS NULL OR $7 THEN 'sending' ELSE 'unconfirmed' END,"
+        " error = CASE WHEN d.handed_at IS NULL OR $7 THEN d.error ELSE $8 END,"
+        " handed_at = CASE WHEN d.handed_at IS NULL OR $7 THEN now() ELSE d.handed_at END"
         " WHERE d.status = 'sending' RETURNING status",
-        t.alert_id, t.step, t.recipient, t.channel, jurisdiction, severity)
-    return row is not None
+        *_page(t), jurisdiction, severity, resend_handed, UNCONFIRMED)
+    return None if row is None else str(row["status"])
+
+
+async def handing(conn: asyncpg.Connection, t: Target, handed: bool) -> None:
+    """Mark a page as being handed to its channel (before an attempt) or not (after one)."""
+    await conn.execute(
+        "UPDATE notify_deliveries SET handed_at = CASE WHEN $5 THEN now() END, last_at = now()"
+        f" WHERE {_PAGE} AND status = 'sending'", *_page(t), handed)
 
 
 async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
@@ -60,10 +88,8 @@ async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
     """Record the outcome of a page."""
     await conn.execute(
         "UPDATE notify_deliveries SET status = $5, attempts = attempts + $6, latency_ms = $7,"
-        " error = $8, last_at = now()"
-        " WHERE alert_id = $1 AND step = $2 AND recipient = $3 AND channel = $4",
-        t.alert_id, t.step, t.recipient, t.channel, "sent" if ok else "failed", attempts,
-        latency_ms, error)
+        f" error = $8, handed_at = NULL, last_at = now() WHERE {_PAGE}",
+        *_page(t), "sent" if ok else "failed", attempts, latency_ms, error)
 
 
 # ------------------------------------------------------------------ operator side
@@ -74,39 +100,43 @@ _POLICY_COLS = ("policy_id, jurisdiction_prefix, severities, kinds, tier, events
                 " created_at")
 
 
-def _plain(row: asyncpg.Record) -> dict[str, Any]:
+def json_row(row: asyncpg.Record) -> dict[str, Any]:
+    """A row as JSON data, its times formatted as every API answer formats them."""
     out = dict(row)
     for k, v in out.items():
         if isinstance(v, datetime):
-            out[k] = v.isoformat().replace("+00:00", "Z")
+            out[k] = format_ts(int(v.timestamp() * 1000))
     return out
 
 
 async def list_policies(conn: asyncpg.Connection, scope: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(f"SELECT {_POLICY_COLS} FROM notify_policies"
                             " WHERE jurisdiction_prefix LIKE $1 || '%' ORDER BY policy_id", scope)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]
 
 
 async def add_policy(conn: asyncpg.Connection, body: dict[str, Any], by: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO notify_policies (jurisdiction_prefix, severities, kinds, tier, events, channel,"
         " recipient, quiet_start, quiet_end, quiet_tz, created_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING policy_id",
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_POLICY_COLS}",
         body["jurisdiction_prefix"], body["severities"], body["kinds"], body["tier"],
         body["events"], body["channel"], body["recipient"], body["quiet_start"],
         body["quiet_end"], body["quiet_tz"], by)
     assert row is not None
-    got = await conn.fetchrow(f"SELECT {_POLICY_COLS} FROM notify_policies WHERE policy_id = $1",
-                              row["policy_id"])
-    assert got is not None
-    return _plain(got)
+    return json_row(row)
+
+
+async def _delete_in_scope(conn: asyncpg.Connection, table: str, key: str, scoped_by: str,
+                           row_id: int, scope: str) -> bool:
+    done = await conn.execute(f"DELETE FROM {table} WHERE {key} = $1"
+                              f" AND {scoped_by} LIKE $2 || '%'", row_id, scope)
+    return bool(done.endswith(" 1"))
 
 
 async def delete_policy(conn: asyncpg.Connection, policy_id: int, scope: str) -> bool:
-    done = await conn.execute("DELETE FROM notify_policies WHERE policy_id = $1"
-                              " AND jurisdiction_prefix LIKE $2 || '%'", policy_id, scope)
-    return bool(done.endswith(" 1"))
+    return await _delete_in_scope(conn, "notify_policies", "policy_id", "jurisdiction_prefix",
+                                  policy_id, scope)
 
 
 async def list_shifts(conn: asyncpg.Connection, scope: str, since: datetime | None,
@@ -115,7 +145,7 @@ async def list_shifts(conn: asyncpg.Connection, scope: str, since: datetime | No
         "SELECT * FROM duty_rosters WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::timestamptz IS NULL OR ends_at > $2) AND ($3::timestamptz IS NULL OR starts_at < $3)"
         " ORDER BY starts_at, shift_id LIMIT 1000", scope, since, until)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]
 
 
 async def add_shift(conn: asyncpg.Connection, jurisdiction: str, officer: str, starts_at: datetime,
@@ -125,13 +155,12 @@ async def add_shift(conn: asyncpg.Connection, jurisdiction: str, officer: str, s
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         jurisdiction, officer, starts_at, ends_at, contacts, by)
     assert row is not None
-    return _plain(row)
+    return json_row(row)
 
 
 async def delete_shift(conn: asyncpg.Connection, shift_id: int, scope: str) -> bool:
-    done = await conn.execute("DELETE FROM duty_rosters WHERE shift_id = $1"
-                              " AND jurisdiction LIKE $2 || '%'", shift_id, scope)
-    return bool(done.endswith(" 1"))
+    return await _delete_in_scope(conn, "duty_rosters", "shift_id", "jurisdiction", shift_id,
+                                  scope)
 
 
 async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | None,
@@ -140,4 +169,4 @@ async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | 
         "SELECT * FROM notify_deliveries WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::text IS NULL OR alert_id = $2) AND ($3::text IS NULL OR status = $3)"
         " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit)
-    return [_plain(r) for r in rows]
+    return [json_row(r) for r in rows]

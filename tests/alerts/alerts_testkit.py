@@ -69,6 +69,12 @@ class Api:
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["token"])
 
+    async def call(self, method: str, path: str, token: str,
+                   body: Any = None) -> tuple[int, Any]:
+        """One request as the holder of ``token``: its status and its JSON answer."""
+        resp = await self.client.request(method, path, headers=auth(token), json=body)
+        return resp.status, await resp.json()
+
     async def apply(self, *records: dict[str, Any]) -> list[int]:
         from alerts.store import apply_records
 

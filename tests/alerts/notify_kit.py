@@ -20,9 +20,10 @@ class Mail:
 
 
 class SmtpSink:
-    """aiosmtpd on 127.0.0.1 that keeps every message it accepts."""
+    """aiosmtpd on 127.0.0.1 that keeps every message it receives; ``delay_s`` stalls its answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
         self.port = free_port()
         self.inbox: list[Mail] = []
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -32,6 +33,8 @@ class SmtpSink:
 
         msg = email.message_from_bytes(envelope.content)
         self.inbox.append(Mail(list(envelope.rcpt_tos), str(msg.get("Subject", ""))))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         return "250 OK"
 
     @property

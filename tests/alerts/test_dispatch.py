@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts_testkit import auth, record
+from alerts_testkit import record
+
+DISPATCH = "/api/alerts/A-1/dispatch"
 
 
 async def test_dispatch_moves_forward_with_times_and_is_scoped(make_api: Any) -> None:
@@ -13,29 +15,24 @@ async def test_dispatch_moves_forward_with_times_and_is_scoped(make_api: Any) ->
     op = await api.user("op", "operator", "3201")
     other = await api.user("other", "operator", "3202")
     viewer = await api.user("v", "viewer", "3201")
-    c = api.client
-    url = "/api/alerts/A-1/dispatch"
-    assert (await c.post(url, headers=auth(other), json={"assignee": "li"})).status == 403
-    assert (await c.post(url, headers=auth(viewer), json={"assignee": "li"})).status == 403
-    assert (await c.post(url, headers=auth(op), json={"assignee": ""})).status == 400
-    r = await c.post(f"{url}/status", headers=auth(op), json={"status": "en_route"})
-    assert r.status == 409 and (await r.json())["error"] == "not_dispatched"
-    r = await c.post(url, headers=auth(op), json={"assignee": "li", "unit": "patrol-3"})
-    assert r.status == 201, await r.text()
+    for token in (other, viewer):  # outside the scope; below the operator role
+        assert (await api.call("POST", DISPATCH, token, {"assignee": "li"}))[0] == 403
+    assert (await api.call("POST", DISPATCH, op, {"assignee": ""}))[0] == 400
+    assert await api.call("POST", f"{DISPATCH}/status", op, {"status": "en_route"}) == (
+        409, {"error": "not_dispatched", "detail": "the alert has no dispatch"})
+    status, made = await api.call("POST", DISPATCH, op, {"assignee": "li", "unit": "patrol-3"})
+    assert status == 201, made
     api.clock.advance(60)
-    assert (await c.post(f"{url}/status", headers=auth(op),
-                         json={"status": "on_scene"})).status == 200
-    r = await c.post(f"{url}/status", headers=auth(op), json={"status": "en_route"})
-    assert r.status == 409 and (await r.json())["error"] == "out_of_order"
+    assert (await api.call("POST", f"{DISPATCH}/status", op, {"status": "on_scene"}))[0] == 200
+    status, err = await api.call("POST", f"{DISPATCH}/status", op, {"status": "en_route"})
+    assert (status, err["error"]) == (409, "out_of_order")
     api.clock.advance(600)
-    done = await (await c.post(f"{url}/status", headers=auth(op),
-                               json={"status": "resolved"})).json()
+    _, done = await api.call("POST", f"{DISPATCH}/status", op, {"status": "resolved"})
     assert done["status"] == "resolved" and done["en_route_at"] is None
     assert done["on_scene_at"] < done["resolved_at"]
-    r = await c.post(url, headers=auth(op), json={"assignee": "wang"})
-    assert r.status == 409
-    assert (await c.get(url, headers=auth(other))).status == 403
-    assert (await c.get("/api/alerts/nope/dispatch", headers=auth(op))).status == 404
+    assert (await api.call("POST", DISPATCH, op, {"assignee": "wang"}))[0] == 409
+    assert (await api.call("GET", DISPATCH, other))[0] == 403
+    assert (await api.call("GET", "/api/alerts/nope/dispatch", op))[0] == 404
 
 
 async def test_note_thread_in_order_and_audited(make_api: Any) -> None:
@@ -44,17 +41,13 @@ async def test_note_thread_in_order_and_audited(make_api: Any) -> None:
     op = await api.user("op", "operator", "3201")
     op2 = await api.user("op2", "operator", "320102")
     other = await api.user("other", "supervisor", "3202")
-    c = api.client
-    assert (await c.post("/api/alerts/A-1/notes", headers=auth(op),
-                         json={"body": "called the subject"})).status == 201
+    notes = "/api/alerts/A-1/notes"
+    assert (await api.call("POST", notes, op, {"body": "called the subject"}))[0] == 201
     api.clock.advance(5)
-    assert (await c.post("/api/alerts/A-1/notes", headers=auth(op2),
-                         json={"body": "officer on the way"})).status == 201
-    assert (await c.post("/api/alerts/A-1/notes", headers=auth(other),
-                         json={"body": "x"})).status == 403
-    assert (await c.post("/api/alerts/A-1/notes", headers=auth(op),
-                         json={"body": "x" * 4001})).status == 400
-    got = await (await c.get("/api/alerts/A-1/dispatch", headers=auth(op))).json()
+    assert (await api.call("POST", notes, op2, {"body": "officer on the way"}))[0] == 201
+    assert (await api.call("POST", notes, other, {"body": "x"}))[0] == 403
+    assert (await api.call("POST", notes, op, {"body": "x" * 4001}))[0] == 400
+    _, got = await api.call("GET", DISPATCH, op)
     assert got["dispatch"] is None
     assert [(n["operator"], n["body"]) for n in got["notes"]] == [
         ("op", "called the subject"), ("op2", "officer on the way")]
@@ -66,18 +59,17 @@ async def test_note_thread_in_order_and_audited(make_api: Any) -> None:
 async def test_response_times_median_and_p90_per_severity_and_jurisdiction(make_api: Any) -> None:
     api = await make_api()
     sup = await api.user("sup", "supervisor", "32")
-    c = api.client
     # five red alerts acknowledged after 10, 20, 30, 40 and 100 s
     for i, wait_s in enumerate((10, 20, 30, 40, 100)):
         await api.apply(record("opened", alert_id=f"R-{i}", jurisdiction="320102"))
         api.clock.advance(wait_s)
-        assert (await c.post(f"/api/alerts/R-{i}/ack", headers=auth(sup))).status == 200
+        assert (await api.call("POST", f"/api/alerts/R-{i}/ack", sup))[0] == 200
     await api.apply(record("opened", alert_id="Y-1", severity="yellow", jurisdiction="320104"))
-    await c.post("/api/alerts/R-0/dispatch", headers=auth(sup), json={"assignee": "li"})
+    await api.call("POST", "/api/alerts/R-0/dispatch", sup, {"assignee": "li"})
     api.clock.advance(300)
-    await c.post("/api/alerts/R-0/dispatch/status", headers=auth(sup), json={"status": "on_scene"})
-    got = (await (await c.get("/api/response-times", headers=auth(sup))).json())["response_times"]
-    by = {(g["severity"], g["jurisdiction"]): g for g in got}
+    await api.call("POST", "/api/alerts/R-0/dispatch/status", sup, {"status": "on_scene"})
+    _, got = await api.call("GET", "/api/response-times", sup)
+    by = {(g["severity"], g["jurisdiction"]): g for g in got["response_times"]}
     red = by[("red", "320102")]
     assert red["alerts"] == 5
     assert red["to_acknowledge"] == {"n": 5, "median_s": 30.0, "p90_s": 76.0}
@@ -86,5 +78,5 @@ async def test_response_times_median_and_p90_per_severity_and_jurisdiction(make_
     assert red["to_resolve"] == {"n": 0, "median_s": None, "p90_s": None}
     assert by[("yellow", "320104")]["to_acknowledge"]["n"] == 0
     county = await api.user("county", "operator", "320104")
-    got = (await (await c.get("/api/response-times", headers=auth(county))).json())
+    _, got = await api.call("GET", "/api/response-times", county)
     assert [g["jurisdiction"] for g in got["response_times"]] == ["320104"]

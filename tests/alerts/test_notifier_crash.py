@@ -1,8 +1,12 @@
 """A notifier killed mid-delivery and restarted: nothing lost, nothing sent twice.
 
 The notifier runs as ``wardstream notifier`` in a child process against its
-own embedded broker and a fresh schema; a slow webhook receiver keeps pages
-in flight when the process gets SIGKILL.
+own embedded broker and a fresh schema; a slow webhook receiver and a slow
+SMTP server keep pages in flight when the process gets SIGKILL. As
+docs/notifications.md says: a webhook page on the wire at the kill may
+arrive twice, with the same delivery identity; an e-mail on the wire at the
+kill is never sent again and is logged ``unconfirmed``; every other page
+arrives exactly once.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from alerts_testkit import create_topic, produce, record, wait_for
-from notify_kit import HttpReceiver
+from alerts_testkit import T0, create_topic, produce, record, wait_for
+from notify_kit import HttpReceiver, SmtpSink
 
-from alerts.db import create_pool
+from alerts.db import create_pool, utc
 from alerts.notify import store
-from alerts.notify.policy import check_policy_body
+from alerts.notify.channels import ChannelConfig, Channels
+from alerts.notify.notifier import Notifier, NotifierMetrics
+from alerts.notify.policy import Target, check_policy_body
 from stream.broker import EmbeddedBroker
 from stream.topics import ALERTS
 
@@ -45,6 +52,8 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_doubles_noth
     broker.start_sync()
     http = HttpReceiver(delay_s=0.25)
     await http.start()
+    smtp = SmtpSink(delay_s=0.5)
+    smtp.start()
     pool = await create_pool(database_url, schema)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -52,10 +61,13 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_doubles_noth
         async with pool.acquire() as conn:
             await store.add_policy(conn, check_policy_body(
                 {"channel": "webhook", "recipient": http.url("/hook")}), "test")
+            await store.add_policy(conn, check_policy_body(
+                {"channel": "email", "recipient": "duty@county.test"}), "test")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "WARDSTREAM_KAFKA": broker.bootstrap,
                "WARDSTREAM_DATABASE_URL": database_url, "WARDSTREAM_DATABASE_SCHEMA": schema,
-               "WARDSTREAM_NOTIFY_TIMEOUT_S": "5"}
-        recs = [record("opened", alert_id=f"A-{i:03d}", severity="red") for i in range(N)]
+               "WARDSTREAM_NOTIFY_TIMEOUT_S": "5", "WARDSTREAM_NOTIFY_SMTP": smtp.url}
+        recs = [record("opened", alert_id=f"A-{i:03d}", person_id=f"P-{i:03d}", severity="red")
+                for i in range(N)]
         await produce(broker.bootstrap, ALERTS, [json.dumps(r).encode() for r in recs],
                       [f"A-{i:03d}" for i in range(N)])
 
@@ -64,14 +76,16 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_doubles_noth
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=10)
         async with pool.acquire() as conn:
-            in_flight = {f"{r['alert_id']}/{r['step']}/{r['recipient']}/{r['channel']}"
-                         for r in await conn.fetch(
-                             "SELECT * FROM notify_deliveries WHERE status = 'sending'")}
-        before = len(http.hits)
-        assert before < N, "the notifier finished before it was killed; nothing was tested"
+            on_wire = await conn.fetch("SELECT * FROM notify_deliveries WHERE status = 'sending'"
+                                       " AND handed_at IS NOT NULL")
+        hooks_on_wire = {_key(r) for r in on_wire if r["channel"] == "webhook"}
+        mails_on_wire = {r["alert_id"] for r in on_wire if r["channel"] == "email"}
+        assert len(http.hits) < N, "the notifier finished before it was killed; nothing was tested"
+        assert mails_on_wire, "no e-mail was on the wire at the kill; nothing was tested"
 
         procs.append(start_notifier(env))
         await wait_for(lambda: _distinct(http, N), timeout=120)
+        await wait_for(lambda: _settled(pool, 2 * N), timeout=60)
         await asyncio.sleep(1.0)  # anything sent twice would arrive now
     finally:
         for p in procs:
@@ -82,9 +96,9 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_doubles_noth
                 except subprocess.TimeoutExpired:
                     p.kill()
         await http.stop()
+        smtp.stop()
         async with pool.acquire() as conn:
-            rows = await conn.fetch("SELECT status, count(*) AS n FROM notify_deliveries"
-                                    " GROUP BY status")
+            rows = await conn.fetch("SELECT * FROM notify_deliveries")
         await pool.close()
         conn2 = await asyncpg.connect(database_url)
         await conn2.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -93,10 +107,33 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_doubles_noth
     counts = Counter(h.headers["X-Wardstream-Delivery"] for h in http.hits)
     assert set(counts) == {f"A-{i:03d}/opened/{http.url('/hook')}/webhook" for i in range(N)}
     doubled = {k for k, n in counts.items() if n > 1}
-    # a page can only repeat if it was on the wire at the kill; it repeats with
-    # the same delivery id, so the receiver recognises it
-    assert doubled <= in_flight, (doubled, in_flight)
-    assert {r["status"]: r["n"] for r in rows} == {"sent": N}
+    # a webhook page can only repeat if it was on the wire at the kill; it
+    # repeats with the same delivery id, so the receiver recognises it
+    assert doubled <= hooks_on_wire, (doubled, hooks_on_wire)
+    assert all(r["status"] == "sent" for r in rows if r["channel"] == "webhook")
+
+    # e-mail: never twice; what was on the wire at the kill is logged
+    # unconfirmed (it may or may not have arrived), everything else arrived once
+    mails = Counter(m.subject.rsplit(" - P-", 1)[1] for m in smtp.inbox)
+    arrived = {f"A-{n}" for n in mails}
+    print(f"on the wire at the kill: {len(hooks_on_wire)} webhook ({len(doubled)} repeated),"
+          f" {len(mails_on_wire)} e-mail ({len(mails_on_wire & arrived)} of them arrived)")
+    assert max(mails.values()) == 1, mails
+    status = {r["alert_id"]: r["status"] for r in rows if r["channel"] == "email"}
+    assert {a for a, s in status.items() if s == "unconfirmed"} == mails_on_wire
+    assert {a for a, s in status.items() if s == "sent"} == {
+        f"A-{i:03d}" for i in range(N)} - mails_on_wire
+    assert arrived >= {a for a, s in status.items() if s == "sent"}
+
+
+def _key(row: asyncpg.Record) -> str:
+    return f"{row['alert_id']}/{row['step']}/{row['recipient']}/{row['channel']}"
+
+
+async def _settled(pool: asyncpg.Pool, n: int) -> bool:
+    async with pool.acquire() as conn:
+        return bool(await conn.fetchval(
+            "SELECT count(*) = $1 AND bool_and(status <> 'sending') FROM notify_deliveries", n))
 
 
 async def _count(http: HttpReceiver, n: int) -> bool:
@@ -105,3 +142,42 @@ async def _count(http: HttpReceiver, n: int) -> bool:
 
 async def _distinct(http: HttpReceiver, n: int) -> bool:
     return len({h.headers["X-Wardstream-Delivery"] for h in http.hits}) >= n
+
+
+async def test_a_red_page_left_unconfirmed_by_a_stop_pages_the_next_tier(
+    database_url: str,
+) -> None:
+    schema = "t_" + uuid.uuid4().hex[:12]
+    pool = await create_pool(database_url, schema)
+    smtp = SmtpSink()
+    smtp.start()
+    channels = Channels(ChannelConfig(smtp=smtp.url, timeout_s=5.0, retries=0))
+    await channels.start()
+    try:
+        start = utc(T0) - timedelta(hours=1)
+        async with pool.acquire() as conn:
+            for place, officer in (("320102", "li"), ("320100", "wang")):
+                await store.add_shift(conn, place, officer, start, start + timedelta(hours=2),
+                                      {"email": f"{officer}@duty.test"}, "test")
+            for tier in ("county", "city"):
+                await store.add_policy(conn, check_policy_body(
+                    {"channel": "email", "recipient": "duty", "tier": tier}), "test")
+            # a previous notifier claimed li's e-mail and was killed while handing it over
+            page = Target("A-u", "opened", "li", "email", "li@duty.test", 1)
+            assert await store.claim(conn, page, "320102", "red") == "sending"
+        notifier = Notifier(pool, channels, NotifierMetrics())
+        results = await notifier.handle(record("opened", alert_id="A-u", severity="red"))
+        async with pool.acquire() as conn:
+            rows = {(r["step"], r["recipient"]): r["status"]
+                    for r in await conn.fetch("SELECT * FROM notify_deliveries")}
+    finally:
+        await channels.close()
+        smtp.stop()
+        await pool.close()
+        conn2 = await asyncpg.connect(database_url)
+        await conn2.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn2.close()
+    assert results == [False, True]
+    assert [m.rcpt for m in smtp.inbox] == [["wang@duty.test"]]  # li's e-mail is not repeated
+    assert rows == {("opened", "li"): "unconfirmed", ("fallback:city", "wang"): "sent"}
+    assert notifier.metrics.unconfirmed.labels("email")._value.get() == 1

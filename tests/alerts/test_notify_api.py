@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts_testkit import auth
+from alerts_testkit import auth, record
 
 from alerts.notify import store
 from alerts.notify.policy import Target
@@ -95,3 +95,69 @@ async def test_delivery_log_shows_failures_in_scope(make_api: Any) -> None:
             )["deliveries"] == []
     assert (await c.get("/api/notify/deliveries", headers=auth(viewer))).status == 403
     assert (await c.get("/api/notify/deliveries?status=lost", headers=auth(op))).status == 400
+
+
+async def test_a_page_on_the_wire_at_a_stop_is_resent_only_where_repeats_are_recognised(
+    make_api: Any,
+) -> None:
+    api = await make_api()
+    op = await api.user("op", "operator", "3201")
+    mail = Target("A-1", "opened", "li", "email", "li@x", 1)
+    hook = Target("A-1", "opened", "li", "webhook", "http://h/", 2)
+    retry = Target("A-1", "opened", "li", "sms", "+86", 3)
+    async with api.pool.acquire() as conn:
+        for t in (mail, hook, retry):  # claimed and handed to the channel, then the process dies
+            assert await store.claim(conn, t, "320102", "red") == "sending"
+        await store.handing(conn, retry, False)  # its attempt failed; it died before the retry
+        # the next notifier reads the record again
+        assert await store.claim(conn, mail, "320102", "red") == "unconfirmed"
+        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) == "sending"
+        assert await store.claim(conn, retry, "320102", "red") == "sending"
+        assert await store.claim(conn, mail, "320102", "red") is None  # never sent again
+        await store.finish(conn, hook, True, 1, 3.0, None)
+        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) is None
+    got = await (await api.client.get("/api/notify/deliveries?status=unconfirmed",
+                                      headers=auth(op))).json()
+    [row] = got["deliveries"]
+    assert (row["channel"], row["handed_at"] is not None) == ("email", True)
+    assert "may have arrived" in row["error"]
+
+
+async def test_every_notification_and_dispatch_route_is_scoped_and_audited(make_api: Any) -> None:
+    api = await make_api()
+    await api.apply(record("opened", alert_id="A-1", jurisdiction="320102"))
+    sup = await api.user("sup", "supervisor", "3201")
+    other = await api.user("other", "supervisor", "3202")
+    shift = {"jurisdiction": "320102", "officer": "li", "starts_at": "2026-11-22T08:00:00Z",
+             "ends_at": "2026-11-22T20:00:00Z", "contacts": {}}
+    _, policy = await api.call("POST", "/api/notify/policies", sup,
+                               {"channel": "email", "recipient": "duty"})
+    _, made = await api.call("POST", "/api/notify/roster", sup, shift)
+    calls: list[tuple[str, str, Any, str]] = [
+        ("GET", "/api/notify/policies", None, "notify.policy.list"),
+        ("GET", "/api/notify/roster", None, "notify.roster.list"),
+        ("GET", "/api/notify/deliveries", None, "notify.deliveries.read"),
+        ("POST", "/api/alerts/A-1/dispatch", {"assignee": "li"}, "alert.dispatch"),
+        ("POST", "/api/alerts/A-1/dispatch/status", {"status": "on_scene"},
+         "alert.dispatch.status"),
+        ("GET", "/api/alerts/A-1/dispatch", None, "alert.dispatch.read"),
+        ("POST", "/api/alerts/A-1/notes", {"body": "on my way"}, "alert.note"),
+        ("GET", "/api/response-times", None, "alert.response_times.read"),
+        ("DELETE", f"/api/notify/policies/{policy['policy_id']}", None, "notify.policy.delete"),
+        ("DELETE", f"/api/notify/roster/{made['shift_id']}", None, "notify.roster.delete"),
+    ]
+    for method, path, body, _ in calls:  # outside the scope: refused, or nothing in it
+        status, got = await api.call(method, path, other, body)
+        assert status in (403, 404) or not any(got.values()), (method, path, status, got)
+    async with api.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT max(id) FROM audit_log")
+    for method, path, body, _ in calls:
+        status, got = await api.call(method, path, sup, body)
+        assert status in (200, 201), (method, path, status, got)
+    async with api.pool.acquire() as conn:
+        audited = [r["action"] for r in await conn.fetch(
+            "SELECT action FROM audit_log WHERE id > $1 AND operator = 'sup' ORDER BY id", before)]
+    assert audited == [action for *_, action in calls]
+    async with api.pool.acquire() as conn:  # and the two additions made above
+        assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action IN"
+                                   " ('notify.policy.add', 'notify.roster.add')") == 2

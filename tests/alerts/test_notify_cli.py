@@ -52,6 +52,10 @@ def test_policy_and_roster_round_trip_and_bad_input(env: dict[str, str]) -> None
     for bad in (["policy", "add", "--channel", "email", "--recipient", "duty", "--quiet", "22"],
                 ["roster", "add", "--jurisdiction", "1", "--officer", "x", "--from", "soon",
                  "--to", "2026-12-06T00:00:00Z"],
+                ["roster", "add", "--jurisdiction", "32010x", "--officer", "x", "--from",
+                 "2026-12-05T00:00:00Z", "--to", "2026-12-06T00:00:00Z"],
+                ["roster", "add", "--jurisdiction", "320102", "--officer", "x", "--from",
+                 "2026-12-05T00:00:00Z", "--to", "2026-12-06T00:00:00Z", "--contact", "pager=1"],
                 ["policy", "rm", "999"]):
         r = notify(env, *bad)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
