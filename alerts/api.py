@@ -3,7 +3,8 @@
 Routes (see ``/api/openapi.json``): login/logout, alerts with filters and
 paging, acknowledge, resolve, persons with risk colour, person track, orders
 and zones (read; create/update/remove for supervisor and admin, versioned
-and audited), jurisdiction counts, ``/api/live``, ``/metrics``,
+and audited), jurisdiction counts, daily reports, track export and district
+names (:mod:`alerts.reports`), ``/api/live``, ``/metrics``,
 ``/healthz``, ``/readyz`` and the dashboard at ``/``.
 
 Every ``/api`` route but login needs ``Authorization: Bearer TOKEN`` (401
@@ -751,4 +752,5 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_put("/api/zones/{zone_id}", put_zone)
     r.add_get("/api/live", live)
     import_module("alerts.notify.api").register(app)  # notification routes (they import this module)
+    import_module("alerts.reports").register(app)  # reports, exports, district names (likewise)
     return app
