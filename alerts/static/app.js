@@ -457,7 +457,8 @@
       const props = z.feature.properties || {};
       const w = (b[2] - b[0]) * v.k, district = props.category === "district";
       if (w < (district ? 60 : 40)) continue;
-      const x = v.x + ((b[0] + b[2]) / 2) * v.k, y = v.y + ((b[1] + b[3]) / 2) * v.k;
+      // along the top edge, inside: the middle of a zone is where the persons in it are drawn
+      const x = v.x + ((b[0] + b[2]) / 2) * v.k, y = v.y + b[1] * v.k + (district ? 18 : 14);
       const text = svg("text", { x, y, class: "zone-label" + (district ? " district-label" : ""), "text-anchor": "middle", "data-zone-id": z.zone_id });
       text.textContent = zoneName(z.zone_id);
       g.append(text);
