@@ -21,7 +21,7 @@ import math
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,13 +211,3 @@ def zones_main(argv: Sequence[str]) -> int:
     print(f"{n} districts under {args.code} written to {out}")
     return 0
 
-
-def feature_names(features: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """``code -> name`` of the district features among ``features``."""
-    out: dict[str, str] = {}
-    for f in features:
-        props = f.get("properties") or {}
-        if props.get("category") == "district" and isinstance(props.get("code"), str) \
-                and isinstance(props.get("name"), str):
-            out[props["code"]] = props["name"]
-    return out

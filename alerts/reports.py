@@ -264,7 +264,7 @@ async def district_names(conn: asyncpg.Connection, who: Principal) -> dict[str, 
     out: dict[str, str] = {}
     for r in rows:
         props = (r["feature"] or {}).get("properties") or {}
-        code, name = props.get("code"), props.get("name")
+        code, name = props.get("code") or props.get("jurisdiction"), props.get("name")
         if props.get("category") == "district" and isinstance(code, str) and isinstance(name, str) \
                 and code.startswith(who.jurisdiction):
             out[code] = name
