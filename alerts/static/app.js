@@ -329,7 +329,7 @@
     parts.push(el("h3", {}, t("detail.lifecycle")), el("ol", { class: "lifecycle" }, ...body.events.map((e) => el("li", { "data-event": e.event },
       `${fmt(e.at)} ${I.code("event.", e.event)}${e.operator ? " · " + e.operator : ""}${e.tier ? " · " + I.code("tier.", e.tier) : ""}${e.note ? " · " + e.note : ""}`))));
     $("detail-body").replaceChildren(...parts);
-    $("alert-detail").hidden = false; $("alert-detail").dataset.alertId = id;
+    $("alert-detail").hidden = false; $("alert-detail").dataset.alertId = id; $("alert-detail").scrollTop = 0;
     state.highlightZone = a.zone || null; renderZones();
     if (a.person_id && a.lat != null) {
       const at = Date.parse(a.opened_at), from = new Date(at - 30 * 60000), to = new Date((end ? Date.parse(end) : Date.now()) + 30 * 60000);
