@@ -88,7 +88,7 @@
       sessionStorage.setItem("wardstream.token", body.token);
       $("password").value = "";
       await start();
-    } catch (err) { $("login-error").textContent = err.message; }
+    } catch (err) { $("login-error").textContent = err.code === "unauthorized" ? t("err.bad_credentials") : err.message; }
   });
   $("logout").addEventListener("click", async () => {
     try { await api("/api/auth/logout", { method: "POST" }); } catch (e) { /* already gone */ }
@@ -132,7 +132,7 @@
       const body = await api("/api/notify/deliveries?status=failed&limit=20");
       $("failed-pages-box").hidden = body.deliveries.length === 0;
       $("failed-pages").replaceChildren(...body.deliveries.map((d) => el("li", { class: "failed-page" },
-        el("span", { class: "badge " + (d.severity || "blue") }, d.channel), ` ${d.recipient} · ${d.alert_id} · ${d.step}`,
+        el("span", { class: "badge " + (d.severity || "blue") }, I.code("channel.", d.channel)), ` ${d.recipient} · ${d.alert_id} · ${I.code("event.", d.step)}`,
         el("div", { class: "meta" }, `${t("failed.attempts", { n: d.attempts })} · ${d.error || ""} · ${fmt(d.last_at)}`))));
     } catch (err) { /* the delivery log is optional on the dashboard */ }
   }

@@ -92,6 +92,10 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             assert await page.get_attribute("html", "lang") == "zh-CN"
             assert await page.text_content("#login-button") == "登录"
             await page.fill("#username", "duty")
+            await page.fill("#password", "wrong horse")
+            await page.click("#login-button")
+            await page.wait_for_function("() => document.getElementById('login-error').textContent !== ''")
+            assert await page.text_content("#login-error") == "用户名或密码错误"  # errors in words too
             await page.fill("#password", "correct horse battery")
             await page.click("#login-button")
             await page.wait_for_selector(card)
@@ -109,6 +113,7 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             assert await page.text_content(f"{card} .status") == "open"
             await page.reload()
             await page.wait_for_selector(card)
+            failed.clear()  # the reload cancels what the page still had in flight
             assert await page.text_content(f"{card} .status") == "open"
             assert await page.text_content("#lang") == "中文"
             await shot("en")
