@@ -166,6 +166,12 @@
     return props.name || (props.code && state.names[props.code]) || id;
   }
 
+  // a zone's name with its category in words, e.g. "Z-bar-00034（酒吧）"
+  function zoneLabel(id) {
+    const z = zoneOf(id), cat = z && (z.feature.properties || {}).category;
+    return cat && cat !== "district" ? t("zone.withCategory", { zone: zoneName(id), cat: I.code("category.", cat) }) : zoneName(id);
+  }
+
   function alertItem(a) {
     const li = el("li", { class: "alert", "data-alert-id": a.alert_id, "data-status": a.status, "data-severity": a.severity, "data-kind": a.kind });
     const who = a.person_id ? el("a", { href: "#", class: "person-link", onclick: (e) => { e.preventDefault(); openTimeline(a.person_id); } }, a.person_id) : t("alert.facility");
@@ -174,7 +180,7 @@
         el("span", { class: "badge " + a.severity }, sevText(a.severity)),
         el("span", { class: "kind", title: a.kind }, kindText(a.kind)),
         el("span", { class: "status " + a.status }, statusText(a.status))),
-      el("div", { class: "meta" }, who, ` · ${nameOf(a.jurisdiction)}`, a.zone ? ` · ${zoneName(a.zone)}` : "",
+      el("div", { class: "meta" }, who, ` · ${nameOf(a.jurisdiction)}`, a.zone ? ` · ${zoneLabel(a.zone)}` : "",
         ` · ${t("alert.opened", { t: fmt(a.opened_at) })}`,
         a.cleared_at ? ` · ${t("alert.cleared", { t: fmt(a.cleared_at) })}` : "", a.late ? ` · ${t("alert.late")}` : ""),
     );
