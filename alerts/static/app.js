@@ -109,6 +109,7 @@
     await loadNames();
     whoami();
     await Promise.all([loadZones(), loadAlerts(), loadPersons(), loadCounts()]);
+    renderAlerts();  // again, now that the zones have names
     fitView();
     connectLive();
     loadResponse();

@@ -58,7 +58,7 @@ async def _world(api: Any) -> None:
         await TrackStore().write(conn, fixes, now)
     await api.apply(record("opened", alert_id="A-red", person_id="P-red", jurisdiction="320102",
                            kind="exclusion_entered", rule_id="r1", zone="Z-park", device_id="WB-R",
-                           evidence="gnss", opened_at=now - 240_000, lat=32.0748, lon=118.7946))
+                           evidence="gps", opened_at=now - 240_000, lat=32.0748, lon=118.7946))
 
 
 async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_path: Path) -> None:
@@ -143,6 +143,7 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             assert "玄武湖公园" in zone_text and "禁入区" in zone_text
             assert "在区域边界内" in (await page.text_content("#alert-detail .distance") or "")
             assert "WB-R" in (await page.text_content("#alert-detail") or "")
+            assert "卫星定位" in (await page.text_content("#alert-detail") or "")  # evidence in words
             assert await page.locator("#alert-detail .lifecycle li[data-event='opened']").count() == 1
             await page.wait_for_selector("#track path.track-line")
             assert await page.locator('#zones path.highlight[data-zone-id="Z-park"]').count() == 1

@@ -24,7 +24,7 @@ def catalogue() -> dict[str, set[str]]:
     zh = text.index('"zh-CN": {')
     en = text.index("en: {", zh)
     end = text.index("const LANGS", en)
-    keys = re.compile(r'"([A-Za-z0-9_.]+)":')
+    keys = re.compile(r'"([A-Za-z0-9_.+]+)":')
     return {"zh-CN": set(keys.findall(text[zh + 10:en])), "en": set(keys.findall(text[en:end]))}
 
 
@@ -50,6 +50,7 @@ def test_every_code_from_the_api_has_words() -> None:
     wanted |= {f"sev.{s}" for s in SEVERITY_ORDER} | {f"tier.{t}" for t in TIERS}
     wanted |= {f"event.{e}" for e in get_args(AlertRecord.__annotations__["event"])}
     wanted |= {f"channel.{c}" for c in CHANNELS}
+    wanted |= {f"evidence.{e}" for e in ("gps", "video", "gps+video")}  # what the engine writes
     wanted |= {f"dispatch.status.{s}" for s in ("dispatched", "en_route", "on_scene", "resolved")}
     # error codes the API answers with: fixed ones and those raised by the alerts package
     codes = {"unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "unavailable"}
