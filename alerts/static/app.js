@@ -66,8 +66,13 @@
 
   // ---------------------------------------------------------------- language
   $("lang").addEventListener("click", () => { I.setLang(I.lang === "zh-CN" ? "en" : "zh-CN"); rerender(); });
+  $("tz").addEventListener("change", () => { I.setZone($("tz").value); rerender(); });
+  function zoneChoices() {
+    $("tz").replaceChildren(...Object.entries(I.ZONES).map(([z, key]) => el("option", { value: z }, t(key))));
+    $("tz").value = I.zone;
+  }
   function rerender() {
-    I.apply();
+    I.apply(); zoneChoices();
     setLive(state.live);
     if (!state.me) return;
     whoami(); renderAlerts(); renderPersons(); renderPositions(); renderZones(); loadCounts(); loadResponse();
@@ -647,6 +652,6 @@
   }
 
   window.addEventListener("resize", () => applyView());
-  I.apply();
+  I.apply(); zoneChoices();
   if (state.token) start().catch(() => logout()); else logout();
 })();

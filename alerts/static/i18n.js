@@ -6,7 +6,8 @@
   const CATALOGUE = {
     "zh-CN": {
       "app.title": "wardstream 指挥中心", "app.sub": "指挥中心",
-      "lang.toggle": "English", "lang.name": "中文",
+      "lang.toggle": "English", "lang.name": "中文", "tz.label": "时区", "tz.shanghai": "北京时间",
+      "tz.urumqi": "乌鲁木齐时间", "tz.hongkong": "香港时间", "tz.utc": "协调世界时",
       "live.on": "实时", "live.off": "离线", "live.title": "实时数据流",
       "auth.signin": "登录", "auth.username": "用户名", "auth.password": "密码", "auth.logout": "退出",
       "auth.signedOut": "已退出登录", "who.national": "全国",
@@ -80,7 +81,8 @@
     },
     en: {
       "app.title": "wardstream command centre", "app.sub": "command centre",
-      "lang.toggle": "中文", "lang.name": "English",
+      "lang.toggle": "中文", "lang.name": "English", "tz.label": "time zone", "tz.shanghai": "Beijing time",
+      "tz.urumqi": "Urumqi time", "tz.hongkong": "Hong Kong time", "tz.utc": "UTC",
       "live.on": "live", "live.off": "offline", "live.title": "live feed",
       "auth.signin": "Sign in", "auth.username": "Username", "auth.password": "Password", "auth.logout": "Log out",
       "auth.signedOut": "signed out", "who.national": "national",
@@ -159,7 +161,10 @@
   const LANGS = ["zh-CN", "en"];
   const store = window.localStorage;
   let lang = LANGS.includes(store.getItem("wardstream.lang")) ? store.getItem("wardstream.lang") : "zh-CN";
-  const zone = store.getItem("wardstream.tz") || "Asia/Shanghai";
+  // Time zones an operator can pick (the catalogue names them); Asia/Shanghai by default.
+  const ZONES = { "Asia/Shanghai": "tz.shanghai", "Asia/Urumqi": "tz.urumqi", "Asia/Hong_Kong": "tz.hongkong", UTC: "tz.utc" };
+  let zone = ZONES[store.getItem("wardstream.tz")] ? store.getItem("wardstream.tz") : "Asia/Shanghai";
+  function setZone(next) { zone = ZONES[next] ? next : "Asia/Shanghai"; store.setItem("wardstream.tz", zone); }
 
   function has(key) { return Object.prototype.hasOwnProperty.call(CATALOGUE[lang], key); }
   function t(key, params) {
@@ -196,5 +201,6 @@
     if (s < 86400) return t("dur.h", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
     return t("dur.d", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
   }
-  window.wardI18n = { t, code, apply, setLang, time, today, duration, zone, get lang() { return lang; }, LANGS };
+  window.wardI18n = { t, code, apply, setLang, setZone, time, today, duration, ZONES, LANGS,
+    get lang() { return lang; }, get zone() { return zone; } };
 })();

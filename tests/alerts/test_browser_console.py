@@ -121,6 +121,15 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             await page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
             assert await page.text_content(f"{card} .status") == "未处理"
 
+            # times follow the operator's time zone (Asia/Shanghai unless another is chosen)
+            opened = await page.text_content(f"{card} .meta") or ""
+            await page.select_option("#tz", "UTC")
+            await page.wait_for_function(
+                f"""() => !document.querySelector('{card} .meta').textContent.includes({opened[-19:]!r})""")
+            utc_text = await page.text_content(f"{card} .meta") or ""
+            assert utc_text[-19:] == format_ts(api.clock.now - 240_000).replace("T", " ")[:19]
+            await page.select_option("#tz", "Asia/Shanghai")
+
             # red above blue: painted last, and what the pointer finds at the shared spot
             await page.wait_for_function("() => document.querySelectorAll('#positions circle').length === 5")
             risks = await page.eval_on_selector_all("#positions circle", "cs => cs.map(c => c.dataset.risk)")
