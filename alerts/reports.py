@@ -44,13 +44,16 @@ OFFLINE_AFTER = timedelta(minutes=15)
 EXPORT_COLUMNS = ("ts", "device_id", "lat", "lon", "accuracy_m", "valid", "speed_mps",
                   "heading_deg", "battery_pct")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TZ = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}$")
 
 
 def _zone(request: web.Request) -> ZoneInfo:
     name = _str_param(request, "tz") or DEFAULT_TZ
+    if not _TZ.match(name):  # checked before it reaches the file system
+        raise BadRequestError(f"tz {name[:64]!r} is not an IANA time zone name")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadRequestError(f"tz {name!r} is not a known IANA time zone") from None
 
 

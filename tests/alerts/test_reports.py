@@ -97,8 +97,8 @@ async def test_daily_report_csv_scope_and_audit(make_api: Any) -> None:
     # outside the caller's scope: refused, and the refusal is audited
     resp = await api.client.get("/api/reports/daily?jurisdiction=320104", headers=bearer(tok["county"]))
     assert resp.status == 403
-    for bad in ("date=2026-02-30", "date=yesterday", "tz=Mars/Olympus", "format=pdf",
-                "jurisdiction=32%25"):
+    for bad in ("date=2026-02-30", "date=yesterday", "tz=Mars/Olympus", "tz=../../etc/passwd",
+                "tz=" + "A" * 300, "tz=%C3%AD%F0%98%A2%BF", "format=pdf", "jurisdiction=32%25"):
         resp = await api.client.get(f"/api/reports/daily?{bad}", headers=bearer(tok["county"]))
         assert resp.status == 400, bad
     assert (await api.client.get("/api/reports/daily")).status == 401
