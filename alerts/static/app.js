@@ -551,7 +551,13 @@
     $("timeline").hidden = false;
     $("timeline-person").textContent = `${personId} (${sevText(person.person.risk)})`;
     const items = [];
-    for (const f of track.fixes) items.push({ t: f.ts, text: t("tl.fix", { lat: f.lat.toFixed(5), lon: f.lon.toFixed(5), acc: f.accuracy_m }) + (f.valid ? "" : t("tl.noSat")), cls: "" });
+    // a fix inside a zone one of the person's alerts is about says so
+    const zones = [...new Set(person.alerts.map((a) => a.zone).filter(Boolean))].map(zoneOf).filter(Boolean);
+    const where = (f) => {
+      for (const z of zones) { const d = distanceToZone(f, z); if (d && d.inside) return t("tl.inZone", { zone: zoneName(z.zone_id) }); }
+      return "";
+    };
+    for (const f of track.fixes) items.push({ t: f.ts, text: t("tl.fix", { lat: f.lat.toFixed(5), lon: f.lon.toFixed(5), acc: f.accuracy_m }) + (f.valid ? "" : t("tl.noSat")) + where(f), cls: "" });
     for (const a of person.alerts) {
       const kind = kindText(a.kind) + (a.zone ? ` · ${zoneName(a.zone)}` : "");
       items.push({ t: a.opened_at, text: t("tl.opened", { sev: sevText(a.severity), kind, status: statusText(a.status) }), cls: "alert-ev", id: a.alert_id });

@@ -159,6 +159,13 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             await page.wait_for_selector('#labels text[data-zone-id="Z-park"]')
             await shot("alert-detail")
 
+            # the person's timeline names the zone their fixes lie in
+            await page.click('#persons li[data-person-id="P-red"]')
+            await page.wait_for_selector("#timeline:not([hidden]) li.alert-ev")
+            timeline = await page.text_content("#timeline-items") or ""
+            assert "位于玄武湖公园内" in timeline and "进入禁入区 · 玄武湖公园" in timeline
+            await page.click("#timeline-close")
+
             # the Resolve button stays inside its card
             inside = await page.evaluate(
                 f"""() => {{ const li = document.querySelector('{card}').getBoundingClientRect();
