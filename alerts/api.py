@@ -3,7 +3,8 @@
 Routes (see ``/api/openapi.json``): login/logout, alerts with filters and
 paging, acknowledge, resolve, persons with risk colour, person track, orders
 and zones (read; create/update/remove for supervisor and admin, versioned
-and audited), jurisdiction counts, ``/api/live``, ``/metrics``,
+and audited), jurisdiction counts, daily reports, track export and district
+names (:mod:`alerts.reports`), ``/api/live``, ``/metrics``,
 ``/healthz``, ``/readyz`` and the dashboard at ``/``.
 
 Every ``/api`` route but login needs ``Authorization: Bearer TOKEN`` (401
@@ -27,7 +28,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alerts import auth, store, workflow
+from alerts import auth, reports, store, workflow
 from alerts.errors import (
     AuthError,
     BadRequestError,
@@ -36,7 +37,7 @@ from alerts.errors import (
     RateLimitedError,
     WorkflowError,
 )
-from alerts.http import MAX_BODY_DEPTH, SERVICE, WHO, remote_of, who_of
+from alerts.http import AUDITED, MAX_BODY_DEPTH, SERVICE, WHO, remote_of, who_of
 from alerts.http import int_param as _int_param
 from alerts.http import json_body as _json_body
 from alerts.http import path_id as _path_id
@@ -135,9 +136,6 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return _error(503, "unavailable", "the store is unavailable; try again")
     finally:
         service.metrics.http_requests.labels(request.method, route, str(status)).inc()
-
-
-AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
 
 async def _audit_refusal(request: web.Request, exc: ForbiddenError) -> None:
@@ -648,4 +646,5 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_put("/api/zones/{zone_id}", put_zone)
     r.add_get("/api/live", live)
     notify_api.register(app)  # notification, dispatch and response-time routes
+    reports.register(app)  # reports, exports, district names
     return app

@@ -22,6 +22,8 @@ from geofence.model import json_depth_exceeds, parse_ts
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 WHO: web.RequestKey[Principal] = web.RequestKey("who", Principal)
+AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
+"""Set by a handler that wrote its own audit row (the middleware then writes none)."""
 MAX_BODY_BYTES = 2_000_000
 """Largest request body; larger is 400 ``too_large`` before it is read."""
 MAX_BODY_DEPTH = 32

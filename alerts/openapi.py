@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from alerts.notify.openapi import openapi_paths as notify_openapi_paths
@@ -34,6 +35,7 @@ def openapi_document() -> dict[str, Any]:
     """Build the document (a fresh dict each call)."""
     doc = _core_document()
     doc["paths"].update(notify_openapi_paths())
+    doc["paths"].update(import_module("alerts.reports").openapi_paths())
     return doc
 
 

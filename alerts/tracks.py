@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,20 @@ DAY_MS = 86_400_000
 def partition_name(day_ms: int) -> str:
     """``track_fixes_YYYYMMDD`` for the UTC day containing ``day_ms``."""
     return "track_fixes_" + datetime.fromtimestamp(day_ms / 1000, tz=UTC).strftime("%Y%m%d")
+
+
+_FIX_COLUMNS = ("f.device_id, f.ts, f.lat, f.lon, f.accuracy_m, f.valid, f.speed_mps,"
+                " f.heading_deg, f.battery_pct")
+_TRACK_FROM = """FROM track_fixes f
+                 JOIN devices d ON d.device_id = f.device_id
+                                AND f.ts >= d.valid_from AND f.ts < d.valid_until
+                 JOIN persons p ON p.person_id = d.person_id
+                WHERE d.person_id = $1 AND p.jurisdiction LIKE $2 || '%'
+                  AND f.ts >= $3 AND f.ts < $4"""
+"""A person's fixes, scoped to a jurisdiction prefix in SQL ($1 person, $2 scope, $3..$4 span)."""
+
+EXPORT_BATCH = 2000
+"""Rows fetched per round trip by a track export (the most it holds at once)."""
 
 
 class TrackStore:
@@ -151,27 +165,41 @@ class TrackStore:
         validity), and the person's jurisdiction is checked in the same query.
         """
         rows = await conn.fetch(
-            """SELECT DISTINCT ON (f.device_id, f.ts) f.device_id, f.ts, f.lat, f.lon,
-                      f.accuracy_m, f.valid, f.speed_mps, f.heading_deg, f.battery_pct
-                 FROM track_fixes f
-                 JOIN devices d ON d.device_id = f.device_id
-                                AND f.ts >= d.valid_from AND f.ts < d.valid_until
-                 JOIN persons p ON p.person_id = d.person_id
-                WHERE d.person_id = $1 AND p.jurisdiction LIKE $2 || '%'
-                  AND f.ts >= $3 AND f.ts < $4
-                ORDER BY f.device_id, f.ts
-                LIMIT $5""",
+            f"SELECT DISTINCT ON (f.device_id, f.ts) {_FIX_COLUMNS} {_TRACK_FROM}"
+            " ORDER BY f.device_id, f.ts LIMIT $5",
             person_id, scope, start, end, limit,
         )
-        out = [
-            {"device_id": r["device_id"], "ts": format_ts(int(r["ts"].timestamp() * 1000)),
-             "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"], "valid": r["valid"],
-             "speed_mps": r["speed_mps"], "heading_deg": r["heading_deg"],
-             "battery_pct": r["battery_pct"]}
-            for r in rows
-        ]
+        out = [_fix_json(r) for r in rows]
         out.sort(key=lambda f: (f["ts"], f["device_id"]))
         return out
+
+    @staticmethod
+    async def stream(
+        conn: asyncpg.Connection, person_id: str, scope: str, start: datetime, end: datetime,
+        batch: int = EXPORT_BATCH,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """A person's fixes in ``[start, end)`` in time order, ``batch`` at a time.
+
+        Reads through a server-side cursor inside a read-only transaction, so
+        an export of any length holds one batch in memory, never the whole
+        history. Same scope and de-duplication as :meth:`read`.
+        """
+        async with conn.transaction(readonly=True):
+            cursor = await conn.cursor(
+                f"SELECT DISTINCT ON (f.ts, f.device_id) {_FIX_COLUMNS} {_TRACK_FROM}"
+                " ORDER BY f.ts, f.device_id", person_id, scope, start, end)
+            while True:
+                rows = await cursor.fetch(batch)
+                if not rows:
+                    return
+                yield [_fix_json(r) for r in rows]
+
+
+def _fix_json(r: asyncpg.Record) -> dict[str, Any]:
+    return {"device_id": r["device_id"], "ts": format_ts(int(r["ts"].timestamp() * 1000)),
+            "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"], "valid": r["valid"],
+            "speed_mps": r["speed_mps"], "heading_deg": r["heading_deg"],
+            "battery_pct": r["battery_pct"]}
 
 
 def day_bounds(now_ms: int, days: int) -> tuple[datetime, datetime]:

@@ -85,6 +85,10 @@ async def _step(
                 raise WorkflowError(
                     "note_required", f"resolving a {row['kind']} alert needs a note with"
                     " visible text", 422)
+            if not text and row["severity"] == "red" and row["cleared_at"] is None:
+                raise WorkflowError(
+                    "note_required", "resolving a red alert that has not cleared needs a note"
+                    " saying what was done", 422)
             note = text or None
         alert = row_to_alert(row)
         alert = msgspec.structs.replace(alert, status=event)  # type: ignore[arg-type]

@@ -118,6 +118,7 @@ class SimConfig:
     malformed_lines: int | None = None   # default: max(8, persons // 100)
     admin_prefix: str = "3201"
     front_load_s: float | None = None    # live demo: one of each breach starts right after this
+    incident_window_s: float | None = None  # live demo: the other breaches start within this long after
     open_validity: bool = False          # demo: orders valid 2024..2100 instead of around the day
     fixed_accuracy_m: float | None = None  # profile jt808: every valid fix reports this accuracy
     whole_seconds: bool = False          # profile jt808: BCD times carry whole seconds only
@@ -432,6 +433,9 @@ def _assign_scenarios(
             at = None
             if cfg.front_load_s is not None and done == 0:
                 at = cfg.front_load_s + float(rng.uniform(2, 20))
+            elif cfg.front_load_s is not None and cfg.incident_window_s:
+                # the rest follow one another through the window, so the demo keeps moving
+                at = cfg.front_load_s + 60.0 + float(rng.uniform(0, cfg.incident_window_s))
             if _inject(rng, kind, p, city, tree, safe, at):
                 p.scenario = kind
                 done += 1

@@ -26,6 +26,9 @@ from simulators.caseload import SimConfig, config_from_dict, generate
 from simulators.feed import Item, item_ts, parse_line
 
 DAY_MS = 86_400_000
+DEMO_BREACHES = ("exclusion", "approach", "inclusion", "curfew", "curfew_late", "signal_loss",
+                 "tamper", "removed", "sos", "battery_low", "backfill")
+"""Breach scenarios the demo stages more often than a real caseload has them."""
 
 
 class LiveFeedError(WardstreamError):
@@ -38,8 +41,13 @@ def demo_config(persons: int = 200, seed: int = 7) -> SimConfig:
 
     shares = dict(DEFAULT_SHARES)
     shares.update({"expired": 0.0, "teleport": 0.0})
+    # one of each breach in the first minute, then an hour of new incidents every minute or so;
+    # the demo's wristbands report over OsmAnd, which carries positions only, so the zone
+    # breaches are staged most often
+    shares.update(dict.fromkeys(DEMO_BREACHES, 0.05))
+    shares.update(dict.fromkeys(("exclusion", "approach", "inclusion"), 0.08))
     return SimConfig(persons=persons, seed=seed, district_detail_m=90.0, city_radius_m=12_000.0,
-                     front_load_s=10 * 3600.0, open_validity=True, shares=tuple(shares.items()),
+                     front_load_s=10 * 3600.0, incident_window_s=3600.0, open_validity=True, shares=tuple(shares.items()),
                      malformed_lines=4)
 
 

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gateway": ("devices.cli", "gateway_main", "device gateway: tracker protocols into Kafka"),
     "api": ("alerts.cli", "api_main", "command-centre HTTP API, live feed and dashboard"),
     "users": ("alerts.cli", "users_main", "manage command-centre operators"),
+    "zones": ("alerts.districts", "zones_main", "zone files: official district boundaries and names"),
     "notifier": ("alerts.notify.app", "main", "page officers on call for alert lifecycle steps (Faust)"),
     "notify": ("alerts.notify.cli", "main", "notification policies and duty rosters"),
     "simulate": ("simulators.cli", "main", "synthetic caseloads, load and scoring"),

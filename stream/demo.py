@@ -186,19 +186,30 @@ class Demo:
         return None
 
 
-def demo_provisioning(orders_path: str, log_dir: Path) -> str:
+def demo_provisioning(orders_path: str, log_dir: Path) -> tuple[str, str]:
     """Provision every device of the demo's orders for OsmAnd (the simulator's protocol).
 
-    Written owner-only into the demo's log directory; returns its path.
+    Each device gets a fresh key, as a real deployment gives its phones: the
+    gateway refuses a keyless OsmAnd report from a provisioned device. The
+    provisioning (salted hashes) and the keys the simulator sends are written
+    owner-only into the demo's log directory; returns both paths.
     """
-    from devices.provisioning import for_devices, save
+    import json
+
+    from devices.provisioning import Provisioning, hash_secret, new_secret, save
     from geofence.model import parse_orders
 
     orders = parse_orders(Path(orders_path).read_bytes())
     log_dir.mkdir(parents=True, exist_ok=True)
+    keys = {d: new_secret() for o in orders for d in o.devices}
     path = str(log_dir / "devices.json")
-    save(for_devices({d: "osmand" for o in orders for d in o.devices}), path)
-    return path
+    save(Provisioning.parse([{"device_id": d, "protocol": "osmand", "secret_hash": hash_secret(k)}
+                             for d, k in keys.items()]), path)
+    keys_path = log_dir / "osmand-keys.json"
+    fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(keys, fh)
+    return path, str(keys_path)
 
 
 def _print_inbox(log: Path, seen: int) -> int:
@@ -267,7 +278,7 @@ def main(argv: Sequence[str]) -> int:
                 ready=_port_open(web_port), shows=f"metrics http://127.0.0.1:{web_port}/metrics",
                 env=env))
         if have_data and not stopping["now"]:
-            devices = demo_provisioning(args.orders, demo.log_dir)
+            devices, osmand_keys = demo_provisioning(args.orders, demo.log_dir)
             demo.start_part(Part(
                 "gateway", "gateway",
                 ["--orders", args.orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
@@ -305,7 +316,8 @@ def main(argv: Sequence[str]) -> int:
             demo.start_part(Part(
                 "simulator", "simulate",
                 ["live", "--zones", args.zones, "--orders", args.orders,
-                 "--osmand", f"http://127.0.0.1:{osmand_port}/", "--persons", str(args.persons)],
+                 "--osmand", f"http://127.0.0.1:{osmand_port}/", "--osmand-keys", osmand_keys,
+                 "--persons", str(args.persons)],
                 shows=f"{args.persons} simulated wristbands reporting through the gateway "
                       "(OsmAnd over HTTP, which carries accuracy)", env=env))
         kept = "" if not demo.own_log_dir else ", removed when the demo stops"

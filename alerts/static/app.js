@@ -1,14 +1,17 @@
 // wardstream command-centre dashboard. No external resources: the map is SVG
-// drawn from the zones and live positions; live updates come over /api/live.
+// drawn from the zones, district outlines and live positions; live updates come
+// over /api/live; every text comes from the catalogue in i18n.js.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
+  const I = window.wardI18n, t = I.t;
   const SVGNS = "http://www.w3.org/2000/svg";
   const SEV = ["red", "orange", "yellow", "blue"];
   const state = {
     token: sessionStorage.getItem("wardstream.token"), me: null,
-    alerts: new Map(), persons: new Map(), zones: [], prefix: null,
+    alerts: new Map(), persons: new Map(), zones: [], names: {}, prefix: null,
     ws: null, wsDelay: 500, view: { x: 0, y: 0, k: 1 }, origin: null, timelinePerson: null,
+    detail: null, highlightZone: null,
   };
 
   function el(tag, attrs, ...children) {
@@ -25,16 +28,59 @@
     for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
     return node;
   }
+  const fmt = (ts) => I.time(ts);
+  const sevText = (s) => I.code("sev.", s);
+  const kindText = (k) => I.code("kind.", k);
+  const statusText = (s) => I.code("status.", s);
+  const nameOf = (code) => (code == null || code === "" ? t("who.national") : state.names[code] || code);
 
-  async function api(path, options) {
+  // An API failure, in the operator's language; the server's detail stays in `detail`.
+  class ApiError extends Error {
+    constructor(code, detail) { super(I.code("err.", code) === code ? t("err.generic", { code }) : I.code("err.", code)); this.code = code; this.detail = detail; }
+  }
+  async function request(path, options) {
     const opts = Object.assign({ headers: {} }, options || {});
     if (state.token) opts.headers.Authorization = "Bearer " + state.token;
     if (opts.json !== undefined) { opts.body = JSON.stringify(opts.json); opts.headers["Content-Type"] = "application/json"; }
-    const resp = await fetch(path, opts);
-    if (resp.status === 401 && !path.endsWith("/login")) { logout(); throw new Error("signed out"); }
-    const body = await resp.json().catch(() => ({}));
-    if (!resp.ok) throw new Error(body.detail || body.error || resp.statusText);
-    return body;
+    let resp;
+    try { resp = await fetch(path, opts); } catch (e) { throw new ApiError("network", String(e)); }
+    if (resp.status === 401 && !path.endsWith("/login")) { logout(); throw new ApiError("unauthorized", ""); }
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      throw new ApiError(body.error || "http_" + resp.status, body.detail || resp.statusText);
+    }
+    return resp;
+  }
+  async function api(path, options) { return (await request(path, options)).json(); }
+
+  // Every action tells its result or its error in the header.
+  let resultTimer = null;
+  function announce(text, ok) {
+    const box = $("action-result");
+    box.textContent = text; box.className = ok ? "ok" : "error"; box.hidden = false;
+    clearTimeout(resultTimer); resultTimer = setTimeout(() => { box.hidden = true; }, ok ? 4000 : 10000);
+  }
+  async function perform(fn, okText) {
+    try { const out = await fn(); announce(okText, true); return out; } catch (err) { announce(err.message, false); return undefined; }
+  }
+
+  // ---------------------------------------------------------------- language
+  $("lang").addEventListener("click", () => { I.setLang(I.lang === "zh-CN" ? "en" : "zh-CN"); rerender(); });
+  $("tz").addEventListener("change", () => { I.setZone($("tz").value); rerender(); });
+  function zoneChoices() {
+    $("tz").replaceChildren(...Object.entries(I.ZONES).map(([z, key]) => el("option", { value: z }, t(key))));
+    $("tz").value = I.zone;
+  }
+  function rerender() {
+    I.apply(); zoneChoices();
+    setLive(state.live);
+    if (!state.me) return;
+    whoami(); renderAlerts(); renderPersons(); renderPositions(); renderZones(); loadCounts(); loadResponse();
+    if (state.detail) showDetail(state.detail);
+    if (state.timelinePerson) openTimeline(state.timelinePerson);
+  }
+  function whoami() {
+    $("whoami").textContent = `${state.me.username} · ${I.code("role.", state.me.role)} · ${nameOf(state.me.jurisdiction)}`;
   }
 
   // ---------------------------------------------------------------- login
@@ -47,29 +93,35 @@
       sessionStorage.setItem("wardstream.token", body.token);
       $("password").value = "";
       await start();
-    } catch (err) { $("login-error").textContent = err.message; }
+    } catch (err) { $("login-error").textContent = err.code === "unauthorized" ? t("err.bad_credentials") : err.message; }
   });
   $("logout").addEventListener("click", async () => {
     try { await api("/api/auth/logout", { method: "POST" }); } catch (e) { /* already gone */ }
     logout();
   });
   function logout() {
-    state.token = null; sessionStorage.removeItem("wardstream.token");
+    state.token = null; state.me = null; sessionStorage.removeItem("wardstream.token");
     if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-    $("app").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("whoami").textContent = "";
+    $("app").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("reports-open").hidden = true;
+    $("whoami").textContent = "";
     setLive(false);
   }
 
   async function start() {
     state.me = await api("/api/me");
-    $("whoami").textContent = `${state.me.username} · ${state.me.role} · ${state.me.jurisdiction || "national"}`;
-    $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
+    $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false; $("reports-open").hidden = false;
     state.prefix = state.me.jurisdiction;
+    await loadNames();
+    whoami();
     await Promise.all([loadZones(), loadAlerts(), loadPersons(), loadCounts()]);
+    renderAlerts();  // again, now that the zones have names
     fitView();
     connectLive();
     loadResponse();
     setInterval(loadResponse, 30000);
+  }
+  async function loadNames() {
+    try { state.names = (await api("/api/districts?prefix=" + encodeURIComponent(state.me.jurisdiction))).names; } catch (err) { state.names = {}; }
   }
 
   // ---------------------------------------------------------------- response times, failed pages
@@ -78,7 +130,7 @@
     try {
       const body = await api("/api/response-times");
       $("response-times").tBodies[0].replaceChildren(...body.response_times.map((r) => el("tr", {},
-        el("td", {}, el("span", { class: "mini " + r.severity }, r.alerts)), el("td", {}, r.jurisdiction),
+        el("td", {}, el("span", { class: "mini " + r.severity, title: sevText(r.severity) }, r.alerts)), el("td", { title: r.jurisdiction }, nameOf(r.jurisdiction)),
         el("td", {}, mins(r.to_acknowledge)), el("td", {}, mins(r.to_on_scene)), el("td", {}, mins(r.to_resolve)))));
     } catch (err) { /* figures are optional on the dashboard */ }
     if (!state.me || !["operator", "supervisor", "admin"].includes(state.me.role)) return;
@@ -86,8 +138,8 @@
       const body = await api("/api/notify/deliveries?status=failed&limit=20");
       $("failed-pages-box").hidden = body.deliveries.length === 0;
       $("failed-pages").replaceChildren(...body.deliveries.map((d) => el("li", { class: "failed-page" },
-        el("span", { class: "badge " + (d.severity || "blue") }, d.channel), ` ${d.recipient} · ${d.alert_id} · ${d.step}`,
-        el("div", { class: "meta" }, `${d.attempts} attempts · ${d.error || ""} · ${fmt(d.last_at)}`))));
+        el("span", { class: "badge " + (d.severity || "blue") }, I.code("channel.", d.channel)), ` ${d.recipient} · ${d.alert_id} · ${I.code("event.", d.step)}`,
+        el("div", { class: "meta" }, `${t("failed.attempts", { n: d.attempts })} · ${d.error || ""} · ${fmt(d.last_at)}`))));
     } catch (err) { /* the delivery log is optional on the dashboard */ }
   }
 
@@ -110,69 +162,102 @@
     const list = $("alerts");
     const items = [...state.alerts.values()].filter((a) => $("show-closed").checked || a.status !== "resolved").sort(sortAlerts);
     list.replaceChildren(...items.map(alertItem));
-    $("alert-count").textContent = `(${items.filter((a) => a.status === "open").length} open)`;
+    $("alert-count").textContent = t("queue.open", { n: items.filter((a) => a.status === "open").length });
     renderAlertMarks();
+  }
+  const zoneOf = (id) => state.zones.find((z) => z.zone_id === id) || null;
+  function zoneName(id) {
+    const z = zoneOf(id);
+    const props = (z && z.feature.properties) || {};
+    return props.name || (props.code && state.names[props.code]) || id;
+  }
+
+  // a zone's name with its category in words, e.g. "Z-bar-00034（酒吧）"
+  function zoneLabel(id) {
+    const z = zoneOf(id), cat = z && (z.feature.properties || {}).category;
+    return cat && cat !== "district" ? t("zone.withCategory", { zone: zoneName(id), cat: I.code("category.", cat) }) : zoneName(id);
   }
 
   function alertItem(a) {
-    const li = el("li", { class: "alert", "data-alert-id": a.alert_id, "data-status": a.status });
-    const who = a.person_id ? el("a", { href: "#", class: "person-link", onclick: (e) => { e.preventDefault(); openTimeline(a.person_id); } }, a.person_id) : "facility";
+    const li = el("li", { class: "alert", "data-alert-id": a.alert_id, "data-status": a.status, "data-severity": a.severity, "data-kind": a.kind });
+    const who = a.person_id ? el("a", { href: "#", class: "person-link", onclick: (e) => { e.preventDefault(); openTimeline(a.person_id); } }, a.person_id) : t("alert.facility");
     li.append(
       el("div", { class: "row1" },
-        el("span", { class: "badge " + a.severity }, a.severity),
-        el("span", { class: "kind" }, a.kind),
-        el("span", { class: "status " + a.status }, a.status)),
-      el("div", { class: "meta" }, who, ` · ${a.jurisdiction || "—"} · opened ${fmt(a.opened_at)}`,
-        a.cleared_at ? ` · cleared ${fmt(a.cleared_at)}` : "", a.late ? " · late" : ""),
+        el("span", { class: "badge " + a.severity }, sevText(a.severity)),
+        el("span", { class: "kind", title: a.kind }, kindText(a.kind)),
+        el("span", { class: "status " + a.status }, statusText(a.status))),
+      el("div", { class: "meta" }, who, ` · ${nameOf(a.jurisdiction)}`, a.zone ? ` · ${zoneLabel(a.zone)}` : "",
+        ` · ${t("alert.opened", { t: fmt(a.opened_at) })}`,
+        a.cleared_at ? ` · ${t("alert.cleared", { t: fmt(a.cleared_at) })}` : "", a.late ? ` · ${t("alert.late")}` : ""),
     );
-    if (a.tier && a.tier !== "county") li.append(el("div", { class: "tier" }, `escalated to ${a.tier}`));
-    if (a.acknowledged_by) li.append(el("div", { class: "meta" }, `acknowledged by ${a.acknowledged_by}`));
-    if (a.resolution_note) li.append(el("div", { class: "meta" }, `note: ${a.resolution_note}`));
+    if (a.tier && a.tier !== "county") li.append(el("div", { class: "tier" }, t("alert.escalated", { tier: I.code("tier.", a.tier) })));
+    if (a.acknowledged_by) li.append(el("div", { class: "meta" }, t("alert.ackBy", { who: a.acknowledged_by })));
+    if (a.resolution_note) li.append(el("div", { class: "meta" }, t("alert.note", { note: a.resolution_note })));
     const canAct = state.me && ["operator", "supervisor", "admin"].includes(state.me.role);
+    const open = el("button", { type: "button", class: "open-detail", onclick: () => showDetail(a.alert_id) }, t("alert.details"));
     const more = el("button", { type: "button", class: "details", onclick: () => { state.openDetail = state.openDetail === a.alert_id ? null : a.alert_id; renderAlerts(); } },
-      state.openDetail === a.alert_id ? "Hide dispatch and notes" : "Dispatch and notes");
-    li.append(el("div", { class: "actions" }, more));
-    if (state.openDetail === a.alert_id) { const box = el("div", { class: "detail" }); li.append(box); fillDetail(box, a, canAct); }
+      state.openDetail === a.alert_id ? t("alert.hideDispatch") : t("alert.dispatchNotes"));
+    li.append(el("div", { class: "actions" }, open, more));
+    if (state.openDetail === a.alert_id) { const box = el("div", { class: "detail" }); li.append(box); fillDispatch(box, a, canAct); }
     if (canAct && a.status !== "resolved") {
-      const note = el("input", { class: "note", placeholder: needsNote(a) ? "note (required)" : "note (optional)", "aria-label": "resolution note" });
-      const ack = el("button", { type: "button", class: "ack", onclick: () => act(a.alert_id, "ack") }, "Acknowledge");
+      const note = el("input", { class: "note", placeholder: needsNote(a) ? t("alert.notePhReq") : t("alert.notePh"), "aria-label": t("alert.noteLabel") });
+      const ack = el("button", { type: "button", class: "ack", onclick: () => act(a.alert_id, "ack") }, t("alert.ack"));
       if (a.status === "acknowledged") ack.disabled = true;
-      const res = el("button", { type: "button", class: "resolve", onclick: () => act(a.alert_id, "resolve", note.value) }, "Resolve");
+      const res = el("button", { type: "button", class: "resolve", onclick: () => resolve(a, note.value) }, t("alert.resolve"));
       li.append(el("div", { class: "actions" }, ack, note, res));
     }
     return li;
   }
   const NEXT = { dispatched: "en_route", en_route: "on_scene", on_scene: "resolved" };
-  async function fillDetail(box, a, canAct) {
+  async function fillDispatch(box, a, canAct) {
     const path = `/api/alerts/${encodeURIComponent(a.alert_id)}`;
     let body;
     try { body = await api(path + "/dispatch"); } catch (err) { box.replaceChildren(el("div", { class: "meta" }, err.message)); return; }
     const d = body.dispatch;
-    const parts = [el("div", { class: "meta dispatch" }, d ? `dispatched ${d.assignee}${d.unit ? " (" + d.unit + ")" : ""} · ${d.status.replace("_", " ")}` +
-      ` · sent ${fmt(d.dispatched_at)}${d.on_scene_at ? " · on scene " + fmt(d.on_scene_at) : ""}${d.resolved_at ? " · done " + fmt(d.resolved_at) : ""}` : "not dispatched")];
-    const again = () => renderAlerts();
-    const run = async (fn) => { try { await fn(); again(); } catch (err) { alert(err.message); } };
+    const parts = [el("div", { class: "meta dispatch", "data-dispatch-status": d ? d.status : "none" }, d ? t("dispatch.sent", { who: d.assignee, unit: d.unit ? ` (${d.unit})` : "", status: I.code("dispatch.status.", d.status), t: fmt(d.dispatched_at) }) +
+      (d.on_scene_at ? t("dispatch.onScene", { t: fmt(d.on_scene_at) }) : "") + (d.resolved_at ? t("dispatch.done", { t: fmt(d.resolved_at) }) : "") : t("dispatch.none"))];
+    const run = async (fn, ok) => { if (await perform(fn, ok) !== undefined) renderAlerts(); };
     if (canAct && (!d || d.status !== "resolved")) {
-      const who = el("input", { class: "assignee", placeholder: "officer", "aria-label": "officer to dispatch" });
-      const row = [who, el("button", { type: "button", class: "dispatch", onclick: () => run(() => api(path + "/dispatch", { method: "POST", json: { assignee: who.value } })) }, d ? "Reassign" : "Dispatch")];
-      if (d && NEXT[d.status]) row.push(el("button", { type: "button", class: "advance", onclick: () => run(() => api(path + "/dispatch/status", { method: "POST", json: { status: NEXT[d.status] } })) }, NEXT[d.status].replace("_", " ")));
+      const who = el("input", { class: "assignee", placeholder: t("dispatch.officer"), "aria-label": t("dispatch.officerLabel") });
+      const row = [who, el("button", { type: "button", class: "dispatch", onclick: () => run(() => api(path + "/dispatch", { method: "POST", json: { assignee: who.value } }), t("result.dispatched")) }, d ? t("dispatch.reassign") : t("dispatch.dispatch"))];
+      if (d && NEXT[d.status]) row.push(el("button", { type: "button", class: "advance", onclick: () => run(() => api(path + "/dispatch/status", { method: "POST", json: { status: NEXT[d.status] } }), t("result.advanced")) }, I.code("dispatch.status.", NEXT[d.status])));
       parts.push(el("div", { class: "actions" }, ...row));
     }
     parts.push(el("ol", { class: "notes" }, ...body.notes.map((n) => el("li", {}, el("span", { class: "meta" }, `${fmt(n.at)} ${n.operator}: `), n.body))));
     if (canAct) {
-      const text = el("input", { class: "note-text", placeholder: "add a note", "aria-label": "note" });
-      parts.push(el("div", { class: "actions" }, text, el("button", { type: "button", class: "add-note", onclick: () => run(() => api(path + "/notes", { method: "POST", json: { body: text.value } })) }, "Add note")));
+      const text = el("input", { class: "note-text", placeholder: t("dispatch.notePh"), "aria-label": t("dispatch.notePh") });
+      parts.push(el("div", { class: "actions" }, text, el("button", { type: "button", class: "add-note", onclick: () => run(() => api(path + "/notes", { method: "POST", json: { body: text.value } }), t("result.noted")) }, t("dispatch.addNote"))));
     }
     box.replaceChildren(...parts);
   }
-  const needsNote = (a) => a.kind === "tamper" || a.kind === "removed" || a.rule_id === "tamper" || a.rule_id === "removed";
+  const needsNote = (a) => a.kind === "tamper" || a.kind === "removed" || a.rule_id === "tamper" || a.rule_id === "removed" || redUncleared(a);
+  const redUncleared = (a) => a.severity === "red" && !a.cleared_at && a.status !== "resolved";
+
+  // Resolving a red alert that has not cleared asks for confirmation and a note.
+  function resolve(a, note) {
+    if (!redUncleared(a)) return act(a.alert_id, "resolve", note);
+    $("confirm-alert").textContent = `${sevText(a.severity)} · ${kindText(a.kind)} · ${a.person_id || t("alert.facility")} · ${fmt(a.opened_at)}`;
+    $("confirm-note").value = note || ""; $("confirm-error").textContent = "";
+    $("confirm").hidden = false; $("confirm").dataset.alertId = a.alert_id; $("confirm-note").focus();
+    return undefined;
+  }
+  $("confirm-cancel").addEventListener("click", () => { $("confirm").hidden = true; });
+  $("confirm-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const note = $("confirm-note").value.trim();
+    if (!note) { $("confirm-error").textContent = t("confirm.needNote"); return; }
+    const ok = await act($("confirm").dataset.alertId, "resolve", note);
+    if (ok) $("confirm").hidden = true; else $("confirm-error").textContent = $("action-result").textContent;
+  });
 
   async function act(id, what, note) {
-    try {
-      const body = await api(`/api/alerts/${encodeURIComponent(id)}/${what}`, { method: "POST", json: what === "resolve" ? { note: note || null } : {} });
-      state.alerts.set(id, Object.assign(state.alerts.get(id) || {}, body.alert));
-      renderAlerts();
-    } catch (err) { alert(err.message); }
+    const body = await perform(() => api(`/api/alerts/${encodeURIComponent(id)}/${what}`, { method: "POST", json: what === "resolve" ? { note: note || null } : {} }),
+      t(what === "resolve" ? "result.resolved" : "result.acknowledged", { id }));
+    if (!body) return false;
+    state.alerts.set(id, Object.assign(state.alerts.get(id) || {}, body.alert));
+    renderAlerts();
+    if (state.detail === id) showDetail(id);
+    return true;
   }
 
   function onRecord(rec) {
@@ -193,6 +278,85 @@
     scheduleCounts();
   }
 
+  // ---------------------------------------------------------------- alert detail
+  function distanceToZone(a, z) {
+    // metres from the alert's position to the zone's boundary, and whether it lies inside
+    if (!z || a.lat == null || a.lon == null) return null;
+    const g = z.feature.geometry || {}, p = project(a.lon, a.lat);
+    if (g.type === "Point") {
+      const c = project(g.coordinates[0], g.coordinates[1]), r = (z.feature.properties || {}).radius_m || 0;
+      const d = Math.hypot(p[0] - c[0], p[1] - c[1]);
+      return { inside: d <= r, m: Math.abs(r - d) };
+    }
+    const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    let best = Infinity, inside = false;
+    for (const poly of polys) {
+      let inPoly = false;
+      poly.forEach((ring, ri) => {
+        const pts = ring.map(([lon, lat]) => project(lon, lat));
+        let crossing = false;
+        for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
+          const [xi, yi] = pts[i], [xj, yj] = pts[j];
+          if ((yi > p[1]) !== (yj > p[1]) && p[0] < ((xj - xi) * (p[1] - yi)) / (yj - yi) + xi) crossing = !crossing;
+          const dx = xj - xi, dy = yj - yi, len = dx * dx + dy * dy || 1;
+          const u = Math.max(0, Math.min(1, ((p[0] - xi) * dx + (p[1] - yi) * dy) / len));
+          best = Math.min(best, Math.hypot(p[0] - (xi + u * dx), p[1] - (yi + u * dy)));
+        }
+        if (ri === 0) inPoly = crossing; else if (crossing) inPoly = false;
+      });
+      inside = inside || inPoly;
+    }
+    return polys.length ? { inside, m: best } : null;
+  }
+  function row(label, value, cls) { return el("div", { class: "kv " + (cls || "") }, el("span", { class: "k" }, label), el("span", { class: "v" }, value == null || value === "" ? t("detail.none") : value)); }
+  async function showDetail(id) {
+    state.detail = id;
+    const path = `/api/alerts/${encodeURIComponent(id)}`;
+    let body, disp;
+    try { [body, disp] = await Promise.all([api(path), api(path + "/dispatch").catch(() => ({ dispatch: null, notes: [] }))]); } catch (err) { announce(err.message, false); return; }
+    const a = body.alert, z = a.zone ? zoneOf(a.zone) : null, props = (z && z.feature.properties) || {};
+    const cat = I.code("category.", props.category || "none");
+    const zoneText = a.zone ? zoneName(a.zone) : "";
+    const dist = distanceToZone(a, z);
+    const end = a.cleared_at || a.resolved_at;
+    const dur = I.duration((end ? Date.parse(end) : Date.now()) - Date.parse(a.opened_at));
+    const parts = [
+      el("p", { class: "what" }, t("detail.sentence", { person: a.person_id || t("alert.facility"), kind: kindText(a.kind), t: fmt(a.opened_at),
+        zone: zoneText ? t("detail.inZone", { zone: zoneText, cat }) : "" })),
+      row(t("detail.severity"), sevText(a.severity), "sev " + a.severity),
+      row(t("detail.status"), statusText(a.status)),
+      row(t("detail.person"), a.person_id || t("alert.facility")),
+      row(t("detail.jurisdiction"), nameOf(a.jurisdiction)),
+      row(t("detail.zone"), zoneText ? `${zoneText} · ${cat}` : "", "zone-name"),
+    ];
+    if (dist) parts.push(row("", t(dist.inside ? "detail.distanceIn" : "detail.distanceOut", { m: Math.round(dist.m) }), "distance"));
+    parts.push(row(t("detail.duration"), end ? dur : t("detail.ongoing", { d: dur })),
+      row(t("detail.device"), a.device_id || ""), row(t("detail.evidence"), a.evidence ? I.code("evidence.", a.evidence) : ""),
+      row(t("detail.tier"), a.tier ? I.code("tier.", a.tier) : ""),
+      row(t("detail.assignee"), disp.dispatch ? `${disp.dispatch.assignee} · ${I.code("dispatch.status.", disp.dispatch.status)}` : ""));
+    if (disp.notes.length || a.resolution_note) {
+      parts.push(el("h3", {}, t("detail.notes")), el("ol", { class: "notes" }, ...disp.notes.map((n) => el("li", {}, `${fmt(n.at)} ${n.operator}: ${n.body}`)),
+        ...(a.resolution_note ? [el("li", {}, `${fmt(a.resolved_at)} ${a.resolved_by || ""}: ${a.resolution_note}`)] : [])));
+    }
+    parts.push(el("h3", {}, t("detail.lifecycle")), el("ol", { class: "lifecycle" }, ...body.events.map((e) => el("li", { "data-event": e.event },
+      `${fmt(e.at)} ${I.code("event.", e.event)}${e.operator ? " · " + e.operator : ""}${e.tier ? " · " + I.code("tier.", e.tier) : ""}${e.note ? " · " + e.note : ""}`))));
+    $("detail-body").replaceChildren(...parts);
+    $("alert-detail").hidden = false; $("alert-detail").dataset.alertId = id; $("alert-detail").scrollTop = 0;
+    state.highlightZone = a.zone || null; renderZones();
+    if (a.person_id && a.lat != null) {
+      const at = Date.parse(a.opened_at), from = new Date(at - 30 * 60000), to = new Date((end ? Date.parse(end) : Date.now()) + 30 * 60000);
+      try {
+        const track = await api(`/api/persons/${encodeURIComponent(a.person_id)}/track?from=${from.toISOString()}&to=${to.toISOString()}`);
+        drawTrack(track.fixes);
+      } catch (err) { drawTrack([]); }
+    }
+    const pts = [];
+    if (z) collect(z.feature.geometry, pts);
+    if (a.lat != null) pts.push(project(a.lon, a.lat));
+    fitTo(pts, 600);
+  }
+  $("detail-close").addEventListener("click", () => { $("alert-detail").hidden = true; state.detail = null; state.highlightZone = null; renderZones(); drawTrack([]); });
+
   // ---------------------------------------------------------------- persons
   async function loadPersons() {
     const body = await api("/api/persons?limit=5000");
@@ -206,13 +370,14 @@
     const items = [...state.persons.values()].filter((p) => !f || p.person_id.toLowerCase().includes(f))
       .sort((a, b) => SEV.indexOf(a.risk) - SEV.indexOf(b.risk) || (a.person_id < b.person_id ? -1 : 1)).slice(0, 500);
     $("persons").replaceChildren(...items.map((p) => el("li", { class: "person", "data-person-id": p.person_id, onclick: () => openTimeline(p.person_id) },
-      el("span", { class: "badge " + p.risk }, p.risk), el("span", { class: "pid" }, p.person_id),
-      el("span", { class: "meta" }, p.jurisdiction))));
+      el("span", { class: "badge " + p.risk }, sevText(p.risk)), el("span", { class: "pid" }, p.person_id),
+      el("span", { class: "meta", title: p.jurisdiction }, nameOf(p.jurisdiction)))));
   }
 
   // ---------------------------------------------------------------- jurisdictions
   let countsTimer = null;
   function scheduleCounts() { clearTimeout(countsTimer); countsTimer = setTimeout(loadCounts, 300); }
+  function drill(code) { state.prefix = code; loadCounts().then(() => fitView(code)); }
   async function loadCounts() {
     const body = await api("/api/jurisdictions?prefix=" + encodeURIComponent(state.prefix || ""));
     state.prefix = body.prefix;
@@ -220,18 +385,19 @@
     const base = state.me.jurisdiction;
     for (let len = base.length; len <= body.prefix.length; len += 2) {
       const code = body.prefix.slice(0, len);
-      crumbs.push(el("a", { onclick: () => { state.prefix = code; loadCounts(); } }, code || "all"));
+      crumbs.push(el("a", { "data-code": code, onclick: () => drill(code) }, nameOf(code)));
     }
     $("crumbs").replaceChildren(...crumbs);
     const rows = body.items.map((it) => {
-      const tr = el("tr", { class: it.code.length < 6 ? "drill" : "", "data-code": it.code },
-        el("td", {}, it.code), el("td", {}, ...minis(it.alerts)), el("td", {}, ...minis(it.persons)));
-      if (it.code.length < 6) tr.addEventListener("click", () => { state.prefix = it.code; loadCounts(); });
+      const here = it.code === body.prefix;
+      const tr = el("tr", { class: here ? "" : "drill", "data-code": it.code },
+        el("td", { title: it.code }, nameOf(it.code)), el("td", {}, ...minis(it.alerts)), el("td", {}, ...minis(it.persons)));
+      if (!here) tr.addEventListener("click", () => drill(it.code));
       return tr;
     });
     $("counts").tBodies[0].replaceChildren(...rows);
   }
-  const minis = (counts) => SEV.map((s) => el("span", { class: "mini " + s, title: s }, counts[s] || 0));
+  const minis = (counts) => SEV.map((s) => el("span", { class: "mini " + s + ((counts[s] || 0) === 0 ? " zero" : ""), title: sevText(s) }, counts[s] || 0));
 
   // ---------------------------------------------------------------- map
   async function loadZones() {
@@ -246,27 +412,33 @@
   }
   function ringPath(ring) { return ring.map(([lon, lat], i) => (i ? "L" : "M") + project(lon, lat).map((v) => v.toFixed(1)).join(",")).join("") + "Z"; }
   function renderZones() {
-    const g = $("zones"); g.replaceChildren();
+    const zg = $("zones"), dg = $("districts"); zg.replaceChildren(); dg.replaceChildren();
     for (const z of state.zones) {
       const f = z.feature, geom = f.geometry || {}, props = f.properties || {};
-      const cls = "zone " + (props.category || "");
+      const district = props.category === "district";
+      const cls = "zone " + (props.category || "") + (state.highlightZone === z.zone_id ? " highlight" : "");
       let node = null;
       if (geom.type === "Polygon") node = svg("path", { d: geom.coordinates.map(ringPath).join(""), class: cls, "fill-rule": "evenodd" });
       else if (geom.type === "MultiPolygon") node = svg("path", { d: geom.coordinates.map((p) => p.map(ringPath).join("")).join(""), class: cls, "fill-rule": "evenodd" });
       else if (geom.type === "Point") { const [x, y] = project(geom.coordinates[0], geom.coordinates[1]); node = svg("circle", { cx: x, cy: y, r: props.radius_m || 50, class: cls }); }
       if (!node) continue;
-      const title = svg("title"); title.textContent = `${z.zone_id} ${props.name || ""}`; node.append(title);
-      g.append(node);
+      node.setAttribute("data-zone-id", z.zone_id);
+      const title = svg("title"); title.textContent = `${zoneName(z.zone_id)} · ${I.code("category.", props.category || "none")}`; node.append(title);
+      (district ? dg : zg).append(node);
     }
+    renderLabels();
   }
+  const RISK_ORDER = { blue: 0, yellow: 1, orange: 2, red: 3 };
   function renderPositions() {
+    // painted in risk order: red last, so it is drawn above every other colour
     const g = $("positions"); g.replaceChildren();
     const r = 6 / state.view.k;
-    for (const p of state.persons.values()) {
-      if (!p.position) continue;
+    const persons = [...state.persons.values()].filter((p) => p.position)
+      .sort((a, b) => (RISK_ORDER[a.risk] || 0) - (RISK_ORDER[b.risk] || 0));
+    for (const p of persons) {
       const [x, y] = project(p.position.lon, p.position.lat);
-      const c = svg("circle", { cx: x, cy: y, r, class: "pos " + p.risk, "data-person-id": p.person_id });
-      const t = svg("title"); t.textContent = `${p.person_id} (${p.risk}) ${fmt(p.position.ts)}`; c.append(t);
+      const c = svg("circle", { cx: x, cy: y, r: p.risk === "red" ? r * 1.3 : r, class: "pos " + p.risk, "data-person-id": p.person_id, "data-risk": p.risk });
+      const tt = svg("title"); tt.textContent = `${p.person_id} (${sevText(p.risk)}) ${fmt(p.position.ts)}`; c.append(tt);
       c.addEventListener("click", () => openTimeline(p.person_id));
       g.append(c);
     }
@@ -274,28 +446,69 @@
   function renderAlertMarks() {
     const g = $("alert-marks"); g.replaceChildren();
     const r = 11 / state.view.k;
-    for (const a of state.alerts.values()) {
-      if (a.lat == null || a.lon == null || a.status === "resolved") continue;
+    const items = [...state.alerts.values()].filter((a) => a.lat != null && a.lon != null && a.status !== "resolved")
+      .sort((a, b) => SEV.indexOf(b.severity) - SEV.indexOf(a.severity));
+    for (const a of items) {
       const [x, y] = project(a.lon, a.lat);
       g.append(svg("circle", { cx: x, cy: y, r, class: "alert-mark " + a.severity }));
     }
   }
+  function bbox(geom) {
+    const pts = []; collect(geom, pts);
+    if (!pts.length) return null;
+    const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+    return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+  }
+  // Zone and district names, drawn in screen space once a zone is big enough on screen to carry one.
+  function renderLabels() {
+    const g = $("labels"); g.replaceChildren();
+    const v = state.view;
+    for (const z of state.zones) {
+      const b = bbox(z.feature.geometry);
+      if (!b) continue;
+      const props = z.feature.properties || {};
+      const w = (b[2] - b[0]) * v.k, district = props.category === "district";
+      if (w < (district ? 60 : 40)) continue;
+      // along the top edge, inside: the middle of a zone is where the persons in it are drawn
+      const x = v.x + ((b[0] + b[2]) / 2) * v.k, y = v.y + b[1] * v.k + (district ? 18 : 14);
+      const text = svg("text", { x, y, class: "zone-label" + (district ? " district-label" : ""), "text-anchor": "middle", "data-zone-id": z.zone_id });
+      text.textContent = zoneName(z.zone_id);
+      g.append(text);
+    }
+  }
+  function renderScale() {
+    const maxPx = 120, metres = maxPx / state.view.k;
+    const pow = Math.pow(10, Math.floor(Math.log10(metres)));
+    const nice = [5, 2, 1].map((m) => m * pow).find((m) => m <= metres) || pow;
+    $("scale-line").style.width = `${Math.round(nice * state.view.k)}px`;
+    $("scale-text").textContent = nice >= 1000 ? t("scale.km", { n: nice / 1000 }) : t("scale.m", { n: nice });
+    $("scale-bar").dataset.metres = String(nice);
+  }
   function applyView() {
     $("viewport").setAttribute("transform", `translate(${state.view.x},${state.view.y}) scale(${state.view.k})`);
-    renderPositions(); renderAlertMarks();
+    $("map").dataset.scale = String(state.view.k);
+    renderPositions(); renderAlertMarks(); renderLabels(); renderScale();
   }
-  function fitView() {
-    const pts = [];
-    for (const z of state.zones) collect(z.feature.geometry, pts);
-    for (const p of state.persons.values()) if (p.position) pts.push(project(p.position.lon, p.position.lat));
-    for (const a of state.alerts.values()) if (a.lat != null) pts.push(project(a.lon, a.lat));
+  function fitTo(pts, minSpan) {
     const box = $("map").getBoundingClientRect();
     if (!pts.length || !box.width) { state.view = { x: box.width / 2, y: box.height / 2, k: 0.05 }; applyView(); return; }
     const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
     const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const k = Math.min(box.width / Math.max(x1 - x0, 200), box.height / Math.max(y1 - y0, 200)) * 0.9;
+    const k = Math.min(box.width / Math.max(x1 - x0, minSpan), box.height / Math.max(y1 - y0, minSpan)) * 0.9;
     state.view = { k, x: box.width / 2 - ((x0 + x1) / 2) * k, y: box.height / 2 - ((y0 + y1) / 2) * k };
     applyView();
+  }
+  // Fit the map to everything inside a jurisdiction (all in scope when no code is given).
+  function fitView(code) {
+    const inside = (j) => !code || (j || "").startsWith(code);
+    const pts = [];
+    for (const z of state.zones) if (inside(z.jurisdiction || (z.feature.properties || {}).code)) collect(z.feature.geometry, pts);
+    for (const p of state.persons.values()) if (p.position && inside(p.jurisdiction)) pts.push(project(p.position.lon, p.position.lat));
+    for (const a of state.alerts.values()) if (a.lat != null && inside(a.jurisdiction)) pts.push(project(a.lon, a.lat));
+    if (!pts.length && code) return fitView(null);
+    fitTo(pts, 200);
+    $("map").dataset.fitted = code || "";
+    return undefined;
   }
   function collect(geom, pts) {
     if (!geom) return;
@@ -312,40 +525,103 @@
   }
   $("zoom-in").addEventListener("click", () => zoom(1.5));
   $("zoom-out").addEventListener("click", () => zoom(1 / 1.5));
-  $("zoom-reset").addEventListener("click", fitView);
+  $("zoom-reset").addEventListener("click", () => fitView(state.prefix));
   $("map").addEventListener("wheel", (e) => { e.preventDefault(); const b = $("map").getBoundingClientRect(); zoom(e.deltaY < 0 ? 1.2 : 1 / 1.2, e.clientX - b.left, e.clientY - b.top); }, { passive: false });
   let drag = null;
   $("map").addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, vx: state.view.x, vy: state.view.y }; $("map").classList.add("dragging"); });
-  window.addEventListener("pointermove", (e) => { if (!drag) return; state.view.x = drag.vx + e.clientX - drag.x; state.view.y = drag.vy + e.clientY - drag.y; $("viewport").setAttribute("transform", `translate(${state.view.x},${state.view.y}) scale(${state.view.k})`); });
+  window.addEventListener("pointermove", (e) => { if (!drag) return; state.view.x = drag.vx + e.clientX - drag.x; state.view.y = drag.vy + e.clientY - drag.y; $("viewport").setAttribute("transform", `translate(${state.view.x},${state.view.y}) scale(${state.view.k})`); renderLabels(); });
   window.addEventListener("pointerup", () => { drag = null; $("map").classList.remove("dragging"); });
 
   // ---------------------------------------------------------------- timeline
+  function drawTrack(fixes) {
+    const g = $("track"); g.replaceChildren();
+    const valid = fixes.filter((f) => f.valid);
+    if (valid.length > 1) g.append(svg("path", { class: "track-line", d: valid.map((f, i) => (i ? "L" : "M") + project(f.lon, f.lat).join(",")).join("") }));
+  }
   async function openTimeline(personId) {
     state.timelinePerson = personId;
     const to = new Date(), from = new Date(to.getTime() - 24 * 3600 * 1000);
-    const [person, track] = await Promise.all([
-      api(`/api/persons/${encodeURIComponent(personId)}`),
-      api(`/api/persons/${encodeURIComponent(personId)}/track?from=${from.toISOString()}&to=${to.toISOString()}`),
-    ]);
+    let person, track;
+    try {
+      [person, track] = await Promise.all([
+        api(`/api/persons/${encodeURIComponent(personId)}`),
+        api(`/api/persons/${encodeURIComponent(personId)}/track?from=${from.toISOString()}&to=${to.toISOString()}`),
+      ]);
+    } catch (err) { announce(err.message, false); return; }
     $("timeline").hidden = false;
-    $("timeline-person").textContent = `${personId} (${person.person.risk})`;
+    $("timeline-person").textContent = `${personId} (${sevText(person.person.risk)})`;
     const items = [];
-    for (const f of track.fixes) items.push({ t: f.ts, text: `fix ${f.lat.toFixed(5)}, ${f.lon.toFixed(5)} ±${f.accuracy_m} m${f.valid ? "" : " (no satellite fix)"}`, cls: "" });
+    // a fix inside a zone one of the person's alerts is about says so
+    const zones = [...new Set(person.alerts.map((a) => a.zone).filter(Boolean))].map(zoneOf).filter(Boolean);
+    const where = (f) => {
+      for (const z of zones) { const d = distanceToZone(f, z); if (d && d.inside) return t("tl.inZone", { zone: zoneName(z.zone_id) }); }
+      return "";
+    };
+    for (const f of track.fixes) items.push({ t: f.ts, text: t("tl.fix", { lat: f.lat.toFixed(5), lon: f.lon.toFixed(5), acc: f.accuracy_m }) + (f.valid ? "" : t("tl.noSat")) + where(f), cls: "" });
     for (const a of person.alerts) {
-      items.push({ t: a.opened_at, text: `${a.severity} ${a.kind} opened (${a.status})`, cls: "alert-ev" });
-      if (a.cleared_at) items.push({ t: a.cleared_at, text: `${a.kind} cleared`, cls: "alert-ev" });
-      if (a.acknowledged_at) items.push({ t: a.acknowledged_at, text: `${a.kind} acknowledged by ${a.acknowledged_by}`, cls: "alert-ev" });
-      if (a.resolved_at) items.push({ t: a.resolved_at, text: `${a.kind} resolved by ${a.resolved_by}`, cls: "alert-ev" });
+      const kind = kindText(a.kind) + (a.zone ? ` · ${zoneName(a.zone)}` : "");
+      items.push({ t: a.opened_at, text: t("tl.opened", { sev: sevText(a.severity), kind, status: statusText(a.status) }), cls: "alert-ev", id: a.alert_id });
+      if (a.cleared_at) items.push({ t: a.cleared_at, text: t("tl.cleared", { kind }), cls: "alert-ev", id: a.alert_id });
+      if (a.acknowledged_at) items.push({ t: a.acknowledged_at, text: t("tl.ack", { kind, who: a.acknowledged_by }), cls: "alert-ev", id: a.alert_id });
+      if (a.resolved_at) items.push({ t: a.resolved_at, text: t("tl.resolved", { kind, who: a.resolved_by }), cls: "alert-ev", id: a.alert_id });
     }
     items.sort((a, b) => (a.t < b.t ? 1 : -1));
-    $("timeline-items").replaceChildren(...items.slice(0, 400).map((i) => el("li", { class: i.cls }, `${fmt(i.t)} — ${i.text}`)));
-    const g = $("track"); g.replaceChildren();
-    if (track.fixes.length > 1) g.append(svg("path", { class: "track-line", d: track.fixes.filter((f) => f.valid).map((f, i) => (i ? "L" : "M") + project(f.lon, f.lat).join(",")).join("") }));
+    $("timeline-items").replaceChildren(...items.slice(0, 400).map((i) => el("li", i.id ? { class: i.cls, onclick: () => showDetail(i.id) } : { class: i.cls }, `${fmt(i.t)} — ${i.text}`)));
+    drawTrack(track.fixes);
   }
-  $("timeline-close").addEventListener("click", () => { $("timeline").hidden = true; $("track").replaceChildren(); state.timelinePerson = null; });
+  $("timeline-close").addEventListener("click", () => { $("timeline").hidden = true; drawTrack([]); state.timelinePerson = null; });
+
+  // ---------------------------------------------------------------- reports
+  async function download(path, fallbackName) {
+    const resp = await request(path);
+    const blob = await resp.blob();
+    const match = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+    const a = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : fallbackName });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    return true;
+  }
+  function reportQuery() { return `date=${encodeURIComponent($("report-date").value)}&jurisdiction=${encodeURIComponent($("report-area").value)}&tz=${encodeURIComponent(I.zone)}`; }
+  $("reports-open").addEventListener("click", () => {
+    if (!$("report-date").value) $("report-date").value = I.today();
+    if (!$("export-to").value) { $("export-to").value = I.today(); $("export-from").value = I.today(); }
+    const codes = [state.me.jurisdiction, ...Object.keys(state.names).filter((c) => c !== state.me.jurisdiction && c.startsWith(state.me.jurisdiction)).sort()];
+    $("report-area").replaceChildren(...codes.map((c) => el("option", { value: c }, nameOf(c))));
+    if (state.prefix) $("report-area").value = state.prefix;
+    $("reports").hidden = false;
+  });
+  $("reports-close").addEventListener("click", () => { $("reports").hidden = true; });
+  $("report-show").addEventListener("click", async () => {
+    const body = await perform(() => api("/api/reports/daily?" + reportQuery()), t("reports.daily"));
+    if (body) renderReport(body);
+  });
+  $("report-csv").addEventListener("click", () => perform(() => download("/api/reports/daily?format=csv&" + reportQuery(), "report.csv"), t("result.exported")));
+  $("export-go").addEventListener("click", () => {
+    const q = `from=${encodeURIComponent($("export-from").value)}&to=${encodeURIComponent($("export-to").value)}&tz=${encodeURIComponent(I.zone)}`;
+    const person = $("export-person").value.trim();
+    return perform(() => download(`/api/persons/${encodeURIComponent(person)}/track/export?${q}`, "track.csv"), t("result.exported"));
+  });
+  function table(head, rows) {
+    return el("table", { class: "report" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...(rows.length ? rows : [[t("reports.none")]]).map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
+  }
+  function renderReport(r) {
+    const m = (s) => (s == null ? "—" : (s / 60).toFixed(1));
+    $("report-body").replaceChildren(
+      el("p", { class: "meta" }, `${nameOf(r.jurisdiction)} · ${r.date} · ${r.timezone}`),
+      el("h4", {}, t("reports.byKind")),
+      table([t("reports.kind"), ...SEV.map(sevText), t("reports.count")], r.by_kind.map((k) => [kindText(k.kind), ...SEV.map((s) => k[s] || 0), k.total])),
+      el("h4", {}, t("reports.response")),
+      table([t("col.sev"), t("reports.count"), t("col.ack"), t("col.scene"), t("col.resolve")],
+        r.response.map((x) => [sevText(x.severity), x.alerts, m(x.to_acknowledge_s), m(x.to_on_scene_s), m(x.to_resolve_s)])),
+      el("h4", {}, t("reports.personsByRisk")),
+      table(SEV.map(sevText), [SEV.map((s) => r.persons_by_risk[s] || 0)]),
+      el("h4", {}, t("reports.offline")),
+      table([t("detail.device"), t("detail.person"), t("reports.lastSeen")], r.devices_offline.map((d) => [d.device_id, d.person_id, fmt(d.last_seen) || "—"])));
+  }
 
   // ---------------------------------------------------------------- live feed
-  function setLive(on) { $("live-status").className = on ? "online" : "offline"; $("live-status").textContent = on ? "live" : "offline"; }
+  function setLive(on) { state.live = on; $("live-status").className = on ? "online" : "offline"; $("live-status").textContent = on ? t("live.on") : t("live.off"); }
   function connectLive() {
     if (!state.token) return;
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/live");
@@ -381,8 +657,7 @@
     };
   }
 
-  function fmt(ts) { if (!ts) return ""; const d = new Date(ts); return isNaN(d) ? ts : d.toISOString().replace("T", " ").slice(0, 19) + "Z"; }
-
   window.addEventListener("resize", () => applyView());
+  I.apply(); zoneChoices();
   if (state.token) start().catch(() => logout()); else logout();
 })();

@@ -7,7 +7,7 @@ from typing import Any
 from alerts_testkit import T0, record
 
 from alerts.tracks import TrackStore
-from geofence.model import Fix
+from geofence.model import Fix, format_ts
 
 H = dict[str, str]
 
@@ -140,9 +140,13 @@ async def test_resolving_tamper_needs_a_note(make_api: Any) -> None:
     resp = await api.client.post("/api/alerts/T-1/resolve", json={"note": "strap replaced"},
                                  headers=bearer(tok["county"]))
     assert resp.status == 200
-    # a geofence alert resolves without a note
+    # a red geofence alert that has not cleared needs a note too; once cleared it does not
     resp = await api.client.post("/api/alerts/A-1/resolve", headers=bearer(tok["county"]))
-    assert resp.status == 200
+    assert resp.status == 422 and (await resp.json())["error"] == "note_required"
+    await api.apply(record("cleared", at=T0 + 60_000, alert_id="A-1", status="cleared",
+                           cleared_at=format_ts(T0 + 60_000)))
+    resp = await api.client.post("/api/alerts/A-1/resolve", headers=bearer(tok["county"]))
+    assert resp.status == 200, await resp.text()
 
 
 INJECTIONS = ["' OR '1'='1", "¹", "٣", "１２", "'; DROP TABLE alerts; --", "%", "_", "32%' OR jurisdiction LIKE '%",
@@ -249,7 +253,7 @@ async def test_risk_colour_and_jurisdiction_counts(make_api: Any) -> None:
     persons = {p["person_id"]: p["risk"] for p in
                (await (await api.client.get("/api/persons", headers=h)).json())["persons"]}
     assert persons == {"P-1": "red", "P-2": "red"}
-    await api.client.post("/api/alerts/A-2/resolve", json={}, headers=h)
+    await api.client.post("/api/alerts/A-2/resolve", json={"note": "visited"}, headers=h)
     persons = {p["person_id"]: p["risk"] for p in
                (await (await api.client.get("/api/persons", headers=h)).json())["persons"]}
     assert persons["P-2"] == "orange"  # a red alert within 72 h

@@ -75,13 +75,14 @@ async def test_dashboard_live_alert_and_acknowledge(make_api: Any, kafka_bootstr
             await page.wait_for_selector(item, timeout=2000)
             seen_after = time.monotonic() - started
             assert seen_after <= 2.0
-            assert await page.text_content(f"{item} .status") == "open"
+            assert await page.get_attribute(item, "data-status") == "open"
+            assert await page.text_content(f"{item} .status") == "未处理"  # Chinese by default
             assert await page.get_attribute(f"{item} .badge", "class") == "badge red"
 
             await page.click(f"{item} button.ack")
             await page.wait_for_selector('#alerts li[data-alert-id="LIVE-1"][data-status="acknowledged"]',
                                          timeout=3000)
-            assert await page.text_content(f"{item} .status") == "acknowledged"
+            assert await page.text_content(f"{item} .status") == "已签收"
             # the person's risk colour reached the list live, the map shows the zone and the alert
             await page.wait_for_selector('#persons li[data-person-id="P-7"] .badge.red', timeout=3000)
             assert await page.locator("#zones path").count() == 1

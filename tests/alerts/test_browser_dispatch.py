@@ -49,7 +49,8 @@ async def test_dispatch_notes_response_times_and_failed_pages_on_the_dashboard(
 
             await page.click(f"{item} button.details")
             await page.wait_for_selector(f"{item} .detail .dispatch")
-            assert await page.text_content(f"{item} .detail .dispatch") == "not dispatched"
+            assert await page.get_attribute(f"{item} .detail .dispatch", "data-dispatch-status") == "none"
+            assert await page.text_content(f"{item} .detail .dispatch") == "未派警"
             await page.fill(f"{item} input.assignee", "officer-li")
             await page.click(f"{item} button.dispatch")
             await page.wait_for_selector(f"{item} .detail button.advance")
@@ -57,7 +58,7 @@ async def test_dispatch_notes_response_times_and_failed_pages_on_the_dashboard(
             await page.click(f"{item} button.advance")
             await page.wait_for_function(
                 """() => (document.querySelector('#alerts li[data-alert-id="D-1"] .detail .dispatch')
-                          || {}).textContent?.includes('en route')""", timeout=5000)
+                          || {dataset: {}}).dataset.dispatchStatus === 'en_route'""", timeout=5000)
             await page.fill(f"{item} input.note-text", "subject answered the phone")
             await page.click(f"{item} button.add-note")
             await page.wait_for_selector(f"{item} .detail .notes li", timeout=5000)

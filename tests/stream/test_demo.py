@@ -120,3 +120,21 @@ def test_demo_logs_are_private_and_removed_unless_something_failed(monkeypatch: 
     for f in failed.log_dir.iterdir():
         f.unlink()
     failed.log_dir.rmdir()
+
+
+def test_demo_provisions_each_simulated_device_with_a_key_of_its_own(tmp_path: Path) -> None:
+    from devices.provisioning import load
+    from geofence.model import parse_orders
+    from stream.demo import REPO, demo_provisioning
+
+    orders_path = str(REPO / "config" / "demo-orders.json")
+    devices, keys_path = demo_provisioning(orders_path, tmp_path)
+    keys = json.loads(Path(keys_path).read_text())
+    wanted = {d for o in parse_orders(Path(orders_path).read_bytes()) for d in o.devices}
+    assert set(keys) == wanted and len(set(keys.values())) == len(keys)
+    assert Path(keys_path).stat().st_mode & 0o777 == 0o600
+    provisioning = load(devices)
+    for device_id, key in list(keys.items())[:5]:
+        entry = provisioning.for_protocol(device_id, "osmand")
+        assert entry is not None and entry.check_secret(key) and not entry.check_secret(key + "x")
+    assert key not in Path(devices).read_text()  # only salted hashes are stored

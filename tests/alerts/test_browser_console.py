@@ -1,0 +1,229 @@
+"""The operator's console in headless Chromium: language, map by risk, alert detail,
+a confirmed resolution, drill-down, the daily report and a track export.
+
+Screenshots of each step are kept in the test's tmp directory. The page may
+request nothing but the server it came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alerts_testkit import record
+
+from alerts.db import system_clock
+from alerts.tracks import TrackStore
+from geofence.model import Fix, format_ts
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+PARK = [[118.785, 32.068], [118.805, 32.068], [118.805, 32.082], [118.785, 32.082], [118.785, 32.068]]
+XUANWU = [[118.76, 32.03], [118.86, 32.03], [118.86, 32.10], [118.76, 32.10], [118.76, 32.03]]
+HERE = (32.075, 118.795)  # inside the park; the red person and three blue ones stand here
+
+
+async def _world(api: Any) -> None:
+    admin = await api.user("admin", "admin", "")
+    await api.user("duty", "operator", "3201")
+    h = {"Authorization": f"Bearer {admin}"}
+    orders = [("P-red", "320102", "WB-R"), ("P-b1", "320102", "WB-1"), ("P-b2", "320102", "WB-2"),
+              ("P-b3", "320102", "WB-3"), ("P-far", "320104", "WB-F")]
+    for pid, jur, dev in orders:
+        body = {"person_id": pid, "devices": [dev], "jurisdiction": jur,
+                "rules": [{"id": "r1", "type": "exclusion", "zone": "Z-park"}]}
+        assert (await api.client.put(f"/api/orders/{pid}", json=body, headers=h)).status == 201
+    zones = {
+        "Z-park": {"name": "玄武湖公园", "category": "exclusion", "jurisdiction": "320102"},
+        "district-320102": {"name": "玄武区", "code": "320102", "category": "district",
+                            "jurisdiction": "320102"},
+    }
+    for zid, props in zones.items():
+        ring = PARK if zid == "Z-park" else XUANWU
+        feature = {"type": "Feature", "properties": props,
+                   "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        assert (await api.client.put(f"/api/zones/{zid}", json=feature, headers=h)).status == 201
+    now = api.clock.now
+    fixes = [Fix(device_id=dev, ts=now - 30_000, lat=HERE[0], lon=HERE[1])
+             for dev in ("WB-1", "WB-2", "WB-R", "WB-3")]
+    fixes.append(Fix(device_id="WB-F", ts=now - 30_000, lat=31.93, lon=118.62))
+    fixes += [Fix(device_id="WB-R", ts=now - 600_000 + i * 60_000, lat=32.064 + i * 0.0012,
+                  lon=118.79 + i * 0.0005) for i in range(9)]
+    async with api.pool.acquire() as conn:
+        await TrackStore().write(conn, fixes, now)
+    await api.apply(record("opened", alert_id="A-red", person_id="P-red", jurisdiction="320102",
+                           kind="exclusion_entered", rule_id="r1", zone="Z-park", device_id="WB-R",
+                           evidence="gps", opened_at=now - 240_000, lat=32.0748, lon=118.7946))
+
+
+async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_path: Path) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: apt-get install -y chromium chromium-driver")
+    api = await make_api()
+    api.clock.now = system_clock()
+    await _world(api)
+    base = str(api.client.make_url("/"))
+    card = '#alerts li[data-alert-id="A-red"]'
+    shots: list[Path] = []
+
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(base.rstrip("/")) or r.url.startswith(
+                ("blob:", "data:")) else outside.append(r.url))
+            failed: list[str] = []
+            page.on("requestfailed", lambda r: failed.append(r.url))
+
+            async def shot(name: str) -> None:
+                path = tmp_path / f"{len(shots) + 1:02d}-{name}.png"
+                await page.screenshot(path=str(path))
+                shots.append(path)
+
+            # Chinese first: the sign-in form and, after it, the alert card
+            await page.goto(base)
+            assert await page.get_attribute("html", "lang") == "zh-CN"
+            assert await page.text_content("#login-button") == "登录"
+            await page.fill("#username", "duty")
+            await page.fill("#password", "wrong horse")
+            await page.click("#login-button")
+            await page.wait_for_function("() => document.getElementById('login-error').textContent !== ''")
+            assert await page.text_content("#login-error") == "用户名或密码错误"  # errors in words too
+            await page.fill("#password", "correct horse battery")
+            await page.click("#login-button")
+            await page.wait_for_selector(card)
+            assert await page.text_content(f"{card} .kind") == "进入禁入区"
+            assert await page.text_content(f"{card} .badge") == "红色"
+            assert "玄武湖公园" in (await page.text_content(f"{card} .meta") or "")
+            await page.wait_for_selector('#counts tr[data-code="320102"]')
+            assert "玄武区" in (await page.text_content('#counts tr[data-code="320102"]') or "")
+            await shot("zh-queue-and-map")
+
+            # English and back; the choice survives a reload
+            await page.click("#lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'en'")
+            assert await page.text_content(f"{card} .kind") == "entered an exclusion zone"
+            assert await page.text_content(f"{card} .status") == "open"
+            await page.reload()
+            await page.wait_for_selector(card)
+            failed.clear()  # the reload cancels what the page still had in flight
+            assert await page.text_content(f"{card} .status") == "open"
+            assert await page.text_content("#lang") == "中文"
+            await shot("en")
+            await page.click("#lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
+            assert await page.text_content(f"{card} .status") == "未处理"
+
+            # times follow the operator's time zone (Asia/Shanghai unless another is chosen)
+            opened = await page.text_content(f"{card} .meta") or ""
+            await page.select_option("#tz", "UTC")
+            await page.wait_for_function(
+                f"""() => !document.querySelector('{card} .meta').textContent.includes({opened[-19:]!r})""")
+            utc_text = await page.text_content(f"{card} .meta") or ""
+            assert utc_text[-19:] == format_ts(api.clock.now - 240_000).replace("T", " ")[:19]
+            await page.select_option("#tz", "Asia/Shanghai")
+
+            # red above blue: painted last, and what the pointer finds at the shared spot
+            await page.wait_for_function("() => document.querySelectorAll('#positions circle').length === 5")
+            risks = await page.eval_on_selector_all("#positions circle", "cs => cs.map(c => c.dataset.risk)")
+            assert risks[-1] == "red" and risks.count("blue") == 4
+            top = await page.evaluate(
+                """() => { const c = document.querySelector('#positions circle[data-person-id="P-red"]');
+                           const b = c.getBoundingClientRect();
+                           const hit = document.elementFromPoint(b.x + b.width / 2, b.y + b.height / 2);
+                           return hit && hit.dataset.risk; }""")
+            assert top == "red"
+            assert await page.locator("#scale-text").text_content()
+            # zero counts are muted, real ones are not
+            assert await page.locator('#counts tr[data-code="320104"] .mini.red.zero').count() == 2
+            assert await page.locator('#counts tr[data-code="320102"] .mini.red.zero').count() == 0
+
+            # the alert explains itself: zone in Chinese, distance, track and highlighted zone
+            await page.click(f"{card} button.open-detail")
+            await page.wait_for_selector("#alert-detail:not([hidden]) .zone-name")
+            zone_text = await page.text_content("#alert-detail .zone-name") or ""
+            assert "玄武湖公园" in zone_text and "禁入区" in zone_text
+            assert "在区域边界内" in (await page.text_content("#alert-detail .distance") or "")
+            assert "WB-R" in (await page.text_content("#alert-detail") or "")
+            assert "卫星定位" in (await page.text_content("#alert-detail") or "")  # evidence in words
+            assert await page.locator("#alert-detail .lifecycle li[data-event='opened']").count() == 1
+            await page.wait_for_selector("#track path.track-line")
+            assert await page.locator('#zones path.highlight[data-zone-id="Z-park"]').count() == 1
+            await page.wait_for_selector('#labels text[data-zone-id="Z-park"]')
+            await shot("alert-detail")
+
+            # the person's timeline names the zone their fixes lie in
+            await page.click('#persons li[data-person-id="P-red"]')
+            await page.wait_for_selector("#timeline:not([hidden]) li.alert-ev")
+            timeline = await page.text_content("#timeline-items") or ""
+            assert "位于玄武湖公园内" in timeline and "进入禁入区 · 玄武湖公园" in timeline
+            await page.click("#timeline-close")
+
+            # the Resolve button stays inside its card
+            inside = await page.evaluate(
+                f"""() => {{ const li = document.querySelector('{card}').getBoundingClientRect();
+                            const b = document.querySelector('{card} button.resolve').getBoundingClientRect();
+                            return b.right <= li.right + 0.5 && b.left >= li.left; }}""")
+            assert inside
+
+            # drill down to the district: the map zooms in on it
+            await page.click("#detail-close")
+            await page.click("#zoom-reset")
+            before = float(await page.get_attribute("#map", "data-scale") or 0)
+            await page.click('#counts tr[data-code="320102"]')
+            await page.wait_for_function("() => document.getElementById('map').dataset.fitted === '320102'")
+            after = float(await page.get_attribute("#map", "data-scale") or 0)
+            assert after > before * 1.5, (before, after)
+            await page.wait_for_selector('#labels text.district-label')
+            await shot("drilled-down")
+
+            # resolving the uncleared red alert asks for confirmation and a note
+            await page.click(f"{card} button.resolve")
+            await page.wait_for_selector("#confirm:not([hidden])")
+            await shot("confirm-resolve")
+            await page.click("#confirm-ok")
+            assert await page.text_content("#confirm-error") == "请填写处置说明"
+            await page.fill("#confirm-note", "已电话联系，本人已离开公园")
+            await page.click("#confirm-ok")
+            await page.wait_for_selector("#confirm", state="hidden")
+            await page.wait_for_selector("#action-result.ok")
+            assert "A-red" in (await page.text_content("#action-result") or "")
+
+            # reports: the page, its CSV and a track export
+            await page.click("#reports-open")
+            await page.click("#report-show")
+            await page.wait_for_selector("#report-body table.report")
+            assert "玄武区" in (await page.text_content("#report-body") or "")
+            await shot("report")
+            async with page.expect_download() as dl:
+                await page.click("#report-csv")
+            report_csv = tmp_path / "report.csv"
+            await (await dl.value).save_as(str(report_csv))
+            rows = list(csv.reader(io.StringIO(report_csv.read_text(encoding="utf-8"))))
+            assert ["alerts_by_kind", "exclusion_entered", "red", "1"] in rows
+            assert ["report", "jurisdiction_name", "", "玄武区"] in rows
+            await page.fill("#export-person", "P-red")
+            async with page.expect_download() as dl:
+                await page.click("#export-go")
+            track_csv = tmp_path / "track.csv"
+            await (await dl.value).save_as(str(track_csv))
+            lines = track_csv.read_text(encoding="utf-8").splitlines()
+            assert lines[0].startswith("ts,device_id,lat,lon") and len(lines) == 11  # header + 10 fixes
+
+            assert outside == [] and failed == []
+        finally:
+            await browser.close()
+    async with api.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, resolution_note FROM alerts WHERE alert_id = 'A-red'")
+        audit = {r["action"] for r in await conn.fetch("SELECT action FROM audit_log")}
+    assert tuple(row) == ("resolved", "已电话联系，本人已离开公园")
+    assert {"report.daily", "track.export", "districts.read", "alert.resolve"} <= audit
+    assert all(p.stat().st_size > 10_000 for p in shots)
+    print("screenshots:", ", ".join(str(p) for p in shots), "; opened", format_ts(api.clock.now))
