@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages the test suite needs and pip cannot provide:
-# PostGIS (the geofence geometry is cross-checked against it) and Chromium
-# with its driver (the dashboard test drives a real browser).
+# PostGIS (the geofence geometry is cross-checked against it), Chromium
+# with its driver (the dashboard test drives a real browser) and a Chinese
+# font (the console is in Chinese; without one its screenshots show boxes).
 #
 #   scripts/install-system-deps.sh            install what is missing (as root)
 #   scripts/install-system-deps.sh --check    only say what is missing; exit 1 if anything is
@@ -10,8 +11,9 @@
 #
 # Without root it installs nothing: it prints the one command to run and
 # exits 1, so `make test` stops before a test fails for a missing package.
-# WARDSTREAM_PG_ROOT, WARDSTREAM_PG_SHARE and PATH decide where it looks
-# (defaults: /usr/lib/postgresql and /usr/share/postgresql).
+# WARDSTREAM_PG_ROOT, WARDSTREAM_PG_SHARE, WARDSTREAM_FONT_DIR and PATH decide
+# where it looks (defaults: /usr/lib/postgresql, /usr/share/postgresql and
+# /usr/share/fonts).
 set -eu
 
 mode=install
@@ -21,7 +23,7 @@ for arg in "$@"; do
     --check) mode=check ;;
     --dry-run) mode=dry-run ;;
     --demo) only_demo=yes ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-system-deps: unknown option $arg (--check, --dry-run, --demo)" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +42,12 @@ fi
 if [ "$only_demo" = no ]; then
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
   command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+  font_dir=${WARDSTREAM_FONT_DIR:-/usr/share/fonts}
+  cjk=no
+  for f in "$font_dir"/truetype/wqy/* "$font_dir"/opentype/noto/*CJK* "$font_dir"/truetype/arphic/*; do
+    [ -e "$f" ] && cjk=yes
+  done
+  [ "$cjk" = yes ] || need="$need fonts-wqy-microhei"
 fi
 need=${need# }
 

@@ -48,8 +48,13 @@ def _run(tmp: Path, *args: str, uid: int = 0, chromium: bool = False, postgis: b
         ext = pg_share / "15" / "extension"
         ext.mkdir(parents=True, exist_ok=True)
         (ext / "postgis.control").write_text("")
+    fonts = tmp / "fonts"
+    if chromium:  # a browser that can show the console's Chinese
+        (fonts / "truetype" / "wqy").mkdir(parents=True, exist_ok=True)
+        (fonts / "truetype" / "wqy" / "wqy-microhei.ttc").write_text("")
     env = {"PATH": _fake_path(tmp, uid, chromium), "WARDSTREAM_PG_ROOT": str(pg_root),
-           "WARDSTREAM_PG_SHARE": str(pg_share), "HOME": str(tmp)}
+           "WARDSTREAM_PG_SHARE": str(pg_share), "WARDSTREAM_FONT_DIR": str(fonts),
+           "HOME": str(tmp)}
     return subprocess.run(["/bin/sh", str(SCRIPT), *args], env=env, capture_output=True,
                           text=True, timeout=30)
 
@@ -70,7 +75,8 @@ def test_missing_packages_are_installed_as_root(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     calls = _apt_calls(tmp_path)
     assert calls[0] == "update -qq"
-    assert calls[1].split()[-3:] == ["postgresql-15-postgis-3", "chromium", "chromium-driver"]
+    assert calls[1].split()[-4:] == ["postgresql-15-postgis-3", "chromium", "chromium-driver",
+                                     "fonts-wqy-microhei"]
 
 
 def test_without_root_it_says_what_to_run_and_fails(tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_demo_needs_only_the_database_server(tmp_path: Path) -> None:
 def test_check_reports_and_unknown_option_is_exit_2(tmp_path: Path) -> None:
     r = _run(tmp_path, "--check")
     assert r.returncode == 1
-    assert "postgresql-15-postgis-3 chromium chromium-driver" in r.stderr
+    assert "postgresql-15-postgis-3 chromium chromium-driver fonts-wqy-microhei" in r.stderr
     bad = subprocess.run(["/bin/sh", str(SCRIPT), "--chek"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
 
