@@ -167,14 +167,16 @@ def rekeyed(messages: Sequence[Telemetry], sources: Sequence[int], partition: in
     size = 2
     cut = 0  # index in parts of the last source-record boundary
 
-    def emit(upto: int, partial: bool) -> None:
+    def emit(upto: int, partial: bool, final: bool = False) -> None:
         runs: list[tuple[int, int]] = []
         for off in offs[:upto]:
             if runs and runs[-1][0] == off:
                 runs[-1] = (off, runs[-1][1] + 1)
             else:
                 runs.append((off, 1))
-        top = last_offset if not offs[upto:] and not partial else offs[upto - 1]
+        # the last envelope covers the whole source batch; an earlier one, its
+        # own records (the last of them whole unless ``partial``)
+        top = last_offset if final else offs[upto - 1]
         out.append((b"[" + b",".join(parts[:upto]) + b"]",
                     Origin(partition, top, hop, tuple(runs), partial)))
         del parts[:upto], offs[:upto]
@@ -192,7 +194,7 @@ def rekeyed(messages: Sequence[Telemetry], sources: Sequence[int], partition: in
         offs.append(off)
         size += len(raw) + 1
     if parts:
-        emit(len(parts), partial=False)
+        emit(len(parts), partial=False, final=True)
     return out
 
 

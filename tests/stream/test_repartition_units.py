@@ -3,6 +3,8 @@ event-time alignment of the partitions a worker re-keys from."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from geofence.model import Fix, Order
@@ -104,6 +106,35 @@ def test_a_copy_cut_differently_after_a_crash_gives_exactly_its_new_messages(
     again = _taken(seen, rekeyed(msgs[6:], sources[6:], 2, 19, 1, limit, 1 << 20))
     assert first + again == [m.ts for m in msgs]  # each message taken exactly once
     assert seen.high[2] == 19
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_copies_of_any_cut_give_each_message_once(seed: int) -> None:
+    """Random source batches and limits, a crash and a re-keying from any
+    earlier record: the owner takes every message exactly once, in order."""
+    rng = random.Random(seed)
+    sizes = [rng.randint(1, 5) for _ in range(rng.randint(5, 40))]
+    sources = [off for off, n in enumerate(sizes) for _ in range(n)]
+    msgs = [_fix("d1", 1000 * off + i) for i, off in enumerate(sources)]
+    limit = rng.randint(1, 8)
+    seen = SeenOrigins()
+    taken: list[int] = []
+
+    def batches(start: int, stop: int) -> None:
+        rec = start
+        while rec < stop:  # a batch of whole source records, as the worker reads them
+            end = min(stop, rec + rng.randint(1, 6))
+            idx = [i for i, off in enumerate(sources) if rec <= off < end]
+            if idx:
+                taken.extend(_taken(seen, rekeyed([msgs[i] for i in idx],
+                                                  [sources[i] for i in idx], 2, end - 1, 1,
+                                                  limit, 1 << 20)))
+            rec = end
+
+    crash_at = rng.randint(0, len(sizes))
+    batches(0, crash_at)
+    batches(rng.randint(0, crash_at), len(sizes))  # restored from an earlier snapshot
+    assert taken == [m.ts for m in msgs]
 
 
 def test_records_re_keyed_by_older_versions_keep_the_whole_record_rule() -> None:
