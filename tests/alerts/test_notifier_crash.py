@@ -73,6 +73,8 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_repeats_only
 
         procs.append(start_notifier(env))
         await wait_for(lambda: _count(http, 5), timeout=90)
+        # kill while a webhook and an e-mail page are both being handed over
+        await wait_for(lambda: _both_on_wire(pool), timeout=30, interval=0.02)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=10)
         async with pool.acquire() as conn:
@@ -81,7 +83,7 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_repeats_only
         hooks_on_wire = {_key(r) for r in on_wire if r["channel"] == "webhook"}
         mails_on_wire = {_key(r) for r in on_wire if r["channel"] == "email"}
         assert len(http.hits) < N, "the notifier finished before it was killed; nothing was tested"
-        assert mails_on_wire, "no e-mail was on the wire at the kill; nothing was tested"
+        assert hooks_on_wire and mails_on_wire, "no page was on the wire at the kill"
 
         procs.append(start_notifier(env))
         await wait_for(lambda: _distinct(http, N), timeout=120)
@@ -148,6 +150,13 @@ async def _settled(pool: asyncpg.Pool, n: int) -> bool:
     async with pool.acquire() as conn:
         return bool(await conn.fetchval(
             "SELECT count(*) = $1 AND bool_and(status <> 'sending') FROM notify_deliveries", n))
+
+
+async def _both_on_wire(pool: asyncpg.Pool) -> bool:
+    async with pool.acquire() as conn:
+        return bool(await conn.fetchval(
+            "SELECT count(DISTINCT channel) = 2 FROM notify_deliveries"
+            " WHERE status = 'sending' AND handed_at IS NOT NULL"))
 
 
 async def _count(http: HttpReceiver, n: int) -> bool:
