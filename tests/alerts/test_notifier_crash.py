@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 from alerts_testkit import T0, create_topic, produce, record, wait_for
 from notify_kit import HttpReceiver, SmtpSink
 
@@ -44,6 +45,7 @@ def start_notifier(env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # two notifier processes start and join their group: about 35 s
 async def test_killed_mid_delivery_then_restarted_loses_nothing_and_repeats_only_the_wire(
     database_url: str,
 ) -> None:
