@@ -164,9 +164,11 @@ async def delete_shift(conn: asyncpg.Connection, shift_id: int, scope: str) -> b
 
 
 async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | None,
-                          status: str | None, limit: int) -> list[dict[str, Any]]:
+                          status: str | None, limit: int, *,
+                          resent: bool | None = None) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM notify_deliveries WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::text IS NULL OR alert_id = $2) AND ($3::text IS NULL OR status = $3)"
-        " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit)
+        " AND ($5::boolean IS NULL OR resent = $5)"
+        " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit, resent)
     return [json_row(r) for r in rows]

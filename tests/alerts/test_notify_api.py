@@ -126,8 +126,12 @@ async def test_a_page_on_the_wire_at_a_stop_is_resent_on_every_channel_and_logge
     assert rows["email"] == rows["webhook"] == ("sent", True, None)
     assert rows["sms"] == ("sent", False, None)
     assert rows["mqtt"][:2] == ("sending", True) and rows["mqtt"][2] is not None
-    assert (await api.client.get("/api/notify/deliveries?status=unconfirmed",
-                                 headers=auth(op))).status == 400
+    got = await (await api.client.get("/api/notify/deliveries?resent=true&status=sent",
+                                      headers=auth(op))).json()
+    assert sorted(r["channel"] for r in got["deliveries"]) == ["email", "webhook"]
+    for bad in ("status=unconfirmed", "resent=maybe"):
+        assert (await api.client.get(f"/api/notify/deliveries?{bad}",
+                                     headers=auth(op))).status == 400
 
 
 async def test_every_notification_and_dispatch_route_is_scoped_and_audited(make_api: Any) -> None:
