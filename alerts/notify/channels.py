@@ -99,7 +99,8 @@ def message_text(event: str, alert: Mapping[str, Any], delivery_id: str) -> tupl
     """Title and body of a page for people (e-mail, SMS, robots, MQTT)."""
     sev = str(alert.get("severity", "")).upper()
     title = f"[{sev}] {alert.get('kind', 'alert')} {event} - {alert.get('person_id') or '?'}"
-    body = (f"[ref {page_ref(delivery_id)}] Alert {alert.get('alert_id')} ({alert.get('kind')}, {alert.get('severity')}) "
+    body = (f"[ref {page_ref(delivery_id)}] "
+            f"Alert {alert.get('alert_id')} ({alert.get('kind')}, {alert.get('severity')}) "
             f"{event} in {alert.get('jurisdiction') or '-'} at tier {alert.get('tier') or 'county'}; "
             f"opened {alert.get('opened_at')}, position {alert.get('lat')},{alert.get('lon')}.")
     return title, body
