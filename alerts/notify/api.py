@@ -99,17 +99,22 @@ async def delete_shift(request: web.Request) -> web.Response:
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    """GET /api/notify/deliveries?alert_id=&status=&limit=."""
+    """GET /api/notify/deliveries?alert_id=&status=&resent=&limit=."""
     _, who = caller(request, "operator")
     status = str_param(request, "status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise BadRequestError(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+    resent_arg = str_param(request, "resent")
+    if resent_arg not in (None, "true", "false"):
+        raise BadRequestError("resent must be true or false")
+    resent = None if resent_arg is None else resent_arg == "true"
     alert_id = str_param(request, "alert_id")
     limit = max(1, min(1000, int_param(request, "limit", 200)))
+    filters = {k: v for k, v in (("status", status), ("resent", resent)) if v is not None}
     async with connection(request) as conn:
-        rows = await store.list_deliveries(conn, who.jurisdiction, alert_id, status, limit)
-        await audit_request(conn, request, "notify.deliveries.read", alert_id,
-                            None if status is None else {"status": status})
+        rows = await store.list_deliveries(conn, who.jurisdiction, alert_id, status, limit,
+                                           resent=resent)
+        await audit_request(conn, request, "notify.deliveries.read", alert_id, filters or None)
     return web.json_response({"deliveries": rows})
 
 

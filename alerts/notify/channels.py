@@ -1,13 +1,20 @@
 """Delivery channels: webhook, e-mail, SMS gateway, DingTalk / WeCom robots, MQTT.
 
-E-mail, SMS (an HTTP SMS gateway taking JSON) and MQTT go through apprise;
-the webhook is signed here (HMAC-SHA256 over the body in
-``X-Wardstream-Signature: sha256=HEX``, the page's identity in
-``X-Wardstream-Delivery`` so a receiver can drop a repeat), and DingTalk /
-WeCom group robots get their text message posted to the robot's webhook
-address as the group settings show it. Every attempt runs under its own
-timeout and every page of a step runs concurrently, so a slow channel never
-holds up another.
+Every page carries its identity, the delivery id, so that a page sent again
+after a notifier stopped mid-attempt is recognisable as the same page: the
+webhook has it in ``X-Wardstream-Delivery`` (and is signed, HMAC-SHA256 over
+the body in ``X-Wardstream-Signature: sha256=HEX``); an e-mail has a stable
+``Message-ID`` derived from it, so a mail store that collapses by Message-ID
+shows one message; SMS, robot and MQTT texts start with a short page
+reference (``[ref 1a2b3c4d]``) that a person can compare.
+
+E-mail is composed here and handed to the SMTP server through apprise's SMTP
+connection (apprise reads the configured ``mailto://`` address); SMS (an
+HTTP SMS gateway taking JSON) and MQTT go through apprise; DingTalk / WeCom
+group robots get their text message posted to the robot's webhook address
+as the group settings show it. Every attempt runs under its own timeout and
+every page of a step runs concurrently, so a slow channel never holds up
+another.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 import aiohttp
@@ -28,14 +39,13 @@ import aiohttp
 from alerts.errors import AlertsError
 from stream.settings import Settings, catalogue_key
 
-RECOGNISES_REPEATS = frozenset({"webhook"})
-"""Channels whose receiver can drop a repeated page by its delivery identity
-(``X-Wardstream-Delivery``): only these are sent again when a notifier stopped
-while handing the page over."""
-
 
 class ChannelError(AlertsError):
     """A channel refused or could not take a page (the reason is in the message)."""
+
+
+class ChannelTimeout(ChannelError):
+    """A channel gave no answer in time: the page may still arrive."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,26 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def message_text(event: str, alert: Mapping[str, Any]) -> tuple[str, str]:
-    """Title and body of a page for people (e-mail, SMS, robots)."""
+def _digest(delivery_id: str) -> str:
+    return hashlib.sha256(delivery_id.encode()).hexdigest()[:32]
+
+
+def page_ref(delivery_id: str) -> str:
+    """The short reference of a page that people see in its text (8 hex digits)."""
+    return _digest(delivery_id)[:8]
+
+
+def message_id(delivery_id: str) -> str:
+    """The e-mail ``Message-ID`` of a page: the same for every attempt at it."""
+    return f"<{_digest(delivery_id)}@wardstream>"
+
+
+def message_text(event: str, alert: Mapping[str, Any], delivery_id: str) -> tuple[str, str]:
+    """Title and body of a page for people (e-mail, SMS, robots, MQTT)."""
     sev = str(alert.get("severity", "")).upper()
     title = f"[{sev}] {alert.get('kind', 'alert')} {event} - {alert.get('person_id') or '?'}"
-    body = (f"Alert {alert.get('alert_id')} ({alert.get('kind')}, {alert.get('severity')}) "
+    body = (f"[ref {page_ref(delivery_id)}] "
+            f"Alert {alert.get('alert_id')} ({alert.get('kind')}, {alert.get('severity')}) "
             f"{event} in {alert.get('jurisdiction') or '-'} at tier {alert.get('tier') or 'county'}; "
             f"opened {alert.get('opened_at')}, position {alert.get('lat')},{alert.get('lon')}.")
     return title, body
@@ -103,7 +128,7 @@ class Channels:
             await asyncio.wait_for(self._send(channel, address, delivery_id, event, alert),
                                    self.config.timeout_s)
         except TimeoutError:
-            raise ChannelError(f"{channel}: no answer within {self.config.timeout_s:g} s") from None
+            raise ChannelTimeout(f"{channel}: no answer within {self.config.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise ChannelError(f"{channel}: {type(exc).__name__}: {exc}"[:300]) from None
 
@@ -112,13 +137,14 @@ class Channels:
         if channel == "webhook":
             await self._webhook(address, delivery_id, event, alert)
         elif channel in ("dingtalk", "wecom"):
-            await self._robot(channel, address, event, alert)
+            await self._robot(channel, address, delivery_id, event, alert)
         elif channel == "email":
-            await self._apprise(self._with_param(self._need("smtp"), "to", address), event, alert)
+            await self._email(address, delivery_id, event, alert)
         elif channel == "sms":
-            await self._apprise(self._with_param(self._need("sms"), ":to", address), event, alert)
+            await self._apprise(self._with_param(self._need("sms"), ":to", address),
+                                delivery_id, event, alert)
         elif channel == "mqtt":
-            await self._apprise(self._need("mqtt"), event, alert)
+            await self._apprise(self._need("mqtt"), delivery_id, event, alert)
         else:
             raise ChannelError(f"unknown channel {channel!r}")
 
@@ -146,10 +172,11 @@ class Channels:
             if resp.status >= 300:
                 raise ChannelError(f"webhook: HTTP {resp.status}")
 
-    async def _robot(self, channel: str, url: str, event: str, alert: Mapping[str, Any]) -> None:
+    async def _robot(self, channel: str, url: str, delivery_id: str, event: str,
+                     alert: Mapping[str, Any]) -> None:
         """DingTalk and WeCom group robots share the text message format."""
         assert self._http is not None
-        title, text = message_text(event, alert)
+        title, text = message_text(event, alert, delivery_id)
         if channel == "dingtalk" and "#" in url:  # "URL#SECRET": the robot's signing secret
             url, secret = url.split("#", 1)
             ts = str(int(time.time() * 1000))
@@ -165,10 +192,65 @@ class Channels:
         if code:
             raise ChannelError(f"{channel}: robot answered errcode {code}")
 
-    async def _apprise(self, url: str, event: str, alert: Mapping[str, Any]) -> None:
+    async def _email(self, address: str, delivery_id: str, event: str,
+                     alert: Mapping[str, Any]) -> None:
+        """Compose the page with its stable Message-ID and hand it to the SMTP server.
+
+        apprise reads the configured address (server, TLS mode, credentials,
+        ``from``, ``cc``, ``bcc``, ``reply`` and ``+Header=value`` arguments)
+        and holds the SMTP connection; the message is composed here because
+        apprise gives every message a Message-ID of its own.
+        """
+        import apprise
+        from apprise.plugins.email import NotifyEmail
+
+        url = self._with_param(self._need("smtp"), "to", address)
+        mailer = apprise.Apprise.instantiate(url)
+        if not isinstance(mailer, NotifyEmail) or not mailer.targets:
+            raise ChannelError("apprise does not accept the mailto:// address configured"
+                               f" with recipient {address!r}")
+        title, text = message_text(event, alert, delivery_id)
+        msg = EmailMessage()
+        msg["Subject"] = title
+        from_name, sender = (str(v or "") for v in mailer.from_addr)
+        to = [(str(n or ""), str(a)) for n, a in mailer.targets]
+        msg["From"] = formataddr((from_name, sender))
+        msg["To"] = ", ".join(formataddr(pair) for pair in to)
+        if mailer.cc:
+            msg["Cc"] = ", ".join(sorted(mailer.cc))
+        if mailer.reply_to:
+            msg["Reply-To"] = ", ".join(sorted(mailer.reply_to))
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = message_id(delivery_id)
+        msg["X-Wardstream-Delivery"] = delivery_id
+        for key, value in mailer.headers.items():  # the page's own headers take precedence
+            if key not in msg:
+                msg[key] = value
+        msg.set_content(text)
+        rcpts = [a for _, a in to] + sorted(mailer.cc) + sorted(mailer.bcc)
+        await asyncio.to_thread(self._smtp, mailer, sender, rcpts, msg.as_string())
+
+    def _smtp(self, mailer: Any, sender: str, rcpts: list[str], message: str) -> None:
+        """One SMTP session (runs in a thread): connect, secure, log in, send."""
+        from apprise.plugins.email.smtp import SMTP_EXCEPTIONS, AppriseSMTPController
+
+        try:
+            with AppriseSMTPController(
+                host=mailer.smtp_host, port=mailer.port, secure_mode=mailer.secure_mode,
+                user=mailer.user, password=mailer.password,
+                verify_certificate=mailer.verify_certificate,
+                socket_connect_timeout=max(1, math.ceil(self.config.timeout_s)),
+            ) as smtp:
+                if not smtp.sendmail(sender, rcpts, message):
+                    raise ChannelError("email: the SMTP server did not accept the message")
+        except SMTP_EXCEPTIONS as exc:
+            raise ChannelError(f"email: {type(exc).__name__}: {exc}"[:300]) from None
+
+    async def _apprise(self, url: str, delivery_id: str, event: str,
+                       alert: Mapping[str, Any]) -> None:
         import apprise
 
-        title, text = message_text(event, alert)
+        title, text = message_text(event, alert, delivery_id)
         ap = apprise.Apprise()
         if not ap.add(url):
             scheme = url.split(":", 1)[0]

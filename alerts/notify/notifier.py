@@ -3,9 +3,10 @@
 For each record the notifier finds the matching policies and the officers on
 duty, claims each page in the delivery log (a page already done is skipped,
 so a restart or a replay of the topic never pages twice; a page that was on
-the wire when a notifier stopped is sent again only on a channel whose
-receiver recognises a repeat), sends all pages of the step concurrently with
-retries and exponential backoff, and records the outcome. A red alert whose
+the wire when a notifier stopped is sent again with the same delivery id and
+logged ``resent``, so no page is lost and a repeat is recognisable), sends
+all pages of the step concurrently with retries and exponential backoff, and
+records the outcome. A red alert whose
 page still fails after its retries pages the next tier up (city, then
 province) as step ``fallback:TIER``.
 """
@@ -23,7 +24,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.notify import store
-from alerts.notify.channels import RECOGNISES_REPEATS, ChannelError, Channels
+from alerts.notify.channels import ChannelError, Channels, ChannelTimeout
 from alerts.notify.policy import TIERS, Target, targets, tier_jurisdiction
 from geofence.errors import ValidationError
 from geofence.model import parse_ts
@@ -45,9 +46,10 @@ class NotifierMetrics:
                                ["channel"], registry=r)
         self.skipped = Counter("wardstream_notify_skipped_total",
                                "Pages found already sent in the delivery log", registry=r)
-        self.unconfirmed = Counter(
-            "wardstream_notify_unconfirmed_total",
-            "Pages on the wire when a notifier stopped, not sent again", ["channel"], registry=r)
+        self.resent = Counter(
+            "wardstream_notify_resent_total",
+            "Pages sent again that may have arrived already (a notifier stopped mid-attempt,"
+            " or an attempt got no answer in time)", ["channel"], registry=r)
         self.latency = Histogram(
             "wardstream_notify_latency_seconds",
             "Time from the lifecycle record to its page's delivery", ["channel"], registry=r,
@@ -113,37 +115,35 @@ class Notifier:
 
     async def _page(self, t: Target, event: str, alert: Mapping[str, Any],
                     start: float) -> bool | None:
-        """Claim, send with retries, record; None when the log says it is done already.
-
-        False when the page failed, or when it was being handed to a channel
-        that cannot recognise a repeat as a previous notifier stopped (so a
-        red alert pages the next tier, as for a failed page).
-        """
+        """Claim, send with retries, record; None when the log says it is done already."""
         jurisdiction = str(alert.get("jurisdiction") or "")
         async with self.pool.acquire() as conn:
-            state = await store.claim(conn, t, jurisdiction, str(alert.get("severity") or ""),
-                                      resend_handed=t.channel in RECOGNISES_REPEATS)
-        if state is None:
+            claimed = await store.claim(conn, t, jurisdiction, str(alert.get("severity") or ""))
+        if claimed is None:
             self.metrics.skipped.inc()
             return None
-        if state == "unconfirmed":
-            self.metrics.unconfirmed.labels(t.channel).inc()
-            log.warning("page %s on %s to %s was on the wire when the notifier stopped; not sent"
-                        " again", t.step, t.channel, t.recipient)
-            return False
+        resent = claimed == "resend"
+        if resent:
+            self._resending(t, "it was on the wire when a notifier stopped")
         cfg = self.channels.config
         error: str | None = None
         attempts = 0
+        timed_out = False
         t0 = time.monotonic()
         for attempt in range(cfg.retries + 1):
             attempts = attempt + 1
             if attempt:  # the claim marked the first attempt
                 async with self.pool.acquire() as conn:
-                    await store.handing(conn, t, True)
+                    await store.handing(conn, t, True, repeat=timed_out)
+                if timed_out and not resent:
+                    resent = True
+                    self._resending(t, "its last attempt got no answer in time")
             try:
                 await self.channels.send(t.channel, t.address, t.delivery_id, event, alert)
                 error = None
                 break
+            except ChannelTimeout as exc:  # the channel may still take it
+                error, timed_out = str(exc), True
             except ChannelError as exc:
                 error = str(exc)
             except Exception as exc:  # a channel library's own error: recorded, never raised
@@ -165,3 +165,8 @@ class Notifier:
             log.warning("page %s on %s to %s failed after %d attempts: %s", t.step, t.channel,
                         t.recipient, attempts, error)
         return ok
+
+    def _resending(self, t: Target, why: str) -> None:
+        self.metrics.resent.labels(t.channel).inc()
+        log.warning("page %s on %s to %s is sent again with the same delivery id because %s;"
+                    " it may arrive twice", t.step, t.channel, t.recipient, why)

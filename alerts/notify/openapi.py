@@ -93,6 +93,7 @@ def openapi_paths() -> dict[str, Any]:
             "get": {"summary": "Delivery log in scope (operator+)",
                     "parameters": [q("alert_id", {"type": "string", "maxLength": 256}),
                                    q("status", {"type": "string", "enum": list(DELIVERY_STATUSES)}),
+                                   q("resent", {"type": "string", "enum": ["true", "false"]}),
                                    q("limit", {"type": "integer", "minimum": 1,
                                                "maximum": 1000})],
                     "responses": std("200", "400")}},

@@ -25,9 +25,9 @@ TIERS = ("county", "city", "province")
 EVENTS = ("opened", "updated", "cleared", "acknowledged", "resolved", "escalated")
 SEVERITIES = ("red", "orange", "yellow", "blue")
 DUTY = "duty"
-DELIVERY_STATUSES = ("sending", "sent", "failed", "unconfirmed")
-"""States of a page in the delivery log: being sent, sent, given up after its
-retries, or on the wire when its notifier stopped and not sent again."""
+DELIVERY_STATUSES = ("sending", "sent", "failed")
+"""States of a page in the delivery log: being sent, sent, or given up after
+its retries (a page that may have arrived twice is ``sent`` with ``resent``)."""
 
 
 @dataclass(frozen=True)

@@ -49,38 +49,38 @@ def _page(t: Target) -> tuple[str, str, str, str]:
     return t.alert_id, t.step, t.recipient, t.channel
 
 
-UNCONFIRMED = ("the notifier stopped while handing this page to the channel; it may have"
-               " arrived and is not sent again")
+async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str,
+                severity: str) -> str | None:
+    """Take a page before sending it; None when the log says it is done already.
 
-
-async def claim(conn: asyncpg.Connection, t: Target, jurisdiction: str, severity: str, *,
-                resend_handed: bool = False) -> str | None:
-    """Take a page before sending it; the page's state, or None when it is done already.
-
-    ``"sending"``: send it now (the row is marked as being handed to the
-    channel). A row left ``sending`` by a notifier that stopped between
-    attempts is taken again. A row that was being handed to the channel when
-    its notifier stopped is taken again only if ``resend_handed`` (the
-    receiver recognises a repeat); otherwise it becomes ``"unconfirmed"`` and
-    is not sent.
+    Otherwise the page is to be sent now, and the row is marked as being
+    handed to the channel. A row left ``sending`` by a notifier that stopped
+    is taken again: between attempts (``handed_at`` empty) it is simply the
+    retry; in the middle of an attempt (``handed_at`` set) the page may have
+    arrived already, so the row is marked ``resent``. Returns ``"resend"``
+    when the page may reach its receiver twice, else ``"send"``.
     """
     row = await conn.fetchrow(
         "INSERT INTO notify_deliveries AS d (alert_id, step, recipient, channel, jurisdiction,"
         " severity, status, handed_at) VALUES ($1, $2, $3, $4, $5, $6, 'sending', now())"
         " ON CONFLICT (alert_id, step, recipient, channel) DO UPDATE SET last_at = now(),"
-        " status = CASE WHEN d.handed_at IS NULL OR $7 THEN 'sending' ELSE 'unconfirmed' END,"
-        " error = CASE WHEN d.handed_at IS NULL OR $7 THEN d.error ELSE $8 END,"
-        " handed_at = CASE WHEN d.handed_at IS NULL OR $7 THEN now() ELSE d.handed_at END"
-        " WHERE d.status = 'sending' RETURNING status",
-        *_page(t), jurisdiction, severity, resend_handed, UNCONFIRMED)
-    return None if row is None else str(row["status"])
+        " resent = d.resent OR d.handed_at IS NOT NULL, handed_at = now()"
+        " WHERE d.status = 'sending' RETURNING resent",
+        *_page(t), jurisdiction, severity)
+    return None if row is None else "resend" if row["resent"] else "send"
 
 
-async def handing(conn: asyncpg.Connection, t: Target, handed: bool) -> None:
-    """Mark a page as being handed to its channel (before an attempt) or not (after one)."""
+async def handing(conn: asyncpg.Connection, t: Target, handed: bool, *,
+                  repeat: bool = False) -> None:
+    """Mark a page as being handed to its channel (before an attempt) or not (after one).
+
+    ``repeat``: the attempt follows one that got no answer in time and may
+    have arrived, so the row is marked ``resent``.
+    """
     await conn.execute(
-        "UPDATE notify_deliveries SET handed_at = CASE WHEN $5 THEN now() END, last_at = now()"
-        f" WHERE {_PAGE} AND status = 'sending'", *_page(t), handed)
+        "UPDATE notify_deliveries SET handed_at = CASE WHEN $5 THEN now() END,"
+        f" resent = resent OR $6, last_at = now() WHERE {_PAGE} AND status = 'sending'",
+        *_page(t), handed, repeat)
 
 
 async def finish(conn: asyncpg.Connection, t: Target, ok: bool, attempts: int,
@@ -164,9 +164,11 @@ async def delete_shift(conn: asyncpg.Connection, shift_id: int, scope: str) -> b
 
 
 async def list_deliveries(conn: asyncpg.Connection, scope: str, alert_id: str | None,
-                          status: str | None, limit: int) -> list[dict[str, Any]]:
+                          status: str | None, limit: int, *,
+                          resent: bool | None = None) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM notify_deliveries WHERE jurisdiction LIKE $1 || '%'"
         " AND ($2::text IS NULL OR alert_id = $2) AND ($3::text IS NULL OR status = $3)"
-        " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit)
+        " AND ($5::boolean IS NULL OR resent = $5)"
+        " ORDER BY last_at DESC LIMIT $4", scope, alert_id, status, limit, resent)
     return [json_row(r) for r in rows]

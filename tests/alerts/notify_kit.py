@@ -17,6 +17,9 @@ from stream.broker import free_port
 class Mail:
     rcpt: list[str]
     subject: str
+    message_id: str = ""
+    body: str = ""
+    raw: bytes = b""
 
 
 class SmtpSink:
@@ -30,9 +33,14 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         import email
+        import email.policy
 
-        msg = email.message_from_bytes(envelope.content)
-        self.inbox.append(Mail(list(envelope.rcpt_tos), str(msg.get("Subject", ""))))
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = msg.get_body(("plain",))
+        self.inbox.append(Mail(list(envelope.rcpt_tos), str(msg.get("Subject", "")),
+                               str(msg.get("Message-ID", "")),
+                               "" if body is None else str(body.get_content()),
+                               bytes(envelope.content)))
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         return "250 OK"

@@ -97,7 +97,7 @@ async def test_delivery_log_shows_failures_in_scope(make_api: Any) -> None:
     assert (await c.get("/api/notify/deliveries?status=lost", headers=auth(op))).status == 400
 
 
-async def test_a_page_on_the_wire_at_a_stop_is_resent_only_where_repeats_are_recognised(
+async def test_a_page_on_the_wire_at_a_stop_is_resent_on_every_channel_and_logged_so(
     make_api: Any,
 ) -> None:
     api = await make_api()
@@ -105,22 +105,33 @@ async def test_a_page_on_the_wire_at_a_stop_is_resent_only_where_repeats_are_rec
     mail = Target("A-1", "opened", "li", "email", "li@x", 1)
     hook = Target("A-1", "opened", "li", "webhook", "http://h/", 2)
     retry = Target("A-1", "opened", "li", "sms", "+86", 3)
+    late = Target("A-1", "opened", "li", "mqtt", "", 4)
     async with api.pool.acquire() as conn:
-        for t in (mail, hook, retry):  # claimed and handed to the channel, then the process dies
-            assert await store.claim(conn, t, "320102", "red") == "sending"
+        for t in (mail, hook, retry, late):  # claimed and handed to the channel
+            assert await store.claim(conn, t, "320102", "red") == "send"
         await store.handing(conn, retry, False)  # its attempt failed; it died before the retry
-        # the next notifier reads the record again
-        assert await store.claim(conn, mail, "320102", "red") == "unconfirmed"
-        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) == "sending"
-        assert await store.claim(conn, retry, "320102", "red") == "sending"
-        assert await store.claim(conn, mail, "320102", "red") is None  # never sent again
-        await store.finish(conn, hook, True, 1, 3.0, None)
-        assert await store.claim(conn, hook, "320102", "red", resend_handed=True) is None
-    got = await (await api.client.get("/api/notify/deliveries?status=unconfirmed",
+        await store.handing(conn, late, False)  # its attempt got no answer in time ...
+        await store.handing(conn, late, True, repeat=True)  # ... and the retry is a repeat
+        # the next notifier reads the record again: every page is sent again,
+        # those that may have arrived already are marked resent
+        assert await store.claim(conn, mail, "320102", "red") == "resend"
+        assert await store.claim(conn, hook, "320102", "red") == "resend"
+        assert await store.claim(conn, retry, "320102", "red") == "send"
+        for t in (mail, hook, retry):
+            await store.finish(conn, t, True, 1, 3.0, None)
+            assert await store.claim(conn, t, "320102", "red") is None  # done: never again
+    got = await (await api.client.get("/api/notify/deliveries?alert_id=A-1",
                                       headers=auth(op))).json()
-    [row] = got["deliveries"]
-    assert (row["channel"], row["handed_at"] is not None) == ("email", True)
-    assert "may have arrived" in row["error"]
+    rows = {r["channel"]: (r["status"], r["resent"], r["handed_at"]) for r in got["deliveries"]}
+    assert rows["email"] == rows["webhook"] == ("sent", True, None)
+    assert rows["sms"] == ("sent", False, None)
+    assert rows["mqtt"][:2] == ("sending", True) and rows["mqtt"][2] is not None
+    got = await (await api.client.get("/api/notify/deliveries?resent=true&status=sent",
+                                      headers=auth(op))).json()
+    assert sorted(r["channel"] for r in got["deliveries"]) == ["email", "webhook"]
+    for bad in ("status=unconfirmed", "resent=maybe"):
+        assert (await api.client.get(f"/api/notify/deliveries?{bad}",
+                                     headers=auth(op))).status == 400
 
 
 async def test_every_notification_and_dispatch_route_is_scoped_and_audited(make_api: Any) -> None:

@@ -13,10 +13,10 @@ import aiomqtt
 import asyncpg
 import pytest
 from alerts_testkit import record
-from notify_kit import HttpReceiver
+from notify_kit import HttpReceiver, SmtpSink
 
 from alerts.notify import store
-from alerts.notify.channels import ChannelConfig, ChannelError, Channels
+from alerts.notify.channels import ChannelConfig, ChannelError, Channels, message_id, page_ref
 from alerts.notify.notifier import Notifier, NotifierMetrics
 from alerts.notify.policy import check_policy_body
 
@@ -35,7 +35,8 @@ async def test_mqtt_page_reaches_a_subscriber_on_mosquitto() -> None:
             msg = await asyncio.wait_for(anext(aiter(client.messages)), 10)
     finally:
         await ch.close()
-    assert "A-ch" in bytes(msg.payload).decode()  # type: ignore[arg-type]
+    text = bytes(msg.payload).decode()  # type: ignore[arg-type]
+    assert f"[ref {page_ref('A-ch/opened/x/mqtt')}] Alert A-ch " in text
 
 
 async def test_robots_get_their_text_message_and_dingtalk_is_signed() -> None:
@@ -55,13 +56,73 @@ async def test_robots_get_their_text_message_and_dingtalk_is_signed() -> None:
         await ch.close()
         await http.stop()
     wecom, ding = http.on("/wecom"), http.on("/ding")
-    assert wecom[0].json["msgtype"] == "text" and "A-ch" in wecom[0].json["text"]["content"]
+    assert wecom[0].json["msgtype"] == "text"
+    assert f"[ref {page_ref('d')}] Alert A-ch " in wecom[0].json["text"]["content"]
     assert ding[0].json["msgtype"] == "text"
     # the robot's address keeps its token and gains a valid DingTalk signature
     q = ding[0].query
     assert q["access_token"] == "t1" and int(q["timestamp"]) >= before
     assert q["sign"] == _ding_sign("SECsecret", q["timestamp"])
     assert wecom[0].query == {"key": "k1"}
+
+
+async def test_an_email_page_has_one_stable_message_id_and_keeps_the_configured_headers() -> None:
+    smtp = SmtpSink()
+    smtp.start()
+    url = smtp.url + "&cc=desk@county.test&+X-Centre=320102&+Message-ID=<other@example.org>"
+    ch = Channels(ChannelConfig(smtp=url, timeout_s=5))
+    await ch.start()
+    try:
+        for _ in range(2):  # a page sent twice is the same message to a mail store
+            await ch.send("email", "li@duty.test", "A-ch/opened/li/email", "opened", ALERT)
+    finally:
+        await ch.close()
+        smtp.stop()
+    import email
+    import email.policy
+
+    first, second = smtp.inbox
+    assert first.message_id == second.message_id == message_id("A-ch/opened/li/email")
+    msg = email.message_from_bytes(first.raw, policy=email.policy.default)
+    assert msg.get_all("Message-ID") == [first.message_id]  # exactly one
+    assert msg["X-Wardstream-Delivery"] == "A-ch/opened/li/email"
+    assert msg["X-Centre"] == "320102" and msg["Cc"] == "desk@county.test"
+    assert msg["From"] == "alerts@wardstream.test" and msg["To"] == "li@duty.test"
+    assert sorted(first.rcpt) == ["desk@county.test", "li@duty.test"]
+    assert first.subject == "[RED] " + first.subject.split("] ", 1)[1]
+    assert f"[ref {page_ref('A-ch/opened/li/email')}] Alert A-ch " in first.body
+
+
+async def test_a_retry_after_an_attempt_without_answer_is_logged_as_a_possible_repeat(
+    database_url: str,
+) -> None:
+    from alerts.db import create_pool
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    pool = await create_pool(database_url, schema)
+    slow = HttpReceiver(delay_s=1.0)
+    await slow.start()
+    ch = Channels(ChannelConfig(timeout_s=0.3, retries=1, backoff_s=0.05))
+    await ch.start()
+    try:
+        async with pool.acquire() as conn:
+            await store.add_policy(conn, check_policy_body(
+                {"channel": "webhook", "recipient": slow.url("/slow")}), "test")
+        notifier = Notifier(pool, ch, NotifierMetrics())
+        results = await notifier.handle(record("opened", alert_id="A-t", severity="orange"))
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM notify_deliveries")
+    finally:
+        await ch.close()
+        await slow.stop()
+        await pool.close()
+        conn2 = await asyncpg.connect(database_url)
+        await conn2.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn2.close()
+    assert results == [False]
+    assert (row["status"], row["attempts"], row["resent"]) == ("failed", 2, True)
+    assert "no answer within" in row["error"]
+    assert notifier.metrics.resent.labels("webhook")._value.get() == 1
 
 
 async def test_a_slow_channel_does_not_hold_up_the_others(database_url: str) -> None:
