@@ -66,11 +66,13 @@ async def produce(bootstrap: str, orders: Sequence[Order], msgs: Sequence[Teleme
     await _send_all(bootstrap, items)
 
 
-async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partition: int) -> None:
-    """Publish payloads unkeyed to one partition (as a producer that places them);
-    a ``None`` payload (a tombstone) needs a key and gets one."""
-    await _send_all(bootstrap, [(partition, v, None if v is not None else b"tombstone")
-                                for v in payloads])
+async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partition: int,
+                      key: bytes | None = None) -> None:
+    """Publish payloads to one partition, unkeyed (as a producer that places them) or
+    with ``key`` (the person's key: as wardstream's own producers send them); a
+    ``None`` payload (a tombstone) needs a key and gets one."""
+    await _send_all(bootstrap, [(partition, v, key if key is not None or v is not None
+                                 else b"tombstone") for v in payloads])
 
 
 async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0,
