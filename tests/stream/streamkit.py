@@ -149,3 +149,20 @@ def caught_up(*workers: Any) -> bool:
     return all(pos.get(p, -1) >= end for p, end in ends.items())
 
 
+
+
+async def consumed_all(worker: Any) -> bool:
+    """The worker consumed its telemetry partitions to their end offsets now (whoever
+    produced them: the tests, a gateway, a simulator, the worker's own re-keying)."""
+    if not worker.is_ready():
+        return False
+    c = AIOKafkaConsumer(bootstrap_servers=worker.bootstrap, group_id=None)
+    await c.start()
+    try:
+        tps = [TopicPartition(TELEMETRY, p) for p in range(worker.partitions)]
+        ends = await c.end_offsets(tps)
+    finally:
+        await c.stop()
+    parts = worker._parts
+    return all(tp.partition in parts and parts[tp.partition].next_offset >= end
+               for tp, end in ends.items() if end)

@@ -33,8 +33,7 @@ from typing import Any
 
 import aiomqtt
 from aiohttp import ClientSession
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from streamkit import ENDS, produce_raw, read_topic, test_settings, wait_for
+from streamkit import ENDS, consumed_all, produce_raw, read_topic, test_settings, wait_for
 
 from devices import h02, jt808
 from devices.gateway import Gateway, GatewayConfig
@@ -112,16 +111,6 @@ def take_envelope(rest: list[Item], router: Router, n: int) -> tuple[int, list[d
     rest[:] = keep
     assert busiest is not None and len(taken) >= 20
     return busiest, taken
-
-
-async def telemetry_ends(bootstrap: str) -> dict[int, int]:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await c.start()
-    try:
-        tps = [TopicPartition(TELEMETRY, p) for p in range(PARTS)]
-        return {tp.partition: off for tp, off in (await c.end_offsets(tps)).items()}
-    finally:
-        await c.stop()
 
 
 async def test_every_trigger_mixed_into_a_day(broker: str, tmp_path: Path) -> None:
@@ -252,10 +241,7 @@ async def test_every_trigger_mixed_into_a_day(broker: str, tmp_path: Path) -> No
         await wait_for(from_inputs, 30, interval=0.5)
         hw.close()
 
-        async def caught_up() -> bool:
-            ends = await telemetry_ends(broker)
-            return all(worker._parts[p].next_offset >= end for p, end in ends.items() if end)
-        await wait_for(caught_up, 60, interval=0.5)
+        await wait_for(lambda: consumed_all(worker), 60, interval=0.5)
         await asyncio.sleep(1.5)  # timers and the last records
         assert worker._fatal is None and all(not t.done() for t in worker._tasks)
         assert all(not t.done() for t in gw._tasks) and gw.mqtt_connected.is_set()

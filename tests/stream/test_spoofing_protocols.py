@@ -25,7 +25,14 @@ import json
 import time
 from typing import Any
 
-from streamkit import alert_records, produce_raw, read_topic, test_settings, wait_for
+from streamkit import (
+    alert_records,
+    consumed_all,
+    produce_raw,
+    read_topic,
+    test_settings,
+    wait_for,
+)
 
 from devices import gt06, h02, jt808, watch
 from devices.gateway import Gateway, GatewayConfig
@@ -229,7 +236,7 @@ async def test_forgeries_through_every_input_change_no_real_alert(broker: str) -
                    for m in TelemetryDecoder().decode(r.value).messages}
             return all((d, t) in got for d in (JT, WATCH, GT, H2, OSM, KAFKA, KAFKA_B))
         await wait_for(everything_in, 30, interval=0.5)
-        await asyncio.sleep(2.0)  # the worker consumes the last of it
+        await wait_for(lambda: consumed_all(worker), 30, interval=0.3)
         assert worker._fatal is None and all(not t.done() for t in worker._tasks)
         for w in (ww, gw_, hw):
             w.close()
