@@ -657,10 +657,10 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
                 hub.dead("unknown_device", f"osmand device {dev!r} is named by no active order",
                          encode_one(msg).decode(), source, dev)
         if not accepted:
-            reason = "future_timestamp" if ahead == len(messages) else "unknown_device"
+            all_ahead = bool(messages) and ahead == len(messages)
+            reason = "future_timestamp" if all_ahead else "unknown_device"
             metrics.frames.labels("osmand", reason).inc()
-            return web.Response(status=400 if ahead == len(messages) else 403,
-                                text=f"{reason}\n")
+            return web.Response(status=400 if all_ahead else 403, text=f"{reason}\n")
         await hub.publisher.wait_space()
         futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
                 for m in accepted]
