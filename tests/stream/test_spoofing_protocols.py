@@ -52,6 +52,7 @@ HOME = (118.79, 32.05)     # 1.4 km from the school: far enough to be implausibl
 FORGED = (118.78, 32.04)   # where the refused forgers put people (never on the topic)
 JT, WATCH, GT, H2 = "013900000011", "8800000021", "864717003283599", "4210000021"
 JT_U, WATCH_B = "013900000019", "8800000029"   # named by orders, JT_U never provisioned
+JT_B = "013900000029"                          # provisioned, never connected
 OSM, OSM_B, KAFKA, KAFKA_B = "osm-o", "osm-b", "kafka-k", "kafka-b"
 KEYS = {OSM: "osm-o-key", OSM_B: "osm-b-key"}
 PARTS = 4
@@ -68,7 +69,7 @@ def zones() -> ZoneCatalogue:
 def orders() -> list[Any]:
     rule = [{"id": "r1", "type": "exclusion", "zone": "school", "dwell_s": 0}]
     persons = {"P-J": [JT], "P-W": [WATCH], "P-G": [GT], "P-H": [H2], "P-O": [OSM],
-               "P-K": [KAFKA], "P-B": [KAFKA_B, OSM_B, WATCH_B], "P-U": [JT_U]}
+               "P-K": [KAFKA], "P-B": [KAFKA_B, OSM_B, WATCH_B, JT_B], "P-U": [JT_U]}
     return parse_orders(json.dumps([
         {"person_id": p, "devices": d, "jurisdiction": "320102", "rules": rule}
         for p, d in persons.items()]))
@@ -78,6 +79,7 @@ def provisioning() -> Provisioning:
     local = ["127.0.0.1/32"]
     return Provisioning.parse([
         {"device_id": JT, "protocol": "jt808", "networks": local},
+        {"device_id": JT_B, "protocol": "jt808", "networks": local},
         {"device_id": WATCH, "protocol": "watch", "networks": local},
         {"device_id": WATCH_B, "protocol": "watch", "networks": local},
         {"device_id": GT, "protocol": "gt06", "networks": local},
@@ -168,6 +170,12 @@ async def test_forgeries_through_every_input_change_no_real_alert(broker: str) -
             u.writer.write(jt808.encode_location(JT_U, 2, f, SCHOOL[1], SCHOOL[0]))
             assert general(await u.reply())[2] == jt808.RESULT_FAILURE
             u.close()
+            g = await Jt808Client.connect(p["jt808"], JT_B)  # P-B's terminal, guessed code
+            g.writer.write(jt808.encode_auth(JT_B, 1, "guessed-code"))
+            assert await ack(g) == jt808.RESULT_FAILURE
+            g.writer.write(jt808.encode_location(JT_B, 2, f, SCHOOL[1], SCHOOL[0]))
+            assert await ack(g) == jt808.RESULT_FAILURE
+            g.close()
             sr, sw = await stranger(p["jt808"])
             s = Jt808Client(sr, sw, JT)
             s.writer.write(jt808.encode_auth(JT, 1, "guessed-code"))
@@ -254,7 +262,7 @@ async def test_forgeries_through_every_input_change_no_real_alert(broker: str) -
     # no forged position from a device input reached Kafka
     assert not [m for m in stream if isinstance(m, Fix)
                 and abs(m.lon - FORGED[0]) < 1e-4 and abs(m.lat - FORGED[1]) < 1e-4]
-    assert not [m for m in stream if getattr(m, "device_id", None) in (JT_U, WATCH_B, OSM_B)]
+    assert not [m for m in stream if getattr(m, "device_id", None) in (JT_U, JT_B, WATCH_B, OSM_B)]
     conflicts = sorted(m.device_id for m in stream
                        if isinstance(m, DeviceEvent) and m.event == "device_conflict")
     assert conflicts == sorted([JT, WATCH, GT, H2])
@@ -274,7 +282,8 @@ async def test_forgeries_through_every_input_change_no_real_alert(broker: str) -
     letters = [json.loads(r.value) for r in await read_topic(broker, DEADLETTER)]
     by_input = collections.Counter((d["source"].split(":", 1)[0], d["reason"]) for d in letters)
     assert by_input == collections.Counter({
-        ("jt808", "not_provisioned"): ROUNDS, ("jt808", "not_authenticated"): ROUNDS,
+        ("jt808", "not_provisioned"): ROUNDS, ("jt808", "not_authenticated"): 2 * ROUNDS,
+        ("jt808", "auth_failed"): ROUNDS,
         ("jt808", "source_refused"): ROUNDS, ("watch", "source_refused"): 2 * ROUNDS,
         ("h02", "source_refused"): ROUNDS, ("gt06", "not_authenticated"): ROUNDS,
         ("osmand", "missing_key"): ROUNDS, ("osmand", "bad_key"): 3 * ROUNDS,
