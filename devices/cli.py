@@ -439,18 +439,23 @@ def devices_main(argv: Sequence[str]) -> int:
             device, secret = prov.with_secret(device)
         book.add(device)
         prov.save(book, args.file)
-    except prov.ProvisioningError as exc:
-        print(f"wardstream devices: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"wardstream devices: cannot write {args.file}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
+    except (prov.ProvisioningError, OSError) as exc:
+        return _devices_error(exc, args.file)
     if secret is not None:
         print(f"{device.device_id} secret (shown once, not stored): {secret}")
     else:
         print(f"{device.device_id} provisioned ({device.protocol})")
     return 0
+
+
+def _devices_error(exc: Exception, path: str) -> int:
+    """``wardstream devices``: one line on stderr for an unusable provisioning file or
+    an unwritable ``path``; the exit status 2."""
+    if isinstance(exc, OSError):
+        print(f"wardstream devices: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    else:
+        print(f"wardstream devices: {exc}", file=sys.stderr)
+    return 2
 
 
 def _mosquitto_config(args: Namespace) -> int:
@@ -481,13 +486,8 @@ def _mosquitto_config(args: Namespace) -> int:
             prov.save(book, args.file)
         broker_auth.write_private(passwd, text)
         broker_auth.write_private(os.path.join(args.out, "acl"), acl)
-    except prov.ProvisioningError as exc:
-        print(f"wardstream devices: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"wardstream devices: cannot write {args.out}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
+    except (prov.ProvisioningError, OSError) as exc:
+        return _devices_error(exc, args.out)
     for dev, secret in sorted(issued.items()):
         print(f"{dev} MQTT password (shown once, not stored): {secret}")
     print(f"wrote {passwd} and {os.path.join(args.out, 'acl')} "

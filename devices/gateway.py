@@ -30,6 +30,7 @@ from devices.provisioning import Provisioning
 from devices.publisher import DEADLETTER_TOPIC, TELEMETRY_TOPIC, Publisher
 from devices.registry import Registry
 from devices.servers import TCP_PROTOCOLS, Hub, ServerConfig, osmand_app, start_tcp, telemetry_key
+from devices.sessions import too_far_ahead
 from devices.wire import encode_one
 from geofence.errors import OrderError
 from geofence.model import Order, TelemetryDecoder, VideoHit, parse_order
@@ -338,10 +339,16 @@ class Gateway:
             self.hub.dead(r.reason, r.detail, r.raw, source if r.index < 0 else f"{source}[{r.index}]",
                           None)
         now = int(time.time() * 1000)
+        skew_ms = int(self.config.server.future_skew_s * 1000)
         groups: dict[str, list[Any]] = {}
         bound = topic_device(source)
         for msg in batch.messages:
             named = msg.camera_id if isinstance(msg, VideoHit) else msg.device_id
+            ahead = too_far_ahead(msg, now, skew_ms)
+            if ahead is not None:
+                m.frames.labels("mqtt", "future_timestamp").inc()
+                self.hub.dead("future_timestamp", ahead, encode_one(msg).decode(), source, None)
+                continue
             if named != bound:
                 m.frames.labels("mqtt", "device_mismatch").inc()
                 self.hub.dead("device_mismatch", f"message names {named!r} but was published on "

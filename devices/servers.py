@@ -56,6 +56,7 @@ from devices.sessions import (
     Outcome,
     Session,
     WatchSession,
+    too_far_ahead,
 )
 from devices.wire import encode_messages, encode_one
 from geofence.model import DeadLetter, DeviceEvent, Telemetry, format_ts
@@ -642,16 +643,24 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
                 return web.Response(status=401, text=f"{refused[0]}\n",
                                     headers={"WWW-Authenticate": 'Bearer realm="wardstream"'})
         accepted: list[Telemetry] = []
+        ahead = 0
+        skew_ms = int(hub.config.future_skew_s * 1000)
         for msg in messages:
             dev = getattr(msg, "device_id", "")
-            if hub.registry.is_accepted(dev, now):
+            detail = too_far_ahead(msg, now, skew_ms)
+            if detail is not None:
+                ahead += 1
+                hub.dead("future_timestamp", detail, encode_one(msg).decode(), source, dev)
+            elif hub.registry.is_accepted(dev, now):
                 accepted.append(msg)
             else:
                 hub.dead("unknown_device", f"osmand device {dev!r} is named by no active order",
                          encode_one(msg).decode(), source, dev)
         if not accepted:
-            metrics.frames.labels("osmand", "unknown_device").inc()
-            return web.Response(status=403, text="unknown_device\n")
+            all_ahead = bool(messages) and ahead == len(messages)
+            reason = "future_timestamp" if all_ahead else "unknown_device"
+            metrics.frames.labels("osmand", reason).inc()
+            return web.Response(status=400 if all_ahead else 403, text=f"{reason}\n")
         await hub.publisher.wait_space()
         futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
                 for m in accepted]

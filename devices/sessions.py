@@ -54,6 +54,15 @@ _RESP_BODY = struct.Struct(">HHHBB")
 """0x8001 body (serial, answered serial, answered id, result) and the check code."""
 
 
+def too_far_ahead(msg: Telemetry, now_ms: int, skew_ms: int) -> str | None:
+    """Why ``msg`` is a ``future_timestamp``: its event time leads its arrival at the
+    gateway (``now_ms``) by more than ``skew_ms``; None when it does not."""
+    if msg.ts <= now_ms + skew_ms:
+        return None
+    return (f"`ts` {format_ts(msg.ts)} is more than {skew_ms // 1000} s ahead of its arrival "
+            f"at the gateway ({format_ts(now_ms)})")
+
+
 @dataclass(slots=True)
 class DeadEntry:
     """A dead letter produced by a frame."""
@@ -156,13 +165,10 @@ class Session:
         return False
 
     def _screen(self, out: Outcome, telemetry: list[Telemetry], now_ms: int) -> None:
-        limit = now_ms + self.future_skew_ms
         for msg in telemetry:
-            if msg.ts > limit:
-                out.dead.append(DeadEntry(
-                    "future_timestamp", f"`ts` {format_ts(msg.ts)} is more than "
-                    f"{self.future_skew_ms // 1000} s ahead of its arrival at the gateway "
-                    f"({format_ts(now_ms)})", encode_one(msg).decode()))
+            ahead = too_far_ahead(msg, now_ms, self.future_skew_ms)
+            if ahead is not None:
+                out.dead.append(DeadEntry("future_timestamp", ahead, encode_one(msg).decode()))
             else:
                 out.telemetry.append(msg)
 

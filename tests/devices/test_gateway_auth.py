@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import aiomqtt
 import pytest
 
-from devices.gateway import Gateway, GatewayConfig
+from devices.gateway import Gateway
 from devices.provisioning import ProvisionedDevice, Provisioning, hash_secret
-from devices.servers import ServerConfig
+from tests.devices.gatewaykit import isolated_config, mosquitto, running
 from tests.devices.mosquitto import Mosquitto
 from tests.devices.test_gateway_integration import ORDERS, messages, read_topic
 
@@ -45,32 +45,18 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
                        capture_output=True)
     acl = tmp_path / "acl"
     acl.write_text(f"user gateway\ntopic read {PREFIX}/#\n\npattern write {PREFIX}/%u\n")
-    m = Mosquitto(tmp_path, f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n")
-    m.start()
-    try:
+    with mosquitto(tmp_path, f"allow_anonymous false\npassword_file {passwd}\n"
+                             f"acl_file {acl}\n") as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture
 async def gateway(kafka_bootstrap: str, broker: Mosquitto) -> AsyncIterator[Gateway]:
-    suffix = uuid.uuid4().hex[:8]
-    cfg = GatewayConfig(
-        kafka=kafka_bootstrap, orders=ORDERS, server=ServerConfig(host="127.0.0.1", ports={}),
-        osmand_port=0, secret=b"auth", provisioning=provisioning(),
-        mqtt_url=f"mqtt://gateway:{PASSWORDS['gateway']}@127.0.0.1:{broker.port}",
-        mqtt_topic=f"{PREFIX}/#",
-        telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
-        commands_topic=f"commands-{suffix}", orders_topic=f"orders-{suffix}",
-        topic_partitions=1)
-    gw = Gateway(cfg)
-    await gw.start()
-    try:
-        await asyncio.wait_for(gw.mqtt_connected.wait(), 10)
+    async with running(isolated_config(
+            kafka_bootstrap, orders=ORDERS, secret=b"auth", provisioning=provisioning(),
+            mqtt_url=f"mqtt://gateway:{PASSWORDS['gateway']}@127.0.0.1:{broker.port}",
+            mqtt_topic=f"{PREFIX}/#")) as gw:
         yield gw
-    finally:
-        await gw.stop()
 
 
 async def test_osmand_without_or_with_a_wrong_key_is_refused(gateway: Gateway,

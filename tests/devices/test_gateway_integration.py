@@ -11,7 +11,6 @@ import contextlib
 import json
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,11 +19,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devices import gt06, h02, jt808, watch
-from devices.gateway import Gateway, GatewayConfig
+from devices.gateway import Gateway
 from devices.provisioning import Provisioning, hash_secret, parse_networks
 from devices.servers import ServerConfig
 from devices.sessions import REGISTER_TERMINAL_REGISTERED
 from geofence.model import parse_orders, parse_ts
+from tests.devices.gatewaykit import isolated_config
 
 PHONE = "013912344329"
 PHONE2 = "013912340002"
@@ -63,10 +63,9 @@ def mosquitto_up() -> bool:
 
 @pytest.fixture
 async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
-    suffix = uuid.uuid4().hex[:8]
     params: dict[str, Any] = getattr(request, "param", {})
-    cfg = GatewayConfig(
-        kafka=kafka_bootstrap, orders=ORDERS,
+    cfg = isolated_config(
+        kafka_bootstrap, orders=ORDERS,
         server=ServerConfig(host="127.0.0.1", ports={"jt808": 0, "watch": 0, "gt06": 0, "h02": 0},
                             max_bad_frames=params.get("max_bad_frames", 10),
                             idle_timeout_s=params.get("idle_timeout_s", 300.0),
@@ -75,13 +74,9 @@ async def gateway(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
                             allow_networks=params.get("allow_networks", {}),
                             takeover_idle_s=params.get("takeover_idle_s", 120.0),
                             max_unread_bytes=params.get("max_unread_bytes", 256 * 1024)),
-        osmand_port=0, secret=b"integration", provisioning=PROVISIONING,
-        mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None,
-        mqtt_topic=f"wardstream-test/{suffix}/#",
-        telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
-        commands_topic=f"commands-{suffix}", orders_topic=f"orders-{suffix}",
-        topic_partitions=3, max_queue=params.get("max_queue", 20_000),
-        linger_ms=params.get("linger_ms", 5.0))
+        secret=b"integration", provisioning=PROVISIONING,
+        mqtt_url="mqtt://127.0.0.1:1883" if params.get("mqtt") else None, topic_partitions=3,
+        max_queue=params.get("max_queue", 20_000), linger_ms=params.get("linger_ms", 5.0))
     gw = Gateway(cfg)
     await gw.start()
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from devices.gateway import Gateway, GatewayConfig
-from devices.servers import ServerConfig
+from devices.gateway import Gateway
+from tests.devices.gatewaykit import isolated_config, mosquitto, running
 from tests.devices.mosquitto import Mosquitto
 from tests.devices.test_gateway_integration import ORDERS, messages, read_topic
 
@@ -26,31 +25,16 @@ DEEP = b"[" * 5000 + b"]" * 5000
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    m = Mosquitto(tmp_path)
-    m.start()
-    try:
+    with mosquitto(tmp_path) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture
 async def gateway(kafka_bootstrap: str, broker: Mosquitto) -> AsyncIterator[Gateway]:
-    suffix = uuid.uuid4().hex[:8]
-    cfg = GatewayConfig(
-        kafka=kafka_bootstrap, orders=ORDERS, server=ServerConfig(host="127.0.0.1", ports={}),
-        osmand_port=0, secret=b"resilience", allow_unprovisioned=True,
-        mqtt_url=f"mqtt://127.0.0.1:{broker.port}", mqtt_topic=f"wardstream-test/{suffix}/#",
-        telemetry_topic=f"telemetry-{suffix}", deadletter_topic=f"deadletter-{suffix}",
-        commands_topic=f"commands-{suffix}", orders_topic=f"orders-{suffix}",
-        topic_partitions=1)
-    gw = Gateway(cfg)
-    await gw.start()
-    try:
-        await asyncio.wait_for(gw.mqtt_connected.wait(), 10)
+    async with running(isolated_config(
+            kafka_bootstrap, orders=ORDERS, secret=b"resilience", allow_unprovisioned=True,
+            mqtt_url=f"mqtt://127.0.0.1:{broker.port}")) as gw:
         yield gw
-    finally:
-        await gw.stop()
 
 
 def fix(device: str, ts: int, **extra: Any) -> bytes:

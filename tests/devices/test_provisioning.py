@@ -152,3 +152,22 @@ def test_exposed_names_a_file_others_can_read(tmp_path):
     path.chmod(0o600)
     assert exposed(str(path)) is None
     assert exposed(str(tmp_path / "missing.json")) is None
+
+
+def test_cli_unwritable_paths_are_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = devices("add", "--file", str(blocker / "devices.json"), "--device-id", "X",
+                "--protocol", "watch")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"wardstream devices: cannot write {blocker / 'devices.json'}: Not a directory"]
+    book = tmp_path / "devices.json"
+    book.write_text("[]")
+    env = dict(ENV, WARDSTREAM_MQTT_URL="mqtt://gw:pw@127.0.0.1:1883")
+    r = subprocess.run([sys.executable, "-m", "stream.cli", "devices", "mosquitto-config",
+                        "--file", str(book), "--out", str(blocker / "out")], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"wardstream devices: cannot write {blocker / 'out'}: Not a directory"]

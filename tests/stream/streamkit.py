@@ -66,11 +66,13 @@ async def produce(bootstrap: str, orders: Sequence[Order], msgs: Sequence[Teleme
     await _send_all(bootstrap, items)
 
 
-async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partition: int) -> None:
-    """Publish payloads unkeyed to one partition (as a producer that places them);
-    a ``None`` payload (a tombstone) needs a key and gets one."""
-    await _send_all(bootstrap, [(partition, v, None if v is not None else b"tombstone")
-                                for v in payloads])
+async def produce_raw(bootstrap: str, payloads: Sequence[bytes | None], partition: int,
+                      key: bytes | None = None) -> None:
+    """Publish payloads to one partition, unkeyed (as a producer that places them) or
+    with ``key`` (the person's key: as wardstream's own producers send them); a
+    ``None`` payload (a tombstone) needs a key and gets one."""
+    await _send_all(bootstrap, [(partition, v, key if key is not None or v is not None
+                                 else b"tombstone") for v in payloads])
 
 
 async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0,
@@ -147,3 +149,20 @@ def caught_up(*workers: Any) -> bool:
     return all(pos.get(p, -1) >= end for p, end in ends.items())
 
 
+
+
+async def consumed_all(worker: Any) -> bool:
+    """The worker consumed its telemetry partitions to their end offsets now (whoever
+    produced them: the tests, a gateway, a simulator, the worker's own re-keying)."""
+    if not worker.is_ready():
+        return False
+    c = AIOKafkaConsumer(bootstrap_servers=worker.bootstrap, group_id=None)
+    await c.start()
+    try:
+        tps = [TopicPartition(TELEMETRY, p) for p in range(worker.partitions)]
+        ends = await c.end_offsets(tps)
+    finally:
+        await c.stop()
+    parts = worker._parts
+    return all(tp.partition in parts and parts[tp.partition].next_offset >= end
+               for tp, end in ends.items() if end)
