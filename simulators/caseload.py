@@ -347,11 +347,16 @@ def _routine_geom(p: Person) -> Any:
 
 def _daytime_stay(rng: np.random.Generator, p: Person, lo_h: float, hi_h: float,
                   min_len: float, at: float | None = None) -> tuple[float, routine.Stay] | None:
-    """A time inside a daytime stay with ``min_len`` seconds of it left (``at`` if given)."""
+    """A time inside a daytime stay with ``min_len`` seconds of it left.
+
+    With ``at`` (a staged breach) that time or None: a person on the move
+    then is left for another, so a staged breach starts when it was staged.
+    """
     if at is not None:
         for s in p.traj.stays:
             if s.t0 + 120 <= at and at + min_len + 120 <= s.t1:
                 return at, s
+        return None
     cands = [s for s in p.traj.stays
              if s.t1 - s.t0 > min_len + 300 and s.t0 < hi_h * 3600 and s.t1 > lo_h * 3600]
     if not cands:
@@ -436,6 +441,8 @@ def _assign_scenarios(
             elif cfg.front_load_s is not None and cfg.incident_window_s:
                 # the rest follow one another through the window, so the demo keeps moving
                 at = cfg.front_load_s + 60.0 + float(rng.uniform(0, cfg.incident_window_s))
+            if at is not None:
+                at %= 86_400.0  # a window running past midnight goes on in the next (looped) day
             if _inject(rng, kind, p, city, tree, safe, at):
                 p.scenario = kind
                 done += 1

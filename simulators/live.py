@@ -9,6 +9,10 @@ Time mapping: simulated time ``s`` (ms) is sent with event time
 ``wall0 + (s - s0) / speedup`` where ``s0`` is just before the demo's
 front-loaded breaches (so alerts appear within the first minute); when the
 simulated day ends it starts again, one simulated day later in event time.
+``wardstream demo`` generates its caseload at start with the breaches staged
+at the current local time of day (:func:`demo_config` with
+:func:`local_time_of_day`), so the simulated clock shows the real hour: people
+are at work by day and at home in the curfew hours, whenever the demo runs.
 At ``speedup`` 1 event time is wall time and every duration is real; above
 1 people move (and report) faster than life, which keeps a demo busy but
 shortens dwell and signal-loss spans accordingly.
@@ -35,8 +39,26 @@ class LiveFeedError(WardstreamError):
     """The zones/orders given to the live feed were not written by the generator."""
 
 
-def demo_config(persons: int = 200, seed: int = 7) -> SimConfig:
-    """Settings of the committed demo files (config/demo-*.json)."""
+DEMO_TIMEZONE = "Asia/Shanghai"
+"""Local time zone of the demo city and of its orders' curfews."""
+
+
+def local_time_of_day(now_ms: int | None = None, timezone: str = DEMO_TIMEZONE) -> float:
+    """Seconds since local midnight in ``timezone`` at ``now_ms`` (default: now), whole seconds."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    local = dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(timezone))
+    return float(local.hour * 3600 + local.minute * 60 + local.second)
+
+
+def demo_config(persons: int = 200, seed: int = 7, front_load_s: float = 10 * 3600.0) -> SimConfig:
+    """Demo settings, with the breaches staged from ``front_load_s`` (seconds after local midnight).
+
+    The committed demo files (config/demo-*.json) use the default, 10:00;
+    ``wardstream demo`` passes the local time of day at which it starts.
+    """
     from simulators.caseload import DEFAULT_SHARES
 
     shares = dict(DEFAULT_SHARES)
@@ -46,9 +68,9 @@ def demo_config(persons: int = 200, seed: int = 7) -> SimConfig:
     # breaches are staged most often
     shares.update(dict.fromkeys(DEMO_BREACHES, 0.05))
     shares.update(dict.fromkeys(("exclusion", "approach", "inclusion"), 0.08))
-    return SimConfig(persons=persons, seed=seed, district_detail_m=90.0, city_radius_m=12_000.0,
-                     front_load_s=10 * 3600.0, incident_window_s=3600.0, open_validity=True, shares=tuple(shares.items()),
-                     malformed_lines=4)
+    return SimConfig(persons=persons, seed=seed, timezone=DEMO_TIMEZONE, district_detail_m=90.0,
+                     city_radius_m=12_000.0, front_load_s=front_load_s, incident_window_s=3600.0,
+                     open_validity=True, shares=tuple(shares.items()), malformed_lines=4)
 
 
 def live_items(zones: dict[str, Any], orders: Sequence[Order], speedup: float = 1.0,

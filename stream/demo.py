@@ -212,6 +212,28 @@ def demo_provisioning(orders_path: str, log_dir: Path) -> tuple[str, str]:
     return path, str(keys_path)
 
 
+def demo_day(out_dir: Path, persons: int, now_ms: int | None = None) -> tuple[str, str, str]:
+    """Generate the demo caseload into ``out_dir`` with its clock at the local time of day.
+
+    The breaches are staged from the current time of day in the orders' time
+    zone, so the simulated people are where people are at this hour (at home
+    in the curfew hours) and incidents start within the first minute. Returns
+    the zones and orders paths and the local time shown (HH:MM).
+    """
+    import json
+
+    from simulators.caseload import dumps, generate
+    from simulators.live import demo_config, local_time_of_day
+
+    start = local_time_of_day(now_ms)
+    caseload = generate(demo_config(persons, front_load_s=start))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    zones, orders = out_dir / "demo-zones.geojson", out_dir / "demo-orders.json"
+    zones.write_text(json.dumps(caseload.zones), encoding="utf-8")
+    orders.write_bytes(dumps(caseload.orders))
+    return str(zones), str(orders), f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
+
+
 def _print_inbox(log: Path, seen: int) -> int:
     """Print the notifier's new ``inbox:`` lines (pages its demo receivers got)."""
     try:
@@ -230,12 +252,17 @@ def _print_inbox(log: Path, seen: int) -> int:
 def main(argv: Sequence[str]) -> int:
     """Run the demo until Ctrl-C or SIGTERM."""
     parser = Parser(prog="wardstream demo", description=__doc__)
-    parser.add_argument("--zones", default=str(REPO / "config" / "demo-zones.geojson"))
-    parser.add_argument("--orders", default=str(REPO / "config" / "demo-orders.json"))
+    parser.add_argument("--zones", help="zones written by `wardstream simulate generate` "
+                        "(default: a demo day generated at start, clock at the local time)")
+    parser.add_argument("--orders", help="orders written with --zones (give both or neither)")
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--persons", type=int, default=200, help="simulated persons")
     parser.add_argument("--no-simulator", action="store_true", help="start no simulated devices")
     args = parser.parse_args(argv)
+    if (args.zones is None) != (args.orders is None):
+        parser.error("--zones and --orders go together")
+    if args.persons < 2:
+        parser.error("--persons must be at least 2")
 
     stopping = {"now": False}
 
@@ -265,6 +292,12 @@ def main(argv: Sequence[str]) -> int:
                 return 1
             print(f"  + broker: using Kafka at {kafka}", flush=True)
         env = {"WARDSTREAM_KAFKA": kafka}
+        if args.zones is None:
+            from simulators.live import DEMO_TIMEZONE
+
+            args.zones, args.orders, shown = demo_day(demo.log_dir, args.persons)
+            print(f"  + demo day: {args.persons} persons, simulated clock at {shown} local "
+                  f"({DEMO_TIMEZONE}), incidents from the first minute", flush=True)
         have_data = Path(args.zones).exists() and Path(args.orders).exists()
         if not have_data:
             print(f"  - demo data missing ({args.zones}, {args.orders}); worker, gateway and "

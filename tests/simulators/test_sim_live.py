@@ -76,3 +76,37 @@ def test_demo_feed_keeps_raising_new_incidents_after_the_first_minute() -> None:
     minutes = sorted({(parse_ts(a.opened_at) - NOW) // 60_000 for a in alerts})
     assert minutes[0] == 0 and minutes[-1] >= 8
     assert max(b - a for a, b in itertools.pairwise(minutes)) <= 3, minutes  # never quiet for long
+
+
+_MIDNIGHT = NOW - (NOW + 8 * 3_600_000) % 86_400_000  # a midnight in Asia/Shanghai (UTC+8)
+
+
+@pytest.mark.parametrize("hour", range(0, 24, 3))
+def test_demo_started_at_any_hour_tells_a_story_without_a_wall_of_curfews(hour: int) -> None:
+    """The demo stages its breaches at the local time it starts: whatever the hour, its
+    first ten minutes (the fixes its OsmAnd wristbands deliver) raise alerts of several
+    kinds, and people not staged to breach are at home in their curfew hours."""
+    from simulators.caseload import SILENT_KINDS, generate
+    from simulators.live import demo_config, local_time_of_day
+
+    now = _MIDNIGHT + hour * 3_600_000 + 40 * 60_000
+    assert local_time_of_day(now) == hour * 3600 + 40 * 60
+    caseload = generate(demo_config(front_load_s=local_time_of_day(now)))
+    orders = parse_orders(json.dumps(caseload.orders))
+    fixes = []
+    for item in live_items(caseload.zones, orders, now_ms=now, loops=2):  # 21:40 runs past midnight
+        t = item_ts(item)
+        if t is not None and t > now + 600_000:
+            break
+        fixes += [msgspec.json.encode(m) for m in item.messages or [] if m.get("kind") == "fix"]
+    zones = ZoneCatalogue.from_geojson(json.dumps(caseload.zones).encode())
+    alerts, _ = replay_lines(fixes, zones, orders)
+    kinds = {a.kind for a in alerts}
+    assert len(alerts) >= 5 and len(kinds) >= 3, [a.kind for a in alerts]
+    assert min(parse_ts(a.opened_at) for a in alerts) <= now + 60_000  # within the first minute
+    staged = {p.person_id for p in caseload.persons
+              if p.scenario is not None and p.scenario not in SILENT_KINDS}
+    stray = [a.person_id for a in alerts if a.kind == "curfew_violated" and a.person_id not in staged]
+    assert len(stray) <= 2, stray
+    if 7 <= hour <= 20:  # daytime: nobody is out in a curfew
+        assert "curfew_violated" not in kinds

@@ -138,3 +138,23 @@ def test_demo_provisions_each_simulated_device_with_a_key_of_its_own(tmp_path: P
         entry = provisioning.for_protocol(device_id, "osmand")
         assert entry is not None and entry.check_secret(key) and not entry.check_secret(key + "x")
     assert key not in Path(devices).read_text()  # only salted hashes are stored
+
+
+def test_demo_day_sets_the_simulated_clock_to_the_local_time_of_day(tmp_path: Path) -> None:
+    from geofence.model import parse_orders
+    from simulators.live import live_items
+    from stream.demo import demo_day
+
+    now = 1_800_000_000_000 - (1_800_000_000_000 + 8 * 3_600_000) % 86_400_000 + (3 * 60 + 40) * 60_000
+    zones_path, orders_path, shown = demo_day(tmp_path / "run", 60, now_ms=now)
+    assert shown == "03:40"  # 19:40 UTC is 03:40 in Asia/Shanghai
+    zones = json.loads(Path(zones_path).read_text())
+    assert zones["wardstream_simulation"]["front_load_s"] == 3 * 3600 + 40 * 60
+    orders = parse_orders(Path(orders_path).read_bytes())
+    assert len(orders) == 60
+    from simulators.feed import item_ts
+
+    # the feed accepts the pair and starts its clock where the demo day was staged
+    stamps = (item_ts(i) for i in live_items(zones, orders, now_ms=now))
+    first = next(t for t in stamps if t is not None)
+    assert now <= first <= now + 60_000
