@@ -31,7 +31,8 @@ from alerts.store import (
 from geofence.model import AlertRecord, format_ts
 from stream.topics import ALERTS as ALERTS_TOPIC
 
-NOTE_REQUIRED = frozenset({"tamper", "removed"})
+NOTE_REQUIRED = frozenset({"tamper", "removed", "device_conflict", "spoofing_suspected"})
+"""Alert kinds resolved only with a note: a device was interfered with or impersonated."""
 MAX_NOTE = 2000
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Mn", "Me", "Zs", "Zl", "Zp"})
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers that render as nothing

@@ -130,6 +130,22 @@ async def test_workflow_ack_then_resolve_with_events_and_outbox(make_api: Any) -
     assert lifecycle == [("A-1", "acknowledged"), ("A-1", "resolved")]
 
 
+async def test_resolving_an_impersonated_device_needs_a_note_even_once_cleared(
+        make_api: Any) -> None:
+    api, tok = await seeded(make_api)
+    for n, kind in enumerate(("device_conflict", "spoofing_suspected")):
+        aid = f"S-{n}"
+        await api.apply(record(alert_id=aid, kind=kind, rule_id=kind, status="cleared",
+                               cleared_at=format_ts(T0 + 60_000)))
+        resp = await api.client.post(f"/api/alerts/{aid}/resolve", json={"note": " "},
+                                     headers=bearer(tok["county"]))
+        assert resp.status == 422 and (await resp.json())["error"] == "note_required", kind
+        resp = await api.client.post(f"/api/alerts/{aid}/resolve",
+                                     json={"note": "device re-provisioned"},
+                                     headers=bearer(tok["county"]))
+        assert resp.status == 200, await resp.text()
+
+
 async def test_resolving_tamper_needs_a_note(make_api: Any) -> None:
     api, tok = await seeded(make_api)
     for body in (None, {}, {"note": ""}, {"note": "   "}):
