@@ -1,0 +1,593 @@
+"""The quiet path: fixes that change nothing but liveness, applied in bulk."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geofence.engine.config import (
+    _ACC,
+    _DEV,
+    _FAR_FUTURE_MS,
+    _INF,
+    _LAT,
+    _LON,
+    _TS,
+    _VALID,
+    Key,
+)
+from geofence.engine.lanes import (
+    Entry,
+    Lane,
+    _put_liveness,
+)
+from geofence.engine.machines import (
+    _implied_speed,
+    _implied_speed_np,
+)
+from geofence.model import (
+    Fix,
+    Telemetry,
+    VideoHit,
+)
+from geofence.rules import (
+    PersonSpec,
+)
+
+if TYPE_CHECKING:
+    from geofence.engine.core import Engine
+
+
+def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
+               ) -> tuple[list[int], list[int], list[int], int] | None:
+    """The columnar part of :meth:`process`.
+
+    Computes the arrival clock of every message and classifies every
+    valid fix with array operations, applies the fixes of lanes in quiet
+    mode (:mod:`geofence.bulk`) that certainly change nothing but
+    liveness, and materialises the quiet lanes that have any other
+    message in the batch. Returns the indices of the messages left for
+    the per-message path and, in the same order, their clocks and geometry indices,
+    and the number of fixes applied in bulk; or ``None`` when the batch needs the per-message path throughout
+    (video hits, or a clock jump to arbitrate).
+    """
+    if eng._far_pid is not None:
+        eng._bail(messages)
+        return None
+    n = len(messages)
+    try:
+        dix = np.array(list(map(eng._dix.get, map(_DEV, messages), repeat(-1))), np.int64)
+    except AttributeError:  # a video hit: no device id
+        eng._bail(messages)
+        return None
+    # list() then array: faster than fromiter for these (measured)
+    ts = np.array(list(map(_TS, messages)), np.int64)
+    if set(map(type, messages)) == {Fix}:
+        isfix = np.ones(n, np.bool_)
+    else:
+        isfix = np.fromiter((type(m) is Fix for m in messages), np.bool_, n)
+    ci = np.where(dix >= 0, eng._dix_ci[np.maximum(dix, 0)] if len(eng._dix_ci) else -1, -1)
+    cis = np.maximum(ci, 0)
+    acc_ok = (ci >= 0)
+    if len(eng._q_vf):
+        acc_ok &= (eng._q_vf[cis] <= ts) & (ts < eng._q_vu[cis])
+    # the arrival clock: a running maximum unless a jump needs arbitration
+    clk0 = eng._wm
+    ta = ts[acc_ok]
+    clk_all = np.full(n, clk0, np.int64)
+    if len(ta):
+        run = np.maximum.accumulate(np.concatenate(([clk0], ta)))
+        prev = run[:-1]
+        if bool(((ta > prev) & (prev >= 0) & (ta > prev + eng._cfg.clock_jump_ms)).any()):
+            eng._bail(messages)
+            return None
+        clk_all[acc_ok] = run[1:]
+        eng._pre_clk_end = int(run[-1])
+        mx = int(ta.max())
+        if mx > eng._max_ts:
+            eng._max_ts = mx
+    else:
+        eng._pre_clk_end = clk0
+    # classification of every accepted valid fix
+    fidx = np.nonzero(isfix & acc_ok)[0]
+    fx = list(messages) if len(fidx) == n else [messages[j] for j in fidx.tolist()]
+    valid = np.array(list(map(_VALID, fx)), np.bool_)
+    lon = np.array(list(map(_LON, fx)), np.float64)
+    lat = np.array(list(map(_LAT, fx)), np.float64)
+    acc = np.array(list(map(_ACC, fx)), np.float64)
+    cidx = fidx[valid]
+    gi_all = np.full(n, -1, np.int64)
+    gi_all[cidx] = np.arange(len(cidx))
+    if len(cidx):
+        flags, c1, first = eng._classify(ci[cidx], lon[valid], lat[valid], acc[valid])
+    else:
+        eng._g_flags = []
+        flags = np.zeros(0, np.int8)
+        c1, first = np.zeros(0, np.int8), np.zeros(0, np.int64)
+    # which accepted fixes are quiet steps of a lane in quiet mode
+    q = eng._q
+    p = ci[fidx]
+    t = ts[fidx]
+    if len(p):
+        eng._new_lanes(p, t, ci, acc_ok & ~isfix, clk_all[fidx])
+    due = q.due[p]
+    # a curfew window that begins before the fix, with nothing else due and
+    # the person not certainly outside at its start: entered in bulk
+    aft = q.after[p]
+    cfk = eng._q_cfk[p]
+    vg = fidx[valid]  # the fix's own curfew code (0: none or invalid)
+    fcode = np.zeros(len(fidx), np.int8)
+    if len(vg):
+        # only fixes of persons with a curfew rule index c1: a person without
+        # zone rules has no pairs, and its "first pair" is past the end
+        kk = cfk[valid]
+        hc = kk >= 0
+        codes = np.zeros(len(vg), np.int8)
+        if hc.any():
+            codes[hc] = c1[first[gi_all[vg[hc]]] + kk[hc]]
+        fcode[valid] = codes
+    ws = (q.mode[p] & (t >= due) & (due == q.sdue[p]) & (cfk >= 0) & ~q.cf[p]
+          & (q.ivs[p] == due) & (t < q.ive[p]) & (t < eng._q_vu[p])
+          & ((q.code[p] != 1) | (eng._q_ws1[p] & (fcode == -1)))
+          & ((aft < 0) | (t <= q.lastmsg[p] + aft)))
+    ok = q.mode[p] & (t > q.last[p]) & ((t < due) | ws)
+    hz = np.maximum(np.maximum(q.front[p], eng._wm), clk_all[fidx]) - eng._cfg.lateness_ms
+    ok &= t >= hz
+    f = np.zeros(len(fidx), np.int8)
+    f[valid] = flags
+    ok &= ((f & 1) == 0) & (((f & 2) == 0) | ~(q.cf[p] | ws))
+    # a person goes in bulk only with all of its messages, strictly in order
+    chosen = np.zeros(n, np.bool_)
+    chosen[fidx[ok]] = True
+    bad = ci[acc_ok & ~chosen]
+    sel = np.nonzero(ok)[0]
+    if len(sel):
+        if len(bad):
+            sel = sel[~np.isin(p[sel], bad)]
+        order = np.argsort(p[sel], kind="stable")
+        sel = sel[order]
+        ps, tss = p[sel], t[sel]
+        same = ps[1:] == ps[:-1]
+        dis = same & (tss[1:] <= tss[:-1])
+        # a silence longer than signal_loss allows between two fixes of the
+        # batch: the timer is due in between (the check against q.due only
+        # covers the first fix, and a new lane has no timer yet)
+        aftp = q.after[ps[1:]]
+        dis |= same & (aftp >= 0) & (tss[1:] > tss[:-1] + aftp)
+        # a window entered in bulk: only for a person with that one fix
+        wsel = ws[sel]
+        if wsel.any():
+            dis = dis | (same & (wsel[1:] | wsel[:-1]))
+        worse = ps[1:][dis]
+        # a fix implausibly far from the one before it (spoofing, see
+        # _implausible): that person goes through the per-message path
+        vs = valid[sel]
+        if vs.any():
+            ix = np.arange(len(sel))
+            lastv = np.maximum.accumulate(np.where(vs, ix, -1))
+            prevv = np.concatenate(([-1], lastv[:-1]))
+            gs = np.maximum.accumulate(np.where(np.concatenate(([True], ~same)), ix, 0))
+            inb = prevv >= gs
+            pv = np.maximum(prevv, 0)
+            slon, slat, sacc = lon[sel], lat[sel], acc[sel]
+            a_ts = np.where(inb, tss[pv], q.lf_ts[ps])
+            spd = _implied_speed_np(
+                a_ts, np.where(inb, slon[pv], q.lf_lon[ps]), np.where(inb, slat[pv], q.lf_lat[ps]),
+                np.where(inb, sacc[pv], q.lf_acc[ps]), tss, slon, slat, sacc)
+            sus = vs & (a_ts >= 0) & (spd > eng._cfg.spoof_speed_mps * 0.999)
+            if sus.any():
+                worse = np.concatenate((worse, ps[sus]))
+        pst = q.pst[ps]
+        if pst.any():  # a pending streak: the next fix must be certainly home
+            lead = np.concatenate(([True], ~same))
+            nogo = pst & lead & ~(valid[sel] & (fcode[sel] == -1))
+            worse = np.concatenate((worse, ps[nogo]))
+        if len(worse):
+            keep = ~np.isin(ps, worse)
+            sel, ps, tss = sel[keep], ps[keep], tss[keep]
+            same = ps[1:] == ps[:-1]
+            bad = np.concatenate((bad, worse))
+        wsp = ps[ws[sel]]
+    if len(bad):
+        eng._materialise(np.unique(bad[q.mode[bad]]).tolist())
+    slow = np.ones(n, np.bool_)
+    if len(sel):
+        if len(wsp):
+            eng._enter_windows(wsp)
+        eng._bulk_apply(fidx, sel, ps, tss, same, valid, lon, lat, acc, c1, first,
+                         gi_all, dix, fx)  # type: ignore[arg-type]
+        slow[fidx[sel]] = False
+    rest = np.nonzero(slow)[0]
+    return rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel)
+
+
+def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> None:
+    """Start the lanes of persons seen for the first time, straight into quiet mode.
+
+    Only for a person whose messages in the batch are all fixes, none
+    late: the lane starts as the per-message path would start it at the
+    first of them (curfew windows placed from that time), and the fixes
+    then take the bulk path like any other. The lane is *virtual*: its
+    values live in the arrays only, and its ``Lane`` object is built
+    from them (and ``QuietLanes.t0``) when it is materialised.
+    """
+    new = ~eng._known[p]
+    if not new.any():
+        return
+    pn, tn = p[new], t[new]
+    order = np.lexsort((tn, pn))
+    pn, tn = pn[order], tn[order]
+    head = np.concatenate(([True], pn[1:] != pn[:-1]))
+    cand, t0 = pn[head], tn[head]
+    lateness = eng._cfg.lateness_ms
+    too_old = p[new & (t < np.maximum(clk, eng._wm) - lateness)]
+    drop = np.concatenate((too_old, ci[nonfix]))
+    late, watched = eng._late, eng._watchers
+    if late or watched:
+        csr_of = eng._csr_of
+        drop = np.concatenate((drop, np.array(
+            [csr_of.get(k, -1) for k in (*late, *watched)], np.int64)))
+    keep = eng._q_oka[cand]
+    if len(drop):
+        keep &= ~np.isin(cand, drop)
+    cand, t0 = cand[keep], t0[keep]
+    if not len(cand):
+        return
+    q = eng._q
+    # what _start, _schedule and _enter_quiet would do for a fresh lane
+    vu = eng._q_vu[cand]
+    due = np.where(vu < _FAR_FUTURE_MS, vu, _INF)
+    cfk = eng._q_cfk[cand]
+    ent = np.zeros(len(cand), np.bool_)
+    ivs = np.zeros(len(cand), np.int64)
+    ive = np.zeros(len(cand), np.int64)
+    h = np.nonzero(cfk >= 0)[0]
+    if len(h):
+        names, specs = eng._csr_names, eng._specs
+        iv = [specs[names[c]].zone_rules[k].calendar.interval_at_or_after(tf)  # type: ignore[union-attr]
+              for c, k, tf in zip(cand[h].tolist(), cfk[h].tolist(), t0[h].tolist(), strict=True)]
+        s0 = np.array([x[0] for x in iv], np.int64)
+        e0 = np.array([x[1] for x in iv], np.int64)
+        en = s0 <= t0[h]
+        ent[h], ivs[h], ive[h] = en, s0, e0
+        due[h] = np.minimum(due[h], np.where(en, e0, s0))
+    eng._known[cand] = True
+    q.t0[cand] = t0
+    q.mode[cand] = True
+    for arr in (q.last, q.front, q.lastmsg, q.ck_lastmsg, q.lf_ts, q.ck_lf_ts, q.lv, q.tk):
+        arr[cand] = -1
+    for farr in (q.lf_lon, q.lf_lat, q.lf_acc, q.ck_lf_lon, q.ck_lf_lat, q.ck_lf_acc):
+        farr[cand] = 0.0
+    q.code[cand] = q.ck_code[cand] = 0
+    q.due[cand] = q.sdue[cand] = due
+    q.after[cand] = eng._q_after[cand]
+    q.cf[cand] = q.cf0[cand] = ent
+    q.ivs[cand] = ivs
+    q.ive[cand] = ive
+    q.pst[cand] = q.ck_has[cand] = False
+
+
+def bulk_advance(eng: Engine, wm: int) -> None:
+    """Timers of quiet lanes up to ``wm``: curfew windows that begin with the
+    person not certainly outside are entered in bulk; every other lane
+    with a timer due is materialised (and fires in :meth:`advance`)."""
+    q = eng._q
+    c = np.nonzero(q.mode & (q.due <= wm))[0]
+    if not len(c):
+        return
+    aft, due, cfk, vu = q.after[c], q.due[c], eng._q_cfk[c], eng._q_vu[c]
+    ws = ((due == q.sdue[c]) & (cfk >= 0) & ~q.cf[c] & (q.ivs[c] == due)
+          & ((q.code[c] != 1) | eng._q_ws1[c])
+          & (q.ive[c] > wm) & (vu > wm) & ((aft < 0) | (q.lastmsg[c] + aft >= wm)))
+    w = c[ws]
+    if len(w):
+        q.pst[w[q.code[w] == 1]] = True  # no fix yet: the streak is still on
+        eng._enter_windows(w)
+        sd = q.sdue[w]
+        a = aft[ws]
+        q.due[w] = np.where(a >= 0, np.minimum(sd, q.lastmsg[w] + a), sd)
+        q.tk[w] = q.ivs[w]
+        q.last[w] = np.maximum(q.last[w], q.ivs[w] - 1)  # a fix before the timer rewinds
+    eng._materialise(c[~ws].tolist())
+
+
+def enter_windows(eng: Engine, w: Any) -> None:
+    """Quiet lanes ``w`` enter their curfew window (see ``QuietLanes.cf0``)."""
+    q = eng._q
+    out1 = w[q.code[w] == 1]  # certainly outside at the start: see QuietLanes.lv
+    q.lv[out1] = q.ivs[out1]
+    q.cf[w] = True
+    vu = eng._q_vu[w]
+    q.sdue[w] = np.minimum(q.ive[w], np.where(vu < _FAR_FUTURE_MS, vu, _INF))
+
+
+def bail(eng: Engine, messages: Sequence[Telemetry]) -> None:
+    """The batch goes through the per-message path: materialise its persons' lanes."""
+    if not eng._q.mode.any():
+        return
+    cis: set[int] = set()
+    route, csr_of = eng._route, eng._csr_of
+    for m in messages:
+        if type(m) is VideoHit:
+            ci = csr_of.get(m.person_id or "", -1)
+        else:
+            r = route.get(m.device_id)  # type: ignore[union-attr]
+            ci = -1 if r is None else r[1]
+        if ci >= 0:
+            cis.add(ci)
+    eng._materialise(sorted(cis))
+
+
+def bulk_apply(eng: Engine, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, valid: Any,
+                lon: Any, lat: Any, acc: Any, c1: Any, first: Any, gi_all: Any, dix: Any,
+                fx: list[Fix]) -> None:
+    """Apply quiet fixes (grouped by person, in order) to the arrays and the pending log."""
+    q = eng._q
+    pl = eng._pl
+    wm0 = eng._wm
+    # fold once the rows added since the last fold outnumber the rows that
+    # were alive then (and fold_every): each fold's O(log) pass is paid
+    # for by as many new rows, and the log stays about one horizon long
+    if pl.since_fold > max(eng._fold_every, len(pl) - pl.since_fold):
+        pl.fold(q, wm0 - eng._cfg.lateness_ms)
+    ends = np.concatenate((~same, [True]))
+    up, tl = ps[ends], tss[ends]
+    q.last[up] = tl
+    q.pst[up] = False  # checked by _bulk_pass: the first fix ended the streak
+    q.front[up] = np.maximum(q.front[up], tl)
+    lm = np.maximum(q.lastmsg[up], tl)
+    q.lastmsg[up] = lm
+    aft = q.after[up]
+    q.due[up] = np.where(aft >= 0, np.minimum(q.sdue[up], lm + aft), q.sdue[up])
+    v = valid[sel]
+    code = np.zeros(len(sel), np.int8)
+    cfk = eng._q_cfk[ps]
+    gi = gi_all[fidx[sel]]
+    has = v & (cfk >= 0)
+    if has.any():
+        code[has] = c1[first[gi[has]] + cfk[has]]
+    if v.any():
+        vr = np.nonzero(v)[0]
+        vp = ps[vr]
+        vend = np.concatenate((vp[1:] != vp[:-1], [True]))
+        lv, uv = sel[vr[vend]], vp[vend]
+        q.lf_ts[uv] = tss[vr[vend]]
+        q.lf_lon[uv] = lon[lv]
+        q.lf_lat[uv] = lat[lv]
+        q.lf_acc[uv] = acc[lv]
+        cf = eng._q_cfk[uv] >= 0
+        q.code[uv[cf]] = code[vr[vend]][cf]
+    pl.append(q, fx, sel, {
+        "person": ps, "ts": tss, "dev": dix[fidx[sel]], "valid": v,
+        "lon": lon[sel], "lat": lat[sel], "acc": acc[sel], "code": code})
+
+
+def enter_quiet(eng: Engine, lane: Lane, spec: PersonSpec) -> None:
+    """Hand a quiet lane's liveness to the arrays of :mod:`geofence.bulk`."""
+    st = lane.state
+    if (lane.late or not lane.quiet or not st.started or st.expired or eng._csr_dirty
+            or eng._watchers_dirty):
+        return
+    key = lane.key
+    ci = eng._csr_of.get(key, -1)
+    if ci < 0 or not eng._q_ok[ci] or key in eng._late or key in eng._watchers:
+        return
+    q = eng._q
+    q.mode[ci] = True
+    q.last[ci] = lane.last_key[0]
+    q.front[ci] = lane.frontier
+    q.due[ci] = lane.due
+    q.sdue[ci] = lane.static_due
+    q.after[ci] = -1 if spec.signal_after_ms is None else spec.signal_after_ms
+    q.cf[ci] = lane.cf_entered
+    q.lastmsg[ci] = q.ck_lastmsg[ci] = st.last_msg
+    q.lf_ts[ci] = q.ck_lf_ts[ci] = st.lf_ts
+    q.lf_lon[ci] = q.ck_lf_lon[ci] = st.lf_lon
+    q.lf_lat[ci] = q.ck_lf_lat[ci] = st.lf_lat
+    q.lf_acc[ci] = q.ck_lf_acc[ci] = st.lf_acc
+    k = int(eng._q_cfk[ci])
+    q.code[ci] = q.ck_code[ci] = st.conds[k].last_code if k >= 0 else 0
+    if k >= 0:
+        c = st.conds[k]
+        q.cf0[ci], q.ivs[ci], q.ive[ci] = c.entered, c.iv_start, c.iv_end
+    q.lv[ci] = q.tk[ci] = -1
+    q.pst[ci] = False
+    q.ck_has[ci] = False
+
+
+def materialise(eng: Engine, cis: Any) -> None:
+    """Give lanes in quiet mode their state back as ``Lane`` objects.
+
+    The checkpoint becomes the folded values (when rows were folded), the
+    pending rows become tail entries, and the state takes the newest
+    liveness values; then the lane is an ordinary lane again.
+    """
+    q, pl = eng._q, eng._pl
+    cols = pl.cols
+    batches = pl.batches
+    names = eng._csr_names
+    for ci in cis:
+        ci = int(ci)
+        if not q.mode[ci]:
+            continue
+        q.mode[ci] = False
+        key = names[ci]
+        lane = eng._lanes.get(key)  # type: ignore[assignment]
+        if lane is None:  # a virtual lane (see _new_lanes): started at its first fix
+            lane = eng._lane(key)
+            eng._start(lane.state, eng._specs[key], int(q.t0[ci]))
+            lane.quiet = True
+            lane.cf_entered = bool(q.cf0[ci])
+        st = lane.state
+        k = int(eng._q_cfk[ci])
+        last_key: Key | None = None
+        entered = bool(q.cf[ci] and not q.cf0[ci])  # a window entered in bulk
+        if q.ck_has[ci]:
+            ck = st.copy()
+            _put_liveness(ck, k, int(q.ck_lastmsg[ci]), int(q.ck_lf_ts[ci]),
+                          float(q.ck_lf_lon[ci]), float(q.ck_lf_lat[ci]),
+                          float(q.ck_lf_acc[ci]), int(q.ck_code[ci]),
+                          entered and q.ck_ts[ci] >= q.ivs[ci],  # it began before that row
+                          int(q.lv[ci]))
+            last_key = (int(q.ck_ts[ci]), 1, eng._dix_names[int(q.ck_dev[ci])], 0, "")
+            lane.ckpt, lane.ckpt_key, lane.pend = ck, last_key, None
+            lane.tail = []
+            eng._prune(lane)
+            q.ck_has[ci] = False
+        rows = pl.rows_of(q, ci)
+        if rows:
+            bids = cols["bid"][rows].tolist()
+            rws = cols["row"][rows].tolist()
+            ents = []
+            for b, r in zip(bids, rws, strict=True):
+                m = batches[b][r]
+                ents.append(Entry((m.ts, 1, m.device_id, 0, ""), m))
+            lane.tail.extend(ents)
+            last_key = ents[-1].key
+        _put_liveness(st, k, int(q.lastmsg[ci]), int(q.lf_ts[ci]), float(q.lf_lon[ci]),
+                      float(q.lf_lat[ci]), float(q.lf_acc[ci]), int(q.code[ci]), entered,
+                      int(q.lv[ci]))
+        if k >= 0 and entered:
+            lane.cf_entered = True
+            if q.pst[ci]:  # the streak begun at the window's start is still on
+                c = st.conds[k]
+                c.start, c.n = int(q.lv[ci]), 1
+                lane.quiet = False
+                q.pst[ci] = False
+        lane.static_due = int(q.sdue[ci])
+        if q.tk[ci] >= 0:
+            tk: Key = (int(q.tk[ci]), 0, "", 0, "")
+            if last_key is None or tk > last_key:
+                last_key = tk
+        if last_key is not None and last_key > lane.last_key:
+            lane.last_key = last_key
+        fr = int(q.front[ci])
+        if fr > lane.frontier:
+            lane.frontier = fr
+        lane.due = int(q.due[ci])
+        if lane.due < lane.heap_at:
+            lane.heap_at = lane.due
+            heapq.heappush(eng._heap, (lane.due, key))
+        eng._roll(lane)
+
+
+def materialise_all(eng: Engine, reenter: bool = False) -> None:
+    if len(eng._q.mode):
+        cis = np.nonzero(eng._q.mode)[0].tolist()
+        eng._materialise(cis)
+        if reenter:  # still quiet: back to bulk mode (a snapshot changes nothing)
+            names, specs = eng._csr_names, eng._specs
+            for ci in cis:
+                lane = eng._lanes[names[ci]]
+                if lane.quiet:
+                    eng._enter_quiet(lane, specs[lane.key])
+
+
+def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
+    """:meth:`_fast` for a single fix (the common case), without the loop."""
+    key = e.key
+    t = key[0]
+    if lane.due <= t:
+        return False
+    st = lane.state
+    if not st.started:
+        return False
+    gi = e.gi
+    if gi >= 0:
+        f = eng._g_flags[gi]
+        if f & 1 or (f & 2 and lane.cf_entered):
+            return False
+    m: Fix = e.msg  # type: ignore[assignment]
+    if m.valid and st.lf_ts >= 0 and _implied_speed(
+            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc, t, m.lon, m.lat,
+            m.accuracy_m) > eng._cfg.spoof_speed_mps:
+        return False  # implausible: the per-message path judges it
+    if t > st.last_msg:
+        st.last_msg = t
+    if m.valid:
+        st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, m.lon, m.lat, m.accuracy_m
+        if (gi >= 0 and spec.curfew_idx and not st.expired
+                and spec.valid_from <= t < spec.valid_until):
+            base = eng._g_ends[gi - 1] if gi else 0
+            l1 = eng._g_l1
+            for i in spec.curfew_idx:
+                st.conds[i].last_code = l1[base + i]
+    lane.tail.append(e)
+    lane.last_key = key
+    if t > lane.frontier:
+        lane.frontier = t
+    if spec.signal_after_ms is not None and st.sig is None:
+        d = st.last_msg + spec.signal_after_ms
+        lane.due = d if d < lane.static_due else lane.static_due
+    return True
+
+
+def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> bool:
+    """Apply in-order fixes that certainly change nothing but liveness.
+
+    Holds when the lane is quiet (no streak, no open alert), no timer is
+    due up to the last fix, and no fix certainly violates a condition
+    (curfew: while a window is open). Then the state machines would only
+    record the last position and liveness, which is done here in bulk.
+    """
+    t_last = ents[-1].key[0]
+    if lane.due <= t_last or not lane.state.started:
+        return False
+    flags = eng._g_flags
+    last_valid: Entry | None = None
+    cf_open = lane.cf_entered
+    after = spec.signal_after_ms
+    prev = lane.state.last_msg
+    st0 = lane.state
+    a_ts, a_lon, a_lat, a_acc = st0.lf_ts, st0.lf_lon, st0.lf_lat, st0.lf_acc
+    vmax = eng._cfg.spoof_speed_mps
+    for e in ents:
+        m = e.msg
+        if type(m) is not Fix:
+            return False
+        if m.valid:
+            if a_ts >= 0 and _implied_speed(a_ts, a_lon, a_lat, a_acc, e.key[0], m.lon, m.lat,
+                                            m.accuracy_m) > vmax:
+                return False  # implausible: the per-message path judges it
+            a_ts, a_lon, a_lat, a_acc = e.key[0], m.lon, m.lat, m.accuracy_m
+        if after is not None:
+            # a silence inside the batch longer than signal_loss allows:
+            # lane.due only knows the time before the batch
+            t = e.key[0]
+            if prev >= 0 and t > prev + after:
+                return False
+            if t > prev:
+                prev = t
+        gi = e.gi
+        if gi >= 0:
+            f = flags[gi]
+            if f & 1 or (f & 2 and cf_open):
+                return False
+            last_valid = e
+        elif m.valid:
+            last_valid = e
+    st = lane.state
+    if t_last > st.last_msg:
+        st.last_msg = t_last
+    if last_valid is not None:
+        m = last_valid.msg
+        st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
+        if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
+                and spec.active_at(last_valid.key[0])):
+            gi = last_valid.gi
+            base = eng._g_ends[gi - 1] if gi else 0
+            l1 = eng._g_l1
+            for i in spec.curfew_idx:
+                st.conds[i].last_code = l1[base + i]
+    lane.tail.extend(ents)
+    lane.last_key = ents[-1].key
+    if t_last > lane.frontier:
+        lane.frontier = t_last
+    if spec.signal_after_ms is not None and st.sig is None:
+        d = st.last_msg + spec.signal_after_ms
+        lane.due = d if d < lane.static_due else lane.static_due
+    return True
