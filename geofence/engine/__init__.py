@@ -10,6 +10,7 @@ package, one concern a module:
 ``config``                :class:`EngineConfig`, :class:`ProcessResult`, the
                           step key, :func:`tune_gc`, :func:`batch_watermark`
 ``classify``              fixes against their zone rules, vectorised
+``state``                 a lane's data: steps, state machine values, checkpoints
 ``lanes``                 a person's steps in event time: feed, rewind,
                           checkpoints, timers
 ``rules``                 the rule state machines (the only rule logic)

@@ -43,20 +43,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from geofence.bulk import PendingLog, QuietLanes
-from geofence.engine import classify as classify_
 from geofence.engine import lanes as lanes_
 from geofence.engine import machines as machines_
 from geofence.engine import orders as orders_
 from geofence.engine import publish as publish_
 from geofence.engine import quiet as quiet_
 from geofence.engine import snapshot as snapshot_
+from geofence.engine.classify import NOTHING, RuleTable, classify_fixes, classify_video
 from geofence.engine.config import (
     _INF,
     EngineConfig,
     Key,
     ProcessResult,
 )
-from geofence.engine.lanes import (
+from geofence.engine.state import (
     Entry,
     Lane,
     LogItem,
@@ -125,16 +125,8 @@ class Engine:
         self._max_ts = -1
         self._csr_dirty = True
         self._csr_of: dict[str, int] = {}
-        self._csr_start = np.zeros(0, np.int64)
-        self._csr_count = np.zeros(0, np.int64)
-        self._csr_zone = np.zeros(0, np.int64)
-        self._csr_buf = np.zeros(0, np.float64)
-        self._csr_kind = np.zeros(0, np.int8)
+        self._rules = RuleTable.empty()
         self._route: dict[str, tuple[str, int, int, int]] = {}
-        self._g_flags: list[int] = []
-        self._g_l1: list[int] = []
-        self._g_l2: list[int] = []
-        self._g_ends: list[int] = []
         self._csr_names: list[str] = []
         self._dix: dict[str, int] = {}
         self._dix_names: list[str] = []
@@ -215,7 +207,7 @@ class Engine:
             pre_clk: list[int] | None = None
             pre_gi: list[int] = []
         else:
-            todo, pre_clk, pre_gi, res.bulk = pre
+            todo, pre_clk, pre_gi, res.bulk, cls = pre
         for k, j in enumerate(todo):
             m = messages[j]
             tm = type(m)
@@ -288,15 +280,14 @@ class Engine:
             self._max_ts = max_ts
         wm0 = self._wm
 
-        if pre_clk is not None:
-            pass  # classified by _bulk_pass
-        elif g_p:
-            self._classify(np.array(g_p, np.int64), np.array(g_lon, np.float64),
-                           np.array(g_lat, np.float64), np.array(g_acc, np.float64))
-        else:
-            self._g_flags = []
+        if pre_clk is None:  # else classified by _bulk_pass
+            cls = NOTHING
+            if g_p:
+                cls = classify_fixes(
+                    self._zones, self._rules, np.array(g_p, np.int64), np.array(g_lon, np.float64),
+                    np.array(g_lat, np.float64), np.array(g_acc, np.float64))[0]
         if vids:
-            self._classify_video(vids)
+            classify_video(self._zones, cfg.camera_accuracy_m, vids)
 
         # split live / late per lane, remember live fixes of watched persons
         lateness = cfg.lateness_ms
@@ -321,7 +312,7 @@ class Engine:
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
                       and pid not in slow and pid not in late_lanes and self._quick
-                      and self._fast1(lane, specs[pid], e0)):
+                      and self._fast1(lane, specs[pid], e0, cls)):
                     # the common case: one quiet in-order fix, applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
@@ -373,7 +364,7 @@ class Engine:
             # a late message the backfill drops as a duplicate or as too late is
             # counted as that, not also as late: the counts sum to the input
             dropped = res.duplicates + res.too_late
-            self._feed(lane, ents, res)
+            self._feed(lane, ents, res, cls)
             res.late -= res.duplicates + res.too_late - dropped
             self._late_liveness(lane.key, ents, res.records)
         for lane, ents in live:
@@ -384,11 +375,11 @@ class Engine:
                 before = [e for e in ents if e.key <= lk]
                 if before:
                     ents = [e for e in ents if e.key > lk]
-                    self._feed(lane, before, res)
+                    self._feed(lane, before, res, cls)
                 if ents:
                     self._handover(ll, lane, ents)
             if ents:
-                self._feed(lane, ents, res)
+                self._feed(lane, ents, res, cls)
         # the arrival clock becomes the engine's event time once the batch is in
         # (lanes roll their checkpoints against the time before it, as before)
         if clk > self._wm:
@@ -400,10 +391,6 @@ class Engine:
             lane = lanes.get(pid)
             if lane is not None:
                 self._tick(lane, t, res.records)
-        self._g_flags = []
-        self._g_l1 = []
-        self._g_l2 = []
-        self._g_ends = []
         return res
 
     @staticmethod
@@ -508,12 +495,6 @@ class Engine:
     _handover = lanes_.handover
     _late_liveness = lanes_.late_liveness
     _watched_fixes = lanes_.watched_fixes
-
-    # classify: geofence.engine.classify
-    _classify = classify_.classify_batch
-    _attach = classify_.attach_codes
-    _ensure_codes = classify_.ensure_codes
-    _classify_video = classify_.classify_video
 
     # machines: geofence.engine.machines
     _entity = machines_.entity_of

@@ -14,7 +14,7 @@ from geofence.engine.config import (
     _INF,
     Key,
 )
-from geofence.engine.lanes import (
+from geofence.engine.state import (
     Entry,
     Lane,
     LaneState,

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geofence.bulk import PendingLog, QuietLanes
+from geofence.engine.classify import RuleTable
 from geofence.engine.config import (
     Key,
 )
-from geofence.engine.lanes import (
+from geofence.engine.state import (
     Lane,
     LogItem,
     _fresh_state,
@@ -76,14 +77,13 @@ def rebuild_csr(eng: Engine) -> None:
     starts = np.zeros(len(specs), np.int64)
     if len(specs):
         starts[1:] = np.cumsum(counts)[:-1]
-    eng._csr_start, eng._csr_count = starts, counts
 
     def cat(arrs: list[Any], dtype: Any) -> Any:
         return np.concatenate(arrs).astype(dtype) if arrs else np.zeros(0, dtype)
 
-    eng._csr_zone = cat([s.zone_idx for s in specs], np.int64)
-    eng._csr_buf = cat([s.buffer_m for s in specs], np.float64)
-    eng._csr_kind = cat([s.kinds for s in specs], np.int8)
+    eng._rules = RuleTable(starts, counts, cat([s.zone_idx for s in specs], np.int64),
+                           cat([s.buffer_m for s in specs], np.float64),
+                           cat([s.kinds for s in specs], np.int8))
     eng._route = {d: (p, eng._csr_of[p], eng._specs[p].valid_from, eng._specs[p].valid_until)
                    for d, p in eng._dev.items()}
     # the columnar fast path (geofence.bulk): every lane is materialised

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from geofence.engine.lanes import (
+from geofence.engine.state import (
     Hist,
     Lane,
     LogItem,

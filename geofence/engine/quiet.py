@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geofence.engine.classify import NOTHING, Classified, classify_fixes
 from geofence.engine.config import (
     _ACC,
     _DEV,
@@ -20,14 +21,14 @@ from geofence.engine.config import (
     _VALID,
     Key,
 )
-from geofence.engine.lanes import (
-    Entry,
-    Lane,
-    _put_liveness,
-)
 from geofence.engine.machines import (
     _implied_speed,
     _implied_speed_np,
+)
+from geofence.engine.state import (
+    Entry,
+    Lane,
+    _put_liveness,
 )
 from geofence.model import (
     Fix,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
-               ) -> tuple[list[int], list[int], list[int], int] | None:
+              ) -> tuple[list[int], list[int], list[int], int, Classified] | None:
     """The columnar part of :meth:`process`.
 
     Computes the arrival clock of every message and classifies every
@@ -103,9 +104,10 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     gi_all = np.full(n, -1, np.int64)
     gi_all[cidx] = np.arange(len(cidx))
     if len(cidx):
-        flags, c1, first = eng._classify(ci[cidx], lon[valid], lat[valid], acc[valid])
+        cls, flags, c1, first = classify_fixes(eng._zones, eng._rules, ci[cidx], lon[valid],
+                                               lat[valid], acc[valid])
     else:
-        eng._g_flags = []
+        cls = NOTHING
         flags = np.zeros(0, np.int8)
         c1, first = np.zeros(0, np.int8), np.zeros(0, np.int64)
     # which accepted fixes are quiet steps of a lane in quiet mode
@@ -202,7 +204,7 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
                          gi_all, dix, fx)  # type: ignore[arg-type]
         slow[fidx[sel]] = False
     rest = np.nonzero(slow)[0]
-    return rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel)
+    return rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel), cls
 
 
 def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> None:
@@ -487,7 +489,7 @@ def materialise_all(eng: Engine, reenter: bool = False) -> None:
                     eng._enter_quiet(lane, specs[lane.key])
 
 
-def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
+def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry, cls: Classified) -> bool:
     """:meth:`_fast` for a single fix (the common case), without the loop."""
     key = e.key
     t = key[0]
@@ -498,7 +500,7 @@ def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
         return False
     gi = e.gi
     if gi >= 0:
-        f = eng._g_flags[gi]
+        f = cls.flags[gi]
         if f & 1 or (f & 2 and lane.cf_entered):
             return False
     m: Fix = e.msg  # type: ignore[assignment]
@@ -512,10 +514,8 @@ def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
         st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, m.lon, m.lat, m.accuracy_m
         if (gi >= 0 and spec.curfew_idx and not st.expired
                 and spec.valid_from <= t < spec.valid_until):
-            base = eng._g_ends[gi - 1] if gi else 0
-            l1 = eng._g_l1
             for i in spec.curfew_idx:
-                st.conds[i].last_code = l1[base + i]
+                st.conds[i].last_code = cls.curfew_code(gi, i)
     lane.tail.append(e)
     lane.last_key = key
     if t > lane.frontier:
@@ -526,7 +526,8 @@ def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry) -> bool:
     return True
 
 
-def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> bool:
+def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
+              cls: Classified) -> bool:
     """Apply in-order fixes that certainly change nothing but liveness.
 
     Holds when the lane is quiet (no streak, no open alert), no timer is
@@ -537,7 +538,7 @@ def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> b
     t_last = ents[-1].key[0]
     if lane.due <= t_last or not lane.state.started:
         return False
-    flags = eng._g_flags
+    flags = cls.flags
     last_valid: Entry | None = None
     cf_open = lane.cf_entered
     after = spec.signal_after_ms
@@ -579,10 +580,8 @@ def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry]) -> b
         if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
                 and spec.active_at(last_valid.key[0])):
             gi = last_valid.gi
-            base = eng._g_ends[gi - 1] if gi else 0
-            l1 = eng._g_l1
             for i in spec.curfew_idx:
-                st.conds[i].last_code = l1[base + i]
+                st.conds[i].last_code = cls.curfew_code(gi, i)
     lane.tail.extend(ents)
     lane.last_key = ents[-1].key
     if t_last > lane.frontier:

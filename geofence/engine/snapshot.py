@@ -11,7 +11,7 @@ from geofence.bulk import EXPORT_DTYPES, PendingLog, QuietLanes
 from geofence.engine.config import (
     _INF,
 )
-from geofence.engine.lanes import (
+from geofence.engine.state import (
     Lane,
 )
 from geofence.errors import ValidationError
