@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from geofence.bulk import PendingLog, QuietLanes
+from geofence.engine import clock
 from geofence.engine import lanes as lanes_
 from geofence.engine import machines as machines_
 from geofence.engine import orders as orders_
@@ -142,7 +143,6 @@ class Engine:
         self._quick = config.paths == "fast"  # the per-lane shortcuts (_fast, _fast1)
         self._bulk = config.bulk and self._quick
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
-        self._pre_clk_end = -1
         self._watchers_dirty = True
         self._slow: set[str] = set()  # persons with no_contact rules (see _rebuild_watchers)
         with _gc_paused():  # loading work: long-lived objects, no cycles
@@ -207,7 +207,7 @@ class Engine:
             pre_clk: list[int] | None = None
             pre_gi: list[int] = []
         else:
-            todo, pre_clk, pre_gi, res.bulk, cls = pre
+            todo, pre_clk, pre_gi, res.bulk, cls, clk_end = pre
         for k, j in enumerate(todo):
             m = messages[j]
             tm = type(m)
@@ -255,16 +255,8 @@ class Engine:
                     vids.append((e, specs[pid]))
             if pre_clk is not None:
                 clk = pre_clk[k]
-            elif ts > clk:
-                if clk < 0 or ts <= clk + jump:
-                    clk = ts
-                    if far_pid is not None and far_ts <= clk:
-                        far_pid = None
-                elif far_pid is None:
-                    far_ts, far_pid = ts, pid
-                elif far_pid != pid:  # a second person confirms the jump
-                    clk = ts if ts < far_ts else far_ts
-                    far_pid = None
+            elif ts > clk:  # (an older ts leaves the clock as it is)
+                clk, far_ts, far_pid = clock.step(clk, far_ts, far_pid, ts, pid, jump)
             if ts > max_ts:
                 max_ts = ts
             v = per_lane.get(pid)
@@ -274,7 +266,7 @@ class Engine:
                 v[0].append(e)
                 v[1].append(clk)
         if pre_clk is not None:
-            clk = self._pre_clk_end
+            clk = clk_end
         self._far_ts, self._far_pid = far_ts, far_pid
         if max_ts > self._max_ts:
             self._max_ts = max_ts

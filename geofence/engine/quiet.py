@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geofence.engine import clock
 from geofence.engine.classify import NOTHING, Classified, classify_fixes
 from geofence.engine.config import (
     _ACC,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 
 def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
-              ) -> tuple[list[int], list[int], list[int], int, Classified] | None:
+              ) -> tuple[list[int], list[int], list[int], int, Classified, int] | None:
     """The columnar part of :meth:`process`.
 
     Computes the arrival clock of every message and classifies every
@@ -52,9 +53,10 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     mode (:mod:`geofence.bulk`) that certainly change nothing but
     liveness, and materialises the quiet lanes that have any other
     message in the batch. Returns the indices of the messages left for
-    the per-message path and, in the same order, their clocks and geometry indices,
-    and the number of fixes applied in bulk; or ``None`` when the batch needs the per-message path throughout
-    (video hits, or a clock jump to arbitrate).
+    the per-message path and, in the same order, their clocks and geometry
+    indices, the number of fixes applied in bulk, the classifications and
+    the clock after the batch; or ``None`` when the batch needs the
+    per-message path throughout (video hits, or a clock jump to arbitrate).
     """
     if eng._far_pid is not None:
         eng._bail(messages)
@@ -76,23 +78,20 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     acc_ok = (ci >= 0)
     if len(eng._q_vf):
         acc_ok &= (eng._q_vf[cis] <= ts) & (ts < eng._q_vu[cis])
-    # the arrival clock: a running maximum unless a jump needs arbitration
-    clk0 = eng._wm
+    # the arrival clock of every accepted message (no jump is pending: see above)
+    clk0 = clk_end = eng._wm
     ta = ts[acc_ok]
     clk_all = np.full(n, clk0, np.int64)
     if len(ta):
-        run = np.maximum.accumulate(np.concatenate(([clk0], ta)))
-        prev = run[:-1]
-        if bool(((ta > prev) & (prev >= 0) & (ta > prev + eng._cfg.clock_jump_ms)).any()):
+        clocks = clock.run(clk0, ta, eng._cfg.clock_jump_ms)
+        if clocks is None:
             eng._bail(messages)
             return None
-        clk_all[acc_ok] = run[1:]
-        eng._pre_clk_end = int(run[-1])
+        clk_all[acc_ok] = clocks
+        clk_end = int(clocks[-1])
         mx = int(ta.max())
         if mx > eng._max_ts:
             eng._max_ts = mx
-    else:
-        eng._pre_clk_end = clk0
     # classification of every accepted valid fix
     fidx = np.nonzero(isfix & acc_ok)[0]
     fx = list(messages) if len(fidx) == n else [messages[j] for j in fidx.tolist()]
@@ -204,7 +203,8 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
                          gi_all, dix, fx)  # type: ignore[arg-type]
         slow[fidx[sel]] = False
     rest = np.nonzero(slow)[0]
-    return rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel), cls
+    return (rest.tolist(), clk_all[rest].tolist(), gi_all[rest].tolist(), len(sel), cls,
+            clk_end)
 
 
 def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> None:
