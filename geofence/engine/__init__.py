@@ -9,13 +9,14 @@ package, one concern a module:
                           (the façade; the other modules are its parts)
 ``config``                :class:`EngineConfig`, :class:`ProcessResult`, the
                           step key, :func:`tune_gc`, :func:`batch_watermark`
+``clock``                 the arrival clock (one step, and an array run)
 ``classify``              fixes against their zone rules, vectorised
 ``state``                 a lane's data: steps, state machine values, checkpoints
 ``lanes``                 a person's steps in event time: feed, rewind,
                           checkpoints, timers
-``rules``                 the rule state machines (the only rule logic)
+``machines``              the rule state machines (the only rule logic)
 ``quiet``                 fixes that change nothing but liveness, in bulk
-                          (arrays of :mod:`geofence.bulk`)
+                          (arrays of :mod:`geofence.bulk`) or one lane at once
 ``publish``               releasing records; after a rewind, only the difference
 ``orders``                installing orders and zones, hot reload
 ``snapshot``              ``snapshot`` and ``restore``

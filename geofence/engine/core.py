@@ -140,7 +140,7 @@ class Engine:
         self._known = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)
         self._pl = PendingLog()
-        self._quick = config.paths == "fast"  # the per-lane shortcuts (_fast, _fast1)
+        self._quick = config.paths == "fast"  # the per-lane shortcut (_fast)
         self._bulk = config.bulk and self._quick
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._watchers_dirty = True
@@ -304,7 +304,7 @@ class Engine:
                     ents = []
                 elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
                       and pid not in slow and pid not in late_lanes and self._quick
-                      and self._fast1(lane, specs[pid], e0, cls)):
+                      and self._fast(lane, specs[pid], ents, cls)):
                     # the common case: one quiet in-order fix, applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
@@ -513,7 +513,6 @@ class Engine:
     _enter_quiet = quiet_.enter_quiet
     _materialise = quiet_.materialise
     _materialise_all = quiet_.materialise_all
-    _fast1 = quiet_.fast_one
     _fast = quiet_.fast_many
 
     # publish: geofence.engine.publish

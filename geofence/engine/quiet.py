@@ -489,48 +489,13 @@ def materialise_all(eng: Engine, reenter: bool = False) -> None:
                     eng._enter_quiet(lane, specs[lane.key])
 
 
-def fast_one(eng: Engine, lane: Lane, spec: PersonSpec, e: Entry, cls: Classified) -> bool:
-    """:meth:`_fast` for a single fix (the common case), without the loop."""
-    key = e.key
-    t = key[0]
-    if lane.due <= t:
-        return False
-    st = lane.state
-    if not st.started:
-        return False
-    gi = e.gi
-    if gi >= 0:
-        f = cls.flags[gi]
-        if f & 1 or (f & 2 and lane.cf_entered):
-            return False
-    m: Fix = e.msg  # type: ignore[assignment]
-    if m.valid and st.lf_ts >= 0 and _implied_speed(
-            st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc, t, m.lon, m.lat,
-            m.accuracy_m) > eng._cfg.spoof_speed_mps:
-        return False  # implausible: the per-message path judges it
-    if t > st.last_msg:
-        st.last_msg = t
-    if m.valid:
-        st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = t, m.lon, m.lat, m.accuracy_m
-        if (gi >= 0 and spec.curfew_idx and not st.expired
-                and spec.valid_from <= t < spec.valid_until):
-            for i in spec.curfew_idx:
-                st.conds[i].last_code = cls.curfew_code(gi, i)
-    lane.tail.append(e)
-    lane.last_key = key
-    if t > lane.frontier:
-        lane.frontier = t
-    if spec.signal_after_ms is not None and st.sig is None:
-        d = st.last_msg + spec.signal_after_ms
-        lane.due = d if d < lane.static_due else lane.static_due
-    return True
-
-
 def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
               cls: Classified) -> bool:
-    """Apply in-order fixes that certainly change nothing but liveness.
+    """Apply in-order fixes that certainly change nothing but liveness, in
+    place; ``False`` (and nothing changed) when they may change more.
 
-    Holds when the lane is quiet (no streak, no open alert), no timer is
+    The per-lane form of the decision :func:`bulk_pass` takes for lanes in
+    quiet mode. Holds when the lane is quiet (no streak, no open alert), no timer is
     due up to the last fix, and no fix certainly violates a condition
     (curfew: while a window is open). Then the state machines would only
     record the last position and liveness, which is done here in bulk.
