@@ -70,6 +70,30 @@ def rebuild_watchers(eng: Engine) -> None:
 
 
 def rebuild_csr(eng: Engine) -> None:
+    """Number the persons and devices and compile the orders into arrays.
+
+    Persons are numbered in order of installation (``ci``, "compiled
+    index"); every array below has one row a person unless it says otherwise.
+
+    ================  ===========================================================
+    ``_csr_of``       person id -> ``ci``; ``_csr_names`` the reverse
+    ``_rules``        every person's zone rules (:class:`~.classify.RuleTable`)
+    ``_route``        device id -> (person id, ``ci``, order start, order end)
+    ``_dix``          device id -> device number; ``_dix_names`` the reverse,
+                      ``_dix_ci`` each device's ``ci``
+    ``_q_vf/_q_vu``   the order's ``valid_from`` / ``valid_until`` (epoch ms)
+    ``_q_cfk``        the rule number of the person's one curfew rule (-1: none,
+                      or several)
+    ``_q_ok``         may go in bulk: no no_contact rule, at most one curfew
+                      (a list; ``_q_oka`` the same as an array)
+    ``_q_after``      the signal_loss delay (ms; -1: no signal_loss rule)
+    ``_q_ws1``        a curfew streak begun at the window's start cannot open at
+                      once (more than one fix or a dwell needed)
+    ``_known``        the person has a lane (an object, or a row in bulk mode)
+    ``_q``, ``_pl``   the bulk path's lanes and pending log (:mod:`geofence.bulk`),
+                      empty: every lane is materialised before numbers change
+    ================  ===========================================================
+    """
     pids = list(eng._specs)
     eng._csr_of = {p: i for i, p in enumerate(pids)}
     specs = [eng._specs[p] for p in pids]
