@@ -1,4 +1,13 @@
-"""Lanes: one person's (or camera's) steps in event time, fed, rewound and scheduled."""
+"""Lanes: one person's (or camera's) steps in event time, fed, rewound and scheduled.
+
+A lane takes its new steps in key order (:func:`feed`); a step older than
+the newest one makes it :func:`rewind` from its checkpoint and release only
+the difference (:mod:`geofence.engine.publish`). :func:`roll` moves the
+checkpoint once it is older than the lateness horizon, :func:`schedule`
+re-arms the lane's timer and, when nothing is open, hands it to the bulk
+path (:func:`geofence.engine.quiet.enter_quiet`). Late data has its own lane;
+:func:`handover` and :func:`late_liveness` are where the two meet.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,13 @@
-"""The rule state machines: the only place rule logic lives."""
+"""The rule state machines: the only place rule logic lives.
+
+:func:`apply_step` evaluates one step of a lane (a fix, a device event, a
+video hit, a contact probe) after :func:`catch_up` has fired every timer
+before it (signal loss, curfew windows, order expiry, camera quiet). Zone
+and contact rules go through :func:`geofence.episodes.observe` via
+:func:`cond_obs`; spoofing is :func:`implausible`, face matches
+:func:`face_match`, facility video :func:`camera_hit`. Every alert is opened
+by :func:`open_alert` and cleared by :func:`clear_alert`.
+"""
 
 from __future__ import annotations
 

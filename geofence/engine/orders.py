@@ -1,4 +1,12 @@
-"""Orders and zones: installing, compiling to arrays, and reloading them live."""
+"""Orders and zones: installing, compiling to arrays, and reloading them live.
+
+:func:`install_all` compiles orders (:func:`geofence.rules.compile_orders`),
+:func:`rebuild_csr` numbers persons and devices and builds the per-person
+arrays (a table in its docstring). :func:`upsert_order`,
+:func:`remove_order` and :func:`set_zones` change them while lanes run;
+:func:`rebase` carries each lane's state over and clears what no longer
+applies.
+"""
 
 from __future__ import annotations
 

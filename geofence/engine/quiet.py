@@ -1,4 +1,16 @@
-"""The quiet path: fixes that change nothing but liveness, applied in bulk."""
+"""The quiet path: fixes that change nothing but liveness, applied in bulk.
+
+Most fixes only move a person's liveness (newest message, last position).
+:func:`bulk_pass` decides that for a whole batch with array operations on
+the lanes held in :mod:`geofence.bulk` and applies them (:func:`bulk_apply`),
+:func:`bulk_advance` moves those lanes' timers; :func:`fast_many` takes the
+same decision for one lane that is an object. A lane goes into the arrays
+with :func:`enter_quiet` (or starts there: :func:`new_lanes`) and comes back
+as an object with :func:`materialise`, whenever anything else happens to it.
+The records are the same as the state machines' (``EngineConfig(paths=
+"reference")`` is the yardstick, tests/geofence/test_bulk.py and
+test_worlds.py the comparison).
+"""
 
 from __future__ import annotations
 

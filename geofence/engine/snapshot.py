@@ -1,4 +1,10 @@
-"""Snapshots of an engine's state, and restoring them."""
+"""Snapshots of an engine's state, and restoring them.
+
+Format 3 (:data:`SNAPSHOT_VERSION`) keeps lanes in bulk mode as arrays
+(:class:`_QuietSnapshot`) and every other lane as a :class:`~.state.Lane`
+object; format 2, every lane as an object, is still read (and written on
+request). docs/rules.md ("State") has the measured costs.
+"""
 
 from __future__ import annotations
 
