@@ -8,6 +8,7 @@ request). docs/rules.md ("State") has the measured costs.
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING, Union
 
 import msgspec
@@ -152,8 +153,12 @@ def restore(eng: Engine, data: bytes) -> None:
             ci = eng._csr_of.get(lane.key, -1)
             if ci >= 0:
                 eng._known[ci] = True
-                if q_mode[ci]:
-                    continue  # held in the arrays; re-armed when it leaves quiet mode
+                if q_mode[ci]:  # held in the arrays: its timer is theirs
+                    due = int(eng._q.due[ci])
+                    if due < _INF:
+                        lane.heap_at = due
+                        heapq.heappush(eng._heap, (due, lane.key))
+                    continue
             eng._schedule(lane, eng._spec_of(lane))
     # a person whose order no longer allows quiet mode leaves it at once
     q_ok = eng._q_ok
