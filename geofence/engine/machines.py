@@ -356,7 +356,7 @@ def apply_step(
 def implausible(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, fix: Fix, key: Key,
                  active: bool, out: list[LogItem]) -> bool:
     """Judge a valid fix against the last accepted one; ``True``: it is
-    implausible (its observations are one-sided, see :meth:`_apply`).
+    implausible (its observations are one-sided, see :func:`apply_step`).
 
     Implausible fixes of one second stream that alternate with accepted
     ones (``spoof_confirm`` of them) open ``spoofing_suspected``, which

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
               ) -> tuple[list[int], list[int], list[int], int, Classified, int] | None:
-    """The columnar part of :meth:`process`.
+    """The columnar part of :meth:`Engine.process <geofence.engine.Engine.process>`.
 
     Computes the arrival clock of every message and classifies every
     valid fix with array operations, applies the fixes of lanes in quiet
@@ -288,7 +288,8 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
 def bulk_advance(eng: Engine, wm: int) -> None:
     """Timers of quiet lanes up to ``wm``: curfew windows that begin with the
     person not certainly outside are entered in bulk; every other lane
-    with a timer due is materialised (and fires in :meth:`advance`)."""
+    with a timer due is materialised (and fires in :meth:`Engine.advance
+    <geofence.engine.Engine.advance>`)."""
     q = eng._q
     c = np.nonzero(q.mode & (q.due <= wm))[0]
     if not len(c):
