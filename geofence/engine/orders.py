@@ -24,6 +24,7 @@ from geofence.engine.state import (
     LogItem,
     _fresh_state,
 )
+from geofence.episodes import Cond, observe
 from geofence.model import (
     AlertRecord,
     Order,
@@ -134,10 +135,15 @@ def rebuild_csr(eng: Engine) -> None:
     eng._q_after = np.fromiter(
         (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64,
         len(specs))
-    # a curfew streak begun at the window's start cannot open at once
+    # a curfew streak begun at the window's start cannot open at once: the
+    # state machine, shown one violating observation, does not open
+    cfg = eng._cfg
+
+    def opens_at_once(dwell_ms: int) -> bool:
+        return observe(Cond(), 1, 0, cfg.confirm_fixes, dwell_ms, cfg.streak_gap_ms) == 1
+
     eng._q_ws1 = np.fromiter(
-        (len(s.curfew_idx) == 1 and (eng._cfg.confirm_fixes >= 2
-                                     or s.zone_rules[s.curfew_idx[0]].dwell_ms > 0)
+        (len(s.curfew_idx) == 1 and not opens_at_once(s.zone_rules[s.curfew_idx[0]].dwell_ms)
          for s in specs), np.bool_, len(specs))
     eng._q = QuietLanes(len(specs))
     eng._pl = PendingLog()
