@@ -136,6 +136,7 @@ class Engine:
         self._q_ok: list[bool] = []
         self._q_oka = np.zeros(0, np.bool_)
         self._q_after = np.zeros(0, np.int64)
+        self._q_end_due = np.zeros(0, np.int64)
         self._q_ws1 = np.zeros(0, np.bool_)
         self._known = np.zeros(0, np.bool_)
         self._q = QuietLanes(0)

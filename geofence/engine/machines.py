@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from geofence.curfew import CurfewCalendar
 from geofence.engine.config import (
     _FAR_FUTURE_MS,
     _INF,
@@ -150,12 +151,12 @@ def catch_up(
                     if zr.kind != CURFEW:
                         continue
                     c = st.conds[i]
-                    b = c.iv_end if c.entered else c.iv_start
-                    k = (b, 0, "", 0, "")
+                    k = (window_due(c.iv_start, c.iv_end, c.entered), 0, "", 0, "")
                     if k < upto and (best is None or k < best):
                         best, what = k, i
-            if not st.expired and spec.valid_until < _FAR_FUTURE_MS:
-                k = (spec.valid_until, 0, "", 0, "")
+            end = order_end_due(spec)
+            if not st.expired and end < _INF:
+                k = (end, 0, "", 0, "")
                 if k < upto and (best is None or k < best):
                     best, what = k, -3
         else:
@@ -216,9 +217,7 @@ def catch_up(
                     eng._clear(c.alert, best, t, out, "window_ended")
                     c.alert = None
                 c.start, c.n = -1, 0
-                assert zr.calendar is not None
-                s, e = zr.calendar.interval_at_or_after(c.iv_end)
-                c.iv_start, c.iv_end, c.entered = s, e, s <= c.iv_end
+                c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, c.iv_end)
 
 
 def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | None) -> int:
@@ -228,10 +227,9 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
             for i, zr in enumerate(spec.zone_rules):
                 if zr.kind == CURFEW:
                     c = st.conds[i]
-                    b = c.iv_end if c.entered else c.iv_start
-                    best = min(best, b)
-        if not st.expired and spec.valid_until < _FAR_FUTURE_MS:
-            best = min(best, spec.valid_until)
+                    best = min(best, window_due(c.iv_start, c.iv_end, c.entered))
+        if not st.expired:
+            best = min(best, order_end_due(spec))
         lane.static_due = best
         if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
             best = min(best, st.last_msg + spec.signal_after_ms)
@@ -241,14 +239,34 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
     return best
 
 
+def window_at(calendar: CurfewCalendar | None, t: int) -> tuple[int, int, bool]:
+    """The curfew window in force at ``t``, or the next one: (start, end, begun)."""
+    assert calendar is not None
+    s, e = calendar.interval_at_or_after(t)
+    return s, e, s <= t
+
+
+def window_due(start: int, end: int, begun: bool) -> int:
+    """A curfew rule's timer: its window's end once begun, else its start."""
+    return end if begun else start
+
+
+def order_end_due(spec: PersonSpec) -> int:
+    """The timer of the order's end (``_INF``: the order has no end)."""
+    return spec.valid_until if spec.valid_until < _FAR_FUTURE_MS else _INF
+
+
 def start_lane(eng: Engine, st: LaneState, spec: PersonSpec, t: int) -> None:
+    """A person's lane starts at its first step ``t``: curfew windows placed from there.
+
+    A lane that starts in the bulk arrays (:func:`geofence.engine.quiet.new_lanes`)
+    places its window with the same :func:`window_at`.
+    """
     st.started = True
     for i, zr in enumerate(spec.zone_rules):
         if zr.kind == CURFEW:
-            assert zr.calendar is not None
-            s, e = zr.calendar.interval_at_or_after(t)
             c = st.conds[i]
-            c.iv_start, c.iv_end, c.entered = s, e, s <= t
+            c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, t)
 
 
 def apply_step(

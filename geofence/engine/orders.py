@@ -19,6 +19,7 @@ from geofence.engine.classify import RuleTable
 from geofence.engine.config import (
     Key,
 )
+from geofence.engine.machines import order_end_due
 from geofence.engine.state import (
     Lane,
     LogItem,
@@ -95,6 +96,7 @@ def rebuild_csr(eng: Engine) -> None:
                       or several)
     ``_q_ok``         may go in bulk: no no_contact rule, at most one curfew
                       (a list; ``_q_oka`` the same as an array)
+    ``_q_end_due``    the timer of the order's end (``order_end_due``)
     ``_q_after``      the signal_loss delay (ms; -1: no signal_loss rule)
     ``_q_ws1``        a curfew streak begun at the window's start cannot open at
                       once (more than one fix or a dwell needed)
@@ -132,6 +134,7 @@ def rebuild_csr(eng: Engine) -> None:
                               np.int64, len(specs))
     eng._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
     eng._q_oka = np.array(eng._q_ok, np.bool_)
+    eng._q_end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, len(specs))
     eng._q_after = np.fromiter(
         (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64,
         len(specs))

@@ -26,8 +26,6 @@ from geofence.engine.classify import NOTHING, Classified, classify_fixes
 from geofence.engine.config import (
     _ACC,
     _DEV,
-    _FAR_FUTURE_MS,
-    _INF,
     _LAT,
     _LON,
     _TS,
@@ -37,6 +35,8 @@ from geofence.engine.config import (
 from geofence.engine.machines import (
     _implied_speed,
     _implied_speed_np,
+    window_at,
+    window_due,
 )
 from geofence.engine.state import (
     Entry,
@@ -251,10 +251,10 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
     cand, t0 = cand[keep], t0[keep]
     if not len(cand):
         return
-    q = eng._q
-    # what _start, _schedule and _enter_quiet would do for a fresh lane
-    vu = eng._q_vu[cand]
-    due = np.where(vu < _FAR_FUTURE_MS, vu, _INF)
+    # the lane starts at its first fix (start_lane), its first timer is the
+    # earlier of the order's end and its curfew window's boundary
+    # (next_deadline), and it enters the arrays as enter_quiet would put it
+    due = eng._q_end_due[cand]
     cfk = eng._q_cfk[cand]
     ent = np.zeros(len(cand), np.bool_)
     ivs = np.zeros(len(cand), np.int64)
@@ -262,27 +262,48 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
     h = np.nonzero(cfk >= 0)[0]
     if len(h):
         names, specs = eng._csr_names, eng._specs
-        iv = [specs[names[c]].zone_rules[k].calendar.interval_at_or_after(tf)  # type: ignore[union-attr]
+        iv = [window_at(specs[names[c]].zone_rules[k].calendar, tf)
               for c, k, tf in zip(cand[h].tolist(), cfk[h].tolist(), t0[h].tolist(), strict=True)]
-        s0 = np.array([x[0] for x in iv], np.int64)
-        e0 = np.array([x[1] for x in iv], np.int64)
-        en = s0 <= t0[h]
-        ent[h], ivs[h], ive[h] = en, s0, e0
-        due[h] = np.minimum(due[h], np.where(en, e0, s0))
+        ivs[h] = [x[0] for x in iv]
+        ive[h] = [x[1] for x in iv]
+        ent[h] = [x[2] for x in iv]
+        due[h] = np.minimum(due[h], [window_due(*x) for x in iv])
     eng._known[cand] = True
-    q.t0[cand] = t0
-    q.mode[cand] = True
-    for arr in (q.last, q.front, q.lastmsg, q.ck_lastmsg, q.lf_ts, q.ck_lf_ts, q.lv, q.tk):
-        arr[cand] = -1
-    for farr in (q.lf_lon, q.lf_lat, q.lf_acc, q.ck_lf_lon, q.ck_lf_lat, q.ck_lf_acc):
-        farr[cand] = 0.0
-    q.code[cand] = q.ck_code[cand] = 0
-    q.due[cand] = q.sdue[cand] = due
-    q.after[cand] = eng._q_after[cand]
-    q.cf[cand] = q.cf0[cand] = ent
-    q.ivs[cand] = ivs
-    q.ive[cand] = ive
-    q.pst[cand] = q.ck_has[cand] = False
+    eng._q.t0[cand] = t0
+    put_row(eng, cand, last=-1, front=-1, due=due, sdue=due, cf=ent, lastmsg=-1, lf_ts=-1,
+            lf_lon=0.0, lf_lat=0.0, lf_acc=0.0, code=0, cf0=ent, ivs=ivs, ive=ive)
+
+
+def put_row(eng: Engine, ci: Any, *, last: Any, front: Any, due: Any, sdue: Any, cf: Any,
+            lastmsg: Any, lf_ts: Any, lf_lon: Any, lf_lat: Any, lf_acc: Any, code: Any,
+            cf0: Any, ivs: Any, ive: Any) -> None:
+    """Put lanes' values in the arrays and switch the rows to quiet mode.
+
+    The one way into the arrays (:func:`materialise` is the way back):
+    ``ci`` is one row (:func:`enter_quiet`, a lane object) or an array of
+    rows (:func:`new_lanes`, lanes that start there), and each value is a
+    scalar or an array of the same length. The checkpoint columns take the
+    same values; nothing is pending yet.
+    """
+    q = eng._q
+    q.mode[ci] = True
+    q.last[ci] = last
+    q.front[ci] = front
+    q.due[ci] = due
+    q.sdue[ci] = sdue
+    q.after[ci] = eng._q_after[ci]
+    q.cf[ci] = cf
+    q.lastmsg[ci] = q.ck_lastmsg[ci] = lastmsg
+    q.lf_ts[ci] = q.ck_lf_ts[ci] = lf_ts
+    q.lf_lon[ci] = q.ck_lf_lon[ci] = lf_lon
+    q.lf_lat[ci] = q.ck_lf_lat[ci] = lf_lat
+    q.lf_acc[ci] = q.ck_lf_acc[ci] = lf_acc
+    q.code[ci] = q.ck_code[ci] = code
+    q.cf0[ci] = cf0
+    q.ivs[ci] = ivs
+    q.ive[ci] = ive
+    q.lv[ci] = q.tk[ci] = -1
+    q.pst[ci] = q.ck_has[ci] = False
 
 
 def bulk_advance(eng: Engine, wm: int) -> None:
@@ -316,8 +337,7 @@ def enter_windows(eng: Engine, w: Any) -> None:
     out1 = w[q.code[w] == 1]  # certainly outside at the start: see QuietLanes.lv
     q.lv[out1] = q.ivs[out1]
     q.cf[w] = True
-    vu = eng._q_vu[w]
-    q.sdue[w] = np.minimum(q.ive[w], np.where(vu < _FAR_FUTURE_MS, vu, _INF))
+    q.sdue[w] = np.minimum(q.ive[w], eng._q_end_due[w])
 
 
 def bail(eng: Engine, messages: Sequence[Telemetry]) -> None:
@@ -391,27 +411,13 @@ def enter_quiet(eng: Engine, lane: Lane, spec: PersonSpec) -> None:
     ci = eng._csr_of.get(key, -1)
     if ci < 0 or not eng._q_ok[ci] or key in eng._late or key in eng._watchers:
         return
-    q = eng._q
-    q.mode[ci] = True
-    q.last[ci] = lane.last_key[0]
-    q.front[ci] = lane.frontier
-    q.due[ci] = lane.due
-    q.sdue[ci] = lane.static_due
-    q.after[ci] = -1 if spec.signal_after_ms is None else spec.signal_after_ms
-    q.cf[ci] = lane.cf_entered
-    q.lastmsg[ci] = q.ck_lastmsg[ci] = st.last_msg
-    q.lf_ts[ci] = q.ck_lf_ts[ci] = st.lf_ts
-    q.lf_lon[ci] = q.ck_lf_lon[ci] = st.lf_lon
-    q.lf_lat[ci] = q.ck_lf_lat[ci] = st.lf_lat
-    q.lf_acc[ci] = q.ck_lf_acc[ci] = st.lf_acc
     k = int(eng._q_cfk[ci])
-    q.code[ci] = q.ck_code[ci] = st.conds[k].last_code if k >= 0 else 0
-    if k >= 0:
-        c = st.conds[k]
-        q.cf0[ci], q.ivs[ci], q.ive[ci] = c.entered, c.iv_start, c.iv_end
-    q.lv[ci] = q.tk[ci] = -1
-    q.pst[ci] = False
-    q.ck_has[ci] = False
+    c = st.conds[k] if k >= 0 else None
+    put_row(eng, ci, last=lane.last_key[0], front=lane.frontier, due=lane.due,
+            sdue=lane.static_due, cf=lane.cf_entered, lastmsg=st.last_msg, lf_ts=st.lf_ts,
+            lf_lon=st.lf_lon, lf_lat=st.lf_lat, lf_acc=st.lf_acc,
+            code=0 if c is None else c.last_code, cf0=c is not None and c.entered,
+            ivs=0 if c is None else c.iv_start, ive=0 if c is None else c.iv_end)
 
 
 def materialise(eng: Engine, cis: Any) -> None:
