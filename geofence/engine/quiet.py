@@ -56,6 +56,53 @@ if TYPE_CHECKING:
     from geofence.engine.core import Engine
 
 
+def quiet_fix(t: Any, last: Any, due: Any, flags: Any, cf_open: Any, ws: Any) -> Any:
+    """Whether a fix changes nothing but its person's liveness: the quiet decision.
+
+    Elementwise, on arrays (:func:`bulk_pass`, a row of the arrays for each
+    fix) or on the scalars of one row (:func:`fast_many`, a lane object
+    seen through :func:`lane_row`). The fix must come after the row's last
+    step (``last``) and before its timer (``due``), unless the timer is a
+    curfew window that the arrays may enter (``ws``); its classification
+    ``flags`` (:func:`~geofence.engine.classify.classify_fixes`: bit 1
+    certainly violating a zone rule, bit 2 certainly outside a curfew zone)
+    must show no violation, and no curfew absence while a window is open
+    (``cf_open``) or about to be entered.
+    """
+    return ((t > last) & ((t < due) | ws) & ((flags & 1) == 0)
+            & (((flags & 2) == 0) | ((cf_open | ws) == 0)))
+
+
+def within_signal(prev: Any, t: Any, after: Any) -> Any:
+    """Whether a fix at ``t`` follows the one at ``prev`` before signal loss
+    (``after`` ms, -1: no signal_loss rule) would be due in between; elementwise."""
+    return (after < 0) | (t <= prev + after)
+
+
+def too_fast(speed: Any, vmax: float) -> Any:
+    """Whether an implied speed may be implausible: such a fix takes the
+    per-message path, where :func:`~geofence.engine.machines.implausible`
+    judges it (a small margin covers the rounding of the array haversine)."""
+    return speed > vmax * 0.999
+
+
+def lane_row(lane: Lane, k: int) -> dict[str, Any]:
+    """A lane object's values as a row of the arrays (``k``: its curfew rule or -1).
+
+    One of the two converters between the forms of a quiet lane; the
+    other, back from a row, is :func:`~geofence.engine.state._put_liveness`
+    (with :func:`materialise` around it). :func:`enter_quiet` writes the
+    row with :func:`put_row`, :func:`fast_many` decides on it in place.
+    """
+    st = lane.state
+    c = st.conds[k] if k >= 0 else None
+    return {"last": lane.last_key[0], "front": lane.frontier, "due": lane.due,
+            "sdue": lane.static_due, "cf": lane.cf_entered, "lastmsg": st.last_msg,
+            "lf_ts": st.lf_ts, "lf_lon": st.lf_lon, "lf_lat": st.lf_lat, "lf_acc": st.lf_acc,
+            "code": 0 if c is None else c.last_code, "cf0": c is not None and c.entered,
+            "ivs": 0 if c is None else c.iv_start, "ive": 0 if c is None else c.iv_end}
+
+
 def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
               ) -> tuple[list[int], list[int], list[int], int, Classified, int] | None:
     """The columnar part of :meth:`Engine.process <geofence.engine.Engine.process>`.
@@ -147,12 +194,10 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
           & (q.ivs[p] == due) & (t < q.ive[p]) & (t < eng._q_vu[p])
           & ((q.code[p] != 1) | (eng._q_ws1[p] & (fcode == -1)))
           & ((aft < 0) | (t <= q.lastmsg[p] + aft)))
-    ok = q.mode[p] & (t > q.last[p]) & ((t < due) | ws)
-    hz = np.maximum(np.maximum(q.front[p], eng._wm), clk_all[fidx]) - eng._cfg.lateness_ms
-    ok &= t >= hz
     f = np.zeros(len(fidx), np.int8)
     f[valid] = flags
-    ok &= ((f & 1) == 0) & (((f & 2) == 0) | ~(q.cf[p] | ws))
+    hz = np.maximum(np.maximum(q.front[p], eng._wm), clk_all[fidx]) - eng._cfg.lateness_ms
+    ok = q.mode[p] & quiet_fix(t, q.last[p], due, f, q.cf[p], ws) & (t >= hz)
     # a person goes in bulk only with all of its messages, strictly in order
     chosen = np.zeros(n, np.bool_)
     chosen[fidx[ok]] = True
@@ -169,8 +214,7 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
         # a silence longer than signal_loss allows between two fixes of the
         # batch: the timer is due in between (the check against q.due only
         # covers the first fix, and a new lane has no timer yet)
-        aftp = q.after[ps[1:]]
-        dis |= same & (aftp >= 0) & (tss[1:] > tss[:-1] + aftp)
+        dis |= same & ~within_signal(tss[:-1], tss[1:], q.after[ps[1:]])
         # a window entered in bulk: only for a person with that one fix
         wsel = ws[sel]
         if wsel.any():
@@ -191,7 +235,7 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
             spd = _implied_speed_np(
                 a_ts, np.where(inb, slon[pv], q.lf_lon[ps]), np.where(inb, slat[pv], q.lf_lat[ps]),
                 np.where(inb, sacc[pv], q.lf_acc[ps]), tss, slon, slat, sacc)
-            sus = vs & (a_ts >= 0) & (spd > eng._cfg.spoof_speed_mps * 0.999)
+            sus = vs & (a_ts >= 0) & too_fast(spd, eng._cfg.spoof_speed_mps)
             if sus.any():
                 worse = np.concatenate((worse, ps[sus]))
         pst = q.pst[ps]
@@ -411,13 +455,7 @@ def enter_quiet(eng: Engine, lane: Lane, spec: PersonSpec) -> None:
     ci = eng._csr_of.get(key, -1)
     if ci < 0 or not eng._q_ok[ci] or key in eng._late or key in eng._watchers:
         return
-    k = int(eng._q_cfk[ci])
-    c = st.conds[k] if k >= 0 else None
-    put_row(eng, ci, last=lane.last_key[0], front=lane.frontier, due=lane.due,
-            sdue=lane.static_due, cf=lane.cf_entered, lastmsg=st.last_msg, lf_ts=st.lf_ts,
-            lf_lon=st.lf_lon, lf_lat=st.lf_lat, lf_acc=st.lf_acc,
-            code=0 if c is None else c.last_code, cf0=c is not None and c.entered,
-            ivs=0 if c is None else c.iv_start, ive=0 if c is None else c.iv_end)
+    put_row(eng, ci, **lane_row(lane, int(eng._q_cfk[ci])))
 
 
 def materialise(eng: Engine, cis: Any) -> None:
@@ -513,63 +551,52 @@ def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
     """Apply in-order fixes that certainly change nothing but liveness, in
     place; ``False`` (and nothing changed) when they may change more.
 
-    The per-lane form of the decision :func:`bulk_pass` takes for lanes in
-    quiet mode. Holds when the lane is quiet (no streak, no open alert), no timer is
-    due up to the last fix, and no fix certainly violates a condition
-    (curfew: while a window is open). Then the state machines would only
-    record the last position and liveness, which is done here in bulk.
+    The decision :func:`bulk_pass` takes for the rows of the arrays, taken
+    on one lane object's row (:func:`lane_row`): :func:`quiet_fix` for each
+    fix, :func:`within_signal` and :func:`too_fast` between consecutive
+    fixes. A lane that is quiet (no streak, no open alert), with at most one
+    curfew rule (the one a row holds) qualifies; its new liveness goes back
+    with :func:`~geofence.engine.state._put_liveness`, as from a row.
     """
-    t_last = ents[-1].key[0]
-    if lane.due <= t_last or not lane.state.started:
+    if not lane.state.started or len(spec.curfew_idx) > 1:
         return False
+    k = spec.curfew_idx[0] if spec.curfew_idx else -1
+    row = lane_row(lane, k)
+    last, due, cf_open = row["last"], row["due"], row["cf"]
+    after = -1 if spec.signal_after_ms is None else spec.signal_after_ms
     flags = cls.flags
-    last_valid: Entry | None = None
-    cf_open = lane.cf_entered
-    after = spec.signal_after_ms
-    prev = lane.state.last_msg
-    st0 = lane.state
-    a_ts, a_lon, a_lat, a_acc = st0.lf_ts, st0.lf_lon, st0.lf_lat, st0.lf_acc
     vmax = eng._cfg.spoof_speed_mps
+    a_ts, a_lon, a_lat, a_acc = row["lf_ts"], row["lf_lon"], row["lf_lat"], row["lf_acc"]
+    prev = row["lastmsg"]
+    last_valid: Entry | None = None
     for e in ents:
         m = e.msg
         if type(m) is not Fix:
             return False
-        if m.valid:
-            if a_ts >= 0 and _implied_speed(a_ts, a_lon, a_lat, a_acc, e.key[0], m.lon, m.lat,
-                                            m.accuracy_m) > vmax:
-                return False  # implausible: the per-message path judges it
-            a_ts, a_lon, a_lat, a_acc = e.key[0], m.lon, m.lat, m.accuracy_m
-        if after is not None:
-            # a silence inside the batch longer than signal_loss allows:
-            # lane.due only knows the time before the batch
-            t = e.key[0]
-            if prev >= 0 and t > prev + after:
-                return False
-            if t > prev:
-                prev = t
+        t = e.key[0]
         gi = e.gi
-        if gi >= 0:
-            f = flags[gi]
-            if f & 1 or (f & 2 and cf_open):
-                return False
+        if not quiet_fix(t, last, due, int(flags[gi]) if gi >= 0 else 0, cf_open, False):
+            return False
+        if prev >= 0 and not within_signal(prev, t, after):
+            return False
+        if m.valid:
+            if a_ts >= 0 and too_fast(_implied_speed(a_ts, a_lon, a_lat, a_acc, t, m.lon, m.lat,
+                                                     m.accuracy_m), vmax):
+                return False  # implausible: the per-message path judges it
+            a_ts, a_lon, a_lat, a_acc = t, m.lon, m.lat, m.accuracy_m
             last_valid = e
-        elif m.valid:
-            last_valid = e
+        last = prev = t
     st = lane.state
-    if t_last > st.last_msg:
-        st.last_msg = t_last
-    if last_valid is not None:
-        m = last_valid.msg
-        st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc = m.ts, m.lon, m.lat, m.accuracy_m  # type: ignore[union-attr]
-        if (spec.has_curfew and last_valid.gi >= 0 and not st.expired
-                and spec.active_at(last_valid.key[0])):
-            gi = last_valid.gi
-            for i in spec.curfew_idx:
-                st.conds[i].last_code = cls.curfew_code(gi, i)
+    code = row["code"]
+    if (k >= 0 and last_valid is not None and last_valid.gi >= 0 and not st.expired
+            and spec.active_at(a_ts)):
+        code = cls.curfew_code(last_valid.gi, k)
+    lf_ts = row["lf_ts"] if last_valid is None else last_valid.msg.ts  # type: ignore[union-attr]
+    _put_liveness(st, k, max(row["lastmsg"], last), lf_ts, a_lon, a_lat, a_acc, code, False, -1)
     lane.tail.extend(ents)
     lane.last_key = ents[-1].key
-    if t_last > lane.frontier:
-        lane.frontier = t_last
+    if last > lane.frontier:
+        lane.frontier = last
     if spec.signal_after_ms is not None and st.sig is None:
         d = st.last_msg + spec.signal_after_ms
         lane.due = d if d < lane.static_due else lane.static_due
