@@ -18,12 +18,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import json
 
 import msgspec
+import numpy as np
 import pytest
 from engine_world import MIN, SEC, T0, event, fix, hit, orders, pt, square, zones
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
+from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
 from geofence.model import encode, parse_orders
 from geofence.zones import ZoneCatalogue
@@ -410,3 +412,25 @@ def test_restore_refuses_an_unknown_format_and_broken_arrays() -> None:
     assert err.value.reason == "snapshot_corrupt"
     with pytest.raises(ValidationError):
         pair.bulk.snapshot(version=1)
+
+
+_I64S = st.integers(-1, 50)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_I64S, _I64S, _I64S, st.integers(0, 3), st.booleans(), st.booleans(),
+                          _I64S, st.integers(-1, 20)), min_size=1, max_size=20))
+def test_the_quiet_decision_is_the_same_on_arrays_and_on_one_row(rows: list[Any]) -> None:
+    # the bulk pass applies it to arrays, the per-lane shortcut to one row's scalars
+    t, last, due, flags, cf, ws, prev, after = (np.array(c) for c in zip(*rows, strict=True))
+    flags = flags.astype(np.int8)
+    arr = quiet_fix(t, last, due, flags, cf, ws)
+    sig = within_signal(prev, t, after)
+    fast = too_fast(t.astype(np.float64), 20.0)
+    for i, (ti, li, di, fi, ci, wi, pi, ai) in enumerate(rows):
+        assert bool(quiet_fix(ti, li, di, fi, ci, wi)) == bool(arr[i])
+        assert bool(within_signal(pi, ti, ai)) == bool(sig[i])
+        assert bool(too_fast(float(ti), 20.0)) == bool(fast[i])
+        # what it says, written out
+        assert bool(arr[i]) == (li < ti and (ti < di or wi) and not fi & 1
+                                and not (fi & 2 and (ci or wi)))
