@@ -43,6 +43,7 @@ from geofence.engine.state import (
     Lane,
     _put_liveness,
 )
+from geofence.episodes import observe
 from geofence.model import (
     Fix,
     Telemetry,
@@ -177,7 +178,6 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     due = q.due[p]
     # a curfew window that begins before the fix, with nothing else due and
     # the person not certainly outside at its start: entered in bulk
-    aft = q.after[p]
     cfk = eng._q_cfk[p]
     vg = fidx[valid]  # the fix's own curfew code (0: none or invalid)
     fcode = np.zeros(len(fidx), np.int8)
@@ -190,10 +190,9 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
         if hc.any():
             codes[hc] = c1[first[gi_all[vg[hc]]] + kk[hc]]
         fcode[valid] = codes
-    ws = (q.mode[p] & (t >= due) & (due == q.sdue[p]) & (cfk >= 0) & ~q.cf[p]
-          & (q.ivs[p] == due) & (t < q.ive[p]) & (t < eng._q_vu[p])
-          & ((q.code[p] != 1) | (eng._q_ws1[p] & (fcode == -1)))
-          & ((aft < 0) | (t <= q.lastmsg[p] + aft)))
+    # out at the window's start: entered in bulk only with this fix certainly home
+    ws = (q.mode[p] & window_begins_alone(eng, p, t)
+          & ((q.code[p] != 1) | (eng._q_ws1[p] & (fcode == -1))))
     f = np.zeros(len(fidx), np.int8)
     f[valid] = flags
     hz = np.maximum(np.maximum(q.front[p], eng._wm), clk_all[fidx]) - eng._cfg.lateness_ms
@@ -350,6 +349,24 @@ def put_row(eng: Engine, ci: Any, *, last: Any, front: Any, due: Any, sdue: Any,
     q.pst[ci] = q.ck_has[ci] = False
 
 
+def window_begins_alone(eng: Engine, rows: Any, x: Any) -> Any:
+    """Whether the one timer of quiet ``rows`` due up to ``x`` is the start of
+    their curfew window (elementwise; ``x`` a fix's time or a watermark).
+
+    The window has not begun, its start is the row's timer and is due, and
+    nothing else is up to ``x``: not the window's end, not the order's
+    end, not signal loss. Such a row enters the window in the arrays
+    (:func:`enter_windows`), as :func:`~geofence.engine.machines.catch_up`
+    would enter it for a lane object; every other due timer is fired by
+    ``catch_up`` after :func:`materialise`.
+    """
+    q = eng._q
+    due = q.due[rows]
+    return ((x >= due) & (due == q.sdue[rows]) & (eng._q_cfk[rows] >= 0) & ~q.cf[rows]
+            & (q.ivs[rows] == due) & (x < q.ive[rows]) & (x < eng._q_vu[rows])
+            & within_signal(q.lastmsg[rows], x, q.after[rows]))
+
+
 def bulk_advance(eng: Engine, wm: int) -> None:
     """Timers of quiet lanes up to ``wm``: curfew windows that begin with the
     person not certainly outside are entered in bulk; every other lane
@@ -359,10 +376,9 @@ def bulk_advance(eng: Engine, wm: int) -> None:
     c = np.nonzero(q.mode & (q.due <= wm))[0]
     if not len(c):
         return
-    aft, due, cfk, vu = q.after[c], q.due[c], eng._q_cfk[c], eng._q_vu[c]
-    ws = ((due == q.sdue[c]) & (cfk >= 0) & ~q.cf[c] & (q.ivs[c] == due)
-          & ((q.code[c] != 1) | eng._q_ws1[c])
-          & (q.ive[c] > wm) & (vu > wm) & ((aft < 0) | (q.lastmsg[c] + aft >= wm)))
+    aft = q.after[c]
+    # out at the window's start: a streak that cannot open at once stays pending
+    ws = window_begins_alone(eng, c, wm) & ((q.code[c] != 1) | eng._q_ws1[c])
     w = c[ws]
     if len(w):
         q.pst[w[q.code[w] == 1]] = True  # no fix yet: the streak is still on
@@ -513,8 +529,9 @@ def materialise(eng: Engine, cis: Any) -> None:
         if k >= 0 and entered:
             lane.cf_entered = True
             if q.pst[ci]:  # the streak begun at the window's start is still on
-                c = st.conds[k]
-                c.start, c.n = int(q.lv[ci]), 1
+                cfg = eng._cfg
+                observe(st.conds[k], 1, int(q.lv[ci]), cfg.confirm_fixes,
+                        eng._specs[key].zone_rules[k].dwell_ms, cfg.streak_gap_ms)
                 lane.quiet = False
                 q.pst[ci] = False
         lane.static_due = int(q.sdue[ci])
