@@ -246,9 +246,10 @@ def window_at(calendar: CurfewCalendar | None, t: int) -> tuple[int, int, bool]:
     return s, e, s <= t
 
 
-def window_due(start: int, end: int, begun: bool) -> int:
-    """A curfew rule's timer: its window's end once begun, else its start."""
-    return end if begun else start
+def window_due(start: Any, end: Any, begun: Any) -> Any:
+    """A curfew rule's timer: its window's end once begun, else its start
+    (elementwise: one rule's values or arrays of them)."""
+    return start + begun * (end - start)
 
 
 def order_end_due(spec: PersonSpec) -> int:

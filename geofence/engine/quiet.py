@@ -307,10 +307,9 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
         names, specs = eng._csr_names, eng._specs
         iv = [window_at(specs[names[c]].zone_rules[k].calendar, tf)
               for c, k, tf in zip(cand[h].tolist(), cfk[h].tolist(), t0[h].tolist(), strict=True)]
-        ivs[h] = [x[0] for x in iv]
-        ive[h] = [x[1] for x in iv]
-        ent[h] = [x[2] for x in iv]
-        due[h] = np.minimum(due[h], [window_due(*x) for x in iv])
+        w = np.array(iv, np.int64).reshape(-1, 3)  # start, end, begun
+        ivs[h], ive[h], ent[h] = w[:, 0], w[:, 1], w[:, 2] != 0
+        due[h] = np.minimum(due[h], window_due(w[:, 0], w[:, 1], w[:, 2]))
     eng._known[cand] = True
     eng._q.t0[cand] = t0
     put_row(eng, cand, last=-1, front=-1, due=due, sdue=due, cf=ent, lastmsg=-1, lf_ts=-1,
