@@ -6,15 +6,18 @@ Run by hand (not a timed test)::
 
 The stream worker snapshots each partition's engine every
 ``snapshot_interval_s`` (10 s) on its event loop. A snapshot turns every
-lane kept in bulk (quiet lanes, most of a caseload) back into ``Lane``
-objects and encodes them with msgpack, so its cost grows with the persons
-held, not with the traffic. This benchmark builds the world of
-``bench_engine.py`` (1,000,000 fixes, 50,000 persons by default), feeds the
-engine the first 80 % of the fixes, then takes two snapshots in a row (the
-first materialises the bulk lanes, the second finds them as objects),
-restores one into a new engine, and feeds the rest, with and without a
-snapshot in between. The baseline in the same run is the time the engine
-takes to process 100,000 fixes; every figure is also given as a ratio to it.
+lane with more than liveness to keep as a ``Lane`` object, encoded with
+msgpack; lanes kept in bulk (quiet lanes, most of a caseload) go as arrays.
+Its cost grows with the persons held, not with the traffic. This benchmark builds the world of
+``bench_engine.py`` (1,000,000 fixes, 50,000 persons by default), feeds an
+engine the first 80 % of the fixes, then takes two snapshots in a row,
+restores one into a new engine, and feeds the rest to both, against an
+engine that never took a snapshot (the records must be the same). It does
+so for the previous format (2: every lane as an object; the first snapshot
+materialises the bulk lanes, the second finds them as objects) and for the
+current one (3: lanes in quiet mode stay arrays), and gives format 3's
+times as ratios to format 2's and to the time the engine takes to process
+100,000 fixes, all measured in the same run.
 """
 
 from __future__ import annotations
@@ -64,40 +67,49 @@ def main(argv: list[str] | None = None) -> int:
         return time.perf_counter() - t0, records
 
     out: dict[str, object] = {"bench": "snapshot", "persons": args.persons, "fixes": n}
-    engine = Engine(zones, orders, EngineConfig())
-    head_s, _ = feed(engine, 0, cut)
-    per_100k = head_s / cut * 100_000
-    t0 = time.perf_counter()
-    first = engine.snapshot()
-    first_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    second = engine.snapshot()
-    second_s = time.perf_counter() - t0
-    gc.freeze()  # as the worker does after a snapshot
-    t0 = time.perf_counter()
-    restored = Engine(zones, orders, EngineConfig())
-    build_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    restored.restore(second)
-    restore_s = time.perf_counter() - t0
-    tail_after_s, rec_after = feed(engine, cut, n)
-    del restored, engine
-    gc.unfreeze()
-    gc.collect()
+    per_100k = 0.0
+    timings: dict[int, dict[str, float]] = {}
+    for version in (2, 3):  # the previous format (every lane an object), then arrays
+        engine = Engine(zones, orders, EngineConfig())
+        head_s, _ = feed(engine, 0, cut)
+        per_100k = head_s / cut * 100_000
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        first = engine.snapshot(version)
+        t["first_snapshot_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        second = engine.snapshot(version)
+        t["second_snapshot_s"] = time.perf_counter() - t0
+        t["first_snapshot_mb"] = len(first) / 1e6
+        gc.freeze()  # as the worker does after a snapshot
+        t0 = time.perf_counter()
+        restored = Engine(zones, orders, EngineConfig())
+        t["engine_build_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        restored.restore(second)
+        t["restore_s"] = time.perf_counter() - t0
+        timings[version] = t
+        if version == 3:
+            tail_after_s, rec_after = feed(engine, cut, n)
+            _, rec_restored = feed(restored, cut, n)
+        del restored, engine, first, second
+        gc.unfreeze()
+        gc.collect()
     plain = Engine(zones, orders, EngineConfig())
     feed(plain, 0, cut)
     tail_plain_s, rec_plain = feed(plain, cut, n)
-    if rec_after != rec_plain:
-        print(f"records differ after a snapshot: {rec_after} against {rec_plain}", file=sys.stderr)
+    if not rec_after == rec_restored == rec_plain:
+        print(f"records differ after a snapshot: {rec_after} and {rec_restored} (restored) "
+              f"against {rec_plain}", file=sys.stderr)
         return 1
+    out["engine_s_per_100k_fixes"] = round(per_100k, 3)
+    for version, t in timings.items():
+        for k, v in t.items():
+            out[f"v{version}_{k}"] = round(v, 3)
+    for k in ("first_snapshot_s", "second_snapshot_s", "restore_s"):
+        out[f"{k[:-2]}_v3_vs_v2"] = round(timings[3][k] / timings[2][k], 3)
+        out[f"{k[:-2]}_v3_vs_100k_fixes"] = round(timings[3][k] / per_100k, 2)
     out.update({
-        "engine_s_per_100k_fixes": round(per_100k, 3),
-        "first_snapshot_s": round(first_s, 3), "first_snapshot_mb": round(len(first) / 1e6, 1),
-        "first_snapshot_vs_100k_fixes": round(first_s / per_100k, 2),
-        "second_snapshot_s": round(second_s, 3), "second_snapshot_mb": round(len(second) / 1e6, 1),
-        "second_snapshot_vs_100k_fixes": round(second_s / per_100k, 2),
-        "engine_build_s": round(build_s, 3), "restore_s": round(restore_s, 3),
-        "restore_vs_100k_fixes": round(restore_s / per_100k, 2),
         "rest_after_snapshot_fixes_per_s": round((n - cut) / tail_after_s),
         "rest_without_snapshot_fixes_per_s": round((n - cut) / tail_plain_s),
     })

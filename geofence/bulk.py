@@ -22,12 +22,16 @@ keeps them consistent, and the engine decides what enters and leaves.
 
 from __future__ import annotations
 
+import math
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PendingLog", "QuietLanes"]
+from geofence.model import Fix
+
+__all__ = ["FIX_EXTRAS", "FixColumns", "PendingLog", "QuietLanes"]
 
 _I64 = np.int64
 _F64 = np.float64
@@ -37,6 +41,46 @@ _COLUMNS: dict[str, Any] = {
     "person": _I64, "ts": _I64, "dev": _I64, "bid": _I64, "row": _I64, "nxt": _I64,
     "valid": np.bool_, "lon": _F64, "lat": _F64, "acc": _F64, "code": np.int8,
 }
+
+
+# the columns a caller gives to PendingLog.append (the others are bookkeeping)
+_ROW_VALUES = ("person", "ts", "dev", "valid", "lon", "lat", "acc", "code")
+FIX_EXTRAS = ("speed_mps", "heading_deg", "altitude_m", "battery_pct", "source")
+"""Fields of a fix that the pending log's columns do not hold (see PendingLog.export)."""
+_SOURCES: tuple[Any, ...] = ("gnss", "cell", "wifi")
+_SOURCE_CODE: dict[Any, int] = {None: -1, **{name: i for i, name in enumerate(_SOURCES)}}
+
+
+EXPORT_DTYPES: dict[str, Any] = {
+    **{k: _COLUMNS[k] for k in _ROW_VALUES}, **{k: _F64 for k in FIX_EXTRAS[:-1]},
+    "source": np.int8}
+"""Columns of :meth:`PendingLog.export` and their types."""
+
+
+class FixColumns:
+    """Fixes held as columns (a restored pending log); row ``i`` becomes a
+    :class:`~geofence.model.Fix` only when asked for (``fixes[i]``).
+
+    ``cols`` holds ``ts``, ``dev`` (an index into ``devices``), ``valid``,
+    ``lon``, ``lat``, ``acc`` and :data:`FIX_EXTRAS` (``nan`` or -1: ``None``).
+    """
+
+    def __init__(self, devices: list[str], cols: dict[str, NDArray[Any]]) -> None:
+        self.devices = devices
+        self.cols = cols
+
+    def __len__(self) -> int:
+        return len(self.cols["ts"])
+
+    def __getitem__(self, i: int) -> Fix:
+        c = self.cols
+        opt = [None if math.isnan(v) else v for v in (float(c[k][i]) for k in FIX_EXTRAS[:-1])]
+        src = int(c["source"][i])
+        return Fix(device_id=self.devices[int(c["dev"][i])], ts=int(c["ts"][i]),
+                   lat=float(c["lat"][i]), lon=float(c["lon"][i]), accuracy_m=float(c["acc"][i]),
+                   valid=bool(c["valid"][i]), speed_mps=opt[0], heading_deg=opt[1],
+                   altitude_m=opt[2], battery_pct=opt[3],
+                   source=None if src < 0 else _SOURCES[src])
 
 
 class QuietLanes:
@@ -118,6 +162,28 @@ class QuietLanes:
         self.head = np.full(n, -1, _I64)
         self.tail = np.full(n, -1, _I64)
 
+    def columns(self) -> dict[str, NDArray[Any]]:
+        """The per-person arrays by name, but ``head`` and ``tail`` (positions
+        in the pending log, rebuilt when rows are appended)."""
+        return {k: v for k, v in vars(self).items() if k not in ("head", "tail")}
+
+    def rows(self, persons: NDArray[np.int64]) -> dict[str, bytes]:
+        """The values of ``persons`` in every column of :meth:`columns`, as raw bytes."""
+        return {k: v[persons].tobytes() for k, v in self.columns().items()}
+
+    def put_rows(self, persons: NDArray[np.int64], data: dict[str, bytes]) -> None:
+        """Write rows taken by :meth:`rows` (of another instance): row ``k`` goes
+        to person ``persons[k]``, and is skipped where that is -1.
+
+        Raises ``ValueError`` when a column is missing or has the wrong size.
+        """
+        keep = persons >= 0
+        for k, v in self.columns().items():
+            got = np.frombuffer(data[k], v.dtype) if k in data else None
+            if got is None or len(got) != len(persons):
+                raise ValueError(f"quiet-lane column {k!r} is missing or has the wrong size")
+            v[persons[keep]] = got[keep]
+
 
 class PendingLog:
     """Fixes applied in bulk to quiet lanes, chained per person.
@@ -185,6 +251,56 @@ class PendingLog:
         lanes.tail[up] = last
         self.size = e
         self.since_fold += k
+
+    def export(self) -> dict[str, NDArray[Any]]:
+        """The live rows, grouped by person in chain order, as columns.
+
+        Holds the columns of :meth:`append` (``person``, ``ts``, ``dev``,
+        ``valid``, ``lon``, ``lat``, ``acc``, ``code``) and the fields of
+        the fixes that no column holds (:data:`FIX_EXTRAS`, ``nan`` or -1 for
+        ``None``); :meth:`load` rebuilds the log from them.
+        """
+        n = self.size
+        c = self.cols
+        live = np.nonzero(c["person"][:n] >= 0)[0]
+        # rows of one person were appended in chain order and compaction keeps
+        # the order: a stable sort by person gives every chain in order
+        live = live[np.argsort(c["person"][live], kind="stable")]
+        out = {k: c[k][live] for k in _ROW_VALUES}
+        k = len(live)
+        extras = {name: np.full(k, np.nan) for name in FIX_EXTRAS[:-1]}
+        source = np.full(k, -1, np.int8)
+        bids, rws = c["bid"][live], c["row"][live]
+        by_bid = np.argsort(bids, kind="stable")
+        cuts = np.nonzero(np.diff(bids[by_bid]))[0] + 1
+        for part in np.split(by_bid, cuts) if k else ():
+            batch = self.batches[int(bids[part[0]])]
+            r = rws[part]
+            if isinstance(batch, FixColumns):
+                for name, arr in extras.items():
+                    arr[part] = batch.cols[name][r]
+                source[part] = batch.cols["source"][r]
+                continue
+            fixes = [batch[i] for i in r.tolist()]
+            for name, arr in extras.items():
+                arr[part] = np.array(list(map(attrgetter(name), fixes)), np.float64)
+            source[part] = [_SOURCE_CODE[f.source] for f in fixes]
+        out.update(extras)
+        out["source"] = source
+        return out
+
+    def load(self, lanes: QuietLanes, cols: dict[str, NDArray[Any]], devices: list[str],
+             dev_number: NDArray[np.int64]) -> None:
+        """Append rows taken by :meth:`export`: ``person`` already in ``lanes``'
+        numbering, ``dev`` an index into ``devices`` (the device names) and
+        ``dev_number`` (the device numbers of the engine that loads them).
+
+        The fixes stay columns (:class:`FixColumns`) until a lane asks for them.
+        """
+        fixes = FixColumns(devices, cols)
+        values = {k: cols[k] for k in _ROW_VALUES}
+        values["dev"] = dev_number[cols["dev"]]
+        self.append(lanes, fixes, np.arange(len(fixes), dtype=_I64), values)  # type: ignore[arg-type]
 
     def rows_of(self, lanes: QuietLanes, person: int) -> list[int]:
         """The person's pending rows in order, unlinked and marked dead."""

@@ -18,12 +18,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import json
 
 import msgspec
+import numpy as np
 import pytest
 from engine_world import MIN, SEC, T0, event, fix, hit, orders, pt, square, zones
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
+from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
 from geofence.model import encode, parse_orders
 from geofence.zones import ZoneCatalogue
@@ -94,6 +96,11 @@ def _by_alert(records: list[Any]) -> list[bytes]:
 
 def _states(data: bytes) -> list[Any]:
     snap = msgspec.msgpack.decode(data, type=_Snapshot)
+    if snap.quiet is not None:
+        # lanes kept as arrays: compare them as lane objects (the previous format)
+        scratch = Engine(ZONES, ORDERS, EngineConfig())
+        scratch.restore(data)
+        snap = msgspec.msgpack.decode(scratch.snapshot(version=2), type=_Snapshot)
     # emitted keeps a cleared episode until the checkpoint passes it: only
     # where the checkpoint sits differs, so compare the open ones
     return [(ln.key, ln.late, encode(ln.state),
@@ -347,3 +354,83 @@ def test_a_batch_mixing_a_person_with_zone_rules_and_one_without_goes_in_bulk() 
 def test_engine_paths_is_checked() -> None:
     with pytest.raises(ValidationError, match="engine paths"):
         EngineConfig(paths="quick")  # type: ignore[arg-type]
+
+
+def test_snapshot_keeps_quiet_lanes_as_arrays_and_reads_the_previous_format() -> None:
+    """A snapshot (format 3) holds quiet lanes as arrays, with their pending
+    fixes (a battery reading among them); restored, it continues as the
+    reference does, and so does the previous format (2) of the same state.
+    A ``battery_low`` alert open across the snapshot clears on a pending
+    fix's battery reading when the restored lane rewinds over it."""
+    pair = Pair()
+    t = T0
+    for _ in range(12):  # quiet fixes at home
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A")])
+    pair.process([event(t + SEC, "heartbeat", dev="WB-A")])  # a lane object, then quiet again
+    for k in range(3):  # the last one reads a full battery
+        t += MIN
+        pair.process([fix(t, 1000.0, dev="WB-A", battery_pct=90.0 if k == 2 else None)])
+    assert pair.in_bulk >= 10
+    blob = pair.bulk.snapshot()
+    snap = msgspec.msgpack.decode(blob, type=_Snapshot)
+    assert snap.version == 3 and snap.quiet is not None and len(snap.quiet.rows) == 8
+    assert len(snap.quiet.log["ts"]) > 0  # pending fixes travel as columns
+    old = pair.bulk.snapshot(version=2)
+    assert msgspec.msgpack.decode(old, type=_Snapshot).quiet is None
+    for data in (blob, old):
+        fresh = Engine(ZONES, ORDERS, EngineConfig())
+        fresh.restore(data)
+        # an out-of-order fix inside the horizon: the restored lane rewinds over its fixes
+        late = [event(t - 50 * SEC, "battery_low", dev="WB-A"),
+                fix(t - 30 * SEC, 0.0, dev="WB-A"), fix(t + 20 * SEC, 0.0, dev="WB-A"),
+                fix(t + 50 * SEC, 0.0, dev="WB-A")]
+        ref = Engine(ZONES, ORDERS, EngineConfig(paths="reference"))
+        ref.restore(pair.ref.snapshot())
+        want = ref.process(late).records + ref.flush()
+        assert [encode(r) for r in fresh.process(late).records + fresh.flush()] == [
+            encode(r) for r in want]
+        kinds = [(r.event, r.alert.kind) for r in want]
+        assert ("opened", "exclusion_entered") in kinds  # not vacuous
+        assert ("cleared", "battery_low") in kinds
+
+
+def test_restore_refuses_an_unknown_format_and_broken_arrays() -> None:
+    pair = Pair()
+    for k in range(3):
+        pair.process([fix(T0 + k * MIN, 1000.0, dev="WB-A")])
+    snap = msgspec.msgpack.decode(pair.bulk.snapshot(), type=_Snapshot)
+    fresh = Engine(ZONES, ORDERS, EngineConfig())
+    with pytest.raises(ValidationError) as err:
+        fresh.restore(msgspec.msgpack.encode(msgspec.structs.replace(snap, version=1)))
+    assert err.value.reason == "snapshot_version" and "reads 2 and 3" in str(err.value)
+    assert snap.quiet is not None
+    broken = msgspec.structs.replace(snap.quiet, columns={
+        k: v[:-1] for k, v in snap.quiet.columns.items()})
+    with pytest.raises(ValidationError) as err:
+        fresh.restore(msgspec.msgpack.encode(msgspec.structs.replace(snap, quiet=broken)))
+    assert err.value.reason == "snapshot_corrupt"
+    with pytest.raises(ValidationError):
+        pair.bulk.snapshot(version=1)
+
+
+_I64S = st.integers(-1, 50)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_I64S, _I64S, _I64S, st.integers(0, 3), st.booleans(), st.booleans(),
+                          _I64S, st.integers(-1, 20)), min_size=1, max_size=20))
+def test_the_quiet_decision_is_the_same_on_arrays_and_on_one_row(rows: list[Any]) -> None:
+    # the bulk pass applies it to arrays, the per-lane shortcut to one row's scalars
+    t, last, due, flags, cf, ws, prev, after = (np.array(c) for c in zip(*rows, strict=True))
+    flags = flags.astype(np.int8)
+    arr = quiet_fix(t, last, due, flags, cf, ws)
+    sig = within_signal(prev, t, after)
+    fast = too_fast(t.astype(np.float64), 20.0)
+    for i, (ti, li, di, fi, ci, wi, pi, ai) in enumerate(rows):
+        assert bool(quiet_fix(ti, li, di, fi, ci, wi)) == bool(arr[i])
+        assert bool(within_signal(pi, ti, ai)) == bool(sig[i])
+        assert bool(too_fast(float(ti), 20.0)) == bool(fast[i])
+        # what it says, written out
+        assert bool(arr[i]) == (li < ti and (ti < di or wi) and not fi & 1
+                                and not (fi & 2 and (ci or wi)))

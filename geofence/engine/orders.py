@@ -1,0 +1,274 @@
+"""Orders and zones: installing, compiling to arrays, and reloading them live.
+
+:func:`install_all` compiles orders (:func:`geofence.rules.compile_orders`),
+:func:`rebuild_csr` numbers persons and devices and builds the per-person
+arrays (a table in its docstring). :func:`upsert_order`,
+:func:`remove_order` and :func:`set_zones` change them while lanes run;
+:func:`rebase` carries each lane's state over and clears what no longer
+applies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geofence.bulk import PendingLog, QuietLanes
+from geofence.engine.classify import RuleTable
+from geofence.engine.config import (
+    Key,
+)
+from geofence.engine.machines import order_end_due
+from geofence.engine.state import (
+    Lane,
+    LogItem,
+    _fresh_state,
+)
+from geofence.episodes import Cond, observe
+from geofence.model import (
+    AlertRecord,
+    Order,
+    _gc_paused,
+)
+from geofence.rules import (
+    PersonSpec,
+    ZoneIndex,
+    compile_order,
+    compile_orders,
+)
+
+if TYPE_CHECKING:
+    from geofence.engine.core import Engine
+
+
+def install_all(eng: Engine, orders: list[Order]) -> None:
+    """Install many orders, compiled in one batch (repeated rules compiled once, shared)."""
+    specs = compile_orders(orders, eng._zones, eng._cfg.default_dwell_s)
+    for o, spec in zip(orders, specs, strict=True):
+        eng._install(o, spec)
+
+
+def install(eng: Engine, order: Order, spec: PersonSpec | None = None) -> PersonSpec:
+    old = eng._orders.get(order.person_id)
+    if old is not None:
+        for d in old.devices:
+            if eng._dev.get(d) == order.person_id:
+                del eng._dev[d]
+    if spec is None:
+        spec = compile_order(order, eng._zones, eng._cfg.default_dwell_s)
+    eng._orders[order.person_id] = order
+    eng._specs[order.person_id] = spec
+    for d in order.devices:
+        eng._dev[d] = order.person_id
+    eng._csr_dirty = True
+    return spec
+
+
+def rebuild_watchers(eng: Engine) -> None:
+    # lanes that never take the in-place fast path: cameras (no spec) and
+    # persons with no_contact rules (each fix is a contact observation)
+    eng._watchers_dirty = False
+    eng._slow = {p for p, s in eng._specs.items() if s.contact_rules}
+    w: dict[str, list[str]] = {}
+    for pid, spec in eng._specs.items():
+        for cr in spec.contact_rules:
+            lst = w.setdefault(cr.other, [])
+            if pid not in lst:
+                lst.append(pid)
+    eng._watchers = w
+
+
+def rebuild_csr(eng: Engine) -> None:
+    """Number the persons and devices and compile the orders into arrays.
+
+    Persons are numbered in order of installation (``ci``, "compiled
+    index"); every array below has one row a person unless it says otherwise.
+
+    ================  ===========================================================
+    ``_csr_of``       person id -> ``ci``; ``_csr_names`` the reverse
+    ``_rules``        every person's zone rules (:class:`~.classify.RuleTable`)
+    ``_route``        device id -> (person id, ``ci``, order start, order end)
+    ``_dix``          device id -> device number; ``_dix_names`` the reverse,
+                      ``_dix_ci`` each device's ``ci``
+    ``_q_vf/_q_vu``   the order's ``valid_from`` / ``valid_until`` (epoch ms)
+    ``_q_cfk``        the rule number of the person's one curfew rule (-1: none,
+                      or several)
+    ``_q_ok``         may go in bulk: no no_contact rule, at most one curfew
+                      (a list; ``_q_oka`` the same as an array)
+    ``_q_end_due``    the timer of the order's end (``order_end_due``)
+    ``_q_after``      the signal_loss delay (ms; -1: no signal_loss rule)
+    ``_q_ws1``        a curfew streak begun at the window's start cannot open at
+                      once (more than one fix or a dwell needed)
+    ``_known``        the person has a lane (an object, or a row in bulk mode)
+    ``_q``, ``_pl``   the bulk path's lanes and pending log (:mod:`geofence.bulk`),
+                      empty: every lane is materialised before numbers change
+    ================  ===========================================================
+    """
+    pids = list(eng._specs)
+    eng._csr_of = {p: i for i, p in enumerate(pids)}
+    specs = [eng._specs[p] for p in pids]
+    counts = np.fromiter((len(s.zone_idx) for s in specs), np.int64, len(specs))
+    starts = np.zeros(len(specs), np.int64)
+    if len(specs):
+        starts[1:] = np.cumsum(counts)[:-1]
+
+    def cat(arrs: list[Any], dtype: Any) -> Any:
+        return np.concatenate(arrs).astype(dtype) if arrs else np.zeros(0, dtype)
+
+    eng._rules = RuleTable(starts, counts, cat([s.zone_idx for s in specs], np.int64),
+                           cat([s.buffer_m for s in specs], np.float64),
+                           cat([s.kinds for s in specs], np.int8))
+    eng._route = {d: (p, eng._csr_of[p], eng._specs[p].valid_from, eng._specs[p].valid_until)
+                   for d, p in eng._dev.items()}
+    # the columnar fast path (geofence.bulk): every lane is materialised
+    # before the person numbering changes, so the arrays start empty
+    eng._csr_names = pids
+    eng._dix = {d: k for k, d in enumerate(eng._dev)}
+    eng._dix_names = list(eng._dev)
+    eng._dix_ci = np.fromiter((eng._csr_of[p] for p in eng._dev.values()), np.int64,
+                               len(eng._dev))
+    eng._q_vf = np.fromiter((s.valid_from for s in specs), np.int64, len(specs))
+    eng._q_vu = np.fromiter((s.valid_until for s in specs), np.int64, len(specs))
+    eng._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
+                              np.int64, len(specs))
+    eng._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
+    eng._q_oka = np.array(eng._q_ok, np.bool_)
+    eng._q_end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, len(specs))
+    eng._q_after = np.fromiter(
+        (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64,
+        len(specs))
+    # a curfew streak begun at the window's start cannot open at once: the
+    # state machine, shown one violating observation, does not open
+    cfg = eng._cfg
+
+    def opens_at_once(dwell_ms: int) -> bool:
+        return observe(Cond(), 1, 0, cfg.confirm_fixes, dwell_ms, cfg.streak_gap_ms) == 1
+
+    eng._q_ws1 = np.fromiter(
+        (len(s.curfew_idx) == 1 and not opens_at_once(s.zone_rules[s.curfew_idx[0]].dwell_ms)
+         for s in specs), np.bool_, len(specs))
+    eng._q = QuietLanes(len(specs))
+    eng._pl = PendingLog()
+    eng._known = np.zeros(len(specs), np.bool_)  # has a live lane
+    for key in eng._lanes:
+        ci = eng._csr_of.get(key, -1)
+        if ci >= 0:
+            eng._known[ci] = True
+    eng._csr_dirty = False
+
+
+def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | None, reason: str,
+            out: list[AlertRecord]) -> None:
+    """Carry a lane's state over to a changed order or zone set."""
+    st = lane.state
+    at = max(lane.frontier, 0)
+    items: list[LogItem] = []
+    key: Key = (at, 1, "\x7freload", 0, "")
+    if new is None:
+        for a in st.open_alerts():
+            eng._clear(a, key, at, items, reason)
+        lane.state = _fresh_state(None)
+    else:
+        fresh = _fresh_state(new)
+        conds, appr, cconds = list(fresh.conds), list(fresh.appr), list(fresh.cconds)
+        if old is not None:
+            # same rule on the same zone id keeps its state (a reloaded
+            # catalogue may renumber zones; a changed geometry applies from now)
+            by_rule = {(z.rule_id, z.kind, z.zone_id): i for i, z in enumerate(old.zone_rules)}
+            used: set[int] = set()
+            for i, z in enumerate(new.zone_rules):
+                j = by_rule.get((z.rule_id, z.kind, z.zone_id))
+                if j is not None:
+                    conds[i], appr[i] = st.conds[j], st.appr[j]
+                    used.add(j)
+            for j in range(len(old.zone_rules)):
+                if j not in used:
+                    for c in (st.conds[j], st.appr[j]):
+                        if c.alert is not None:
+                            eng._clear(c.alert, key, at, items, reason)
+            by_c = {(c.rule_id, c.other): j for j, c in enumerate(old.contact_rules)}
+            usedc: set[int] = set()
+            for i, cr in enumerate(new.contact_rules):
+                j = by_c.get((cr.rule_id, cr.other))
+                if j is not None:
+                    cconds[i] = st.cconds[j]
+                    usedc.add(j)
+            for j, c in enumerate(st.cconds):
+                if j not in usedc and c.alert is not None:
+                    eng._clear(c.alert, key, at, items, reason)
+        fresh.conds, fresh.appr, fresh.cconds = tuple(conds), tuple(appr), tuple(cconds)
+        fresh.last_msg, fresh.lf_ts, fresh.lf_lon, fresh.lf_lat, fresh.lf_acc = (
+            st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc)
+        fresh.dev = dict(st.dev)
+        fresh.sp = st.sp
+        fresh.sig = st.sig
+        if fresh.sig is not None and new.signal_after_ms is None:
+            eng._clear(fresh.sig, key, at, items, reason)
+            fresh.sig = None
+        lane.state = fresh
+    # no rewind across a reload: the checkpoint restarts here
+    lane.ckpt = lane.state.copy()
+    lane.ckpt_key = lane.last_key
+    lane.pend = None
+    lane.tail = []
+    lane.log = []
+    if items:
+        eng._publish(lane, items, out)
+        lane.log = []
+    for it in items:
+        if it.rec.alert.status == "cleared":
+            lane.emitted.pop(it.rec.alert.alert_id, None)
+    if not lane.late:
+        eng._schedule(lane, new)
+
+
+def upsert_order(eng: Engine, order: Order) -> list[AlertRecord]:
+    """Add or replace one order; rules that disappear clear their open alerts."""
+    out: list[AlertRecord] = []
+    eng._materialise_all()
+    old = eng._specs.get(order.person_id)
+    new = eng._install(order)
+    eng._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
+    for table in (eng._lanes, eng._late):
+        lane = table.get(order.person_id)
+        if lane is not None:
+            eng._rebase(lane, old, new, "rule_removed", out)
+    return out
+
+
+def remove_order(eng: Engine, person_id: str, reason: str) -> list[AlertRecord]:
+    """Remove a person's order: every open alert of theirs clears with ``reason``."""
+    out: list[AlertRecord] = []
+    eng._materialise_all()
+    old = eng._specs.pop(person_id, None)
+    order = eng._orders.pop(person_id, None)
+    if order is not None:
+        for d in order.devices:
+            if eng._dev.get(d) == person_id:
+                del eng._dev[d]
+    for table in (eng._lanes, eng._late):
+        lane = table.pop(person_id, None)
+        if lane is not None:
+            eng._rebase(lane, old, None, reason, out)
+    eng._recent.pop(person_id, None)
+    eng._csr_dirty = True
+    eng._watchers_dirty = True  # rebuilt lazily: reloads come in bursts
+    return out
+
+
+def set_zones(eng: Engine, zones: ZoneIndex) -> list[AlertRecord]:
+    """Replace the zone catalogue; rules whose zone vanished clear their alerts."""
+    out: list[AlertRecord] = []
+    eng._materialise_all()
+    eng._zones = zones
+    olds = dict(eng._specs)
+    with _gc_paused():
+        eng._install_all(list(eng._orders.values()))
+    for pid, old in olds.items():
+        new = eng._specs[pid]
+        for table in (eng._lanes, eng._late):
+            lane = table.get(pid)
+            if lane is not None:
+                eng._rebase(lane, old, new, "zone_removed", out)
+    return out
