@@ -62,6 +62,7 @@ from geofence.engine.state import (
     Lane,
     LogItem,
 )
+from geofence.gc_pause import gc_paused
 from geofence.model import (
     Alert,
     AlertRecord,
@@ -70,7 +71,6 @@ from geofence.model import (
     Order,
     Telemetry,
     VideoHit,
-    _gc_paused,
 )
 from geofence.rules import (
     FACILITY_VIDEO_EVENTS,
@@ -146,7 +146,7 @@ class Engine:
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._watchers_dirty = True
         self._slow: set[str] = set()  # persons with no_contact rules (see _rebuild_watchers)
-        with _gc_paused():  # loading work: long-lived objects, no cycles
+        with gc_paused():  # loading work: long-lived objects, no cycles
             self._install_all(list(orders))
             self._rebuild_watchers()
             self._rebuild_csr()  # here rather than in the first process()

@@ -26,10 +26,10 @@ from geofence.engine.state import (
     _fresh_state,
 )
 from geofence.episodes import Cond, observe
+from geofence.gc_pause import gc_paused
 from geofence.model import (
     AlertRecord,
     Order,
-    _gc_paused,
 )
 from geofence.rules import (
     PersonSpec,
@@ -263,7 +263,7 @@ def set_zones(eng: Engine, zones: ZoneIndex) -> list[AlertRecord]:
     eng._materialise_all()
     eng._zones = zones
     olds = dict(eng._specs)
-    with _gc_paused():
+    with gc_paused():
         eng._install_all(list(eng._orders.values()))
     for pid, old in olds.items():
         new = eng._specs[pid]

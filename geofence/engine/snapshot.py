@@ -22,9 +22,7 @@ from geofence.engine.state import (
     Lane,
 )
 from geofence.errors import ValidationError
-from geofence.model import (
-    _gc_paused,
-)
+from geofence.gc_pause import gc_paused
 
 if TYPE_CHECKING:
     from geofence.engine.core import Engine
@@ -121,7 +119,7 @@ def restore(eng: Engine, data: bytes) -> None:
         ``snapshot_corrupt`` for quiet-lane arrays of the wrong size
         (msgspec's own error for bytes that are no snapshot at all).
     """
-    with _gc_paused():  # many long-lived objects, no cycles
+    with gc_paused():  # many long-lived objects, no cycles
         snap = msgspec.msgpack.decode(data, type=_Snapshot)
     if snap.version not in (2, SNAPSHOT_VERSION):
         raise ValidationError(

@@ -40,7 +40,6 @@ Modules
 from __future__ import annotations
 
 # the stream engine imports the loaders' collector pause from here
-from geofence.gc_pause import gc_paused as _gc_paused  # noqa: F401
 from geofence.model.alerts import (
     Alert,
     AlertRecord,
