@@ -200,15 +200,14 @@ def rekeyed(messages: Sequence[Telemetry], sources: Sequence[int], partition: in
 
 @dataclass
 class SeenOrigins:
-    """Per owning partition: the highest source offset taken from each source partition.
+    """Per owning partition: the highest source record taken whole from each source.
 
-    Re-keyed records of one source reach one owner in source-offset order (a
-    record carries the offset of the last source record of its batch), so a
-    record whose source offset is below the highest taken holds only messages
-    the owner already took: a copy re-produced after a crash of the source's
-    worker. A record *at* the highest offset may hold new messages (the batch
-    was cut differently the second time) and is kept; the engine drops the
-    exact duplicates in it.
+    Re-keyed records of one source reach one owner in source-offset order,
+    and each names the source record of every message it holds
+    (:class:`Origin` runs). A copy re-produced after a crash of the source's
+    worker, cut into records differently the second time, so gives exactly
+    its messages of later source records (:meth:`take`). The marks are kept
+    in the owner's snapshots.
     """
 
     high: dict[int, int] = field(default_factory=dict)
