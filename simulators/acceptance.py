@@ -472,9 +472,9 @@ async def _stream_path(kind: str, paths: dict[str, str], truth: dict[str, Any], 
         result.update(sent=sent, send_seconds=t_sent - t0, end_to_end_seconds=t_done - t0,
                       end_to_end_msgs_per_s=sent / (t_done - t0), worker_fixes_in=fixes,
                       items=stats.items)
-        for p in reversed(procs):
+        for p in reversed(procs):  # newest first: a killed worker's -9 is not the result
             code = p.stop()
-            result[f"{p.name}_exit"] = code
+            result.setdefault(f"{p.name}_exit", code)
         # every worker process of the run, killed ones too: the batch path never fell back
         from stream.app import FALLBACK_LOG
         result["batch_fallbacks"] = sum(p.text().count(FALLBACK_LOG) for p in procs
