@@ -17,7 +17,8 @@ ADVERSARIAL_KINDS: tuple[str, ...] = ("jitter", "teleport", "expired")
 VIDEO_KINDS: tuple[str, ...] = ("video_exclusion", "video_opens", "video_separation", "video_low_conf")
 DUAL_KINDS: tuple[str, ...] = ("dual_breach", "dual_outage")
 EXTRA_KINDS: tuple[str, ...] = VIDEO_KINDS + DUAL_KINDS
-"""Scenarios added after the first acceptance run; assigned after the others."""
+"""Video and dual-evidence scenarios; assigned after the others, so adding them leaves
+the persons of every other scenario as they were for a given seed."""
 SILENT_KINDS = (*ADVERSARIAL_KINDS, "video_low_conf")
 ALL_KINDS: tuple[str, ...] = BREACH_KINDS + ADVERSARIAL_KINDS + EXTRA_KINDS
 FACILITY_EVENTS: tuple[str, ...] = ("perimeter_breach", "fight", "crowd", "fall", "loitering")
