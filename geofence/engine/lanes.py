@@ -22,6 +22,7 @@ from geofence.engine.config import (
     Key,
     ProcessResult,
 )
+from geofence.engine.machines import rearm_due
 from geofence.engine.state import (
     Entry,
     Hist,
@@ -287,8 +288,7 @@ def late_liveness(eng: Engine, key: str, ents: list[Entry], out: list[AlertRecor
     for state in (st, lane.ckpt, lane.pend):
         if state is not None and state.last_msg < newest:
             state.last_msg = newest
-    d = st.last_msg + spec.signal_after_ms
-    lane.due = d if d < lane.static_due else lane.static_due
+    lane.due = rearm_due(lane.static_due, st.last_msg, spec.signal_after_ms)
     if lane.due < lane.heap_at:  # a lane that had no timer (only late data so far)
         lane.heap_at = lane.due
         heapq.heappush(eng._heap, (lane.due, key))

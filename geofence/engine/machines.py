@@ -232,7 +232,7 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
             best = min(best, order_end_due(spec))
         lane.static_due = best
         if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
-            best = min(best, st.last_msg + spec.signal_after_ms)
+            best = rearm_due(best, st.last_msg, spec.signal_after_ms)
     else:
         for last in st.cam_last.values():
             best = min(best, last + eng._cfg.camera_quiet_ms)
@@ -250,6 +250,29 @@ def window_due(start: Any, end: Any, begun: Any) -> Any:
     """A curfew rule's timer: its window's end once begun, else its start
     (elementwise: one rule's values or arrays of them)."""
     return start + begun * (end - start)
+
+
+def rearm_due(static_due: int, last_msg: int, after: int | None) -> int:
+    """A lane's timer: its static timers (``static_due``: curfew windows,
+    the order's end), or signal loss ``after`` ms after its last message
+    (``last_msg``), whichever comes first.
+
+    ``after`` is ``None`` (or negative, as the quiet arrays write it) when
+    the person has no signal_loss rule: the static timers alone. The
+    callers decide whether the signal-loss timer is armed at all (no
+    ``signal_lost`` open, a message seen); :func:`rearm_due_np` is the same
+    rule on arrays.
+    """
+    if after is None or after < 0:
+        return static_due
+    d = last_msg + after
+    return d if d < static_due else static_due
+
+
+def rearm_due_np(static_due: Any, last_msg: Any, after: Any) -> Any:
+    """:func:`rearm_due` elementwise, on arrays of lanes (``after`` -1: no
+    signal_loss rule)."""
+    return np.where(after >= 0, np.minimum(static_due, last_msg + after), static_due)
 
 
 def order_end_due(spec: PersonSpec) -> int:

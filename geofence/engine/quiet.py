@@ -35,6 +35,8 @@ from geofence.engine.config import (
 from geofence.engine.machines import (
     _implied_speed,
     _implied_speed_np,
+    rearm_due,
+    rearm_due_np,
     window_at,
     window_due,
 )
@@ -375,16 +377,13 @@ def bulk_advance(eng: Engine, wm: int) -> None:
     c = np.nonzero(q.mode & (q.due <= wm))[0]
     if not len(c):
         return
-    aft = q.after[c]
     # out at the window's start: a streak that cannot open at once stays pending
     ws = window_begins_alone(eng, c, wm) & ((q.code[c] != 1) | eng._q_ws1[c])
     w = c[ws]
     if len(w):
         q.pst[w[q.code[w] == 1]] = True  # no fix yet: the streak is still on
         eng._enter_windows(w)
-        sd = q.sdue[w]
-        a = aft[ws]
-        q.due[w] = np.where(a >= 0, np.minimum(sd, q.lastmsg[w] + a), sd)
+        q.due[w] = rearm_due_np(q.sdue[w], q.lastmsg[w], q.after[w])
         q.tk[w] = q.ivs[w]
         q.last[w] = np.maximum(q.last[w], q.ivs[w] - 1)  # a fix before the timer rewinds
     eng._materialise(c[~ws].tolist())
@@ -435,8 +434,7 @@ def bulk_apply(eng: Engine, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, v
     q.front[up] = np.maximum(q.front[up], tl)
     lm = np.maximum(q.lastmsg[up], tl)
     q.lastmsg[up] = lm
-    aft = q.after[up]
-    q.due[up] = np.where(aft >= 0, np.minimum(q.sdue[up], lm + aft), q.sdue[up])
+    q.due[up] = rearm_due_np(q.sdue[up], lm, q.after[up])
     v = valid[sel]
     code = np.zeros(len(sel), np.int8)
     cfk = eng._q_cfk[ps]
@@ -614,6 +612,5 @@ def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
     if last > lane.frontier:
         lane.frontier = last
     if spec.signal_after_ms is not None and st.sig is None:
-        d = st.last_msg + spec.signal_after_ms
-        lane.due = d if d < lane.static_due else lane.static_due
+        lane.due = rearm_due(lane.static_due, st.last_msg, spec.signal_after_ms)
     return True

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
+from geofence.engine.machines import rearm_due, rearm_due_np
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
 from geofence.model import encode, parse_orders
@@ -434,3 +435,20 @@ def test_the_quiet_decision_is_the_same_on_arrays_and_on_one_row(rows: list[Any]
         # what it says, written out
         assert bool(arr[i]) == (li < ti and (ti < di or wi) and not fi & 1
                                 and not (fi & 2 and (ci or wi)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 10_000), st.one_of(st.just(-1), st.integers(1, 900)),
+                          st.one_of(st.integers(-2, 2), st.none())),
+                min_size=1, max_size=20))
+def test_the_timer_rearm_is_the_same_on_arrays_and_on_one_lane(gen: list[Any]) -> None:
+    # the quiet arrays re-arm many lanes at once, a lane object one at a time;
+    # the static timers sit around the signal-loss time (or far away: None)
+    rows = [(1 << 62 if off is None else max(0, lm + abs(a) + off), lm, a) for lm, a, off in gen]
+    sdue, lastmsg, after = (np.array(c, np.int64) for c in zip(*rows, strict=True))
+    arr = rearm_due_np(sdue, lastmsg, after)
+    for i, (si, li, ai) in enumerate(rows):
+        one = rearm_due(si, li, None if ai < 0 else ai)
+        assert one == int(arr[i]) == rearm_due(si, li, ai)  # None or -1: no signal_loss rule
+        # what it says, written out: no signal_loss rule leaves the static timers
+        assert one == (si if ai < 0 else min(si, li + ai))
