@@ -18,7 +18,18 @@ control topics whole on every worker; Faust commits acknowledged offsets on
 its own schedule and at every rebalance, exposes none of the three, and its
 exactly_once mode needs transactions, which Tansu rejects.
 
-Recovery, timers and hot reload are described in :mod:`stream.recovery`,
+This module holds the worker's lifecycle and the per-batch path (consume,
+decode, re-key, evaluate, advance timers). The rest of the worker lives next
+to it as plain functions taking the worker:
+
+- :mod:`stream.partition`: what the worker holds per partition;
+- :mod:`stream.rebalance`: revoke (snapshot, park) and assign (restore, seek);
+- :mod:`stream.publishing`: alert records, device commands, dead letters;
+- :mod:`stream.snapshots`: capturing a partition's state and writing it;
+- :mod:`stream.timers`: idle watermarks, snapshots on schedule, gauges;
+- :mod:`stream.reload`: order and zone changes from the control topics.
+
+Recovery and hot reload are described in :mod:`stream.recovery`,
 :mod:`stream.control` and docs/stream.md.
 """
 
@@ -29,13 +40,13 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from geofence.engine import Engine, EngineConfig, ProcessResult, batch_watermark
+from geofence.engine import EngineConfig, ProcessResult, batch_watermark
 from geofence.model import (
     AlertRecord,
     DeadLetter,
@@ -61,19 +72,17 @@ from stream.publishing import (
     publish,
     raw_text,
 )
-from stream.recovery import read_ledgers, read_snapshots
+from stream.rebalance import Rebalance
 from stream.reload import (
     apply_changes_to_catalogue,
     apply_control,
     control_loop,
     dead_letter_control,
-    sync_orders,
 )
 from stream.repartition import (
     MAX_HOPS,
     REROUTED_HEADER,
     Alignment,
-    SeenOrigins,
     origin_of,
     project_keyed,
     record_arrival,
@@ -107,17 +116,6 @@ batch fails in the engine and is evaluated message by message instead."""
 
 MAX_CLOCK_SKEW_MS = 60_000
 """Event times further than this ahead of the wall clock do not move a watermark."""
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.worker._on_revoked([tp for tp in revoked if tp.topic == TELEMETRY])
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.worker._on_assigned([tp for tp in assigned if tp.topic == TELEMETRY])
 
 
 class Worker:
@@ -248,7 +246,7 @@ class Worker:
             fetch_max_bytes=max(52_428_800, s.max_payload_bytes + 65536),
         )
         await self._consumer.start()
-        self._consumer.subscribe([TELEMETRY], listener=_Rebalance(self))
+        self._consumer.subscribe([TELEMETRY], listener=Rebalance(self))
         if self._web is not None:
             await self._web.start()
         self._tasks = [
@@ -301,98 +299,6 @@ class Worker:
             self._fatal = exc
             log.error("worker stopping: %s", exc)
         self._stopping.set()
-
-    # ------------------------------------------------------------------ rebalance
-
-    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._ready = False
-        log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
-        self._align.forget((tp.partition for tp in revoked), self._consumer)
-        async with self._lock:
-            for tp in revoked:
-                ps = self._parts.pop(tp.partition, None)
-                if ps is None:
-                    continue
-                try:
-                    await snapshot(self, ps, force=True)
-                    self._parked[tp.partition] = ps
-                except Exception:
-                    log.exception("snapshot of partition %d on revoke failed; the next owner"
-                                  " restores the previous snapshot", tp.partition)
-            self.metrics.partitions.set(len(self._parts))
-
-    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        assert self._consumer is not None
-        t0 = time.monotonic()
-        async with self._lock:
-            fresh = [tp.partition for tp in assigned if tp.partition not in self._parts]
-            try:
-                restored = await self._restore(fresh)
-            except Exception as exc:
-                # a partition we cannot restore must not be consumed from scratch
-                self._fail(StreamError(f"cannot restore partitions {fresh}: {exc!r}"))
-                return
-            for ps in restored:
-                self._parts[ps.partition] = ps
-            self._align.forget((tp.partition for tp in assigned), self._consumer)
-            for tp in assigned:
-                self._consumer.seek(tp, self._parts[tp.partition].next_offset)
-            self._parked.clear()
-            self.metrics.partitions.set(len(self._parts))
-            if self.settings.gc_freeze:
-                gc.collect()
-                gc.freeze()
-        self._ready = True
-        log.info("assigned telemetry partitions %s (restored in %.2f s)", self.assigned(),
-                 time.monotonic() - t0)
-
-    async def _restore(self, partitions: list[int]) -> list[PartitionState]:
-        """Restore partitions from their latest snapshots (or start them empty)."""
-        assert self._reader is not None and self._consumer is not None
-        assert self.router is not None
-        snaps = await read_snapshots(self._reader, self.settings.worker_group, partitions)
-        states: list[PartitionState] = []
-        lows: dict[int, dict[int, int] | None] = {}
-        for p in partitions:
-            snap = snaps.get(p)
-            parked = self._parked.pop(p, None)
-            if parked is not None and snap is not None and snap.meta.seq == parked.seq - 1 \
-                    and snap.meta.next_offset == parked.next_offset:
-                # still ours: nobody processed it since our own revoke snapshot
-                parked.ledger = None
-                states.append(parked)
-                continue
-            if snap is not None:
-                engine = Engine(self.zones, snap.body.orders, self.config)
-                engine.restore(snap.body.state)
-                ps = PartitionState(p, engine, {o.person_id: o for o in snap.body.orders},
-                                    snap.meta.next_offset, snap.meta.watermark,
-                                    snap.meta.max_ts, snap.meta.seq + 1,
-                                    dict(snap.meta.alerts_low))
-                # re-keyed copies taken before the snapshot stay recognised as such
-                ps.seen = SeenOrigins(dict(snap.meta.origins))
-                lows[p] = dict(snap.meta.alerts_low)
-                self.metrics.restores.labels("snapshot").inc()
-                log.info("partition %d restored from snapshot %d at offset %d", p,
-                         snap.meta.seq, snap.meta.next_offset)
-            else:
-                orders = self.router.orders_for(p)
-                committed = await self._consumer.committed(TopicPartition(TELEMETRY, p))
-                ps = PartitionState(p, Engine(self.zones, orders, self.config),
-                                    {o.person_id: o for o in orders}, committed or 0)
-                lows[p] = None
-                self.metrics.restores.labels("empty").inc()
-            states.append(ps)
-        ledgers = await read_ledgers(self._reader, lows, self.alerts_partitions)
-        for ps in states:
-            if ps.partition not in ledgers:
-                continue
-            ps.ledger = ledgers[ps.partition]
-            ps.ledger_until = None  # set from the first fetch's high watermark
-            # orders changed while nobody held this partition
-            records = sync_orders(self, ps, self.router)
-            await publish(self, ps, records, f"{ps.partition}:restore")
-        return states
 
     # ------------------------------------------------------------------ consuming
 

@@ -44,6 +44,7 @@ def raw_text(value: bytes | None) -> str:
 
 
 async def dead_letter(worker: Worker, letters: Sequence[DeadLetter]) -> None:
+    """Send dead letters keyed by their source, counting each by reason."""
     assert worker._producer is not None
     for dl in letters:
         worker.metrics.dead_letters.labels(dl.reason).inc()
@@ -56,7 +57,12 @@ async def dead_letter(worker: Worker, letters: Sequence[DeadLetter]) -> None:
 
 
 async def publish(worker: Worker, ps: PartitionState, records: Sequence[AlertRecord],
-                   src: str) -> None:
+                  src: str) -> None:
+    """Send a partition's alert records, except those its restore ledger says are out.
+
+    ``src`` names what produced them (``p@offset``, ``p:clock``, ``p:control``,
+    ``p:restore``) in the record's header.
+    """
     if not records:
         return
     assert worker._producer is not None
@@ -67,7 +73,7 @@ async def publish(worker: Worker, ps: PartitionState, records: Sequence[AlertRec
             worker.metrics.suppressed.inc()
             continue
         fut = await worker._producer.send(ALERTS, encode(rec),
-                                        key=rec.alert.alert_id.encode(), headers=headers)
+                                          key=rec.alert.alert_id.encode(), headers=headers)
         fut.add_done_callback(partial(note_alert_offset, worker))
         worker._inflight.append(fut)
         worker.metrics.records_out.labels(rec.event).inc()
@@ -100,8 +106,9 @@ async def send_command(worker: Worker, ps: PartitionState, rec: AlertRecord) -> 
 
 
 def note_alert_offset(worker: Worker, fut: asyncio.Future[Any]) -> None:
+    """Keep the highest acknowledged offset per alerts partition (for the next snapshot)."""
     if fut.cancelled() or fut.exception() is not None:
         return
     md = fut.result()
     worker._alerts_high[md.partition] = max(worker._alerts_high.get(md.partition, 0),
-                                          md.offset + 1)
+                                            md.offset + 1)

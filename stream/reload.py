@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def control_loop(worker: Worker) -> None:
+    """Apply control-topic changes as they arrive, under the worker's lock."""
     assert worker._control is not None
     while not worker._stopping.is_set():
         try:
@@ -84,9 +85,10 @@ def apply_changes_to_catalogue(worker: Worker, changes: ControlChanges) -> bool:
 
 
 async def dead_letter_control(worker: Worker, changes: ControlChanges) -> None:
+    """Dead-letter the control records a change set rejected."""
     at = format_ts(int(time.time() * 1000))
     await dead_letter(worker, [DeadLetter(reason, raw, source, detail, at)
-                             for reason, detail, raw, source in changes.rejected])
+                               for reason, detail, raw, source in changes.rejected])
 
 
 async def apply_control(worker: Worker, changes: ControlChanges) -> None:

@@ -76,8 +76,8 @@ def capture(worker: Worker, ps: PartitionState, ends: dict[int, int] | None = No
     for a, off in [*worker._alerts_high.items(), *(ends or {}).items()]:
         lows[a] = max(lows.get(a, 0), off)
     job = SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
-                       list(ps.orders.values()), ps.engine.snapshot(), pending,
-                       dict(ps.seen.high))
+                      list(ps.orders.values()), ps.engine.snapshot(), pending,
+                      dict(ps.seen.high))
     ps.dirty = False
     ps.last_snapshot = time.monotonic()
     ps.writing = True
@@ -98,7 +98,7 @@ async def write(worker: Worker, job: SnapshotJob) -> None:
             # a record the state already reflects is not on Kafka: the only safe
             # way on is a restart from the last snapshot
             worker._fail(StreamError(f"publishing failed, restarting from the last"
-                                   f" snapshot: {exc!r}"))
+                                     f" snapshot: {exc!r}"))
             raise
         lows = job.lows
         meta, chunks = await asyncio.to_thread(

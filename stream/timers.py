@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def timer_loop(worker: Worker) -> None:
+    """Run the worker's clock until it stops (see the module docstring)."""
     assert worker._consumer is not None
     s = worker.settings
     last_gauges = 0.0
@@ -77,6 +78,7 @@ async def timer_loop(worker: Worker) -> None:
 
 
 def update_open_gauge(worker: Worker) -> None:
+    """Set the open-episodes gauge per alert kind (0 for kinds no longer open)."""
     counts: dict[str, int] = {}
     for ps in worker._parts.values():
         for alert in ps.engine.open_alerts():
