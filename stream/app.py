@@ -18,7 +18,18 @@ control topics whole on every worker; Faust commits acknowledged offsets on
 its own schedule and at every rebalance, exposes none of the three, and its
 exactly_once mode needs transactions, which Tansu rejects.
 
-Recovery, timers and hot reload are described in :mod:`stream.recovery`,
+This module holds the worker's lifecycle and the per-batch path (consume,
+decode, re-key, evaluate, advance timers). The rest of the worker lives next
+to it as plain functions taking the worker:
+
+- :mod:`stream.partition`: what the worker holds per partition;
+- :mod:`stream.rebalance`: revoke (snapshot, park) and assign (restore, seek);
+- :mod:`stream.publishing`: alert records, device commands, dead letters;
+- :mod:`stream.snapshots`: capturing a partition's state and writing it;
+- :mod:`stream.timers`: idle watermarks, snapshots on schedule, gauges;
+- :mod:`stream.reload`: order and zone changes from the control topics.
+
+Recovery and hot reload are described in :mod:`stream.recovery`,
 :mod:`stream.control` and docs/stream.md.
 """
 
@@ -29,15 +40,13 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
-from geofence.engine import Engine, EngineConfig, ProcessResult, batch_watermark
+from geofence.engine import EngineConfig, ProcessResult, batch_watermark
 from geofence.model import (
     AlertRecord,
     DeadLetter,
@@ -48,27 +57,32 @@ from geofence.model import (
     dead_letters,
     encode,
     format_ts,
-    parse_ts,
 )
 from geofence.zones import ZoneCatalogue
 from stream.control import ControlChanges, ControlReader
 from stream.errors import StreamError
 from stream.keying import Router
 from stream.metrics import MetricsServer, WorkerMetrics
-from stream.recovery import (
-    PART_HEADER,
-    SRC_HEADER,
-    encode_snapshot,
-    read_ledgers,
-    read_snapshots,
-    record_identity,
-    write_snapshot,
+from stream.partition import PartitionState
+from stream.publishing import (
+    GEOFENCE_KINDS,
+    LIVE_WINDOW_MS,
+    dead_letter,
+    one_line,
+    publish,
+    raw_text,
+)
+from stream.rebalance import Rebalance
+from stream.reload import (
+    apply_changes_to_catalogue,
+    apply_control,
+    control_loop,
+    dead_letter_control,
 )
 from stream.repartition import (
     MAX_HOPS,
     REROUTED_HEADER,
     Alignment,
-    SeenOrigins,
     origin_of,
     project_keyed,
     record_arrival,
@@ -76,89 +90,32 @@ from stream.repartition import (
     split,
 )
 from stream.settings import Settings
+from stream.snapshots import snapshot
+from stream.timers import timer_loop
 from stream.topics import (
     ALERTS,
-    COMMANDS,
-    DEADLETTER,
     SNAPSHOTS,
     TELEMETRY,
     ensure_topics,
     topic_specs,
 )
 
+__all__ = [
+    "FALLBACK_LOG",
+    "GEOFENCE_KINDS",
+    "LIVE_WINDOW_MS",
+    "MAX_CLOCK_SKEW_MS",
+    "PartitionState",
+    "Worker",
+]
+
 log = logging.getLogger(__name__)
 FALLBACK_LOG = "retrying one message at a time"
 """Logged (and counted in ``wardstream_worker_batch_fallbacks_total``) when a
 batch fails in the engine and is evaluated message by message instead."""
 
-GEOFENCE_KINDS = frozenset(
-    {"exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_violated", "contact"}
-)
-"""Alert kinds for which the worker asks the person's devices to report faster."""
-
 MAX_CLOCK_SKEW_MS = 60_000
 """Event times further than this ahead of the wall clock do not move a watermark."""
-
-LIVE_WINDOW_MS = 300_000
-"""Only records whose event time is this close to now count as live latency."""
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one line of at most 300 characters."""
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
-
-
-def _raw_text(value: bytes | None) -> str:
-    return (value or b"")[:4096].decode("utf-8", errors="replace")
-
-
-@dataclass
-class PartitionState:
-    """Everything a worker holds for one telemetry partition."""
-
-    partition: int
-    engine: Engine
-    orders: dict[str, Order]
-    next_offset: int
-    watermark: int | None = None
-    max_ts: int | None = None
-    seq: int = 0
-    alerts_low: dict[int, int] = field(default_factory=dict)
-    ledger: set[tuple[str, str, str]] | None = None
-    ledger_until: int | None = None
-    last_input: float = field(default_factory=time.monotonic)
-    last_snapshot: float = field(default_factory=time.monotonic)
-    dirty: bool = False
-    writing: bool = False
-    seen: SeenOrigins = field(default_factory=SeenOrigins)
-
-
-@dataclass
-class _SnapshotJob:
-    """A partition's state captured under the lock, written outside it."""
-
-    ps: PartitionState
-    seq: int
-    next_offset: int
-    watermark: int | None
-    max_ts: int | None
-    lows: dict[int, int]
-    orders: list[Order]
-    state: bytes
-    pending: list[asyncio.Future[Any]]
-    origins: dict[int, int] = field(default_factory=dict)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.worker._on_revoked([tp for tp in revoked if tp.topic == TELEMETRY])
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.worker._on_assigned([tp for tp in assigned if tp.topic == TELEMETRY])
 
 
 class Worker:
@@ -267,8 +224,8 @@ class Worker:
                               f" {self.partitions} of {TELEMETRY}; add partitions to it")
         self._control = ControlReader(self.bootstrap)
         initial = await self._control.start()
-        self._apply_changes_to_catalogue(initial)
-        await self._dead_letter_control(initial)
+        apply_changes_to_catalogue(self, initial)
+        await dead_letter_control(self, initial)
         self.router = Router.build(self.orders.values(), self.partitions)
         self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
@@ -289,13 +246,13 @@ class Worker:
             fetch_max_bytes=max(52_428_800, s.max_payload_bytes + 65536),
         )
         await self._consumer.start()
-        self._consumer.subscribe([TELEMETRY], listener=_Rebalance(self))
+        self._consumer.subscribe([TELEMETRY], listener=Rebalance(self))
         if self._web is not None:
             await self._web.start()
         self._tasks = [
             asyncio.create_task(self._consume_loop(), name="consume"),
-            asyncio.create_task(self._timer_loop(), name="timers"),
-            asyncio.create_task(self._control_loop(), name="control"),
+            asyncio.create_task(timer_loop(self), name="timers"),
+            asyncio.create_task(control_loop(self), name="control"),
         ]
         log.info("worker started: %d telemetry partitions, group %s", self.partitions,
                  s.worker_group)
@@ -329,7 +286,7 @@ class Worker:
                 async with self._lock:
                     for ps in list(self._parts.values()):
                         with contextlib.suppress(Exception):
-                            await self._snapshot(ps)
+                            await snapshot(self, ps)
             await self._consumer.stop()
         for closer in (self._reader, self._control, self._producer, self._web):
             if closer is not None:
@@ -337,97 +294,11 @@ class Worker:
                     await closer.stop()
         self._consumer = None
 
-    # ------------------------------------------------------------------ rebalance
-
-    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._ready = False
-        log.info("revoking telemetry partitions %s", sorted(tp.partition for tp in revoked))
-        self._align.forget((tp.partition for tp in revoked), self._consumer)
-        async with self._lock:
-            for tp in revoked:
-                ps = self._parts.pop(tp.partition, None)
-                if ps is None:
-                    continue
-                try:
-                    await self._snapshot(ps, force=True)
-                    self._parked[tp.partition] = ps
-                except Exception:
-                    log.exception("snapshot of partition %d on revoke failed; the next owner"
-                                  " restores the previous snapshot", tp.partition)
-            self.metrics.partitions.set(len(self._parts))
-
-    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        assert self._consumer is not None
-        t0 = time.monotonic()
-        async with self._lock:
-            fresh = [tp.partition for tp in assigned if tp.partition not in self._parts]
-            try:
-                restored = await self._restore(fresh)
-            except Exception as exc:
-                # a partition we cannot restore must not be consumed from scratch
-                self._fail(StreamError(f"cannot restore partitions {fresh}: {exc!r}"))
-                return
-            for ps in restored:
-                self._parts[ps.partition] = ps
-            self._align.forget((tp.partition for tp in assigned), self._consumer)
-            for tp in assigned:
-                self._consumer.seek(tp, self._parts[tp.partition].next_offset)
-            self._parked.clear()
-            self.metrics.partitions.set(len(self._parts))
-            if self.settings.gc_freeze:
-                gc.collect()
-                gc.freeze()
-        self._ready = True
-        log.info("assigned telemetry partitions %s (restored in %.2f s)", self.assigned(),
-                 time.monotonic() - t0)
-
-    async def _restore(self, partitions: list[int]) -> list[PartitionState]:
-        """Restore partitions from their latest snapshots (or start them empty)."""
-        assert self._reader is not None and self._consumer is not None
-        assert self.router is not None
-        snaps = await read_snapshots(self._reader, self.settings.worker_group, partitions)
-        states: list[PartitionState] = []
-        lows: dict[int, dict[int, int] | None] = {}
-        for p in partitions:
-            snap = snaps.get(p)
-            parked = self._parked.pop(p, None)
-            if parked is not None and snap is not None and snap.meta.seq == parked.seq - 1 \
-                    and snap.meta.next_offset == parked.next_offset:
-                # still ours: nobody processed it since our own revoke snapshot
-                parked.ledger = None
-                states.append(parked)
-                continue
-            if snap is not None:
-                engine = Engine(self.zones, snap.body.orders, self.config)
-                engine.restore(snap.body.state)
-                ps = PartitionState(p, engine, {o.person_id: o for o in snap.body.orders},
-                                    snap.meta.next_offset, snap.meta.watermark,
-                                    snap.meta.max_ts, snap.meta.seq + 1,
-                                    dict(snap.meta.alerts_low))
-                # re-keyed copies taken before the snapshot stay recognised as such
-                ps.seen = SeenOrigins(dict(snap.meta.origins))
-                lows[p] = dict(snap.meta.alerts_low)
-                self.metrics.restores.labels("snapshot").inc()
-                log.info("partition %d restored from snapshot %d at offset %d", p,
-                         snap.meta.seq, snap.meta.next_offset)
-            else:
-                orders = self.router.orders_for(p)
-                committed = await self._consumer.committed(TopicPartition(TELEMETRY, p))
-                ps = PartitionState(p, Engine(self.zones, orders, self.config),
-                                    {o.person_id: o for o in orders}, committed or 0)
-                lows[p] = None
-                self.metrics.restores.labels("empty").inc()
-            states.append(ps)
-        ledgers = await read_ledgers(self._reader, lows, self.alerts_partitions)
-        for ps in states:
-            if ps.partition not in ledgers:
-                continue
-            ps.ledger = ledgers[ps.partition]
-            ps.ledger_until = None  # set from the first fetch's high watermark
-            # orders changed while nobody held this partition
-            records = self._sync_orders(ps, self.router)
-            await self._publish(ps, records, f"{ps.partition}:restore")
-        return states
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("worker stopping: %s", exc)
+        self._stopping.set()
 
     # ------------------------------------------------------------------ consuming
 
@@ -470,9 +341,9 @@ class Worker:
         log.exception("partition %d: handling offsets %d..%d failed; dead-lettering them",
                       ps.partition, msgs[0].offset, msgs[-1].offset)
         at = format_ts(int(time.time() * 1000))
-        detail = _one_line(exc)
-        await self._dead_letter([
-            DeadLetter("internal_error", _raw_text(r.value), f"telemetry:{ps.partition}@{r.offset}",
+        detail = one_line(exc)
+        await dead_letter(self, [
+            DeadLetter("internal_error", raw_text(r.value), f"telemetry:{ps.partition}@{r.offset}",
                        detail, at)
             for r in msgs if r.offset >= ps.next_offset])
         ps.next_offset = max(ps.next_offset, msgs[-1].offset + 1)
@@ -503,7 +374,7 @@ class Worker:
             source = f"telemetry:{p}@{rec.offset}"
             via = origin_of(rec.headers)
             if rec.value is None:
-                await self._dead_letter([DeadLetter("empty_payload", "", source,
+                await dead_letter(self, [DeadLetter("empty_payload", "", source,
                                                     "telemetry message has no value",
                                                     format_ts(now_ms))])
                 continue
@@ -516,15 +387,15 @@ class Worker:
                     decoded = self.decoder.decode(rec.value, arrival)
             except Exception as exc:
                 log.exception("partition %d: decoding offset %d failed", p, rec.offset)
-                await self._dead_letter([DeadLetter("internal_error", _raw_text(rec.value),
-                                                    source, _one_line(exc),
+                await dead_letter(self, [DeadLetter("internal_error", raw_text(rec.value),
+                                                    source, one_line(exc),
                                                     format_ts(now_ms))])
                 continue
             if via is None and decoded.messages and self.router is not None \
                     and not project_keyed(rec.key, decoded.messages[0], self.router):
                 rekey.update(id(x) for x in decoded.messages)
             if decoded.rejected:
-                await self._dead_letter(dead_letters(decoded.rejected, source))
+                await dead_letter(self, dead_letters(decoded.rejected, source))
             taken = decoded.messages
             if via is not None:
                 # drop what a copy re-keyed again after its source's crash repeats
@@ -564,7 +435,7 @@ class Worker:
             m.eval_seconds.observe(time.perf_counter() - t0)
             m.batch_size.observe(len(batch))
             if result.unknown:
-                await self._dead_letter(self._unknown(p, result.unknown, origin))
+                await dead_letter(self, self._unknown(p, result.unknown, origin))
             m.fixes_in.labels("duplicate").inc(result.duplicates)
             m.fixes_in.labels("late").inc(result.late)
             m.fixes_in.labels("too_late").inc(result.too_late)
@@ -581,7 +452,7 @@ class Worker:
         ps.next_offset = msgs[-1].offset + 1
         ps.last_input = time.monotonic()
         ps.dirty = True
-        await self._publish(ps, records, f"{p}@{msgs[-1].offset}")
+        await publish(self, ps, records, f"{p}@{msgs[-1].offset}")
         if ps.ledger is not None and ps.ledger_until is not None \
                 and ps.next_offset >= ps.ledger_until:
             ps.ledger = None  # past every input processed before the restore
@@ -608,7 +479,7 @@ class Worker:
                 self._inflight.append(fut)  # the snapshot that commits `p` waits for it
             self.metrics.fixes_in.labels("rerouted").inc(len(moving))
         if sp.looping:
-            await self._dead_letter(self._unknown(p, sp.looping, origin))
+            await dead_letter(self, self._unknown(p, sp.looping, origin))
         return sp.local
 
     async def _one_by_one(self, ps: PartitionState, batch: Sequence[Telemetry],
@@ -622,7 +493,7 @@ class Worker:
                 one = ps.engine.process([msg])
             except Exception as exc:
                 source = f"telemetry:{ps.partition}@{origin.get(id(msg), -1)}"
-                await self._dead_letter([DeadLetter("processing_error", encode(msg).decode(),
+                await dead_letter(self, [DeadLetter("processing_error", encode(msg).decode(),
                                                     source, f"engine failed: {exc!r}"[:512],
                                                     at)])
                 failed += 1
@@ -674,311 +545,6 @@ class Worker:
             out.append(DeadLetter(reason, encode(msg).decode(), source, detail, at))
         return out
 
-    # ------------------------------------------------------------------ publishing
-
-    async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        assert self._producer is not None
-        for dl in letters:
-            self.metrics.dead_letters.labels(dl.reason).inc()
-            if dl.reason not in ("unknown_device", "misrouted"):
-                self.metrics.fixes_in.labels("rejected").inc()
-            else:
-                self.metrics.fixes_in.labels(dl.reason).inc()
-            fut = await self._producer.send(DEADLETTER, encode(dl), key=dl.source.encode())
-            self._inflight.append(fut)
-
-    async def _publish(self, ps: PartitionState, records: Sequence[AlertRecord],
-                       src: str) -> None:
-        if not records:
-            return
-        assert self._producer is not None
-        now_ms = int(time.time() * 1000)
-        headers = [(PART_HEADER, str(ps.partition).encode()), (SRC_HEADER, src.encode())]
-        for rec in records:
-            if ps.ledger is not None and record_identity(rec) in ps.ledger:
-                self.metrics.suppressed.inc()
-                continue
-            fut = await self._producer.send(ALERTS, encode(rec),
-                                            key=rec.alert.alert_id.encode(), headers=headers)
-            fut.add_done_callback(self._note_alert_offset)
-            self._inflight.append(fut)
-            self.metrics.records_out.labels(rec.event).inc()
-            if rec.at is not None and not rec.alert.late:
-                with contextlib.suppress(Exception):
-                    lag_ms = now_ms - parse_ts(rec.at)
-                    if 0 <= lag_ms <= LIVE_WINDOW_MS:
-                        self.metrics.event_to_alert.labels(rec.event).observe(lag_ms / 1000)
-            await self._command(ps, rec)
-
-    async def _command(self, ps: PartitionState, rec: AlertRecord) -> None:
-        """Ask the person's devices to report faster while a geofence episode is open."""
-        assert self._producer is not None
-        alert = rec.alert
-        if alert.kind not in GEOFENCE_KINDS or alert.person_id is None:
-            return
-        if rec.event == "opened":
-            command, interval = "pursuit", self.settings.pursuit_interval_s
-        elif rec.event == "cleared":
-            command, interval = "normal", self.settings.normal_interval_s
-        else:
-            return
-        order = ps.orders.get(alert.person_id)
-        for device in order.devices if order else ():
-            body = {"device_id": device, "command": command, "interval_s": interval,
-                    "alert_id": alert.alert_id, "at": rec.at}
-            fut = await self._producer.send(COMMANDS, encode(body), key=device.encode())
-            self._inflight.append(fut)
-
-    def _note_alert_offset(self, fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        md = fut.result()
-        self._alerts_high[md.partition] = max(self._alerts_high.get(md.partition, 0),
-                                              md.offset + 1)
-
-    # ------------------------------------------------------------------ snapshots
-
-    async def _alert_ends(self) -> dict[int, int]:
-        """End offsets of the alerts partitions now, or ``{}`` if they cannot be had.
-
-        Asked *before* a capture: every record a restore may produce again is
-        sent after the capture, so it lies at or beyond these offsets. (Asked
-        after the capture, as records derived from later input are being
-        published, they would hide those records from the restore's ledger
-        and let a restore publish them twice.)
-        """
-        if self._reader is None:
-            return {}
-        try:
-            ends = await self._reader.end_offsets(
-                [TopicPartition(ALERTS, a) for a in self.alerts_partitions])
-        except Exception:  # ListOffsets may fail or under-report on Tansu: a lower bound will do
-            return {}
-        return {tp.partition: off for tp, off in ends.items()}
-
-    def _capture(self, ps: PartitionState, ends: dict[int, int] | None = None) -> _SnapshotJob:
-        """Take a partition's state (call under the lock; cheap apart from
-        ``Engine.snapshot()``); the slow part runs in :meth:`_write`.
-        ``ends`` are alerts end offsets from :meth:`_alert_ends`, asked before."""
-        pending = [f for f in self._inflight
-                   if not f.done() or f.cancelled() or f.exception() is not None]
-        self._inflight = [f for f in pending if not f.done()]
-        lows = dict(ps.alerts_low)
-        for a, off in [*self._alerts_high.items(), *(ends or {}).items()]:
-            lows[a] = max(lows.get(a, 0), off)
-        job = _SnapshotJob(ps, ps.seq, ps.next_offset, ps.watermark, ps.max_ts, lows,
-                           list(ps.orders.values()), ps.engine.snapshot(), pending,
-                           dict(ps.seen.high))
-        ps.dirty = False
-        ps.last_snapshot = time.monotonic()
-        ps.writing = True
-        if self.settings.gc_freeze:
-            gc.freeze()  # long-lived engine state leaves the collector's scans
-        return job
-
-    async def _write(self, job: _SnapshotJob) -> None:
-        """Wait for the acks of every record sent before the capture, then write
-        the snapshot, then commit the offset it covers."""
-        assert self._producer is not None and self._consumer is not None
-        ps = job.ps
-        try:
-            try:
-                await asyncio.gather(*job.pending)
-            except Exception as exc:
-                # a record the state already reflects is not on Kafka: the only safe
-                # way on is a restart from the last snapshot
-                self._fail(StreamError(f"publishing failed, restarting from the last"
-                                       f" snapshot: {exc!r}"))
-                raise
-            lows = job.lows
-            meta, chunks = await asyncio.to_thread(
-                encode_snapshot, ps.partition, job.seq, job.next_offset, job.watermark,
-                job.max_ts, lows, job.orders, job.state, job.origins)
-            await write_snapshot(self._producer, self.settings.worker_group, meta, chunks)
-            # only a snapshot on Kafka moves the slot on (see stream.recovery)
-            ps.seq = job.seq + 1
-            ps.alerts_low = lows
-            self.metrics.snapshots.inc()
-            self.metrics.snapshot_bytes.observe(meta.size)
-            try:
-                await self._consumer.commit(
-                    {TopicPartition(TELEMETRY, ps.partition): OffsetAndMetadata(job.next_offset,
-                                                                                "")})
-            except Exception as exc:  # a rebalance in progress: the snapshot is what counts
-                log.info("commit of partition %d deferred: %s", ps.partition, exc)
-        finally:
-            ps.writing = False
-
-    async def _snapshot(self, ps: PartitionState, force: bool = False) -> None:
-        """Snapshot one partition now (under the lock) and wait until it is written."""
-        while ps.writing:
-            await asyncio.sleep(0.01)
-        if not ps.dirty and not force:
-            ps.last_snapshot = time.monotonic()
-            return
-        await self._write(self._capture(ps, await self._alert_ends()))
-
-    def _fail(self, exc: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = exc
-            log.error("worker stopping: %s", exc)
-        self._stopping.set()
-
-    # ------------------------------------------------------------------ timers
-
-    async def _timer_loop(self) -> None:
-        assert self._consumer is not None
-        s = self.settings
-        last_gauges = 0.0
-        jobs: list[_SnapshotJob] = []
-        while not self._stopping.is_set():
-            await asyncio.sleep(0.5)
-            due = any(ps.dirty and not ps.writing
-                      and time.monotonic() - ps.last_snapshot >= s.snapshot_interval_s
-                      for ps in self._parts.values())
-            ends = await self._alert_ends() if due else {}
-            async with self._lock:
-                now = time.monotonic()
-                now_ms = int(time.time() * 1000)
-                for ps in list(self._parts.values()):
-                    tp = TopicPartition(TELEMETRY, ps.partition)
-                    hw = self._consumer.highwater(tp)
-                    lag = max(0, hw - ps.next_offset) if hw is not None else 0
-                    self.metrics.lag.labels(str(ps.partition)).set(lag)
-                    if s.idle_watermark_s > 0 and lag == 0 \
-                            and now - ps.last_input >= s.idle_watermark_s:
-                        guard = now_ms - self.config.lateness_ms - int(s.idle_watermark_s * 1000)
-                        records = self._advance(ps, guard)
-                        if records:
-                            ps.dirty = True
-                            try:
-                                await self._publish(ps, records, f"{ps.partition}:clock")
-                            except KafkaError:
-                                raise
-                            except Exception:  # a record that cannot be sent stops nothing
-                                log.exception("partition %d: publishing timer records failed",
-                                              ps.partition)
-                    if now - ps.last_snapshot >= s.snapshot_interval_s and not ps.writing:
-                        if not ps.dirty:
-                            ps.last_snapshot = now
-                        elif not jobs:  # one capture per tick spreads the pauses
-                            jobs.append(self._capture(ps, ends))
-                if now - last_gauges >= 5.0:
-                    last_gauges = now
-                    self._update_open_gauge()
-            for job in jobs:  # outside the lock: evaluation goes on meanwhile
-                try:
-                    await self._write(job)
-                except Exception:
-                    log.exception("snapshot of partition %d failed; retrying later",
-                                  job.ps.partition)
-                    job.ps.dirty = True
-            jobs.clear()
-
-    def _update_open_gauge(self) -> None:
-        counts: dict[str, int] = {}
-        for ps in self._parts.values():
-            for alert in ps.engine.open_alerts():
-                counts[alert.kind] = counts.get(alert.kind, 0) + 1
-        for kind in self._open_kinds | set(counts):
-            self.metrics.open_episodes.labels(kind).set(counts.get(kind, 0))
-        self._open_kinds |= set(counts)
-
-    # ------------------------------------------------------------------ hot reload
-
-    async def _control_loop(self) -> None:
-        assert self._control is not None
-        while not self._stopping.is_set():
-            try:
-                changes = await self._control.poll(timeout_ms=200)
-            except KafkaError:
-                log.exception("control topic read failed; retrying")
-                await asyncio.sleep(0.5)
-                continue
-            if not changes:
-                continue
-            async with self._lock:
-                try:
-                    await self.apply_control(changes)
-                except KafkaError:
-                    raise
-                except Exception:  # the changes that could be applied stand
-                    log.exception("applying control changes failed")
-
-    def _apply_changes_to_catalogue(self, changes: ControlChanges) -> bool:
-        """Apply control changes to the worker-wide orders and zones; True if zones changed."""
-        for person, order in changes.orders.items():
-            if order is None:
-                self.orders.pop(person, None)
-                self.metrics.control_updates.labels("orders", "removed").inc()
-            else:
-                self.orders[person] = order
-                self.metrics.control_updates.labels("orders", "upserted").inc()
-        if not changes.zones:
-            return False
-        removed = [z for z, f in changes.zones.items() if f is None and z in self.zones]
-        features = [f for f in changes.zones.values() if f is not None]
-        zones = self.zones
-        if removed:
-            zones = zones.without(removed)
-            self.metrics.control_updates.labels("zones", "removed").inc(len(removed))
-        if features:
-            try:
-                zones = zones.updated(features)
-            except Exception as exc:
-                good = []
-                for f in features:
-                    try:
-                        zones.updated([f])
-                        good.append(f)
-                    except Exception as one:
-                        changes.rejected.append((getattr(one, "reason", "invalid_zone"),
-                                                 str(one), encode(f).decode()[:4096],
-                                                 f"zones:{f.get('id')}"))
-                log.warning("some zone updates were rejected: %s", exc)
-                zones = zones.updated(good) if good else zones
-            self.metrics.control_updates.labels("zones", "upserted").inc(len(features))
-        self.zones = zones
-        return True
-
-    async def _dead_letter_control(self, changes: ControlChanges) -> None:
-        at = format_ts(int(time.time() * 1000))
-        await self._dead_letter([DeadLetter(reason, raw, source, detail, at)
-                                 for reason, detail, raw, source in changes.rejected])
-
     async def apply_control(self, changes: ControlChanges) -> None:
         """Apply order and zone changes to every partition engine this worker owns."""
-        zones_changed = self._apply_changes_to_catalogue(changes)
-        await self._dead_letter_control(changes)
-        self.router = Router.build(self.orders.values(), self.partitions)
-        for ps in self._parts.values():
-            records: list[AlertRecord] = []
-            if zones_changed:
-                try:
-                    records.extend(ps.engine.set_zones(self.zones))
-                except Exception:
-                    log.exception("partition %d: zone update could not be applied",
-                                  ps.partition)
-            records.extend(self._sync_orders(ps, self.router))
-            if records:
-                ps.dirty = True
-            await self._publish(ps, records, f"{ps.partition}:control")
-
-    def _sync_orders(self, ps: PartitionState, router: Router) -> list[AlertRecord]:
-        """Bring one engine's orders in line with the router's share for its partition."""
-        wanted = {o.person_id: o for o in router.orders_for(ps.partition)}
-        records: list[AlertRecord] = []
-        for person in [p for p in ps.orders if p not in wanted]:
-            reason = "order_removed" if person not in self.orders else "repartitioned"
-            records.extend(ps.engine.remove_order(person, reason))
-            del ps.orders[person]
-        for person, order in wanted.items():
-            if ps.orders.get(person) != order:
-                try:
-                    records.extend(ps.engine.upsert_order(order))
-                except Exception:  # one bad order must not stop the others
-                    log.exception("partition %d: order of %s could not be applied",
-                                  ps.partition, person)
-                    continue
-                ps.orders[person] = order
-        return records
+        await apply_control(self, changes)
