@@ -1,9 +1,9 @@
-"""Done-when (a) and (e) of issue 4, on the real embedded broker.
+"""The stream equals replay, on the real embedded broker.
 
-(a) A scenario with every rule type, sent through Kafka as batched envelopes
+A scenario with every rule type, sent through Kafka as batched envelopes
 and evaluated by a worker, yields exactly the alerts ``replay_lines`` yields
 for the same input: same alert ids, same final states.
-(e) The same input delivered out of order within the lateness horizon yields
+The same input delivered out of order within the lateness horizon yields
 the same alerts again.
 """
 

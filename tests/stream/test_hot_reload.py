@@ -1,4 +1,4 @@
-"""Done-when (c) of issue 4: hot reload of an order and a zone within 5 s.
+"""Hot reload of an order and a zone takes effect on the stream within 5 s.
 
 Two workers in one group split the partitions (scale-out) and both apply a
 change published to the control topics; the change takes effect on the
