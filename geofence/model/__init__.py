@@ -24,7 +24,8 @@ Modules
 :mod:`~geofence.model.timestamps`
     :func:`parse_ts`, :func:`format_ts` and the clock.
 :mod:`~geofence.model.telemetry`
-    :class:`Fix`, :class:`DeviceEvent`, :class:`VideoHit` and :func:`encode`.
+    :class:`Fix`, :class:`DeviceEvent`, :class:`VideoHit`, :class:`CheckIn`
+    and :func:`encode`.
 :mod:`~geofence.model.decoding`
     :class:`TelemetryDecoder`: payloads to messages and rejects.
 :mod:`~geofence.model.orders`
@@ -60,13 +61,16 @@ from geofence.model.order_parsing import (
 from geofence.model.orders import (
     DEFAULT_AFTER_S,
     DEFAULT_DISTANCE_M,
+    DEFAULT_MIN_SCORE,
     RULE_FIELDS,
     Order,
+    RandomCheckins,
     Rule,
     RuleType,
     Window,
 )
 from geofence.model.telemetry import (
+    CheckIn,
     DeviceEvent,
     Fix,
     Telemetry,
@@ -80,11 +84,13 @@ from geofence.model.timestamps import (
     utc_now_ms,
 )
 from geofence.model.vocabulary import (
+    CHECKIN_METHODS,
     DEVICE_EVENTS,
     LIFECYCLE_EVENTS,
     MAX_STRING,
     SEVERITIES,
     VIDEO_EVENTS,
+    CheckinMethod,
     DeviceEventName,
     Lat,
     Lon,
@@ -97,8 +103,10 @@ from geofence.model.vocabulary import (
 )
 
 __all__ = [
+    "CHECKIN_METHODS",
     "DEFAULT_AFTER_S",
     "DEFAULT_DISTANCE_M",
+    "DEFAULT_MIN_SCORE",
     "DEVICE_EVENTS",
     "LIFECYCLE_EVENTS",
     "MAX_DEPTH",
@@ -108,6 +116,8 @@ __all__ = [
     "VIDEO_EVENTS",
     "Alert",
     "AlertRecord",
+    "CheckIn",
+    "CheckinMethod",
     "DeadLetter",
     "DecodedBatch",
     "DeviceEvent",
@@ -118,6 +128,7 @@ __all__ = [
     "Metres",
     "OptStr",
     "Order",
+    "RandomCheckins",
     "Rejected",
     "Rule",
     "RuleType",

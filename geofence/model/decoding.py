@@ -18,7 +18,7 @@ from typing import Union
 import msgspec
 
 from geofence.errors import ValidationError
-from geofence.model.telemetry import _ENCODER, DeviceEvent, Fix, Telemetry, VideoHit
+from geofence.model.telemetry import _ENCODER, CheckIn, DeviceEvent, Fix, Telemetry, VideoHit
 from geofence.model.timestamps import format_ts
 
 
@@ -43,7 +43,8 @@ class DecodedBatch(msgspec.Struct):
 
 
 _TS = operator.attrgetter("ts")
-_WIRE = Union[Fix, DeviceEvent, VideoHit, list[Union[Fix, DeviceEvent, VideoHit]]]
+_WIRE = Union[Fix, DeviceEvent, VideoHit, CheckIn,
+              list[Union[Fix, DeviceEvent, VideoHit, CheckIn]]]
 _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"missing required field"), "missing_field"),
     (re.compile(r"Invalid value .* at `\$(\[\d+\])?\.kind`"), "unknown_kind"),

@@ -19,11 +19,13 @@ from geofence.model.vocabulary import MAX_STRING
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _OPTIONAL_RULE_FIELDS = ("zone", "buffer_m", "windows", "person", "distance_m", "after_s",
-                         "dwell_s")
+                         "dwell_s", "random", "min_score")
 _WHERE_USED: dict[str, str] = {
     "zone": "exclusion, inclusion and curfew rules",
     "buffer_m": "exclusion rules",
-    "windows": "curfew rules",
+    "windows": "curfew and checkin rules",
+    "random": "checkin rules",
+    "min_score": "checkin rules",
     "person": "no_contact rules",
     "distance_m": "no_contact rules",
     "after_s": "signal_loss rules",
@@ -52,33 +54,48 @@ def _check_rule(where: str, rule: Rule) -> None:
     needs_zone = rule.type in ("exclusion", "inclusion", "curfew")
     if needs_zone and not rule.zone:
         raise OrderError("missing_field", f"{where}: rule {rule.id!r} ({rule.type}) needs `zone`")
-    if rule.type == "curfew":
-        if not rule.windows:
-            raise OrderError("missing_field", f"{where}: curfew rule {rule.id!r} needs `windows`")
-        for w in rule.windows:
-            if w in _GOOD_WINDOWS:
-                continue
-            for name, value in (("start", w.start), ("end", w.end)):
-                if not _HHMM.match(value):
-                    raise OrderError(
-                        "invalid_value",
-                        f"{where}: rule {rule.id!r} window {name} {value!r} is not HH:MM",
-                    )
-            if w.start == w.end:
-                raise OrderError(
-                    "invalid_value", f"{where}: rule {rule.id!r} window start equals end"
-                )
-            if w.days != "daily":
-                bad = [d for d in w.days.split(",") if d.strip() not in _DAY_NAMES]
-                if bad or not w.days.strip():
-                    raise OrderError(
-                        "invalid_value",
-                        f"{where}: rule {rule.id!r} days {w.days!r}: use 'daily' or mon..sun",
-                    )
-            if len(_GOOD_WINDOWS) < 4096:
-                _GOOD_WINDOWS.add(w)
+    if rule.type == "curfew" and not rule.windows:
+        raise OrderError("missing_field", f"{where}: curfew rule {rule.id!r} needs `windows`")
+    if rule.type == "checkin" and not rule.windows and rule.random is None:
+        raise OrderError("missing_field",
+                         f"{where}: checkin rule {rule.id!r} needs `windows`, `random` or both")
+    for w in rule.windows:
+        if w in _GOOD_WINDOWS:
+            continue
+        _check_times(where, rule, "window", w.start, w.end, w.days)
+        if len(_GOOD_WINDOWS) < 4096:
+            _GOOD_WINDOWS.add(w)
+    if rule.random is not None:
+        r = rule.random
+        _check_times(where, rule, "random", r.start, r.end, r.days)
+        if r.end < r.start:
+            raise OrderError("invalid_value", f"{where}: rule {rule.id!r} random requests"
+                             f" {r.start}-{r.end} must not cross midnight")
+        sh, sm = r.start.split(":")
+        eh, em = r.end.split(":")
+        if (int(eh) - int(sh)) * 60 + int(em) - int(sm) < r.per_day:
+            raise OrderError("invalid_value", f"{where}: rule {rule.id!r} asks for {r.per_day}"
+                             f" random requests between {r.start} and {r.end}, more than one a"
+                             " minute")
     if rule.type == "no_contact" and not rule.person:
         raise OrderError("missing_field", f"{where}: no_contact rule {rule.id!r} needs `person`")
+
+
+def _check_times(where: str, rule: Rule, what: str, start: str, end: str, days: str) -> None:
+    """Local ``HH:MM`` times of a window (or of random requests) and its days."""
+    for name, value in (("start", start), ("end", end)):
+        if not _HHMM.match(value):
+            raise OrderError(
+                "invalid_value", f"{where}: rule {rule.id!r} {what} {name} {value!r} is not HH:MM"
+            )
+    if start == end:
+        raise OrderError("invalid_value", f"{where}: rule {rule.id!r} {what} start equals end")
+    if days != "daily":
+        bad = [d for d in days.split(",") if d.strip() not in _DAY_NAMES]
+        if bad or not days.strip():
+            raise OrderError(
+                "invalid_value", f"{where}: rule {rule.id!r} days {days!r}: use 'daily' or mon..sun"
+            )
 
 
 _JURISDICTION = re.compile(r"[0-9]{6}")

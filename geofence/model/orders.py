@@ -1,4 +1,4 @@
-"""Supervision orders: the order, its rules and curfew windows, as typed structs.
+"""Supervision orders: the order, its rules and their time windows, as typed structs.
 
 :data:`RULE_FIELDS` says which fields each rule type uses. Checking an
 order beyond its types is :mod:`geofence.model.order_checks`' part; reading
@@ -15,11 +15,12 @@ from geofence.model.timestamps import _MAX_EPOCH_MS
 from geofence.model.vocabulary import Severity
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-RuleType = Literal["exclusion", "inclusion", "curfew", "no_contact", "signal_loss"]
+RuleType = Literal["exclusion", "inclusion", "curfew", "no_contact", "signal_loss", "checkin"]
 
 
 class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A curfew window in local time; ``end`` before ``start`` crosses midnight."""
+    """A window in local time (a curfew, or a scheduled check-in); ``end``
+    before ``start`` crosses midnight."""
 
     start: str
     end: str
@@ -36,6 +37,23 @@ class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         sh, sm = self.start.split(":")
         eh, em = self.end.split(":")
         return int(sh) * 60 + int(sm), int(eh) * 60 + int(em)
+
+
+class RandomCheckins(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Random check-in requests of a check-in rule.
+
+    ``per_day`` requests on each local day (of ``days``, as for windows),
+    at times drawn between ``start`` and ``end`` (local ``HH:MM``, not
+    crossing midnight), each to be answered within ``answer_within_s``.
+    The times are derived from the person, the rule and the date
+    (:func:`geofence.checkin.requests_on`), so every replay draws the same.
+    """
+
+    per_day: Annotated[int, msgspec.Meta(ge=1, le=24)]
+    start: str
+    end: str
+    answer_within_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
+    days: str = "daily"
 
 
 class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,6 +74,8 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after_s: Union[Annotated[int, msgspec.Meta(gt=0)], None] = None
     severity: Union[Severity, None] = None
     dwell_s: Union[Annotated[float, msgspec.Meta(ge=0.0)], None] = None
+    random: Union[RandomCheckins, None] = None
+    min_score: Union[Annotated[float, msgspec.Meta(ge=0.0, le=1.0)], None] = None
 
     def effective_buffer_m(self) -> float:
         """``buffer_m`` of an exclusion rule (0: no approach warning)."""
@@ -64,6 +84,10 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def effective_distance_m(self) -> float:
         """``distance_m`` of a no_contact rule (default 200 m)."""
         return DEFAULT_DISTANCE_M if self.distance_m is None else float(self.distance_m)
+
+    def effective_min_score(self) -> float:
+        """``min_score`` of a check-in rule (default 0.8)."""
+        return DEFAULT_MIN_SCORE if self.min_score is None else float(self.min_score)
 
     def effective_after_s(self) -> int:
         """``after_s`` of a signal_loss rule (default 900 s)."""
@@ -74,6 +98,8 @@ DEFAULT_DISTANCE_M = 200.0
 """``distance_m`` of a no_contact rule that sets none."""
 DEFAULT_AFTER_S = 900
 """``after_s`` of a signal_loss rule that sets none."""
+DEFAULT_MIN_SCORE = 0.8
+"""``min_score`` of a check-in rule that sets none: a lower face score fails."""
 
 RULE_FIELDS: dict[str, frozenset[str]] = {
     "exclusion": frozenset({"zone", "buffer_m", "severity", "dwell_s"}),
@@ -81,6 +107,7 @@ RULE_FIELDS: dict[str, frozenset[str]] = {
     "curfew": frozenset({"zone", "windows", "severity", "dwell_s"}),
     "no_contact": frozenset({"person", "distance_m", "severity", "dwell_s"}),
     "signal_loss": frozenset({"after_s", "severity"}),
+    "checkin": frozenset({"windows", "random", "min_score", "severity"}),
 }
 """The fields each rule type uses besides ``id`` and ``type``. Any other field
 set on a rule would be ignored by the engine, so validation refuses it."""

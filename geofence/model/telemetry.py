@@ -1,4 +1,4 @@
-"""Telemetry messages: fixes, device events and video hits, and their JSON encoding.
+"""Telemetry messages: fixes, device events, video hits and check-ins, and their JSON encoding.
 
 The structs validate their fields as msgspec decodes them; turning payloads
 into messages (batches, rejects and their reasons) is
@@ -14,6 +14,7 @@ import msgspec
 from geofence.errors import ValidationError
 from geofence.model.timestamps import _MAX_EPOCH_MS, parse_ts
 from geofence.model.vocabulary import (
+    CheckinMethod,
     DeviceEventName,
     Lat,
     Lon,
@@ -80,7 +81,30 @@ class VideoHit(_Message, tag="video_hit"):
     detail: OptStr = None
 
 
-Telemetry = Union[Fix, DeviceEvent, VideoHit]
+class CheckIn(_Message, tag="checkin"):
+    """An identity check-in from a supervised person's phone.
+
+    ``device_id`` is the phone, named in the person's order like a
+    wristband; the check-in is bound to it, never to a person id a sender
+    could claim. ``face_score`` (0..1) is the face-match score the phone or
+    the verification service produced, ``action_ok`` the result of the
+    liveness or action check (``None`` when none was asked), ``method`` how
+    the person was verified. ``request_id`` names the random check-in
+    request this one answers (see :mod:`geofence.checkin`).
+    """
+
+    device_id: Str
+    ts: WireTs
+    lat: Lat
+    lon: Lon
+    accuracy_m: Metres = 10.0
+    face_score: Union[Annotated[float, msgspec.Meta(ge=0.0, le=1.0)], None] = None
+    action_ok: Union[bool, None] = None
+    method: Union[CheckinMethod, None] = None
+    request_id: OptStr = None
+
+
+Telemetry = Union[Fix, DeviceEvent, VideoHit, CheckIn]
 """One canonical telemetry message."""
 
 

@@ -22,6 +22,9 @@ DEVICE_EVENTS: tuple[str, ...] = (
 VIDEO_EVENTS: tuple[str, ...] = (
     "face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall",
 )
+CHECKIN_METHODS: tuple[str, ...] = ("face", "face_action", "action")
+"""How a check-in verified the person: a face match, a face match with a
+liveness action (blink, turn the head, read digits), or the action alone."""
 SEVERITIES: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "opened", "updated", "cleared", "acknowledged", "resolved", "escalated",
@@ -37,6 +40,7 @@ DeviceEventName = Literal[
     "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
 ]
 VideoEventName = Literal["face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall"]
+CheckinMethod = Literal["face", "face_action", "action"]
 Severity = Literal["red", "orange", "yellow", "blue"]
 
 # On the wire a timestamp is an int (epoch ms) or an RFC 3339 string; after
