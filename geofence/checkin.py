@@ -5,7 +5,8 @@ A ``checkin`` rule asks for identity check-ins in scheduled windows
 random requests (``per_day`` a day between two local times, each to be
 answered within ``answer_within_s``), or both. Each window instance and
 each request is an :class:`Owed` check-in: it opens at ``opens_ms`` and is
-missed if no verified check-in answers it before ``due_ms``.
+missed if no verified check-in answers it by ``due_ms`` (inclusive: a
+check-in at the deadline's very millisecond is in time).
 
 Random request times are not random at run time: they are drawn from a
 hash of the person, the rule and the local date, so the stream, every
@@ -50,7 +51,7 @@ class Owed(NamedTuple):
     Attributes
     ----------
     due_ms : int
-        Deadline (exclusive, epoch ms): the window's end, or the request's
+        Deadline (inclusive, epoch ms): the window's end, or the request's
         time plus ``answer_within_s``.
     opens_ms : int
         From when a check-in counts (the window's start, the request's time).
@@ -155,26 +156,26 @@ def owed_between(person_id: str, rule: Rule, timezone: str, start_ms: int,
     -------
     list of Owed
         Windows (merged where they overlap, as curfew windows are) and
-        requests with ``opens_ms < end_ms`` and ``due_ms > start_ms``,
+        requests with ``opens_ms < end_ms`` and ``due_ms >= start_ms``,
         sorted by ``(due_ms, opens_ms, key)``.
     """
     out: list[Owed] = []
     if rule.windows:
         cal = calendar_for(rule.windows, timezone)
-        t = start_ms
+        t = start_ms - 1  # a window ending at start_ms is still owed then
         while True:
             s, e = cal.interval_at_or_after(t)
-            if s >= end_ms or e <= t:
+            if s >= end_ms or e < t:
                 break
             out.append(Owed(e, s, f"{person_id}/{rule.id}/w{s}", False))
-            t = e
+            t = e + 1
     if rule.random is not None:
         tz = ZoneInfo(timezone)
         day = datetime.fromtimestamp(start_ms / 1000, tz).date() - timedelta(days=2)
         last = datetime.fromtimestamp(end_ms / 1000, tz).date()
         while day <= last:
             for o in requests_on(person_id, rule.id, rule.random, timezone, day):
-                if o.opens_ms < end_ms and o.due_ms > start_ms:
+                if o.opens_ms < end_ms and o.due_ms >= start_ms:
                     out.append(o)
             day += timedelta(days=1)
     out.sort()
@@ -184,18 +185,20 @@ def owed_between(person_id: str, rule: Rule, timezone: str, start_ms: int,
 def answers(owed: Owed, ts_ms: int, request_id: str | None) -> bool:
     """Whether a check-in at ``ts_ms`` carrying ``request_id`` answers ``owed``.
 
-    A check-in answers an owed one when it falls in ``[opens_ms, due_ms)``;
+    A check-in answers an owed one when it falls in ``[opens_ms, due_ms]``;
     one that names a request answers that request and no other (it still
     answers a scheduled window it falls in).
 
     Examples
     --------
     >>> o = Owed(2_000, 1_000, "P-1/c1/20261122/0", True)
-    >>> answers(o, 1_000, None), answers(o, 2_000, None), answers(o, 1_500, "P-1/c1/20261122/1")
-    (True, False, False)
+    >>> answers(o, 1_000, None), answers(o, 2_000, None), answers(o, 2_001, None)
+    (True, True, False)
+    >>> answers(o, 1_500, "P-1/c1/20261122/1")
+    False
     >>> answers(Owed(2_000, 1_000, "P-1/c1/w1000", False), 1_500, "P-1/c1/20261122/1")
     True
     """
-    if not owed.opens_ms <= ts_ms < owed.due_ms:
+    if not owed.opens_ms <= ts_ms <= owed.due_ms:
         return False
     return request_id is None or not owed.requested or request_id == owed.key
