@@ -29,7 +29,8 @@ Modules
 :mod:`~geofence.model.decoding`
     :class:`TelemetryDecoder`: payloads to messages and rejects.
 :mod:`~geofence.model.orders`
-    :class:`Order`, :class:`Rule`, :class:`Window` and :data:`RULE_FIELDS`.
+    :class:`Order`, :class:`Rule`, :class:`Window`, :class:`TemplateRef` and
+    :data:`RULE_FIELDS`.
 :mod:`~geofence.model.order_checks`
     What an order must satisfy beyond its types.
 :mod:`~geofence.model.order_parsing`
@@ -67,6 +68,7 @@ from geofence.model.orders import (
     RandomCheckins,
     Rule,
     RuleType,
+    TemplateRef,
     Window,
 )
 from geofence.model.telemetry import (
@@ -136,6 +138,7 @@ __all__ = [
     "Str",
     "Telemetry",
     "TelemetryDecoder",
+    "TemplateRef",
     "VideoEventName",
     "VideoHit",
     "Window",

@@ -48,6 +48,32 @@ def parse_order(data: Any, index: int = 0) -> Order:
     return _check_order(index, order)
 
 
+def load_document(raw: bytes, what: str) -> Any:
+    """JSON, or YAML when it is not JSON, as plain data.
+
+    Raises
+    ------
+    OrderError
+        ``malformed``, naming ``what`` and the place of the syntax error.
+    """
+    try:
+        return json.loads(raw)
+    except ValueError as json_exc:
+        if raw.lstrip()[:1] in (b"[", b"{"):  # meant as JSON: its error is the useful one
+            raise OrderError("malformed", f"{what} are not valid JSON: {json_exc}") from None
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - pyyaml is a dependency
+        raise OrderError("malformed", f"{what} are not valid JSON and PyYAML is missing") from None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise OrderError("malformed", f"{what} are neither JSON nor YAML: {problem}{at}") from None
+
+
 def parse_orders(text: str | bytes) -> list[Order]:
     """Parse an orders file: a JSON array, or YAML with the same structure.
 
@@ -68,22 +94,7 @@ def parse_orders(text: str | bytes) -> list[Order]:
             typed = None
         if typed is not None:
             return _check_all([_check_order(i, o) for i, o in enumerate(typed)])
-    try:
-        data: Any = json.loads(raw)
-    except ValueError as json_exc:
-        if raw.lstrip()[:1] in (b"[", b"{"):  # meant as JSON: its error is the useful one
-            raise OrderError("malformed", f"orders are not valid JSON: {json_exc}") from None
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - pyyaml is a dependency
-            raise OrderError("malformed", "orders are not valid JSON and PyYAML is missing") from None
-        try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise OrderError("malformed", f"orders are neither JSON nor YAML: {problem}{at}") from None
+    data = load_document(raw, "orders")
     if isinstance(data, dict) and "orders" in data:
         data = data["orders"]
     if not isinstance(data, list):

@@ -113,10 +113,19 @@ RULE_FIELDS: dict[str, frozenset[str]] = {
 set on a rule would be ignored by the engine, so validation refuses it."""
 
 
+class TemplateRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The order template an order was issued from (:mod:`geofence.templates`)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    version: Annotated[int, msgspec.Meta(ge=1)]
+
+
 class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A supervision order: one person, their devices, their rules.
 
     ``valid_from``/``valid_until`` are parsed to epoch ms by :func:`parse_orders`.
+    ``template`` records which order template the order was issued from; it is
+    provenance for the people reading the order, and the engine never looks at it.
     """
 
     person_id: str
@@ -126,6 +135,7 @@ class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     valid_from: Union[int, str, None] = None
     valid_until: Union[int, str, None] = None
     timezone: str = "Asia/Shanghai"
+    template: Union[TemplateRef, None] = None
 
     def valid_from_ms(self) -> int:
         """Start of validity in epoch ms (0 when open-ended)."""
