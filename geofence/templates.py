@@ -135,6 +135,35 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The lists (``victims``, ``places``) the template's rules run over."""
         return frozenset(r.for_each for r in self.rules if r.for_each is not None)
 
+    def parameter_needs(self) -> dict[str, str]:
+        """What an order issued from the template may or must give.
+
+        Maps ``residence``, ``workplace``, ``county``, ``victims``,
+        ``victim_home`` and ``places`` (those the rules use) to ``required``,
+        ``optional`` or, for ``county``, ``default: the jurisdiction``.
+        """
+        out: dict[str, str] = {}
+        for rule in self.rules:
+            names = [*rule.parameters(), *([rule.for_each] if rule.for_each else [])]
+            for name in names:
+                if name in ("victim", "place"):
+                    continue
+                need = "optional" if rule.optional or name == "victim_home" else "required"
+                if name == "county":
+                    need = "default: the jurisdiction"
+                if out.get(name) != "required":
+                    out[name] = need
+        order = ("residence", "workplace", "county", "victims", "victim_home", "places")
+        return {k: out[k] for k in order if k in out}
+
+    def describe(self) -> dict[str, Any]:
+        """The template as plain data: what the command centre lists and shows."""
+        return {"name": self.name, "version": self.version, "offence": self.offence,
+                "description": self.description, "parameters": self.parameter_needs(),
+                "rules": [{k: v for k, v in msgspec.to_builtins(r).items()
+                           if v is not None and v != [] and v != () and v is not False}
+                          for r in self.rules]}
+
     def ref(self) -> TemplateRef:
         """The provenance an issued order carries."""
         return TemplateRef(self.name, self.version)

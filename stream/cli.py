@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("simulators.bench", "main", "benchmark suite and report"),
     "devices": ("devices.cli", "devices_main", "provision the devices the gateway accepts"),
     "topics": ("stream.topics", "main", "check the Kafka topics against the contract"),
+    "orders": ("stream.order_templates", "main", "order templates: list them, fill one in for a person"),
     "settings": ("stream.cli", "settings_main", "print the effective settings (secrets masked)"),
 }
 

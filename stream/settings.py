@@ -94,6 +94,9 @@ CATALOGUE: tuple[Key, ...] = (
     Key("notify_timeout_s", float, 5.0, "Notifier: timeout of one delivery attempt, seconds."),
     Key("notify_retries", int, 3, "Notifier: retries of a failed delivery before it is logged"
         " failed."),
+    Key("order_templates", str, "config/order-templates.yaml", "Order templates offered by the"
+        " command centre and `wardstream orders` (a relative path is looked up in the working"
+        " directory, then in the installation)."),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -174,6 +177,7 @@ class Settings:
     notify_webhook_secret: str = ""
     notify_timeout_s: float = 5.0
     notify_retries: int = 3
+    order_templates: str = "config/order-templates.yaml"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -76,6 +76,7 @@ def test_version() -> None:
     ["demo", "--api-prt", "1"],
     ["broker", "--prt", "1"],
     ["settings", "--jsn"],
+    ["orders", "from-template", "--templat", "fraud", "--person", "P-1"],
 ], ids=lambda a: " ".join(a[:2]))
 def test_misspelt_flag(argv: list[str]) -> None:
     line = _one_line(_run(*argv))
@@ -86,7 +87,8 @@ def test_misspelt_flag(argv: list[str]) -> None:
 
 # -- an invalid setting stops every command before it does anything
 @pytest.mark.parametrize("command", ["replay", "worker", "gateway", "decode", "api", "users",
-                                     "simulate", "bench", "demo", "broker", "settings"])
+                                     "simulate", "bench", "demo", "broker", "settings",
+                                     "orders"])
 def test_invalid_setting(command: str) -> None:
     line = _one_line(_run(command, env={"WARDSTREAM_API_PORT": "abc"}))
     assert line == f"wardstream {command}: WARDSTREAM_API_PORT='abc' is not a valid int"
@@ -149,7 +151,8 @@ def test_truncated_yaml_orders_are_one_line_with_the_place(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in (
     "demo", "broker", "replay", "worker", "decode", "gateway", "api", "users", "simulate",
-    "bench", "settings")], ["simulate", "score", "--help"], ["users", "add", "--help"]],
+    "bench", "settings", "orders")], ["simulate", "score", "--help"], ["users", "add", "--help"],
+    ["orders", "from-template", "--help"], ["orders", "templates", "--help"]],
     ids=lambda a: " ".join(a))
 def test_help_is_plain_text_about_the_product(argv: list[str]) -> None:
     r = _run(*argv)
