@@ -415,13 +415,26 @@ async def order_history(request: web.Request) -> web.Response:
 
 async def put_order(request: web.Request) -> web.Response:
     """PUT /api/orders/{person_id}: a new version of an order (supervisor and above)."""
-    service, who = request.app[SERVICE], who_of(request)
-    _require(who, "supervisor")
+    _require(who_of(request), "supervisor")
     person_id = _path_id(request, "person_id")
     body = await _json_body(request)
     if body.get("person_id", person_id) != person_id:
         raise BadRequestError("person_id in the body differs from the path")
     body["person_id"] = person_id
+    return await save_order_version(request, body, "order.put")
+
+
+async def save_order_version(request: web.Request, body: dict[str, Any], action: str,
+                             detail: dict[str, Any] | None = None) -> web.Response:
+    """Check ``body`` as an order and store it as a new version of the person's order.
+
+    The one path by which the API changes an order: jurisdiction scope (of
+    the order and of the person's current order), versioning, the orders
+    topic and the audit row (``action``, with ``detail`` added), answered as
+    PUT /api/orders/{person_id} answers. The caller has checked the role.
+    """
+    service, who = request.app[SERVICE], who_of(request)
+    person_id = body["person_id"]
     order = parse_order(body)
     if not order.jurisdiction.startswith(who.jurisdiction):
         raise ForbiddenError(f"jurisdiction {order.jurisdiction} is outside {who.jurisdiction!r}")
@@ -440,8 +453,9 @@ async def put_order(request: web.Request) -> web.Response:
             who.username)
         if version is not None:
             await workflow.queue_outbox(conn, ORDERS_TOPIC, person_id, body)
-        await store.audit(conn, now, who.username, "order.put", person_id,
-                          {"version": version, "changed": version is not None}, remote_of(request))
+        await store.audit(conn, now, who.username, action, person_id,
+                          {"version": version, "changed": version is not None, **(detail or {})},
+                          remote_of(request))
     service.invalidate_device_map()
     service.wake_outbox()
     return web.json_response({"person_id": person_id, "version": version,
@@ -647,4 +661,7 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_get("/api/live", live)
     notify_api.register(app)  # notification, dispatch and response-time routes
     reports.register(app)  # reports, exports, district names
+    from alerts import order_templates  # its routes store orders through save_order_version
+
+    order_templates.register(app)  # order templates, orders filled in from one
     return app

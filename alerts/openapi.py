@@ -36,6 +36,7 @@ def openapi_document() -> dict[str, Any]:
     doc = _core_document()
     doc["paths"].update(notify_openapi_paths())
     doc["paths"].update(import_module("alerts.reports").openapi_paths())
+    doc["paths"].update(import_module("alerts.order_templates").openapi_paths())
     return doc
 
 
