@@ -22,7 +22,7 @@ from alerts.api import save_order_version
 from alerts.errors import BadRequestError
 from alerts.http import caller, json_body, path_id
 from geofence.errors import OrderError
-from geofence.templates import Params, TemplateSet, order_document, parse_templates
+from geofence.templates import TemplateSet, order_document, parse_templates
 from stream.order_templates import templates_path
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class FromTemplate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     devices: tuple[str, ...]
     jurisdiction: str
     version: Union[int, None] = None
-    params: Params = Params()
+    params: dict[str, Any] = {}  # checked by geofence.templates: unknown_parameter, ...
     timezone: str = "Asia/Shanghai"
     valid_from: Union[int, str, None] = None
     valid_until: Union[int, str, None] = None

@@ -160,8 +160,8 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The template as plain data: what the command centre lists and shows."""
         return {"name": self.name, "version": self.version, "offence": self.offence,
                 "description": self.description, "parameters": self.parameter_needs(),
-                "rules": [{k: v for k, v in msgspec.to_builtins(r).items()
-                           if v is not None and v != [] and v != () and v is not False}
+                "rules": [{k: v for k, v in _json_data(r).items()
+                           if v is not None and v != [] and v is not False}
                           for r in self.rules]}
 
     def ref(self) -> TemplateRef:
@@ -466,6 +466,11 @@ def _entries(p: Params, name: str) -> list[dict[str, str | None]]:
     return [{"place": z} for z in p.places]
 
 
+def _json_data(value: Any) -> Any:
+    """``value`` as JSON would give it back: lists, dicts, str, numbers, bool, None."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
 def _fill(rule: TemplateRule, rule_id: str, values: Mapping[str, str | None]) -> dict[str, Any]:
     """The order rule: parameters replaced by their values, template-only fields dropped."""
     out: dict[str, Any] = {}
@@ -475,6 +480,6 @@ def _fill(rule: TemplateRule, rule_id: str, values: Mapping[str, str | None]) ->
         if name in _FILLED:
             m = _PLACEHOLDER.fullmatch(value)
             value = values[m.group(1)] if m else value
-        out[name] = msgspec.to_builtins(value)
+        out[name] = _json_data(value)
     out["id"] = rule_id
     return out
