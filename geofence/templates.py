@@ -50,7 +50,7 @@ Examples
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -202,7 +202,8 @@ class TemplateSet:
     def __init__(self, templates: Iterable[Template]) -> None:
         self._all = {(t.name, t.version): t for t in templates}
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Template]:
+        """The templates, by name then version."""
         return iter(sorted(self._all.values(), key=lambda t: (t.name, t.version)))
 
     def __len__(self) -> int:
@@ -210,6 +211,17 @@ class TemplateSet:
 
     def get(self, name: str, version: int | None = None) -> Template:
         """The template ``name`` at ``version`` (its latest version when ``None``).
+
+        Parameters
+        ----------
+        name : str
+            The template's name.
+        version : int, optional
+            The version wanted; the highest when not given.
+
+        Returns
+        -------
+        Template
 
         Raises
         ------
@@ -231,6 +243,16 @@ class TemplateSet:
 
 def parse_templates(text: str | bytes) -> TemplateSet:
     """Parse and check a templates file: ``{"templates": [...]}`` in JSON or YAML.
+
+    Parameters
+    ----------
+    text : str or bytes
+        The file's content.
+
+    Returns
+    -------
+    TemplateSet
+        Every template, each checked by :func:`check_template`.
 
     Raises
     ------
@@ -278,6 +300,11 @@ def _where(data: Any, error: str) -> str:
 
 def check_template(t: Template) -> None:
     """Refuse a template that could not make a valid order whatever it is given.
+
+    Parameters
+    ----------
+    t : Template
+        A template as decoded from a file.
 
     Raises
     ------
@@ -338,9 +365,19 @@ def order_document(
 ) -> dict[str, Any]:
     """The order issued from ``template``, as the JSON data of an orders file.
 
-    Parameters and returns as :func:`instantiate`, except that the result is
-    plain data (what an orders file or ``PUT /api/orders`` takes), not yet
-    checked as an order.
+    Parameters are those of :func:`instantiate`.
+
+    Returns
+    -------
+    dict
+        Plain JSON data (what an orders file or ``PUT /api/orders`` takes),
+        not yet checked as an order: :func:`instantiate` checks it.
+
+    Raises
+    ------
+    OrderError
+        ``unknown_parameter``, ``unused_parameter``, ``missing_parameter``
+        or ``invalid_value`` (see :func:`instantiate`).
     """
     p = _params(params)
     _refuse_unused(template, p)
