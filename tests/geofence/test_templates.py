@@ -12,6 +12,7 @@ import pytest
 from geofence.engine.replay import replay_lines
 from geofence.errors import OrderError
 from geofence.model import TemplateRef, parse_order, parse_orders
+from geofence.rules import compile_order
 from geofence.templates import (
     Params,
     Template,
@@ -106,12 +107,19 @@ def test_orders_from_templates_replay_and_their_rules_fire() -> None:
                       "victims": [{"person": "P-00021", "home": "Z-victim-00001"}]})
     drug = instantiate(templates.get("drug_offence"), "P-00022", ["WB-22"], JURISDICTION,
                        {"residence": "home-P-00022", "places": ["Z-bar-00001", "Z-bar-00006"]})
+    rest = [t for t in templates if t.name not in ("domestic_violence", "drug_offence")]
+    others = [instantiate(t, f"P-0003{k}", [f"WB-3{k}"], JURISDICTION, _params_for(t))
+              for k, t in enumerate(rest)]
+    assert len(others) == 3
     noon = 1_795_320_000_000  # 2026-11-22T04:00:00Z, 12:00 in Nanjing: no curfew
     lines = (_fixes("WB-20", *_inside("Z-victim-00001"), noon)
-             + _fixes("WB-22", *_inside("Z-bar-00006"), noon))
+             + _fixes("WB-22", *_inside("Z-bar-00006"), noon)
+             + [f for k in range(3) for f in _fixes(f"WB-3{k}", *_inside("320117"), noon)])
     zones = load_zones(str(DEMO_ZONES))
-    alerts, summary = replay_lines(lines, zones, [dv, drug])
-    assert sum(summary.rejected.values()) == 0
+    for order in (dv, drug, *others):  # every zone a rule names is in the catalogue
+        assert compile_order(order, zones, 60.0).missing_zones == (), order.template
+    alerts, summary = replay_lines(lines, zones, [dv, drug, *others])
+    assert sum(summary.rejected.values()) == 0 and summary.messages == len(lines)
     fired = {(a.person_id, a.rule_id, a.kind) for a in alerts}
     assert ("P-00020", "victim-home-1", "exclusion_entered") in fired
     assert ("P-00022", "venue-2", "exclusion_entered") in fired
