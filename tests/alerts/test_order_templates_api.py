@@ -10,7 +10,7 @@ from alerts_testkit import Api
 
 from geofence.model import TemplateRef, parse_order
 
-BODY = {"template": "domestic_violence", "devices": ["WB-5"], "jurisdiction": "320102",
+BODY: dict[str, Any] = {"template": "domestic_violence", "devices": ["WB-5"], "jurisdiction": "320102",
         "params": {"residence": "home-P-5", "victims": [{"person": "P-6", "home": "Z-v-6"}]},
         "valid_from": "2026-12-01T00:00:00+08:00"}
 

@@ -47,7 +47,7 @@ def _inside(zone_id: str) -> tuple[float, float]:
 
 # every parameter a shipped template may use, with demo zones in county 320117
 JURISDICTION = "320117"
-FULL = {
+FULL: dict[str, Any] = {
     "residence": "home-P-00010",
     "workplace": "home-P-00011",
     "victims": [{"person": "P-00012", "home": "Z-victim-00001"}, {"person": "P-00013"}],
@@ -197,14 +197,14 @@ def test_filling_in_refuses(template: str, params: dict[str, Any], reason: str,
 
 def test_the_order_checks_apply_to_the_filled_in_order() -> None:
     t = parse_templates(SHIPPED.read_bytes()).get("fraud")
-    for kwargs, words in (({"jurisdiction": "3201"}, "6-digit"),
-                          ({"timezone": "Mars/Olympus"}, "unknown timezone"),
-                          ({"valid_from": "2027-01-01T00:00:00Z",
-                            "valid_until": "2026-01-01T00:00:00Z"}, "not after")):
-        args = {"jurisdiction": "320102", **kwargs}
-        jur = args.pop("jurisdiction")
+    fill = {"residence": "h"}
+    for jurisdiction, options, words in (
+            ("3201", {}, "6-digit"),
+            ("320102", {"timezone": "Mars/Olympus"}, "unknown timezone"),
+            ("320102", {"valid_from": "2027-01-01T00:00:00Z",
+                        "valid_until": "2026-01-01T00:00:00Z"}, "not after")):
         with pytest.raises(OrderError) as e:
-            instantiate(t, "P-1", ["WB-1"], jur, {"residence": "h"}, **args)
+            instantiate(t, "P-1", ["WB-1"], jurisdiction, fill, **options)
         assert words in e.value.detail
 
 
