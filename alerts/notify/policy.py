@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 
 from alerts.errors import BadRequestError
 from geofence.errors import ValidationError
-from geofence.model import parse_ts
+from geofence.model import SEVERITIES, parse_ts
 
 CHANNELS = ("webhook", "email", "sms", "dingtalk", "wecom", "mqtt")
 TIERS = ("county", "city", "province")
 EVENTS = ("opened", "updated", "cleared", "acknowledged", "resolved", "escalated")
-SEVERITIES = ("red", "orange", "yellow", "blue")
 DUTY = "duty"
 DELIVERY_STATUSES = ("sending", "sent", "failed")
 """States of a page in the delivery log: being sent, sent, or given up after

@@ -8,24 +8,13 @@ longitude, metres, wire timestamps) that the message structs of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args
 
 import msgspec
 
 MAX_STRING = 256
 """Longest string accepted in any telemetry field."""
 
-DEVICE_EVENTS: tuple[str, ...] = (
-    "tamper", "removed", "sos", "fall", "battery_low",
-    "power_off", "power_on", "charging", "vibration", "heartbeat", "device_conflict",
-)
-VIDEO_EVENTS: tuple[str, ...] = (
-    "face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall",
-)
-CHECKIN_METHODS: tuple[str, ...] = ("face", "face_action", "action")
-"""How a check-in verified the person: a face match, a face match with a
-liveness action (blink, turn the head, read digits), or the action alone."""
-SEVERITIES: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "opened", "updated", "cleared", "acknowledged", "resolved", "escalated",
 )
@@ -42,6 +31,14 @@ DeviceEventName = Literal[
 VideoEventName = Literal["face_match", "perimeter_breach", "fight", "loitering", "crowd", "fall"]
 CheckinMethod = Literal["face", "face_action", "action"]
 Severity = Literal["red", "orange", "yellow", "blue"]
+
+# the closed vocabularies as tuples: one definition each, the Literal above
+DEVICE_EVENTS: tuple[str, ...] = get_args(DeviceEventName)
+VIDEO_EVENTS: tuple[str, ...] = get_args(VideoEventName)
+CHECKIN_METHODS: tuple[str, ...] = get_args(CheckinMethod)
+"""How a check-in verified the person: a face match, a face match with a
+liveness action (blink, turn the head, read digits), or the action alone."""
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 # On the wire a timestamp is an int (epoch ms) or an RFC 3339 string; after
 # ``__post_init__`` it is always an int. msgspec reads the runtime annotation,
