@@ -567,3 +567,27 @@ def test_replay_evaluates_check_ins_and_counts_one_without_a_result() -> None:
         ("checkin_failed", format_ts(local("08:10")), "cleared"),
         ("checkin_outside", format_ts(first.opens_ms + MIN), "open"),
         ("checkin_missed", format_ts(second.due_ms), "open")]
+
+
+@pytest.mark.parametrize("rule", [
+    {"windows": [{"start": "20:00", "end": "19:00"}], "random": {"per_day": 3, "start": "00:00",
+                                                                  "end": "23:00"}},
+    {"windows": [{"days": "sat", "start": "23:00", "end": "22:00"}]},
+    # a request answered within a day, and a short window opening a day later that
+    # is due first: looking one day ahead alone would miss it
+    {"random": {"per_day": 1, "start": "07:10", "end": "07:30", "days": "mon",
+                "answer_within_s": 86_400},
+     "windows": [{"days": "tue", "start": "07:00", "end": "07:05"}]},
+    {"windows": WINDOW, "random": RANDOM},
+])
+def test_the_next_deadline_is_the_first_of_everything_owed(rule: dict[str, Any]) -> None:
+    from geofence.engine.machines import checkin_next_due
+
+    (o,) = orders(order_json(windows=None, rule=rule))
+    spec = Engine(zones(), [o])._specs["P-C"]
+    ck = next(r for r in o.rules if r.type == "checkin")
+    for k in range(0, 9 * 24 * 60, 13):  # every 13 minutes over nine days
+        after = DAY + k * MIN
+        dues = [w.due_ms for w in owed_between("P-C", ck, o.timezone, after + 1,
+                                               after + 1 + 9 * 24 * HOUR) if w.due_ms > after]
+        assert checkin_next_due(spec, after) == min(dues), format_ts(after)
