@@ -7,6 +7,12 @@ the lanes held in :mod:`geofence.bulk` and applies them (:func:`bulk_apply`),
 same decision for one lane that is an object. A lane goes into the arrays
 with :func:`enter_quiet` (or starts there: :func:`new_lanes`) and comes back
 as an object with :func:`materialise`, whenever anything else happens to it.
+The rows are :class:`~geofence.bulk.QuietLanes` (``eng._q``: what each
+person's order allows, and the lanes' state; its docstring names every
+field). The rules the rows share with lane objects are elementwise
+functions of :mod:`~geofence.engine.machines`, called by both forms:
+:func:`~geofence.engine.machines.window_begins` (a curfew window begins,
+:func:`enter_windows`), ``window_due``, ``window_at`` and ``rearm_due_np``.
 The records are the same as the state machines' (``EngineConfig(paths=
 "reference")`` is the yardstick, tests/geofence/test_bulk.py and
 test_worlds.py the comparison).
