@@ -290,11 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     w = max(len(r[0]) for r in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v}")
+    def whole(x: float) -> int | None:  # None: not measured (skipped)
+        return round(x) if x == x else None
+
     print(json.dumps({"bench": "engine", "fixes": n, "persons": args.persons, "zones": len(zones),
                       "engine_fixes_per_s": round(eng_fps),
-                      "engine_default_gc_fixes_per_s": round(n / default_s) if default_s == default_s else None, "replay_fixes_per_s": round(n / replay_s),
+                      "engine_default_gc_fixes_per_s": whole(n / default_s),
+                      "replay_fixes_per_s": whole(n / replay_s),
                       "naive_fixes_per_s": round(naive_fps), "ratio_vs_naive": round(eng_fps / naive_fps, 2),
-                      "rss_bench_mib": round(rss_engine), "rss_replay_mib": round(replay_rss),
+                      "rss_bench_mib": round(rss_engine), "rss_replay_mib": whole(replay_rss),
                       "zones_build_s": round(zones_s, 2), "batch": args.batch}))
     return 0
 

@@ -83,53 +83,147 @@ class FixColumns:
                    source=None if src < 0 else _SOURCES[src])
 
 
+_STATE_COLUMNS = (
+    "mode", "last", "front", "due", "sdue", "after", "cf", "lastmsg", "lf_ts", "lf_lon",
+    "lf_lat", "lf_acc", "code", "cf0", "ivs", "ive", "lv", "tk", "pst", "ck_has", "ck_ts",
+    "ck_dev", "ck_lastmsg", "ck_lf_ts", "ck_lf_lon", "ck_lf_lat", "ck_lf_acc", "ck_code", "t0")
+"""The state columns of :class:`QuietLanes` a snapshot holds, in its order."""
+
+
 class QuietLanes:
-    """Per-person arrays of the lanes in quiet (columnar) mode.
+    """The rows of the quiet path: one row a person, what its order allows
+    and the state of the lanes in quiet (columnar) mode.
 
     Parameters
     ----------
     n : int
-        Number of persons (the engine's compiled orders, in CSR order).
+        Number of persons (the engine's compiled orders, in the order they
+        were installed: a person's row number is ``ci``, "compiled index").
 
-    Attributes
-    ----------
-    mode : ndarray of bool
-        The lane is in quiet mode: its ``Lane`` object is frozen and these
-        arrays hold its liveness.
-    last, front, due : ndarray of int64
-        Newest applied ``ts``, the lane's frontier and its next timer.
-    sdue, after : ndarray of int64
-        The static part of the timer (curfew windows, order end) and the
-        signal-loss delay (-1: no signal_loss rule).
-    cf : ndarray of bool
-        A curfew window has begun (a certainly-outside fix is then not quiet).
-    lastmsg, lf_ts, lf_lon, lf_lat, lf_acc : ndarray
-        The lane state's ``last_msg`` and last valid fix.
-    code : ndarray of int8
-        ``last_code`` of the person's curfew rule (if any).
-    cf0, ivs, ive : ndarray
-        The curfew rule's ``entered`` flag when the lane went quiet, and its
-        window. A window that begins while the person is certainly not
-        outside is entered in bulk: ``cf`` turns true and ``sdue`` moves to
-        the window's end. When the person was certainly outside at the
-        window's start and the fix that follows is certainly home, the
-        one-observation streak that starts and ends there leaves only
-        ``last_viol`` behind: ``lv``. A window entered by the watermark
-        (:meth:`Engine.advance`) rather than by a fix moves the lane's last
-        key to the timer's: ``tk``. If the person was certainly outside at
-        that start, a one-observation streak is pending (``pst``) until the
-        next fix, which stays in bulk only if it is certainly home.
-    ck_* : ndarray
-        The same values as of the newest folded row (``ck_has``), with that
-        row's ``ts`` and device index (``ck_ts``, ``ck_dev``).
-    t0 : ndarray of int64
-        The first fix of a lane that has no ``Lane`` object yet (started in
-        bulk, materialised from these arrays when it leaves quiet mode).
-    head, tail : ndarray of int64
-        First and last pending-log row of the person (-1: none).
+    Notes
+    -----
+    Every field, its unit and who writes it. "Quiet" below is
+    :mod:`geofence.engine.quiet` (the functions named), "orders" is
+    :func:`geofence.engine.orders.rebuild_csr`, "restore" is
+    :mod:`geofence.engine.snapshot`; ms are epoch milliseconds.
+
+    *The numbering and the orders*, rebuilt from the orders by ``orders``
+    whenever the set of persons or devices changes (which first
+    materialises every lane), read-only otherwise:
+
+    ================  ==================================================  =====
+    field             holds                                               unit
+    ================  ==================================================  =====
+    ``names``         person id of each row (list)                        -
+    ``row_of``        person id -> row (dict)                             -
+    ``devices``       device id -> device number (dict)                   -
+    ``device_names``  device id of each device number (list; restore      -
+                      appends the devices of a snapshot no order names)
+    ``device_row``    each device's person row (int64, by device number)  -
+    ``valid_from``    the order's ``valid_from`` (int64)                  ms
+    ``valid_until``   the order's ``valid_until`` (int64)                 ms
+    ``end_due``       the timer of the order's end (``order_end_due``;     ms
+                      ``_INF``: none)
+    ``curfew_rule``   number of the person's one curfew rule (-1: none,    -
+                      or more than one; int64)
+    ``signal_after``  the signal_loss delay (-1: no signal_loss rule;     ms
+                      int64)
+    ``bulk_ok``       the person may go quiet: no no_contact rule, at      -
+                      most one curfew rule (a list, for one row;
+                      ``bulk_ok_a`` the same as a bool array)
+    ``streak_waits``  a curfew streak begun at its window's start cannot   -
+                      open at once: more than one fix or a dwell needed
+                      (bool)
+    ================  ==================================================  =====
+
+    *The state of the rows*, made by :meth:`reset` (here, and by restore
+    for a fresh start). ``put_row`` (quiet) is the one way in: from a lane
+    object or a new lane it sets ``mode`` and writes every column from
+    ``last`` to ``pst``, and the checkpoint values but ``ck_ts`` and
+    ``ck_dev``; :meth:`put_rows` (restore) writes the :meth:`columns` from a
+    snapshot; ``materialise`` (quiet) reads a row back into a lane object
+    and clears ``mode``. Besides those:
+
+    ===============  ===================================================  ====  ================
+    field            holds                                                unit  also written by
+    ===============  ===================================================  ====  ================
+    ``mode``         the row is in quiet mode: its ``Lane`` object is     -     ``materialise``
+                     frozen (or absent) and these columns hold its
+                     liveness (bool)
+    ``last``         ``ts`` of the newest step applied (int64)            ms    ``bulk_apply``,
+                                                                                ``bulk_advance``
+    ``front``        the lane's frontier (int64)                          ms    ``bulk_apply``
+    ``due``          the lane's next timer (int64)                        ms    ``bulk_apply``,
+                                                                                ``bulk_advance``
+    ``sdue``         the static part of ``due``: curfew window, order     ms    ``enter_windows``
+                     end (int64)
+    ``after``        ``signal_after`` as the row went quiet (int64)       ms
+    ``cf``           the curfew window has begun: a certainly-outside     -     ``enter_windows``
+                     fix is then not quiet (bool)
+    ``lastmsg``      the lane state's ``last_msg`` (int64)                ms    ``bulk_apply``
+    ``lf_ts``        the last valid fix: time (int64),                    ms    ``bulk_apply``
+    ``lf_lon``       longitude, latitude (float64),                       deg   ``bulk_apply``
+    ``lf_lat``                                                            deg   ``bulk_apply``
+    ``lf_acc``       accuracy (float64)                                   m     ``bulk_apply``
+    ``code``         ``last_code`` of the curfew rule (int8: 1 certainly  -     ``bulk_apply``
+                     outside, -1 certainly home, 0 neither or no rule)
+    ``cf0``          the curfew rule's ``entered`` as the row went quiet  -
+                     (bool)
+    ``ivs``          start of the curfew window in force or next (int64)  ms
+    ``ive``          its end (int64)                                      ms
+    ``lv``           ``last_viol`` of a window entered with the person    ms    ``enter_windows``
+                     certainly outside (-1: none; int64)
+    ``tk``           key time of a window entered by the watermark: the   ms    ``bulk_advance``
+                     lane's last key moves to it (-1: none; int64)
+    ``pst``          a one-observation streak begun at the window's       -     ``bulk_advance``,
+                     start is pending: the next fix stays in bulk only          ``bulk_apply``,
+                     if certainly home (bool)                                   ``materialise``
+    ``ck_has``       the row has folded checkpoint values (bool)          -     ``PendingLog.fold``,
+                                                                                ``materialise``
+    ``ck_ts``        ``ts`` and device number of the newest folded row    ms    ``PendingLog.fold``
+    ``ck_dev``       (int64)                                              -     ``PendingLog.fold``,
+                                                                                restore
+    ``ck_lastmsg``,  ``lastmsg``, ``lf_*`` and ``code`` as of that row    -     ``PendingLog.fold``
+    ``ck_lf_*``,     (units as those)
+    ``ck_code``
+    ``t0``           first fix of a lane started in the arrays, which     ms    ``new_lanes``
+                     has no ``Lane`` object until materialised (int64)
+    ``head``,        first and last pending-log row of the person (-1:    -     :class:`PendingLog`
+    ``tail``         none; int64)
+    ``known``        the person has a lane (an object or a row; bool)     -     ``new_lanes``,
+                                                                                ``lanes.lane_for``,
+                                                                                orders, restore
+    ===============  ===================================================  ====  ================
+
+    A window that begins while the person is certainly not outside is
+    entered in the arrays (``enter_windows``, with
+    :func:`~geofence.engine.machines.window_begins`): ``cf`` turns true and
+    ``sdue`` moves to the window's end. When the person was certainly
+    outside at the window's start and the fix that follows is certainly
+    home, the one-observation streak that starts and ends there leaves only
+    ``last_viol`` behind: ``lv``. :meth:`columns` (``_STATE_COLUMNS``) are
+    what a snapshot holds of a row.
     """
 
     def __init__(self, n: int) -> None:
+        self.names: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.devices: dict[str, int] = {}
+        self.device_names: list[str] = []
+        self.device_row = np.zeros(0, _I64)
+        self.valid_from = np.zeros(n, _I64)
+        self.valid_until = np.zeros(n, _I64)
+        self.end_due = np.zeros(n, _I64)
+        self.curfew_rule = np.full(n, -1, _I64)
+        self.signal_after = np.full(n, -1, _I64)
+        self.bulk_ok: list[bool] = [False] * n
+        self.bulk_ok_a = np.zeros(n, np.bool_)
+        self.streak_waits = np.zeros(n, np.bool_)
+        self.reset(n)
+
+    def reset(self, n: int) -> None:
+        """Make every state column afresh for ``n`` persons: no row in quiet
+        mode, none known, nothing pending."""
         self.mode = np.zeros(n, np.bool_)
         self.last = np.full(n, -1, _I64)
         self.front = np.full(n, -1, _I64)
@@ -161,11 +255,13 @@ class QuietLanes:
         self.t0 = np.full(n, -1, _I64)
         self.head = np.full(n, -1, _I64)
         self.tail = np.full(n, -1, _I64)
+        self.known = np.zeros(n, np.bool_)
 
     def columns(self) -> dict[str, NDArray[Any]]:
-        """The per-person arrays by name, but ``head`` and ``tail`` (positions
-        in the pending log, rebuilt when rows are appended)."""
-        return {k: v for k, v in vars(self).items() if k not in ("head", "tail")}
+        """The state columns a snapshot holds (``_STATE_COLUMNS``), by name:
+        not ``head`` and ``tail`` (positions in the pending log, rebuilt when
+        rows are appended) nor ``known`` (rebuilt from the lanes)."""
+        return {k: getattr(self, k) for k in _STATE_COLUMNS}
 
     def rows(self, persons: NDArray[np.int64]) -> dict[str, bytes]:
         """The values of ``persons`` in every column of :meth:`columns`, as raw bytes."""

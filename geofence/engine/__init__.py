@@ -14,11 +14,15 @@ package, one concern a module:
 ``state``                 a lane's data: steps, state machine values, checkpoints
 ``lanes``                 a person's steps in event time: feed, rewind,
                           checkpoints, timers
-``machines``              the rule state machines (the only rule logic)
+``machines``              the rule state machines (the only rule logic),
+                          and the elementwise timer rules both paths call
+                          (``window_due``, ``window_begins``, ``rearm_due``)
 ``quiet``                 fixes that change nothing but liveness, in bulk
-                          (arrays of :mod:`geofence.bulk`) or one lane at once
+                          (the rows of :class:`geofence.bulk.QuietLanes`,
+                          ``Engine._q``) or one lane at once
 ``publish``               releasing records; after a rewind, only the difference
-``orders``                installing orders and zones, hot reload
+``orders``                installing orders and zones, hot reload; the
+                          person and device numbering (``QuietLanes``)
 ``snapshot``              ``snapshot`` and ``restore``
 ``keying``                partition keys
 ``replay``                ``wardstream replay``'s offline evaluation

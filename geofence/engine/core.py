@@ -125,22 +125,10 @@ class Engine:
         self._far_ts = -1
         self._far_pid: str | None = None
         self._max_ts = -1
-        self._csr_dirty = True
-        self._csr_of: dict[str, int] = {}
+        self._csr_dirty = True  # the numbering in _q is stale (orders changed)
         self._rules = RuleTable.empty()
         self._route: dict[str, tuple[str, int, int, int]] = {}
-        self._csr_names: list[str] = []
-        self._dix: dict[str, int] = {}
-        self._dix_names: list[str] = []
-        self._dix_ci = np.zeros(0, np.int64)
-        self._q_vf = self._q_vu = self._q_cfk = np.zeros(0, np.int64)
-        self._q_ok: list[bool] = []
-        self._q_oka = np.zeros(0, np.bool_)
-        self._q_after = np.zeros(0, np.int64)
-        self._q_end_due = np.zeros(0, np.int64)
-        self._q_ws1 = np.zeros(0, np.bool_)
-        self._known = np.zeros(0, np.bool_)
-        self._q = QuietLanes(0)
+        self._q = QuietLanes(0)  # the numbering and the quiet rows (geofence.bulk)
         self._pl = PendingLog()
         self._quick = config.paths == "fast"  # the per-lane shortcut (_fast)
         self._bulk = config.bulk and self._quick
@@ -390,7 +378,7 @@ class Engine:
         for pid, t in inactive.items():
             # a message after the order's end is rejected but still moves that
             # person's event time: the order-expiry timer fires as it would have
-            self._materialise((self._csr_of[pid],))
+            self._materialise((self._q.row_of[pid],))
             lane = lanes.get(pid)
             if lane is not None:
                 self._tick(lane, t, res.records)
@@ -427,14 +415,14 @@ class Engine:
         q = self._q
         if len(q.mode):
             self._bulk_advance(watermark_ms)
-        csr_of = self._csr_of
+        row_of = q.row_of
         while heap and heap[0][0] <= watermark_ms:
             _, lk = heapq.heappop(heap)
             lane = self._lanes.get(lk)
             if lane is None:
                 continue
             lane.heap_at = _INF
-            ci = csr_of.get(lk, -1)
+            ci = row_of.get(lk, -1)
             if ci >= 0 and q.mode[ci]:
                 # a quiet lane whose timer moved on: nothing fires (as _fire
                 # would find); re-arm at the timer the arrays hold

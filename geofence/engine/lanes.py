@@ -55,9 +55,9 @@ def lane_for(eng: Engine, key: str, late: bool = False) -> Lane:
         lane = Lane(key=key, late=late, state=st, ckpt=st.copy())
         table[key] = lane
         if not late and not eng._csr_dirty:
-            ci = eng._csr_of.get(key, -1)
+            ci = eng._q.row_of.get(key, -1)
             if ci >= 0:
-                eng._known[ci] = True
+                eng._q.known[ci] = True
     return lane
 
 

@@ -220,8 +220,9 @@ def catch_up(
             zr = spec.zone_rules[what]
             c = st.conds[what]
             if not c.entered:
-                c.entered = True
-                if c.last_code == 1 and spec.active_at(t) and c.alert is None:
+                c.entered = True  # its timer: window_due, now the window's end
+                viol_at = window_begins(c.iv_start, c.iv_end, c.last_code)[1]  # t or -1
+                if viol_at >= 0 and spec.active_at(t) and c.alert is None:
                     # already outside when the window starts: in breach from its start
                     eng._cond_obs(lane, spec, c, 1, t, best, out, zr.rule_id, zr.rule_id,
                                    "curfew_violated", zr.severity, zr.dwell_ms,
@@ -266,6 +267,47 @@ def window_due(start: Any, end: Any, begun: Any) -> Any:
     """A curfew rule's timer: its window's end once begun, else its start
     (elementwise: one rule's values or arrays of them)."""
     return start + begun * (end - start)
+
+
+def window_begins(start: Any, end: Any, last_code: Any) -> tuple[Any, Any]:
+    """A curfew window begins: what its rule's state becomes (the rule is then
+    *entered*; the window ends are :func:`catch_up`'s alone).
+
+    Parameters
+    ----------
+    start, end : int or ndarray of int64
+        The window (epoch ms); its start is the time it begins.
+    last_code : int or ndarray of int8
+        The rule's last certain code before the window: 1 certainly
+        outside the zone, -1 certainly inside, 0 neither.
+
+    Returns
+    -------
+    due : int or ndarray of int64
+        The rule's timer from now on: the window's end (:func:`window_due`
+        of a begun window).
+    viol_at : int or ndarray of int64
+        The time of a violation observed as the window begins: ``start``
+        for a person last seen certainly outside (in breach from the
+        window's start), else -1. The caller observes it where the rule
+        may (the order in force, no alert open): :func:`catch_up` on a
+        lane object, :func:`geofence.engine.quiet.enter_windows` on rows
+        of the quiet arrays (``QuietLanes.lv``).
+
+    Notes
+    -----
+    Elementwise: the values of one rule, or arrays of rules' values.
+
+    Examples
+    --------
+    >>> window_begins(1_000, 5_000, 1)
+    (5000, 1000)
+    >>> due, viol_at = window_begins(np.array([1_000, 2_000]), np.array([5_000, 6_000]),
+    ...                              np.array([1, -1], np.int8))
+    >>> due.tolist(), viol_at.tolist()
+    ([5000, 6000], [1000, -1])
+    """
+    return window_due(start, end, True), (last_code == 1) * (start + 1) - 1
 
 
 def rearm_due(static_due: int, last_msg: int, after: int | None) -> int:

@@ -2,7 +2,7 @@
 
 :func:`install_all` compiles orders (:func:`geofence.rules.compile_orders`),
 :func:`rebuild_csr` numbers persons and devices and builds the per-person
-arrays (a table in its docstring). :func:`upsert_order`,
+arrays (:class:`~geofence.bulk.QuietLanes`). :func:`upsert_order`,
 :func:`remove_order` and :func:`set_zones` change them while lanes run;
 :func:`rebase` carries each lane's state over and clears what no longer
 applies.
@@ -85,34 +85,21 @@ def rebuild_csr(eng: Engine) -> None:
     """Number the persons and devices and compile the orders into arrays.
 
     Persons are numbered in order of installation (``ci``, "compiled
-    index"); every array below has one row a person unless it says otherwise.
-
-    ================  ===========================================================
-    ``_csr_of``       person id -> ``ci``; ``_csr_names`` the reverse
-    ``_rules``        every person's zone rules (:class:`~.classify.RuleTable`)
-    ``_route``        device id -> (person id, ``ci``, order start, order end)
-    ``_dix``          device id -> device number; ``_dix_names`` the reverse,
-                      ``_dix_ci`` each device's ``ci``
-    ``_q_vf/_q_vu``   the order's ``valid_from`` / ``valid_until`` (epoch ms)
-    ``_q_cfk``        the rule number of the person's one curfew rule (-1: none,
-                      or several)
-    ``_q_ok``         may go in bulk: no no_contact rule, at most one curfew
-                      (a list; ``_q_oka`` the same as an array)
-    ``_q_end_due``    the timer of the order's end (``order_end_due``)
-    ``_q_after``      the signal_loss delay (ms; -1: no signal_loss rule)
-    ``_q_ws1``        a curfew streak begun at the window's start cannot open at
-                      once (more than one fix or a dwell needed)
-    ``_known``        the person has a lane (an object, or a row in bulk mode)
-    ``_q``, ``_pl``   the bulk path's lanes and pending log (:mod:`geofence.bulk`),
-                      empty: every lane is materialised before numbers change
-    ================  ===========================================================
+    index"). The engine keeps the zone rules of every person
+    (``_rules``, a :class:`~.classify.RuleTable`) and each device's route
+    (``_route``: device id -> person id, ``ci``, order start, order end);
+    the numbering itself and what the quiet path needs of each order go
+    to a new :class:`~geofence.bulk.QuietLanes` (``_q``; its docstring
+    names every field) with an empty pending log (``_pl``): every lane is
+    materialised before the numbering changes, so no row is in quiet mode.
     """
     pids = list(eng._specs)
-    eng._csr_of = {p: i for i, p in enumerate(pids)}
+    row_of = {p: i for i, p in enumerate(pids)}
     specs = [eng._specs[p] for p in pids]
-    counts = np.fromiter((len(s.zone_idx) for s in specs), np.int64, len(specs))
-    starts = np.zeros(len(specs), np.int64)
-    if len(specs):
+    n = len(specs)
+    counts = np.fromiter((len(s.zone_idx) for s in specs), np.int64, n)
+    starts = np.zeros(n, np.int64)
+    if n:
         starts[1:] = np.cumsum(counts)[:-1]
 
     def cat(arrs: list[Any], dtype: Any) -> Any:
@@ -121,26 +108,25 @@ def rebuild_csr(eng: Engine) -> None:
     eng._rules = RuleTable(starts, counts, cat([s.zone_idx for s in specs], np.int64),
                            cat([s.buffer_m for s in specs], np.float64),
                            cat([s.kinds for s in specs], np.int8))
-    eng._route = {d: (p, eng._csr_of[p], eng._specs[p].valid_from, eng._specs[p].valid_until)
+    eng._route = {d: (p, row_of[p], eng._specs[p].valid_from, eng._specs[p].valid_until)
                    for d, p in eng._dev.items()}
-    # the columnar fast path (geofence.bulk): every lane is materialised
-    # before the person numbering changes, so the arrays start empty
-    eng._csr_names = pids
-    eng._dix = {d: k for k, d in enumerate(eng._dev)}
-    eng._dix_names = list(eng._dev)
-    eng._dix_ci = np.fromiter((eng._csr_of[p] for p in eng._dev.values()), np.int64,
+    q = QuietLanes(n)
+    q.names = pids
+    q.row_of = row_of
+    q.devices = {d: k for k, d in enumerate(eng._dev)}
+    q.device_names = list(eng._dev)
+    q.device_row = np.fromiter((row_of[p] for p in eng._dev.values()), np.int64,
                                len(eng._dev))
-    eng._q_vf = np.fromiter((s.valid_from for s in specs), np.int64, len(specs))
-    eng._q_vu = np.fromiter((s.valid_until for s in specs), np.int64, len(specs))
-    eng._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
-                              np.int64, len(specs))
-    eng._q_ok = [not s.contact_rules and s.checkin is None and len(s.curfew_idx) <= 1
+    q.valid_from = np.fromiter((s.valid_from for s in specs), np.int64, n)
+    q.valid_until = np.fromiter((s.valid_until for s in specs), np.int64, n)
+    q.curfew_rule = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1
+                                 for s in specs), np.int64, n)
+    q.bulk_ok = [not s.contact_rules and s.checkin is None and len(s.curfew_idx) <= 1
                  for s in specs]
-    eng._q_oka = np.array(eng._q_ok, np.bool_)
-    eng._q_end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, len(specs))
-    eng._q_after = np.fromiter(
-        (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64,
-        len(specs))
+    q.bulk_ok_a = np.array(q.bulk_ok, np.bool_)
+    q.end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, n)
+    q.signal_after = np.fromiter(
+        (-1 if s.signal_after_ms is None else s.signal_after_ms for s in specs), np.int64, n)
     # a curfew streak begun at the window's start cannot open at once: the
     # state machine, shown one violating observation, does not open
     cfg = eng._cfg
@@ -148,16 +134,15 @@ def rebuild_csr(eng: Engine) -> None:
     def opens_at_once(dwell_ms: int) -> bool:
         return observe(Cond(), 1, 0, cfg.confirm_fixes, dwell_ms, cfg.streak_gap_ms) == 1
 
-    eng._q_ws1 = np.fromiter(
+    q.streak_waits = np.fromiter(
         (len(s.curfew_idx) == 1 and not opens_at_once(s.zone_rules[s.curfew_idx[0]].dwell_ms)
-         for s in specs), np.bool_, len(specs))
-    eng._q = QuietLanes(len(specs))
-    eng._pl = PendingLog()
-    eng._known = np.zeros(len(specs), np.bool_)  # has a live lane
-    for key in eng._lanes:
-        ci = eng._csr_of.get(key, -1)
+         for s in specs), np.bool_, n)
+    for key in eng._lanes:  # persons that have a lane already
+        ci = row_of.get(key, -1)
         if ci >= 0:
-            eng._known[ci] = True
+            q.known[ci] = True
+    eng._q = q
+    eng._pl = PendingLog()
     eng._csr_dirty = False
 
 

@@ -7,6 +7,12 @@ the lanes held in :mod:`geofence.bulk` and applies them (:func:`bulk_apply`),
 same decision for one lane that is an object. A lane goes into the arrays
 with :func:`enter_quiet` (or starts there: :func:`new_lanes`) and comes back
 as an object with :func:`materialise`, whenever anything else happens to it.
+The rows are :class:`~geofence.bulk.QuietLanes` (``eng._q``: what each
+person's order allows, and the lanes' state; its docstring names every
+field). The rules the rows share with lane objects are elementwise
+functions of :mod:`~geofence.engine.machines`, called by both forms:
+:func:`~geofence.engine.machines.window_begins` (a curfew window begins,
+:func:`enter_windows`), ``window_due``, ``window_at`` and ``rearm_due_np``.
 The records are the same as the state machines' (``EngineConfig(paths=
 "reference")`` is the yardstick, tests/geofence/test_bulk.py and
 test_worlds.py the comparison).
@@ -38,6 +44,7 @@ from geofence.engine.machines import (
     rearm_due,
     rearm_due_np,
     window_at,
+    window_begins,
     window_due,
 )
 from geofence.engine.state import (
@@ -120,12 +127,13 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     the clock after the batch; or ``None`` when the batch needs the
     per-message path throughout (video hits, or a clock jump to arbitrate).
     """
+    q = eng._q
     if eng._far_pid is not None:
         eng._bail(messages)
         return None
     n = len(messages)
     try:
-        dix = np.array(list(map(eng._dix.get, map(_DEV, messages), repeat(-1))), np.int64)
+        dix = np.array(list(map(q.devices.get, map(_DEV, messages), repeat(-1))), np.int64)
     except AttributeError:  # a video hit: no device id
         eng._bail(messages)
         return None
@@ -135,11 +143,11 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
         isfix = np.ones(n, np.bool_)
     else:
         isfix = np.fromiter((type(m) is Fix for m in messages), np.bool_, n)
-    ci = np.where(dix >= 0, eng._dix_ci[np.maximum(dix, 0)] if len(eng._dix_ci) else -1, -1)
+    ci = np.where(dix >= 0, q.device_row[np.maximum(dix, 0)] if len(q.device_row) else -1, -1)
     cis = np.maximum(ci, 0)
     acc_ok = (ci >= 0)
-    if len(eng._q_vf):
-        acc_ok &= (eng._q_vf[cis] <= ts) & (ts < eng._q_vu[cis])
+    if len(q.valid_from):
+        acc_ok &= (q.valid_from[cis] <= ts) & (ts < q.valid_until[cis])
     # the arrival clock of every accepted message (no jump is pending: see above)
     clk0 = clk_end = eng._wm
     ta = ts[acc_ok]
@@ -172,7 +180,6 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
         flags = np.zeros(0, np.int8)
         c1, first = np.zeros(0, np.int8), np.zeros(0, np.int64)
     # which accepted fixes are quiet steps of a lane in quiet mode
-    q = eng._q
     p = ci[fidx]
     t = ts[fidx]
     if len(p):
@@ -180,7 +187,7 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
     due = q.due[p]
     # a curfew window that begins before the fix, with nothing else due and
     # the person not certainly outside at its start: entered in bulk
-    cfk = eng._q_cfk[p]
+    cfk = q.curfew_rule[p]
     vg = fidx[valid]  # the fix's own curfew code (0: none or invalid)
     fcode = np.zeros(len(fidx), np.int8)
     if len(vg):
@@ -194,7 +201,7 @@ def bulk_pass(eng: Engine, messages: Sequence[Telemetry]
         fcode[valid] = codes
     # out at the window's start: entered in bulk only with this fix certainly home
     ws = (q.mode[p] & window_begins_alone(eng, p, t)
-          & ((q.code[p] != 1) | (eng._q_ws1[p] & (fcode == -1))))
+          & ((q.code[p] != 1) | (q.streak_waits[p] & (fcode == -1))))
     f = np.zeros(len(fidx), np.int8)
     f[valid] = flags
     hz = np.maximum(np.maximum(q.front[p], eng._wm), clk_all[fidx]) - eng._cfg.lateness_ms
@@ -274,7 +281,8 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
     values live in the arrays only, and its ``Lane`` object is built
     from them (and ``QuietLanes.t0``) when it is materialised.
     """
-    new = ~eng._known[p]
+    q = eng._q
+    new = ~q.known[p]
     if not new.any():
         return
     pn, tn = p[new], t[new]
@@ -287,10 +295,10 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
     drop = np.concatenate((too_old, ci[nonfix]))
     late, watched = eng._late, eng._watchers
     if late or watched:
-        csr_of = eng._csr_of
+        row_of = q.row_of
         drop = np.concatenate((drop, np.array(
-            [csr_of.get(k, -1) for k in (*late, *watched)], np.int64)))
-    keep = eng._q_oka[cand]
+            [row_of.get(k, -1) for k in (*late, *watched)], np.int64)))
+    keep = q.bulk_ok_a[cand]
     if len(drop):
         keep &= ~np.isin(cand, drop)
     cand, t0 = cand[keep], t0[keep]
@@ -299,21 +307,21 @@ def new_lanes(eng: Engine, p: Any, t: Any, ci: Any, nonfix: Any, clk: Any) -> No
     # the lane starts at its first fix (start_lane), its first timer is the
     # earlier of the order's end and its curfew window's boundary
     # (next_deadline), and it enters the arrays as enter_quiet would put it
-    due = eng._q_end_due[cand]
-    cfk = eng._q_cfk[cand]
+    due = q.end_due[cand]
+    cfk = q.curfew_rule[cand]
     ent = np.zeros(len(cand), np.bool_)
     ivs = np.zeros(len(cand), np.int64)
     ive = np.zeros(len(cand), np.int64)
     h = np.nonzero(cfk >= 0)[0]
     if len(h):
-        names, specs = eng._csr_names, eng._specs
+        names, specs = q.names, eng._specs
         iv = [window_at(specs[names[c]].zone_rules[k].calendar, tf)
               for c, k, tf in zip(cand[h].tolist(), cfk[h].tolist(), t0[h].tolist(), strict=True)]
         w = np.array(iv, np.int64).reshape(-1, 3)  # start, end, begun
         ivs[h], ive[h], ent[h] = w[:, 0], w[:, 1], w[:, 2] != 0
         due[h] = np.minimum(due[h], window_due(w[:, 0], w[:, 1], w[:, 2]))
-    eng._known[cand] = True
-    eng._q.t0[cand] = t0
+    q.known[cand] = True
+    q.t0[cand] = t0
     put_row(eng, cand, last=-1, front=-1, due=due, sdue=due, cf=ent, lastmsg=-1, lf_ts=-1,
             lf_lon=0.0, lf_lat=0.0, lf_acc=0.0, code=0, cf0=ent, ivs=ivs, ive=ive)
 
@@ -335,7 +343,7 @@ def put_row(eng: Engine, ci: Any, *, last: Any, front: Any, due: Any, sdue: Any,
     q.front[ci] = front
     q.due[ci] = due
     q.sdue[ci] = sdue
-    q.after[ci] = eng._q_after[ci]
+    q.after[ci] = q.signal_after[ci]
     q.cf[ci] = cf
     q.lastmsg[ci] = q.ck_lastmsg[ci] = lastmsg
     q.lf_ts[ci] = q.ck_lf_ts[ci] = lf_ts
@@ -363,8 +371,8 @@ def window_begins_alone(eng: Engine, rows: Any, x: Any) -> Any:
     """
     q = eng._q
     due = q.due[rows]
-    return ((x >= due) & (due == q.sdue[rows]) & (eng._q_cfk[rows] >= 0) & ~q.cf[rows]
-            & (q.ivs[rows] == due) & (x < q.ive[rows]) & (x < eng._q_vu[rows])
+    return ((x >= due) & (due == q.sdue[rows]) & (q.curfew_rule[rows] >= 0) & ~q.cf[rows]
+            & (q.ivs[rows] == due) & (x < q.ive[rows]) & (x < q.valid_until[rows])
             & within_signal(q.lastmsg[rows], x, q.after[rows]))
 
 
@@ -378,35 +386,40 @@ def bulk_advance(eng: Engine, wm: int) -> None:
     if not len(c):
         return
     # out at the window's start: a streak that cannot open at once stays pending
-    ws = window_begins_alone(eng, c, wm) & ((q.code[c] != 1) | eng._q_ws1[c])
+    ws = window_begins_alone(eng, c, wm) & ((q.code[c] != 1) | q.streak_waits[c])
     w = c[ws]
     if len(w):
-        q.pst[w[q.code[w] == 1]] = True  # no fix yet: the streak is still on
-        eng._enter_windows(w)
+        out = eng._enter_windows(w)
+        q.pst[w[out]] = True  # out at the start, no fix yet: the streak is still on
         q.due[w] = rearm_due_np(q.sdue[w], q.lastmsg[w], q.after[w])
         q.tk[w] = q.ivs[w]
         q.last[w] = np.maximum(q.last[w], q.ivs[w] - 1)  # a fix before the timer rewinds
     eng._materialise(c[~ws].tolist())
 
 
-def enter_windows(eng: Engine, w: Any) -> None:
-    """Quiet lanes ``w`` enter their curfew window (see ``QuietLanes.cf0``)."""
+def enter_windows(eng: Engine, w: Any) -> Any:
+    """Quiet rows ``w`` enter their curfew window, as
+    :func:`~geofence.engine.machines.window_begins` says; returns which of
+    them were certainly outside as it began (see ``QuietLanes.lv``)."""
     q = eng._q
-    out1 = w[q.code[w] == 1]  # certainly outside at the start: see QuietLanes.lv
-    q.lv[out1] = q.ivs[out1]
+    due, viol_at = window_begins(q.ivs[w], q.ive[w], q.code[w])
+    out = viol_at >= 0
+    q.lv[w[out]] = viol_at[out]
     q.cf[w] = True
-    q.sdue[w] = np.minimum(q.ive[w], eng._q_end_due[w])
+    q.sdue[w] = np.minimum(due, q.end_due[w])  # the static timers: with the order's end
+    return out
 
 
 def bail(eng: Engine, messages: Sequence[Telemetry]) -> None:
     """The batch goes through the per-message path: materialise its persons' lanes."""
-    if not eng._q.mode.any():
+    q = eng._q
+    if not q.mode.any():
         return
     cis: set[int] = set()
-    route, csr_of = eng._route, eng._csr_of
+    route, row_of = eng._route, q.row_of
     for m in messages:
         if type(m) is VideoHit:
-            ci = csr_of.get(m.person_id or "", -1)
+            ci = row_of.get(m.person_id or "", -1)
         else:
             r = route.get(m.device_id)  # type: ignore[union-attr]
             ci = -1 if r is None else r[1]
@@ -437,7 +450,7 @@ def bulk_apply(eng: Engine, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, v
     q.due[up] = rearm_due_np(q.sdue[up], lm, q.after[up])
     v = valid[sel]
     code = np.zeros(len(sel), np.int8)
-    cfk = eng._q_cfk[ps]
+    cfk = q.curfew_rule[ps]
     gi = gi_all[fidx[sel]]
     has = v & (cfk >= 0)
     if has.any():
@@ -451,7 +464,7 @@ def bulk_apply(eng: Engine, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, v
         q.lf_lon[uv] = lon[lv]
         q.lf_lat[uv] = lat[lv]
         q.lf_acc[uv] = acc[lv]
-        cf = eng._q_cfk[uv] >= 0
+        cf = q.curfew_rule[uv] >= 0
         q.code[uv[cf]] = code[vr[vend]][cf]
     pl.append(q, fx, sel, {
         "person": ps, "ts": tss, "dev": dix[fidx[sel]], "valid": v,
@@ -460,15 +473,16 @@ def bulk_apply(eng: Engine, fidx: Any, sel: Any, ps: Any, tss: Any, same: Any, v
 
 def enter_quiet(eng: Engine, lane: Lane, spec: PersonSpec) -> None:
     """Hand a quiet lane's liveness to the arrays of :mod:`geofence.bulk`."""
+    q = eng._q
     st = lane.state
     if (lane.late or not lane.quiet or not st.started or st.expired or eng._csr_dirty
             or eng._watchers_dirty):
         return
     key = lane.key
-    ci = eng._csr_of.get(key, -1)
-    if ci < 0 or not eng._q_ok[ci] or key in eng._late or key in eng._watchers:
+    ci = q.row_of.get(key, -1)
+    if ci < 0 or not q.bulk_ok[ci] or key in eng._late or key in eng._watchers:
         return
-    put_row(eng, ci, **lane_row(lane, int(eng._q_cfk[ci])))
+    put_row(eng, ci, **lane_row(lane, int(q.curfew_rule[ci])))
 
 
 def materialise(eng: Engine, cis: Any) -> None:
@@ -481,7 +495,7 @@ def materialise(eng: Engine, cis: Any) -> None:
     q, pl = eng._q, eng._pl
     cols = pl.cols
     batches = pl.batches
-    names = eng._csr_names
+    names = q.names
     for ci in cis:
         ci = int(ci)
         if not q.mode[ci]:
@@ -495,7 +509,7 @@ def materialise(eng: Engine, cis: Any) -> None:
             lane.quiet = True
             lane.cf_entered = bool(q.cf0[ci])
         st = lane.state
-        k = int(eng._q_cfk[ci])
+        k = int(q.curfew_rule[ci])
         last_key: Key | None = None
         entered = bool(q.cf[ci] and not q.cf0[ci])  # a window entered in bulk
         if q.ck_has[ci]:
@@ -505,7 +519,7 @@ def materialise(eng: Engine, cis: Any) -> None:
                           float(q.ck_lf_acc[ci]), int(q.ck_code[ci]),
                           entered and q.ck_ts[ci] >= q.ivs[ci],  # it began before that row
                           int(q.lv[ci]))
-            last_key = (int(q.ck_ts[ci]), 1, eng._dix_names[int(q.ck_dev[ci])], 0, "")
+            last_key = (int(q.ck_ts[ci]), 1, q.device_names[int(q.ck_dev[ci])], 0, "")
             lane.ckpt, lane.ckpt_key, lane.pend = ck, last_key, None
             lane.tail = []
             eng._prune(lane)
@@ -549,11 +563,12 @@ def materialise(eng: Engine, cis: Any) -> None:
 
 
 def materialise_all(eng: Engine, reenter: bool = False) -> None:
-    if len(eng._q.mode):
-        cis = np.nonzero(eng._q.mode)[0].tolist()
+    q = eng._q
+    if len(q.mode):
+        cis = np.nonzero(q.mode)[0].tolist()
         eng._materialise(cis)
         if reenter:  # still quiet: back to bulk mode (a snapshot changes nothing)
-            names, specs = eng._csr_names, eng._specs
+            names, specs = q.names, eng._specs
             for ci in cis:
                 lane = eng._lanes[names[ci]]
                 if lane.quiet:

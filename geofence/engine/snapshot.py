@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 import msgspec
 import numpy as np
 
-from geofence.bulk import EXPORT_DTYPES, PendingLog, QuietLanes
+from geofence.bulk import EXPORT_DTYPES, PendingLog
 from geofence.engine.config import (
     _INF,
 )
@@ -102,13 +102,13 @@ def quiet_snapshot(eng: Engine) -> _QuietSnapshot | None:
     if eng._csr_dirty or not q.mode.any():
         return None  # a changed numbering materialises every lane first (see _rebuild_csr)
     cis = np.nonzero(q.mode)[0]
-    names = eng._csr_names
+    names = q.names
     # rows older than the horizon can no longer be rewound to: fold them (as
     # the next batch might), so the log holds about one horizon of fixes
     eng._pl.fold(q, eng._wm - eng._cfg.lateness_ms)
     log = eng._pl.export()
     return _QuietSnapshot(
-        names, cis.tobytes(), eng._dix_names, q.rows(cis),
+        names, cis.tobytes(), q.device_names, q.rows(cis),
         {k: v.tobytes() for k, v in log.items()}, eng._pl.since_fold)
 
 
@@ -140,10 +140,8 @@ def restore(eng: Engine, data: bytes) -> None:
         eng._rebuild_csr()
         eng._rebuild_watchers()
     else:  # fresh bulk arrays: no lane is in quiet mode
-        n = len(eng._csr_names)
-        eng._q = QuietLanes(n)
+        eng._q.reset(len(eng._q.names))
         eng._pl = PendingLog()
-        eng._known = np.zeros(n, np.bool_)
     if snap.quiet is not None:
         eng._restore_quiet(snap.quiet)
     q_mode = eng._q.mode
@@ -154,9 +152,9 @@ def restore(eng: Engine, data: bytes) -> None:
         if lane.key.startswith("camera:") or lane.key in eng._specs:
             lane.heap_at = _INF
             eng._lanes[lane.key] = lane
-            ci = eng._csr_of.get(lane.key, -1)
+            ci = eng._q.row_of.get(lane.key, -1)
             if ci >= 0:
-                eng._known[ci] = True
+                eng._q.known[ci] = True
                 if q_mode[ci]:  # held in the arrays: its timer is theirs
                     due = int(eng._q.due[ci])
                     if due < _INF:
@@ -165,8 +163,8 @@ def restore(eng: Engine, data: bytes) -> None:
                     continue
             eng._schedule(lane, eng._spec_of(lane))
     # a person whose order no longer allows quiet mode leaves it at once
-    q_ok = eng._q_ok
-    bad = [c for c in np.nonzero(q_mode)[0].tolist() if not q_ok[c]]
+    bulk_ok = eng._q.bulk_ok
+    bad = [c for c in np.nonzero(q_mode)[0].tolist() if not bulk_ok[c]]
     if bad:
         eng._materialise(bad)
     eng._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
@@ -174,22 +172,23 @@ def restore(eng: Engine, data: bytes) -> None:
 
 def restore_quiet(eng: Engine, qs: _QuietSnapshot) -> None:
     """Put format 3's quiet lanes back into the arrays, mapping numbers by name."""
-    csr_of, dix = eng._csr_of, eng._dix
-    if qs.persons == eng._csr_names:
+    q = eng._q
+    row_of, dix = q.row_of, q.devices
+    if qs.persons == q.names:
         ci_of = np.arange(len(qs.persons), dtype=np.int64)
     else:
-        ci_of = np.array([csr_of.get(p, -1) for p in qs.persons], np.int64)
-    if qs.devices == eng._dix_names:
+        ci_of = np.array([row_of.get(p, -1) for p in qs.persons], np.int64)
+    if qs.devices == q.device_names:
         dev = np.arange(len(qs.devices), dtype=np.int64)
     else:
         dev = np.array([dix.get(d, -1) for d in qs.devices], np.int64)
     gone = np.nonzero(dev < 0)[0]
     if len(gone):
         # a device no order names now: keep its name for the entries it keys
-        base = len(eng._dix_names)
-        eng._dix_names = [*eng._dix_names, *(qs.devices[i] for i in gone.tolist())]
+        base = len(q.device_names)
+        q.device_names = [*q.device_names, *(qs.devices[i] for i in gone.tolist())]
         dev[gone] = np.arange(base, base + len(gone))
-    q, pl = eng._q, PendingLog()
+    pl = PendingLog()
     try:
         ci = ci_of[np.frombuffer(qs.rows, np.int64)]
         cols = {k: np.frombuffer(qs.log[k], t) for k, t in EXPORT_DTYPES.items()}
@@ -208,6 +207,6 @@ def restore_quiet(eng: Engine, qs: _QuietSnapshot) -> None:
     mine = ci[ci >= 0]
     ck = q.ck_dev[mine]
     q.ck_dev[mine] = np.where(ck >= 0, dev[np.maximum(ck, 0)], -1)
-    eng._known[mine] = True
+    q.known[mine] = True
     pl.since_fold = qs.since_fold
     eng._pl = pl

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import geofence.engine as engine_pkg
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
-from geofence.engine.machines import rearm_due, rearm_due_np
+from geofence.engine.machines import rearm_due, rearm_due_np, window_begins, window_due
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
 from geofence.model import encode, parse_orders
@@ -230,7 +230,7 @@ def test_curfew_window_entered_by_the_watermark_then_a_fix_from_before_it() -> N
         pair.process([fix(t, 1000.0, dev="WB-A")])
     pair.advance(T0 + 121 * MIN)  # 22:01: the window begins with nobody certainly outside
     state = pair.bulk._q  # the lane stayed in bulk mode through the window's start
-    assert bool(state.mode[pair.bulk._csr_of["P-A"]])
+    assert bool(state.mode[pair.bulk._q.row_of["P-A"]])
     pair.process([fix(T0 + 119 * MIN + 30 * SEC, 1000.0, dev="WB-A")])  # 21:59:30, in order no more
     for k in range(3):  # out at 22:02..22:04
         pair.process([fix(T0 + (122 + k) * MIN, 1200.0, dev="WB-A")])
@@ -248,7 +248,7 @@ def test_out_at_the_windows_start_by_the_watermark_home_at_the_next_fix() -> Non
             t += MIN
             pair.process([fix(t, 1200.0 if t >= T0 + 118 * MIN else 1000.0, dev="WB-A")])
         pair.advance(T0 + 121 * MIN)
-        assert bool(pair.bulk._q.pst[pair.bulk._csr_of["P-A"]])
+        assert bool(pair.bulk._q.pst[pair.bulk._q.row_of["P-A"]])
         pair.process([fix(T0 + 122 * MIN, home_x, dev="WB-A")])
         pair.snapshot_restore()
         pair.process([fix(T0 + 123 * MIN, home_x, dev="WB-A")])
@@ -453,3 +453,25 @@ def test_the_timer_rearm_is_the_same_on_arrays_and_on_one_lane(gen: list[Any]) -
         assert one == int(arr[i]) == rearm_due(si, li, ai)  # None or -1: no signal_loss rule
         # what it says, written out: no signal_loss rule leaves the static timers
         assert one == (si if ai < 0 else min(si, li + ai))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1 << 50), st.integers(0, 1 << 40), st.integers(-1, 1)),
+                min_size=1, max_size=20))
+def test_a_window_begins_the_same_on_arrays_and_on_one_rule(gen: list[Any]) -> None:
+    # the quiet arrays enter many rows' windows at once (enter_windows),
+    # catch_up one lane's rule: same timer, same violation at the start
+    start = np.array([s for s, _, _ in gen], np.int64)
+    end = start + np.array([d for _, d, _ in gen], np.int64)
+    code = np.array([c for _, _, c in gen], np.int8)
+    due, viol_at = window_begins(start, end, code)
+    assert due.dtype == viol_at.dtype == np.int64
+    for i, (si, di, ci) in enumerate(gen):
+        one_due, one_viol = window_begins(si, si + di, ci)
+        # a lane object's rule keeps plain ints (they end up in alert ids)
+        assert type(one_due) is int and type(one_viol) is int
+        assert (one_due, one_viol) == (int(due[i]), int(viol_at[i]))
+        # what it says, written out: the timer is the begun window's end, and
+        # a person last seen certainly outside violates from the window's start
+        assert one_due == si + di == window_due(si, si + di, True)
+        assert one_viol == (si if ci == 1 else -1)
