@@ -41,7 +41,7 @@ from geofence.model import CheckIn, Rule, format_ts, parse_order
 from geofence.rules import INCLUSION
 from geofence.zones import ZoneCatalogue
 
-__all__ = ["CheckinStore", "Failure", "failures", "place", "verified"]
+__all__ = ["CheckinStore", "Failure", "Placement", "failures", "place", "verified"]
 
 Failure = Literal["face_score", "action", "no_result"]
 """Why a check-in is not verified: the face score is below the rule's
