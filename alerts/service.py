@@ -24,7 +24,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from alerts.checkins import CheckinStore
-from alerts.db import Clock, create_pool, system_clock
+from alerts.db import Clock, create_pool, system_clock, utc
 from alerts.escalation import Escalator, parse_policy
 from alerts.live import LiveHub
 from alerts.metrics import Metrics
@@ -337,14 +337,18 @@ class Service:
         async with self.pool.acquire(timeout=5) as conn:
             expired = await self.tracks.write(conn, fixes, now)
             expired += await self.checkins.write(conn, checkins, now)
+            if checkins:  # a phone supervised by check-ins is on the map where it checked in
+                await self.tracks.note_positions(conn, [
+                    (c.device_id, utc(c.ts), c.lat, c.lon, c.accuracy_m) for c in checkins])
             if expired:
                 self.metrics.sink_records.labels("tracks", "expired").inc(expired)
-            if self.hub.clients and fixes:
+            if self.hub.clients:
                 await self._refresh_device_map(conn)
         if self.hub.clients:
-            for f in fixes:
+            located: list[Fix | CheckIn] = [f for f in fixes if f.valid]
+            for f in [*located, *checkins]:
                 owner = self._device_map.get(f.device_id)
-                if owner and f.valid:
+                if owner:
                     self.hub.position(owner[0], owner[1], {
                         "device_id": f.device_id, "ts": format_ts(f.ts), "ts_ms": f.ts,
                         "lat": f.lat, "lon": f.lon, "accuracy_m": f.accuracy_m})

@@ -164,13 +164,23 @@ class TrackStore:
         async with conn.transaction():
             await self.ensure_partitions(conn, days)
             await conn.copy_records_to_table("track_fixes", records=rows, columns=COLUMNS)
-            latest = self._latest
-            for r in rows:
-                if r[5] and (r[0] not in latest or r[1] > latest[r[0]][1]):
-                    latest[r[0]] = r
-            if latest and time.monotonic() - self._latest_flushed >= self.latest_interval_s:
-                await self.flush_latest(conn)
+            await self.note_positions(conn, [r[:5] for r in rows if r[5]])
         return expired
+
+    async def note_positions(self, conn: asyncpg.Connection,
+                             positions: Sequence[tuple[str, datetime, float, float, float]]) -> None:
+        """Remember the newest position per device for the live map, flushing when due.
+
+        ``positions`` are ``(device_id, ts, lat, lon, accuracy_m)``: the valid
+        fixes of a batch, or the positions of a phone's check-ins (which are
+        not fixes and stay out of the track, but are where the phone was).
+        """
+        latest = self._latest
+        for r in positions:
+            if r[0] not in latest or r[1] > latest[r[0]][1]:
+                latest[r[0]] = r
+        if latest and time.monotonic() - self._latest_flushed >= self.latest_interval_s:
+            await self.flush_latest(conn)
 
     async def flush_latest(self, conn: asyncpg.Connection) -> None:
         """Upsert the latest position per device gathered since the last flush.

@@ -159,7 +159,7 @@ async def test_checkins_route_serves_judgement_and_placement_in_scope(make_api: 
     assert ("other", "checkins.read", "P-2") in audit
 
 
-async def test_telemetry_sink_stores_checkins_beside_fixes(make_api: Any, kafka_bootstrap: str) -> None:
+async def test_telemetry_sink_stores_checkins_beside_fixes_and_places_the_phone(make_api: Any, kafka_bootstrap: str) -> None:
     topic = f"telemetry-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_bootstrap, topic)
     api = await make_api(kafka=kafka_bootstrap, telemetry_topic=topic)
@@ -184,3 +184,9 @@ async def test_telemetry_sink_stores_checkins_beside_fixes(make_api: Any, kafka_
     body = await (await api.client.get("/api/persons/P-1/checkins", headers=h)).json()
     assert [(c["ts"], c["verified"], c["failures"]) for c in body["checkins"]] == [
         (format_ts(T0 - 60_000), True, []), (format_ts(T0 - 30_000), False, ["face_score"])]
+    # the phone is on the map where it last checked in (the fix before it is older)
+    async with api.pool.acquire() as conn:
+        await api.service.tracks.flush_latest(conn)
+    person = (await (await api.client.get("/api/persons/P-1", headers=h)).json())["person"]
+    assert person["position"] == {"ts": format_ts(T0 - 30_000), "lat": INSIDE[0], "lon": INSIDE[1],
+                                  "device_id": "PH-1"}
