@@ -7,14 +7,15 @@ the ``devices`` rows of the orders, exactly as a wristband's fixes do, and a
 read is scoped to the caller's jurisdiction in the same SQL
 (:func:`alerts.tracks.person_rows`).
 
-Each check-in is judged when it is stored, against ``min_score`` of the
-checkin rule of the order then naming the phone: it is *verified* when it
-carries a face score or an action result and no result failed (the face
-score is at least ``min_score``, the action check did not fail). The
+Each check-in is judged when it is stored, with the engine's rule
+(:func:`geofence.engine.machines.checkin_verified`) against ``min_score`` of
+the checkin rule of the order then naming the phone: it is *verified* when
+it carries a face score or an action result and no result failed. The
 judgement and the threshold are stored with the check-in, so its history
-shows what was decided at the time even after the order changes. A
-check-in from a phone no order with a checkin rule names is stored but not
-judged (``verified`` and ``min_score`` are null).
+shows what was decided at the time even after the order changes;
+:func:`failures` says which result failed. A check-in from a phone no order
+with a checkin rule names is stored but not judged (``verified`` and
+``min_score`` are null).
 
 When read, each check-in is also placed against the inclusion zones of the
 person's current order with the engine's formula for fixes
@@ -36,12 +37,13 @@ import numpy as np
 from alerts.db import utc
 from alerts.tracks import DAY_MS, DailyPartitions, person_rows
 from geofence.engine.classify import zone_codes
+from geofence.engine.machines import checkin_verified
 from geofence.errors import ValidationError
 from geofence.model import CheckIn, Rule, format_ts, parse_order
 from geofence.rules import INCLUSION
 from geofence.zones import ZoneCatalogue
 
-__all__ = ["CheckinStore", "Failure", "Placement", "failures", "place", "verified"]
+__all__ = ["CheckinStore", "Failure", "Placement", "failures", "place"]
 
 Failure = Literal["face_score", "action", "no_result"]
 """Why a check-in is not verified: the face score is below the rule's
@@ -58,7 +60,9 @@ _FROM = person_rows("checkins", "c")
 
 def failures(face_score: float | None, action_ok: bool | None,
              min_score: float) -> tuple[Failure, ...]:
-    """Why a check-in fails verification under a rule's ``min_score`` (empty: verified).
+    """Which of a check-in's results failed under a rule's ``min_score``, for
+    the operator (empty exactly when the engine's rule verifies it; a test
+    holds the two to each other).
 
     Examples
     --------
@@ -75,11 +79,6 @@ def failures(face_score: float | None, action_ok: bool | None,
     if not out and face_score is None and action_ok is not True:
         out.append("no_result")
     return tuple(out)
-
-
-def verified(face_score: float | None, action_ok: bool | None, min_score: float) -> bool:
-    """Whether a check-in with these results is verified under ``min_score``."""
-    return not failures(face_score, action_ok, min_score)
 
 
 def checkin_rule(body: Any) -> Rule | None:
@@ -143,7 +142,7 @@ class CheckinStore:
             days.add(c.ts // DAY_MS)
             at = utc(c.ts)
             min_score = next((m for lo, hi, m in limits.get(c.device_id, ()) if lo <= at < hi), None)
-            ok = None if min_score is None else verified(c.face_score, c.action_ok, min_score)
+            ok = None if min_score is None else checkin_verified(c, min_score)
             out.append((c.device_id, at, c.lat, c.lon, c.accuracy_m, c.face_score, c.action_ok,
                         c.method, c.request_id, min_score, ok))
         return out, days, expired

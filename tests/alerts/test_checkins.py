@@ -14,6 +14,7 @@ from alerts_testkit import T0, create_topic, produce, wait_for
 from alerts.checkins import CheckinStore, failures
 from alerts.store import save_order
 from alerts.tracks import DAY_MS
+from geofence.engine.machines import checkin_verified
 from geofence.model import CheckIn, format_ts
 
 XUANWU = [[118.76, 32.03], [118.86, 32.03], [118.86, 32.10], [118.76, 32.10], [118.76, 32.03]]
@@ -36,12 +37,19 @@ def checkin(device: str, ts: int, where: tuple[float, float] = INSIDE, **kw: Any
     return CheckIn(device_id=device, ts=ts, lat=where[0], lon=where[1], **kw)
 
 
-def test_failures_follow_the_verification_rule() -> None:
+def test_failures_explain_exactly_what_the_engine_refuses() -> None:
     assert failures(0.8, None, 0.8) == ()  # exactly the threshold passes
     assert failures(0.79, True, 0.8) == ("face_score",)
     assert failures(None, True, 0.8) == ()
     assert failures(0.95, False, 0.8) == ("action",)
-    assert failures(None, None, 0.8) == ("no_result",)
+    assert failures(None, None, 0.8) == ("no_result",)  # (the decoder refuses such a check-in)
+    # the explanation is empty exactly when the engine's rule verifies the check-in
+    for score in (None, 0.0, 0.5, 0.79999, 0.8, 0.80001, 1.0):
+        for action in (None, True, False) if score is not None else (True, False):
+            for threshold in (0.0, 0.8, 1.0):
+                msg = CheckIn(device_id="PH", ts=T0, lat=32.0, lon=118.0, face_score=score,
+                              action_ok=action)
+                assert (failures(score, action, threshold) == ()) == checkin_verified(msg, threshold)
 
 
 async def test_checkins_are_judged_when_stored_once_and_expire_with_tracks(pool: asyncpg.Pool) -> None:
