@@ -308,6 +308,24 @@
     }
     return polys.length ? { inside, m: best } : null;
   }
+  // Evidence in words: a code (gps, video, checkin), or what a check-in alert carries as JSON
+  // (the results of a failed check-in, the owed check-ins a missed one is about).
+  function evidenceText(a) {
+    if (!a.evidence) return "";
+    if (a.evidence.charAt(0) === "{") {
+      let e = null;
+      try { e = JSON.parse(a.evidence); } catch (err) { e = null; }
+      if (e && Array.isArray(e.missed)) return t("checkins.owed", { keys: e.missed.join(", ") });
+      if (e && ("face_score" in e || "action_ok" in e)) {
+        const parts = [];
+        if (e.face_score != null) parts.push(t("checkins.scoreOf", { score: e.face_score.toFixed(2), min: e.min_score == null ? "—" : e.min_score.toFixed(2) }));
+        if (e.action_ok != null) parts.push(t(e.action_ok ? "checkins.actionOk" : "checkins.why.action"));
+        if (e.method) parts.push(I.code("checkins.method.", e.method));
+        return parts.join(" · ");
+      }
+    }
+    return I.code("evidence.", a.evidence);
+  }
   function row(label, value, cls) { return el("div", { class: "kv " + (cls || "") }, el("span", { class: "k" }, label), el("span", { class: "v" }, value == null || value === "" ? t("detail.none") : value)); }
   async function showDetail(id) {
     state.detail = id;
@@ -331,7 +349,7 @@
     ];
     if (dist) parts.push(row("", t(dist.inside ? "detail.distanceIn" : "detail.distanceOut", { m: Math.round(dist.m) }), "distance"));
     parts.push(row(t("detail.duration"), end ? dur : t("detail.ongoing", { d: dur })),
-      row(t("detail.device"), a.device_id || ""), row(t("detail.evidence"), a.evidence ? I.code("evidence.", a.evidence) : ""),
+      row(t("detail.device"), a.device_id || ""), row(t("detail.evidence"), evidenceText(a), "evidence"),
       row(t("detail.tier"), a.tier ? I.code("tier.", a.tier) : ""),
       row(t("detail.assignee"), disp.dispatch ? `${disp.dispatch.assignee} · ${I.code("dispatch.status.", disp.dispatch.status)}` : ""));
     if (disp.notes.length || a.resolution_note) {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -78,12 +79,16 @@ async def _world(api: Any) -> None:
             CheckIn(device_id="PH-1", ts=now - 1_800_000, lat=31.93, lon=118.62, accuracy_m=20,
                     face_score=0.88, action_ok=True, method="face_action"),
         ], now)
-    for aid, kind, at in (("C-missed", "checkin_missed", now - 5_400_000),
-                          ("C-failed", "checkin_failed", now - 3_600_000),
-                          ("C-outside", "checkin_outside", now - 1_800_000)):
+    # evidence as the engine writes it for each kind
+    failed = {"face_score": 0.41, "action_ok": None, "method": "face", "min_score": 0.8}
+    for aid, kind, at, evidence in (
+            ("C-missed", "checkin_missed", now - 5_400_000, {"missed": ["P-phone/c1/20261122/0"]}),
+            ("C-failed", "checkin_failed", now - 3_600_000, failed),
+            ("C-outside", "checkin_outside", now - 1_800_000, "checkin")):
         await api.apply(record("opened", alert_id=aid, person_id="P-phone", jurisdiction="320102",
                                kind=kind, rule_id="c1", severity="orange", device_id="PH-1",
-                               opened_at=at, lat=None, lon=None))
+                               opened_at=at, lat=None, lon=None,
+                               evidence=evidence if isinstance(evidence, str) else json.dumps(evidence)))
 
 
 async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_path: Path) -> None:
@@ -214,6 +219,13 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             assert await page.locator("#track circle.checkin-mark.verified").count() == 2
             timeline = await page.text_content("#timeline-items") or ""
             assert "签到身份核验未通过" in timeline and "签到位置越界" in timeline
+            await page.click('#alerts li[data-alert-id="C-failed"] button.open-detail')
+            await page.wait_for_selector('#alert-detail[data-alert-id="C-failed"]')
+            assert await page.text_content("#alert-detail .evidence .v") == "0.41（阈值 0.80） · 人脸识别"
+            await page.click('#alerts li[data-alert-id="C-missed"] button.open-detail')
+            await page.wait_for_selector('#alert-detail[data-alert-id="C-missed"]')
+            assert await page.text_content("#alert-detail .evidence .v") == \
+                "未完成的签到：P-phone/c1/20261122/0"
             await shot("checkins-zh")
             await page.click("#lang")
             await page.wait_for_function("() => document.documentElement.lang === 'en'")

@@ -52,7 +52,7 @@ def test_every_code_from_the_api_has_words() -> None:
     wanted |= {f"sev.{s}" for s in SEVERITY_ORDER} | {f"tier.{t}" for t in TIERS}
     wanted |= {f"event.{e}" for e in get_args(AlertRecord.__annotations__["event"])}
     wanted |= {f"channel.{c}" for c in CHANNELS}
-    wanted |= {f"evidence.{e}" for e in ("gps", "video", "gps+video")}  # what the engine writes
+    wanted |= {f"evidence.{e}" for e in ("gps", "video", "gps+video", "checkin")}  # what the engine writes
     wanted |= {f"dispatch.status.{s}" for s in ("dispatched", "en_route", "on_scene", "resolved")}
     # what a check-in carries and how the store judged and placed it
     wanted |= {f"checkins.method.{m}" for m in CHECKIN_METHODS}
