@@ -47,7 +47,8 @@ __all__ = ["CheckinStore", "Failure", "Placement", "failures", "place"]
 
 Failure = Literal["face_score", "action", "no_result"]
 """Why a check-in is not verified: the face score is below the rule's
-``min_score``, the action (liveness) check failed, or it carries no result."""
+``min_score``, the action (liveness) check failed, or it carries no result
+(the decoder refuses such a check-in, so none is ever stored)."""
 Placement = Literal["outside", "inside", "uncertain"]
 _PLACEMENTS: tuple[Placement, ...] = ("outside", "inside", "uncertain")
 
