@@ -1,7 +1,8 @@
 """The command-centre HTTP API (aiohttp), live WebSocket feed and dashboard.
 
 Routes (see ``/api/openapi.json``): login/logout, alerts with filters and
-paging, acknowledge, resolve, persons with risk colour, person track, orders
+paging, acknowledge, resolve, persons with risk colour, person track and
+check-ins, orders
 and zones (read; create/update/remove for supervisor and admin, versioned
 and audited), jurisdiction counts, daily reports, track export and district
 names (:mod:`alerts.reports`), ``/api/live``, ``/metrics``,
@@ -29,6 +30,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts import auth, reports, store, workflow
+from alerts.checkins import CheckinStore
 from alerts.errors import (
     AuthError,
     BadRequestError,
@@ -379,6 +381,42 @@ async def person_track(request: web.Request) -> web.Response:
                               "to": format_ts(end), "fixes": fixes})
 
 
+async def person_checkins(request: web.Request) -> web.Response:
+    """GET /api/persons/{id}/checkins?from=&to=: identity check-ins (default: the last
+    7 days), each judged and placed against the inclusion zones; audited."""
+    service, who = request.app[SERVICE], who_of(request)
+    person_id = _path_id(request, "person_id")
+    now = service.clock()
+    end = _time_param(request, "to") or now
+    start = _time_param(request, "from") or end - 7 * 86_400_000
+    if end <= start:
+        raise BadRequestError("`to` must be after `from`")
+    if end - start > MAX_TRACK_DAYS * 86_400_000:
+        raise BadRequestError(f"a check-in request spans at most {MAX_TRACK_DAYS} days")
+    limit = _int_param(request, "limit", 5000)
+    if not 1 <= limit <= 20_000:
+        raise BadRequestError("limit must be 1..20000")
+    from alerts.db import utc
+    from geofence.model import format_ts
+
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn:
+        try:
+            await store.person_in_scope(conn, who, person_id)
+        except ForbiddenError:
+            await store.audit(conn, now, who.username, "checkins.denied", person_id,
+                              {"from": format_ts(start), "to": format_ts(end)}, remote_of(request))
+            request[AUDITED] = True
+            raise
+        items = await CheckinStore.read(conn, person_id, who.jurisdiction, utc(start), utc(end),
+                                        limit)
+        await store.audit(conn, now, who.username, "checkins.read", person_id,
+                          {"from": format_ts(start), "to": format_ts(end),
+                           "checkins": len(items)}, remote_of(request))
+    return web.json_response({"person_id": person_id, "from": format_ts(start),
+                              "to": format_ts(end), "checkins": items})
+
+
 async def jurisdictions(request: web.Request) -> web.Response:
     """GET /api/jurisdictions?prefix=: counts per child code (province -> city -> county)."""
     service, who = request.app[SERVICE], who_of(request)
@@ -651,6 +689,7 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     r.add_get("/api/persons", list_persons)
     r.add_get("/api/persons/{person_id}", get_person)
     r.add_get("/api/persons/{person_id}/track", person_track)
+    r.add_get("/api/persons/{person_id}/checkins", person_checkins)
     r.add_get("/api/jurisdictions", jurisdictions)
     r.add_get("/api/orders", list_orders)
     r.add_get("/api/orders/{person_id}", order_history)

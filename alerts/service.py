@@ -2,10 +2,11 @@
 
 One :class:`Service` owns everything the API needs and starts and stops its
 children with it (mode-style): the PostgreSQL pool (migrated on start), the
-Kafka producer, the two sinks (``wardstream.alerts`` -> alert store,
-``wardstream.telemetry`` -> track store), the outbox relay that publishes
-the API's own lifecycle and control records, the escalator, the track
-retention job and the live hub.
+Kafka producer, the sinks (``wardstream.alerts`` -> alert store,
+``wardstream.telemetry`` -> track and check-in stores, orders and zones ->
+control store), the outbox relay that publishes the API's own lifecycle and
+control records, the escalator, the retention job of tracks and check-ins
+and the live hub.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from alerts.db import Clock, create_pool, system_clock
+from alerts.checkins import CheckinStore
+from alerts.db import Clock, create_pool, system_clock, utc
 from alerts.escalation import Escalator, parse_policy
 from alerts.live import LiveHub
 from alerts.metrics import Metrics
 from alerts.sink import KafkaSink
 from alerts.store import apply_records, decode_record, record_json, risk_of
 from alerts.tracks import TrackStore
-from geofence.model import DeadLetter, Fix, TelemetryDecoder, encode, format_ts
+from geofence.model import CheckIn, DeadLetter, Fix, TelemetryDecoder, encode, format_ts
 from stream.repartition import origin_of
 from stream.settings import Settings
 from stream.topics import ALERTS as ALERTS_TOPIC
@@ -82,6 +84,7 @@ class Service:
         self.metrics = Metrics()
         self.hub = LiveHub()
         self.tracks = TrackStore(settings.track_retention_days)
+        self.checkins = CheckinStore(settings.track_retention_days)
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.sinks: list[KafkaSink] = []
@@ -312,29 +315,40 @@ class Service:
                               "jurisdiction": code}, code)
 
     async def handle_telemetry(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Sink handler: fixes -> track store (COPY), then live positions."""
+        """Sink handler: fixes -> track store (COPY), check-ins -> check-in store,
+        then live positions."""
         assert self.pool is not None
         fixes: list[Fix] = []
+        checkins: list[CheckIn] = []
         for r in records:
             if origin_of(r.headers) is not None:
                 continue  # a copy re-keyed to its person's partition: tracked as sent
             batch = self._decoder.decode(r.value or b"")
-            fixes.extend(m for m in batch.messages if isinstance(m, Fix))
+            for m in batch.messages:
+                if isinstance(m, Fix):
+                    fixes.append(m)
+                elif isinstance(m, CheckIn):
+                    checkins.append(m)
             if batch.rejected:  # the worker dead-letters telemetry; here they are only counted
                 self.metrics.sink_records.labels("tracks", "rejected").inc(len(batch.rejected))
-        if not fixes:
+        if not fixes and not checkins:
             return
         now = self.clock()
         async with self.pool.acquire(timeout=5) as conn:
             expired = await self.tracks.write(conn, fixes, now)
+            expired += await self.checkins.write(conn, checkins, now)
+            if checkins:  # a phone supervised by check-ins is on the map where it checked in
+                await self.tracks.note_positions(conn, [
+                    (c.device_id, utc(c.ts), c.lat, c.lon, c.accuracy_m) for c in checkins])
             if expired:
                 self.metrics.sink_records.labels("tracks", "expired").inc(expired)
             if self.hub.clients:
                 await self._refresh_device_map(conn)
         if self.hub.clients:
-            for f in fixes:
+            located: list[Fix | CheckIn] = [f for f in fixes if f.valid]
+            for f in [*located, *checkins]:
                 owner = self._device_map.get(f.device_id)
-                if owner and f.valid:
+                if owner:
                     self.hub.position(owner[0], owner[1], {
                         "device_id": f.device_id, "ts": format_ts(f.ts), "ts_ms": f.ts,
                         "lat": f.lat, "lon": f.lon, "accuracy_m": f.accuracy_m})
@@ -463,6 +477,7 @@ class Service:
                 assert self.pool is not None
                 async with self.pool.acquire(timeout=5) as conn:
                     dropped = await self.tracks.drop_expired(conn, self.clock())
+                    dropped += await self.checkins.drop_expired(conn, self.clock())
                 if dropped:
                     log.info("track retention dropped %s", ", ".join(dropped))
                     self.metrics.track_dropped.inc(len(dropped))

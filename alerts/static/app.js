@@ -308,6 +308,24 @@
     }
     return polys.length ? { inside, m: best } : null;
   }
+  // Evidence in words: a code (gps, video, checkin), or what a check-in alert carries as JSON
+  // (the results of a failed check-in, the owed check-ins a missed one is about).
+  function evidenceText(a) {
+    if (!a.evidence) return "";
+    if (a.evidence.charAt(0) === "{") {
+      let e = null;
+      try { e = JSON.parse(a.evidence); } catch (err) { e = null; }
+      if (e && Array.isArray(e.missed)) return t("checkins.owed", { keys: e.missed.join(", ") });
+      if (e && ("face_score" in e || "action_ok" in e)) {
+        const parts = [];
+        if (e.face_score != null) parts.push(t("checkins.scoreOf", { score: e.face_score.toFixed(2), min: e.min_score == null ? "—" : e.min_score.toFixed(2) }));
+        if (e.action_ok != null) parts.push(t(e.action_ok ? "checkins.actionOk" : "checkins.why.action"));
+        if (e.method) parts.push(I.code("checkins.method.", e.method));
+        return parts.join(" · ");
+      }
+    }
+    return I.code("evidence.", a.evidence);
+  }
   function row(label, value, cls) { return el("div", { class: "kv " + (cls || "") }, el("span", { class: "k" }, label), el("span", { class: "v" }, value == null || value === "" ? t("detail.none") : value)); }
   async function showDetail(id) {
     state.detail = id;
@@ -331,7 +349,7 @@
     ];
     if (dist) parts.push(row("", t(dist.inside ? "detail.distanceIn" : "detail.distanceOut", { m: Math.round(dist.m) }), "distance"));
     parts.push(row(t("detail.duration"), end ? dur : t("detail.ongoing", { d: dur })),
-      row(t("detail.device"), a.device_id || ""), row(t("detail.evidence"), a.evidence ? I.code("evidence.", a.evidence) : ""),
+      row(t("detail.device"), a.device_id || ""), row(t("detail.evidence"), evidenceText(a), "evidence"),
       row(t("detail.tier"), a.tier ? I.code("tier.", a.tier) : ""),
       row(t("detail.assignee"), disp.dispatch ? `${disp.dispatch.assignee} · ${I.code("dispatch.status.", disp.dispatch.status)}` : ""));
     if (disp.notes.length || a.resolution_note) {
@@ -538,14 +556,46 @@
     const valid = fixes.filter((f) => f.valid);
     if (valid.length > 1) g.append(svg("path", { class: "track-line", d: valid.map((f, i) => (i ? "L" : "M") + project(f.lon, f.lat).join(",")).join("") }));
   }
+  // Check-ins: where on the map (verified or failed), and the history table, newest first.
+  function drawCheckins(items) {
+    const g = $("track"), r = 7 / state.view.k;
+    for (const c of items) {
+      const [x, y] = project(c.lon, c.lat);
+      const mark = svg("circle", { cx: x, cy: y, r, class: "checkin-mark " + checkinClass(c), "data-ts": c.ts });
+      const tt = svg("title"); tt.textContent = `${fmt(c.ts)} ${checkinResult(c)}`; mark.append(tt);
+      g.append(mark);
+    }
+  }
+  const CHECKIN_WHY = { face_score: "checkins.why.face_score", action: "checkins.why.action", no_result: "checkins.why.no_result" };
+  const checkinClass = (c) => (c.verified === true ? "verified" : c.verified === false ? "failed" : "unjudged");
+  function checkinResult(c) {
+    if (c.verified === true) return t("checkins.verified");
+    if (c.verified !== false) return t("checkins.unjudged");
+    const params = { score: c.face_score == null ? "" : c.face_score.toFixed(2), min: c.min_score == null ? "" : c.min_score.toFixed(2) };
+    const why = (c.failures || []).map((f) => (CHECKIN_WHY[f] ? t(CHECKIN_WHY[f], params) : f));
+    return t("checkins.failed", { why: why.join(t("checkins.and")) });
+  }
+  function renderCheckins(items) {
+    $("checkin-history").hidden = items.length === 0;
+    const rows = [...items].reverse().map((c) => el("tr", { class: "checkin " + checkinClass(c), "data-ts": c.ts },
+      el("td", {}, fmt(c.ts)),
+      el("td", { class: "result" }, checkinResult(c)),
+      el("td", { class: "score" }, c.face_score == null ? "—" : c.min_score == null ? c.face_score.toFixed(2) : t("checkins.scoreOf", { score: c.face_score.toFixed(2), min: c.min_score.toFixed(2) })),
+      el("td", { class: "method" }, c.method ? I.code("checkins.method.", c.method) : "—"),
+      el("td", { class: "request" }, c.request_id || t("checkins.unrequested")),
+      el("td", { class: "where" }, (c.placement ? I.code("checkins.where.", c.placement) : t("checkins.noZone")) + " · " + t("checkins.accuracy", { acc: Math.round(c.accuracy_m) }))));
+    $("checkins").tBodies[0].replaceChildren(...rows);
+  }
   async function openTimeline(personId) {
     state.timelinePerson = personId;
-    const to = new Date(), from = new Date(to.getTime() - 24 * 3600 * 1000);
-    let person, track;
+    const to = new Date(), from = new Date(to.getTime() - 24 * 3600 * 1000), week = new Date(to.getTime() - 7 * 24 * 3600 * 1000);
+    const path = `/api/persons/${encodeURIComponent(personId)}`;
+    let person, track, checkins;
     try {
-      [person, track] = await Promise.all([
-        api(`/api/persons/${encodeURIComponent(personId)}`),
-        api(`/api/persons/${encodeURIComponent(personId)}/track?from=${from.toISOString()}&to=${to.toISOString()}`),
+      [person, track, checkins] = await Promise.all([
+        api(path),
+        api(`${path}/track?from=${from.toISOString()}&to=${to.toISOString()}`),
+        api(`${path}/checkins?from=${week.toISOString()}&to=${to.toISOString()}`),
       ]);
     } catch (err) { announce(err.message, false); return; }
     $("timeline").hidden = false;
@@ -567,7 +617,9 @@
     }
     items.sort((a, b) => (a.t < b.t ? 1 : -1));
     $("timeline-items").replaceChildren(...items.slice(0, 400).map((i) => el("li", i.id ? { class: i.cls, onclick: () => showDetail(i.id) } : { class: i.cls }, `${fmt(i.t)} — ${i.text}`)));
+    renderCheckins(checkins.checkins);
     drawTrack(track.fixes);
+    drawCheckins(checkins.checkins);
   }
   $("timeline-close").addEventListener("click", () => { $("timeline").hidden = true; drawTrack([]); state.timelinePerson = null; });
 

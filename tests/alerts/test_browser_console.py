@@ -1,5 +1,6 @@
 """The operator's console in headless Chromium: language, map by risk, alert detail,
-a confirmed resolution, drill-down, the daily report and a track export.
+a confirmed resolution, drill-down, a phone-supervised person's check-ins, the daily
+report and a track export.
 
 Screenshots of each step are kept in the test's tmp directory. The page may
 request nothing but the server it came from.
@@ -9,16 +10,20 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from alerts_testkit import record
 
+from alerts.checkins import CheckinStore
 from alerts.db import system_clock
 from alerts.tracks import TrackStore
-from geofence.model import Fix, format_ts
+from geofence.model import CheckIn, Fix, format_ts
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,6 +64,31 @@ async def _world(api: Any) -> None:
     await api.apply(record("opened", alert_id="A-red", person_id="P-red", jurisdiction="320102",
                            kind="exclusion_entered", rule_id="r1", zone="Z-park", device_id="WB-R",
                            evidence="gps", opened_at=now - 240_000, lat=32.0748, lon=118.7946))
+    # a phone-supervised person: three check-ins and the three check-in alert kinds
+    phone = {"person_id": "P-phone", "devices": ["PH-1"], "jurisdiction": "320102",
+             "rules": [{"id": "r1", "type": "inclusion", "zone": "district-320102"},
+                       {"id": "c1", "type": "checkin",
+                        "windows": [{"days": "daily", "start": "08:00", "end": "10:00"}]}]}
+    assert (await api.client.put("/api/orders/P-phone", json=phone, headers=h)).status == 201
+    async with api.pool.acquire() as conn:
+        await CheckinStore().write(conn, [
+            CheckIn(device_id="PH-1", ts=now - 7_200_000, lat=32.05, lon=118.80, accuracy_m=20,
+                    face_score=0.93, action_ok=True, method="face_action"),
+            CheckIn(device_id="PH-1", ts=now - 3_600_000, lat=32.05, lon=118.80, accuracy_m=20,
+                    face_score=0.41, method="face", request_id="P-phone/c1/20261122/0"),
+            CheckIn(device_id="PH-1", ts=now - 1_800_000, lat=31.93, lon=118.62, accuracy_m=20,
+                    face_score=0.88, action_ok=True, method="face_action"),
+        ], now)
+    # evidence as the engine writes it for each kind
+    failed = {"face_score": 0.41, "action_ok": None, "method": "face", "min_score": 0.8}
+    for aid, kind, at, evidence in (
+            ("C-missed", "checkin_missed", now - 5_400_000, {"missed": ["P-phone/c1/20261122/0"]}),
+            ("C-failed", "checkin_failed", now - 3_600_000, failed),
+            ("C-outside", "checkin_outside", now - 1_800_000, "checkin")):
+        await api.apply(record("opened", alert_id=aid, person_id="P-phone", jurisdiction="320102",
+                               kind=kind, rule_id="c1", severity="orange", device_id="PH-1",
+                               opened_at=at, lat=None, lon=None,
+                               evidence=evidence if isinstance(evidence, str) else json.dumps(evidence)))
 
 
 async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_path: Path) -> None:
@@ -164,6 +194,54 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
             await page.wait_for_selector("#timeline:not([hidden]) li.alert-ev")
             timeline = await page.text_content("#timeline-items") or ""
             assert "位于玄武湖公园内" in timeline and "进入禁入区 · 玄武湖公园" in timeline
+            assert await page.locator("#checkin-history").is_hidden()  # a wristband: no check-ins
+            await page.click("#timeline-close")
+
+            # a phone-supervised person: the check-in alerts in words, the check-in history
+            kinds = {aid: await page.text_content(f'#alerts li[data-alert-id="{aid}"] .kind')
+                     for aid in ("C-missed", "C-failed", "C-outside")}
+            assert kinds == {"C-missed": "未按时签到", "C-failed": "签到身份核验未通过",
+                             "C-outside": "签到位置越界"}
+            await page.click('#persons li[data-person-id="P-phone"]')
+            await page.wait_for_selector("#checkin-history:not([hidden]) tr.checkin")
+            rows = await page.eval_on_selector_all(
+                "#checkins tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+            assert [r[1:] for r in rows] == [
+                ["核验通过", "0.88（阈值 0.80）", "人脸识别 + 动作活体", "—（非随机抽查）",
+                 "在限定区域外 · 精度 ±20 米"],
+                ["核验未通过：人脸比对分数 0.41 低于阈值 0.80", "0.41（阈值 0.80）", "人脸识别",
+                 "P-phone/c1/20261122/0", "在限定区域内 · 精度 ±20 米"],
+                ["核验通过", "0.93（阈值 0.80）", "人脸识别 + 动作活体", "—（非随机抽查）",
+                 "在限定区域内 · 精度 ±20 米"]]
+            newest = datetime.fromtimestamp((api.clock.now - 1_800_000) / 1000, ZoneInfo("Asia/Shanghai"))
+            assert rows[0][0] == newest.strftime("%Y-%m-%d %H:%M:%S")  # the operator's time zone
+            assert await page.locator("#track circle.checkin-mark.failed").count() == 1
+            assert await page.locator("#track circle.checkin-mark.verified").count() == 2
+            timeline = await page.text_content("#timeline-items") or ""
+            assert "签到身份核验未通过" in timeline and "签到位置越界" in timeline
+            await page.click('#alerts li[data-alert-id="C-failed"] button.open-detail')
+            await page.wait_for_selector('#alert-detail[data-alert-id="C-failed"]')
+            assert await page.text_content("#alert-detail .evidence .v") == "0.41（阈值 0.80） · 人脸识别"
+            await page.click('#alerts li[data-alert-id="C-missed"] button.open-detail')
+            await page.wait_for_selector('#alert-detail[data-alert-id="C-missed"]')
+            assert await page.text_content("#alert-detail .evidence .v") == \
+                "未完成的签到：P-phone/c1/20261122/0"
+            await shot("checkins-zh")
+            await page.click("#lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'en'")
+            await page.wait_for_function(
+                "() => document.querySelector('#checkins tbody tr td.result').textContent === 'verified'")
+            failed_row = await page.text_content("#checkins tbody tr.failed") or ""
+            assert "not verified: face score 0.41 below the threshold 0.80" in failed_row
+            assert "outside the permitted area" in (await page.text_content("#checkins tbody tr") or "")
+            assert await page.text_content('#alerts li[data-alert-id="C-missed"] .kind') == "check-in missed"
+            assert await page.text_content('#alerts li[data-alert-id="C-failed"] .kind') == \
+                "check-in identity not verified"
+            assert await page.text_content('#alerts li[data-alert-id="C-outside"] .kind') == \
+                "checked in outside the permitted area"
+            await shot("checkins-en")
+            await page.click("#lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
             await page.click("#timeline-close")
 
             # the Resolve button stays inside its card
@@ -224,6 +302,6 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
         row = await conn.fetchrow("SELECT status, resolution_note FROM alerts WHERE alert_id = 'A-red'")
         audit = {r["action"] for r in await conn.fetch("SELECT action FROM audit_log")}
     assert tuple(row) == ("resolved", "已电话联系，本人已离开公园")
-    assert {"report.daily", "track.export", "districts.read", "alert.resolve"} <= audit
+    assert {"report.daily", "track.export", "districts.read", "alert.resolve", "checkins.read"} <= audit
     assert all(p.stat().st_size > 10_000 for p in shots)
     print("screenshots:", ", ".join(str(p) for p in shots), "; opened", format_ts(api.clock.now))

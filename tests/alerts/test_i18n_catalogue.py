@@ -6,16 +6,18 @@ import re
 from pathlib import Path
 from typing import get_args
 
+from alerts.checkins import Failure, Placement
 from alerts.notify.policy import CHANNELS, TIERS
 from alerts.store import SEVERITY_ORDER, STATUSES
-from geofence.model import AlertRecord
+from geofence.model import CHECKIN_METHODS, AlertRecord
 
 STATIC = Path(__file__).resolve().parents[2] / "alerts" / "static"
 ALERTS = STATIC.parent
 KINDS = ("exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_violated", "contact",
          "signal_lost", "tamper", "removed", "sos", "power_off", "battery_low", "device_conflict",
          "spoofing_suspected", "device_separation", "video_perimeter_breach", "video_fight",
-         "video_crowd", "video_fall", "video_loitering")
+         "video_crowd", "video_fall", "video_loitering", "checkin_missed", "checkin_failed",
+         "checkin_outside")
 """Every alert kind of docs/contract.md."""
 
 
@@ -50,8 +52,12 @@ def test_every_code_from_the_api_has_words() -> None:
     wanted |= {f"sev.{s}" for s in SEVERITY_ORDER} | {f"tier.{t}" for t in TIERS}
     wanted |= {f"event.{e}" for e in get_args(AlertRecord.__annotations__["event"])}
     wanted |= {f"channel.{c}" for c in CHANNELS}
-    wanted |= {f"evidence.{e}" for e in ("gps", "video", "gps+video")}  # what the engine writes
+    wanted |= {f"evidence.{e}" for e in ("gps", "video", "gps+video", "checkin")}  # what the engine writes
     wanted |= {f"dispatch.status.{s}" for s in ("dispatched", "en_route", "on_scene", "resolved")}
+    # what a check-in carries and how the store judged and placed it
+    wanted |= {f"checkins.method.{m}" for m in CHECKIN_METHODS}
+    wanted |= {f"checkins.why.{f}" for f in get_args(Failure)}
+    wanted |= {f"checkins.where.{w}" for w in get_args(Placement)}
     # error codes the API answers with: fixed ones and those raised by the alerts package
     codes = {"unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "unavailable"}
     for path in ALERTS.rglob("*.py"):
