@@ -8,7 +8,7 @@ read is scoped to the caller's jurisdiction in the same SQL
 (:func:`alerts.tracks.person_rows`).
 
 Each check-in is judged when it is stored, with the engine's rule
-(:func:`geofence.engine.machines.checkin_verified`) against ``min_score`` of
+(:func:`geofence.checkin.checkin_verified`) against ``min_score`` of
 the checkin rule of the order then naming the phone: it is *verified* when
 it carries a face score or an action result and no result failed. The
 judgement and the threshold are stored with the check-in, so its history
@@ -36,8 +36,8 @@ import numpy as np
 
 from alerts.db import utc
 from alerts.tracks import DAY_MS, DailyPartitions, person_rows
+from geofence.checkin import checkin_verified, placement
 from geofence.engine.classify import zone_codes
-from geofence.engine.machines import checkin_verified
 from geofence.errors import ValidationError
 from geofence.model import CheckIn, Rule, format_ts, parse_order
 from geofence.rules import INCLUSION
@@ -50,7 +50,7 @@ Failure = Literal["face_score", "action", "no_result"]
 ``min_score``, the action (liveness) check failed, or it carries no result
 (the decoder refuses such a check-in, so none is ever stored)."""
 Placement = Literal["outside", "inside", "uncertain"]
-_PLACEMENTS: tuple[Placement, ...] = ("outside", "inside", "uncertain")
+_PLACEMENTS: tuple[Placement, ...] = ("outside", "inside", "uncertain")  # by geofence.checkin.placement
 
 COLUMNS = ("device_id", "ts", "lat", "lon", "accuracy_m", "face_score", "action_ok", "method",
            "request_id", "min_score", "verified")
@@ -240,6 +240,5 @@ def place(catalogue: ZoneCatalogue | None, items: Sequence[dict[str, Any]]) -> l
     zone = np.tile(np.arange(k, dtype=np.int64), n)
     d = catalogue.signed_distance_m(zone, lon, lat, acc)
     c1, _ = zone_codes(d, acc, np.zeros(n * k), np.full(n * k, INCLUSION, np.int8))
-    codes = np.asarray(c1).reshape(n, k)
-    which = np.where((codes == 1).any(axis=1), 0, np.where((codes == -1).all(axis=1), 1, 2))
+    which = placement(np.asarray(c1).reshape(n, k))
     return [_PLACEMENTS[i] for i in which.tolist()]

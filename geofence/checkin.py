@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from geofence.curfew import calendar_for
-from geofence.model import RandomCheckins, Rule, Window
+import numpy as np
 
-__all__ = ["Owed", "answers", "owed_between", "requests_on"]
+from geofence.curfew import calendar_for
+from geofence.model import CheckIn, RandomCheckins, Rule, Window
+
+__all__ = ["INSIDE", "OUTSIDE", "UNCERTAIN", "Owed", "answers", "checkin_verified", "owed_between",
+           "placement", "requests_on"]
 
 
 class Owed(NamedTuple):
@@ -202,3 +205,64 @@ def answers(owed: Owed, ts_ms: int, request_id: str | None) -> bool:
     if not owed.opens_ms <= ts_ms <= owed.due_ms:
         return False
     return request_id is None or not owed.requested or request_id == owed.key
+
+
+def checkin_verified(m: CheckIn, min_score: float) -> bool:
+    """Whether a check-in verifies the person.
+
+    Parameters
+    ----------
+    m : CheckIn
+        The check-in.
+    min_score : float
+        The checkin rule's ``min_score``.
+
+    Returns
+    -------
+    bool
+        True when it carries at least one result and none failed: no
+        ``face_score`` below ``min_score``, no ``action_ok`` false.
+
+    Examples
+    --------
+    >>> from geofence.model import CheckIn
+    >>> ok = CheckIn(device_id="PH-1", ts=0, lat=0.0, lon=0.0, face_score=0.9)
+    >>> checkin_verified(ok, 0.8), checkin_verified(ok, 0.95)
+    (True, False)
+    """
+    fs, ok = m.face_score, m.action_ok
+    return (fs is None or fs >= min_score) and ok is not False and (fs is not None or ok is True)
+
+
+OUTSIDE, INSIDE, UNCERTAIN = 0, 1, 2
+"""Where a check-in lies against the person's inclusion zones (:func:`placement`)."""
+
+
+def placement(codes: Any) -> Any:
+    """Where check-ins lie, from their codes against the inclusion zones.
+
+    Parameters
+    ----------
+    codes : array_like of int
+        Classification codes along the last axis, one per inclusion zone
+        (:func:`geofence.engine.classify.zone_codes`: 1 certainly outside,
+        -1 certainly inside, 0 not certain); one check-in per row.
+
+    Returns
+    -------
+    int or ndarray of int
+        :data:`OUTSIDE` when certainly outside at least one zone,
+        :data:`INSIDE` when certainly inside every one (also with no zone),
+        :data:`UNCERTAIN` otherwise.
+
+    Examples
+    --------
+    >>> placement([1, -1]), placement([-1, -1]), placement([0, -1]), placement([])
+    (0, 1, 2, 1)
+    >>> placement([[1, 0], [-1, -1]]).tolist()
+    [0, 1]
+    """
+    a = np.asarray(codes, np.int64)
+    out = np.where((a == 1).any(axis=-1), OUTSIDE,
+                   np.where((a == -1).all(axis=-1), INSIDE, UNCERTAIN))
+    return int(out) if out.ndim == 0 else out

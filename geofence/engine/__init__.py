@@ -17,6 +17,7 @@ package, one concern a module:
 ``machines``              the rule state machines (the only rule logic),
                           and the elementwise timer rules both paths call
                           (``window_due``, ``window_begins``, ``rearm_due``)
+``checkins``              the checkin rule's machine (check-ins, deadlines)
 ``quiet``                 fixes that change nothing but liveness, in bulk
                           (the rows of :class:`geofence.bulk.QuietLanes`,
                           ``Engine._q``) or one lane at once

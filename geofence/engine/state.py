@@ -58,7 +58,7 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
     # accepted fix's ts, lon, lat, acc)
     sp: Union[tuple[int, int, int, int, float, float, float, int, int, float, float, float],
               None] = None
-    # the checkin rule (geofence.engine.machines.checkin_step): every owed
+    # the checkin rule (geofence.engine.checkins.checkin_step): every owed
     # check-in due at or before ck_done is settled, ck_due is the next
     # deadline (_INF: none; -1: the schedule is not placed yet), ck_paid the
     # (due, key) of owed check-ins after ck_done that a verified check-in

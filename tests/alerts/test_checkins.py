@@ -14,7 +14,7 @@ from alerts_testkit import T0, create_topic, produce, wait_for
 from alerts.checkins import CheckinStore, failures
 from alerts.store import save_order
 from alerts.tracks import DAY_MS
-from geofence.engine.machines import checkin_verified
+from geofence.checkin import checkin_verified
 from geofence.model import CheckIn, format_ts
 
 XUANWU = [[118.76, 32.03], [118.86, 32.03], [118.86, 32.10], [118.76, 32.10], [118.76, 32.03]]

@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from engine_world import MIN, SEC, fix, pt, summary, zones
 
-from geofence.checkin import Owed, owed_between
+from geofence.checkin import Owed, checkin_verified, owed_between
 from geofence.engine import SNAPSHOT_VERSION, Engine, EngineConfig, fold_records, replay_lines
-from geofence.engine.machines import checkin_verified
 from geofence.errors import OrderError
 from geofence.model import (
     AlertRecord,
@@ -581,7 +580,7 @@ def test_replay_evaluates_check_ins_and_counts_one_without_a_result() -> None:
     {"windows": WINDOW, "random": RANDOM},
 ])
 def test_the_next_deadline_is_the_first_of_everything_owed(rule: dict[str, Any]) -> None:
-    from geofence.engine.machines import checkin_next_due
+    from geofence.engine.checkins import checkin_next_due
 
     (o,) = orders(order_json(windows=None, rule=rule))
     spec = Engine(zones(), [o])._specs["P-C"]
