@@ -13,17 +13,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from geofence.errors import OrderError, ValidationError
-from geofence.model.orders import _DAY_NAMES, RULE_FIELDS, Order, Rule, Window
+from geofence.model.orders import (
+    _DAY_NAMES,
+    MAX_POSITIONING_DAYS,
+    RULE_FIELDS,
+    Exemption,
+    Order,
+    Positioning,
+    Rule,
+    Window,
+)
 from geofence.model.timestamps import parse_ts
 from geofence.model.vocabulary import MAX_STRING
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _OPTIONAL_RULE_FIELDS = ("zone", "buffer_m", "windows", "person", "distance_m", "after_s",
-                         "dwell_s", "random", "min_score")
+                         "dwell_s", "random", "min_score", "category", "area")
 _WHERE_USED: dict[str, str] = {
     "zone": "exclusion, inclusion and curfew rules",
     "buffer_m": "exclusion rules",
-    "windows": "curfew and checkin rules",
+    "windows": "exclusion, inclusion, curfew and checkin rules",
+    "category": "exclusion and inclusion rules",
+    "area": "exclusion and inclusion rules naming a `category`",
     "random": "checkin rules",
     "min_score": "checkin rules",
     "person": "no_contact rules",
@@ -42,18 +53,23 @@ def _check_fields(where: str, rule: Rule) -> None:
         value = getattr(rule, name)
         if value is None or value == ():
             continue
-        if name == "windows" and rule.type in ("exclusion", "inclusion"):
-            why = (f"time windows on {rule.type} rules are not supported (the rule applies at"
-                   " all times); remove `windows`, or use a curfew rule for a time-bound zone")
-        else:
-            why = f"`{name}` applies only to {_WHERE_USED[name]} and would be ignored here"
+        why = f"`{name}` applies only to {_WHERE_USED[name]} and would be ignored here"
         raise OrderError("unsupported_field", f"{where}: rule {rule.id!r} ({rule.type}): {why}")
 
 
 def _check_rule(where: str, rule: Rule) -> None:
-    needs_zone = rule.type in ("exclusion", "inclusion", "curfew")
-    if needs_zone and not rule.zone:
-        raise OrderError("missing_field", f"{where}: rule {rule.id!r} ({rule.type}) needs `zone`")
+    if rule.type == "curfew" and not rule.zone:
+        raise OrderError("missing_field", f"{where}: rule {rule.id!r} (curfew) needs `zone`")
+    if rule.type in ("exclusion", "inclusion"):
+        if rule.zone is None and rule.category is None:
+            raise OrderError("missing_field", f"{where}: rule {rule.id!r} ({rule.type}) needs"
+                             " `zone` (or a zone `category`)")
+        if rule.zone is not None and rule.category is not None:
+            raise OrderError("invalid_value", f"{where}: rule {rule.id!r} ({rule.type}) names"
+                             " both `zone` and `category`; give one")
+        if rule.area is not None and rule.category is None:
+            raise OrderError("unsupported_field", f"{where}: rule {rule.id!r} ({rule.type}):"
+                             " `area` applies only to a rule naming a `category`")
     if rule.type == "curfew" and not rule.windows:
         raise OrderError("missing_field", f"{where}: curfew rule {rule.id!r} needs `windows`")
     if rule.type == "checkin" and not rule.windows and rule.random is None:
@@ -134,12 +150,24 @@ def _check_order(index: int, order: Order) -> Order:
     for rule in order.rules:
         t = rule.type
         if (t == "exclusion" and rule.zone and not rule.windows and rule.person is None
-                and rule.distance_m is None and rule.after_s is None):
+                and rule.distance_m is None and rule.after_s is None and rule.category is None
+                and rule.area is None):
             continue  # the common case: nothing more to check
         _check_fields(where, rule)
-        if (rule.zone and t == "inclusion") or t == "signal_loss":
+        if (rule.zone and t == "inclusion" and not rule.windows and rule.category is None
+                and rule.area is None) or t == "signal_loss":
             continue  # nothing more to check (see _check_rule)
         _check_rule(where, rule)
+    extra: dict[str, object] = {}
+    if order.exemptions:
+        ex_ids = [e.id for e in order.exemptions]
+        temp_ids = [r.id for e in order.exemptions for r in e.temporary_rules]
+        if len(set(ex_ids)) != len(ex_ids) or len(set(temp_ids)) != len(temp_ids):
+            raise OrderError("duplicate_id", f"{where}: exemption ids or their temporary rule"
+                             " ids repeat")
+        extra["exemptions"] = tuple(_check_exemption(where, order, e) for e in order.exemptions)
+    if order.positioning is not None:
+        extra["positioning"] = _check_positioning(where, order.positioning)
     try:
         vf = None if order.valid_from is None else parse_ts(order.valid_from, "valid_from")
         vu = None if order.valid_until is None else parse_ts(order.valid_until, "valid_until")
@@ -147,9 +175,64 @@ def _check_order(index: int, order: Order) -> Order:
         raise OrderError(exc.reason, f"{where}: {exc.detail}") from None
     if vf is not None and vu is not None and vu <= vf:
         raise OrderError("invalid_value", f"{where}: valid_until is not after valid_from")
-    if vf is order.valid_from and vu is order.valid_until:
+    if vf is order.valid_from and vu is order.valid_until and not extra:
         return order  # already normalised (frozen: sharing it is safe)
-    return msgspec.structs.replace(order, valid_from=vf, valid_until=vu)
+    return msgspec.structs.replace(order, valid_from=vf, valid_until=vu, **extra)
+
+
+def _interval(where: str, what: str, start: int | str, end: int | str) -> tuple[int, int]:
+    """``from``/``until`` of an exemption or a positioning term, as epoch ms."""
+    try:
+        s, e = parse_ts(start, f"{what} from"), parse_ts(end, f"{what} until")
+    except ValidationError as exc:
+        raise OrderError(exc.reason, f"{where}: {exc.detail}") from None
+    if e <= s:
+        raise OrderError("invalid_value", f"{where}: {what} `until` is not after `from`")
+    return s, e
+
+
+_SUSPENDABLE = ("exclusion", "inclusion", "curfew")
+
+
+def _check_exemption(where: str, order: Order, ex: Exemption) -> Exemption:
+    """An exemption names zone rules of its order and brings temporary zone rules."""
+    what = f"exemption {ex.id!r}"
+    s, e = _interval(where, what, ex.from_, ex.until)
+    types = {r.id: r.type for r in order.rules}
+    if not ex.rules and not ex.temporary_rules:
+        raise OrderError("missing_field", f"{where}: {what} suspends no rule and brings none")
+    for rid in ex.rules:
+        if rid == "*" and len(ex.rules) == 1:
+            continue
+        if rid not in types:
+            raise OrderError("invalid_value", f"{where}: {what} names rule {rid!r}, which the"
+                             " order does not have (use [\"*\"] alone for every zone rule)")
+        if types[rid] not in _SUSPENDABLE:
+            raise OrderError("invalid_value", f"{where}: {what} names {types[rid]} rule {rid!r};"
+                             " only exclusion, inclusion and curfew rules can be suspended")
+    for rule in ex.temporary_rules:
+        if rule.type not in _SUSPENDABLE:
+            raise OrderError("invalid_value", f"{where}: {what}: temporary rule {rule.id!r} is"
+                             f" a {rule.type} rule; only exclusion, inclusion and curfew")
+        if rule.id in types:
+            raise OrderError("duplicate_id", f"{where}: {what}: temporary rule id {rule.id!r}"
+                             " is already a rule of the order")
+        _check_fields(f"{where}: {what}", rule)
+        _check_rule(f"{where}: {what}", rule)
+    ids = [r.id for r in ex.temporary_rules]
+    if len(set(ids)) != len(ids):
+        raise OrderError("duplicate_id", f"{where}: {what}: temporary rule ids repeat")
+    return msgspec.structs.replace(ex, from_=s, until=e)
+
+
+def _check_positioning(where: str, term: Positioning) -> Positioning:
+    """A term of electronic positioning: at most three months."""
+    s, e = _interval(where, "positioning", term.from_, term.until)
+    if e - s > MAX_POSITIONING_DAYS * 86_400_000:
+        raise OrderError("invalid_value", f"{where}: positioning term of {(e - s) / 86_400_000:.1f}"
+                         f" days is longer than {MAX_POSITIONING_DAYS}: a longer term needs a"
+                         " renewal (a new order version with a new approved term)")
+    return msgspec.structs.replace(term, from_=s, until=e)
 
 
 def _check_all(orders: list[Order]) -> list[Order]:

@@ -56,6 +56,12 @@ class RandomCheckins(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     days: str = "daily"
 
 
+Area = Literal["county", "city", "province"]
+"""Where a category rule's zones are taken from: zones whose
+``properties.jurisdiction`` shares the order's county (6 digits), city (4)
+or province (2) prefix."""
+
+
 class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One rule of an order; which fields apply depends on ``type``
     (:data:`RULE_FIELDS`; validation refuses the others).
@@ -76,6 +82,8 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dwell_s: Union[Annotated[float, msgspec.Meta(ge=0.0)], None] = None
     random: Union[RandomCheckins, None] = None
     min_score: Union[Annotated[float, msgspec.Meta(ge=0.0, le=1.0)], None] = None
+    category: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], None] = None
+    area: Union[Area, None] = None
 
     def effective_buffer_m(self) -> float:
         """``buffer_m`` of an exclusion rule (0: no approach warning)."""
@@ -102,8 +110,9 @@ DEFAULT_MIN_SCORE = 0.8
 """``min_score`` of a check-in rule that sets none: a lower face score fails."""
 
 RULE_FIELDS: dict[str, frozenset[str]] = {
-    "exclusion": frozenset({"zone", "buffer_m", "severity", "dwell_s"}),
-    "inclusion": frozenset({"zone", "severity", "dwell_s"}),
+    "exclusion": frozenset({"zone", "category", "area", "buffer_m", "windows", "severity",
+                            "dwell_s"}),
+    "inclusion": frozenset({"zone", "category", "area", "windows", "severity", "dwell_s"}),
     "curfew": frozenset({"zone", "windows", "severity", "dwell_s"}),
     "no_contact": frozenset({"person", "distance_m", "severity", "dwell_s"}),
     "signal_loss": frozenset({"after_s", "severity"}),
@@ -118,6 +127,68 @@ class TemplateRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     version: Annotated[int, msgspec.Meta(ge=1)]
+
+
+Grounds = Literal[
+    "violated_prohibition_order", "left_without_approval", "failed_to_report",
+    "public_security_penalty", "revocation_pending",
+]
+"""The grounds on which electronic positioning may be ordered (Community
+Corrections Law of the PRC, art. 29): a court prohibition order violated
+(违反人民法院禁止令); leaving the city or county without approval
+(无正当理由未经批准离开所居住的市、县); a warning for refusing to report
+(拒不按照规定报告自己的活动情况，被给予警告); a public-security penalty for
+breaking supervision rules (违反监督管理规定，被给予治安管理处罚); revocation
+of probation, parole or medical parole about to be sought
+(拟提请撤销缓刑、假释或者暂予监外执行)."""
+
+MAX_POSITIONING_DAYS = 92
+"""Longest approved term of electronic positioning (three months); a longer
+one is a renewal: a new order version with a new approved term."""
+
+
+class Positioning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The approved term of electronic positioning under an order.
+
+    Outside ``[from, until)`` the person's positioning data raises no
+    geofence alert; ``remind_days`` before ``until`` a blue reminder opens.
+    ``from``/``until`` are parsed to epoch ms by :func:`parse_orders`.
+    """
+
+    grounds: Grounds
+    until: Union[int, str]
+    approved_by: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    from_: Union[int, str] = msgspec.field(name="from")
+    remind_days: Annotated[int, msgspec.Meta(ge=0, le=30)] = 7
+
+
+class Exemption(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An approved leave (请假外出) or other time-boxed suspension of rules.
+
+    During ``[from, until)`` the named rules (``["*"]``: every exclusion,
+    inclusion and curfew rule) raise nothing, and ``temporary_rules`` apply
+    instead. ``from``/``until`` are parsed to epoch ms by :func:`parse_orders`.
+    """
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    until: Union[int, str]
+    rules: tuple[str, ...]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    requested_by: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    approved_by: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    level: Literal["office", "county"]
+    from_: Union[int, str] = msgspec.field(name="from")
+    temporary_rules: tuple[Rule, ...] = ()
+
+    def from_ms(self) -> int:
+        """Start of the suspension, epoch ms (after :func:`parse_orders`)."""
+        assert isinstance(self.from_, int)
+        return self.from_
+
+    def until_ms(self) -> int:
+        """End of the suspension, epoch ms (after :func:`parse_orders`)."""
+        assert isinstance(self.until, int)
+        return self.until
 
 
 class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -136,6 +207,8 @@ class Order(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     valid_until: Union[int, str, None] = None
     timezone: str = "Asia/Shanghai"
     template: Union[TemplateRef, None] = None
+    exemptions: tuple[Exemption, ...] = ()
+    positioning: Union[Positioning, None] = None
 
     def valid_from_ms(self) -> int:
         """Start of validity in epoch ms (0 when open-ended)."""
