@@ -67,6 +67,7 @@ class SimConfig:
     fixed_accuracy_m: float | None = None  # profile jt808: every valid fix reports this accuracy
     whole_seconds: bool = False          # profile jt808: BCD times carry whole seconds only
     facility_cameras: int | None = None  # cameras with facility incidents (default persons // 250, >= 2)
+    casework: bool = False               # schedules, leave, category rules, positioning terms
 
     @classmethod
     def for_profile(cls, profile: str, **kw: Any) -> SimConfig:
@@ -102,6 +103,8 @@ def _config_dict(cfg: SimConfig) -> dict[str, Any]:
     """The generator settings, kept with the zones so `live` can rebuild the same caseload."""
     d = dataclasses.asdict(cfg)
     d["shares"] = dict(cfg.shares)
+    if not cfg.casework:
+        del d["casework"]  # a day without casework is written exactly as before the option existed
     return d
 
 

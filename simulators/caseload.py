@@ -62,6 +62,7 @@ import numpy as np
 import shapely
 
 from geofence.model import format_ts
+from simulators import casework
 from simulators.caseconfig import (
     ADVERSARIAL_KINDS,
     ALL_KINDS,
@@ -82,6 +83,7 @@ from simulators.caseconfig import (
     _day_start_ms,
     config_from_dict,
 )
+from simulators.casework import CASEWORK_KINDS, CASEWORK_SILENT
 from simulators.city import (
     NANJING_DISTRICTS,
     City,
@@ -148,28 +150,37 @@ def generate(cfg: SimConfig) -> Caseload:
     persons = _persons(rng, cfg, city, safe)
     shares = dict(cfg.shares)
     _assign_scenarios(rng, cfg, city, persons, shares, safe)
+    crng = np.random.default_rng([cfg.seed, 0xCA5E]) if cfg.casework else None
+    if crng is not None:
+        casework.stage(crng, cfg, city, persons, safe)
     _choose_exclusions(rng, city, persons)
     _pair_contacts(rng, persons)
+    venues = casework.stage_categories(crng, cfg, city, persons, safe) if crng is not None else []
     day0 = _day_start_ms(cfg)
     messages, expected = _render(rng, cfg, city, persons, day0)
     orders = _orders(cfg, persons, day0)
     used = {z for p in persons for _, z, _ in p.exclusions}
+    used |= {z for p in persons for z in p.case.get("used", ())}
     features = district_features(city) + exclusion_features(city, used)
     features += [
         circle_feature(frame, f"home-{p.person_id}", p.home[0], p.home[1], p.home_r,
                        {"name": f"home of {p.person_id}", "category": "home", "jurisdiction": p.district})
         for p in persons
     ]
+    circles = [c for p in persons for c in p.case.get("circles", ())] + venues
+    features += [circle_feature(frame, zid, x, y, r, props) for zid, x, y, r, props in circles]
     zones = {"type": "FeatureCollection", "features": features,
              "wardstream_simulation": _config_dict(cfg)}
-    silent = {k: sorted(p.person_id for p in persons if p.scenario == k) for k in SILENT_KINDS}
+    silent_kinds = SILENT_KINDS + (CASEWORK_SILENT if cfg.casework else ())
+    silent = {k: sorted(p.person_id for p in persons if p.scenario == k) for k in silent_kinds}
     truth = {
         "meta": {
             "seed": cfg.seed, "persons": n, "day": cfg.day, "timezone": cfg.timezone,
             "center": [cfg.lat, cfg.lon],
             "day_start": format_ts(day0), "engine_assumptions": {
                 "lateness_s": 120, "dwell_s": 30, "confirm_fixes": 2, "contact_max_age_s": 120},
-            "scenarios": {k: sum(1 for p in persons if p.scenario == k) for k in ALL_KINDS},
+            "scenarios": {k: sum(1 for p in persons if p.scenario == k)
+                          for k in ALL_KINDS + (CASEWORK_KINDS if cfg.casework else ())},
             "two_device_persons": sum(1 for p in persons if p.phone_id is not None),
             "facility_alerts": sum(1 for e in expected if e["scenario"] == "facility"),
             "messages": messages.count, "lines": messages.line_count,
@@ -190,15 +201,21 @@ def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, 
     out: list[dict[str, Any]] = []
     for p in persons:
         rules: list[dict[str, Any]] = []
+        windows = p.case.get("windows", {})
         for rid, zone, buffer in p.exclusions:
             r: dict[str, Any] = {"id": rid, "type": "exclusion", "zone": zone}
             if buffer > 0:
                 r["buffer_m"] = buffer
+            if rid in windows:
+                r["windows"] = windows[rid]
             rules.append(r)
         incl: dict[str, Any] = {"id": "incl", "type": "inclusion", "zone": p.district}
         if "incl" in p.dwell:
             incl["dwell_s"] = p.dwell["incl"]
+        if "incl" in windows:
+            incl["windows"] = windows["incl"]
         rules.append(incl)
+        rules.extend(p.case.get("rules", ()))
         rules.append({"id": "curfew", "type": "curfew", "zone": f"home-{p.person_id}",
                       "windows": [{"days": p.curfew_days, "start": p.curfew[0], "end": p.curfew[1]}]})
         if p.partner is not None:
@@ -207,6 +224,8 @@ def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, 
         rules.append({"id": "signal", "type": "signal_loss", "after_s": p.after_s})
         until = day0 + 90 * 86_400_000 if p.valid_until_s is None else day0 + int(p.valid_until_s * 1000)
         since = day0 - 21 * 86_400_000
+        if "valid_from" in p.case:
+            since = day0 + int(p.case["valid_from"] * 1000)
         if cfg.open_validity and p.valid_until_s is None:
             since, until = 1_704_038_400_000, 4_102_416_000_000  # 2024-01-01 .. 2100-01-01 (+08:00)
         out.append({
@@ -215,6 +234,7 @@ def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, 
             "jurisdiction": p.district,
             "timezone": cfg.timezone, "valid_from": iso(since),
             "valid_until": iso(until), "rules": rules,
+            **casework.order_parts(p, day0, iso),
         })
     return out
 

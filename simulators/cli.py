@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 from simulators.caseload import DEFAULT_SHARES, SimConfig
+from simulators.casework import CASEWORK_SHARES
 from stream.cli import Parser
 
 
@@ -38,8 +39,9 @@ def _share(text: str) -> tuple[str, float]:
         share = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--share wants KIND=FRACTION, got {text!r}") from None
-    if kind not in DEFAULT_SHARES:
-        raise argparse.ArgumentTypeError(f"unknown scenario {kind!r}; one of {sorted(DEFAULT_SHARES)}")
+    if kind not in DEFAULT_SHARES and kind not in CASEWORK_SHARES:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {kind!r}; one of {sorted(DEFAULT_SHARES) + sorted(CASEWORK_SHARES)}")
     if not 0 <= share <= 0.2:
         raise argparse.ArgumentTypeError("a share is a fraction between 0 and 0.2")
     return kind, share
@@ -78,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
                    choices=("jt808", "watch", "gt06", "h02", "osmand", "mqtt"),
                    help="protocol the devices are provisioned for (default: jt808 with "
                         "--profile jt808, else osmand)")
+    g.add_argument("--casework", action="store_true",
+                   help="add casework: school-hours exclusions, weekend-widened inclusions, approved "
+                        "leave (some back late), category rules (schools of the county) and "
+                        "positioning terms ending in the day; without it the day is unchanged")
     g.add_argument("--quiet", action="store_true")
 
     v = sub.add_parser("verify", help="check truth.json against the generated tracks")
@@ -137,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
             lat=args.center[0], lon=args.center[1], day=args.day, timezone=args.timezone,
             interval_s=args.interval_s, city_radius_m=args.city_radius_m,
             district_detail_m=args.district_detail_m, shares=tuple(shares.items()),
-            malformed_lines=args.malformed,
+            malformed_lines=args.malformed, casework=args.casework,
         )
     if cfg.persons < 2:
         print("wardstream simulate: --persons must be at least 2", file=sys.stderr)

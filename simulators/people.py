@@ -66,6 +66,7 @@ class Person:
     phone_id: str | None = None                    # a second device (phone) on the same order
     phone_outages: list[tuple[float, float]] = field(default_factory=list)
     faces: list[tuple[float, float, float, float]] = field(default_factory=list)  # t, x, y, confidence
+    case: dict[str, Any] = field(default_factory=dict)  # casework: windows, leave, term (simulators.casework)
 
 
 def _sample_in(

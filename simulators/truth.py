@@ -9,7 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geofence.model import format_ts
+from simulators import casework
 from simulators.caseconfig import SILENT_KINDS, _hhmm_s
+from simulators.casework import CASEWORK_KINDS
 from simulators.people import Person
 
 
@@ -35,6 +37,9 @@ def _truth_for(
 ) -> None:
     sc = p.scenario
     if sc is None or sc in SILENT_KINDS:
+        return
+    if sc in CASEWORK_KINDS:
+        expected.extend(casework.truth_for(p, ms, s_all, day0, whole))
         return
 
     def at_ms(t: float) -> int:
