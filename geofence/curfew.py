@@ -153,3 +153,114 @@ class CurfewCalendar:
             probe += 2 * _DAY_MS
         far = ts_ms + 30 * _DAY_MS
         return far, far + 1
+
+    def end_reason(self, end_ms: int) -> str:
+        """Why a window ending at ``end_ms`` ends: always ``window_ended``."""
+        return WINDOW_ENDED
+
+
+WINDOW_ENDED = "window_ended"
+"""Reason of an episode cleared because a window of its rule ended."""
+EXEMPTED = "exempted"
+"""Reason of an episode cleared because an exemption (leave) suspended its rule."""
+POSITIONING_ENDED = "positioning_ended"
+"""Reason of an episode cleared because the positioning term ended."""
+
+_NEVER_MS = 1 << 61  # start of the empty interval of a rule that never applies again
+
+
+class ActivityCalendar:
+    """When one zone rule applies: its activity, as event-time intervals.
+
+    The activity is the rule's windows (``None``: always), within
+    ``[lo, hi)`` (the positioning term, and for a temporary rule of an
+    exemption the exemption's interval), less the intervals of the
+    exemptions that suspend the rule. The engine uses it exactly as a
+    :class:`CurfewCalendar` (:meth:`interval_at_or_after`), and asks
+    :meth:`end_reason` why an interval ends.
+
+    Parameters
+    ----------
+    windows : CurfewCalendar or None
+        The rule's own windows, or ``None`` for a rule without windows.
+    lo, hi : int
+        Bounds (epoch ms) outside which the rule never applies.
+    hi_reason : str
+        Why the activity ends at ``hi`` (:data:`POSITIONING_ENDED` or
+        :data:`WINDOW_ENDED`).
+    suspended : sequence of (int, int)
+        Intervals ``[from, until)`` in which the rule is suspended.
+
+    Examples
+    --------
+    >>> cal = ActivityCalendar(None, 0, 10_000, POSITIONING_ENDED, ((2_000, 3_000),))
+    >>> cal.interval_at_or_after(500), cal.end_reason(2_000)
+    ((0, 2000), 'exempted')
+    >>> cal.interval_at_or_after(2_500), cal.end_reason(10_000)
+    ((3000, 10000), 'positioning_ended')
+    """
+
+    __slots__ = ("_hi", "_hi_reason", "_lo", "_starts", "_susp", "_win")
+
+    def __init__(self, windows: CurfewCalendar | None, lo: int, hi: int, hi_reason: str,
+                 suspended: Sequence[tuple[int, int]] = ()) -> None:
+        self._win = windows
+        self._lo, self._hi, self._hi_reason = lo, hi, hi_reason
+        merged: list[tuple[int, int]] = []
+        for s, e in sorted(suspended):
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+            else:
+                merged.append((s, e))
+        self._susp = tuple(merged)
+        self._starts = frozenset(s for s, _ in merged)
+
+    def _pieces(self, s: int, e: int) -> list[tuple[int, int]]:
+        """``[s, e)`` less the suspensions."""
+        out: list[tuple[int, int]] = []
+        for a, b in self._susp:
+            if b <= s:
+                continue
+            if a >= e:
+                break
+            if a > s:
+                out.append((s, a))
+            s = max(s, b)
+            if s >= e:
+                return out
+        if s < e:
+            out.append((s, e))
+        return out
+
+    def interval_at_or_after(self, ts_ms: int) -> tuple[int, int]:
+        """The activity interval containing ``ts_ms`` or else the next one.
+
+        Returns ``(start_ms, end_ms)`` with ``ts_ms < end_ms``; a rule that
+        never applies again gets an empty interval far in the future.
+        """
+        probe = ts_ms
+        for _ in range(400):
+            if probe >= self._hi:
+                break
+            if self._win is None:
+                s, e = self._lo, self._hi
+            else:
+                s, e = self._win.interval_at_or_after(max(probe, self._lo))
+                if e - s == 1:  # no window within the calendar's horizon
+                    return (s, e) if s < self._hi else (_NEVER_MS, _NEVER_MS + 1)
+            s, e = max(s, self._lo), min(e, self._hi)
+            if e <= s:
+                break
+            for ps, pe in self._pieces(s, e):
+                if pe > ts_ms:
+                    return ps, pe
+            probe = e
+        return _NEVER_MS, _NEVER_MS + 1
+
+    def end_reason(self, end_ms: int) -> str:
+        """Why an activity interval ending at ``end_ms`` ends."""
+        if end_ms == self._hi:
+            return self._hi_reason
+        if end_ms in self._starts:
+            return EXEMPTED
+        return WINDOW_ENDED

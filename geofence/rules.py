@@ -26,7 +26,13 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from geofence.curfew import CurfewCalendar, calendar_for
+from geofence.curfew import (
+    POSITIONING_ENDED,
+    WINDOW_ENDED,
+    ActivityCalendar,
+    CurfewCalendar,
+    calendar_for,
+)
 from geofence.gc_pause import gc_paused
 from geofence.model import Order, Rule
 
@@ -55,6 +61,8 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "checkin_missed": "orange",
     "checkin_failed": "red",
     "checkin_outside": "orange",
+    "leave_overdue": "orange",
+    "positioning_term_ending": "blue",
 }
 
 CHECKIN_KINDS: tuple[str, ...] = ("checkin_missed", "checkin_failed", "checkin_outside")
@@ -119,7 +127,8 @@ class ZoneRule(msgspec.Struct, frozen=True, gc=False):
     dwell_ms: int
     severity: str
     approach_severity: str
-    calendar: CurfewCalendar | None
+    calendar: CurfewCalendar | ActivityCalendar | None
+    # the activity (docs/rules.md, "Schedules on any rule"): None = always
 
 
 class CheckinRule(msgspec.Struct, frozen=True, gc=False):
@@ -167,6 +176,37 @@ for _a in (_EMPTY_I64, _EMPTY_F64, _EMPTY_I8):
     _a.setflags(write=False)
 
 
+class Leave(msgspec.Struct, frozen=True, gc=False):
+    """An exemption of an order, as ``leave_overdue`` needs it.
+
+    Attributes
+    ----------
+    leave_id : str
+        The exemption's id (the ``rule_id`` of its ``leave_overdue``).
+    until : int
+        End of the exemption (epoch ms).
+    rules : tuple of int
+        Positions in ``PersonSpec.zone_rules`` of the rules it suspends.
+    """
+
+    leave_id: str
+    until: int
+    rules: tuple[int, ...]
+
+
+LEAVE_KIND = "leave_overdue"
+"""Alert kind of a person not back when a leave ends (``rule_id``: the exemption's id)."""
+TERM_KIND = "positioning_term_ending"
+"""Alert kind of the reminder before a positioning term ends (``rule_id``: ``positioning``)."""
+TERM_RULE = "positioning"
+"""``rule_id`` of :data:`TERM_KIND`."""
+
+
+def in_term(spec: PersonSpec, ts_ms: int) -> bool:
+    """Whether ``ts_ms`` lies in the person's positioning term (always, without one)."""
+    return spec.term is None or spec.term[0] <= ts_ms < spec.term[1]
+
+
 class PersonSpec(msgspec.Struct, gc=False):
     """An order compiled for evaluation.
 
@@ -174,6 +214,11 @@ class PersonSpec(msgspec.Struct, gc=False):
     keeps one per person for its whole life. The sequences are tuples; the
     arrays are read-only; :func:`compile_orders` shares rule objects and
     empty tuples between persons.
+
+    ``term`` is the positioning term (from, until, reminder lead, epoch
+    ms; ``None``: unlimited), ``leaves`` the order's exemptions and
+    ``casework`` whether the order has exemptions, a term or windows on a
+    rule other than a curfew (such persons never go quiet in bulk).
     """
 
     order: Order
@@ -193,6 +238,9 @@ class PersonSpec(msgspec.Struct, gc=False):
     missing_zones: tuple[str, ...] = ()
     curfew_idx: tuple[int, ...] = ()
     checkin: CheckinRule | None = None
+    term: tuple[int, int, int] | None = None
+    leaves: tuple[Leave, ...] = ()
+    casework: bool = False
 
     @property
     def has_curfew(self) -> bool:
@@ -225,10 +273,11 @@ def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: 
             sev = _severity(rule, "exclusion_entered")
             zr = ZoneRule(rule.id, EXCLUSION, zone_id, idx, rule.effective_buffer_m(), dwell_ms,
                           sev, lower(sev) if rule.severity else DEFAULT_SEVERITY["exclusion_approach"],
-                          None)
+                          calendar_for(rule.windows, timezone) if rule.windows else None)
         elif rule.type == "inclusion":
             zr = ZoneRule(rule.id, INCLUSION, zone_id, idx, 0.0, dwell_ms,
-                          _severity(rule, "inclusion_left"), "", None)
+                          _severity(rule, "inclusion_left"), "",
+                          calendar_for(rule.windows, timezone) if rule.windows else None)
         else:
             zr = ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
                           _severity(rule, "curfew_violated"), "",
@@ -335,6 +384,8 @@ def _compile_orders(
             for j, rule in enumerate(order.rules):
                 if got[j] is None:
                     got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
+        if order.exemptions or order.positioning is not None:
+            got = _with_casework(order, got, tz, zones, default_dwell_s)
         spec = _assemble(order, got, shapes)
         specs.append(spec)
         all_live.extend(spec.zone_rules)
@@ -353,6 +404,39 @@ def _compile_orders(
             spec.kinds = kinds[start:end]
             start = end
     return specs
+
+
+_UNBOUNDED = 1 << 61
+
+
+def _with_casework(order: Order, got: list[_Piece], tz: str, zones: ZoneIndex,
+                   default_dwell_s: float) -> list[_Piece]:
+    """The zone rules of an order with exemptions or a positioning term, their
+    activity composed (:class:`~geofence.curfew.ActivityCalendar`), and the
+    temporary rules of its exemptions after them. Per order: not shared."""
+    term = order.positioning
+    lo, hi = -_UNBOUNDED, _UNBOUNDED
+    if term is not None:
+        lo, hi = cast(int, term.from_), cast(int, term.until)
+    out: list[_Piece] = []
+    for tag, obj in got:
+        if tag in (_LIVE, _MISSING):
+            zr = cast(ZoneRule, obj)
+            susp = [(e.from_ms(), e.until_ms()) for e in order.exemptions
+                    if "*" in e.rules or zr.rule_id in e.rules]
+            if susp or term is not None:
+                obj = msgspec.structs.replace(zr, calendar=ActivityCalendar(
+                    zr.calendar, lo, hi, POSITIONING_ENDED, susp))
+        out.append((tag, obj))
+    for ex in order.exemptions:
+        for rule in ex.temporary_rules:
+            tag, obj = _compile_rule(rule, tz, zones, default_dwell_s)
+            zr = cast(ZoneRule, obj)
+            t_lo, t_hi = max(lo, ex.from_ms()), min(hi, ex.until_ms())
+            why = POSITIONING_ENDED if term is not None and t_hi == hi else WINDOW_ENDED
+            out.append((tag, msgspec.structs.replace(
+                zr, calendar=ActivityCalendar(zr.calendar, t_lo, t_hi, why))))
+    return out
 
 
 def _assemble(
@@ -389,6 +473,21 @@ def _assemble(
         shape = shapes[kt] = (tuple([i for i, k in enumerate(kt) if k == EXCLUSION]),
                               tuple([i for i, k in enumerate(kt) if k == CURFEW]))
     excl_pos, curf = shape
+    term: tuple[int, int, int] | None = None
+    leaves: tuple[Leave, ...] = ()
+    casework = False
+    if order.exemptions or order.positioning is not None:
+        casework = True
+        p = order.positioning
+        if p is not None:
+            term = (cast(int, p.from_), cast(int, p.until), p.remind_days * 86_400_000)
+        own = {r.id for r in order.rules}
+        leaves = tuple(Leave(e.id, e.until_ms(), tuple(
+            i for i, z in enumerate(live)
+            if z.rule_id in own and ("*" in e.rules or z.rule_id in e.rules)))
+            for e in order.exemptions)
+    elif any(z.calendar is not None and z.kind != CURFEW for z in live):
+        casework = True
     return PersonSpec(  # positional: faster than keywords
         order, order.person_id, order.jurisdiction, order.valid_from_ms(),
         order.valid_until_ms(), live, contact, signal_after, signal_rule, signal_sev,
@@ -397,6 +496,9 @@ def _assemble(
         missing,
         curf,
         checkin,
+        term,
+        leaves,
+        casework,
     )
 
 
