@@ -105,6 +105,21 @@ class ZoneIndex(Protocol):
         within_m: NDArray[np.float64],
     ) -> NDArray[np.float64]: ...
 
+    @property
+    def ids(self) -> tuple[str, ...]: ...
+
+    def zones_of(self, category: str, area: str = "") -> NDArray[np.int64]: ...
+
+    def scope_of(self, category: str, area: str = "") -> int: ...
+
+    def scope_distance_m(
+        self,
+        scope: NDArray[np.int64],
+        lon: NDArray[np.float64],
+        lat: NDArray[np.float64],
+        within_m: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]: ...
+
 
 def lower(severity: str) -> str:
     """One warning level lower (``red`` -> ``orange``; ``blue`` stays ``blue``)."""
@@ -121,8 +136,8 @@ class ZoneRule(msgspec.Struct, frozen=True, gc=False):
 
     rule_id: str
     kind: int  # EXCLUSION / INCLUSION / CURFEW
-    zone_id: str
-    zone_idx: int  # -1 when the zone is missing from the catalogue
+    zone_id: str  # a category rule: its scope's label (category_label)
+    zone_idx: int  # -1 when the zone is missing; a category rule: scope_index(scope)
     buffer_m: float
     dwell_ms: int
     severity: str
@@ -264,11 +279,31 @@ _LIVE, _MISSING, _CONTACT, _SIGNAL, _CHECKIN = 0, 1, 2, 3, 4
 _Piece = tuple[int, Union[ZoneRule, ContactRule, CheckinRule, tuple[int, str, str]]]
 
 
-def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: float) -> _Piece:
+_AREA_DIGITS = {"county": 6, "city": 4, "province": 2}
+
+
+def category_label(category: str, area: str) -> str:
+    """What a category rule names where a zone rule names its zone (``zone_id``)."""
+    return f"category:{category}@{area}" if area else f"category:{category}"
+
+
+def scope_index(scope: int) -> int:
+    """The ``zone_idx`` of a category rule over scope ``scope`` (and back: its own inverse)."""
+    return -2 - scope
+
+
+def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: float,
+                  jurisdiction: str = "") -> _Piece:
     dwell_ms = round((rule.dwell_s if rule.dwell_s is not None else default_dwell_s) * 1000)
     if rule.type in ("exclusion", "inclusion", "curfew"):
-        zone_id = rule.zone or ""
-        idx = zones.index_of(zone_id) if zone_id in zones else -1
+        if rule.category is not None:  # every zone of the category in the area
+            area = jurisdiction[:_AREA_DIGITS[rule.area]] if rule.area is not None else ""
+            zone_id = category_label(rule.category, area)
+            idx = scope_index(zones.scope_of(rule.category, area)) if len(
+                zones.zones_of(rule.category, area)) else -1
+        else:
+            zone_id = rule.zone or ""
+            idx = zones.index_of(zone_id) if zone_id in zones else -1
         if rule.type == "exclusion":
             sev = _severity(rule, "exclusion_entered")
             zr = ZoneRule(rule.id, EXCLUSION, zone_id, idx, rule.effective_buffer_m(), dwell_ms,
@@ -282,7 +317,7 @@ def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: 
             zr = ZoneRule(rule.id, CURFEW, zone_id, idx, 0.0, dwell_ms,
                           _severity(rule, "curfew_violated"), "",
                           calendar_for(rule.windows, timezone))
-        return (_LIVE if idx >= 0 else _MISSING), zr
+        return (_MISSING if idx == -1 else _LIVE), zr
     if rule.type == "no_contact":
         return _CONTACT, ContactRule(rule.id, rule.person or "", rule.effective_distance_m(), dwell_ms,
                                      _severity(rule, "contact"))
@@ -370,6 +405,7 @@ def _compile_orders(
     orders: Sequence[Order], zones: ZoneIndex, default_dwell_s: float,
 ) -> list[PersonSpec]:
     by_tz: dict[str, dict[Rule, _Piece]] = {}
+    area_pieces: dict[tuple[Rule, str], _Piece] = {}
     shapes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
     all_live: list[ZoneRule] = []
     ends: list[int] = []
@@ -383,7 +419,15 @@ def _compile_orders(
         if None in got:
             for j, rule in enumerate(order.rules):
                 if got[j] is None:
-                    got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
+                    if rule.area is not None:  # its zones depend on the order's jurisdiction
+                        ak = (rule, order.jurisdiction)
+                        p = area_pieces.get(ak)
+                        if p is None:
+                            p = area_pieces[ak] = _compile_rule(rule, tz, zones, default_dwell_s,
+                                                                order.jurisdiction)
+                        got[j] = p
+                    else:
+                        got[j] = pieces[rule] = _compile_rule(rule, tz, zones, default_dwell_s)
         if order.exemptions or order.positioning is not None:
             got = _with_casework(order, got, tz, zones, default_dwell_s)
         spec = _assemble(order, got, shapes)

@@ -22,6 +22,7 @@ from geofence.checkin import (
     owed_between,
     placement,
 )
+from geofence.engine.classify import rule_zone
 from geofence.engine.config import _INF, Key
 from geofence.engine.state import Entry, Lane, LaneState, LogItem
 from geofence.model import CheckIn
@@ -109,7 +110,8 @@ def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: En
     incl = [i for i, zr in enumerate(spec.zone_rules) if zr.kind == INCLUSION]
     where = placement([c1[i] for i in incl])
     if where == OUTSIDE:
-        outside = next(spec.zone_rules[i].zone_id for i in incl if c1[i] == 1)
+        zr = next(spec.zone_rules[i] for i in incl if c1[i] == 1)
+        outside = rule_zone(eng._zones, zr, m.lon, m.lat, m.accuracy_m)
         if "checkin_outside" not in dev:
             dev["checkin_outside"] = eng._open(
                 lane, spec, key, out, id_rule=ck.rule_id + ":outside", rule_id=ck.rule_id,

@@ -6,6 +6,15 @@ and its accuracy: :func:`zone_codes` is the one formula. Code ``c1`` says
 whether the rule is certainly violated (1), certainly kept (-1) or neither
 (0); ``c2`` does the same for an exclusion's approach buffer. The functions
 here return values and keep no state.
+
+A category rule (every zone of a category, perhaps within an area) is
+measured by :func:`rule_distances` against the nearest zone of its scope
+(:meth:`~geofence.zones.ZoneCatalogue.scope_distance_m`): the least signed
+distance over the zones. The same :func:`zone_codes` then says "certainly
+inside some zone" (``d < -acc``), "certainly outside every zone"
+(``d > acc``) and "certainly within the buffer of some zone but inside
+none" exactly as for one zone; :func:`rule_zone` names the zone that
+decided.
 """
 
 from __future__ import annotations
@@ -17,10 +26,10 @@ import numpy as np
 
 from geofence.engine.state import Entry
 from geofence.model import CheckIn, Fix, VideoHit
-from geofence.rules import CURFEW, EXCLUSION, PersonSpec, ZoneIndex
+from geofence.rules import CURFEW, EXCLUSION, PersonSpec, ZoneIndex, ZoneRule, scope_index
 
 __all__ = ["NOTHING", "Classified", "RuleTable", "attach_codes", "classify_fixes",
-           "classify_video", "ensure_codes", "zone_codes"]
+           "classify_video", "ensure_codes", "rule_distances", "rule_zone", "zone_codes"]
 
 
 class RuleTable(NamedTuple):
@@ -28,7 +37,8 @@ class RuleTable(NamedTuple):
 
     Person ``p`` (the engine's numbering) has rules ``start[p]`` to
     ``start[p] + count[p] - 1``; rule ``r`` tests zone ``zone[r]`` (a zone
-    index) with buffer ``buffer_m[r]`` and kind ``kind[r]``
+    index, or for a category rule :func:`geofence.rules.scope_index` of its
+    scope) with buffer ``buffer_m[r]`` and kind ``kind[r]``
     (:data:`geofence.rules.EXCLUSION`, ...).
     """
 
@@ -109,6 +119,60 @@ def zone_codes(d: Any, acc: Any, buffer_m: Any, kind: Any) -> tuple[Any, Any]:
     return c1, c2
 
 
+def rule_distances(zones: ZoneIndex, zone: Any, lon: Any, lat: Any, within: Any) -> Any:
+    """Signed distance (m) of each (point, rule) pair to what its rule protects.
+
+    Parameters
+    ----------
+    zones : ZoneIndex
+        The catalogue.
+    zone : ndarray of int
+        Per pair, its rule's ``zone_idx``: a zone index (>= 0), or
+        :func:`geofence.rules.scope_index` of a category rule's scope (< -1).
+    lon, lat : ndarray of float
+        The pair's point.
+    within : ndarray of float
+        Exact up to this distance (see
+        :meth:`~geofence.zones.ZoneCatalogue.signed_distance_m`).
+
+    Returns
+    -------
+    ndarray of float
+        For a zone, the signed distance to it; for a category rule, the
+        least signed distance over the zones of its scope (``inf`` when none
+        lies within reach).
+    """
+    zone = np.asarray(zone, np.int64)
+    cat = zone < -1
+    if not cat.any():
+        return zones.signed_distance_m(zone, lon, lat, within)
+    d = np.empty(len(zone), np.float64)
+    one = np.flatnonzero(~cat)
+    if len(one):
+        d[one] = zones.signed_distance_m(zone[one], lon[one], lat[one], within[one])
+    c = np.flatnonzero(cat)
+    d[c] = zones.scope_distance_m(-2 - zone[c], lon[c], lat[c], within[c])[0]  # scope_index
+    return d
+
+
+def rule_zone(zones: ZoneIndex, zr: ZoneRule, lon: float, lat: float, within: float) -> str:
+    """The zone that decides rule ``zr`` at a point: the alert's ``zone``.
+
+    The rule's own zone; for a category rule the nearest zone of its scope
+    (measured up to ``within`` metres, or among all of them when none is
+    that near).
+    """
+    if zr.zone_idx >= -1:
+        return zr.zone_id
+    s = np.array([scope_index(zr.zone_idx)], np.int64)
+    x, y = np.array([lon]), np.array([lat])
+    d, near = zones.scope_distance_m(s, x, y, np.array([within]))
+    if not float(d[0]) <= within:
+        d, near = zones.scope_distance_m(s, x, y, np.array([np.inf]))
+    k = int(near[0])
+    return zones.ids[k] if k >= 0 else zr.zone_id
+
+
 def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat: Any,
                    acc: Any) -> tuple[Classified, Any, Any, Any]:
     """Classify every (fix, zone rule) pair of a batch in one vectorised pass.
@@ -131,7 +195,7 @@ def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat:
     kind = table.kind[pos]
     curfew = kind == CURFEW
     a = acc[rep]
-    d = zones.signed_distance_m(table.zone[pos], lon[rep], lat[rep], a + buf)
+    d = rule_distances(zones, table.zone[pos], lon[rep], lat[rep], a + buf)
     c1, appr = zone_codes(d, a, buf, kind)
     viol = ((c1 == 1) & ~curfew) | (appr == 1)
     cf_out = (c1 == 1) & curfew
@@ -169,7 +233,7 @@ def ensure_codes(zones: ZoneIndex, spec: PersonSpec | None, ents: Sequence[Entry
     lat = np.repeat(np.array([e.msg.lat for e in todo]), k)  # type: ignore[union-attr]
     a = np.repeat(np.array([e.msg.accuracy_m for e in todo]), k)  # type: ignore[union-attr]
     buf = np.tile(spec.buffer_m, n)
-    d = zones.signed_distance_m(np.tile(spec.zone_idx, n), lon, lat, a + buf)
+    d = rule_distances(zones, np.tile(spec.zone_idx, n), lon, lat, a + buf)
     c1a, c2a = zone_codes(d, a, buf, np.tile(spec.kinds, n))
     c1, c2 = c1a.tolist(), c2a.tolist()
     for i, e in enumerate(todo):
@@ -194,9 +258,8 @@ def classify_video(zones: ZoneIndex, camera_accuracy_m: float,
             la.append(h.lat)
         spans.append((e, s, len(zi)))
     ca = camera_accuracy_m
-    d = zones.signed_distance_m(
-        np.array(zi, np.int64), np.array(lo), np.array(la), np.full(len(zi), ca + 1.0)
-    )
+    d = rule_distances(zones, np.array(zi, np.int64), np.array(lo), np.array(la),
+                       np.full(len(zi), ca + 1.0))
     inside = (d < -ca).astype(np.int8).tolist()
     for e, s, t in spans:
         e.c1 = tuple(inside[s:t])

@@ -22,6 +22,7 @@ import numpy as np
 
 from geofence.curfew import CurfewCalendar
 from geofence.engine.checkins import checkin_deadline, checkin_step, place_checkins
+from geofence.engine.classify import rule_zone
 from geofence.engine.config import (
     _FAR_FUTURE_MS,
     _INF,
@@ -425,7 +426,9 @@ def apply_step(
                     eng._cond_obs(
                         lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
                         "exclusion_entered" if zr.kind == EXCLUSION else "inclusion_left",
-                        zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id,
+                        zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id,
+                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else rule_zone(
+                            eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m),
                     )
                 if zr.buffer_m > 0:
                     code2 = c2[i] if not one_sided or c2[i] != -1 else 0
@@ -434,7 +437,10 @@ def apply_step(
                         eng._cond_obs(lane, spec, ac, code2, t, key, out,
                                        zr.rule_id + ":approach", zr.rule_id,
                                        "exclusion_approach", zr.approach_severity,
-                                       zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
+                                       zr.dwell_ms, fix.lon, fix.lat, dev_id,
+                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else rule_zone(
+                                           eng._zones, zr, fix.lon, fix.lat,
+                                           fix.accuracy_m + zr.buffer_m))
         if spec.contact_rules and not lane.late:
             eng._contact(lane, st, spec, key, out, None, one_sided)
         return
@@ -562,7 +568,8 @@ def face_match(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, hit: Vi
             cond.alert = eng._open(
                 lane, spec, key, out, id_rule=zr.rule_id, rule_id=zr.rule_id,
                 kind="exclusion_entered", severity=zr.severity, start=t, at=t,
-                lon=hit.lon, lat=hit.lat, zone=zr.zone_id, evidence="video",
+                lon=hit.lon, lat=hit.lat, evidence="video",
+                zone=rule_zone(eng._zones, zr, hit.lon, hit.lat, cfg.camera_accuracy_m),
                 camera_id=hit.camera_id,
             )
         elif cond.alert.evidence not in ("video", "gps+video"):

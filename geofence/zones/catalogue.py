@@ -47,6 +47,10 @@ _BBOX = attrgetter("bbox")
 _GEOM = attrgetter("geom")
 _CHUNKS = attrgetter("chunks")
 _GRID = attrgetter("grid")
+_CATEGORY = attrgetter("category")
+_JURISDICTION = attrgetter("jurisdiction")
+#: Longest jurisdiction prefix (a county's GB/T 2260 code).
+_JUR_MAX = 6
 
 
 class ZoneCatalogue:
@@ -75,6 +79,10 @@ class ZoneCatalogue:
     __slots__ = (
         "_bbox",
         "_bounds_tree",
+        "_cat",
+        "_cat_names",
+        "_cat_trees",
+        "_cat_zones",
         "_cell_chunks",
         "_cell_count",
         "_cell_start",
@@ -89,7 +97,12 @@ class ZoneCatalogue:
         "_grid_state",
         "_index",
         "_is_circle",
+        "_jpre",
         "_radius",
+        "_scope_cat",
+        "_scope_len",
+        "_scope_pre",
+        "_scopes",
         "_tree",
         "_vx",
         "_vy",
@@ -135,6 +148,29 @@ class ZoneCatalogue:
         self._tree = shapely.STRtree(shapely.box(cb[:, 0], cb[:, 1], cb[:, 2], cb[:, 3]))
         # the index over zone bounds serves zones_near only: built on first use
         self._bounds_tree: shapely.STRtree | None = None
+        # categories and jurisdictions (category rules): each zone's category
+        # number (-1: none) and, per prefix length L, its jurisdiction's first L
+        # digits as an integer (-1: no jurisdiction or a shorter one; column 0 is
+        # 0 for every zone: the empty prefix)
+        cats = list(map(_CATEGORY, zs))
+        self._cat_names: dict[str, int] = {}
+        for c in cats:
+            if c is not None and c not in self._cat_names:
+                self._cat_names[c] = len(self._cat_names)
+        self._cat = np.fromiter((-1 if c is None else self._cat_names[c] for c in cats), np.int64, n)
+        self._cat_zones: list[IntArray] = [np.flatnonzero(self._cat == k) for k in range(len(self._cat_names))]
+        self._cat_trees: list[shapely.STRtree | None] = [None] * len(self._cat_names)
+        jpre = np.full((n, _JUR_MAX + 1), -1, np.int64)
+        jpre[:, 0] = 0
+        for i, j in enumerate(map(_JURISDICTION, zs)):
+            if j is not None:
+                for k in range(2, len(j) + 1):
+                    jpre[i, k] = int(j[:k])
+        self._jpre = jpre
+        self._scopes: dict[tuple[str, str], int] = {}
+        self._scope_cat: list[int] = []
+        self._scope_len: list[int] = []
+        self._scope_pre: list[int] = []
         # raster accelerators, flattened
         off = np.full(n, -1, dtype=np.int64)
         gx0 = np.zeros(n)
@@ -338,6 +374,155 @@ class ZoneCatalogue:
             tree = self._bounds_tree = shapely.STRtree(shapely.box(bb[:, 0], bb[:, 1], bb[:, 2], bb[:, 3]))
         pi, zi = tree.query(boxes)
         return pi.astype(np.int64), zi.astype(np.int64)
+
+    # ------------------------------------------------------------ categories
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The zone categories (``properties.category``) present, in order of first use."""
+        return tuple(self._cat_names)
+
+    def zones_of(self, category: str, area: str = "") -> IntArray:
+        """Indices of the zones of ``category`` whose jurisdiction lies in ``area``.
+
+        Parameters
+        ----------
+        category : str
+            A zone category (``properties.category``).
+        area : str
+            A GB/T 2260 code prefix (2 to 6 digits): only zones whose
+            ``properties.jurisdiction`` begins with it (a zone's code equals a
+            6-digit ``area``; a zone of a shorter code is not inside a longer
+            ``area``). Empty: every zone of the category, with or without a
+            jurisdiction.
+
+        Returns
+        -------
+        ndarray of int64
+            Ascending zone indices (empty for an unknown category).
+
+        Examples
+        --------
+        >>> fc = {"type": "FeatureCollection", "features": [
+        ...     {"type": "Feature", "id": f"s{i}", "properties": {
+        ...         "radius_m": 50, "category": "school", "jurisdiction": j},
+        ...      "geometry": {"type": "Point", "coordinates": [118.79 + i / 100, 32.05]}}
+        ...     for i, j in enumerate(["320102", "320104", "3201"])]}
+        >>> zc = ZoneCatalogue.from_geojson(fc)
+        >>> zc.zones_of("school").tolist(), zc.zones_of("school", "320102").tolist()
+        ([0, 1, 2], [0])
+        >>> zc.zones_of("school", "3201").tolist(), zc.zones_of("bar").tolist()
+        ([0, 1, 2], [])
+        """
+        k = self._cat_names.get(category)
+        if k is None:
+            return np.zeros(0, np.int64)
+        z = self._cat_zones[k]
+        if not area:
+            return z
+        pre = self._prefix(area)
+        return z[self._jpre[z, len(area)] == pre]
+
+    def scope_of(self, category: str, area: str = "") -> int:
+        """A number for the zones of ``category`` in ``area`` (see :meth:`zones_of`),
+        for :meth:`scope_distance_m`; the same arguments give the same number."""
+        key = (category, area)
+        s = self._scopes.get(key)
+        if s is None:
+            pre = self._prefix(area) if area else 0
+            s = self._scopes[key] = len(self._scope_cat)
+            self._scope_cat.append(self._cat_names.get(category, -1))
+            self._scope_len.append(len(area))
+            self._scope_pre.append(pre)
+        return s
+
+    @staticmethod
+    def _prefix(area: str) -> int:
+        if not (2 <= len(area) <= _JUR_MAX and area.isascii() and area.isdigit()):
+            raise ValueError(f"area must be a code prefix of 2 to {_JUR_MAX} digits, got {area!r:.40}")
+        return int(area)
+
+    def scope_distance_m(
+        self, scope: NDArray[np.int64], lon: NDArray[np.float64], lat: NDArray[np.float64],
+        within_m: NDArray[np.float64],
+    ) -> tuple[FloatArray, IntArray]:
+        """Signed distance from each point to the nearest zone of its scope.
+
+        The least :meth:`signed_distance_m` over the zones of the scope
+        (:meth:`scope_of`): negative inside some zone (how deep inside the
+        zone it is deepest in), positive outside all of them. Only the zones
+        found near the point by the category's index over zone bounds are
+        measured, so the result has :meth:`signed_distance_m`'s guarantee:
+        exact up to ``within_m``, beyond it only the sign and a magnitude
+        greater than ``within_m`` (``inf`` when no zone of the scope lies
+        within reach). ``within_m`` ``inf`` measures every zone of the scope.
+
+        Parameters
+        ----------
+        scope : ndarray of int
+            Each point's scope.
+        lon, lat : ndarray of float
+            The points, degrees WGS 84.
+        within_m : ndarray of float
+            Reach of each point (metres).
+
+        Returns
+        -------
+        d : ndarray of float64
+            Metres, as above.
+        nearest : ndarray of int64
+            The zone that gave ``d`` (-1 when no zone of the scope was near
+            enough to measure); the nearest zone whenever ``d`` is within reach.
+        """
+        s = np.asarray(scope, dtype=np.int64).ravel()
+        x = np.asarray(lon, dtype=np.float64).ravel()
+        y = np.asarray(lat, dtype=np.float64).ravel()
+        n = len(s)
+        w = np.broadcast_to(np.asarray(within_m, dtype=np.float64), (n,))
+        d = np.full(n, np.inf)
+        nearest = np.full(n, -1, np.int64)
+        if n == 0:
+            return d, nearest
+        scat = np.asarray(self._scope_cat, np.int64)[s]
+        slen = np.asarray(self._scope_len, np.int64)[s]
+        spre = np.asarray(self._scope_pre, np.int64)[s]
+        pis: list[IntArray] = []
+        zis: list[IntArray] = []
+        for k in np.unique(scat[scat >= 0]).tolist():
+            sel = np.flatnonzero(scat == k)
+            zk = self._cat_zones[k]
+            fin = np.isfinite(w[sel])
+            if fin.any():  # nearby zones of the category, by the index over their bounds
+                f = sel[fin]
+                dlon, dlat = _degree_halfwidths(y[f], np.maximum(w[f], 0.0))
+                boxes = shapely.box(x[f] - dlon, y[f] - dlat, x[f] + dlon, y[f] + dlat)
+                tree = self._cat_trees[k]
+                if tree is None:
+                    bb = self._bbox[zk]
+                    tree = self._cat_trees[k] = shapely.STRtree(
+                        shapely.box(bb[:, 0], bb[:, 1], bb[:, 2], bb[:, 3]))
+                qi, qz = tree.query(boxes)
+                pis.append(f[qi])
+                zis.append(zk[qz])
+            if not fin.all():  # every zone of the category
+                f = sel[~fin]
+                pis.append(np.repeat(f, len(zk)))
+                zis.append(np.tile(zk, len(f)))
+        if not pis:
+            return d, nearest
+        pi = np.concatenate(pis).astype(np.int64)
+        zi = np.concatenate(zis).astype(np.int64)
+        keep = self._jpre[zi, slen[pi]] == spre[pi]  # the area of the point's scope
+        pi, zi = pi[keep], zi[keep]
+        if not len(pi):
+            return d, nearest
+        dd = self.signed_distance_m(zi, x[pi], y[pi], w[pi])
+        order = np.lexsort((zi, dd, pi))  # per point: least distance first (ties: lower index)
+        pi, zi, dd = pi[order], zi[order], dd[order]
+        first = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
+        d[pi[first]] = dd[first]
+        nearest[pi[first]] = zi[first]
+        return d, nearest
 
     # ------------------------------------------------------------ distance
 
