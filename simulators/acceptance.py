@@ -94,12 +94,13 @@ def _generate(args: argparse.Namespace) -> dict[str, str]:
     paths = {n: str(out / n) for n in names}
     if args.reuse and all((out / n).exists() for n in names):
         meta = json.loads((out / "truth.json").read_text())["meta"]
-        if (meta.get("persons"), meta.get("seed"), meta.get("day")) == (args.persons, args.seed, args.day):
+        same = (meta.get("persons"), meta.get("seed"), meta.get("day")) == (args.persons, args.seed, args.day)
+        if same and ("school_hours" in meta.get("scenarios", {})) == args.casework:
             print(f"reusing the day in {out} ({meta['messages']:,} messages)", flush=True)
             return paths
     t0 = time.perf_counter()
     cfg = SimConfig.for_profile(args.profile, persons=args.persons, seed=args.seed, day=args.day,
-                                interval_s=args.interval_s)
+                                interval_s=args.interval_s, casework=args.casework)
     cl = generate(cfg)
     t1 = time.perf_counter()
     written = write(cl, str(out))
@@ -515,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kill-worker-at", type=float, default=None, metavar="FRACTION",
                    help="kafka: kill -9 the worker once this fraction of the day is sent, then start"
                         " a new one (recovery must lose nothing and open nothing twice)")
+    p.add_argument("--no-casework", dest="casework", action="store_false",
+                   help="leave out the casework persons (windows on zone rules, leave, category "
+                        "rules, positioning terms), as days were generated before them")
     p.add_argument("--json", default=None, help="write sizes, durations and scores here")
     args = p.parse_args(argv)
     chosen = [x for x in args.paths.split(",") if x]
@@ -528,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = _generate(args)
     truth = json.loads(Path(paths["truth.json"]).read_text())
     summary: dict[str, Any] = {"persons": args.persons, "seed": args.seed, "day": args.day,
+                               "casework": args.casework,
                                "profile": args.profile, "interval_s": args.interval_s,
                                "messages": truth["meta"]["messages"], "expected": len(truth["expected"]),
                                "cores": len(os.sched_getaffinity(0)), "paths": {}}

@@ -56,7 +56,7 @@ CASEWORK_SHARES: dict[str, float] = {k: 0.003 for k in CASEWORK_KINDS}
 SCHOOL_HOURS = ("07:00", "18:00")
 WIDE_HOURS = ("08:00", "18:00")
 SCHOOL_BUFFER_M = 100.0
-CATEGORY_BUFFER_M = 100.0
+CATEGORY_BUFFER_M = 0.0
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _H = 3600.0
 
@@ -335,7 +335,7 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             p.case["used"] = [z.zone_id]
             p.case["rules"] = [
                 {"id": "cat-school", "type": "exclusion", "category": "school", "area": "county",
-                 "buffer_m": CATEGORY_BUFFER_M},
+                 **({"buffer_m": CATEGORY_BUFFER_M} if CATEGORY_BUFFER_M > 0 else {})},
                 {"id": "cat-entertainment", "type": "exclusion", "category": "entertainment",
                  "area": "county"},
             ]

@@ -1,0 +1,170 @@
+"""Casework persons (windows on zone rules, leave, category rules, positioning
+terms): their orders, their ground truth, determinism, and a replayed day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import shapely
+from shapely.geometry import Point
+
+from geofence.model import parse_orders, parse_ts
+from simulators.caseload import DEFAULT_SHARES, Caseload, SimConfig, dumps, generate, write
+from simulators.casework import CASEWORK_KINDS, CASEWORK_SILENT, CATEGORY_BUFFER_M
+from simulators.score import load_alerts, score
+
+TZ = ZoneInfo("Asia/Shanghai")
+SHARES = (*DEFAULT_SHARES.items(), *((k, 0.01) for k in CASEWORK_KINDS))
+
+
+@pytest.fixture(scope="module")
+def day() -> Caseload:
+    return generate(SimConfig(persons=300, seed=5, casework=True, shares=SHARES))
+
+
+def _local(ts: str) -> dt.datetime:
+    return dt.datetime.fromtimestamp(parse_ts(ts) / 1000, TZ)
+
+
+def _by_kind(cl: Caseload, kind: str) -> list[Any]:
+    ps = [p for p in cl.persons if p.scenario == kind]
+    assert ps, f"no person staged for {kind}"
+    return ps
+
+
+def _expected(cl: Caseload, pid: str) -> list[dict[str, Any]]:
+    return [e for e in cl.truth["expected"] if e["person_id"] == pid]
+
+
+def _order(cl: Caseload, pid: str) -> dict[str, Any]:
+    return next(o for o in cl.orders if o["person_id"] == pid)
+
+
+def test_every_casework_kind_is_staged_and_orders_parse(day: Caseload) -> None:
+    for kind in CASEWORK_KINDS:
+        _by_kind(day, kind)
+    orders = parse_orders(dumps(day.orders))
+    assert any(o.exemptions for o in orders) and any(o.positioning for o in orders)
+
+
+def test_school_hours_alert_inside_the_window_and_evening_entry_is_silent(day: Caseload) -> None:
+    for p in _by_kind(day, "school_hours"):
+        (e,) = _expected(day, p.person_id)
+        assert (e["rule_id"], e["kind"]) == ("excl-1", "exclusion_entered")
+        rule = next(r for r in _order(day, p.person_id)["rules"] if r["id"] == "excl-1")
+        assert rule["windows"][0]["start"] == "07:00"
+        assert 7 <= _local(e["opened_at"][0]).hour < 18
+    for p in _by_kind(day, "school_evening"):
+        assert _expected(day, p.person_id) == []
+        assert p.segments[0].t0 >= 18 * 3600 + 20 * 60
+        assert p.person_id in day.truth["silent_persons"]["school_evening"]
+
+
+def test_inside_at_window_start_opens_at_the_start(day: Caseload) -> None:
+    for p in _by_kind(day, "school_at_start"):
+        (e,) = _expected(day, p.person_id)
+        assert _local(e["opened_at"][0]).time() == dt.time(7, 0)
+        assert p.segments[0].t0 < 7 * 3600 <= p.segments[1].t0  # already inside before it
+    for p in _by_kind(day, "widen_at_start"):
+        (e,) = _expected(day, p.person_id)
+        assert (e["rule_id"], _local(e["opened_at"][0]).time()) == ("incl", dt.time(18, 0))
+
+
+def test_widened_inclusion_alerts_only_outside_the_widening(day: Caseload) -> None:
+    for p in _by_kind(day, "widen_day"):
+        assert _expected(day, p.person_id) == []
+        o = _order(day, p.person_id)
+        wide = next(r for r in o["rules"] if r["id"] == "incl-work")
+        assert wide["windows"][0]["start"] == "08:00"
+        assert p.segments[0].t0 > 8 * 3600 and p.segments[0].t1 < 18 * 3600
+    for p in _by_kind(day, "widen_night"):
+        (e,) = _expected(day, p.person_id)
+        assert e["kind"] == "inclusion_left" and _local(e["opened_at"][0]).hour >= 18
+
+
+def test_leave_travel_is_silent_and_late_return_is_overdue_at_until(day: Caseload) -> None:
+    for p in _by_kind(day, "leave_travel"):
+        (ex,) = _order(day, p.person_id)["exemptions"]
+        assert _expected(day, p.person_id) == []
+        lo, hi = parse_ts(ex["from"]) - day.day_start_ms, parse_ts(ex["until"]) - day.day_start_ms
+        assert lo < p.segments[0].t0 * 1000 and p.segments[0].t1 * 1000 < hi
+    for p in _by_kind(day, "leave_late"):
+        (ex,) = _order(day, p.person_id)["exemptions"]
+        got = {(e["rule_id"], e["kind"]): e["opened_at"] for e in _expected(day, p.person_id)}
+        lo, hi = got[(ex["id"], "leave_overdue")]
+        assert lo == hi  # an exact instant
+        assert parse_ts(got[(ex["id"], "leave_overdue")][0]) == parse_ts(ex["until"])
+        assert parse_ts(got[("incl", "inclusion_left")][0]) == parse_ts(ex["until"])
+        assert p.segments[0].t1 * 1000 > parse_ts(ex["until"]) - day.day_start_ms
+
+
+def test_positioning_reminder_and_term_end(day: Caseload) -> None:
+    for p in _by_kind(day, "positioning_reminder"):
+        term = _order(day, p.person_id)["positioning"]
+        (e,) = _expected(day, p.person_id)
+        assert e["kind"] == "positioning_term_ending"
+        assert parse_ts(e["opened_at"][0]) == parse_ts(term["until"]) - term["remind_days"] * 86_400_000
+    for p in _by_kind(day, "positioning_ends"):
+        o = _order(day, p.person_id)
+        until = parse_ts(o["positioning"]["until"])
+        (e,) = _expected(day, p.person_id)
+        assert parse_ts(e["opened_at"][1]) < until  # the breach after the term raises nothing
+        assert (p.segments[1].t0 * 1000 + day.day_start_ms) > until
+        # the reminder fell before this order version was valid: none expected
+        assert until - 7 * 86_400_000 < parse_ts(o["valid_from"])
+
+
+def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
+    feats = {f["id"]: f for f in day.zones["features"]}
+    for kind, rule in (("category_county", "cat-school"), ("category_other", "incl")):
+        for p in _by_kind(day, kind):
+            (e,) = _expected(day, p.person_id)
+            assert e["rule_id"] == rule
+            (zid,) = p.case["used"]
+            props = feats[zid]["properties"]
+            assert props["category"] == "school"
+            assert (props["jurisdiction"] == p.district) == (kind == "category_county")
+            z = next(z for z in day.city.zones if z.zone_id == zid)
+            assert z.geom.contains(Point(p.segments[0].x, p.segments[0].y))
+            # every other school of the county stays out of reach
+            own = [z.geom for z in day.city.zones if z.category == "school" and z.district == p.district
+                   and z.zone_id != zid]
+            here = Point(p.segments[0].x, p.segments[0].y)
+            assert all(shapely.distance(g, here) > CATEGORY_BUFFER_M + 60 for g in own)
+
+
+def test_silent_kinds_are_listed(day: Caseload) -> None:
+    for k in CASEWORK_SILENT:
+        assert sorted(p.person_id for p in day.persons if p.scenario == k) == day.truth["silent_persons"][k]
+
+
+def test_same_config_same_bytes_and_off_leaves_no_trace(tmp_path: Path) -> None:
+    cfg = SimConfig(persons=120, seed=9, casework=True)
+    a, b = generate(cfg), generate(cfg)
+    assert dumps(a.orders) == dumps(b.orders) and dumps(a.truth) == dumps(b.truth)
+    assert b"".join(a.lines()) == b"".join(b.lines())
+    off = generate(SimConfig(persons=120, seed=9))
+    assert "casework" not in off.zones["wardstream_simulation"]
+    assert not any("exemptions" in o or "positioning" in o for o in off.orders)
+    assert not any(k in off.truth["meta"]["scenarios"] for k in CASEWORK_KINDS)
+
+
+@pytest.mark.xfail(strict=True, reason="the engine does not yet evaluate windows on exclusion and "
+                   "inclusion rules, exemptions and positioning terms in replay")
+def test_small_casework_day_replays_with_full_precision_and_recall(tmp_path: Path) -> None:
+    cl = generate(SimConfig(persons=300, seed=5, casework=True, shares=SHARES))
+    paths = write(cl, str(tmp_path))
+    out = tmp_path / "alerts.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "stream.cli", "replay", "--zones", paths["zones.geojson"],
+                           "--orders", paths["orders.json"], "--telemetry", paths["telemetry.jsonl"],
+                           "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = score(json.loads(Path(paths["truth.json"]).read_text()), load_alerts(out.read_text()))
+    assert (report.precision, report.recall) == (1.0, 1.0), report.text()
