@@ -190,6 +190,13 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     found: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
     problems: list[str] = []
     latest: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+    casework = [o for o in orders if o.exemptions or o.positioning is not None or any(
+        r.category is not None or (r.windows and r.type != "curfew") for r in o.rules)]
+    if casework:
+        problems.append(f"{len(casework)} orders use windows on exclusion or inclusion rules, leave,"
+                        " category rules or positioning terms, which this oracle does not re-derive"
+                        f" (first: {casework[0].person_id}); verify a day generated without --casework")
+        return problems
     for o in orders:
         _person(o, fixes.get(o.person_id, []), events.get(o.person_id, []), zones, frame, found,
                 problems, latest)

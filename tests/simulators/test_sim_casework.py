@@ -168,3 +168,13 @@ def test_small_casework_day_replays_with_full_precision_and_recall(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     report = score(json.loads(Path(paths["truth.json"]).read_text()), load_alerts(out.read_text()))
     assert (report.precision, report.recall) == (1.0, 1.0), report.text()
+
+
+def test_oracle_says_it_does_not_rederive_casework(day: Caseload, tmp_path: Path) -> None:
+    from simulators.verify import verify
+
+    write(day, str(tmp_path))
+    with open(tmp_path / "telemetry.jsonl", "rb") as f:
+        problems = verify((tmp_path / "zones.geojson").read_bytes(), (tmp_path / "orders.json").read_bytes(),
+                          (line.rstrip(b"\n") for line in f), day.truth, 32.06, 118.79)
+    assert len(problems) == 1 and "does not re-derive" in problems[0]
