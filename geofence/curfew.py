@@ -158,6 +158,10 @@ class CurfewCalendar:
         """Why a window ending at ``end_ms`` ends: always ``window_ended``."""
         return WINDOW_ENDED
 
+    def why_inactive(self, ts_ms: int) -> str:
+        """Why the rule does not apply at ``ts_ms``: outside its windows."""
+        return WINDOW_ENDED
+
 
 WINDOW_ENDED = "window_ended"
 """Reason of an episode cleared because a window of its rule ended."""
@@ -256,6 +260,14 @@ class ActivityCalendar:
                     return ps, pe
             probe = e
         return _NEVER_MS, _NEVER_MS + 1
+
+    def why_inactive(self, ts_ms: int) -> str:
+        """Why the rule does not apply at ``ts_ms`` (an order reloaded then)."""
+        if ts_ms >= self._hi:
+            return self._hi_reason
+        if any(a <= ts_ms < b for a, b in self._susp):
+            return EXEMPTED
+        return WINDOW_ENDED
 
     def end_reason(self, end_ms: int) -> str:
         """Why an activity interval ending at ``end_ms`` ends."""

@@ -470,7 +470,7 @@ def _with_casework(order: Order, got: list[_Piece], tz: str, zones: ZoneIndex,
                     if "*" in e.rules or zr.rule_id in e.rules]
             if susp or term is not None:
                 obj = msgspec.structs.replace(zr, calendar=ActivityCalendar(
-                    zr.calendar, lo, hi, POSITIONING_ENDED, susp))
+                    cast(CurfewCalendar | None, zr.calendar), lo, hi, POSITIONING_ENDED, susp))
         out.append((tag, obj))
     for ex in order.exemptions:
         for rule in ex.temporary_rules:
@@ -479,7 +479,8 @@ def _with_casework(order: Order, got: list[_Piece], tz: str, zones: ZoneIndex,
             t_lo, t_hi = max(lo, ex.from_ms()), min(hi, ex.until_ms())
             why = POSITIONING_ENDED if term is not None and t_hi == hi else WINDOW_ENDED
             out.append((tag, msgspec.structs.replace(
-                zr, calendar=ActivityCalendar(zr.calendar, t_lo, t_hi, why))))
+                zr, calendar=ActivityCalendar(cast(CurfewCalendar | None, zr.calendar),
+                                              t_lo, t_hi, why))))
     return out
 
 

@@ -38,7 +38,6 @@ from geofence.model import (
     parse_ts,
 )
 from geofence.rules import (
-    CURFEW,
     PersonSpec,
 )
 
@@ -235,7 +234,7 @@ def handover(eng: Engine, late: Lane, lane: Lane, ents: list[Entry]) -> None:
     moved: list[Alert] = []
     any_moved = False
     for i, zr in enumerate(spec.zone_rules):
-        if zr.kind == CURFEW:
+        if zr.calendar is not None:  # a rule with an activity keeps its own episodes
             continue
         for lc, cc in ((lst.conds[i], st.conds[i]), (lst.appr[i], st.appr[i])):
             if (lc.start < 0 and lc.alert is None) or cc.start >= 0 or cc.alert is not None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from geofence.curfew import CurfewCalendar
+from geofence.curfew import POSITIONING_ENDED, ActivityCalendar, CurfewCalendar
 from geofence.engine.checkins import checkin_deadline, checkin_step, place_checkins
 from geofence.engine.classify import rule_zone
 from geofence.engine.config import (
@@ -49,10 +49,15 @@ from geofence.rules import (
     CURFEW,
     DEFAULT_SEVERITY,
     EXCLUSION,
+    LEAVE_KIND,
     SPOOF_KIND,
     SPOOF_RULE,
     STICKY_DEVICE_RULES,
+    TERM_KIND,
+    TERM_RULE,
     PersonSpec,
+    ZoneRule,
+    in_term,
 )
 
 if TYPE_CHECKING:
@@ -153,12 +158,16 @@ def catch_up(
                     best, what = k, -2
             if st.started:
                 for i, zr in enumerate(spec.zone_rules):
-                    if zr.kind != CURFEW:
+                    if zr.calendar is None:
                         continue
                     c = st.conds[i]
                     k = (window_due(c.iv_start, c.iv_end, c.entered), 0, "", 0, "")
                     if k < upto and (best is None or k < best):
                         best, what = k, i
+            if spec.term is not None and st.term < 2:
+                k = (term_due(spec.term, st.term), 0, "", 0, TERM_RULE)
+                if k < upto and (best is None or k < best):
+                    best, what = k, -6
             end = order_end_due(spec)
             if not st.expired and end < _INF:
                 k = (end, 0, "", 0, "")
@@ -181,7 +190,7 @@ def catch_up(
         t = best[0]
         if what == -2:
             assert spec is not None
-            if spec.active_at(t):
+            if spec.active_at(t) and in_term(spec, t):
                 st.sig = eng._open(
                     lane, spec, best, out, id_rule=spec.signal_rule_id or "signal_loss",
                     rule_id=spec.signal_rule_id or "signal_loss", kind="signal_lost",
@@ -209,6 +218,9 @@ def catch_up(
         elif what == -5:
             assert spec is not None
             checkin_deadline(eng, lane, st, spec, best, out)
+        elif what == -6:
+            assert spec is not None
+            term_step(eng, lane, st, spec, best, out)
         elif what == -4:
             ev = best[4]
             del st.cam_last[ev]
@@ -217,22 +229,7 @@ def catch_up(
                 eng._clear(a, best, t, out, "quiet")
         else:
             assert spec is not None
-            zr = spec.zone_rules[what]
-            c = st.conds[what]
-            if not c.entered:
-                c.entered = True  # its timer: window_due, now the window's end
-                viol_at = window_begins(c.iv_start, c.iv_end, c.last_code)[1]  # t or -1
-                if viol_at >= 0 and spec.active_at(t) and c.alert is None:
-                    # already outside when the window starts: in breach from its start
-                    eng._cond_obs(lane, spec, c, 1, t, best, out, zr.rule_id, zr.rule_id,
-                                   "curfew_violated", zr.severity, zr.dwell_ms,
-                                   st.lf_lon, st.lf_lat, None, zr.zone_id)
-            else:
-                if c.alert is not None:
-                    eng._clear(c.alert, best, t, out, "window_ended")
-                    c.alert = None
-                c.start, c.n = -1, 0
-                c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, c.iv_end)
+            activity_step(eng, lane, st, spec, what, best, out)
 
 
 def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | None) -> int:
@@ -240,9 +237,11 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
     if spec is not None:
         if st.started:
             for i, zr in enumerate(spec.zone_rules):
-                if zr.kind == CURFEW:
+                if zr.calendar is not None:
                     c = st.conds[i]
                     best = min(best, window_due(c.iv_start, c.iv_end, c.entered))
+            if spec.term is not None and st.term < 2:
+                best = min(best, term_due(spec.term, st.term))
             if spec.checkin is not None and not st.expired and 0 <= st.ck_due < best:
                 best = st.ck_due
         if not st.expired:
@@ -256,7 +255,124 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
     return best
 
 
-def window_at(calendar: CurfewCalendar | None, t: int) -> tuple[int, int, bool]:
+def activity_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, i: int, key: Key,
+                  out: list[LogItem]) -> None:
+    """A zone rule's activity begins or ends (its timer, :func:`window_due`).
+
+    At a start the rule's last code is taken as observed at that instant
+    (:func:`window_begins`: a person already violating is in breach from
+    there, opening per confirm and dwell), and so is the approach
+    warning's; a leave ending with the person still violating a rule it
+    suspended opens ``leave_overdue``. At an end every open episode of
+    the rule clears with the reason the calendar gives (``window_ended``,
+    ``exempted``, ``positioning_ended``) and streaks restart.
+    """
+    zr = spec.zone_rules[i]
+    c = st.conds[i]
+    t = key[0]
+    if not c.entered:
+        c.entered = True  # its timer: window_due, now the activity's end
+        if not spec.active_at(t) or st.expired:
+            return
+        viol_at = window_begins(c.iv_start, c.iv_end, c.last_code)[1]  # t or -1
+        if viol_at >= 0 and c.alert is None:
+            # already violating as the rule begins to apply: in breach from here
+            eng._cond_obs(lane, spec, c, 1, t, key, out, zr.rule_id, zr.rule_id,
+                           zone_kind(zr), zr.severity, zr.dwell_ms,
+                           st.lf_lon, st.lf_lat, None, zr.zone_id)
+        if zr.buffer_m > 0:
+            ac = st.appr[i]
+            if window_begins(c.iv_start, c.iv_end, ac.last_code)[1] >= 0 and ac.alert is None:
+                eng._cond_obs(lane, spec, ac, 1, t, key, out, zr.rule_id + ":approach",
+                               zr.rule_id, "exclusion_approach", zr.approach_severity,
+                               zr.dwell_ms, st.lf_lon, st.lf_lat, None, zr.zone_id)
+        if viol_at >= 0:
+            for lv in spec.leaves:
+                name = LEAVE_KIND + ":" + lv.leave_id
+                if lv.until == t and i in lv.rules and name not in st.dev:
+                    st.dev[name] = eng._open(
+                        lane, spec, key, out, id_rule=name, rule_id=lv.leave_id, kind=LEAVE_KIND,
+                        severity=DEFAULT_SEVERITY[LEAVE_KIND], start=t, at=t,
+                        lon=st.lf_lon if st.lf_ts >= 0 else None,
+                        lat=st.lf_lat if st.lf_ts >= 0 else None, zone=zr.zone_id)
+    else:
+        assert zr.calendar is not None
+        why = zr.calendar.end_reason(c.iv_end)
+        for cc in (c, st.appr[i]):
+            if cc.alert is not None:
+                eng._clear(cc.alert, key, t, out, why)
+                cc.alert = None
+            cc.start, cc.n = -1, 0
+        c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, c.iv_end)
+
+
+def zone_kind(zr: ZoneRule) -> str:
+    """The alert kind of a zone rule's main condition."""
+    return ("exclusion_entered" if zr.kind == EXCLUSION
+            else "curfew_violated" if zr.kind == CURFEW else "inclusion_left")
+
+
+def term_due(term: tuple[int, int, int], stage: int) -> int:
+    """The positioning term's timer: its reminder (``stage`` 0), then its end (1)."""
+    return max(term[1] - term[2], term[0]) if stage == 0 else term[1]
+
+
+def term_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, key: Key,
+              out: list[LogItem]) -> None:
+    """The positioning term's reminder opens, or the term ends.
+
+    At ``until - remind_days`` a blue ``positioning_term_ending`` opens
+    (the order in force then); at ``until`` it clears, and so do
+    ``signal_lost`` and no_contact episodes, with reason
+    ``positioning_ended`` (zone rules end by their activity).
+    """
+    assert spec.term is not None
+    t = key[0]
+    if st.term == 0:
+        st.term = 1
+        if (spec.active_at(t) and not st.expired and t < spec.term[1] and not lane.late
+                and TERM_KIND not in st.dev):
+            st.dev[TERM_KIND] = eng._open(
+                lane, spec, key, out, id_rule=TERM_RULE, rule_id=TERM_RULE, kind=TERM_KIND,
+                severity=DEFAULT_SEVERITY[TERM_KIND], start=t, at=t,
+                lon=st.lf_lon if st.lf_ts >= 0 else None,
+                lat=st.lf_lat if st.lf_ts >= 0 else None)
+        return
+    st.term = 2
+    a = st.dev.pop(TERM_KIND, None)
+    if a is not None:
+        eng._clear(a, key, t, out, POSITIONING_ENDED)
+    if st.sig is not None:
+        eng._clear(st.sig, key, t, out, POSITIONING_ENDED)
+        st.sig = None
+    for c in st.cconds:
+        if c.alert is not None:
+            eng._clear(c.alert, key, t, out, POSITIONING_ENDED)
+            c.alert = None
+        c.start, c.n = -1, 0
+
+
+def leaves_back(eng: Engine, st: LaneState, spec: PersonSpec, key: Key, c1: tuple[int, ...],
+                out: list[LogItem]) -> None:
+    """Clear the ``leave_overdue`` alerts of a person now certainly back: no
+    rule the leave suspended is violated (each certainly not, or inactive)."""
+    t = key[0]
+    for lv in spec.leaves:
+        name = LEAVE_KIND + ":" + lv.leave_id
+        if name not in st.dev:
+            continue
+        if all(c1[i] == -1 or not rule_active(st, i, t) for i in lv.rules):
+            eng._clear(st.dev.pop(name), key, t, out)
+
+
+def rule_active(st: LaneState, i: int, t: int) -> bool:
+    """Whether zone rule ``i`` (one with an activity) applies at ``t``."""
+    c = st.conds[i]
+    return c.entered and c.iv_start <= t < c.iv_end
+
+
+def window_at(calendar: CurfewCalendar | ActivityCalendar | None,
+              t: int) -> tuple[int, int, bool]:
     """The curfew window in force at ``t``, or the next one: (start, end, begun)."""
     assert calendar is not None
     s, e = calendar.interval_at_or_after(t)
@@ -346,7 +462,7 @@ def start_lane(eng: Engine, st: LaneState, spec: PersonSpec, t: int) -> None:
     """
     st.started = True
     for i, zr in enumerate(spec.zone_rules):
-        if zr.kind == CURFEW:
+        if zr.calendar is not None:
             c = st.conds[i]
             c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, t)
     if spec.checkin is not None and st.ck_due < 0:
@@ -368,7 +484,7 @@ def apply_step(
         eng._camera_hit(lane, st, m, key, out)  # type: ignore[arg-type]
         return
     if e.other is not None:
-        if not lane.late and spec.active_at(t) and not st.expired:
+        if not lane.late and spec.active_at(t) and not st.expired and in_term(spec, t):
             eng._contact(lane, st, spec, key, out, e.other)
         return
     tm = type(m)
@@ -422,6 +538,14 @@ def apply_step(
                                        zr.dwell_ms, fix.lon, fix.lat, dev_id, zr.zone_id)
                     cond.last_code = code
                     continue
+                if zr.calendar is not None:
+                    # a rule with an activity: its codes are remembered for the
+                    # activity's start, and count only inside it
+                    cond.last_code = code
+                    if zr.buffer_m > 0:
+                        st.appr[i].last_code = c2[i] if not one_sided or c2[i] != -1 else 0
+                    if not (cond.entered and cond.iv_start <= t < cond.iv_end):
+                        continue
                 if code != 0 and (code == 1 or cond.alert is not None or cond.start >= 0):
                     eng._cond_obs(
                         lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
@@ -441,7 +565,9 @@ def apply_step(
                                        zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else rule_zone(
                                            eng._zones, zr, fix.lon, fix.lat,
                                            fix.accuracy_m + zr.buffer_m))
-        if spec.contact_rules and not lane.late:
+            if spec.leaves and st.dev and not one_sided:
+                leaves_back(eng, st, spec, key, c1, out)
+        if spec.contact_rules and not lane.late and in_term(spec, t):
             eng._contact(lane, st, spec, key, out, None, one_sided)
         return
     if not active or st.expired:
@@ -562,6 +688,8 @@ def face_match(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, hit: Vi
     for i, zr in enumerate(spec.zone_rules):
         if zr.kind != EXCLUSION or i >= len(c1) or c1[i] != 1:
             continue
+        if zr.calendar is not None and not rule_active(st, i, t):
+            continue  # the rule does not apply now
         cond = st.conds[i]
         if cond.alert is None:
             cond.start, cond.n, cond.last_viol = t, cfg.confirm_fixes, t

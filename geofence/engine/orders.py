@@ -19,7 +19,7 @@ from geofence.engine.classify import RuleTable
 from geofence.engine.config import (
     Key,
 )
-from geofence.engine.machines import order_end_due
+from geofence.engine.machines import order_end_due, window_at
 from geofence.engine.state import (
     Lane,
     LogItem,
@@ -33,6 +33,8 @@ from geofence.model import (
 )
 from geofence.rules import (
     CHECKIN_KINDS,
+    LEAVE_KIND,
+    TERM_KIND,
     PersonSpec,
     ZoneIndex,
     compile_order,
@@ -122,7 +124,7 @@ def rebuild_csr(eng: Engine) -> None:
     q.curfew_rule = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1
                                  for s in specs), np.int64, n)
     q.bulk_ok = [not s.contact_rules and s.checkin is None and len(s.curfew_idx) <= 1
-                 for s in specs]
+                 and not s.casework for s in specs]
     q.bulk_ok_a = np.array(q.bulk_ok, np.bool_)
     q.end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, n)
     q.signal_after = np.fromiter(
@@ -170,6 +172,9 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
                 if j is not None:
                     conds[i], appr[i] = st.conds[j], st.appr[j]
                     used.add(j)
+                    if z.calendar is not old.zone_rules[j].calendar and st.started:
+                        replace_activity(eng, old.zone_rules[j].calendar, z.calendar,
+                                         conds[i], appr[i], key, at, items)
             for j in range(len(old.zone_rules)):
                 if j not in used:
                     for c in (st.conds[j], st.appr[j]):
@@ -197,6 +202,7 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
             for name in CHECKIN_KINDS:
                 if name in fresh.dev:
                     eng._clear(fresh.dev.pop(name), key, at, items, reason)
+        carry_casework(eng, st, fresh, old, new, key, at, items)
         fresh.sp = st.sp
         fresh.sig = st.sig
         if fresh.sig is not None and new.signal_after_ms is None:
@@ -217,6 +223,61 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
             lane.emitted.pop(it.rec.alert.alert_id, None)
     if not lane.late:
         eng._schedule(lane, new)
+
+
+def replace_activity(eng: Engine, was: Any, cal: Any, c: Cond, ac: Cond, key: Key, at: int,
+                     items: list[LogItem]) -> None:
+    """A kept zone rule whose activity changed (its windows, a leave, the
+    term) at ``at``: its state follows the new activity from there. An
+    activity that stops now clears the rule's episodes (``exempted`` for a
+    leave added, ...); one that starts now begins at ``at`` (the rule's
+    last code observed then, :func:`~geofence.engine.machines.activity_step`)."""
+    active = was is None or (c.entered and c.iv_start <= at < c.iv_end)
+    if cal is None:
+        c.iv_start, c.iv_end, c.entered = 0, 0, False
+        return
+    s, e, begun = window_at(cal, at)
+    if begun and not active:
+        c.iv_start, c.iv_end, c.entered = at, e, False  # begins at the reload
+        return
+    if not begun and active:
+        why = cal.why_inactive(at)
+        for cc in (c, ac):
+            if cc.alert is not None:
+                eng._clear(cc.alert, key, at, items, why)
+                cc.alert = None
+            cc.start, cc.n = -1, 0
+    c.iv_start, c.iv_end, c.entered = s, e, begun
+
+
+def carry_casework(eng: Engine, st: Any, fresh: Any, old: PersonSpec | None, new: PersonSpec,
+                   key: Key, at: int, items: list[LogItem]) -> None:
+    """Leave and term alerts across a reload: ``leave_overdue`` clears when
+    the new order removes or extends its exemption; the term reminder when
+    the new order renews the term (a later ``until``) or drops it."""
+    until = {lv.leave_id: lv.until for lv in new.leaves}
+    for name in [n for n in fresh.dev if n.startswith(LEAVE_KIND + ":")]:
+        lid = name[len(LEAVE_KIND) + 1:]
+        if until.get(lid, -1) != (old_until(old, lid)):
+            eng._clear(fresh.dev.pop(name), key, at, items, "exemption_changed")
+    old_term = old.term if old is not None else None
+    if new.term == old_term:
+        fresh.term = st.term
+        return
+    fresh.term = 0
+    if TERM_KIND in fresh.dev and (new.term is None or old_term is None
+                                   or new.term[1] != old_term[1]):
+        eng._clear(fresh.dev.pop(TERM_KIND), key, at, items, "positioning_renewed")
+    elif TERM_KIND in fresh.dev:
+        fresh.term = 1
+
+
+def old_until(old: PersonSpec | None, leave_id: str) -> int:
+    if old is not None:
+        for lv in old.leaves:
+            if lv.leave_id == leave_id:
+                return lv.until
+    return -2
 
 
 def upsert_order(eng: Engine, order: Order) -> list[AlertRecord]:

@@ -66,6 +66,9 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
     ck_done: int = -1
     ck_due: int = -1
     ck_paid: tuple[tuple[int, str], ...] = ()
+    # the positioning term (geofence.engine.machines.term_step): 0 before
+    # its reminder, 1 reminded, 2 ended
+    term: int = 0
 
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
@@ -75,6 +78,7 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
             tuple(map(cp, self.cconds)) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
             self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
             self.expired, self.started, self.sp, self.ck_done, self.ck_due, self.ck_paid,
+            self.term,
         )
 
     def open_alerts(self) -> list[Alert]:

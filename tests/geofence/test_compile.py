@@ -87,6 +87,8 @@ def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dic
         "exclusion_rules": tuple(z for z in live if z.kind == EXCLUSION), "missing_zones": tuple(missing),
         "curfew_idx": tuple(i for i, z in enumerate(live) if z.kind == CURFEW),
         "checkin": checkin,
+        # casework (exemptions, a positioning term, windows on other rules): none here
+        "term": None, "leaves": (), "casework": False,
     }
 
 

@@ -263,10 +263,6 @@ def test_invalid_orders_say_why(change: dict[str, object], needle: str) -> None:
 
 
 _IGNORED_FIELDS: list[tuple[dict[str, object], str]] = [
-    ({"id": "x1", "type": "exclusion", "zone": "z",
-      "windows": [{"start": "09:00", "end": "10:00"}]}, "time windows on exclusion rules"),
-    ({"id": "x1", "type": "inclusion", "zone": "z",
-      "windows": [{"start": "09:00", "end": "10:00"}]}, "time windows on inclusion rules"),
     ({"id": "x1", "type": "inclusion", "zone": "z", "buffer_m": 50}, "`buffer_m` applies only"),
     ({"id": "x1", "type": "curfew", "zone": "z", "buffer_m": 0,
       "windows": [{"start": "22:00", "end": "06:00"}]}, "`buffer_m` applies only"),
@@ -292,6 +288,16 @@ def test_a_field_the_engine_would_ignore_is_refused_with_the_rule_id(
             parse_orders(text)
         assert info.value.reason == "unsupported_field"
         assert "rule 'x1'" in info.value.detail and needle in info.value.detail
+
+
+def test_windows_on_exclusion_and_inclusion_rules_are_accepted() -> None:
+    week = [{"days": "mon,tue,wed,thu,fri", "start": "07:00", "end": "18:00"}]
+    (order,) = parse_orders(json.dumps([{**ORDER, "rules": [
+        {"id": "e", "type": "exclusion", "zone": "z", "buffer_m": 100, "windows": week},
+        {"id": "i", "type": "inclusion", "zone": "z", "windows": [{"days": "sat,sun",
+                                                                   "start": "00:00", "end": "23:59"}]},
+    ]}]))
+    assert [r.windows[0].days for r in order.rules] == ["mon,tue,wed,thu,fri", "sat,sun"]
 
 
 def test_an_unknown_rule_key_names_the_rule() -> None:
@@ -404,7 +410,8 @@ _INVALID_CHANGES: list[dict[str, object]] = [
     {"rules": [{"id": "a", "type": "signal_loss", "after_s": 900.5}]},
     {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "buffer_m": -1}]},
     {"colour": "red"}, {"rules": "none"},
-    {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "windows": [{"start": "09:00", "end": "10:00"}]}]},
+    {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "windows": [{"start": "09:00", "end": "09:00"}]}]},
+    {"rules": [{"id": "a", "type": "inclusion", "zone": "z", "windows": [{"start": "24:30", "end": "10:00"}]}]},
     {"rules": [{"id": "a", "type": "signal_loss", "buffer_m": 3}]},
     {"rules": [{"id": "a", "type": "exclusion", "zone": "z", "hours": 3}]},
 ]
@@ -449,3 +456,64 @@ def test_random_order_arrays_agree_with_the_reference_path(value: list[dict[str,
         except OrderError as e:
             outcomes.append(("error", (e.reason, e.detail)))
     assert outcomes[0] == outcomes[1]
+
+
+# ---------------------------------------------------------------- orders: leave and positioning terms
+_LEAVE = {"id": "L-1", "from": "2026-12-10T08:00:00+08:00", "until": "2026-12-12T20:00:00+08:00",
+          "rules": ["r2"], "reason": "medical", "requested_by": "officer-li",
+          "approved_by": "chief-wang", "level": "office"}
+_TERM = {"grounds": "violated_prohibition_order", "from": "2026-11-01T00:00:00+08:00",
+         "until": "2027-01-31T00:00:00+08:00", "approved_by": "chief-wang"}
+
+
+def test_a_leave_and_a_term_parse_to_epoch_ms() -> None:
+    (order,) = parse_orders(json.dumps([{**ORDER, "exemptions": [{**_LEAVE, "temporary_rules": [
+        {"id": "L-1/t1", "type": "inclusion", "zone": "Z-hospital-3"}]}], "positioning": _TERM}]))
+    (ex,) = order.exemptions
+    assert (ex.from_ms(), ex.until_ms()) == (parse_ts(_LEAVE["from"]), parse_ts(_LEAVE["until"]))
+    assert order.positioning is not None and order.positioning.remind_days == 7
+    assert order.positioning.until == parse_ts(_TERM["until"])
+
+
+@pytest.mark.parametrize(("change", "reason", "needle"), [
+    ({"rules": ["r9"]}, "invalid_value", "names rule 'r9', which the order does not have"),
+    ({"rules": ["r4"]}, "invalid_value", "names no_contact rule 'r4'"),
+    ({"rules": ["r5"]}, "invalid_value", "names signal_loss rule 'r5'"),
+    ({"rules": ["*", "r1"]}, "invalid_value", "names rule '*'"),
+    ({"until": "2026-12-10T08:00:00+08:00"}, "invalid_value", "`until` is not after `from`"),
+    ({"level": "province"}, "invalid_value", "level"),
+    ({"rules": [], "temporary_rules": []}, "missing_field", "suspends no rule and brings none"),
+    ({"temporary_rules": [{"id": "t", "type": "no_contact", "person": "P-2"}]},
+     "invalid_value", "temporary rule 't' is a no_contact rule"),
+    ({"temporary_rules": [{"id": "r1", "type": "inclusion", "zone": "z"}]},
+     "duplicate_id", "temporary rule id 'r1'"),
+    ({"temporary_rules": [{"id": "t", "type": "inclusion", "zone": "z", "buffer_m": 5}]},
+     "unsupported_field", "`buffer_m` applies only"),
+    ({"hours": 3}, "unknown_field", "hours"),
+])
+def test_a_bad_leave_is_refused_with_a_precise_reason(change: dict[str, object], reason: str,
+                                                       needle: str) -> None:
+    order = {**ORDER, "exemptions": [{**_LEAVE, **change}]}
+    for text in (json.dumps([order]), json.dumps({"orders": [order]})):
+        with pytest.raises(OrderError) as info:
+            parse_orders(text)
+        assert info.value.reason == reason
+        assert needle in info.value.detail
+
+
+@pytest.mark.parametrize(("change", "reason", "needle"), [
+    ({"until": "2027-02-10T00:00:00+08:00"}, "invalid_value", "a longer term needs a renewal"),
+    ({"until": "2026-11-01T00:00:00+08:00"}, "invalid_value", "`until` is not after `from`"),
+    ({"grounds": "suspicion"}, "invalid_value", "grounds"),
+    ({"remind_days": 31}, "out_of_range", "remind_days"),
+    ({"approved_by": ""}, "empty_string", "approved_by"),
+    ({"from": "soon"}, "invalid_timestamp", "positioning from"),
+])
+def test_a_bad_positioning_term_is_refused_with_a_precise_reason(
+        change: dict[str, object], reason: str, needle: str) -> None:
+    order = {**ORDER, "positioning": {**_TERM, **change}}
+    for text in (json.dumps([order]), json.dumps({"orders": [order]})):
+        with pytest.raises(OrderError) as info:
+            parse_orders(text)
+        assert info.value.reason == reason
+        assert needle in info.value.detail

@@ -103,14 +103,14 @@ def test_replay_invalid_orders_exit_2(tmp_path: Path) -> None:
     assert p.returncode == 2 and "invalid orders" in p.stderr
 
 
-def test_replay_refuses_a_windowed_exclusion_naming_the_rule(tmp_path: Path) -> None:
-    """A field the engine would ignore is refused, not silently dropped."""
+def test_replay_refuses_a_bad_exclusion_window_naming_the_rule(tmp_path: Path) -> None:
+    """A window on an exclusion rule is checked like a curfew's: a bad one is refused."""
     orders = orders_json()
-    orders[0]["rules"][0]["windows"] = [{"start": "09:00", "end": "10:00"}]
+    orders[0]["rules"][0]["windows"] = [{"days": "funday", "start": "09:00", "end": "10:00"}]
     p = cli(*write_inputs(tmp_path, good_lines(), orders=orders))
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "invalid orders" in p.stderr
-    assert "rule 'r1'" in p.stderr and "windows" in p.stderr and "Traceback" not in p.stderr
+    assert "rule 'r1'" in p.stderr and "funday" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_replay_missing_file_exit_2(tmp_path: Path) -> None:
