@@ -16,6 +16,12 @@ Measures, in one run:
 * replay end to end: the JSONL file (one object per line) through the real
   ``wardstream replay`` in a subprocess (file in, alerts out, zone loading
   included), its wall time and peak RSS;
+* the category world (``build_world(categories=True)``): the same zones,
+  persons and telemetry with every zone rule by category (exclusion from
+  every zone of a category, within the county or anywhere; inclusion in any
+  district of the county), the engine's throughput on it as a ratio to the
+  plain world's measured in the same run (target >= 0.8), and the peak RSS
+  of its replay (target <= 1.5 GiB);
 * a naive baseline on a subsample: per fix, rtree candidates over all zone
   bounds then shapely ``contains`` per candidate in a Python loop (no
   accuracy, no distance, no state: strictly less work than the engine).
@@ -66,7 +72,18 @@ def district_ring(cx: float, cy: float, radius_deg: float, n: int,
                      floor=0.6)
 
 
-def build_world(persons: int, exclusions: int, fixes_per: int, seed: int) -> dict[str, Any]:
+N_CATEGORIES = 20
+"""Categories of the category world: zone ``X-i`` is in category ``i % 20``."""
+
+
+def build_world(persons: int, exclusions: int, fixes_per: int, seed: int,
+                categories: bool = False) -> dict[str, Any]:
+    """The plain world, or (``categories``) the same zones, persons and
+    telemetry with every zone rule by category instead: each exclusion zone in
+    one of :data:`N_CATEGORIES` categories and in the county of the nearest
+    district; each person excluded from every zone of the category of the
+    zones the plain world names (``ex1`` within the person's county, ``ex2``
+    anywhere) and included in any district of their county."""
     rng = np.random.default_rng(seed)
     features: list[dict[str, Any]] = []
     centres = []
@@ -74,23 +91,30 @@ def build_world(persons: int, exclusions: int, fixes_per: int, seed: int) -> dic
         cx = LON0 + (i % 4 - 1.5) * 0.13
         cy = LAT0 + (i // 4 - 1.5) * 0.11
         centres.append((cx, cy))
-        features.append({"type": "Feature", "id": f"D-{i:02d}", "properties": {"category": "district"},
+        features.append({"type": "Feature", "id": f"D-{i:02d}",
+                         "properties": {"category": "district", "jurisdiction": f"3201{i:02d}"},
                          "geometry": {"type": "Polygon",
                                       "coordinates": [district_ring(cx, cy, 0.05, 2400, rng)]}})
     ex_xy = np.column_stack([rng.uniform(LON0 - 0.25, LON0 + 0.25, exclusions),
                              rng.uniform(LAT0 - 0.21, LAT0 + 0.21, exclusions)])
     ex_r = rng.uniform(50, 300, exclusions)
+    cen = np.array(centres)
+    county = ((ex_xy[:, None, 0] - cen[None, :, 0]) ** 2
+              + (ex_xy[:, None, 1] - cen[None, :, 1]) ** 2).argmin(axis=1)
     for i in range(exclusions):
         x, y = float(ex_xy[i, 0]), float(ex_xy[i, 1])
+        tags = ({"category": f"C-{i % N_CATEGORIES}", "jurisdiction": f"3201{county[i]:02d}"}
+                if categories else {})
         if i % 2 == 0:
-            features.append({"type": "Feature", "id": f"X-{i}", "properties": {"radius_m": float(ex_r[i])},
+            features.append({"type": "Feature", "id": f"X-{i}",
+                             "properties": {"radius_m": float(ex_r[i]), **tags},
                              "geometry": {"type": "Point", "coordinates": [x, y]}})
         else:
             k = 12
             a = np.linspace(0, 2 * np.pi, k, endpoint=False) + rng.uniform(0, 1)
             rr = ex_r[i] * rng.uniform(0.7, 1.0, k)
             ring = np.column_stack([x + rr * np.cos(a) / KX, y + rr * np.sin(a) / KY]).round(7).tolist()
-            features.append({"type": "Feature", "id": f"X-{i}", "properties": {},
+            features.append({"type": "Feature", "id": f"X-{i}", "properties": tags,
                              "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}})
     district = rng.integers(0, 16, persons)
     cxy = np.array(centres)[district]
@@ -104,13 +128,21 @@ def build_world(persons: int, exclusions: int, fixes_per: int, seed: int) -> dic
         features.append({"type": "Feature", "id": f"H-{p}", "properties": {"radius_m": 40.0},
                          "geometry": {"type": "Point",
                                       "coordinates": [float(home[p, 0]), float(home[p, 1])]}})
+        if categories:
+            zr: list[dict[str, Any]] = [
+                {"id": "inc", "type": "inclusion", "category": "district", "area": "county"},
+                {"id": "ex1", "type": "exclusion", "category": f"C-{ex_pick[p, 0] % N_CATEGORIES}",
+                 "area": "county", "buffer_m": 50},
+                {"id": "ex2", "type": "exclusion", "category": f"C-{ex_pick[p, 1] % N_CATEGORIES}"}]
+        else:
+            zr = [{"id": "inc", "type": "inclusion", "zone": f"D-{district[p]:02d}"},
+                  {"id": "ex1", "type": "exclusion", "zone": f"X-{ex_pick[p, 0]}", "buffer_m": 50},
+                  {"id": "ex2", "type": "exclusion", "zone": f"X-{ex_pick[p, 1]}"}]
         orders.append({
             "person_id": f"P-{p:06d}", "devices": [f"WB-{p:06d}"],
             "jurisdiction": f"3201{district[p] % 16:02d}",
             "rules": [
-                {"id": "inc", "type": "inclusion", "zone": f"D-{district[p]:02d}"},
-                {"id": "ex1", "type": "exclusion", "zone": f"X-{ex_pick[p, 0]}", "buffer_m": 50},
-                {"id": "ex2", "type": "exclusion", "zone": f"X-{ex_pick[p, 1]}"},
+                *zr,
                 {"id": "cf", "type": "curfew", "zone": f"H-{p}",
                  "windows": [{"days": "daily", "start": "22:00", "end": "06:00"}]},
                 {"id": "sl", "type": "signal_loss", "after_s": 900},
@@ -186,6 +218,58 @@ def naive(zones_fc: dict[str, Any], fixes: list[Fix], orders: list[dict[str, Any
     return len(sub) / dt
 
 
+def replay(world: dict[str, Any]) -> tuple[float, float, int] | None:
+    """``wardstream replay`` of the world in a subprocess: (wall s, peak RSS MiB, alerts)."""
+    fixes: list[Fix] = world["fixes"]
+    n = len(fixes)
+    with tempfile.TemporaryDirectory() as tmp:
+        zp, op, tp, ap_ = (Path(tmp) / n_ for n_ in ("zones.geojson", "orders.json",
+                                                     "day.jsonl", "alerts.jsonl"))
+        zp.write_bytes(msgspec.json.encode(world["zones"]))
+        op.write_bytes(msgspec.json.encode(world["orders"]))
+        enc = msgspec.json.Encoder()
+        with open(tp, "wb") as fh:
+            for i in range(0, n, 50_000):
+                fh.write(b"".join(enc.encode(f) + b"\n" for f in fixes[i:i + 50_000]))
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        # the real CLI entry point; the wrapper only reports the child's own peak
+        # RSS (VmHWM of its address space: ru_maxrss would include the
+        # parent's pages inherited through fork/vfork before exec)
+        wrapper = ("import sys; from stream.cli import main; rc = main(sys.argv[1:]); "
+                   "hwm = [ln.split()[1] for ln in open('/proc/self/status') "
+                   "if ln.startswith('VmHWM')]; "
+                   "print('MAXRSS_KIB', hwm[0] if hwm else 'nan', file=sys.stderr); sys.exit(rc)")
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", wrapper, "replay", "--zones", str(zp),
+                            "--orders", str(op), "--telemetry", str(tp), "--out", str(ap_)],
+                           capture_output=True, text=True, env=env, check=False)
+        replay_s = time.perf_counter() - t0
+        if p.returncode != 0:
+            print(p.stderr, file=sys.stderr)
+            return None
+        rss_line = [ln for ln in p.stderr.splitlines() if ln.startswith("MAXRSS_KIB")]
+        replay_rss = float(rss_line[0].split()[1]) / 1024 if rss_line else float("nan")
+        replay_alerts = len(ap_.read_bytes().splitlines())
+        print("\n".join(ln for ln in p.stderr.splitlines() if not ln.startswith("MAXRSS")),
+              file=sys.stderr)
+    return replay_s, replay_rss, replay_alerts
+
+
+def engine_fps(world: dict[str, Any], batch: int) -> tuple[float, int]:
+    """Fixes per second of the engine alone over the world (GC as tuned), and its records."""
+    fixes: list[Fix] = world["fixes"]
+    zones = ZoneCatalogue.from_geojson(world["zones"])
+    engine = Engine(zones, parse_orders(json.dumps(world["orders"])), EngineConfig())
+    t0 = time.perf_counter()
+    records = 0
+    for i in range(0, len(fixes), batch):
+        records += len(engine.process(fixes[i:i + batch]).records)
+    records += len(engine.flush())
+    return len(fixes) / (time.perf_counter() - t0), records
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--persons", type=int, default=50_000)
@@ -196,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="5,000 persons (100,000 fixes)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--skip-category", action="store_true",
+                    help="do not measure the category world")
     ap.add_argument("--skip-default-gc", action="store_true",
                     help="do not also time the engine with default GC settings")
     args = ap.parse_args(argv)
@@ -238,38 +324,28 @@ def main(argv: list[str] | None = None) -> int:
     replay_s = replay_rss = float("nan")
     replay_alerts = -1
     if not args.skip_replay:
-        with tempfile.TemporaryDirectory() as tmp:
-            zp, op, tp, ap_ = (Path(tmp) / n_ for n_ in ("zones.geojson", "orders.json",
-                                                         "day.jsonl", "alerts.jsonl"))
-            zp.write_bytes(msgspec.json.encode(world["zones"]))
-            op.write_bytes(msgspec.json.encode(world["orders"]))
-            enc = msgspec.json.Encoder()
-            with open(tp, "wb") as fh:
-                for i in range(0, n, 50_000):
-                    fh.write(b"".join(enc.encode(f) + b"\n" for f in fixes[i:i + 50_000]))
-            env = dict(os.environ)
-            root = str(Path(__file__).resolve().parents[1])
-            env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-            # the real CLI entry point; the wrapper only reports the child's own peak
-            # RSS (VmHWM of its address space: ru_maxrss would include the
-            # parent's pages inherited through fork/vfork before exec)
-            wrapper = ("import sys; from stream.cli import main; rc = main(sys.argv[1:]); "
-                       "hwm = [ln.split()[1] for ln in open('/proc/self/status') "
-                       "if ln.startswith('VmHWM')]; "
-                       "print('MAXRSS_KIB', hwm[0] if hwm else 'nan', file=sys.stderr); sys.exit(rc)")
-            t0 = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", wrapper, "replay", "--zones", str(zp),
-                                "--orders", str(op), "--telemetry", str(tp), "--out", str(ap_)],
-                               capture_output=True, text=True, env=env, check=False)
-            replay_s = time.perf_counter() - t0
-            if p.returncode != 0:
-                print(p.stderr, file=sys.stderr)
+        got = replay(world)
+        if got is None:
+            return 1
+        replay_s, replay_rss, replay_alerts = got
+
+    # the category world: the same zones, persons and telemetry, every zone
+    # rule by category; the engine's throughput on it as a ratio to the plain
+    # world's, measured here one after the other (same machine, same load)
+    cat_ratio = cat_rss = float("nan")
+    cat_records = -1
+    if not args.skip_category:
+        plain_fps, _ = engine_fps(world, args.batch)
+        cworld = build_world(args.persons, args.exclusions, args.fixes_per_person, args.seed,
+                             categories=True)
+        cat_fps, cat_records = engine_fps(cworld, args.batch)
+        cat_ratio = cat_fps / plain_fps
+        if not args.skip_replay:
+            got = replay(cworld)
+            if got is None:
                 return 1
-            rss_line = [ln for ln in p.stderr.splitlines() if ln.startswith("MAXRSS_KIB")]
-            replay_rss = float(rss_line[0].split()[1]) / 1024 if rss_line else float("nan")
-            replay_alerts = len(ap_.read_bytes().splitlines())
-            print("\n".join(ln for ln in p.stderr.splitlines() if not ln.startswith("MAXRSS")),
-                  file=sys.stderr)
+            cat_rss = got[1]
+        del cworld
 
     naive_fps = naive(world["zones"], fixes, world["orders"], args.naive_sample)
     eng_fps = n / eng_s
@@ -286,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         ("engine / naive", f"{eng_fps / naive_fps:.1f}x"),
         ("peak RSS: bench process (data + engine)", f"{rss_engine:,.0f} MiB"),
         ("peak RSS: replay process", f"{replay_rss:,.0f} MiB"),
+        ("category world: engine throughput / plain world", f"{cat_ratio:.2f} (target >= 0.8; {cat_records:,} records)"),
+        ("category world: peak RSS of replay process", f"{cat_rss:,.0f} MiB (target <= 1,536 MiB)"),
     ]
     w = max(len(r[0]) for r in rows)
     for k, v in rows:
@@ -299,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
                       "replay_fixes_per_s": whole(n / replay_s),
                       "naive_fixes_per_s": round(naive_fps), "ratio_vs_naive": round(eng_fps / naive_fps, 2),
                       "rss_bench_mib": round(rss_engine), "rss_replay_mib": whole(replay_rss),
-                      "zones_build_s": round(zones_s, 2), "batch": args.batch}))
+                      "zones_build_s": round(zones_s, 2), "batch": args.batch,
+                      "category_throughput_ratio": None if cat_ratio != cat_ratio else round(cat_ratio, 3),
+                      "category_rss_replay_mib": whole(cat_rss)}))
     return 0
 
 

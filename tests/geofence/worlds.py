@@ -11,7 +11,9 @@ time up to the whole stream at once). About half the worlds have persons
 under checkin rules too, with phones that check in on time, late, at the
 deadline, from near every boundary, failing, naming requests or not
 (:func:`_checkins`, drawn from a generator of their own so that the other
-worlds stay as they were). :func:`run_world` drives an engine
+worlds stay as they were), and about half have zones in categories and
+jurisdictions with persons under category rules (:func:`_categories`, a
+generator of their own as well). :func:`run_world` drives an engine
 on the fast paths and one on the reference path with the same batches and
 reports the first difference in their output.
 
@@ -330,6 +332,37 @@ def _checkins(crng: random.Random, orders: list[dict[str, Any]],
     return out
 
 
+_CATEGORIES = ("school", "bar")
+
+
+def _categories(grng: random.Random, gj: dict[str, Any], orders: list[dict[str, Any]]) -> None:
+    """Put zones in categories and jurisdictions and give some persons rules
+    over every zone of a category (perhaps within their county, city or
+    province), on top of their other rules."""
+    for f in gj["features"]:
+        if grng.random() < 0.7:
+            f["properties"]["category"] = grng.choice(_CATEGORIES)
+        if grng.random() < 0.8:
+            f["properties"]["jurisdiction"] = grng.choice(("320102", "320102", "320104", "3201",
+                                                           "32", "110101"))
+    for o in orders:
+        if grng.random() < 0.4:
+            continue
+        o["jurisdiction"] = grng.choice(("320102", "320102", "320104", "320201"))
+        for k in range(grng.choice((1, 1, 2))):
+            r: dict[str, Any] = {"id": f"{o['person_id']}-g{k}",
+                                 "type": grng.choice(("exclusion", "exclusion", "inclusion")),
+                                 "category": grng.choice((*_CATEGORIES, *_CATEGORIES, "clinic"))}
+            area = grng.choice((None, None, "county", "city", "province"))
+            if area is not None:
+                r["area"] = area
+            if r["type"] == "exclusion" and grng.random() < 0.5:
+                r["buffer_m"] = grng.choice((20, 100, 300))
+            if grng.random() < 0.3:
+                r["dwell_s"] = grng.choice((0, 10, 60))
+            o["rules"].append(r)
+
+
 def _batches(rng: random.Random, msgs: list[Telemetry]) -> list[list[Telemetry]]:
     mode = rng.choice(("one", "small", "mixed", "big", "whole"))
     if mode == "whole":
@@ -377,6 +410,9 @@ def make_world(seed: int) -> World:
     crng = random.Random(f"checkins {seed}")
     if crng.random() < 0.5:
         msgs = _checkins(crng, oj, places, t_end, int(config["lateness_ms"]), msgs)
+    grng = random.Random(f"categories {seed}")
+    if grng.random() < 0.5:
+        _categories(grng, gj, oj)
     batches = _batches(rng, msgs)
     adv_p = rng.choice((0.0, 0.5, 1.0))
     snap_p = rng.choice((0.0, 0.0, 0.02))
