@@ -156,8 +156,6 @@ def test_same_config_same_bytes_and_off_leaves_no_trace(tmp_path: Path) -> None:
     assert not any(k in off.truth["meta"]["scenarios"] for k in CASEWORK_KINDS)
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not yet evaluate windows on exclusion and "
-                   "inclusion rules, exemptions and positioning terms in replay")
 def test_small_casework_day_replays_with_full_precision_and_recall(tmp_path: Path) -> None:
     cl = generate(SimConfig(persons=300, seed=5, casework=True, shares=SHARES))
     paths = write(cl, str(tmp_path))
