@@ -25,6 +25,14 @@ compares them with ``truth.json``:
   order, and each burst of one camera's facility event (hits less than
   300 s apart) is one alert at its first hit.
 
+* casework: a zone rule applies only in its activity (windows, minus the
+  leave suspending it, inside the positioning term; a temporary rule only
+  inside its leave); a category rule measures the nearest zone of its
+  category in the order's area; ``leave_overdue`` opens at ``until`` when
+  the last certain fix before it violates a suspended rule; the term
+  reminder opens at ``until - remind_days`` when the order is valid then;
+  no signal-loss or contact alert outside the term.
+
 It is deliberately simple and slow-ish (a loop per person and rule, numpy
 inside): a test oracle, not an engine.
 """
@@ -67,6 +75,8 @@ class _Zone:
     circle: tuple[float, float, float] | None
     poly: Any
     inner: Any = None
+    category: str | None = None
+    jurisdiction: str = ""
 
     def signed(self, x: NDArray[np.float64], y: NDArray[np.float64], need: NDArray[np.float64]) -> NDArray[np.float64]:
         """Signed distance (negative inside); exact where |d| <= need, else sign-correct."""
@@ -94,9 +104,11 @@ def _zones(data: dict[str, Any], frame: LocalFrame) -> dict[str, _Zone]:
     for f in data["features"]:
         zid = str(f.get("id") or f["properties"]["id"])
         g = f["geometry"]
+        props = f.get("properties") or {}
+        cat, jur = props.get("category"), str(props.get("jurisdiction") or "")
         if g["type"] == "Point":
             x, y = frame.to_xy(g["coordinates"][0], g["coordinates"][1])
-            out[zid] = _Zone((float(x), float(y), float(f["properties"]["radius_m"])), None)
+            out[zid] = _Zone((float(x), float(y), float(props["radius_m"])), None, None, cat, jur)
             continue
         polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
         parts = []
@@ -105,7 +117,7 @@ def _zones(data: dict[str, Any], frame: LocalFrame) -> dict[str, _Zone]:
             parts.append(Polygon(conv[0], conv[1:]))
         geom = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
         shapely.prepare(geom)
-        out[zid] = _Zone(None, geom)
+        out[zid] = _Zone(None, geom, None, cat, jur)
     return out
 
 
@@ -190,16 +202,11 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     found: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
     problems: list[str] = []
     latest: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
-    casework = [o for o in orders if o.exemptions or o.positioning is not None or any(
-        r.category is not None or (r.windows and r.type != "curfew") for r in o.rules)]
-    if casework:
-        problems.append(f"{len(casework)} orders use windows on exclusion or inclusion rules, leave,"
-                        " category rules or positioning terms, which this oracle does not re-derive"
-                        f" (first: {casework[0].person_id}); verify a day generated without --casework")
-        return problems
+    d0 = parse_ts(truth["meta"]["day_start"])
+    day = (d0, d0 + 86_400_000)
     for o in orders:
         _person(o, fixes.get(o.person_id, []), events.get(o.person_id, []), zones, frame, found,
-                problems, latest)
+                problems, latest, day)
     for o in orders:
         _faces(o, faces.get(o.person_id, []), latest.get(o.person_id), zones, frame, found)
     for (_cam, event), hits in cameras.items():
@@ -211,8 +218,10 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     for o in orders:
         for r in o.rules:
             if r.type == "no_contact" and r.person in latest and o.person_id in latest:
+                term = o.positioning
                 for t in _contact_moments(latest[o.person_id], latest[r.person], r.effective_distance_m()):
-                    found[(o.person_id, r.id, "contact")].append((t, t))
+                    if term is None or _ms(term.from_) <= t < _ms(term.until):
+                        found[(o.person_id, r.id, "contact")].append((t, t))
     # compare
     for key in sorted(set(expected) | set(found)):
         exp = sorted(expected.get(key, []))
@@ -242,7 +251,7 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
 def _person(
     o: Order, fx: list[Fix], evs: list[DeviceEvent], zones: dict[str, _Zone], frame: LocalFrame,
     found: dict[tuple[str, str, str], list[tuple[int, int]]], problems: list[str],
-    latest: dict[str, Any],
+    latest: dict[str, Any], day: tuple[int, int],
 ) -> None:
     vf, vu = o.valid_from_ms(), o.valid_until_ms()
     uniq = {(m.ts, m.device_id): m for m in fx}  # a device's duplicates collapse
@@ -259,12 +268,19 @@ def _person(
         if e.event in ALARM_EVENTS:
             found[(o.person_id, e.event, e.event)].append((e.ts, e.ts))
     ts_all = sorted({m.ts for m in fx} | {e.ts for e in evs})
+    term = o.positioning
+    t_lo, t_hi = (-(2**62), 2**62) if term is None else (_ms(term.from_), _ms(term.until))
     for r in o.rules:
         if r.type == "signal_loss":
             gaps = np.diff(np.asarray(ts_all, dtype=np.int64))
             for i in np.flatnonzero(gaps > r.effective_after_s() * 1000):
                 t = ts_all[int(i)] + r.effective_after_s() * 1000
-                found[(o.person_id, r.id, "signal_lost")].append((t, t))
+                if t_lo <= t < t_hi:  # no signal alert outside the positioning term
+                    found[(o.person_id, r.id, "signal_lost")].append((t, t))
+    if term is not None:
+        t = t_hi - term.remind_days * 86_400_000
+        if vf <= t < vu and day[0] <= t < day[1]:
+            found[(o.person_id, "positioning", "positioning_term_ending")].append((t, t))
     if not fx:
         return
     ts = np.array([m.ts for m in fx], dtype=np.int64)
@@ -275,29 +291,87 @@ def _person(
     x, y = frame.to_xy(lon, lat)
     ts, x, y, acc = ts[valid], x[valid], y[valid], acc[valid]
     latest[o.person_id] = (ts, x, y, acc)
-    for r in o.rules:
+    rules: list[tuple[Any, tuple[int, int] | None]] = [(r, None) for r in o.rules]
+    rules += [(r, (ex.from_ms(), ex.until_ms())) for ex in o.exemptions for r in ex.temporary_rules]
+    dist: dict[str, tuple[NDArray[np.float64], float]] = {}
+    for r, only in rules:
+        if r.type not in ("exclusion", "inclusion", "curfew"):
+            continue
         dwell = int((r.dwell_s if r.dwell_s is not None else 30.0) * 1000)
-        if r.type in ("exclusion", "inclusion", "curfew"):
-            assert r.zone is not None
-            z = zones[r.zone]
-            buf = r.effective_buffer_m()
-            d = z.signed(x, y, acc + buf + 1.0)
-            if r.type == "exclusion":
-                checks = [("exclusion_entered", d < -acc, d > acc)]
-                if buf > 0:
-                    checks.append(("exclusion_approach", (d > acc) & (d < buf - acc),
-                                   (d < -acc) | (d > buf + acc)))
-            elif r.type == "inclusion":
-                checks = [("inclusion_left", d > acc, d < -acc)]
-            else:
-                inw, _ = _curfew_mask(ts, o.timezone, r)
-                checks = [("curfew_violated", (d > acc) & inw, (d < -acc) | ~inw)]
-            for kind, viol, clear in checks:
-                a = _runs(viol, clear, ts, dwell, skip_uncertain=False)
-                b = _runs(viol, clear, ts, dwell, skip_uncertain=True)
-                if a != b:
-                    problems.append(f"{(o.person_id, r.id, kind)}: ambiguous runs {a} vs {b}")
-                found[(o.person_id, r.id, kind)].extend(a)
+        buf = r.effective_buffer_m()
+        d = _rule_distance(o, r, zones, x, y, acc + buf + 1.0)
+        dist[r.id] = (d, buf)
+        active = _activity(o, r, ts, only, t_lo, t_hi)
+        if r.type == "exclusion":
+            checks = [("exclusion_entered", d < -acc, d > acc)]
+            if buf > 0:
+                checks.append(("exclusion_approach", (d > acc) & (d < buf - acc),
+                               (d < -acc) | (d > buf + acc)))
+        else:
+            kind = "inclusion_left" if r.type == "inclusion" else "curfew_violated"
+            checks = [(kind, d > acc, d < -acc)]
+        for kind, viol, clear in checks:
+            viol, clear = viol & active, clear | ~active
+            a = _runs(viol, clear, ts, dwell, skip_uncertain=False)
+            b = _runs(viol, clear, ts, dwell, skip_uncertain=True)
+            if a != b:
+                problems.append(f"{(o.person_id, r.id, kind)}: ambiguous runs {a} vs {b}")
+            found[(o.person_id, r.id, kind)].extend(a)
+    for ex in o.exemptions:
+        # overdue: at `until` the last certain fix violates a rule the leave suspended
+        u = ex.until_ms()
+        if not (vf <= u < vu and t_lo <= u < t_hi):
+            continue
+        for r in o.rules:
+            if r.id not in dist or not ("*" in ex.rules or r.id in ex.rules):
+                continue
+            d, _buf = dist[r.id]
+            sign = -1.0 if r.type == "exclusion" else 1.0
+            certain = (ts < u) & (np.abs(d) > acc)
+            if r.type == "curfew":
+                certain &= _window_mask(ts, o.timezone, r)
+            idx = np.flatnonzero(certain)
+            if len(idx) and sign * d[idx[-1]] > acc[idx[-1]]:
+                found[(o.person_id, ex.id, "leave_overdue")].append((u, u))
+                break
+
+
+def _ms(v: Any) -> int:
+    assert isinstance(v, int)
+    return v
+
+
+def _rule_distance(o: Order, r: Any, zones: dict[str, _Zone], x: NDArray[np.float64],
+                   y: NDArray[np.float64], need: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Signed distance to the rule's zone; for a category rule, the smallest over the
+    category's zones in the order's area (certainly inside one = certainly inside any;
+    certainly outside the nearest = certainly outside every one)."""
+    if r.zone is not None:
+        return zones[r.zone].signed(x, y, need)
+    digits = {"county": 6, "city": 4, "province": 2, None: 0}[r.area]
+    code = o.jurisdiction[:digits]
+    out = np.full(len(x), np.inf)
+    for z in zones.values():
+        if z.category == r.category and z.jurisdiction[:digits] == code:
+            out = np.minimum(out, z.signed(x, y, need))
+    return out
+
+
+def _window_mask(ts: NDArray[np.int64], tz: str, r: Any) -> NDArray[np.bool_]:
+    return _curfew_mask(ts, tz, r)[0] if r.windows else np.ones(len(ts), dtype=bool)
+
+
+def _activity(o: Order, r: Any, ts: NDArray[np.int64], only: tuple[int, int] | None,
+              t_lo: int, t_hi: int) -> NDArray[np.bool_]:
+    """Where a rule applies: its windows, minus the leave that suspends it, inside
+    the positioning term (a temporary rule: only inside its leave)."""
+    m = _window_mask(ts, o.timezone, r) & (ts >= t_lo) & (ts < t_hi)
+    if only is not None:
+        return m & (ts >= only[0]) & (ts < only[1])
+    for e in o.exemptions:
+        if "*" in e.rules or r.id in e.rules:
+            m &= (ts < e.from_ms()) | (ts >= e.until_ms())
+    return m
 
 
 def _faces(o: Order, hits: list[VideoHit], gps: Any, zones: dict[str, _Zone], frame: LocalFrame,

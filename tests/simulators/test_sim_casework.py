@@ -168,11 +168,29 @@ def test_small_casework_day_replays_with_full_precision_and_recall(tmp_path: Pat
     assert (report.precision, report.recall) == (1.0, 1.0), report.text()
 
 
-def test_oracle_says_it_does_not_rederive_casework(day: Caseload, tmp_path: Path) -> None:
+def test_oracle_rederives_the_casework_truth_and_notices_changes(day: Caseload, tmp_path: Path) -> None:
+    import copy
+
+    from geofence.model import format_ts
     from simulators.verify import verify
 
     write(day, str(tmp_path))
-    with open(tmp_path / "telemetry.jsonl", "rb") as f:
-        problems = verify((tmp_path / "zones.geojson").read_bytes(), (tmp_path / "orders.json").read_bytes(),
-                          (line.rstrip(b"\n") for line in f), day.truth, 32.06, 118.79)
-    assert len(problems) == 1 and "does not re-derive" in problems[0]
+
+    def check(truth: dict[str, Any]) -> list[str]:
+        with open(tmp_path / "telemetry.jsonl", "rb") as f:
+            return verify((tmp_path / "zones.geojson").read_bytes(), (tmp_path / "orders.json").read_bytes(),
+                          (line.rstrip(b"\n") for line in f), truth, 32.06, 118.79)
+
+    assert check(day.truth) == []
+    bad = copy.deepcopy(day.truth)
+    overdue = next(e for e in bad["expected"] if e["kind"] == "leave_overdue")
+    bad["expected"].remove(overdue)
+    reminder = next(e for e in bad["expected"] if e["kind"] == "positioning_term_ending")
+    reminder["opened_at"] = [format_ts(parse_ts(reminder["opened_at"][0]) + 60_000)] * 2
+    evening = day.truth["silent_persons"]["school_evening"][0]
+    bad["expected"].append({"person_id": evening, "rule_id": "excl-1", "kind": "exclusion_entered",
+                            "opened_at": [day.truth["meta"]["day_start"]] * 2, "late": False})
+    problems = "\n".join(check(bad))
+    assert f"'{overdue['person_id']}', '{overdue['rule_id']}', 'leave_overdue'" in problems
+    assert f"'{reminder['person_id']}', 'positioning', 'positioning_term_ending'" in problems
+    assert f"'{evening}', 'excl-1', 'exclusion_entered'" in problems
