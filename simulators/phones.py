@@ -49,7 +49,6 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import shapely
 
 from geofence.checkin import Owed, answers, owed_between
 from geofence.model import format_ts, parse_order
@@ -262,12 +261,11 @@ def _plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float
 
 def _outside_point(rng: np.random.Generator, city: City, code: str,
                    home: tuple[float, float]) -> tuple[float, float]:
-    """A point in a neighbouring district's core (800 m inside it, so outside ``code``)."""
-    own = city.district(code).geom
+    """A point in the core of the district whose centre is nearest ``home`` among the
+    others (800 m inside it, so well outside ``code``): a trip to the next county."""
     others = [d for d in city.districts if d.code != code]
-    dists = [float(shapely.distance(d.core, own)) for d in others]
-    near = others[int(np.argmin(dists))]
-    return _sample_in(rng, near.core, 1)[0]
+    dist = [math.hypot(c.x - home[0], c.y - home[1]) for c in (d.geom.centroid for d in others)]
+    return _sample_in(rng, others[int(np.argmin(dist))].core, 1)[0]
 
 
 def phone_rng(cfg: SimConfig) -> np.random.Generator:
