@@ -70,7 +70,7 @@ _CYCLE: tuple[str, ...] = (
     "on_time", "missed", "impostor", "late_answer", "on_time", "action_failed", "outside",
     "late_arrival", "on_time", "missed", "outside", "impostor",
 )
-"""Behaviours in the order phone persons receive them (a third answer everything)."""
+"""Behaviours in the order phone persons receive them (a quarter answer everything)."""
 
 CHECKIN_RULE_ID = "checkin"
 LATENESS_MS = 120_000
