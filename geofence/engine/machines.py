@@ -559,15 +559,16 @@ def camera_hit(eng: Engine, lane: Lane, st: LaneState, hit: VideoHit, key: Key,
     )
 
 
-_CHECKIN_LOOKAHEAD_MS = 8 * 86_400_000
+_DAY_MS = 86_400_000
+_CHECKIN_LOOKAHEAD_MS = 8 * _DAY_MS
 """How far ahead the next check-in deadline is looked for: every window and
 request repeats within a week, so a span of eight days without one has none."""
 
 
 def checkin_owed(spec: PersonSpec, start_ms: int, end_ms: int) -> list[Owed]:
-    """The check-ins the person owes that are open at some time in
-    ``[start_ms, end_ms)`` (:func:`geofence.checkin.owed_between`), keeping
-    only those wholly inside the order's validity: outside it nothing is owed."""
+    """:func:`geofence.checkin.owed_between` of the person's checkin rule over
+    ``[start_ms, end_ms)``, keeping only the check-ins wholly inside the
+    order's validity: outside it nothing is owed."""
     ck = spec.checkin
     assert ck is not None
     return [o for o in owed_between(spec.person_id, ck.rule, ck.timezone, start_ms, end_ms)
@@ -575,11 +576,14 @@ def checkin_owed(spec: PersonSpec, start_ms: int, end_ms: int) -> list[Owed]:
 
 
 def checkin_next_due(spec: PersonSpec, after: int) -> int:
-    """The first deadline of an owed check-in after ``after`` (``_INF``: none)."""
+    """The first deadline of an owed check-in after ``after`` (``_INF``: none).
+    The next day first (cheaper): a deadline found due inside it is the first,
+    as an earlier one would have opened inside it too."""
     start = after + 1
-    for o in checkin_owed(spec, start, start + _CHECKIN_LOOKAHEAD_MS):
-        if o.due_ms > after:
-            return o.due_ms
+    for span in (_DAY_MS, _CHECKIN_LOOKAHEAD_MS):
+        owed = checkin_owed(spec, start, start + span)
+        if owed and (owed[0].due_ms <= start + span or span == _CHECKIN_LOOKAHEAD_MS):
+            return owed[0].due_ms  # (sorted by deadline, each at or after start)
     return _INF
 
 
@@ -591,8 +595,28 @@ def place_checkins(st: LaneState, spec: PersonSpec, t: int) -> None:
 
 
 def checkin_verified(m: CheckIn, min_score: float) -> bool:
-    """Whether a check-in verifies the person: it carries at least one result
-    and none failed (a face score below ``min_score``, a failed action)."""
+    """Whether a check-in verifies the person.
+
+    Parameters
+    ----------
+    m : CheckIn
+        The check-in.
+    min_score : float
+        The checkin rule's ``min_score``.
+
+    Returns
+    -------
+    bool
+        True when it carries at least one result and none failed: no
+        ``face_score`` below ``min_score``, no ``action_ok`` false.
+
+    Examples
+    --------
+    >>> from geofence.model import CheckIn
+    >>> ok = CheckIn(device_id="PH-1", ts=0, lat=0.0, lon=0.0, face_score=0.9)
+    >>> checkin_verified(ok, 0.8), checkin_verified(ok, 0.95)
+    (True, False)
+    """
     fs, ok = m.face_score, m.action_ok
     return (fs is None or fs >= min_score) and ok is not False and (fs is not None or ok is True)
 
@@ -617,13 +641,12 @@ def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: En
     dev = st.dev
     if not checkin_verified(m, ck.min_score):
         if "checkin_failed" not in dev:
-            evidence = msgspec.json.encode({
-                "face_score": m.face_score, "action_ok": m.action_ok, "method": m.method,
-                "min_score": ck.min_score}).decode()
+            evidence = msgspec.json.encode({"face_score": m.face_score, "action_ok": m.action_ok,
+                                            "method": m.method, "min_score": ck.min_score})
             dev["checkin_failed"] = eng._open(
                 lane, spec, key, out, id_rule=ck.rule_id + ":failed", rule_id=ck.rule_id,
                 kind="checkin_failed", severity=ck.failed, start=t, at=t, lon=m.lon, lat=m.lat,
-                device_id=m.device_id, evidence=evidence)
+                device_id=m.device_id, evidence=evidence.decode())
         return
     for name in ("checkin_missed", "checkin_failed"):
         a = dev.pop(name, None)
