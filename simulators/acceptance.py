@@ -229,7 +229,11 @@ async def _wait_caught_up(bootstrap: str, web_port: int, telemetry_ends: dict[in
     last: tuple[Any, ...] = ()
     since = time.monotonic()
     while time.monotonic() < deadline:
-        text = _metrics(web_port)
+        try:
+            text = _metrics(web_port)
+        except OSError:  # a worker busy with a backlog may answer late: ask again
+            await asyncio.sleep(1.0)
+            continue
         lag = _metric_values(text, "wardstream_worker_consumer_lag")
         fixes = _metric_values(text, "wardstream_worker_fixes_in_total")
         ends = telemetry_ends if telemetry_ends is not None else await _topic_ends(bootstrap, TELEMETRY)
