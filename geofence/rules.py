@@ -9,9 +9,11 @@ a :class:`~geofence.curfew.CurfewCalendar`.
 Severity defaults (contract): exclusion, inclusion, curfew, contact,
 tamper, removed, sos, device_separation red; approach, signal_lost and
 power_off orange; battery_low yellow; facility video events red for
-``perimeter_breach`` and ``fight``, orange otherwise. A rule's ``severity``
-overrides the default of its main kind; the approach warning of an exclusion
-rule with ``buffer_m`` is always one level lower than the rule's severity.
+``perimeter_breach`` and ``fight``, orange otherwise; check-ins:
+``checkin_failed`` red, ``checkin_missed`` and ``checkin_outside`` orange.
+A rule's ``severity`` overrides the default of its main kind (of all three
+kinds for a checkin rule); the approach warning of an exclusion rule with
+``buffer_m`` is always one level lower than the rule's severity.
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "video_crowd": "orange",
     "video_fall": "orange",
     "video_loitering": "orange",
+    "checkin_missed": "orange",
+    "checkin_failed": "red",
+    "checkin_outside": "orange",
 }
+
+CHECKIN_KINDS: tuple[str, ...] = ("checkin_missed", "checkin_failed", "checkin_outside")
+"""Alert kinds of a checkin rule (``rule_id`` = the rule's id)."""
 
 BUILTIN_DEVICE_RULES: tuple[str, ...] = ("tamper", "removed", "sos", "power_off", "battery_low",
                                          "device_conflict")
@@ -114,6 +122,34 @@ class ZoneRule(msgspec.Struct, frozen=True, gc=False):
     calendar: CurfewCalendar | None
 
 
+class CheckinRule(msgspec.Struct, frozen=True, gc=False):
+    """A checkin rule compiled: what is owed comes from :mod:`geofence.checkin`
+    (frozen, shared between the persons whose orders have the same rule).
+
+    Attributes
+    ----------
+    rule : Rule
+        The order's ``checkin`` rule (its windows and random requests).
+    rule_id : str
+        Its id, the ``rule_id`` of all its alerts.
+    timezone : str
+        The order's time zone (windows and requests are local times).
+    min_score : float
+        A ``face_score`` below this fails the check-in.
+    missed, failed, outside : str
+        Severities of ``checkin_missed``, ``checkin_failed`` and
+        ``checkin_outside`` (the rule's ``severity`` or the defaults).
+    """
+
+    rule: Rule
+    rule_id: str
+    timezone: str
+    min_score: float
+    missed: str
+    failed: str
+    outside: str
+
+
 class ContactRule(msgspec.Struct, frozen=True, gc=False):
     """A no_contact rule: this person and ``other`` must stay ``distance_m`` apart (frozen, shared)."""
 
@@ -156,6 +192,7 @@ class PersonSpec(msgspec.Struct, gc=False):
     exclusion_rules: tuple[ZoneRule, ...] = ()
     missing_zones: tuple[str, ...] = ()
     curfew_idx: tuple[int, ...] = ()
+    checkin: CheckinRule | None = None
 
     @property
     def has_curfew(self) -> bool:
@@ -173,9 +210,10 @@ def _severity(rule: Rule, kind: str) -> str:
 
 # what one rule compiles to, tagged: (LIVE, ZoneRule) for a zone rule whose
 # zone the catalogue holds, (MISSING, ZoneRule) otherwise, (CONTACT,
-# ContactRule), or (SIGNAL, (after_ms, rule_id, severity)) for signal_loss
-_LIVE, _MISSING, _CONTACT, _SIGNAL = 0, 1, 2, 3
-_Piece = tuple[int, Union[ZoneRule, ContactRule, tuple[int, str, str]]]
+# ContactRule), (SIGNAL, (after_ms, rule_id, severity)) for signal_loss, or
+# (CHECKIN, CheckinRule)
+_LIVE, _MISSING, _CONTACT, _SIGNAL, _CHECKIN = 0, 1, 2, 3, 4
+_Piece = tuple[int, Union[ZoneRule, ContactRule, CheckinRule, tuple[int, str, str]]]
 
 
 def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: float) -> _Piece:
@@ -199,6 +237,11 @@ def _compile_rule(rule: Rule, timezone: str, zones: ZoneIndex, default_dwell_s: 
     if rule.type == "no_contact":
         return _CONTACT, ContactRule(rule.id, rule.person or "", rule.effective_distance_m(), dwell_ms,
                                      _severity(rule, "contact"))
+    if rule.type == "checkin":
+        return _CHECKIN, CheckinRule(rule, rule.id, timezone, rule.effective_min_score(),
+                                     _severity(rule, "checkin_missed"),
+                                     _severity(rule, "checkin_failed"),
+                                     _severity(rule, "checkin_outside"))
     return _SIGNAL, (rule.effective_after_s() * 1000, rule.id, _severity(rule, "signal_lost"))
 
 
@@ -323,6 +366,7 @@ def _assemble(
     signal_after: int | None = None
     signal_rule: str | None = None
     signal_sev = DEFAULT_SEVERITY["signal_lost"]
+    checkin: CheckinRule | None = None
     if len(live) < len(got):
         contacts: list[ContactRule] = []
         gone: list[str] = []
@@ -336,6 +380,8 @@ def _assemble(
                 gone.append(cast(ZoneRule, obj).zone_id)
             elif tag == _CONTACT:
                 contacts.append(cast(ContactRule, obj))
+            elif tag == _CHECKIN:
+                checkin = cast(CheckinRule, obj)  # at most one (order checks)
         contact, missing = tuple(contacts), tuple(gone)
     kt = tuple([z.kind for z in live])
     shape = shapes.get(kt)
@@ -350,6 +396,7 @@ def _assemble(
         tuple([live[i] for i in excl_pos]) if excl_pos else (),
         missing,
         curf,
+        checkin,
     )
 
 
@@ -387,5 +434,6 @@ def describe(spec: PersonSpec) -> Mapping[str, Any]:
         "zone_rules": [z.rule_id for z in spec.zone_rules],
         "contact_rules": [c.rule_id for c in spec.contact_rules],
         "signal_after_ms": spec.signal_after_ms,
+        "checkin_rule": None if spec.checkin is None else spec.checkin.rule_id,
         "missing_zones": list(spec.missing_zones),
     }

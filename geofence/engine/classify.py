@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from geofence.engine.state import Entry
-from geofence.model import Fix, VideoHit
+from geofence.model import CheckIn, Fix, VideoHit
 from geofence.rules import CURFEW, EXCLUSION, PersonSpec, ZoneIndex
 
 __all__ = ["NOTHING", "Classified", "RuleTable", "attach_codes", "classify_fixes",
@@ -153,10 +153,14 @@ def attach_codes(e: Entry, cls: Classified) -> None:
 
 
 def ensure_codes(zones: ZoneIndex, spec: PersonSpec | None, ents: Sequence[Entry]) -> None:
-    """Classify fixes that have no codes yet (entries re-run by a rewind)."""
+    """Classify fixes and check-ins that have no codes yet (entries re-run by
+    a rewind, the check-ins of a person under a checkin rule), all of the
+    lane's at once. A check-in's position is judged as a fix's: the same
+    signed distances, accuracies and :func:`zone_codes`."""
     if spec is None or not spec.zone_rules:
         return
-    todo = [e for e in ents if e.c1 is None and type(e.msg) is Fix and e.msg.valid]
+    todo = [e for e in ents if e.c1 is None and (
+        (type(e.msg) is Fix and e.msg.valid) or type(e.msg) is CheckIn)]
     if not todo:
         return
     k = len(spec.zone_rules)

@@ -20,7 +20,10 @@ Key = tuple[int, int, str, int, str]
 """Sort key of a step: (ts, order, source, kind, event).
 
 ``order`` 0 = window boundaries and order expiry (before messages of the same
-ms), 1 = messages, 2 = silence timers (signal loss, camera quiet: after).
+ms), 1 = messages, 2 = silence timers (signal loss, camera quiet, missed
+check-in deadlines: after, so a check-in at its deadline's very ms is in time).
+``kind`` of a message: 0 fix, 1 device event, 2 video hit, 3 contact probe,
+4 check-in.
 """
 
 

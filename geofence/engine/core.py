@@ -66,6 +66,7 @@ from geofence.gc_pause import gc_paused
 from geofence.model import (
     Alert,
     AlertRecord,
+    CheckIn,
     DeviceEvent,
     Fix,
     Order,
@@ -145,7 +146,7 @@ class Engine:
         self._bulk = config.bulk and self._quick
         self._fold_every = 50_000  # pending rows between folds (amortises the O(log) pass)
         self._watchers_dirty = True
-        self._slow: set[str] = set()  # persons with no_contact rules (see _rebuild_watchers)
+        self._slow: set[str] = set()  # no_contact or checkin rules (see _rebuild_watchers)
         with gc_paused():  # loading work: long-lived objects, no cycles
             self._install_all(list(orders))
             self._rebuild_watchers()
@@ -239,6 +240,15 @@ class Engine:
                     continue
                 pid = r[0]
                 e = Entry((m.ts, 1, m.device_id, 1, m.event), m)  # type: ignore[union-attr]
+            elif tm is CheckIn:
+                # routed by its phone like a device event: a sign of life, and
+                # the checkin rule's observation (classified in the lane's feed)
+                r = route.get(m.device_id)  # type: ignore[union-attr]
+                if r is None or not r[2] <= ts < r[3]:
+                    self._reject_unknown(m, r, res, inactive)
+                    continue
+                pid = r[0]
+                e = Entry((ts, 1, m.device_id, 4, ""), m)  # type: ignore[union-attr]
             else:
                 hit: VideoHit = m  # type: ignore[assignment]
                 if hit.event in FACILITY_VIDEO_EVENTS:

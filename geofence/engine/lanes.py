@@ -80,9 +80,13 @@ def feed(eng: Engine, lane: Lane, ents: list[Entry], res: ProcessResult, cls: Cl
     else:
         uniq = ents
     spec = eng._specs.get(lane.key)
+    if spec is not None and spec.checkin is not None:
+        for e in uniq:  # check-ins are judged against the zones in the lane
+            attach_codes(e, cls)
+        ensure_codes(eng._zones, spec, uniq)
     if uniq[0].key > lane.last_key:
         if (lane.quiet and eng._quick and spec is not None and not lane.late
-                and lane.state.started and not spec.contact_rules
+                and lane.state.started and lane.key not in eng._slow
                 and eng._fast(lane, spec, uniq, cls)):
             eng._roll(lane)
             if lane.due < lane.heap_at:

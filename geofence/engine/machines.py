@@ -1,12 +1,14 @@
 """The rule state machines: the only place rule logic lives.
 
 :func:`apply_step` evaluates one step of a lane (a fix, a device event, a
-video hit, a contact probe) after :func:`catch_up` has fired every timer
-before it (signal loss, curfew windows, order expiry, camera quiet). Zone
-and contact rules go through :func:`geofence.episodes.observe` via
-:func:`cond_obs`; spoofing is :func:`implausible`, face matches
-:func:`face_match`, facility video :func:`camera_hit`. Every alert is opened
-by :func:`open_alert` and cleared by :func:`clear_alert`.
+video hit, a check-in, a contact probe) after :func:`catch_up` has fired
+every timer before it (signal loss, curfew windows, missed check-in
+deadlines, order expiry, camera quiet). Zone and contact rules go through
+:func:`geofence.episodes.observe` via :func:`cond_obs`; spoofing is
+:func:`implausible`, face matches :func:`face_match`, facility video
+:func:`camera_hit`, check-ins :func:`checkin_step` (with
+:func:`checkin_deadline` for the timer). Every alert is opened by
+:func:`open_alert` and cleared by :func:`clear_alert`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from geofence.checkin import Owed, answers, owed_between
 from geofence.curfew import CurfewCalendar
 from geofence.engine.config import (
     _FAR_FUTURE_MS,
@@ -34,6 +37,7 @@ from geofence.episodes import Cond, alert_id, observe
 from geofence.model import (
     Alert,
     AlertRecord,
+    CheckIn,
     DeviceEvent,
     Fix,
     VideoHit,
@@ -44,6 +48,7 @@ from geofence.rules import (
     CURFEW,
     DEFAULT_SEVERITY,
     EXCLUSION,
+    INCLUSION,
     SPOOF_KIND,
     SPOOF_RULE,
     STICKY_DEVICE_RULES,
@@ -159,6 +164,12 @@ def catch_up(
                 k = (end, 0, "", 0, "")
                 if k < upto and (best is None or k < best):
                     best, what = k, -3
+            if (spec.checkin is not None and not lane.late and st.started and not st.expired
+                    and 0 <= st.ck_due < _INF):
+                # after the messages of its ms: a check-in at the deadline is in time
+                k = (st.ck_due, 2, "", 0, "checkin")
+                if k < upto and (best is None or k < best):
+                    best, what = k, -5
         else:
             for ev, last in st.cam_last.items():
                 k = (last + cfg.camera_quiet_ms, 2, "", 0, ev)
@@ -195,6 +206,9 @@ def catch_up(
             for name in [n for n in st.dev if n not in STICKY_DEVICE_RULES
                          and n != "device_separation" and n != SPOOF_KIND]:
                 eng._clear(st.dev.pop(name), best, t, out, "order_expired")
+        elif what == -5:
+            assert spec is not None
+            checkin_deadline(eng, lane, st, spec, best, out)
         elif what == -4:
             ev = best[4]
             del st.cam_last[ev]
@@ -228,6 +242,8 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
                 if zr.kind == CURFEW:
                     c = st.conds[i]
                     best = min(best, window_due(c.iv_start, c.iv_end, c.entered))
+            if spec.checkin is not None and not st.expired and 0 <= st.ck_due < best:
+                best = st.ck_due
         if not st.expired:
             best = min(best, order_end_due(spec))
         lane.static_due = best
@@ -291,6 +307,8 @@ def start_lane(eng: Engine, st: LaneState, spec: PersonSpec, t: int) -> None:
         if zr.kind == CURFEW:
             c = st.conds[i]
             c.iv_start, c.iv_end, c.entered = window_at(zr.calendar, t)
+    if spec.checkin is not None and st.ck_due < 0:
+        place_checkins(st, spec, t)
 
 
 def apply_step(
@@ -300,6 +318,8 @@ def apply_step(
     t = key[0]
     if spec is not None and not st.started:
         eng._start(st, spec, t)
+    elif spec is not None and spec.checkin is not None and st.ck_due < 0:
+        place_checkins(st, spec, t)  # a state from before the rule (a restored snapshot)
     eng._catch_up(lane, st, spec, key, out)
     m = e.msg
     if spec is None:
@@ -377,9 +397,13 @@ def apply_step(
         if spec.contact_rules and not lane.late:
             eng._contact(lane, st, spec, key, out, None, one_sided)
         return
-    # device event
     if not active or st.expired:
         return
+    if tm is CheckIn:
+        if spec.checkin is not None:
+            checkin_step(eng, lane, st, spec, e, out)
+        return
+    # device event
     ev: str = m.event  # type: ignore[union-attr]
     if ev in BUILTIN_DEVICE_RULES:
         if ev not in st.dev:
@@ -533,3 +557,123 @@ def camera_hit(eng: Engine, lane: Lane, st: LaneState, hit: VideoHit, key: Key,
         severity=DEFAULT_SEVERITY["video_" + ev], start=t, at=t, lon=hit.lon, lat=hit.lat,
         evidence="video", camera_id=hit.camera_id, jurisdiction=hit.jurisdiction,
     )
+
+
+_CHECKIN_LOOKAHEAD_MS = 8 * 86_400_000
+"""How far ahead the next check-in deadline is looked for: every window and
+request repeats within a week, so a span of eight days without one has none."""
+
+
+def checkin_owed(spec: PersonSpec, start_ms: int, end_ms: int) -> list[Owed]:
+    """The check-ins the person owes that are open at some time in
+    ``[start_ms, end_ms)`` (:func:`geofence.checkin.owed_between`), keeping
+    only those wholly inside the order's validity: outside it nothing is owed."""
+    ck = spec.checkin
+    assert ck is not None
+    return [o for o in owed_between(spec.person_id, ck.rule, ck.timezone, start_ms, end_ms)
+            if spec.valid_from <= o.opens_ms and o.due_ms < spec.valid_until]
+
+
+def checkin_next_due(spec: PersonSpec, after: int) -> int:
+    """The first deadline of an owed check-in after ``after`` (``_INF``: none)."""
+    start = after + 1
+    for o in checkin_owed(spec, start, start + _CHECKIN_LOOKAHEAD_MS):
+        if o.due_ms > after:
+            return o.due_ms
+    return _INF
+
+
+def place_checkins(st: LaneState, spec: PersonSpec, t: int) -> None:
+    """Start the check-in schedule at ``t``: what is due from ``t`` on is owed."""
+    st.ck_done = t - 1
+    st.ck_paid = ()
+    st.ck_due = checkin_next_due(spec, t - 1)
+
+
+def checkin_verified(m: CheckIn, min_score: float) -> bool:
+    """Whether a check-in verifies the person: it carries at least one result
+    and none failed (a face score below ``min_score``, a failed action)."""
+    fs, ok = m.face_score, m.action_ok
+    return (fs is None or fs >= min_score) and ok is not False and (fs is not None or ok is True)
+
+
+def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: Entry,
+                 out: list[LogItem]) -> None:
+    """A check-in of a person under a checkin rule (inside the order's validity).
+
+    A check-in that is not verified opens ``checkin_failed`` and answers
+    nothing. A verified one clears ``checkin_missed`` and
+    ``checkin_failed``, answers what it owes (:func:`geofence.checkin.answers`:
+    settled at each deadline by :func:`checkin_deadline`), and its position
+    is judged against the inclusion zones as a fix's is (``c1`` codes):
+    certainly outside one opens ``checkin_outside``, certainly inside all of
+    them clears it. See docs/rules.md, "Check-ins".
+    """
+    ck = spec.checkin
+    assert ck is not None
+    m: CheckIn = e.msg  # type: ignore[assignment]
+    key = e.key
+    t = key[0]
+    dev = st.dev
+    if not checkin_verified(m, ck.min_score):
+        if "checkin_failed" not in dev:
+            evidence = msgspec.json.encode({
+                "face_score": m.face_score, "action_ok": m.action_ok, "method": m.method,
+                "min_score": ck.min_score}).decode()
+            dev["checkin_failed"] = eng._open(
+                lane, spec, key, out, id_rule=ck.rule_id + ":failed", rule_id=ck.rule_id,
+                kind="checkin_failed", severity=ck.failed, start=t, at=t, lon=m.lon, lat=m.lat,
+                device_id=m.device_id, evidence=evidence)
+        return
+    for name in ("checkin_missed", "checkin_failed"):
+        a = dev.pop(name, None)
+        if a is not None:
+            eng._clear(a, key, t, out)
+    if not lane.late:  # (late data has no deadlines to meet: see catch_up)
+        paid = set(st.ck_paid)
+        for o in checkin_owed(spec, t, t + 1):
+            if o.due_ms > st.ck_done and answers(o, t, m.request_id):
+                paid.add((o.due_ms, o.key))
+        if len(paid) > len(st.ck_paid):
+            st.ck_paid = tuple(sorted(paid))
+    c1 = e.c1
+    if c1 is None:
+        return
+    outside: str | None = None
+    inside = True
+    for i, zr in enumerate(spec.zone_rules):
+        if zr.kind == INCLUSION:
+            if c1[i] == 1 and outside is None:
+                outside = zr.zone_id
+            if c1[i] != -1:
+                inside = False
+    if outside is not None:
+        if "checkin_outside" not in dev:
+            dev["checkin_outside"] = eng._open(
+                lane, spec, key, out, id_rule=ck.rule_id + ":outside", rule_id=ck.rule_id,
+                kind="checkin_outside", severity=ck.outside, start=t, at=t, lon=m.lon,
+                lat=m.lat, device_id=m.device_id, zone=outside, evidence="checkin")
+    elif inside and "checkin_outside" in dev:
+        eng._clear(dev.pop("checkin_outside"), key, t, out)
+
+
+def checkin_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, key: Key,
+                     out: list[LogItem]) -> None:
+    """The timer at a check-in deadline ``st.ck_due``: an owed check-in due then
+    that no verified check-in answered opens ``checkin_missed`` (one episode
+    while it is open); then the next deadline is armed."""
+    ck = spec.checkin
+    assert ck is not None
+    due = st.ck_due
+    paid = {k for d, k in st.ck_paid if d == due}
+    missed = [o.key for o in checkin_owed(spec, due, due + 1)
+              if o.due_ms == due and o.key not in paid]
+    if missed and "checkin_missed" not in st.dev and spec.active_at(due):
+        st.dev["checkin_missed"] = eng._open(
+            lane, spec, key, out, id_rule=ck.rule_id + ":missed", rule_id=ck.rule_id,
+            kind="checkin_missed", severity=ck.missed, start=due, at=due,
+            lon=st.lf_lon if st.lf_ts >= 0 else None, lat=st.lf_lat if st.lf_ts >= 0 else None,
+            evidence=msgspec.json.encode({"missed": missed}).decode())
+    st.ck_done = due
+    st.ck_paid = tuple(p for p in st.ck_paid if p[0] > due)
+    st.ck_due = checkin_next_due(spec, due)

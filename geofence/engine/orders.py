@@ -32,6 +32,7 @@ from geofence.model import (
     Order,
 )
 from geofence.rules import (
+    CHECKIN_KINDS,
     PersonSpec,
     ZoneIndex,
     compile_order,
@@ -66,10 +67,11 @@ def install(eng: Engine, order: Order, spec: PersonSpec | None = None) -> Person
 
 
 def rebuild_watchers(eng: Engine) -> None:
-    # lanes that never take the in-place fast path: cameras (no spec) and
-    # persons with no_contact rules (each fix is a contact observation)
+    # lanes that never take the in-place fast path: cameras (no spec),
+    # persons with no_contact rules (each fix is a contact observation) and
+    # persons with a checkin rule (deadlines, check-ins)
     eng._watchers_dirty = False
-    eng._slow = {p for p, s in eng._specs.items() if s.contact_rules}
+    eng._slow = {p for p, s in eng._specs.items() if s.contact_rules or s.checkin is not None}
     w: dict[str, list[str]] = {}
     for pid, spec in eng._specs.items():
         for cr in spec.contact_rules:
@@ -132,7 +134,8 @@ def rebuild_csr(eng: Engine) -> None:
     eng._q_vu = np.fromiter((s.valid_until for s in specs), np.int64, len(specs))
     eng._q_cfk = np.fromiter((s.curfew_idx[0] if len(s.curfew_idx) == 1 else -1 for s in specs),
                               np.int64, len(specs))
-    eng._q_ok = [not s.contact_rules and len(s.curfew_idx) <= 1 for s in specs]
+    eng._q_ok = [not s.contact_rules and s.checkin is None and len(s.curfew_idx) <= 1
+                 for s in specs]
     eng._q_oka = np.array(eng._q_ok, np.bool_)
     eng._q_end_due = np.fromiter((order_end_due(s) for s in specs), np.int64, len(specs))
     eng._q_after = np.fromiter(
@@ -201,6 +204,14 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
         fresh.last_msg, fresh.lf_ts, fresh.lf_lon, fresh.lf_lat, fresh.lf_acc = (
             st.last_msg, st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc)
         fresh.dev = dict(st.dev)
+        oc = old.checkin if old is not None else None
+        if oc is not None and oc == new.checkin:  # the same schedule: it goes on
+            fresh.ck_done, fresh.ck_due, fresh.ck_paid = st.ck_done, st.ck_due, st.ck_paid
+        # (otherwise placed afresh at the lane's next step: start_lane)
+        if oc is not None and (new.checkin is None or new.checkin.rule_id != oc.rule_id):
+            for name in CHECKIN_KINDS:
+                if name in fresh.dev:
+                    eng._clear(fresh.dev.pop(name), key, at, items, reason)
         fresh.sp = st.sp
         fresh.sig = st.sig
         if fresh.sig is not None and new.signal_after_ms is None:

@@ -1,9 +1,13 @@
 """Snapshots of an engine's state, and restoring them.
 
-Format 3 (:data:`SNAPSHOT_VERSION`) keeps lanes in bulk mode as arrays
+Format 4 (:data:`SNAPSHOT_VERSION`) keeps lanes in bulk mode as arrays
 (:class:`_QuietSnapshot`) and every other lane as a :class:`~.state.Lane`
-object; format 2, every lane as an object, is still read (and written on
-request). docs/rules.md ("State") has the measured costs.
+object whose state includes the checkin rule's schedule. Format 3 is the
+same without that schedule (an engine that reads only 3 would drop it
+unnoticed, hence the new number); format 2 holds every lane as an object.
+Both are still read (a format-3 lane under a checkin rule places its
+schedule at its next step) and written on request. docs/rules.md ("State")
+has the measured costs.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ if TYPE_CHECKING:
     from geofence.engine.core import Engine
 
 
-SNAPSHOT_VERSION = 3
-"""Format written by :meth:`Engine.snapshot`; :meth:`Engine.restore` reads 2 and 3."""
+SNAPSHOT_VERSION = 4
+"""Format written by :meth:`Engine.snapshot`; :meth:`Engine.restore` reads 2, 3 and 4."""
+_READS = (2, 3, SNAPSHOT_VERSION)
 
 
 class _QuietSnapshot(msgspec.Struct):
@@ -60,17 +65,18 @@ class _Snapshot(msgspec.Struct):
     recent: dict[str, list[tuple[int, float, float, float]]]
     far_ts: int = -1
     far_pid: Union[str, None] = None
-    quiet: Union[_QuietSnapshot, None] = None  # format 3
+    quiet: Union[_QuietSnapshot, None] = None  # formats 3 and 4
 
 
 def snapshot(eng: Engine, version: int = SNAPSHOT_VERSION) -> bytes:
     """All per-person state as msgpack bytes (restorable with :meth:`restore`).
 
-    Format 3 (the default) keeps the lanes in quiet mode as they are held,
+    Format 4 (the default) keeps the lanes in quiet mode as they are held,
     in arrays (:mod:`geofence.bulk`): the cost grows with the persons
     who have more than liveness to keep, not with every person seen.
-    ``version=2`` writes the previous format (every lane as an object),
-    which an engine that reads only 2 restores.
+    ``version=3`` writes the same for an engine that reads only 3 (it
+    knows no checkin rules and drops their schedules), ``version=2`` every
+    lane as an object, which an engine that reads only 2 restores.
 
     Raises
     ------
@@ -80,11 +86,11 @@ def snapshot(eng: Engine, version: int = SNAPSHOT_VERSION) -> bytes:
     if version == 2:
         eng._materialise_all(reenter=True)
         quiet = None
-    elif version == SNAPSHOT_VERSION:
+    elif version in (3, SNAPSHOT_VERSION):
         quiet = eng._quiet_snapshot()
     else:
         raise ValidationError("snapshot_version",
-                              f"engine snapshot version {version}; this engine writes 2 and 3")
+                              f"engine snapshot version {version}; this engine writes 2, 3 and 4")
     snap = _Snapshot(version, eng._wm, eng._max_ts, list(eng._lanes.values()),
                      list(eng._late.values()), eng._recent, eng._far_ts, eng._far_pid,
                      quiet)
@@ -109,8 +115,8 @@ def quiet_snapshot(eng: Engine) -> _QuietSnapshot | None:
 def restore(eng: Engine, data: bytes) -> None:
     """Replace all state with a :meth:`snapshot` (orders and zones stay as configured).
 
-    Lanes of persons no longer under an order are dropped. Formats 2 and
-    3 are read.
+    Lanes of persons no longer under an order are dropped. Formats 2, 3
+    and 4 are read.
 
     Raises
     ------
@@ -121,10 +127,10 @@ def restore(eng: Engine, data: bytes) -> None:
     """
     with gc_paused():  # many long-lived objects, no cycles
         snap = msgspec.msgpack.decode(data, type=_Snapshot)
-    if snap.version not in (2, SNAPSHOT_VERSION):
+    if snap.version not in _READS:
         raise ValidationError(
             "snapshot_version",
-            f"engine snapshot version {snap.version}; this engine reads 2 and 3")
+            f"engine snapshot version {snap.version}; this engine reads 2, 3 and 4")
     eng._wm, eng._max_ts = snap.wm, snap.max_ts
     eng._far_ts, eng._far_pid = snap.far_ts, snap.far_pid
     eng._lanes = {}

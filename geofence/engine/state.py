@@ -15,6 +15,7 @@ from geofence.episodes import Cond
 from geofence.model import (
     Alert,
     AlertRecord,
+    CheckIn,
     DeviceEvent,
     Fix,
     VideoHit,
@@ -28,7 +29,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     """One step of a lane: a message (with its zone classifications) or a probe."""
 
     key: Key
-    msg: Union[Fix, DeviceEvent, VideoHit, None] = None
+    msg: Union[Fix, DeviceEvent, VideoHit, CheckIn, None] = None
     other: Union[str, None] = None
     c1: Union[tuple[int, ...], None] = None
     c2: Union[tuple[int, ...], None] = None
@@ -57,6 +58,14 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
     # accepted fix's ts, lon, lat, acc)
     sp: Union[tuple[int, int, int, int, float, float, float, int, int, float, float, float],
               None] = None
+    # the checkin rule (geofence.engine.machines.checkin_step): every owed
+    # check-in due at or before ck_done is settled, ck_due is the next
+    # deadline (_INF: none; -1: the schedule is not placed yet), ck_paid the
+    # (due, key) of owed check-ins after ck_done that a verified check-in
+    # answered; its alerts are in dev
+    ck_done: int = -1
+    ck_due: int = -1
+    ck_paid: tuple[tuple[int, str], ...] = ()
 
     def copy(self) -> LaneState:
         """Independent copy (alerts are immutable in practice)."""
@@ -65,7 +74,7 @@ class LaneState(msgspec.Struct, gc=False, array_like=True):
             tuple(map(cp, self.conds)), tuple(map(cp, self.appr)),
             tuple(map(cp, self.cconds)) if self.cconds else (), self.last_msg, self.lf_ts, self.lf_lon,
             self.lf_lat, self.lf_acc, self.sig, dict(self.dev), dict(self.cam_last),
-            self.expired, self.started, self.sp,
+            self.expired, self.started, self.sp, self.ck_done, self.ck_due, self.ck_paid,
         )
 
     def open_alerts(self) -> list[Alert]:

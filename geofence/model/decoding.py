@@ -18,7 +18,15 @@ from typing import Union
 import msgspec
 
 from geofence.errors import ValidationError
-from geofence.model.telemetry import _ENCODER, CheckIn, DeviceEvent, Fix, Telemetry, VideoHit
+from geofence.model.telemetry import (
+    _ENCODER,
+    CHECKIN_NO_RESULT,
+    CheckIn,
+    DeviceEvent,
+    Fix,
+    Telemetry,
+    VideoHit,
+)
 from geofence.model.timestamps import format_ts
 
 
@@ -47,6 +55,7 @@ _WIRE = Union[Fix, DeviceEvent, VideoHit, CheckIn,
               list[Union[Fix, DeviceEvent, VideoHit, CheckIn]]]
 _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"missing required field"), "missing_field"),
+    (re.compile(re.escape(CHECKIN_NO_RESULT)), "missing_field"),
     (re.compile(r"Invalid value .* at `\$(\[\d+\])?\.kind`"), "unknown_kind"),
     (re.compile(r"at `\$(\[\d+\])?\.event`"), "unknown_event"),
     (re.compile(r"of length <="), "string_too_long"),

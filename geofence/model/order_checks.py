@@ -126,6 +126,11 @@ def _check_order(index: int, order: Order) -> Order:
     ids = [r.id for r in order.rules]
     if len(set(ids)) != len(ids):
         raise OrderError("duplicate_id", f"{where}: rule ids repeat: {sorted(ids)}")
+    checkins = [r.id for r in order.rules if r.type == "checkin"]
+    if len(checkins) > 1:
+        raise OrderError("invalid_value", f"{where}: at most one checkin rule per order, got"
+                         f" {len(checkins)} ({', '.join(map(repr, checkins))}); put its"
+                         " windows and random requests in one rule")
     for rule in order.rules:
         t = rule.type
         if (t == "exclusion" and rule.zone and not rule.windows and rule.person is None

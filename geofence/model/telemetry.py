@@ -103,6 +103,16 @@ class CheckIn(_Message, tag="checkin"):
     method: Union[CheckinMethod, None] = None
     request_id: OptStr = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.face_score is None and self.action_ok is None:
+            # a check-in with no result would be neither verified nor failed
+            raise ValueError(CHECKIN_NO_RESULT)
+
+
+CHECKIN_NO_RESULT = "a check-in needs `face_score` or `action_ok` (it carries no result)"
+"""Detail of the ``missing_field`` reject of a check-in that carries no result."""
+
 
 Telemetry = Union[Fix, DeviceEvent, VideoHit, CheckIn]
 """One canonical telemetry message."""

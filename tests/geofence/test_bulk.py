@@ -24,7 +24,7 @@ from engine_world import MIN, SEC, T0, event, fix, hit, orders, pt, square, zone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
+from geofence.engine import SNAPSHOT_VERSION, Engine, EngineConfig, _Snapshot, batch_watermark
 from geofence.engine.machines import rearm_due, rearm_due_np
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
@@ -375,7 +375,7 @@ def test_snapshot_keeps_quiet_lanes_as_arrays_and_reads_the_previous_format() ->
     assert pair.in_bulk >= 10
     blob = pair.bulk.snapshot()
     snap = msgspec.msgpack.decode(blob, type=_Snapshot)
-    assert snap.version == 3 and snap.quiet is not None and len(snap.quiet.rows) == 8
+    assert snap.version == SNAPSHOT_VERSION and snap.quiet is not None and len(snap.quiet.rows) == 8
     assert len(snap.quiet.log["ts"]) > 0  # pending fixes travel as columns
     old = pair.bulk.snapshot(version=2)
     assert msgspec.msgpack.decode(old, type=_Snapshot).quiet is None
@@ -404,7 +404,7 @@ def test_restore_refuses_an_unknown_format_and_broken_arrays() -> None:
     fresh = Engine(ZONES, ORDERS, EngineConfig())
     with pytest.raises(ValidationError) as err:
         fresh.restore(msgspec.msgpack.encode(msgspec.structs.replace(snap, version=1)))
-    assert err.value.reason == "snapshot_version" and "reads 2 and 3" in str(err.value)
+    assert err.value.reason == "snapshot_version" and "reads 2, 3 and 4" in str(err.value)
     assert snap.quiet is not None
     broken = msgspec.structs.replace(snap.quiet, columns={
         k: v[:-1] for k, v in snap.quiet.columns.items()})

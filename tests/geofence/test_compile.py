@@ -17,6 +17,7 @@ from geofence.rules import (
     DEFAULT_SEVERITY,
     EXCLUSION,
     INCLUSION,
+    CheckinRule,
     ContactRule,
     PersonSpec,
     ZoneRule,
@@ -37,6 +38,7 @@ def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dic
     signal_after: int | None = None
     signal_rule: str | None = None
     signal_sev = DEFAULT_SEVERITY["signal_lost"]
+    checkin: CheckinRule | None = None
     missing: list[str] = []
 
     def sev_of(rule: Rule, kind: str) -> str:
@@ -69,6 +71,10 @@ def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dic
             if signal_after is None or after < signal_after:
                 signal_after, signal_rule = after, rule.id
                 signal_sev = sev_of(rule, "signal_lost")
+        elif rule.type == "checkin":
+            checkin = CheckinRule(rule, rule.id, order.timezone, rule.effective_min_score(),
+                                  sev_of(rule, "checkin_missed"), sev_of(rule, "checkin_failed"),
+                                  sev_of(rule, "checkin_outside"))
     live = [z for z in zone_rules if z.zone_idx >= 0]
     return {
         "order": order, "person_id": order.person_id, "jurisdiction": order.jurisdiction,
@@ -80,6 +86,7 @@ def reference(order: Order, zones: ZoneCatalogue, default_dwell_s: float) -> dic
         "kinds": ("int8", [z.kind for z in live]),
         "exclusion_rules": tuple(z for z in live if z.kind == EXCLUSION), "missing_zones": tuple(missing),
         "curfew_idx": tuple(i for i, z in enumerate(live) if z.kind == CURFEW),
+        "checkin": checkin,
     }
 
 
@@ -120,17 +127,26 @@ _rule = st.one_of(
                           optional={"after_s": st.sampled_from([60, 900, 600]),
                                     "severity": st.sampled_from(["red", "blue"])}),
 )
+_checkin = st.fixed_dictionaries(
+    {"type": st.just("checkin"),
+     "windows": st.sampled_from([[{"start": "08:00", "end": "10:00"}], []])},
+    optional={"random": st.just({"per_day": 2, "start": "09:00", "end": "20:00"}),
+              "min_score": st.sampled_from([0.5, 0.9]), "severity": st.sampled_from(["red"])},
+).filter(lambda r: r["windows"] or "random" in r)
 _order = st.fixed_dictionaries({
     "rules": st.lists(_rule, max_size=7),
     "timezone": st.sampled_from(["Asia/Shanghai", "Asia/Urumqi", "Europe/London"]),
     "valid_from": st.sampled_from([None, 1_700_000_000_000]),
-})
+}, optional={"checkin": _checkin})  # at most one checkin rule per order
 
 
 def _orders(raw: list[dict[str, Any]]) -> list[Order]:
     docs = []
     for i, o in enumerate(raw):
-        rules = [{"id": f"r{j % 5}" if j < 5 else f"x{j}", **r} for j, r in enumerate(o["rules"])]
+        o = dict(o)
+        extra = [o.pop("checkin")] if "checkin" in o else []
+        rules = [{"id": f"r{j % 5}" if j < 5 else f"x{j}", **r}
+                 for j, r in enumerate([*o["rules"], *extra])]
         docs.append({"person_id": f"P-{i}", "devices": [f"D-{i}"], "jurisdiction": "320102", **o,
                      "rules": rules})
     return parse_orders(json.dumps(docs))
