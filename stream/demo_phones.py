@@ -29,6 +29,7 @@ from geofence.model import parse_order
 from simulators.caseload import Caseload
 from simulators.people import _sample_in
 from simulators.phones import (
+    CheckinPlan,
     PhonePerson,
     _outside_point,
     _plan_day,
@@ -47,6 +48,8 @@ DEMO_PHONES: tuple[tuple[str, bool, bool], ...] = (
     ("on_time", True, True),
 )
 """The demo's phone persons: what each does and what its check-in rule asks."""
+ENROL_BEFORE_MS = 20_000
+"""Each demo phone's enrolment check-in comes this long before its first window opens."""
 WINDOW_MIN = 4
 """Minutes of the scheduled window that opens as the demo starts."""
 RANDOM_MIN = (WINDOW_MIN + 1, WINDOW_MIN + 16)
@@ -91,7 +94,8 @@ def demo_phones(caseload: Caseload, start_ms: int, lead_ms: int = 30_000,
     """Phone persons numbered after the caseload's persons, with rules set from ``start_ms``.
 
     Their first window opens at the first whole minute at least ``lead_ms``
-    after ``start_ms`` (the time the demo's parts need to start). Their
+    after ``start_ms`` (the time the demo's parts need to start); each phone
+    checks in once, on enrolment, ``ENROL_BEFORE_MS`` before it. Their
     check-ins cover what they owe in the next hour.
     """
     cfg, city = caseload.config, caseload.city
@@ -119,6 +123,11 @@ def demo_phones(caseload: Caseload, start_ms: int, lead_ms: int = 30_000,
         p.owed = owed_between(p.person_id, parsed.rules[1], cfg.timezone, start_ms,
                               opens + 60 * MINUTE_MS)
         _plan_day(rng, p, inside, _outside_point(rng, city, d.code, home))
+        # the app checks in once when the phone is enrolled, before anything is owed: the
+        # engine owes a person check-ins from their first message on
+        enrolled = opens - ENROL_BEFORE_MS
+        p.checkins.insert(0, CheckinPlan(enrolled, home[0], home[1], 12.0, 0.95, True,
+                                         "face_action", None, False))
         for kind, t in checkin_alerts(p.owed, p.checkins, p.min_score):
             p.expected.append({"person_id": p.person_id, "kind": kind, "opened_at": t})
         phones.append(p)

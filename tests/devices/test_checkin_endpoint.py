@@ -166,6 +166,8 @@ async def test_device_not_the_keys_or_not_provisioned_is_403(gateway: Gateway,
     (json.dumps(checkin(face_score=1.5)).encode(), "out_of_range"),
     (json.dumps(checkin(method="fingerprint")).encode(), "invalid_value"),
     (json.dumps({k: v for k, v in checkin().items() if k != "ts"}).encode(), "missing_field"),
+    # a check-in with no verification result at all
+    (json.dumps(checkin(face_score=None, action_ok=None)).encode(), "missing_field"),
     (json.dumps({**checkin(), "kind": "fix"}).encode(), "wrong_kind"),
     (json.dumps(checkin(ts_ms=int(time.time() * 1000) + 3_600_000)).encode(),
      "future_timestamp"),
