@@ -10,7 +10,8 @@ request (``request_id`` = the request's key).
 Each partition keeps a :class:`RequestClock`: a mark (requests opening up to
 it were sent) and the requests planned to open in the next hour. A tick
 sends every request that opened in ``(mark, now]``, so a slow tick never
-skips one. A partition newly taken (worker start, restart, rebalance) has
+skips one. When the partition's orders change (hot reload), a new or
+changed order's requests still open are sent at once. A partition newly taken (worker start, restart, rebalance) has
 no mark: its first tick sends every request still open at that moment,
 which may repeat one the previous owner sent (the same ``request_id``;
 the phone app treats a repeat as the same request) and never leaves out a
@@ -22,7 +23,7 @@ Pure: no I/O; the caller passes the time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from geofence.checkin import Owed, owed_between
@@ -94,37 +95,62 @@ class RequestClock:
         self.mark: int | None = None
         """Requests opening at or before this time (epoch ms) were sent."""
         self._orders: dict[str, Order] = {}
+        """The orders with random requests, as last read."""
+        self._stale = True
+        """The orders are to be read again at the next tick."""
         self._until = -1
         self._pending: list[Request] = []  # opening in (mark, until], latest first
 
+    def orders_changed(self) -> None:
+        """The partition's orders changed: read them again at the next tick."""
+        self._stale = True
+
     def due(self, orders: Mapping[str, Order], now_ms: int) -> list[Request]:
-        """The requests to send at ``now_ms``, in time order; advances the mark to ``now_ms``."""
-        mine = {p: o for p, o in orders.items() if random_rule(o) is not None}
+        """The requests to send at ``now_ms``, in time order; advances the mark to ``now_ms``.
+
+        ``orders`` are read again only after :meth:`orders_changed` (the
+        partition's orders are many; a tick must stay cheap).
+        """
         if self.mark is None:
             self.mark = now_ms
-            self._plan(mine)
-            out = [Request(o.person_id, o.devices, w)
-                   for o in mine.values() for w in open_requests(o, now_ms)]
-            out.sort(key=lambda r: (r.owed.opens_ms, r.owed.key))
-            return out
+            self._read(orders)
+            self._plan(now_ms)
+            return self._open_at(self._orders.values(), now_ms)
         if now_ms <= self.mark:
             return []
-        if mine != self._orders or now_ms > self._until:
-            self._plan(mine, now_ms)
         out = []
+        if self._stale:
+            before = self._orders
+            self._read(orders)
+            # a new or changed order's requests still open are sent at once, even those
+            # opened before it arrived; those opening after the mark come from the plan
+            fresh = [o for p, o in self._orders.items() if before.get(p) != o]
+            out = [r for r in self._open_at(fresh, now_ms) if r.owed.opens_ms <= self.mark]
+            self._plan(now_ms)
+        elif now_ms > self._until:
+            self._plan(now_ms)
         pending = self._pending
         while pending and pending[-1].owed.opens_ms <= now_ms:
             out.append(pending.pop())
         self.mark = now_ms
         return out
 
-    def _plan(self, orders: dict[str, Order], now_ms: int | None = None) -> None:
+    def _read(self, orders: Mapping[str, Order]) -> None:
+        self._orders = {p: o for p, o in orders.items() if random_rule(o) is not None}
+        self._stale = False
+
+    @staticmethod
+    def _open_at(orders: Iterable[Order], at_ms: int) -> list[Request]:
+        out = [Request(o.person_id, o.devices, w) for o in orders for w in open_requests(o, at_ms)]
+        out.sort(key=lambda r: (r.owed.opens_ms, r.owed.key))
+        return out
+
+    def _plan(self, now_ms: int) -> None:
         """Compute the requests opening after the mark, up to an hour past ``now_ms``."""
         assert self.mark is not None
-        self._orders = orders
-        self._until = max(self.mark, now_ms or self.mark) + self.plan_ms
-        plan = [Request(o.person_id, o.devices, w)
-                for o in orders.values() for w in requests_between(o, self.mark, self._until)]
+        self._until = max(self.mark, now_ms) + self.plan_ms
+        plan = [Request(o.person_id, o.devices, w) for o in self._orders.values()
+                for w in requests_between(o, self.mark, self._until)]
         plan.sort(key=lambda r: (r.owed.opens_ms, r.owed.key), reverse=True)
         self._pending = plan
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,35 @@ async def test_other_paths_still_reach_the_osmand_endpoint(gateway: Gateway):
             assert rsp.status == 405
         async with http.get(f"{base}/?id=PH-0901&lat=32.05&lon=118.79&key={KEY_2}") as rsp:
             assert rsp.status == 200
+
+
+async def test_the_simulators_osmand_sink_posts_checkins_with_the_phones_key(
+        gateway: Gateway, kafka_bootstrap: str, tmp_path: Path):
+    from simulators.feed import Item, OsmandSink, merge_timed, read_timed
+
+    t0 = int(time.time() * 1000) - 30_000
+    timed = tmp_path / "checkins.jsonl"
+    timed.write_text("".join(json.dumps({"deliver_ms": t0 + d, "message": {
+        "kind": "checkin", "device_id": "PH-0900", "ts": t0 + d - 500, "lat": 32.05,
+        "lon": 118.79, "face_score": 0.9}}) + "\n" for d in (1_000, 5_000)))
+    fixes = [Item(b"", [{"kind": "fix", "device_id": "PH-0901", "ts": t0 + s, "lat": 32.0,
+                         "lon": 118.7}]) for s in (0, 2_000, 4_000)]
+    items = list(merge_timed(fixes, read_timed(str(timed))))
+    # each check-in goes before the first fix later than its delivery
+    assert [(m["kind"], m["ts"] - t0) for i in items for m in i.messages or []] == [
+        ("fix", 0), ("checkin", 500), ("fix", 2_000), ("fix", 4_000), ("checkin", 4_500)]
+    sink = OsmandSink(f"http://127.0.0.1:{gateway.ports['osmand']}/",
+                      keys={"PH-0900": KEY_1, "PH-0901": KEY_2})
+    await sink.start()
+    try:
+        for item in items:
+            await sink.put(item)
+        await sink.flush()
+    finally:
+        await sink.stop()
+    assert sink.errors == 0
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: len(messages(rs)) >= 5)
+    assert sorted((m["kind"], parse_ts(m["ts"]) - t0) for _, m in messages(records)) == [
+        ("checkin", 500), ("checkin", 4_500), ("fix", 0), ("fix", 2_000), ("fix", 4_000)]
+    assert gateway.metrics.frames.labels("checkin", "ok")._value.get() == 2

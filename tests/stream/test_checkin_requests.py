@@ -196,7 +196,48 @@ def test_a_clock_that_ticks_rarely_or_backwards_skips_nothing():
     del changed["P-0901"]
     clock2 = RequestClock()
     first = {r.owed.key for r in clock2.due(os, T0)}
+    clock2.orders_changed()  # what a hot reload of the partition's orders calls
     rest = {r.owed.key for r in clock2.due(changed, T0 + 10 * HOUR)}
     assert first | rest == ({b["request_id"] for _, b in expected(os.values(), T0, T0)}
                             | {b["request_id"] for _, b in expected(changed.values(), T0,
                                                                      T0 + 10 * HOUR)})
+
+
+async def test_an_order_added_or_withdrawn_live_changes_what_is_requested(broker: str):
+    from aiokafka import AIOKafkaProducer
+
+    from stream.topics import ORDERS
+
+    os = orders()
+    clock = {"now": T0}
+    worker = await start_worker(broker, os, clock)
+    new = {"person_id": "P-0950", "devices": ["PH-0950"], "jurisdiction": "320102",
+           "rules": [{"id": "c1", "type": "checkin",
+                      "random": {"per_day": 6, "start": "07:00", "end": "09:00"}}]}
+    added = parse_orders(json.dumps([new]))[0]
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        await run_to([worker], clock, [T0, T0 + HOUR])
+        # P-0950 arrives, P-0901 is withdrawn (a tombstone), an hour later
+        await producer.send_and_wait(ORDERS, json.dumps(new).encode(), key=b"P-0950")
+        await producer.send_and_wait(ORDERS, None, key=b"P-0901")
+        await wait_for(lambda: any("P-0950" in ps.orders for ps in worker._parts.values())
+                       and all("P-0901" not in ps.orders for ps in worker._parts.values()), 10)
+        await run_to([worker], clock, [T0 + HOUR + 1, T0 + 4 * HOUR])
+    finally:
+        await producer.stop()
+        await worker.stop()
+    got = await commands(broker)
+    kept = [o for o in os if o.person_id != "P-0901"]
+    reload = T0 + HOUR
+    before = expected(os, T0, reload)
+    # the new order's requests still open when it arrived are sent at the next tick
+    caught = [r for r in expected([added], reload + 1, reload + 1)
+              if parse_ts(r[1]["at"]) <= reload]
+    after = [r for r in expected([*kept, added], reload, T0 + 4 * HOUR)
+             if parse_ts(r[1]["at"]) > reload]
+    assert caught and any(b["person_id"] == "P-0950" for _, b in after)
+    assert by_device(got) == sorted(before + caught + after,
+                                    key=lambda r: (r[0], r[1]["at"], r[1]["request_id"]))
+    assert not any(b["person_id"] == "P-0901" and parse_ts(b["at"]) > reload for _, b in got)
