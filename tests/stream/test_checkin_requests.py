@@ -241,3 +241,35 @@ async def test_an_order_added_or_withdrawn_live_changes_what_is_requested(broker
     assert by_device(got) == sorted(before + caught + after,
                                     key=lambda r: (r[0], r[1]["at"], r[1]["request_id"]))
     assert not any(b["person_id"] == "P-0901" and parse_ts(b["at"]) > reload for _, b in got)
+
+
+def test_the_request_clock_agrees_with_owed_between_on_random_days_and_ticks():
+    import random
+
+    rnd = random.Random(5)
+    zones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Asia/Kathmandu"]
+    raw = []
+    for n in range(40):
+        start = rnd.randrange(0, 22 * 60)
+        end = rnd.randrange(start + 1, 24 * 60)
+        raw.append({"person_id": f"P-{n}", "devices": [f"PH-{n}"], "jurisdiction": "320102",
+                    "timezone": rnd.choice(zones),
+                    "rules": [{"id": "c1", "type": "checkin", "random": {
+                        "per_day": rnd.randrange(1, 8),
+                        "start": f"{start // 60:02d}:{start % 60:02d}",
+                        "end": f"{end // 60 % 24:02d}:{end % 60:02d}" if end < 1440 else "23:59",
+                        "answer_within_s": rnd.choice([60, 900, 7200])}}]})
+    os = {o.person_id: o for o in parse_orders(json.dumps(raw))}
+    clock = RequestClock(plan_ms=HOUR, warm_per_tick=3)
+    t, end = T0, T0 + 3 * 86_400_000
+    sent: dict[str, int] = {}
+    for r in clock.due(os, t):
+        sent[r.owed.key] = t
+    while t < end:
+        t += rnd.choice([1, 500, 500, 500, 61_000, 17 * 60_000, 3 * HOUR])
+        for r in clock.due(os, t):
+            assert r.owed.key not in sent  # never twice from one clock
+            assert r.owed.opens_ms <= t
+            sent[r.owed.key] = t
+    want = {b["request_id"] for _, b in expected(os.values(), T0, t)}
+    assert set(sent) == want and len(want) > 300
