@@ -38,6 +38,13 @@ most 60 m and the position error below it; no check-in shares its
 millisecond with a deadline; every deadline falls before 22:00 local, long
 before the day's last message, and the orders start at the day's midnight,
 so nothing is owed before the first telemetry.
+
+Each phone also sends a heartbeat when the app wakes in the morning (06:00
+to 07:00 local), before anything is owed, so no deadline passes before the
+phone's first message: the check-in rules owe such a deadline from the
+order's start, while the engine starts a person's schedule at their first
+message (docs/rules.md); the day keeps to what both agree on, and the
+tests show the difference on the same day without the heartbeats.
 """
 
 from __future__ import annotations
@@ -130,6 +137,7 @@ class PhonePerson:
     owed: list[Owed] = field(default_factory=list)
     checkins: list[CheckinPlan] = field(default_factory=list)
     expected: list[dict[str, Any]] = field(default_factory=list)
+    wake_ms: int | None = None     # the app's morning heartbeat (before anything is due)
 
 
 def checkin_alerts(owed: Sequence[Owed], checkins: Sequence[CheckinPlan],
@@ -293,11 +301,12 @@ def phone_persons(rng: np.random.Generator, cfg: SimConfig, city: City, day0: in
                               "jurisdiction": d.code, "timezone": cfg.timezone, "rules": [rule]})
         p.owed = owed_between(p.person_id, parsed.rules[0], cfg.timezone, day0, day_end)
         _plan_day(rng, p, inside, _outside_point(rng, city, d.code, home))
+        wake = p.wake_ms = day0 + int(rng.integers(6 * 3_600_000, 7 * 3_600_000))
         for kind, t in checkin_alerts(p.owed, p.checkins, p.min_score):
             p.expected.append({"person_id": p.person_id, "rule_id": CHECKIN_RULE_ID, "kind": kind,
                                "opened_at": [format_ts(t), format_ts(t)], "late": False,
                                "scenario": f"checkin_{p.behaviour}"})
-        assert all(o.due_ms < day0 + 22 * 3_600_000 for o in p.owed)
+        assert all(wake < o.opens_ms and o.due_ms < day0 + 22 * 3_600_000 for o in p.owed)
         out.append(p)
     return out
 
@@ -324,13 +333,19 @@ _ENC = msgspec.json.Encoder()
 
 def checkin_lines(rng: np.random.Generator, city: City,
                   phones: Sequence[PhonePerson]) -> list[tuple[int, int, bytes]]:
-    """Every check-in as ``(delivery ms, sequence, JSON line)``; re-sends included.
+    """Every phone message as ``(delivery ms, sequence, JSON line)``: the morning
+    heartbeat (when the person has one), then the check-ins, re-sends included.
 
     The reported position is the planned one plus an error below the reported accuracy.
     """
     out: list[tuple[int, int, bytes]] = []
     seq = _SEQ0
     for p in phones:
+        if p.wake_ms is not None:
+            hb = b'{"kind":"device_event","device_id":"%s","ts":%d,"event":"heartbeat"}' % (
+                p.device_id.encode(), p.wake_ms)
+            out.append((p.wake_ms + 1000, seq, hb))
+            seq += 1
         for c in p.checkins:
             frac = min(float(rng.rayleigh(0.45)), 0.95)
             ang = float(rng.uniform(0, 2 * math.pi))

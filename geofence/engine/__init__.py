@@ -10,7 +10,7 @@ package, one concern a module:
 ``config``                :class:`EngineConfig`, :class:`ProcessResult`, the
                           step key, :func:`tune_gc`, :func:`batch_watermark`
 ``clock``                 the arrival clock (one step, and an array run)
-``classify``              fixes against their zone rules, vectorised
+``classify``              fixes and check-ins against their zone rules, vectorised
 ``state``                 a lane's data: steps, state machine values, checkpoints
 ``lanes``                 a person's steps in event time: feed, rewind,
                           checkpoints, timers

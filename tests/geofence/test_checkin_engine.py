@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_world import MIN, SEC, fix, pt, summary, zones
 
 from geofence.checkin import Owed, owed_between
-from geofence.engine import SNAPSHOT_VERSION, Engine, EngineConfig, fold_records
+from geofence.engine import SNAPSHOT_VERSION, Engine, EngineConfig, fold_records, replay_lines
 from geofence.engine.machines import checkin_verified
 from geofence.errors import OrderError
 from geofence.model import (
@@ -538,3 +538,20 @@ def test_a_format_3_snapshot_restores_and_places_the_schedule_at_the_next_step()
         recs = run(fresh, [beat(local("07:30")), local("11:00")])
         want = [("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
         assert kinds(recs) == (want if specs[0]["rules"][-1]["type"] == "checkin" else [])
+
+
+def test_replay_evaluates_check_ins_and_counts_one_without_a_result() -> None:
+    first, second = requests()
+    spec = order_json(random=RANDOM)
+    msgs = [beat(local("07:00")), ci(local("08:10"), face_score=0.2), ci(local("09:59")),
+            ci(first.opens_ms + MIN, request_id=first.key, x=5000)]
+    lines = [encode(m) for m in msgs]
+    lines.insert(2, json.dumps({"kind": "checkin", "device_id": "PH-C", "ts": local("08:20"),
+                                "lat": 32.05, "lon": 118.79}).encode())
+    lines.append(encode(beat(local("23:00"))))
+    alerts, summary_ = replay_lines(lines, zones(), orders(spec))
+    assert summary_.rejected == {"missing_field": 1} and summary_.messages == len(msgs) + 1
+    assert [(a.kind, a.opened_at, a.status) for a in alerts] == [
+        ("checkin_failed", format_ts(local("08:10")), "cleared"),
+        ("checkin_outside", format_ts(first.opens_ms + MIN), "open"),
+        ("checkin_missed", format_ts(second.due_ms), "open")]

@@ -7,7 +7,11 @@ devices, curfews on chosen days, orders that start or end mid-stream), an
 engine configuration, a stream of telemetry over up to a day (fixes near
 every boundary, invalid fixes, device events, video hits, out-of-order and
 late data, duplicates) and a way to cut it into batches (one message at a
-time up to the whole stream at once). :func:`run_world` drives an engine
+time up to the whole stream at once). About half the worlds have persons
+under checkin rules too, with phones that check in on time, late, at the
+deadline, from near every boundary, failing, naming requests or not
+(:func:`_checkins`, drawn from a generator of their own so that the other
+worlds stay as they were). :func:`run_world` drives an engine
 on the fast paths and one on the reference path with the same batches and
 reports the first difference in their output.
 
@@ -23,8 +27,10 @@ from typing import Any
 
 from engine_world import MIN, SEC, T0, pt, square
 
+from geofence.checkin import owed_between
 from geofence.engine import Engine, EngineConfig, batch_watermark
 from geofence.model import (
+    CheckIn,
     DeviceEvent,
     Fix,
     Order,
@@ -249,6 +255,81 @@ def _stream(rng: random.Random, orders: list[dict[str, Any]], places: list[tuple
     return [m for _, _, m in keyed]
 
 
+def _checkins(crng: random.Random, orders: list[dict[str, Any]],
+              places: list[tuple[float, float]], t_end: int, lateness_ms: int,
+              msgs: list[Telemetry]) -> list[Telemetry]:
+    """Put some persons under a checkin rule with a phone and merge their
+    check-ins (and a few of persons under no such rule) into ``msgs``."""
+    extra: list[tuple[int, int, Telemetry]] = []  # (arrival, seq, message)
+
+    def send(m: CheckIn) -> None:
+        delay = 0
+        if crng.random() < 0.15:
+            delay = crng.choice((10 * SEC, lateness_ms // 2, 2 * lateness_ms, 30 * MIN))
+        extra.append((m.ts + delay, len(extra), m))
+        if crng.random() < 0.04:  # delivered twice
+            extra.append((m.ts + delay + crng.randrange(0, 3 * MIN), len(extra), m))
+
+    def checkin(dev: str, t: int, request_id: str | None = None) -> CheckIn:
+        lon, lat = pt(*crng.choice(places))
+        face = crng.choice((0.99, 0.9, 0.8, 0.79, 0.3, None))
+        action = crng.choice((True, True, None, False)) if face is not None else crng.choice(
+            (True, False))
+        return CheckIn(device_id=dev, ts=t, lat=lat, lon=lon,
+                       accuracy_m=crng.choice((5.0, 10.0, 30.0, 120.0)), face_score=face,
+                       action_ok=action, method="face_action", request_id=request_id)
+
+    for i, o in enumerate(orders):
+        if crng.random() < 0.3:  # a check-in where no checkin rule asks for one
+            send(checkin(o["devices"][0], crng.randrange(T0, t_end)))
+        if crng.random() < 0.5:
+            continue
+        rule: dict[str, Any] = {"id": f"{o['person_id']}-c", "type": "checkin"}
+        if crng.random() < 0.7:
+            rule["windows"] = _windows(crng)
+        if "windows" not in rule or crng.random() < 0.5:
+            start = crng.choice((0, 8 * 60, 20 * 60, 21 * 60))
+            rule["random"] = {"per_day": crng.randint(1, 4), "start": _hhmm(start),
+                              "end": _hhmm(min(start + crng.choice((60, 180, 600)), 24 * 60 - 1)),
+                              "answer_within_s": crng.choice((60, 300, 900))}
+        if crng.random() < 0.3:
+            rule["min_score"] = crng.choice((0.5, 0.95))
+        if crng.random() < 0.15:
+            rule["severity"] = crng.choice(("red", "yellow"))
+        phone = f"Ph{i}"
+        o["rules"].append(rule)
+        o["devices"].append(phone)
+        parsed = parse_orders(json.dumps([o]))[0]
+        owed = owed_between(parsed.person_id, parsed.rules[-1], parsed.timezone, T0, t_end)
+        send(checkin(phone, T0 + crng.randrange(0, 10 * MIN)))  # the phone is on
+        for w in owed:
+            r = crng.random()
+            if r < 0.35:
+                continue  # missed
+            if r < 0.45:
+                t = crng.choice((w.opens_ms, w.due_ms, w.due_ms + 1))
+            else:
+                t = crng.randrange(w.opens_ms, w.due_ms + 1)
+            rid = w.key if w.requested and crng.random() < 0.5 else None
+            if crng.random() < 0.1:
+                rid = crng.choice([x.key for x in owed])  # perhaps another request's
+            send(checkin(phone, t, rid))
+        for _ in range(crng.choice((0, 2, 6))):
+            send(checkin(phone, crng.randrange(T0, t_end)))
+    if not extra:
+        return msgs
+    extra.sort(key=lambda x: (x[0], x[1]))
+    out: list[Telemetry] = []
+    k = 0
+    for m in msgs:  # the stream's own arrival order is kept
+        while k < len(extra) and extra[k][0] <= m.ts:
+            out.append(extra[k][2])
+            k += 1
+        out.append(m)
+    out.extend(x[2] for x in extra[k:])
+    return out
+
+
 def _batches(rng: random.Random, msgs: list[Telemetry]) -> list[list[Telemetry]]:
     mode = rng.choice(("one", "small", "mixed", "big", "whole"))
     if mode == "whole":
@@ -293,6 +374,9 @@ def make_world(seed: int) -> World:
               "lateness_ms": rng.choice((30 * SEC, 120 * SEC, 120 * SEC, 10 * MIN)),
               "default_dwell_s": rng.choice((0.0, 30.0, 30.0, 120.0))}
     msgs = _stream(rng, oj, places, centres, t_end, int(config["lateness_ms"]))
+    crng = random.Random(f"checkins {seed}")
+    if crng.random() < 0.5:
+        msgs = _checkins(crng, oj, places, t_end, int(config["lateness_ms"]), msgs)
     batches = _batches(rng, msgs)
     adv_p = rng.choice((0.0, 0.5, 1.0))
     snap_p = rng.choice((0.0, 0.0, 0.02))

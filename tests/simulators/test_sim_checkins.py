@@ -18,12 +18,12 @@ import shapely
 
 from devices.provisioning import load, verify_secret
 from geofence.checkin import Owed, owed_between
-from geofence.engine import replay_lines
+from geofence.engine import ReplaySummary, replay_lines
 from geofence.model import encode, format_ts, parse_order, parse_orders, parse_ts
 from geofence.zones import load_zones
 from simulators.caseload import Caseload, SimConfig, generate, write
 from simulators.phones import PHONE_BEHAVIOURS, CheckinPlan, checkin_alerts
-from simulators.score import score
+from simulators.score import ScoreReport, score
 from simulators.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +140,11 @@ def test_the_owed_check_ins_come_from_the_schedule(phone_day: Caseload):
         assert o.rules[0].zone == p.district and o.valid_from_ms() == day0
         assert p.owed == owed_between(p.person_id, o.rules[1], o.timezone, day0, day0 + 86_400_000)
         assert p.owed and all(w.due_ms < day0 + 22 * 3_600_000 for w in p.owed)
+        # the app's morning heartbeat comes before anything is owed
+        assert day0 + 6 * 3_600_000 <= p.wake_ms < min(w.opens_ms for w in p.owed)
+    beats = [json.loads(line) for line in phone_day.lines() if b'"event":"heartbeat"' in line]
+    assert sorted((m["device_id"], m["ts"]) for m in beats) == sorted(
+        (p.device_id, p.wake_ms) for p in phone_day.phones)
 
 
 def test_each_behaviour_has_its_alerts(phone_day: Caseload):
@@ -212,7 +217,7 @@ def test_phones_leave_the_wristband_day_as_it_was():
     with_phones = generate(SimConfig(persons=80, seed=5, district_detail_m=60.0, phone_share=0.1))
     assert with_phones.phones and not base.phones
     assert "phone_share" not in base.zones["wardstream_simulation"]
-    assert [line for line in with_phones.lines() if b'"kind":"checkin"' not in line] == list(base.lines())
+    assert [line for line in with_phones.lines() if b'"device_id":"PH-' not in line] == list(base.lines())
     assert with_phones.orders[:len(base.orders)] == base.orders
     phone_ids = {p.person_id for p in with_phones.phones}
     assert [e for e in with_phones.truth["expected"] if e["person_id"] not in phone_ids] == \
@@ -237,16 +242,27 @@ def test_jt808_days_have_no_phones():
 # --------------------------------------------------------------------------- the engine
 
 
-def test_a_day_with_phones_replays_perfectly(phone_dir: Path):
+def _replay_scored(phone_dir: Path, truth: dict, drop: bytes | None = None
+                   ) -> tuple[ScoreReport, ReplaySummary]:
     zones = load_zones(phone_dir / "zones.geojson")
     orders = parse_orders((phone_dir / "orders.json").read_bytes())
-    truth = json.loads((phone_dir / "truth.json").read_text())
     # small chunks: the watermark passes a late arrival's deadline before the check-in
     # arrives (120 persons send about 2 messages per second of event time), so the
     # missed-deadline timer fires and must be rewound
     with open(phone_dir / "telemetry.jsonl", "rb") as f:
-        alerts, summary = replay_lines((line.rstrip(b"\n") for line in f), zones, orders, chunk=64)
-    report = score(truth, [json.loads(encode(a)) for a in alerts])
+        lines = (line.rstrip(b"\n") for line in f if drop is None or drop not in line)
+        alerts, summary = replay_lines(lines, zones, orders, chunk=64)
+    return score(truth, [json.loads(encode(a)) for a in alerts]), summary
+
+
+def _first_checkin(phone_day: Caseload, person_id: str) -> int:
+    p = next(p for p in phone_day.phones if p.person_id == person_id)
+    return min(c.ts for c in p.checkins)
+
+
+def test_a_day_with_phones_replays_perfectly(phone_day: Caseload, phone_dir: Path):
+    truth = json.loads((phone_dir / "truth.json").read_text())
+    report, summary = _replay_scored(phone_dir, truth)
     assert report.false_negatives == [] and report.false_positives == [], report.text()
     assert report.precision == 1.0 and report.recall == 1.0
     assert all(not persons for persons in report.silent_violations.values())
@@ -254,6 +270,26 @@ def test_a_day_with_phones_replays_perfectly(phone_dir: Path):
     for kind in ("checkin_missed", "checkin_failed", "checkin_outside"):
         assert report.per_kind[kind]["tp"] == report.per_kind[kind]["expected"] >= 3, kind
     assert summary.duplicates > 0
+    # late arrivals made the missed-deadline timer fire early, and the rewind retracted it
+    assert summary.retracted > 0
+    # some persons miss a deadline before their first check-in (their heartbeat came earlier)
+    assert any(e["kind"] == "checkin_missed" and parse_ts(e["opened_at"][0])
+               < _first_checkin(phone_day, e["person_id"]) for e in truth["expected"])
+
+
+@pytest.mark.xfail(strict=True, reason="the engine starts a person's check-in schedule at their "
+                   "first message (docs/rules.md), so a deadline that passes before the phone "
+                   "sent anything opens nothing; the check-in rules owe it from the order's start")
+def test_a_deadline_missed_before_the_phone_sent_anything_opens_checkin_missed(
+        phone_day: Caseload, phone_dir: Path):
+    # the same day without the phones' morning heartbeats: the truth does not change
+    truth = json.loads((phone_dir / "truth.json").read_text())
+    early = {(e["person_id"], e["opened_at"][0]) for e in truth["expected"]
+             if e["kind"] == "checkin_missed"
+             and parse_ts(e["opened_at"][0]) < _first_checkin(phone_day, e["person_id"])}
+    assert early
+    report, _ = _replay_scored(phone_dir, truth, drop=b'"event":"heartbeat"')
+    assert not early & {(e["person_id"], e["opened_at"][0]) for e in report.false_negatives}
 
 
 # --------------------------------------------------------------------------- the oracle
@@ -301,7 +337,7 @@ def test_the_oracle_reads_a_check_in_without_results_as_rejected(phone_dir: Path
     w = next(w for w in owed_between(o["person_id"], rule, o["timezone"], due - 1, due + 1)
              if w.due_ms == due)
     raw = (phone_dir / "telemetry.jsonl").read_bytes().splitlines(keepends=True)
-    mine = next(json.loads(x) for x in raw if o["devices"][0].encode() in x)
+    mine = next(json.loads(x) for x in raw if o["devices"][0].encode() in x and b'"kind":"checkin"' in x)
     extra = {"kind": "checkin", "device_id": o["devices"][0], "ts": w.due_ms - 60_000,
              "lat": mine["lat"], "lon": mine["lon"], "accuracy_m": mine["accuracy_m"],
              "request_id": w.key if w.requested else None}

@@ -3,9 +3,10 @@
 Two hours of event time around Nanjing with a fix every 30 s per person:
 exclusion with an approach buffer, inclusion, a curfew that starts while the
 person is out, a no_contact pair that meets, a signal loss, every built-in
-device rule, and the three kinds of video hit. The expected alerts are not
-written here: the tests compare the stream with ``replay_lines`` on the same
-messages, which is what the contract promises.
+device rule, and the three kinds of video hit; on request
+(``checkins=True``) two phone-supervised persons under checkin rules too.
+The expected alerts are not written here: the tests compare the stream with
+``replay_lines`` on the same messages, which is what the contract promises.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ import json
 import random
 from typing import Any
 
-from geofence.model import DeviceEvent, Fix, Order, Telemetry, VideoHit, encode, parse_orders
+from geofence.checkin import owed_between
+from geofence.model import (
+    CheckIn,
+    DeviceEvent,
+    Fix,
+    Order,
+    Telemetry,
+    VideoHit,
+    encode,
+    parse_orders,
+)
 from geofence.zones import ZoneCatalogue
 
 T0 = 1795181400000  # 2026-11-20T13:30:00Z = 21:30 in Asia/Shanghai
@@ -59,12 +70,55 @@ def orders_json() -> list[dict[str, Any]]:
     ]
 
 
+def checkin_orders_json() -> list[dict[str, Any]]:
+    """Two persons supervised by phone: windows and random requests (P8, who
+    must stay in the district), a window and signal loss (P9)."""
+    return [
+        {"person_id": "P8", "devices": ["PH-P8"], "jurisdiction": "320102", "rules": [
+            {"id": "r8", "type": "inclusion", "zone": "320102"},
+            {"id": "c8", "type": "checkin", "windows": [{"start": "22:00", "end": "22:30"}],
+             "random": {"per_day": 3, "start": "21:30", "end": "23:10",
+                        "answer_within_s": 600}}]},
+        {"person_id": "P9", "devices": ["PH-P9"], "jurisdiction": "320102", "rules": [
+            {"id": "c9", "type": "checkin", "windows": [{"start": "22:00", "end": "22:20"}],
+             "severity": "red"},
+            {"id": "s9", "type": "signal_loss", "after_s": 1200}]},
+    ]
+
+
 def zones() -> ZoneCatalogue:
     return ZoneCatalogue.from_geojson(zones_geojson())
 
 
-def orders() -> list[Order]:
-    return parse_orders(json.dumps(orders_json()))
+def orders(checkins: bool = False) -> list[Order]:
+    return parse_orders(json.dumps(orders_json() + (checkin_orders_json() if checkins else [])))
+
+
+def checkin_messages() -> list[Telemetry]:
+    """The phone persons' check-ins: P8 answers its window from outside the
+    district, fails once, answers the first random request (by its id) and
+    misses the others; P9 misses its window while silent, then fails."""
+    p8 = next(o for o in orders(checkins=True) if o.person_id == "P8")
+    rule = next(r for r in p8.rules if r.type == "checkin")
+    requests = [w for w in owed_between("P8", rule, p8.timezone, T0, T0 + MINUTES * 60_000)
+                if w.requested]
+    home, away = (118.79, 32.05), (118.86, 32.05)
+
+    def ci(dev: str, minute: float, pos: tuple[float, float] = home, **kw: Any) -> CheckIn:
+        kw.setdefault("face_score", 0.93)
+        return CheckIn(device_id=dev, ts=T0 + int(minute * 60_000), lat=pos[1], lon=pos[0],
+                       accuracy_m=20.0, method="face", **kw)
+
+    first = requests[0]
+    out: list[Telemetry] = [
+        ci("PH-P8", 5), ci("PH-P8", 20, face_score=0.41), ci("PH-P8", 22, action_ok=True),
+        ci("PH-P8", 45, away), ci("PH-P8", 45, away), ci("PH-P8", 75),
+        CheckIn(device_id="PH-P8", ts=first.opens_ms + 90_000, lat=home[1], lon=home[0],
+                face_score=0.97, request_id=first.key),
+        ci("PH-P9", 2), ci("PH-P9", 70), ci("PH-P9", 90, action_ok=False),
+    ]
+    out.sort(key=lambda m: m.ts)
+    return out
 
 
 def _lerp(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
@@ -97,8 +151,9 @@ def _pos(pid: str, minute: float) -> tuple[float, float] | None:
     return (118.795, 32.055)
 
 
-def messages(seed: int = 7) -> list[Telemetry]:
-    """Every message of the scenario in event-time order."""
+def messages(seed: int = 7, checkins: bool = False) -> list[Telemetry]:
+    """Every message of the scenario in event-time order (with ``checkins``,
+    the phone persons' check-ins as well)."""
     rng = random.Random(seed)
     out: list[Telemetry] = []
     for k in range(MINUTES * 60_000 // STEP):
@@ -121,15 +176,19 @@ def messages(seed: int = 7) -> list[Telemetry]:
                         lat=32.07, lon=118.79, person_id="P2", confidence=0.9))
     out.append(VideoHit(camera_id="CAM-3", ts=T0 + 50 * 60_000 + 500, event="fight",
                         lat=32.05, lon=118.79, jurisdiction="320102"))
+    if checkins:
+        out.extend(checkin_messages())
     out.sort(key=lambda m: m.ts)
     return out
 
 
-def final_heartbeats() -> list[Telemetry]:
+def final_heartbeats(checkins: bool = False) -> list[Telemetry]:
     """One heartbeat per person after the end, so the stream's watermark reaches
     the same event time as replay's flush."""
     end = T0 + MINUTES * 60_000 + 1000
-    return [DeviceEvent(device_id=f"WB-P{i}", ts=end, event="heartbeat") for i in range(1, 8)]
+    phones = ["PH-P8", "PH-P9"] if checkins else []
+    return [DeviceEvent(device_id=d, ts=end, event="heartbeat")
+            for d in [*(f"WB-P{i}" for i in range(1, 8)), *phones]]
 
 
 def as_lines(msgs: list[Telemetry]) -> list[bytes]:

@@ -1,8 +1,9 @@
 """The stream equals replay, on the real embedded broker.
 
-A scenario with every rule type, sent through Kafka as batched envelopes
-and evaluated by a worker, yields exactly the alerts ``replay_lines`` yields
-for the same input: same alert ids, same final states.
+A scenario with every rule type (phone check-ins included), sent through
+Kafka as batched envelopes and evaluated by a worker, yields exactly the
+alerts ``replay_lines`` yields for the same input: same alert ids, same
+final states.
 The same input delivered out of order within the lateness horizon yields
 the same alerts again.
 """
@@ -21,13 +22,14 @@ from stream.topics import COMMANDS
 
 
 def _expected() -> list:
-    alerts, _ = replay_lines(scenario.as_lines(scenario.messages() + scenario.final_heartbeats()),
-                             scenario.zones(), scenario.orders())
+    msgs = scenario.messages(checkins=True) + scenario.final_heartbeats(checkins=True)
+    alerts, _ = replay_lines(scenario.as_lines(msgs), scenario.zones(),
+                             scenario.orders(checkins=True))
     return alerts
 
 
 async def _run(bootstrap: str, msgs: list) -> list:
-    orders = scenario.orders()
+    orders = scenario.orders(checkins=True)
     worker = Worker(bootstrap, scenario.zones(), orders, test_settings())
     await worker.start()
     try:
@@ -36,7 +38,7 @@ async def _run(bootstrap: str, msgs: list) -> list:
         for i in range(0, len(msgs), 200):
             await produce(bootstrap, orders, msgs[i:i + 200], per_envelope=40)
         await wait_for(lambda: caught_up(worker), 30)
-        await produce(bootstrap, orders, scenario.final_heartbeats())
+        await produce(bootstrap, orders, scenario.final_heartbeats(checkins=True))
         await wait_for(lambda: caught_up(worker), 30)
     finally:
         await worker.stop()
@@ -53,9 +55,10 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
     # the scenario really covers every rule family
     assert {"exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_violated",
             "contact", "signal_lost", "tamper", "removed", "sos", "power_off", "battery_low",
-            "device_separation", "video_fight"} <= kinds
+            "device_separation", "video_fight", "checkin_missed", "checkin_failed",
+            "checkin_outside"} <= kinds
 
-    records = await _run(broker, scenario.messages())
+    records = await _run(broker, scenario.messages(checkins=True))
     got, _ = fold_records(records)
     assert _summary(got) == _summary(expected)
     assert [a for a in got] == [a for a in expected]
@@ -73,8 +76,8 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
 
 async def test_out_of_order_within_lateness_changes_nothing(broker: str) -> None:
     expected = _expected()
-    msgs = scenario.shuffled_within(scenario.messages(), window_ms=90_000)
-    assert msgs != scenario.messages()
+    msgs = scenario.shuffled_within(scenario.messages(checkins=True), window_ms=90_000)
+    assert msgs != scenario.messages(checkins=True)
     records = await _run(broker, msgs)
     got, _ = fold_records(records)
     assert _summary(got) == _summary(expected)
