@@ -24,7 +24,8 @@ from engine_world import MIN, SEC, T0, event, fix, hit, orders, pt, square, zone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from geofence.engine import SNAPSHOT_VERSION, Engine, EngineConfig, _Snapshot, batch_watermark
+import geofence.engine as engine_pkg
+from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
 from geofence.engine.machines import rearm_due, rearm_due_np
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.errors import ValidationError
@@ -375,7 +376,7 @@ def test_snapshot_keeps_quiet_lanes_as_arrays_and_reads_the_previous_format() ->
     assert pair.in_bulk >= 10
     blob = pair.bulk.snapshot()
     snap = msgspec.msgpack.decode(blob, type=_Snapshot)
-    assert snap.version == SNAPSHOT_VERSION and snap.quiet is not None and len(snap.quiet.rows) == 8
+    assert snap.version == engine_pkg.SNAPSHOT_VERSION and snap.quiet is not None and len(snap.quiet.rows) == 8
     assert len(snap.quiet.log["ts"]) > 0  # pending fixes travel as columns
     old = pair.bulk.snapshot(version=2)
     assert msgspec.msgpack.decode(old, type=_Snapshot).quiet is None

@@ -32,6 +32,9 @@ def _bad(i: int) -> tuple[bytes | None, str]:
     kind = i % 7
     if kind == 0:
         return b'{"kind": "fix", "device_id": "WB-P1", "ts": ', "malformed_json"
+    if kind == 1 and (i // 7) % 2:  # a phone check-in that carries no result
+        return json.dumps({"kind": "checkin", "device_id": "WB-P1", "ts": ts, "lat": 32.05,
+                           "lon": 118.79, "method": "face"}).encode(), "missing_field"
     if kind == 1:
         return json.dumps({"kind": "fix", "device_id": "WB-P1", "ts": ts}).encode(), "missing_field"
     if kind == 2:
@@ -92,6 +95,9 @@ async def test_thousand_malformed_messages_are_dead_lettered_while_valid_traffic
     assert all(re.fullmatch(r"telemetry:[0-3]@\d+", s) for s in sources)
     assert len(set(sources)) == 1000  # one per message, each with its own partition/offset
     assert all(d["detail"] for d in letters)
+    no_result = [d for d in letters if '"checkin"' in d["raw"]]
+    assert len(no_result) >= 50 and all(d["reason"] == "missing_field"
+                                        and "face_score" in d["detail"] for d in no_result)
     metric = worker.metrics.dead_letters
     assert {r: metric.labels(r)._value.get() for r in expected_reasons} == dict(expected_reasons)
 
