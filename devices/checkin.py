@@ -218,14 +218,18 @@ def refusal(provisioning: Provisioning | None, owners: KeyOwners,
         return None
     if key is None:
         return AuthRefusal(401, "missing_key", "no device key (Authorization: Bearer <key>)")
+    verified: set[str] = set()
     for msg in checkins:
         dev = msg.device_id
+        if dev in verified:
+            continue
         device = provisioning.get(dev)
         if device is None or device.protocol not in PROTOCOLS:
             return AuthRefusal(403, "not_provisioned",
                                f"device {dev!r} is not provisioned for check-ins")
         if device.check_secret(key):
             owners.note(key, dev)
+            verified.add(dev)
             continue
         owner = owners.owner(key)
         if owner is not None and owner != dev:
