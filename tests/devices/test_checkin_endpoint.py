@@ -257,3 +257,24 @@ async def test_the_simulators_osmand_sink_posts_checkins_with_the_phones_key(
     assert sorted((m["kind"], parse_ts(m["ts"]) - t0) for _, m in messages(records)) == [
         ("checkin", 500), ("checkin", 4_500), ("fix", 0), ("fix", 2_000), ("fix", 4_000)]
     assert gateway.metrics.frames.labels("checkin", "ok")._value.get() == 2
+
+
+def test_wardstream_decode_reads_a_checkin_body():
+    import subprocess
+    import sys
+
+    from tests.devices.test_devices_cli import ENV
+
+    def decode(body: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stream.cli", "decode", "--protocol",
+                               "checkin", body], env=ENV, capture_output=True, text=True,
+                              timeout=60)
+
+    r = decode(json.dumps([checkin(ts_ms=1_795_305_600_000), checkin("PH-0901", action_ok=False)]))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(m["kind"], m["device_id"], m["action_ok"]) for m in lines] == [
+        ("checkin", "PH-0900", True), ("checkin", "PH-0901", False)]
+    assert lines[0]["ts"] == "2026-11-22T00:00:00Z"
+    r = decode(json.dumps(checkin(face_score=None, action_ok=None)))
+    assert r.returncode == 1 and "missing_field" in r.stderr and not r.stdout
