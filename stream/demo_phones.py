@@ -50,7 +50,7 @@ DEMO_PHONES: tuple[tuple[str, bool, bool], ...] = (
 """The demo's phone persons: what each does and what its check-in rule asks."""
 ENROL_BEFORE_MS = 20_000
 """Each demo phone's enrolment check-in comes this long before its first window opens."""
-WINDOW_MIN = 4
+WINDOW_MIN = 3
 """Minutes of the scheduled window that opens as the demo starts."""
 RANDOM_MIN = (WINDOW_MIN + 1, WINDOW_MIN + 16)
 """Minutes after the window opens between which random requests fall."""

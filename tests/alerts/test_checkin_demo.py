@@ -35,7 +35,7 @@ from tests.alerts.test_notifier_demo import Output
 ROOT = Path(__file__).resolve().parents[2]
 PERSONS = 20
 
-pytestmark = pytest.mark.slow  # the demo runs until its phones' first window has passed: ~6 min
+pytestmark = pytest.mark.slow  # the demo runs until its phones' first window has passed: ~4-5 min
 
 
 def api(port: int, path: str, token: str | None = None, body: Any = None) -> Any:
