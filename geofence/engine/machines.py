@@ -559,7 +559,8 @@ def camera_hit(eng: Engine, lane: Lane, st: LaneState, hit: VideoHit, key: Key,
     )
 
 
-_CHECKIN_LOOKAHEAD_MS = 8 * 86_400_000
+_DAY_MS = 86_400_000
+_CHECKIN_LOOKAHEAD_MS = 8 * _DAY_MS
 """How far ahead the next check-in deadline is looked for: every window and
 request repeats within a week, so a span of eight days without one has none."""
 
@@ -575,11 +576,18 @@ def checkin_owed(spec: PersonSpec, start_ms: int, end_ms: int) -> list[Owed]:
 
 
 def checkin_next_due(spec: PersonSpec, after: int) -> int:
-    """The first deadline of an owed check-in after ``after`` (``_INF``: none)."""
+    """The first deadline of an owed check-in after ``after`` (``_INF``: none).
+
+    The next day is looked at first (the common case, and cheaper): a
+    deadline found there that falls inside it is the first, since any
+    earlier one would have opened inside it too; otherwise the whole
+    lookahead decides.
+    """
     start = after + 1
-    for o in checkin_owed(spec, start, start + _CHECKIN_LOOKAHEAD_MS):
-        if o.due_ms > after:
-            return o.due_ms
+    for span in (_DAY_MS, _CHECKIN_LOOKAHEAD_MS):
+        owed = checkin_owed(spec, start, start + span)
+        if owed and (owed[0].due_ms <= start + span or span == _CHECKIN_LOOKAHEAD_MS):
+            return owed[0].due_ms  # (sorted by deadline, each at or after start)
     return _INF
 
 
