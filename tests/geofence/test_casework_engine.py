@@ -250,3 +250,26 @@ def test_a_renewal_clears_the_reminder() -> None:
     # the old end passes without a trace; the rule still applies
     recs = run(eng, (TERM_UNTIL + HOUR, OUT_OF_DISTRICT), (TERM_UNTIL + HOUR + MIN, OUT_OF_DISTRICT))
     assert [(e, k) for e, k, *_ in seen(recs)] == [("opened", "inclusion_left")]
+
+
+def test_whole_day_windows_make_one_interval_and_widen_an_inclusion_at_weekends() -> None:
+    def days(d: str) -> list[dict[str, str]]:
+        return [{"days": d, "start": "00:00", "end": "12:00"},
+                {"days": d, "start": "12:00", "end": "00:00"}]
+
+    rules = [{"id": "r2", "type": "inclusion", "zone": "district",
+              "windows": days("mon,tue,wed,thu,fri")},
+             {"id": "r7", "type": "inclusion", "zone": "park", "windows": days("sat,sun")}]
+    eng = engine(rules)
+    sat = MON7 - 2 * DAY + 3 * HOUR
+    park, in_district = -1_500.0, 2_000.0
+    # Saturday in the district but outside the park: r7 alerts, r2 does not apply
+    recs = run(eng, (sat, in_district), (sat + MIN, in_district))
+    assert [(e, k, r) for e, k, r, *_ in seen(recs)] == [("opened", "inclusion_left", "r7")]
+    # the weekdays' rule runs Monday to Friday without a break: out of the district on
+    # Thursday 23:00 to Friday 01:00 is one episode
+    thu = MON7 + 3 * DAY + 16 * HOUR
+    recs = run(eng, *every(thu, thu + 2 * HOUR, 10 * MIN, OUT_OF_DISTRICT))
+    assert [(e, k, r, t) for e, k, r, t, _ in seen(recs)] == [
+        ("cleared", "inclusion_left", "r7", MON7 - 7 * HOUR),  # the weekend ended at Monday 00:00
+        ("opened", "inclusion_left", "r2", thu + 10 * MIN)]
