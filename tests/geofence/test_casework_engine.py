@@ -262,7 +262,7 @@ def test_whole_day_windows_make_one_interval_and_widen_an_inclusion_at_weekends(
              {"id": "r7", "type": "inclusion", "zone": "park", "windows": days("sat,sun")}]
     eng = engine(rules)
     sat = MON7 - 2 * DAY + 3 * HOUR
-    park, in_district = -1_500.0, 2_000.0
+    in_district = 2_000.0
     # Saturday in the district but outside the park: r7 alerts, r2 does not apply
     recs = run(eng, (sat, in_district), (sat + MIN, in_district))
     assert [(e, k, r) for e, k, r, *_ in seen(recs)] == [("opened", "inclusion_left", "r7")]
