@@ -149,10 +149,22 @@ class CurfewCalendar:
         for _ in range(9):
             for s, e in self.intervals_around(probe):
                 if e > ts_ms:
-                    return s, e
+                    return s, self._run_on(e)
             probe += 2 * _DAY_MS
         far = ts_ms + 30 * _DAY_MS
         return far, far + 1
+
+    def _run_on(self, end: int) -> int:
+        """The end of windows that touch one another from ``end`` on (a
+        schedule covering whole days is one interval, not one per few days)."""
+        for _ in range(64):
+            for s, e in self.intervals_around(end):
+                if s <= end < e:
+                    end = e
+                    break
+            else:
+                return end
+        return end
 
     def end_reason(self, end_ms: int) -> str:
         """Why a window ending at ``end_ms`` ends: always ``window_ended``."""

@@ -3,14 +3,18 @@
 An :class:`~geofence.model.Order` is compiled once into a :class:`PersonSpec`:
 zone rules resolved to catalogue indices (so a batch can ask the catalogue for
 all signed distances in one vectorised call), severities and dwell times
-resolved against the defaults of the contract, and curfew windows turned into
-a :class:`~geofence.curfew.CurfewCalendar`.
+resolved against the defaults of the contract, and each zone rule's activity
+(its windows, the leave that suspends it, the positioning term) turned into a
+calendar (:class:`~geofence.curfew.CurfewCalendar`, or
+:class:`~geofence.curfew.ActivityCalendar` when an exemption or a term takes
+part; ``None`` for a rule that always applies).
 
 Severity defaults (contract): exclusion, inclusion, curfew, contact,
 tamper, removed, sos, device_separation red; approach, signal_lost and
 power_off orange; battery_low yellow; facility video events red for
 ``perimeter_breach`` and ``fight``, orange otherwise; check-ins:
-``checkin_failed`` red, ``checkin_missed`` and ``checkin_outside`` orange.
+``checkin_failed`` red, ``checkin_missed`` and ``checkin_outside`` orange;
+casework: ``leave_overdue`` orange, ``positioning_term_ending`` blue.
 A rule's ``severity`` overrides the default of its main kind (of all three
 kinds for a checkin rule); the approach warning of an exclusion rule with
 ``buffer_m`` is always one level lower than the rule's severity.

@@ -152,7 +152,7 @@ def catch_up(
         what = -1
         if spec is not None:
             if (not lane.late and spec.signal_after_ms is not None and st.sig is None
-                    and st.last_msg >= 0):
+                    and st.last_msg >= 0 and st.term < 2):
                 k: Key = (st.last_msg + spec.signal_after_ms, 2, "", 0, "")
                 if k < upto:
                     best, what = k, -2
@@ -247,7 +247,8 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
         if not st.expired:
             best = min(best, order_end_due(spec))
         lane.static_due = best
-        if spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0:
+        if (spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0
+                and st.term < 2):
             best = rearm_due(best, st.last_msg, spec.signal_after_ms)
     else:
         for last in st.cam_last.values():

@@ -587,8 +587,8 @@ def fast_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
     curfew rule (the one a row holds) qualifies; its new liveness goes back
     with :func:`~geofence.engine.state._put_liveness`, as from a row.
     """
-    if not lane.state.started or len(spec.curfew_idx) > 1:
-        return False
+    if not lane.state.started or len(spec.curfew_idx) > 1 or spec.casework:
+        return False  # (casework: every fix may matter to a rule's activity)
     k = spec.curfew_idx[0] if spec.curfew_idx else -1
     row = lane_row(lane, k)
     last, due, cf_open = row["last"], row["due"], row["cf"]

@@ -1,12 +1,15 @@
 """Snapshots of an engine's state, and restoring them.
 
-Format 4 (:data:`SNAPSHOT_VERSION`) keeps lanes in bulk mode as arrays
+Format 5 (:data:`SNAPSHOT_VERSION`) keeps lanes in bulk mode as arrays
 (:class:`_QuietSnapshot`) and every other lane as a :class:`~.state.Lane`
-object whose state includes the checkin rule's schedule. Format 3 is the
-same without that schedule (an engine that reads only 3 would drop it
-unnoticed, hence the new number); format 2 holds every lane as an object.
-Both are still read (a format-3 lane under a checkin rule places its
-schedule at its next step) and written on request. docs/rules.md ("State")
+object whose state includes the checkin rule's schedule and how far the
+positioning term has gone (reminded, ended). Format 4 is the same without
+the term's progress, format 3 without the checkin schedule either (an
+engine that reads only an older format would drop the newer state
+unnoticed, hence the new numbers); format 2 holds every lane as an object.
+All are still read (a format-3 lane under a checkin rule places its
+schedule at its next step; a format-4 lane has no term reminded yet: no
+order had a term then) and written on request. docs/rules.md ("State")
 has the measured costs.
 """
 
@@ -32,9 +35,9 @@ if TYPE_CHECKING:
     from geofence.engine.core import Engine
 
 
-SNAPSHOT_VERSION = 4
-"""Format written by :meth:`Engine.snapshot`; :meth:`Engine.restore` reads 2, 3 and 4."""
-_READS = (2, 3, SNAPSHOT_VERSION)
+SNAPSHOT_VERSION = 5
+"""Format written by :meth:`Engine.snapshot`; :meth:`Engine.restore` reads 2 to 5."""
+_READS = (2, 3, 4, SNAPSHOT_VERSION)
 
 
 class _QuietSnapshot(msgspec.Struct):
@@ -71,7 +74,7 @@ class _Snapshot(msgspec.Struct):
 def snapshot(eng: Engine, version: int = SNAPSHOT_VERSION) -> bytes:
     """All per-person state as msgpack bytes (restorable with :meth:`restore`).
 
-    Format 4 (the default) keeps the lanes in quiet mode as they are held,
+    Format 5 (the default) keeps the lanes in quiet mode as they are held,
     in arrays (:mod:`geofence.bulk`): the cost grows with the persons
     who have more than liveness to keep, not with every person seen.
     ``version=3`` writes the same for an engine that reads only 3 (it
@@ -86,11 +89,11 @@ def snapshot(eng: Engine, version: int = SNAPSHOT_VERSION) -> bytes:
     if version == 2:
         eng._materialise_all(reenter=True)
         quiet = None
-    elif version in (3, SNAPSHOT_VERSION):
+    elif version in (3, 4, SNAPSHOT_VERSION):
         quiet = eng._quiet_snapshot()
     else:
         raise ValidationError("snapshot_version",
-                              f"engine snapshot version {version}; this engine writes 2, 3 and 4")
+                              f"engine snapshot version {version}; this engine writes 2, 3, 4 and 5")
     snap = _Snapshot(version, eng._wm, eng._max_ts, list(eng._lanes.values()),
                      list(eng._late.values()), eng._recent, eng._far_ts, eng._far_pid,
                      quiet)
@@ -115,8 +118,8 @@ def quiet_snapshot(eng: Engine) -> _QuietSnapshot | None:
 def restore(eng: Engine, data: bytes) -> None:
     """Replace all state with a :meth:`snapshot` (orders and zones stay as configured).
 
-    Lanes of persons no longer under an order are dropped. Formats 2, 3
-    and 4 are read.
+    Lanes of persons no longer under an order are dropped. Formats 2 to 5
+    are read.
 
     Raises
     ------
@@ -130,7 +133,7 @@ def restore(eng: Engine, data: bytes) -> None:
     if snap.version not in _READS:
         raise ValidationError(
             "snapshot_version",
-            f"engine snapshot version {snap.version}; this engine reads 2, 3 and 4")
+            f"engine snapshot version {snap.version}; this engine reads 2, 3, 4 and 5")
     eng._wm, eng._max_ts = snap.wm, snap.max_ts
     eng._far_ts, eng._far_pid = snap.far_ts, snap.far_pid
     eng._lanes = {}

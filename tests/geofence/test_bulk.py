@@ -405,7 +405,7 @@ def test_restore_refuses_an_unknown_format_and_broken_arrays() -> None:
     fresh = Engine(ZONES, ORDERS, EngineConfig())
     with pytest.raises(ValidationError) as err:
         fresh.restore(msgspec.msgpack.encode(msgspec.structs.replace(snap, version=1)))
-    assert err.value.reason == "snapshot_version" and "reads 2, 3 and 4" in str(err.value)
+    assert err.value.reason == "snapshot_version" and "reads 2, 3, 4 and 5" in str(err.value)
     assert snap.quiet is not None
     broken = msgspec.structs.replace(snap.quiet, columns={
         k: v[:-1] for k, v in snap.quiet.columns.items()})

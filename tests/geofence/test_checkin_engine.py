@@ -515,7 +515,7 @@ def test_a_snapshot_with_an_open_missed_alert_and_a_pending_deadline_restores() 
     assert {("P-C", "checkin_outside"), ("P-D", "checkin_missed")} <= open_kinds
     assert one._lanes["P-D"].state.ck_due > d1.due_ms  # the next deadline is pending
     blob = one.snapshot()
-    assert msgspec.msgpack.decode(blob, type=dict)["version"] == SNAPSHOT_VERSION == 4
+    assert msgspec.msgpack.decode(blob, type=dict)["version"] == SNAPSHOT_VERSION == 5
     for version in (SNAPSHOT_VERSION, 2):
         two = Engine(zones(), orders(*specs))
         two.restore(blob if version == SNAPSHOT_VERSION else one.snapshot(version=2))

@@ -397,6 +397,41 @@ def _metres(lon: float, lat: float) -> tuple[float, float]:
     return (lon - x0) / (x1 - x0), (lat - y0) / (y1 - y0)
 
 
+def _casework(rng: random.Random, orders: list[dict[str, Any]], zone_ids: list[str],
+              t_end: int) -> None:
+    """Windows on exclusion and inclusion rules, leave (exemptions, with
+    temporary rules) and positioning terms on some orders (their own random
+    generator: the worlds without them stay as they were)."""
+    for o in orders:
+        if rng.random() < 0.5:
+            continue
+        zone_rules = [r for r in o["rules"] if r["type"] in ("exclusion", "inclusion", "curfew")]
+        for r in zone_rules:
+            if r["type"] != "curfew" and rng.random() < 0.4:
+                r["windows"] = _windows(rng)
+        if rng.random() < 0.5:
+            start = T0 + rng.randrange(-2 * HOUR, t_end - T0)
+            names = [r["id"] for r in zone_rules]
+            suspended = (["*"] if names and rng.random() < 0.3
+                         else rng.sample(names, rng.randint(0, len(names))))
+            temp = []
+            if rng.random() < 0.5 or not suspended:
+                kind = rng.choice(("exclusion", "inclusion"))
+                temp.append({"id": f"{o['person_id']}-L1/t1", "type": kind,
+                             "zone": rng.choice(zone_ids)})
+            o["exemptions"] = [{"id": f"{o['person_id']}-L1", "from": format_ts(start),
+                                "until": format_ts(start + rng.randrange(10 * MIN, 8 * HOUR)),
+                                "rules": suspended, "temporary_rules": temp, "reason": "work",
+                                "requested_by": "officer", "approved_by": "chief",
+                                "level": "office"}]
+        if rng.random() < 0.4:
+            end = T0 + rng.randrange(10 * MIN, t_end - T0 + 2 * HOUR)
+            o["positioning"] = {"grounds": "failed_to_report",
+                                "from": format_ts(T0 - rng.randrange(0, 30 * 24 * HOUR)),
+                                "until": format_ts(end), "approved_by": "chief",
+                                "remind_days": rng.choice((0, 0, 1, 7))}
+
+
 def make_world(seed: int) -> World:
     rng = random.Random(seed)
     gj, kinds, places = _zones(rng)
@@ -413,6 +448,9 @@ def make_world(seed: int) -> World:
     grng = random.Random(f"categories {seed}")
     if grng.random() < 0.5:
         _categories(grng, gj, oj)
+    krng = random.Random(f"casework {seed}")
+    if krng.random() < 0.5:
+        _casework(krng, oj, [f["id"] for f in gj["features"]], t_end)
     batches = _batches(rng, msgs)
     adv_p = rng.choice((0.0, 0.5, 1.0))
     snap_p = rng.choice((0.0, 0.0, 0.02))

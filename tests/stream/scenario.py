@@ -4,7 +4,9 @@ Two hours of event time around Nanjing with a fix every 30 s per person:
 exclusion with an approach buffer, inclusion, a curfew that starts while the
 person is out, a no_contact pair that meets, a signal loss, every built-in
 device rule, and the three kinds of video hit; on request
-(``checkins=True``) two phone-supervised persons under checkin rules too.
+(``checkins=True``) two phone-supervised persons under checkin rules too,
+and (``casework=True``) three persons under casework: an exclusion with a
+window, an inclusion suspended by a leave, an order with a positioning term.
 The expected alerts are not written here: the tests compare the stream with
 ``replay_lines`` on the same messages, which is what the contract promises.
 """
@@ -24,6 +26,7 @@ from geofence.model import (
     Telemetry,
     VideoHit,
     encode,
+    format_ts,
     parse_orders,
 )
 from geofence.zones import ZoneCatalogue
@@ -86,12 +89,40 @@ def checkin_orders_json() -> list[dict[str, Any]]:
     ]
 
 
+def casework_orders_json() -> list[dict[str, Any]]:
+    """P10: an exclusion from the bar only 22:00-23:00 (in the bar from 21:30);
+    P11: the district suspended by a leave from 21:50 to 22:30 (away 21:40 to
+    22:50: in breach, exempted, overdue, back); P12: a positioning term ending
+    at 23:00 (away from 22:40; silent from 23:10)."""
+    def ts(minute: int) -> str:
+        return format_ts(T0 + minute * 60_000)
+
+    return [
+        {"person_id": "P10", "devices": ["WB-P10"], "jurisdiction": "320102", "rules": [
+            {"id": "r10", "type": "exclusion", "zone": "bar", "buffer_m": 100,
+             "windows": [{"start": "22:00", "end": "23:00"}]}]},
+        {"person_id": "P11", "devices": ["WB-P11"], "jurisdiction": "320102", "rules": [
+            {"id": "r11", "type": "inclusion", "zone": "320102"}],
+         "exemptions": [{"id": "L-11", "from": ts(20), "until": ts(60), "rules": ["r11"],
+                         "temporary_rules": [{"id": "L-11/t1", "type": "exclusion",
+                                              "zone": "school"}],
+                         "reason": "medical", "requested_by": "officer-li",
+                         "approved_by": "chief-wang", "level": "office"}]},
+        {"person_id": "P12", "devices": ["WB-P12"], "jurisdiction": "320102", "rules": [
+            {"id": "r12", "type": "inclusion", "zone": "320102"},
+            {"id": "s12", "type": "signal_loss", "after_s": 300}],
+         "positioning": {"grounds": "failed_to_report", "from": ts(-30 * 24 * 60),
+                         "until": ts(90), "approved_by": "chief-wang", "remind_days": 0}},
+    ]
+
+
 def zones() -> ZoneCatalogue:
     return ZoneCatalogue.from_geojson(zones_geojson())
 
 
-def orders(checkins: bool = False) -> list[Order]:
-    return parse_orders(json.dumps(orders_json() + (checkin_orders_json() if checkins else [])))
+def orders(checkins: bool = False, casework: bool = False) -> list[Order]:
+    return parse_orders(json.dumps(orders_json() + (checkin_orders_json() if checkins else [])
+                                   + (casework_orders_json() if casework else [])))
 
 
 def checkin_messages() -> list[Telemetry]:
@@ -148,12 +179,22 @@ def _pos(pid: str, minute: float) -> tuple[float, float] | None:
         return (118.7605, 32.0702) if 60 <= minute < 80 else (118.81, 32.03)
     if pid == "P6":  # silent from minute 30 to 60
         return None if 30 <= minute < 60 else (118.79, 32.05)
+    away = (118.86, 32.05)
+    if pid == "P10":  # in the bar until minute 100 (its window: minutes 30 to 90)
+        return (118.75, 32.03) if minute < 100 else (118.79, 32.05)
+    if pid == "P11":  # away from minute 10 to 80, by the school at 30 to 35
+        if 30 <= minute < 35:
+            return SCHOOL
+        return away if 10 <= minute < 80 else (118.79, 32.05)
+    if pid == "P12":  # away from minute 70, silent from 100
+        return None if minute >= 100 else away if minute >= 70 else (118.79, 32.05)
     return (118.795, 32.055)
 
 
-def messages(seed: int = 7, checkins: bool = False) -> list[Telemetry]:
+def messages(seed: int = 7, checkins: bool = False, casework: bool = False) -> list[Telemetry]:
     """Every message of the scenario in event-time order (with ``checkins``,
-    the phone persons' check-ins as well)."""
+    the phone persons' check-ins as well; with ``casework``, the fixes of
+    P10 to P12, drawn after the others so the rest stays the same)."""
     rng = random.Random(seed)
     out: list[Telemetry] = []
     for k in range(MINUTES * 60_000 // STEP):
@@ -178,17 +219,26 @@ def messages(seed: int = 7, checkins: bool = False) -> list[Telemetry]:
                         lat=32.05, lon=118.79, jurisdiction="320102"))
     if checkins:
         out.extend(checkin_messages())
+    if casework:
+        for k in range(MINUTES * 60_000 // STEP):
+            minute = k * STEP / 60_000
+            for pid in ("P10", "P11", "P12"):
+                pos = _pos(pid, minute)
+                if pos is not None:
+                    out.append(Fix(device_id=f"WB-{pid}", ts=T0 + k * STEP + rng.randint(0, 900),
+                                   lat=pos[1], lon=pos[0], accuracy_m=8.0))
     out.sort(key=lambda m: m.ts)
     return out
 
 
-def final_heartbeats(checkins: bool = False) -> list[Telemetry]:
+def final_heartbeats(checkins: bool = False, casework: bool = False) -> list[Telemetry]:
     """One heartbeat per person after the end, so the stream's watermark reaches
     the same event time as replay's flush."""
     end = T0 + MINUTES * 60_000 + 1000
     phones = ["PH-P8", "PH-P9"] if checkins else []
+    more = ["WB-P10", "WB-P11", "WB-P12"] if casework else []
     return [DeviceEvent(device_id=d, ts=end, event="heartbeat")
-            for d in [*(f"WB-P{i}" for i in range(1, 8)), *phones]]
+            for d in [*(f"WB-P{i}" for i in range(1, 8)), *phones, *more]]
 
 
 def as_lines(msgs: list[Telemetry]) -> list[bytes]:

@@ -21,15 +21,16 @@ from stream.app import Worker
 from stream.topics import COMMANDS
 
 
-def _expected() -> list:
-    msgs = scenario.messages(checkins=True) + scenario.final_heartbeats(checkins=True)
+def _expected(casework: bool = False) -> list:
+    msgs = (scenario.messages(checkins=True, casework=casework)
+            + scenario.final_heartbeats(checkins=True, casework=casework))
     alerts, _ = replay_lines(scenario.as_lines(msgs), scenario.zones(),
-                             scenario.orders(checkins=True))
+                             scenario.orders(checkins=True, casework=casework))
     return alerts
 
 
-async def _run(bootstrap: str, msgs: list) -> list:
-    orders = scenario.orders(checkins=True)
+async def _run(bootstrap: str, msgs: list, casework: bool = False) -> list:
+    orders = scenario.orders(checkins=True, casework=casework)
     worker = Worker(bootstrap, scenario.zones(), orders, test_settings())
     await worker.start()
     try:
@@ -38,7 +39,8 @@ async def _run(bootstrap: str, msgs: list) -> list:
         for i in range(0, len(msgs), 200):
             await produce(bootstrap, orders, msgs[i:i + 200], per_envelope=40)
         await wait_for(lambda: caught_up(worker), 30)
-        await produce(bootstrap, orders, scenario.final_heartbeats(checkins=True))
+        await produce(bootstrap, orders,
+                      scenario.final_heartbeats(checkins=True, casework=casework))
         await wait_for(lambda: caught_up(worker), 30)
     finally:
         await worker.stop()
@@ -72,6 +74,18 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
     assert [(c["device_id"], c["command"]) for c in mine] == [("WB-P1", "pursuit"),
                                                                ("WB-P1", "normal")]
     assert not [c for c in commands if c["device_id"] == "WB-P7"]  # device alerts: no pursuit
+
+
+async def test_stream_equals_replay_with_schedules_leave_and_a_term(broker: str) -> None:
+    expected = _expected(casework=True)
+    seen = {(a.kind, a.reason) for a in expected if a.person_id in ("P10", "P11", "P12")}
+    # the casework persons really cross every transition
+    assert {("exclusion_entered", "window_ended"), ("inclusion_left", "exempted"),
+            ("leave_overdue", None), ("inclusion_left", "positioning_ended")} <= seen
+    records = await _run(broker, scenario.messages(checkins=True, casework=True), casework=True)
+    got, _ = fold_records(records)
+    assert _summary(got) == _summary(expected)
+    assert [a for a in got] == [a for a in expected]
 
 
 async def test_out_of_order_within_lateness_changes_nothing(broker: str) -> None:
