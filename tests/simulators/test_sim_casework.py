@@ -194,3 +194,20 @@ def test_oracle_rederives_the_casework_truth_and_notices_changes(day: Caseload, 
     assert f"'{overdue['person_id']}', '{overdue['rule_id']}', 'leave_overdue'" in problems
     assert f"'{reminder['person_id']}', 'positioning', 'positioning_term_ending'" in problems
     assert f"'{evening}', 'excl-1', 'exclusion_entered'" in problems
+
+
+def test_cli_casework_option_and_share(tmp_path: Path) -> None:
+    from simulators.cli import main
+
+    out = tmp_path / "d"
+    assert main(["generate", "--persons", "200", "--seed", "3", "--casework", "--share", "leave_late=0.02",
+                 "--phone-share", "0", "--no-telemetry", "--quiet", "--out", str(out)]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["meta"]["scenarios"]["leave_late"] == 4
+    orders = json.loads((out / "orders.json").read_text())
+    assert sum(1 for o in orders if "exemptions" in o) == truth["meta"]["scenarios"]["leave_late"] + \
+        truth["meta"]["scenarios"]["leave_travel"]
+    zones = json.loads((out / "zones.geojson").read_text())
+    assert zones["wardstream_simulation"]["casework"] is True
+    with pytest.raises(SystemExit):
+        main(["generate", "--share", "leave_early=0.01", "--out", str(out)])
