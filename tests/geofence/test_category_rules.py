@@ -194,13 +194,16 @@ def test_zones_of_lists_a_category_within_an_area() -> None:
 def test_scope_distance_is_the_least_over_the_zones_of_the_scope() -> None:
     zc = catalogue()
     s = zc.scope_of("school", "320102")
-    lon, lat = (np.array(v) for v in zip(pt(1900), pt(-2000), pt(50), strict=True))
-    d, near = zc.scope_distance_m(np.full(3, s), lon, lat, np.full(3, 500.0))
+    lon, lat = (np.array(v) for v in zip(pt(1900), pt(-2000), pt(50), pt(0, 9000), strict=True))
+    d, near = zc.scope_distance_m(np.full(4, s), lon, lat, np.full(4, 500.0))
     one = zc.signed_distance_m(np.array([zc.index_of("s2"), zc.index_of("s1")]),
                                lon[[0, 2]], lat[[0, 2]], np.full(2, 500.0))
     assert d[[0, 2]].tolist() == one.tolist()
     assert [zc.ids[i] for i in near[[0, 2]]] == ["s2", "s1"]
-    assert d[1] == np.inf and near[1] == -1  # s3 is in another county
+    assert d[1] > 500.0 and near[1] != zc.index_of("s3")  # s3 is in another county
+    assert d[3] == np.inf and near[3] == -1  # nothing within reach
+    d, near = zc.scope_distance_m(np.array([s]), lon[1:2], lat[1:2], np.array([np.inf]))
+    assert zc.ids[near[0]] == "s1" and abs(d[0] - 1900.0) < 5.0  # every zone of the scope
 
 
 @pytest.mark.parametrize("value", ["3201x", "1", "3201021", 320102, "", " 3201"])
