@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import pytest
-from engine_world import MIN, SEC, T0, fix, pt, square
+from engine_world import MIN, SEC, T0, fix, hit, pt, square
 
 from geofence.engine import Engine, EngineConfig
 from geofence.errors import ZoneError
@@ -225,3 +225,11 @@ def test_the_jurisdiction_property_is_kept_on_both_build_paths() -> None:
     zc = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [poly, odd]})
     assert zc.zones_of("bar", "3201").tolist() == [0, 1]
     assert zc.zones_of("bar", "320102").tolist() == []
+
+
+def test_a_face_match_inside_any_school_opens_the_rule_naming_that_school() -> None:
+    b = Both(catalogue(), order(EXCL))
+    got = b.feed([hit(T0, "face_match", 2000, person_id="P-A", confidence=0.95)])  # type: ignore[list-item]
+    assert kinds(got) == [("opened", "exclusion_entered", "s2")]
+    assert got[0].alert.evidence == "video"
+    assert b.feed([hit(T0 + MIN, "face_match", -2000, person_id="P-A", confidence=0.95)]) == []  # type: ignore[list-item]
