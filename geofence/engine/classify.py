@@ -169,12 +169,18 @@ def rule_zone(zones: ZoneIndex, zr: ZoneRule, lon: float, lat: float, within: fl
     if not len(zs):
         return zr.zone_id
     n = len(zs)
+    if n == 1:
+        return zones.ids[int(zs[0])]
     x, y = np.full(n, lon), np.full(n, lat)
     d = zones.signed_distance_m(zs, x, y, np.full(n, within))
     k = int(np.argmin(d))  # the least distance (ties: the lower index, as scope_distance_m)
     if not float(d[k]) <= within:
-        d = zones.signed_distance_m(zs, x, y, np.full(n, np.inf))
-        k = int(np.argmin(d))
+        # outside every zone by more than ``within``: each d is a lower bound of
+        # the zone's distance; measure exactly the zones that could be nearest
+        ub = float(zones.signed_distance_m(zs[k:k + 1], x[:1], y[:1], np.full(1, np.inf))[0])
+        c = np.flatnonzero(d <= ub)
+        de = zones.signed_distance_m(zs[c], x[c], y[c], np.full(len(c), np.inf))
+        k = int(c[np.argmin(de)])
     return zones.ids[int(zs[k])]
 
 
