@@ -116,6 +116,8 @@ class ZoneIndex(Protocol):
 
     def scope_of(self, category: str, area: str = "") -> int: ...
 
+    def scope_zones(self, scope: int) -> NDArray[np.int64]: ...
+
     def scope_distance_m(
         self,
         scope: NDArray[np.int64],

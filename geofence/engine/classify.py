@@ -160,17 +160,28 @@ def rule_zone(zones: ZoneIndex, zr: ZoneRule, lon: float, lat: float, within: fl
 
     The rule's own zone; for a category rule the nearest zone of its scope
     (measured up to ``within`` metres, or among all of them when none is
-    that near).
+    that near): the zone :meth:`~geofence.zones.ZoneCatalogue.scope_distance_m`
+    finds nearest, measured for this one point.
     """
     if zr.zone_idx >= -1:
         return zr.zone_id
-    s = np.array([scope_index(zr.zone_idx)], np.int64)
-    x, y = np.array([lon]), np.array([lat])
-    d, near = zones.scope_distance_m(s, x, y, np.array([within]))
-    if not float(d[0]) <= within:
-        d, near = zones.scope_distance_m(s, x, y, np.array([np.inf]))
-    k = int(near[0])
-    return zones.ids[k] if k >= 0 else zr.zone_id
+    zs = zones.scope_zones(scope_index(zr.zone_idx))
+    if not len(zs):
+        return zr.zone_id
+    n = len(zs)
+    if n == 1:
+        return zones.ids[int(zs[0])]
+    x, y = np.full(n, lon), np.full(n, lat)
+    d = zones.signed_distance_m(zs, x, y, np.full(n, within))
+    k = int(np.argmin(d))  # the least distance (ties: the lower index, as scope_distance_m)
+    if not float(d[k]) <= within:
+        # outside every zone by more than ``within``: each d is a lower bound of
+        # the zone's distance; measure exactly the zones that could be nearest
+        ub = float(zones.signed_distance_m(zs[k:k + 1], x[:1], y[:1], np.full(1, np.inf))[0])
+        c = np.flatnonzero(d <= ub)
+        de = zones.signed_distance_m(zs[c], x[c], y[c], np.full(len(c), np.inf))
+        k = int(c[np.argmin(de)])
+    return zones.ids[int(zs[k])]
 
 
 def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat: Any,

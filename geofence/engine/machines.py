@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -126,15 +128,17 @@ def clear_alert(a: Alert, key: Key, at: int, out: list[LogItem], reason: str | N
 def cond_obs(
     eng: Engine, lane: Lane, spec: PersonSpec, cond: Cond, code: int, t: int, key: Key,
     out: list[LogItem], id_rule: str, rule_id: str, kind: str, severity: str, dwell: int,
-    lon: float, lat: float, device_id: str | None, zone: str | None,
+    lon: float, lat: float, device_id: str | None, zone: str | Callable[[], str] | None,
 ) -> None:
+    """One observation of a condition; ``zone`` may be a function naming the
+    alert's zone (a category rule's nearest zone), called only if it opens."""
     cfg = eng._cfg
     r = observe(cond, code, t, cfg.confirm_fixes, dwell, cfg.streak_gap_ms)
     if r == 1:
         cond.alert = eng._open(
             lane, spec, key, out, id_rule=id_rule, rule_id=rule_id, kind=kind,
             severity=severity, start=cond.start, at=t, lon=lon, lat=lat,
-            device_id=device_id, zone=zone, evidence="gps",
+            device_id=device_id, zone=zone() if callable(zone) else zone, evidence="gps",
         )
     elif r == -1 and cond.alert is not None:
         eng._clear(cond.alert, key, t, out)
@@ -552,8 +556,8 @@ def apply_step(
                         lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
                         "exclusion_entered" if zr.kind == EXCLUSION else "inclusion_left",
                         zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else rule_zone(
-                            eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m),
+                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else partial(
+                            rule_zone, eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m),
                     )
                 if zr.buffer_m > 0:
                     code2 = c2[i] if not one_sided or c2[i] != -1 else 0
@@ -563,8 +567,8 @@ def apply_step(
                                        zr.rule_id + ":approach", zr.rule_id,
                                        "exclusion_approach", zr.approach_severity,
                                        zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else rule_zone(
-                                           eng._zones, zr, fix.lon, fix.lat,
+                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else partial(
+                                           rule_zone, eng._zones, zr, fix.lon, fix.lat,
                                            fix.accuracy_m + zr.buffer_m))
             if spec.leaves and st.dev and not one_sided:
                 leaves_back(eng, st, spec, key, c1, out)

@@ -175,6 +175,9 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
                     if z.calendar is not old.zone_rules[j].calendar and st.started:
                         replace_activity(eng, old.zone_rules[j].calendar, z.calendar,
                                          conds[i], appr[i], key, at, items)
+                elif z.calendar is not None and st.started:
+                    c = conds[i]  # a new rule: its activity from the reload on
+                    c.iv_start, c.iv_end, c.entered = window_at(z.calendar, at)
             for j in range(len(old.zone_rules)):
                 if j not in used:
                     for c in (st.conds[j], st.appr[j]):
@@ -203,6 +206,9 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
                 if name in fresh.dev:
                     eng._clear(fresh.dev.pop(name), key, at, items, reason)
         carry_casework(eng, st, fresh, old, new, key, at, items)
+        # the lane goes on: kept rules keep their activity (a window or leave
+        # beginning after the reload begins as it would have without it)
+        fresh.started = st.started and old is not None
         fresh.sp = st.sp
         fresh.sig = st.sig
         if fresh.sig is not None and new.signal_after_ms is None:

@@ -61,7 +61,7 @@ def _check_rule(where: str, rule: Rule) -> None:
     if rule.type == "curfew" and not rule.zone:
         raise OrderError("missing_field", f"{where}: rule {rule.id!r} (curfew) needs `zone`")
     if rule.type in ("exclusion", "inclusion"):
-        if rule.zone is None and rule.category is None:
+        if not rule.zone and rule.category is None:
             raise OrderError("missing_field", f"{where}: rule {rule.id!r} ({rule.type}) needs"
                              " `zone` (or a zone `category`)")
         if rule.zone is not None and rule.category is not None:

@@ -51,6 +51,13 @@ _CATEGORY = attrgetter("category")
 _JURISDICTION = attrgetter("jurisdiction")
 #: Longest jurisdiction prefix (a county's GB/T 2260 code).
 _JUR_MAX = 6
+#: The category grid: cells of this many degrees list every zone of a
+#: category whose bounds lie within _CAT_REACH_M of the cell; a point with a
+#: longer reach asks the category's STRtree instead. A zone that would fill
+#: more than _CAT_MAX_CELLS cells is a candidate for every point of its category.
+_CAT_CELL_DEG = 0.005
+_CAT_REACH_M = 500.0
+_CAT_MAX_CELLS = 4096
 
 
 class ZoneCatalogue:
@@ -80,6 +87,7 @@ class ZoneCatalogue:
         "_bbox",
         "_bounds_tree",
         "_cat",
+        "_cat_grid",
         "_cat_names",
         "_cat_trees",
         "_cat_zones",
@@ -100,7 +108,9 @@ class ZoneCatalogue:
         "_jpre",
         "_radius",
         "_scope_cat",
+        "_scope_keys",
         "_scope_len",
+        "_scope_members",
         "_scope_pre",
         "_scopes",
         "_tree",
@@ -160,6 +170,7 @@ class ZoneCatalogue:
         self._cat = np.fromiter((-1 if c is None else self._cat_names[c] for c in cats), np.int64, n)
         self._cat_zones: list[IntArray] = [np.flatnonzero(self._cat == k) for k in range(len(self._cat_names))]
         self._cat_trees: list[shapely.STRtree | None] = [None] * len(self._cat_names)
+        self._cat_grid: tuple[IntArray, IntArray, IntArray] | None = None  # built on first use
         jpre = np.full((n, _JUR_MAX + 1), -1, np.int64)
         jpre[:, 0] = 0
         for i, j in enumerate(map(_JURISDICTION, zs)):
@@ -171,6 +182,8 @@ class ZoneCatalogue:
         self._scope_cat: list[int] = []
         self._scope_len: list[int] = []
         self._scope_pre: list[int] = []
+        self._scope_keys: list[tuple[str, str]] = []
+        self._scope_members: dict[int, IntArray] = {}
         # raster accelerators, flattened
         off = np.full(n, -1, dtype=np.int64)
         gx0 = np.zeros(n)
@@ -434,7 +447,15 @@ class ZoneCatalogue:
             self._scope_cat.append(self._cat_names.get(category, -1))
             self._scope_len.append(len(area))
             self._scope_pre.append(pre)
+            self._scope_keys.append(key)
         return s
+
+    def scope_zones(self, scope: int) -> IntArray:
+        """The zones of a scope (:meth:`scope_of`): :meth:`zones_of` its category and area."""
+        z = self._scope_members.get(scope)
+        if z is None:
+            z = self._scope_members[scope] = self.zones_of(*self._scope_keys[scope])
+        return z
 
     @staticmethod
     def _prefix(area: str) -> int:
@@ -488,13 +509,31 @@ class ZoneCatalogue:
         spre = np.asarray(self._scope_pre, np.int64)[s]
         pis: list[IntArray] = []
         zis: list[IntArray] = []
-        for k in np.unique(scat[scat >= 0]).tolist():
-            sel = np.flatnonzero(scat == k)
+        has = scat >= 0
+        near = np.flatnonzero(has & (w <= _CAT_REACH_M))
+        if len(near):  # the common case: the grid's cells, no geometry built
+            keys, kz, big = self._category_grid()
+            key = (scat[near] << 32) | (_cell(x[near] + 180.0) << 16) | _cell(y[near] + 90.0)
+            lo = np.searchsorted(keys, key, "left")
+            cnt = np.searchsorted(keys, key, "right") - lo
+            tot = int(cnt.sum())
+            if tot:
+                pi = np.repeat(near, cnt)
+                j = np.arange(tot, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+                pis.append(pi)
+                zis.append(kz[np.repeat(lo, cnt) + j])
+            for b in big.tolist():
+                f = near[scat[near] == self._cat[b]]
+                pis.append(f)
+                zis.append(np.full(len(f), b, np.int64))
+        far = np.flatnonzero(has & ~(w <= _CAT_REACH_M))
+        for k in np.unique(scat[far]).tolist():
+            sel = far[scat[far] == k]
             zk = self._cat_zones[k]
             fin = np.isfinite(w[sel])
             if fin.any():  # nearby zones of the category, by the index over their bounds
                 f = sel[fin]
-                dlon, dlat = _degree_halfwidths(y[f], np.maximum(w[f], 0.0))
+                dlon, dlat = _degree_halfwidths(y[f], w[f])
                 boxes = shapely.box(x[f] - dlon, y[f] - dlat, x[f] + dlon, y[f] + dlat)
                 tree = self._cat_trees[k]
                 if tree is None:
@@ -510,9 +549,15 @@ class ZoneCatalogue:
                 zis.append(np.tile(zk, len(f)))
         if not pis:
             return d, nearest
-        pi = np.concatenate(pis).astype(np.int64)
-        zi = np.concatenate(zis).astype(np.int64)
+        pi = np.concatenate(pis).astype(np.int64) if len(pis) > 1 else pis[0]
+        zi = np.concatenate(zis).astype(np.int64) if len(zis) > 1 else zis[0]
         keep = self._jpre[zi, slen[pi]] == spre[pi]  # the area of the point's scope
+        if len(near):  # the grid's candidates: bounds within reach of the point
+            dlon, dlat = _degree_halfwidths(y, w)
+            bb = np.take(self._bbox, zi, axis=0)
+            px, py, hx, hy = x[pi], y[pi], dlon[pi], dlat[pi]
+            keep &= ((bb[:, 0] <= px + hx) & (bb[:, 2] >= px - hx) & (bb[:, 1] <= py + hy)
+                     & (bb[:, 3] >= py - hy)) | ~np.isfinite(w[pi])
         pi, zi = pi[keep], zi[keep]
         if not len(pi):
             return d, nearest
@@ -523,6 +568,33 @@ class ZoneCatalogue:
         d[pi[first]] = dd[first]
         nearest[pi[first]] = zi[first]
         return d, nearest
+
+    def _category_grid(self) -> tuple[IntArray, IntArray, IntArray]:
+        """The grid over zones in a category: sorted cell keys (category,
+        column, row), the zone of each key, and the zones too large for it."""
+        if self._cat_grid is not None:
+            return self._cat_grid
+        z = np.flatnonzero(self._cat >= 0)
+        bb = self._bbox[z]
+        ylat = np.where(np.abs(bb[:, 1]) > np.abs(bb[:, 3]), bb[:, 1], bb[:, 3])
+        dlon, dlat = _degree_halfwidths(ylat, np.full(len(z), _CAT_REACH_M))
+        x0 = _cell(bb[:, 0] - dlon + 180.0)
+        x1 = _cell(bb[:, 2] + dlon + 180.0)
+        y0 = _cell(bb[:, 1] - dlat + 90.0)
+        y1 = _cell(bb[:, 3] + dlat + 90.0)
+        nx = x1 - x0 + 1
+        nc = nx * (y1 - y0 + 1)
+        big = nc > _CAT_MAX_CELLS
+        sm = np.flatnonzero(~big)
+        nc_s = nc[sm]
+        rep = np.repeat(sm, nc_s)
+        offs = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(nc_s) - nc_s, nc_s)
+        ix = x0[rep] + offs % nx[rep]
+        iy = y0[rep] + offs // nx[rep]
+        keys = (self._cat[z[rep]] << 32) | (ix << 16) | iy
+        order = np.argsort(keys, kind="stable")
+        self._cat_grid = (keys[order], z[rep][order], z[big])
+        return self._cat_grid
 
     # ------------------------------------------------------------ distance
 
@@ -699,6 +771,11 @@ class ZoneCatalogue:
 
 
 ArrayLike1 = Union[float, Sequence[float], NDArray[np.float64]]
+
+
+def _cell(v: FloatArray) -> IntArray:
+    """Column (longitude + 180) or row (latitude + 90) of the category grid."""
+    return np.clip(np.floor(v / _CAT_CELL_DEG), 0, 0xFFFF).astype(np.int64)
 
 
 def load_zones(path: Union[str, os.PathLike[str]]) -> ZoneCatalogue:

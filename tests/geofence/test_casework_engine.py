@@ -273,3 +273,13 @@ def test_whole_day_windows_make_one_interval_and_widen_an_inclusion_at_weekends(
     assert [(e, k, r, t) for e, k, r, t, _ in seen(recs)] == [
         ("cleared", "inclusion_left", "r7", MON7 - 7 * HOUR),  # the weekend ended at Monday 00:00
         ("opened", "inclusion_left", "r2", thu + 10 * MIN)]
+
+
+def test_a_reload_before_the_window_keeps_the_breach_from_its_start() -> None:
+    rules = [{"id": "r1", "type": "exclusion", "zone": "school", "windows": WEEKDAYS}]
+    eng = engine(rules, positioning=term())
+    run(eng, (MON7 - 20 * MIN, SCHOOL), (MON7 - 10 * MIN, SCHOOL))
+    eng.upsert_order(order(rules, positioning=term(remind_days=1))[0])  # another version
+    recs = run(eng, (MON7 + MIN, SCHOOL), (MON7 + 2 * MIN, SCHOOL))
+    assert seen(recs) == [("opened", "exclusion_entered", "r1", MON7 + MIN, None)]
+    assert recs[0].alert.alert_id == alert_id("P-A", "r1", MON7)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import pytest
-from engine_world import MIN, SEC, T0, fix, pt, square
+from engine_world import MIN, SEC, T0, fix, hit, pt, square
 
 from geofence.engine import Engine, EngineConfig
 from geofence.errors import ZoneError
@@ -194,13 +194,16 @@ def test_zones_of_lists_a_category_within_an_area() -> None:
 def test_scope_distance_is_the_least_over_the_zones_of_the_scope() -> None:
     zc = catalogue()
     s = zc.scope_of("school", "320102")
-    lon, lat = (np.array(v) for v in zip(pt(1900), pt(-2000), pt(50), strict=True))
-    d, near = zc.scope_distance_m(np.full(3, s), lon, lat, np.full(3, 500.0))
+    lon, lat = (np.array(v) for v in zip(pt(1900), pt(-2000), pt(50), pt(0, 9000), strict=True))
+    d, near = zc.scope_distance_m(np.full(4, s), lon, lat, np.full(4, 500.0))
     one = zc.signed_distance_m(np.array([zc.index_of("s2"), zc.index_of("s1")]),
                                lon[[0, 2]], lat[[0, 2]], np.full(2, 500.0))
     assert d[[0, 2]].tolist() == one.tolist()
     assert [zc.ids[i] for i in near[[0, 2]]] == ["s2", "s1"]
-    assert d[1] == np.inf and near[1] == -1  # s3 is in another county
+    assert d[1] > 500.0 and near[1] != zc.index_of("s3")  # s3 is in another county
+    assert d[3] == np.inf and near[3] == -1  # nothing within reach
+    d, near = zc.scope_distance_m(np.array([s]), lon[1:2], lat[1:2], np.array([np.inf]))
+    assert zc.ids[near[0]] == "s1" and abs(d[0] - 1900.0) < 5.0  # every zone of the scope
 
 
 @pytest.mark.parametrize("value", ["3201x", "1", "3201021", 320102, "", " 3201"])
@@ -222,3 +225,11 @@ def test_the_jurisdiction_property_is_kept_on_both_build_paths() -> None:
     zc = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [poly, odd]})
     assert zc.zones_of("bar", "3201").tolist() == [0, 1]
     assert zc.zones_of("bar", "320102").tolist() == []
+
+
+def test_a_face_match_inside_any_school_opens_the_rule_naming_that_school() -> None:
+    b = Both(catalogue(), order(EXCL))
+    got = b.feed([hit(T0, "face_match", 2000, person_id="P-A", confidence=0.95)])  # type: ignore[list-item]
+    assert kinds(got) == [("opened", "exclusion_entered", "s2")]
+    assert got[0].alert.evidence == "video"
+    assert b.feed([hit(T0 + MIN, "face_match", -2000, person_id="P-A", confidence=0.95)]) == []  # type: ignore[list-item]
