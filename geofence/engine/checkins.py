@@ -65,6 +65,37 @@ def place_checkins(st: LaneState, spec: PersonSpec, t: int) -> None:
     st.ck_due = checkin_next_due(spec, t - 1)
 
 
+def owed_from(spec: PersonSpec, event_time: int) -> int | None:
+    """When the check-ins of an order being installed become owed.
+
+    An order with a ``valid_from`` owes its check-ins from then on whether
+    or not the phone ever sends anything (a phone thrown away misses its
+    first deadline), but never from before the engine's ``event_time`` at
+    the install: an order added or changed while the engine runs starts
+    owing at that moment, so no deadline already passed is raised. An
+    order without ``valid_from`` has no known start: its schedule begins at
+    the person's first message (:func:`geofence.engine.machines.start_lane`).
+
+    Parameters
+    ----------
+    spec : PersonSpec
+        The compiled order.
+    event_time : int
+        The engine's event time at the install (epoch ms; -1 before any input).
+
+    Returns
+    -------
+    int or None
+        The start (epoch ms) for :func:`place_checkins`; ``None`` when
+        nothing is owed before a message: no checkin rule, no
+        ``valid_from``, or an order already over by then.
+    """
+    if spec.checkin is None or spec.order.valid_from is None:
+        return None
+    t = max(spec.valid_from, event_time)
+    return t if t < spec.valid_until else None
+
+
 def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: Entry,
                  out: list[LogItem]) -> None:
     """A check-in of a person under a checkin rule (inside the order's validity).

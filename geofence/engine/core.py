@@ -137,6 +137,8 @@ class Engine:
         self._slow: set[str] = set()  # no_contact or checkin rules (see _rebuild_watchers)
         with gc_paused():  # loading work: long-lived objects, no cycles
             self._install_all(list(orders))
+            for pid in self._specs:  # check-ins owed from valid_from, message or not
+                self._start_owed(pid)
             self._rebuild_watchers()
             self._rebuild_csr()  # here rather than in the first process()
 
@@ -526,6 +528,7 @@ class Engine:
     _rebuild_watchers = orders_.rebuild_watchers
     _rebuild_csr = orders_.rebuild_csr
     _rebase = orders_.rebase
+    _start_owed = orders_.start_owed
     upsert_order = orders_.upsert_order
     remove_order = orders_.remove_order
     set_zones = orders_.set_zones

@@ -6,7 +6,8 @@ object whose state includes the checkin rule's schedule. Format 3 is the
 same without that schedule (an engine that reads only 3 would drop it
 unnoticed, hence the new number); format 2 holds every lane as an object.
 Both are still read (a format-3 lane under a checkin rule places its
-schedule at its next step) and written on request. docs/rules.md ("State")
+schedule at its next step, or at once when the order has a ``valid_from``:
+see :func:`~geofence.engine.orders.start_owed`) and written on request. docs/rules.md ("State")
 has the measured costs.
 """
 
@@ -168,6 +169,10 @@ def restore(eng: Engine, data: bytes) -> None:
     if bad:
         eng._materialise(bad)
     eng._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
+    # an order the snapshot knew nothing of (or a snapshot from before
+    # schedules began at valid_from) starts owing check-ins now, as a reload would
+    for pid in eng._specs:
+        eng._start_owed(pid)
 
 
 def restore_quiet(eng: Engine, qs: _QuietSnapshot) -> None:
