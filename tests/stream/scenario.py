@@ -4,7 +4,9 @@ Two hours of event time around Nanjing with a fix every 30 s per person:
 exclusion with an approach buffer, inclusion, a curfew that starts while the
 person is out, a no_contact pair that meets, a signal loss, every built-in
 device rule, and the three kinds of video hit; on request
-(``checkins=True``) two phone-supervised persons under checkin rules too.
+(``checkins=True``) three phone-supervised persons under checkin rules too,
+one of whom never sends anything (their missed check-ins come from the
+deadline timers alone).
 The expected alerts are not written here: the tests compare the stream with
 ``replay_lines`` on the same messages, which is what the contract promises.
 """
@@ -71,8 +73,10 @@ def orders_json() -> list[dict[str, Any]]:
 
 
 def checkin_orders_json() -> list[dict[str, Any]]:
-    """Two persons supervised by phone: windows and random requests (P8, who
-    must stay in the district), a window and signal loss (P9)."""
+    """Three persons supervised by phone: windows and random requests (P8, who
+    must stay in the district), a window and signal loss (P9), and a window
+    and random requests under an order valid since before the scenario whose
+    phone stays silent throughout (P10)."""
     return [
         {"person_id": "P8", "devices": ["PH-P8"], "jurisdiction": "320102", "rules": [
             {"id": "r8", "type": "inclusion", "zone": "320102"},
@@ -83,6 +87,11 @@ def checkin_orders_json() -> list[dict[str, Any]]:
             {"id": "c9", "type": "checkin", "windows": [{"start": "22:00", "end": "22:20"}],
              "severity": "red"},
             {"id": "s9", "type": "signal_loss", "after_s": 1200}]},
+        {"person_id": "P10", "devices": ["PH-P10"], "jurisdiction": "320102",
+         "valid_from": "2026-11-20T21:00:00+08:00", "rules": [
+             {"id": "c10", "type": "checkin", "windows": [{"start": "22:00", "end": "22:15"}],
+              "random": {"per_day": 2, "start": "21:30", "end": "23:00",
+                         "answer_within_s": 600}}]},
     ]
 
 
@@ -97,7 +106,8 @@ def orders(checkins: bool = False) -> list[Order]:
 def checkin_messages() -> list[Telemetry]:
     """The phone persons' check-ins: P8 answers its window from outside the
     district, fails once, answers the first random request (by its id) and
-    misses the others; P9 misses its window while silent, then fails."""
+    misses the others; P9 misses its window while silent, then fails; P10
+    sends nothing at all."""
     p8 = next(o for o in orders(checkins=True) if o.person_id == "P8")
     rule = next(r for r in p8.rules if r.type == "checkin")
     requests = [w for w in owed_between("P8", rule, p8.timezone, T0, T0 + MINUTES * 60_000)
@@ -184,7 +194,8 @@ def messages(seed: int = 7, checkins: bool = False) -> list[Telemetry]:
 
 def final_heartbeats(checkins: bool = False) -> list[Telemetry]:
     """One heartbeat per person after the end, so the stream's watermark reaches
-    the same event time as replay's flush."""
+    the same event time as replay's flush (but none from P10's silent phone:
+    the others on its partition move its event time)."""
     end = T0 + MINUTES * 60_000 + 1000
     phones = ["PH-P8", "PH-P9"] if checkins else []
     return [DeviceEvent(device_id=d, ts=end, event="heartbeat")

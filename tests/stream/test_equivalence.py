@@ -1,6 +1,7 @@
 """The stream equals replay, on the real embedded broker.
 
-A scenario with every rule type (phone check-ins included), sent through
+A scenario with every rule type (phone check-ins included, from a phone that
+never sends anything too), sent through
 Kafka as batched envelopes and evaluated by a worker, yields exactly the
 alerts ``replay_lines`` yields for the same input: same alert ids, same
 final states.
@@ -57,6 +58,13 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
             "contact", "signal_lost", "tamper", "removed", "sos", "power_off", "battery_low",
             "device_separation", "video_fight", "checkin_missed", "checkin_failed",
             "checkin_outside"} <= kinds
+
+    # a phone that sends nothing under an order with valid_from: its misses
+    # come from the deadline timers alone, in replay and in the stream
+    assert not [m for m in scenario.messages(checkins=True) + scenario.final_heartbeats(True)
+                if getattr(m, "device_id", None) == "PH-P10"]
+    silent = [(a.kind, a.status) for a in expected if a.person_id == "P10"]
+    assert silent == [("checkin_missed", "open")]
 
     records = await _run(broker, scenario.messages(checkins=True))
     got, _ = fold_records(records)
