@@ -21,7 +21,7 @@ from geofence.errors import OrderError
 from geofence.model import Telemetry
 from stream.cli import Parser
 
-PROTOCOLS = ("jt808", "watch", "gt06", "h02", "osmand")
+PROTOCOLS = ("jt808", "watch", "gt06", "h02", "osmand", "checkin")
 
 
 def load_vendor_models(path: str) -> dict[str, vendor.Profile]:
@@ -91,6 +91,10 @@ def decode_frame(protocol: str, frame: str, *, tz_offset_h: float | None = None,
         return hd.telemetry, f"h02 {hd.kind} from {hd.device_id}"
     if protocol == "osmand":
         return osmand.decode(text, now), "osmand"
+    if protocol == "checkin":
+        from devices import checkin
+
+        return list(checkin.decode(text, now)), "checkin (POST /checkin body)"
     raise FrameError("unsupported", f"unknown protocol {protocol!r}")
 
 
@@ -107,7 +111,8 @@ def decode_main(argv: Sequence[str]) -> int:
                         "vibration, tamper items)")
     p.add_argument("--models", default=None, metavar="FILE",
                    help="jt808: JSON file of vendor alarm maps by model, added to the built-in ones")
-    p.add_argument("frame", help="hex (jt808, gt06), text (watch, h02), request target or JSON (osmand)")
+    p.add_argument("frame", help="hex (jt808, gt06), text (watch, h02), request target or JSON "
+                   "(osmand), JSON body (checkin)")
     args = p.parse_args(list(argv))
     if (args.model is not None or args.models is not None) and args.protocol != "jt808":
         print("wardstream decode: --model and --models apply to --protocol jt808 only",
@@ -382,7 +387,7 @@ def devices_main(argv: Sequence[str]) -> int:
                      help="source network the device connects from (repeatable; none: any)")
     add.add_argument("--secret", choices=("generate", "none"), default=None,
                      help="generate a secret (printed once) or none; default: generate for "
-                          "osmand and mqtt, none for the TCP protocols")
+                          "osmand, checkin and mqtt, none for the TCP protocols")
     for name in ("province", "city"):
         add.add_argument(f"--jt808-{name}", type=int, default=None,
                          help=f"jt808 registration {name} id to require")
@@ -433,7 +438,8 @@ def devices_main(argv: Sequence[str]) -> int:
         if any(v is not None for v in jt.values()):
             entry["jt808"] = {k: v for k, v in jt.items() if v is not None}
         device = prov.parse_entry(entry, "--device-id " + args.device_id)
-        want = args.secret or ("generate" if args.protocol in ("osmand", "mqtt") else "none")
+        want = args.secret or ("generate" if args.protocol in ("osmand", "checkin", "mqtt")
+                               else "none")
         secret = None
         if want == "generate":
             device, secret = prov.with_secret(device)

@@ -34,6 +34,7 @@ from devices.sessions import too_far_ahead
 from devices.wire import encode_one
 from geofence.errors import OrderError
 from geofence.model import Order, TelemetryDecoder, VideoHit, parse_order
+from stream.checkin_requests import COMMAND as CHECKIN_REQUEST
 from stream.settings import Settings
 from stream.topics import COMMANDS, DEADLETTER, ORDERS, TELEMETRY, ensure_topics, topic_specs
 from stream.topics import COMMANDS as COMMANDS_TOPIC
@@ -249,6 +250,10 @@ class Gateway:
                 try:
                     cmd = json.loads(record.value or b"null")
                     dev, command = str(cmd["device_id"]), str(cmd["command"])
+                    if command == CHECKIN_REQUEST:
+                        # for the phone app's push service: a phone keeps no connection here
+                        self.metrics.commands.labels("for_phone_app").inc()
+                        continue
                     if command not in ("pursuit", "normal"):
                         raise ValueError(f"unknown command {command!r}")
                     interval = int(cmd.get("interval_s") or (15 if command == "pursuit" else 60))

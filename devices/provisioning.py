@@ -35,7 +35,7 @@ from typing import Any
 
 from devices.errors import DeviceError
 
-PROTOCOLS: tuple[str, ...] = ("jt808", "watch", "gt06", "h02", "osmand", "mqtt")
+PROTOCOLS: tuple[str, ...] = ("jt808", "watch", "gt06", "h02", "osmand", "mqtt", "checkin")
 """Protocols a device can be provisioned for."""
 
 HASH_SCHEME = "sha256"

@@ -590,6 +590,7 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
     ``Authorization: Bearer`` header) and the device must be provisioned for
     ``osmand``: otherwise 401 and a dead letter (``missing_key``, ``bad_key``).
     Without it any device an order names is accepted (an explicit insecure mode).
+    ``POST /checkin`` takes phone check-ins (:mod:`devices.checkin_endpoint`).
     """
     from aiohttp import web
 
@@ -607,6 +608,9 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
                      osmand.redact_key(request.rel_url.raw_path_qs[:4096]),
                      f"osmand:{request.remote}", None)
             return web.Response(status=500, text="internal_error\n")
+
+    async def checkin_get(request: web.Request) -> web.Response:
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
 
     async def _handle(request: web.Request) -> web.Response:
         received = time.monotonic()
@@ -672,7 +676,11 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
         metrics.frames.labels("osmand", "ok").inc()
         return web.Response(status=200, text="OK\n")
 
+    from devices.checkin_endpoint import checkin_handler
+
     app = web.Application(client_max_size=osmand.MAX_BODY)
+    app.router.add_route("POST", "/checkin", checkin_handler(hub, provisioning))
+    app.router.add_route("GET", "/checkin", checkin_get)
     app.router.add_route("GET", "/{tail:.*}", handle)
     app.router.add_route("POST", "/{tail:.*}", handle)
     return app

@@ -4,7 +4,11 @@
     python -m simulators.acceptance --persons 1000 --profile jt808 --out /tmp/acc/jt --paths jt808
 
 generates the day (or reuses ``--out`` when it already holds a day of the
-same persons, seed, profile and date: ``--reuse``), then, for each path:
+same persons, phone persons, seed, profile and date: ``--reuse``), then, for
+each path. The day includes phone-supervised persons who check in instead
+of wearing a wristband (``--phone-share``, default 5 % of ``--persons``
+added to them; ``--phone-share 0`` for none; the jt808 profile has none:
+phones check in over HTTPS, not JT/T 808):
 
 ``replay``
     ``wardstream replay`` as a subprocess (``sys.executable -m stream.cli
@@ -94,12 +98,16 @@ def _generate(args: argparse.Namespace) -> dict[str, str]:
     paths = {n: str(out / n) for n in names}
     if args.reuse and all((out / n).exists() for n in names):
         meta = json.loads((out / "truth.json").read_text())["meta"]
-        if (meta.get("persons"), meta.get("seed"), meta.get("day")) == (args.persons, args.seed, args.day):
+        phones = SimConfig(persons=args.persons, phone_share=args.phone_share).phone_count()
+        if args.profile == "jt808":
+            phones = 0
+        if ((meta.get("persons"), meta.get("seed"), meta.get("day"), meta.get("phone_persons", 0))
+                == (args.persons, args.seed, args.day, phones)):
             print(f"reusing the day in {out} ({meta['messages']:,} messages)", flush=True)
             return paths
     t0 = time.perf_counter()
     cfg = SimConfig.for_profile(args.profile, persons=args.persons, seed=args.seed, day=args.day,
-                                interval_s=args.interval_s)
+                                interval_s=args.interval_s, phone_share=args.phone_share)
     cl = generate(cfg)
     t1 = time.perf_counter()
     written = write(cl, str(out))
@@ -221,7 +229,11 @@ async def _wait_caught_up(bootstrap: str, web_port: int, telemetry_ends: dict[in
     last: tuple[Any, ...] = ()
     since = time.monotonic()
     while time.monotonic() < deadline:
-        text = _metrics(web_port)
+        try:
+            text = _metrics(web_port)
+        except OSError:  # a worker busy with a backlog may answer late: ask again
+            await asyncio.sleep(1.0)
+            continue
         lag = _metric_values(text, "wardstream_worker_consumer_lag")
         fixes = _metric_values(text, "wardstream_worker_fixes_in_total")
         ends = telemetry_ends if telemetry_ends is not None else await _topic_ends(bootstrap, TELEMETRY)
@@ -499,6 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="simulated local date; keep it in the past: the worker caps its watermark at "
                         "wall clock + 60 s, so a day still running would hold its timers back")
     p.add_argument("--interval-s", type=float, default=60.0, help="normal report interval")
+    p.add_argument("--phone-share", type=float, default=0.05,
+                   help="phone-supervised persons (identity check-ins) added to --persons, as a "
+                        "fraction of it (the jt808 profile has none)")
     p.add_argument("--out", default="/tmp/wardstream-acceptance")
     p.add_argument("--profile", choices=("full", "jt808"), default="full")
     p.add_argument("--paths", default="replay", help="comma list of replay, kafka, jt808")
@@ -528,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = _generate(args)
     truth = json.loads(Path(paths["truth.json"]).read_text())
     summary: dict[str, Any] = {"persons": args.persons, "seed": args.seed, "day": args.day,
+                               "phone_persons": truth["meta"].get("phone_persons", 0),
                                "profile": args.profile, "interval_s": args.interval_s,
                                "messages": truth["meta"]["messages"], "expected": len(truth["expected"]),
                                "cores": len(os.sched_getaffinity(0)), "paths": {}}

@@ -67,6 +67,13 @@ class SimConfig:
     fixed_accuracy_m: float | None = None  # profile jt808: every valid fix reports this accuracy
     whole_seconds: bool = False          # profile jt808: BCD times carry whole seconds only
     facility_cameras: int | None = None  # cameras with facility incidents (default persons // 250, >= 2)
+    phone_share: float = 0.0             # phone-supervised persons added, as a fraction of `persons`
+
+    def phone_count(self) -> int:
+        """How many phone-supervised persons the day adds to ``persons`` (at least one for a share > 0)."""
+        if self.phone_share <= 0:
+            return 0
+        return max(1, round(self.phone_share * self.persons))
 
     @classmethod
     def for_profile(cls, profile: str, **kw: Any) -> SimConfig:
@@ -82,6 +89,8 @@ class SimConfig:
             shares.update({k: 0.0 for k in VIDEO_KINDS})
             kw["shares"] = tuple(shares.items())
             kw.setdefault("facility_cameras", 0)
+            # nor identity check-ins: phones check in over HTTPS, not through a JT/T 808 terminal
+            kw["phone_share"] = 0.0
         elif profile != "full":
             raise ValueError(f"unknown profile {profile!r}")
         return cls(**kw)
@@ -102,6 +111,8 @@ def _config_dict(cfg: SimConfig) -> dict[str, Any]:
     """The generator settings, kept with the zones so `live` can rebuild the same caseload."""
     d = dataclasses.asdict(cfg)
     d["shares"] = dict(cfg.shares)
+    if not cfg.phone_share:
+        del d["phone_share"]  # a day without phones is written as it was before phones existed
     return d
 
 

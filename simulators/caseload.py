@@ -17,6 +17,9 @@ The generator reads in the order it runs:
 * :mod:`simulators.rendering` - every device's reports, events, video hits
   and malformed lines as telemetry in delivery order;
 * :mod:`simulators.truth` - the alert windows those reports must open;
+* :mod:`simulators.phones` - phone-supervised persons (``phone_share``),
+  their check-ins and the check-in alerts they must open, drawn from a
+  random stream of their own after everything above;
 * this module - :func:`generate`, which runs the steps above, the orders,
   and :func:`write`, which puts the day into files.
 
@@ -53,7 +56,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,6 +96,14 @@ from simulators.city import (
 )
 from simulators.frame import LocalFrame
 from simulators.people import Person, Segment, _pair_contacts, _persons
+from simulators.phones import (
+    PHONE_BEHAVIOURS,
+    PhonePerson,
+    checkin_lines,
+    phone_orders,
+    phone_persons,
+    phone_rng,
+)
 from simulators.rendering import Messages, _render
 from simulators.staging import _TAKEN, _assign_scenarios, _choose_exclusions
 from simulators.truth import contact_truth
@@ -117,6 +128,7 @@ class Caseload:
     truth: dict[str, Any]
     day_start_ms: int
     messages: Messages
+    phones: list[PhonePerson] = field(default_factory=list)
 
     def lines(self) -> Iterator[bytes]:
         """Telemetry JSONL lines in delivery order."""
@@ -153,6 +165,16 @@ def generate(cfg: SimConfig) -> Caseload:
     day0 = _day_start_ms(cfg)
     messages, expected = _render(rng, cfg, city, persons, day0)
     orders = _orders(cfg, persons, day0)
+    phones: list[PhonePerson] = []
+    if cfg.phone_count():
+        prng = phone_rng(cfg)
+        phones = phone_persons(prng, cfg, city, day0, n, cfg.phone_count())
+        orders += phone_orders(cfg, phones, day0)
+        lines = checkin_lines(prng, city, phones)
+        messages.extra.extend(lines)
+        messages.count += len(lines)
+        messages.line_count += len(lines)
+        expected += [e for p in phones for e in p.expected]
     used = {z for p in persons for _, z, _ in p.exclusions}
     features = district_features(city) + exclusion_features(city, used)
     features += [
@@ -163,7 +185,10 @@ def generate(cfg: SimConfig) -> Caseload:
     zones = {"type": "FeatureCollection", "features": features,
              "wardstream_simulation": _config_dict(cfg)}
     silent = {k: sorted(p.person_id for p in persons if p.scenario == k) for k in SILENT_KINDS}
-    truth = {
+    if phones:
+        # phone persons who answered everything from inside their district raise nothing
+        silent["checkin_answered"] = sorted(p.person_id for p in phones if not p.expected)
+    truth: dict[str, Any] = {
         "meta": {
             "seed": cfg.seed, "persons": n, "day": cfg.day, "timezone": cfg.timezone,
             "center": [cfg.lat, cfg.lon],
@@ -178,7 +203,12 @@ def generate(cfg: SimConfig) -> Caseload:
         "silent_persons": silent,
         "rejected": messages.malformed_reasons,
     }
-    return Caseload(cfg, city, persons, zones, orders, truth, day0, messages)
+    if phones:
+        truth["meta"]["phone_persons"] = len(phones)
+        truth["meta"]["phone_behaviours"] = {
+            b: sum(1 for p in phones if p.behaviour == b) for b in PHONE_BEHAVIOURS}
+        truth["meta"]["checkins"] = sum(1 for p in phones for _ in p.checkins)
+    return Caseload(cfg, city, persons, zones, orders, truth, day0, messages, phones)
 
 
 def _orders(cfg: SimConfig, persons: list[Person], day0: int) -> list[dict[str, Any]]:

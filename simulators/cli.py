@@ -45,6 +45,16 @@ def _share(text: str) -> tuple[str, float]:
     return kind, share
 
 
+def _phone_share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--phone-share wants a fraction, got {text!r}") from None
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError("--phone-share is a fraction between 0 and 1")
+    return share
+
+
 def _parser() -> argparse.ArgumentParser:
     p = Parser(prog="wardstream simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--interval-s", type=float, default=60.0, help="normal report interval")
     g.add_argument("--share", type=_share, action="append", default=[],
                    help="KIND=FRACTION of persons in a scenario (repeatable)")
+    g.add_argument("--phone-share", type=_phone_share, default=0.05,
+                   help="phone-supervised persons (check-ins, no wristband) added to --persons, as a "
+                        "fraction of it (default %(default)s; 0: none; the jt808 profile has none)")
     g.add_argument("--profile", choices=("full", "jt808"), default="full",
                    help="jt808: only what JT/T 808 carries (10 m accuracy, whole seconds, no outliers)")
     g.add_argument("--malformed", type=int, default=None, help="malformed lines (default persons/100)")
@@ -78,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                    choices=("jt808", "watch", "gt06", "h02", "osmand", "mqtt"),
                    help="protocol the devices are provisioned for (default: jt808 with "
                         "--profile jt808, else osmand)")
+    g.add_argument("--keys-out", default=None,
+                   help="with --provisioning-out: where to write the phones' keys, a JSON object of "
+                        "device id -> key (0600; default phone-keys.json next to the provisioning file)")
     g.add_argument("--quiet", action="store_true")
 
     v = sub.add_parser("verify", help="check truth.json against the generated tracks")
@@ -137,7 +153,7 @@ def _generate(args: argparse.Namespace) -> int:
             lat=args.center[0], lon=args.center[1], day=args.day, timezone=args.timezone,
             interval_s=args.interval_s, city_radius_m=args.city_radius_m,
             district_detail_m=args.district_detail_m, shares=tuple(shares.items()),
-            malformed_lines=args.malformed,
+            malformed_lines=args.malformed, phone_share=args.phone_share,
         )
     if cfg.persons < 2:
         print("wardstream simulate: --persons must be at least 2", file=sys.stderr)
@@ -162,24 +178,58 @@ def _generate(args: argparse.Namespace) -> int:
             with open(paths[name], "rb") as src, open(extra, "wb") as dst:
                 dst.write(src.read())
     if args.provisioning_out:
-        from devices.provisioning import for_devices, save
-        from geofence.model import parse_orders
-
-        proto = args.provisioning_protocol or ("jt808" if args.profile == "jt808" else "osmand")
-        with open(paths["orders.json"], "rb") as fh:
-            orders = parse_orders(fh.read())
-        save(for_devices({d: proto for o in orders for d in o.devices}), args.provisioning_out)
+        try:
+            keys_path = _provisioning(args, paths["orders.json"], {p.device_id for p in caseload.phones})
+        except OSError as exc:
+            print(f"wardstream simulate generate: cannot write {exc.filename}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        if keys_path is not None:
+            paths["phone keys"] = keys_path
     t2 = time.perf_counter()
     meta = caseload.truth["meta"]
     if not args.quiet:
         bad = sum(caseload.truth["rejected"].values())
-        print(f"generated {cfg.persons} persons, {meta['messages']} messages in {meta['lines']} lines "
+        phones = f" and {len(caseload.phones)} phone-supervised" if caseload.phones else ""
+        print(f"generated {cfg.persons} persons{phones}, {meta['messages']} messages in {meta['lines']} lines "
               f"({bad} of them to be rejected by a consumer), "
               f"{len(caseload.truth['expected'])} expected alerts "
               f"(model {t1 - t0:.1f} s, files {t2 - t1:.1f} s)", file=sys.stderr)
         for name, path in paths.items():
             print(f"  {name:<16} {path}", file=sys.stderr)
     return 0
+
+
+def _provisioning(args: argparse.Namespace, orders_path: str, phones: set[str]) -> str | None:
+    """Write the gateway provisioning file; phones get a fresh key each, written to the keys file.
+
+    Wristband devices are provisioned for the day's protocol without a secret (the simulated
+    terminals present none); a phone authenticates its check-ins with its key. Returns the
+    keys file's path when there are phones.
+    """
+    import os
+
+    from devices.provisioning import Provisioning, hash_secret, new_secret, save
+    from geofence.model import parse_orders
+
+    proto = args.provisioning_protocol or ("jt808" if args.profile == "jt808" else "osmand")
+    with open(orders_path, "rb") as fh:
+        orders = parse_orders(fh.read())
+    keys = {d: new_secret() for o in orders for d in o.devices if d in phones}
+    entries = [{"device_id": d, "protocol": "osmand", "secret_hash": hash_secret(keys[d])}
+               if d in keys else {"device_id": d, "protocol": proto}
+               for o in orders for d in o.devices]
+    save(Provisioning.parse(entries), args.provisioning_out)
+    if not keys:
+        return None
+    path = args.keys_out or os.path.join(os.path.dirname(os.path.abspath(args.provisioning_out)),
+                                         "phone-keys.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(keys, fh, indent=1)
+        fh.write("\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 def _verify(args: argparse.Namespace) -> int:

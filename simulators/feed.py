@@ -12,7 +12,9 @@ Sinks
   default accuracy, so accuracy-dependent scenarios (jitter, outliers) do
   not survive this path unchanged (see docs/simulators.md).
 * OsmAnd: HTTP GET requests as phone tracker apps send them (``id``,
-  ``timestamp`` in ms, ``lat``, ``lon``, ``accuracy``, ``batt``).
+  ``timestamp`` in ms, ``lat``, ``lon``, ``accuracy``, ``batt``); a phone's
+  identity check-in is posted to the gateway's ``POST /checkin`` as the
+  supervision app sends it (JSON body, ``Authorization: Bearer <key>``).
 
 Pacing
 ------
@@ -34,7 +36,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -498,7 +500,8 @@ _ALARM_BITS = {"sos": 0, "power_off": 8, "removed": 16, "tamper": 17, "battery_l
 
 @dataclass
 class OsmandSink:
-    """OsmAnd HTTP GET clients (one keep-alive session, ``concurrency`` in flight)."""
+    """OsmAnd HTTP GET clients (one keep-alive session, ``concurrency`` in flight); check-ins
+    go to ``POST /checkin`` on the same server."""
 
     url: str
     concurrency: int = 64
@@ -528,10 +531,30 @@ class OsmandSink:
         finally:
             self.sem.release()
 
+    async def _post_checkin(self, body: dict[str, Any], key: str | None) -> None:
+        assert self.sem is not None
+        from urllib.parse import urljoin
+
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        try:
+            async with self.session.post(urljoin(self.url, "/checkin"), data=_ENC.encode(body),
+                                         headers={**headers,
+                                                  "Content-Type": "application/json"}) as resp:
+                await resp.read()
+                if resp.status >= 400:
+                    self.errors += 1
+        except Exception:
+            self.errors += 1
+        finally:
+            self.sem.release()
+
     async def put(self, item: Item) -> None:
         if item.messages is None:
             return
         for m in item.messages:
+            if m.get("kind") == "checkin" and _valid(m):
+                await self._send(self._post_checkin(m, self.keys.get(str(m["device_id"]))))
+                continue
             if m.get("kind") != "fix" or not _valid(m):
                 continue
             params = {"id": str(m["device_id"]), "timestamp": str(m["ts"]), "lat": repr(m["lat"]),
@@ -545,12 +568,16 @@ class OsmandSink:
             key = self.keys.get(params["id"])
             if key is not None:
                 params["key"] = key
-            assert self.sem is not None
-            await self.sem.acquire()
-            t = asyncio.create_task(self._get(params))
-            self.tasks.add(t)
-            t.add_done_callback(self.tasks.discard)
-            self.messages += 1
+            await self._send(self._get(params))
+
+    async def _send(self, request: Coroutine[Any, Any, None]) -> None:
+        """Run one request once fewer than ``concurrency`` are in flight."""
+        assert self.sem is not None
+        await self.sem.acquire()
+        t = asyncio.create_task(request)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+        self.messages += 1
 
     async def flush(self) -> None:
         if self.tasks:
@@ -656,6 +683,9 @@ def add_send_parser(sub: Any) -> None:
     s.add_argument("--osmand-keys", metavar="FILE", default=None,
                    help="JSON object of device id -> OsmAnd device key, sent as key= "
                         "(needed when the gateway has provisioned devices)")
+    s.add_argument("--phone-keys", metavar="FILE", default=None,
+                   help="JSON object of phone id -> key, sent with each check-in as a bearer "
+                        "key (added to --osmand-keys)")
     s.add_argument("--topic", default=TOPIC)
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, default=None, help="telemetry messages per second")
@@ -684,7 +714,13 @@ def add_live_parser(sub: Any) -> None:
     s.add_argument("--osmand-keys", metavar="FILE", default=None,
                    help="JSON object of device id -> OsmAnd device key, sent as key= "
                         "(needed when the gateway has provisioned devices)")
+    s.add_argument("--phone-keys", metavar="FILE", default=None,
+                   help="JSON object of phone id -> key, sent with each check-in as a bearer "
+                        "key (added to --osmand-keys)")
     s.add_argument("--persons", type=int, default=None, help="only the first N persons of the orders")
+    s.add_argument("--checkins", metavar="FILE", default=None,
+                   help="timed check-ins to post as well, JSON lines {\"deliver_ms\": ..., "
+                        "\"message\": {...}} in delivery order (as `wardstream demo` writes them)")
     s.add_argument("--speedup", type=float, default=1.0,
                    help="simulated minutes per wall minute (1 = real time)")
     s.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -725,7 +761,9 @@ def make_sink(args: argparse.Namespace, orders: Sequence[Order]) -> Any:
         host, port = _hostport(args.jt808)
         return Jt808Sink(host, port)
     if getattr(args, "osmand", None):
-        return OsmandSink(args.osmand, keys=load_keys(getattr(args, "osmand_keys", None)))
+        keys = load_keys(getattr(args, "osmand_keys", None))
+        keys.update(load_keys(getattr(args, "phone_keys", None)))
+        return OsmandSink(args.osmand, keys=keys)
     return StdoutSink()
 
 
@@ -757,7 +795,11 @@ def send_main(args: argparse.Namespace) -> int:
     with open(os.path.join(args.dir, "orders.json"), "rb") as f:
         orders = parse_orders(f.read())
     path = os.path.join(args.dir, "telemetry.jsonl")
-    sink = make_sink(args, orders)
+    try:
+        sink = make_sink(args, orders)
+    except ValueError as exc:
+        print(f"wardstream simulate send: {exc}", file=sys.stderr)
+        return 2
     progress = not args.quiet and sys.stderr.isatty() and not args.stdout
     total = None
     if progress:
@@ -783,8 +825,15 @@ def live_main(args: argparse.Namespace) -> int:
         zones = json.load(f)
     if args.persons is not None:
         orders = orders[: args.persons]
-    sink = make_sink(args, orders)
-    items = live_items(zones, orders, speedup=args.speedup)
+    try:  # unusable keys or check-ins are a one-line error, before anything is sent
+        sink = make_sink(args, orders)
+        timed = list(read_timed(args.checkins)) if args.checkins is not None else []
+    except (ValueError, OSError) as exc:
+        print(f"wardstream simulate live: {exc}", file=sys.stderr)
+        return 2
+    items: Iterable[Item] = live_items(zones, orders, speedup=args.speedup)
+    if timed:
+        items = merge_timed(items, timed)
     if not args.quiet:
         print(f"live feed: {len(orders)} persons, speedup {args.speedup:g}, Ctrl-C stops", file=sys.stderr)
     # items already carry wall-clock event times: follow them in real time
@@ -793,6 +842,40 @@ def live_main(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"live feed stopped: {stats.messages} messages in {stats.seconds:.0f} s", file=sys.stderr)
     return 0
+
+
+def read_timed(path: str) -> Iterator[tuple[int, Item]]:
+    """``(delivery ms, item)`` of a timed file: JSON lines ``{"deliver_ms": ..., "message": ...}``."""
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = _DEC.decode(line)
+                at, msg = int(obj["deliver_ms"]), obj["message"]
+            except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}:{n}: not a timed line "
+                                 "{\"deliver_ms\": ..., \"message\": {...}}") from None
+            yield at, Item(b"", [msg])
+
+
+def merge_timed(items: Iterable[Item], timed: Iterable[tuple[int, Item]]) -> Iterator[Item]:
+    """``items`` (in event-time order) with the timed items slipped in at their delivery times.
+
+    A timed item goes before the first item whose time is later than its
+    delivery, so the pacing that follows the items' times sends it then.
+    """
+    pending = iter(timed)
+    nxt = next(pending, None)
+    for item in items:
+        t = item_ts(item)
+        while nxt is not None and t is not None and nxt[0] <= t:
+            yield nxt[1]
+            nxt = next(pending, None)
+        yield item
+    while nxt is not None:
+        yield nxt[1]
+        nxt = next(pending, None)
 
 
 async def aiter_items(items: Iterable[Item]) -> AsyncIterator[Item]:  # pragma: no cover - helper

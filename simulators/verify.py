@@ -23,7 +23,20 @@ compares them with ``truth.json``:
   face match more than 500 m (plus the fix's accuracy) from the person's
   latest valid fix, at most 120 s old, raises device_separation once per
   order, and each burst of one camera's facility event (hits less than
-  300 s apart) is one alert at its first hit.
+  300 s apart) is one alert at its first hit;
+* check-ins (kind ``checkin``, phones of orders with a ``checkin`` rule):
+  what is owed comes from :func:`geofence.checkin.owed_between` over the
+  order's validity up to the newest event time of the file; a check-in is
+  verified when it carries a result and none failed; walked in event time
+  (a check-in before a deadline of the same millisecond), a deadline no
+  verified check-in answers opens ``checkin_missed`` unless it is open, a
+  check-in that is not verified opens ``checkin_failed``, a verified one
+  whose accuracy circle is certainly outside an inclusion zone opens
+  ``checkin_outside``; a verified check-in clears the first two, and the
+  third when certainly inside every inclusion zone. Every check-in must
+  reach the file less than 100 s of event time after the newest message
+  before it (inside the 120 s lateness horizon, so its place in event time
+  decides and not its arrival).
 
 It is deliberately simple and slow-ish (a loop per person and rule, numpy
 inside): a test oracle, not an engine.
@@ -43,7 +56,9 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import Polygon
 
+from geofence.checkin import answers, owed_between
 from geofence.model import (
+    CheckIn,
     DeviceEvent,
     Fix,
     Order,
@@ -60,6 +75,7 @@ FACE_MIN_CONFIDENCE = 0.8
 SEPARATION_M = 500.0
 FRESH_MS = 120_000
 CAMERA_QUIET_MS = 300_000
+CHECKIN_ARRIVAL_MS = 100_000
 
 
 @dataclass
@@ -172,9 +188,19 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
     events: dict[str, list[DeviceEvent]] = defaultdict(list)
     faces: dict[str, list[VideoHit]] = defaultdict(list)
     cameras: dict[tuple[str, str], list[int]] = defaultdict(list)
+    checkins: dict[str, list[CheckIn]] = defaultdict(list)
+    problems: list[str] = []
+    newest = -1
     for line in telemetry:
         for m in dec.decode(line).messages:
-            if isinstance(m, VideoHit):
+            if isinstance(m, CheckIn) and newest - m.ts >= CHECKIN_ARRIVAL_MS:
+                problems.append(f"check-in of {m.device_id} at {m.ts} arrives {newest - m.ts} ms of "
+                                "event time late: its place depends on the lateness horizon")
+            newest = max(newest, m.ts)
+            if isinstance(m, CheckIn):
+                if m.device_id in by_dev:
+                    checkins[by_dev[m.device_id].person_id].append(m)
+            elif isinstance(m, VideoHit):
                 if m.event == "face_match" and m.person_id is not None:
                     faces[m.person_id].append(m)
                 elif m.event != "face_match":
@@ -188,13 +214,14 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
         expected[(e["person_id"] or "", e["rule_id"], e["kind"])].append(
             (parse_ts(e["opened_at"][0]), parse_ts(e["opened_at"][1])))
     found: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
-    problems: list[str] = []
     latest: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
     for o in orders:
         _person(o, fixes.get(o.person_id, []), events.get(o.person_id, []), zones, frame, found,
                 problems, latest)
     for o in orders:
         _faces(o, faces.get(o.person_id, []), latest.get(o.person_id), zones, frame, found)
+    for o in orders:
+        _checkins(o, checkins.get(o.person_id, []), newest, zones, frame, found)
     for (_cam, event), hits in cameras.items():
         prev = None
         for t in sorted(hits):
@@ -224,7 +251,8 @@ def verify(zones_text: str | bytes, orders_text: str | bytes, telemetry: Any, tr
             problems.append(f"{key}: truth has {len(exp)} alerts, tracks give {len(got)}: {exp} vs {got}")
             continue
         for (lo, hi), (first, confirm) in zip(exp, got, strict=True):
-            if kind in ("signal_lost", "device_separation", *ALARM_EVENTS) or kind.startswith("video_"):
+            if (kind in ("signal_lost", "device_separation", *ALARM_EVENTS) or kind.startswith("video_")
+                    or kind.startswith("checkin_")):
                 if (lo, hi) != (first, confirm):
                     problems.append(f"{key}: truth {lo}..{hi}, tracks {first}..{confirm}")
             elif not (lo <= first and confirm <= hi):
@@ -331,6 +359,57 @@ def _faces(o: Order, hits: list[VideoHit], gps: Any, zones: dict[str, _Zone], fr
                 and float(np.hypot(cx - x[i], cy - y[i])) - float(acc[i]) > SEPARATION_M):
             found[(o.person_id, "device_separation", "device_separation")].append((h.ts, h.ts))
             separated = True
+
+
+def _checkins(o: Order, msgs: list[CheckIn], end_ms: int, zones: dict[str, _Zone], frame: LocalFrame,
+              found: dict[tuple[str, str, str], list[tuple[int, int]]]) -> None:
+    """Check-in alerts of one order (see the module docstring)."""
+    rule = next((r for r in o.rules if r.type == "checkin"), None)
+    if rule is None:
+        return
+    vf, vu = o.valid_from_ms(), o.valid_until_ms()
+    first: dict[int, CheckIn] = {}
+    for m in msgs:  # a repeated check-in (same phone, same ms) counts once
+        if vf <= m.ts < vu and (m.face_score is not None or m.action_ok is not None):
+            first.setdefault(m.ts, m)
+    cs = [first[t] for t in sorted(first)]
+    floor = rule.effective_min_score()
+
+    def passed(c: CheckIn) -> bool:
+        face_ok = c.face_score is None or c.face_score >= floor
+        return face_ok and c.action_ok is not False and (c.face_score is not None or c.action_ok is True)
+
+    incl = [zones[r.zone] for r in o.rules if r.type == "inclusion" and r.zone is not None]
+    where: list[tuple[bool, bool]] = []  # (certainly outside one, certainly inside all)
+    for c in cs:
+        x, y = frame.to_xy(c.lon, c.lat)
+        acc = np.array([c.accuracy_m])
+        d = [float(z.signed(np.array([x]), np.array([y]), acc + 1.0)[0]) for z in incl]
+        where.append((any(v > c.accuracy_m for v in d), all(v < -c.accuracy_m for v in d)))
+    owed = [w for w in owed_between(o.person_id, rule, o.timezone, vf, min(vu, end_ms + 1))
+            if w.opens_ms >= vf and w.due_ms <= min(end_ms, vu - 1)]
+    good = [c for c in cs if passed(c)]
+    steps = sorted([(c.ts, 0, i) for i, c in enumerate(cs)] + [(w.due_ms, 1, i) for i, w in enumerate(owed)])
+    is_open = {"checkin_missed": False, "checkin_failed": False, "checkin_outside": False}
+
+    def raise_(kind: str, t: int) -> None:
+        if not is_open[kind]:
+            is_open[kind] = True
+            found[(o.person_id, rule.id, kind)].append((t, t))
+
+    for t, step, i in steps:
+        if step == 1:
+            if not any(answers(owed[i], c.ts, c.request_id) for c in good):
+                raise_("checkin_missed", t)
+        elif not passed(cs[i]):
+            raise_("checkin_failed", t)
+        else:
+            is_open["checkin_missed"] = is_open["checkin_failed"] = False
+            out, inside = where[i]
+            if out:
+                raise_("checkin_outside", t)
+            elif inside:
+                is_open["checkin_outside"] = False
 
 
 def _contact_moments(a: Any, b: Any, distance_m: float) -> list[int]:

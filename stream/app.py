@@ -40,7 +40,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -118,6 +118,10 @@ MAX_CLOCK_SKEW_MS = 60_000
 """Event times further than this ahead of the wall clock do not move a watermark."""
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class Worker:
     """A stream worker (start, run, stop), mode-style.
 
@@ -182,6 +186,8 @@ class Worker:
         self.alerts_partitions: list[int] = []
         self.router: Router | None = None
         self._align = Alignment(TELEMETRY, self.config.lateness_ms, self.decoder)
+        self.clock: Callable[[], int] = _wall_ms
+        """Epoch ms of the wall clock, which random check-in requests follow."""
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -4,7 +4,9 @@ The demo is a small process supervisor. It starts, in order, the embedded
 broker (unless ``WARDSTREAM_KAFKA`` names a Kafka), the stream worker, the
 device gateway, the command-centre API with its dashboard, and a simulated
 caseload that reports through the gateway over HTTP (the OsmAnd protocol, which,
-unlike JT/T 808, carries each fix's accuracy). Each part
+unlike JT/T 808, carries each fix's accuracy), with a few phone-supervised
+persons whose identity check-ins go through the gateway's ``POST /checkin``
+(:mod:`stream.demo_phones`). Each part
 runs as its own ``wardstream`` subprocess, exactly as in production. Ctrl-C
 (or SIGTERM) stops every child, newest first, and the demo exits 0 with no
 stray process left behind.
@@ -187,12 +189,15 @@ class Demo:
 
 
 def demo_provisioning(orders_path: str, log_dir: Path) -> tuple[str, str]:
-    """Provision every device of the demo's orders for OsmAnd (the simulator's protocol).
+    """Provision every device of the demo's orders with a key of its own.
 
-    Each device gets a fresh key, as a real deployment gives its phones: the
-    gateway refuses a keyless OsmAnd report from a provisioned device. The
-    provisioning (salted hashes) and the keys the simulator sends are written
-    owner-only into the demo's log directory; returns both paths.
+    Wristbands and trackers are provisioned for OsmAnd (the simulator's
+    protocol), the phones of persons whose order has a ``checkin`` rule for
+    check-ins: each device gets a fresh key, as a real deployment gives its
+    phones, and the gateway refuses a keyless report or check-in from a
+    provisioned device. The provisioning (salted hashes) and the keys the
+    simulator sends are written owner-only into the demo's log directory;
+    returns both paths.
     """
     import json
 
@@ -202,9 +207,10 @@ def demo_provisioning(orders_path: str, log_dir: Path) -> tuple[str, str]:
     orders = parse_orders(Path(orders_path).read_bytes())
     log_dir.mkdir(parents=True, exist_ok=True)
     keys = {d: new_secret() for o in orders for d in o.devices}
+    phones = {d for o in orders if any(r.type == "checkin" for r in o.rules) for d in o.devices}
     path = str(log_dir / "devices.json")
-    save(Provisioning.parse([{"device_id": d, "protocol": "osmand", "secret_hash": hash_secret(k)}
-                             for d, k in keys.items()]), path)
+    save(Provisioning.parse([{"device_id": d, "protocol": "checkin" if d in phones else "osmand",
+                              "secret_hash": hash_secret(k)} for d, k in keys.items()]), path)
     keys_path = log_dir / "osmand-keys.json"
     fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -212,26 +218,63 @@ def demo_provisioning(orders_path: str, log_dir: Path) -> tuple[str, str]:
     return path, str(keys_path)
 
 
-def demo_day(out_dir: Path, persons: int, now_ms: int | None = None) -> tuple[str, str, str]:
+@dataclass
+class DemoDay:
+    """The files of a demo day (see :func:`stage_demo`)."""
+
+    zones: str
+    caseload_orders: str
+    """The simulated caseload's orders (what ``simulate live`` rebuilds the caseload from)."""
+    orders: str
+    """Every order: the caseload's and the demo phones' (worker, gateway, API)."""
+    checkins: str | None
+    """The demo phones' check-ins, timed (``simulate live --checkins``); None without phones."""
+    shown: str
+    """The simulated clock's local time at the start (HH:MM)."""
+    phones: int = 0
+
+
+def stage_demo(out_dir: Path, persons: int, now_ms: int | None = None,
+               phones: bool = True) -> DemoDay:
     """Generate the demo caseload into ``out_dir`` with its clock at the local time of day.
 
     The breaches are staged from the current time of day in the orders' time
     zone, so the simulated people are where people are at this hour (at home
-    in the curfew hours) and incidents start within the first minute. Returns
-    the zones and orders paths and the local time shown (HH:MM).
+    in the curfew hours) and incidents start within the first minute. With
+    ``phones``, the demo's phone-supervised persons are added
+    (:func:`stream.demo_phones.demo_phones`), their first check-in window
+    opening a minute or two after ``now_ms``.
     """
     import json
 
     from simulators.caseload import dumps, generate
     from simulators.live import demo_config, local_time_of_day
 
-    start = local_time_of_day(now_ms)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    start = local_time_of_day(now)
     caseload = generate(demo_config(persons, front_load_s=start))
     out_dir.mkdir(parents=True, exist_ok=True)
     zones, orders = out_dir / "demo-zones.geojson", out_dir / "demo-orders.json"
     zones.write_text(json.dumps(caseload.zones), encoding="utf-8")
     orders.write_bytes(dumps(caseload.orders))
-    return str(zones), str(orders), f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
+    shown = f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
+    if not phones:
+        return DemoDay(str(zones), str(orders), str(orders), None, shown)
+    from stream.demo_phones import demo_phones, write_checkins
+
+    staged = demo_phones(caseload, now)
+    every = out_dir / "demo-orders-with-phones.json"
+    every.write_bytes(dumps(caseload.orders + staged.orders))
+    checkins = out_dir / "demo-checkins.jsonl"
+    write_checkins(checkins, staged.checkins)
+    return DemoDay(str(zones), str(orders), str(every), str(checkins), shown,
+                   len(staged.orders))
+
+
+def demo_day(out_dir: Path, persons: int, now_ms: int | None = None) -> tuple[str, str, str]:
+    """The demo caseload without phones: the zones and orders paths and the local time shown."""
+    day = stage_demo(out_dir, persons, now_ms, phones=False)
+    return day.zones, day.orders, day.shown
 
 
 def _print_inbox(log: Path, seen: int) -> int:
@@ -258,6 +301,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--persons", type=int, default=200, help="simulated persons")
     parser.add_argument("--no-simulator", action="store_true", help="start no simulated devices")
+    parser.add_argument("--no-phones", action="store_true",
+                        help="no phone-supervised persons checking in (demo day only)")
     args = parser.parse_args(argv)
     if (args.zones is None) != (args.orders is None):
         parser.error("--zones and --orders go together")
@@ -292,12 +337,20 @@ def main(argv: Sequence[str]) -> int:
                 return 1
             print(f"  + broker: using Kafka at {kafka}", flush=True)
         env = {"WARDSTREAM_KAFKA": kafka}
+        all_orders, checkins = args.orders, None
         if args.zones is None:
             from simulators.live import DEMO_TIMEZONE
 
-            args.zones, args.orders, shown = demo_day(demo.log_dir, args.persons)
-            print(f"  + demo day: {args.persons} persons, simulated clock at {shown} local "
+            # phones need the simulator to check in: without it, they would only miss
+            day = stage_demo(demo.log_dir, args.persons,
+                             phones=not (args.no_phones or args.no_simulator))
+            args.zones, args.orders, all_orders, checkins = (day.zones, day.caseload_orders,
+                                                             day.orders, day.checkins)
+            print(f"  + demo day: {args.persons} persons, simulated clock at {day.shown} local "
                   f"({DEMO_TIMEZONE}), incidents from the first minute", flush=True)
+            if day.phones:
+                print(f"  + demo phones: {day.phones} phone-supervised persons checking in "
+                      "(POST /checkin); check-in alerts within the first minutes", flush=True)
         have_data = Path(args.zones).exists() and Path(args.orders).exists()
         if not have_data:
             print(f"  - demo data missing ({args.zones}, {args.orders}); worker, gateway and "
@@ -306,15 +359,15 @@ def main(argv: Sequence[str]) -> int:
         if have_data and not stopping["now"]:
             demo.start_part(Part(
                 "worker", "worker",
-                ["--zones", args.zones, "--orders", args.orders, "--kafka", kafka,
+                ["--zones", args.zones, "--orders", all_orders, "--kafka", kafka,
                  "--web-port", str(web_port)],
                 ready=_port_open(web_port), shows=f"metrics http://127.0.0.1:{web_port}/metrics",
                 env=env))
         if have_data and not stopping["now"]:
-            devices, osmand_keys = demo_provisioning(args.orders, demo.log_dir)
+            devices, osmand_keys = demo_provisioning(all_orders, demo.log_dir)
             demo.start_part(Part(
                 "gateway", "gateway",
-                ["--orders", args.orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
+                ["--orders", all_orders, "--kafka", kafka, "--jt808-port", str(jt808_port),
                  "--osmand-port", str(osmand_port), "--metrics-port", str(gw_metrics),
                  "--provisioning", devices],
                 ready=_port_open(jt808_port),
@@ -322,7 +375,7 @@ def main(argv: Sequence[str]) -> int:
                 env=env))
         database = None if stopping["now"] else demo.database()
         if database is not None and not stopping["now"]:
-            data_args = ["--orders", args.orders, "--zones", args.zones] if have_data else []
+            data_args = ["--orders", all_orders, "--zones", args.zones] if have_data else []
             api_log = demo.log_dir / "api.log"
             if api_log.exists():
                 api_log.unlink()  # the password is read from a fresh log
@@ -350,7 +403,8 @@ def main(argv: Sequence[str]) -> int:
                 "simulator", "simulate",
                 ["live", "--zones", args.zones, "--orders", args.orders,
                  "--osmand", f"http://127.0.0.1:{osmand_port}/", "--osmand-keys", osmand_keys,
-                 "--persons", str(args.persons)],
+                 "--persons", str(args.persons),
+                 *(["--checkins", checkins] if checkins is not None else [])],
                 shows=f"{args.persons} simulated wristbands reporting through the gateway "
                       "(OsmAnd over HTTP, which carries accuracy)", env=env))
         kept = "" if not demo.own_log_dir else ", removed when the demo stops"

@@ -79,6 +79,9 @@ class WorkerMetrics:
             "wardstream_worker_batch_fallbacks", "Batches the engine could not evaluate"
             " whole and evaluated one message at a time (the log names the persons)",
             registry=r)
+        self.checkin_requests = Counter(
+            "wardstream_worker_checkin_requests", "Random check-in requests sent to phones"
+            " on the commands topic (one per device)", registry=r)
         self.control_updates = Counter(
             "wardstream_worker_control_updates", "Orders and zones applied from the control"
             " topics", ["topic", "action"], registry=r)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from geofence.engine import Engine
 from geofence.model import Order
+from stream.checkin_requests import RequestClock
 from stream.repartition import SeenOrigins
 
 
@@ -29,4 +30,7 @@ class PartitionState:
     dirty: bool = False
     writing: bool = False
     seen: SeenOrigins = field(default_factory=SeenOrigins)
+    requests: RequestClock = field(default_factory=RequestClock)
+    """Random check-in requests of the partition's persons sent so far (not snapshotted:
+    a new owner resends those still open)."""
 

@@ -1,5 +1,6 @@
 """What a worker sends besides re-keyed telemetry: alert records, device
-commands and dead letters.
+commands (faster reporting during a geofence episode, random check-in
+requests) and dead letters.
 
 Every send is remembered in the worker's in-flight list, so the next snapshot
 of a partition waits for the acknowledgement of everything derived from the
@@ -16,6 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from geofence.model import AlertRecord, DeadLetter, encode, parse_ts
+from stream.checkin_requests import command_bodies
 from stream.partition import PartitionState
 from stream.recovery import PART_HEADER, SRC_HEADER, record_identity
 from stream.topics import ALERTS, COMMANDS, DEADLETTER
@@ -103,6 +105,21 @@ async def send_command(worker: Worker, ps: PartitionState, rec: AlertRecord) -> 
                 "alert_id": alert.alert_id, "at": rec.at}
         fut = await worker._producer.send(COMMANDS, encode(body), key=device.encode())
         worker._inflight.append(fut)
+
+
+async def send_checkin_requests(worker: Worker, ps: PartitionState, now_ms: int) -> int:
+    """Ask the partition's phones for the random check-ins due by ``now_ms``; returns how many
+    commands were sent (see :mod:`stream.checkin_requests`)."""
+    assert worker._producer is not None
+    sent = 0
+    for req in ps.requests.due(ps.orders, now_ms):
+        for device, body in command_bodies(req):
+            fut = await worker._producer.send(COMMANDS, encode(body), key=device.encode())
+            worker._inflight.append(fut)
+            sent += 1
+    if sent:
+        worker.metrics.checkin_requests.inc(sent)
+    return sent
 
 
 def note_alert_offset(worker: Worker, fut: asyncio.Future[Any]) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from geofence.engine import Engine
+from stream.checkin_requests import RequestClock
 from stream.errors import StreamError
 from stream.partition import PartitionState
 from stream.publishing import publish
@@ -109,6 +110,8 @@ async def restore(worker: Worker, partitions: list[int]) -> list[PartitionState]
                 and snap.meta.next_offset == parked.next_offset:
             # still ours: nobody processed it since our own revoke snapshot
             parked.ledger = None
+            # requests sent meanwhile by another owner are not known here: start over
+            parked.requests = RequestClock()
             states.append(parked)
             continue
         if snap is not None:

@@ -127,4 +127,5 @@ def sync_orders(worker: Worker, ps: PartitionState, router: Router) -> list[Aler
                               ps.partition, person)
                 continue
             ps.orders[person] = order
+    ps.requests.orders_changed()
     return records

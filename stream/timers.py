@@ -3,7 +3,9 @@
 Every half second, under the worker's lock, each partition's lag is noted; a
 partition with no input for ``idle_watermark_s`` has its watermark moved by
 the wall clock (so timers fire on a quiet partition); a dirty partition due
-for a snapshot is captured (one per tick) and written outside the lock.
+for a snapshot is captured (one per tick) and written outside the lock; the
+random check-in requests whose time the wall clock reached are sent to the
+phones (:mod:`stream.checkin_requests`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream.publishing import publish
+from stream.publishing import publish, send_checkin_requests
 from stream.snapshots import SnapshotJob, alert_ends, capture, write
 from stream.topics import TELEMETRY
 
@@ -64,6 +66,15 @@ async def timer_loop(worker: Worker) -> None:
                         ps.last_snapshot = now
                     elif not jobs:  # one capture per tick spreads the pauses
                         jobs.append(capture(worker, ps, ends))
+            clock_ms = worker.clock()
+            for ps in list(worker._parts.values()):
+                try:
+                    await send_checkin_requests(worker, ps, clock_ms)
+                except KafkaError:
+                    raise
+                except Exception:  # a request that cannot be sent stops nothing
+                    log.exception("partition %d: sending check-in requests failed",
+                                  ps.partition)
             if now - last_gauges >= 5.0:
                 last_gauges = now
                 update_open_gauge(worker)

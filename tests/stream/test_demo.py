@@ -158,3 +158,36 @@ def test_demo_day_sets_the_simulated_clock_to_the_local_time_of_day(tmp_path: Pa
     stamps = (item_ts(i) for i in live_items(zones, orders, now_ms=now))
     first = next(t for t in stamps if t is not None)
     assert now <= first <= now + 60_000
+
+
+def test_demo_phones_are_staged_from_the_start_and_provisioned_for_checkins(tmp_path: Path) -> None:
+    from devices.provisioning import load
+    from geofence.model import parse_orders
+    from stream.demo import demo_provisioning, stage_demo
+    from stream.demo_phones import DEMO_PHONES, ENROL_BEFORE_MS
+
+    now = 1_800_000_000_000 - (1_800_000_000_000 + 8 * 3_600_000) % 86_400_000 + (21 * 60 + 7) * 60_000
+    day = stage_demo(tmp_path / "run", 30, now_ms=now)
+    assert day.shown == "21:07" and day.phones == len(DEMO_PHONES) and day.checkins is not None
+    caseload = parse_orders(Path(day.caseload_orders).read_bytes())
+    every = parse_orders(Path(day.orders).read_bytes())
+    phones = [o for o in every if any(r.type == "checkin" for r in o.rules)]
+    assert len(caseload) == 30 and len(every) == 30 + len(DEMO_PHONES) and len(phones) == len(DEMO_PHONES)
+    # the window opens at the first whole minute at least 30 s after the start: 21:08 local
+    windows = [r.windows[0] for o in phones for r in o.rules if r.type == "checkin" and r.windows]
+    assert windows and all((w.start, w.end) == ("21:08", "21:11") for w in windows)
+    lines = [json.loads(line) for line in Path(day.checkins).read_text().splitlines()]
+    assert [x["deliver_ms"] for x in lines] == sorted(x["deliver_ms"] for x in lines)
+    devices = {o.devices[0] for o in phones}
+    assert {x["message"]["device_id"] for x in lines} == devices
+    opens = now + 60_000 - now % 60_000
+    first = {}
+    for x in lines:
+        first.setdefault(x["message"]["device_id"], x["message"]["ts"])
+    assert set(first.values()) == {opens - ENROL_BEFORE_MS}  # every phone enrols first
+    assert all(x["message"]["ts"] <= x["deliver_ms"] for x in lines)
+    provisioning, keys = demo_provisioning(day.orders, tmp_path / "run")
+    book = load(provisioning)
+    assert all(book.for_protocol(d, "checkin") is not None for d in devices)
+    assert all(book.for_protocol(d, "osmand") is not None for o in caseload for d in o.devices)
+    assert devices <= set(json.loads(Path(keys).read_text()))
