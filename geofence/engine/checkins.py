@@ -65,6 +65,20 @@ def place_checkins(st: LaneState, spec: PersonSpec, t: int) -> None:
     st.ck_due = checkin_next_due(spec, t - 1)
 
 
+def arm_checkins(st: LaneState, t: int) -> None:
+    """:func:`place_checkins` at ``t`` with the first deadline looked for later.
+
+    The schedule's timer is set at ``t`` itself: :func:`checkin_deadline`
+    then settles what is due at ``t`` (a check-in at ``t`` comes first, as
+    at any deadline) and arms the first real deadline. The same schedule,
+    without working out every person's next deadline when orders are
+    installed (most engines are built only to take a snapshot's state).
+    """
+    st.ck_done = t - 1
+    st.ck_paid = ()
+    st.ck_due = t
+
+
 def owed_from(spec: PersonSpec, event_time: int) -> int | None:
     """When the check-ins of an order being installed become owed.
 
@@ -86,7 +100,7 @@ def owed_from(spec: PersonSpec, event_time: int) -> int | None:
     Returns
     -------
     int or None
-        The start (epoch ms) for :func:`place_checkins`; ``None`` when
+        The start (epoch ms) for :func:`arm_checkins`; ``None`` when
         nothing is owed before a message: no checkin rule, no
         ``valid_from``, or an order already over by then.
     """

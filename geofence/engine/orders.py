@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geofence.bulk import PendingLog, QuietLanes
-from geofence.engine.checkins import owed_from, place_checkins
+from geofence.engine.checkins import arm_checkins, owed_from
 from geofence.engine.classify import RuleTable
 from geofence.engine.config import (
     Key,
@@ -92,7 +92,7 @@ def start_owed(eng: Engine, person_id: str) -> None:
         return
     for st in (lane.state, lane.ckpt, lane.pend):
         if st is not None and st.ck_due < 0:
-            place_checkins(st, spec, t)
+            arm_checkins(st, t)
     eng._schedule(lane, spec)
 
 

@@ -470,7 +470,7 @@ def test_an_order_starting_later_owes_from_its_valid_from() -> None:
     assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
 
 
-@pytest.mark.parametrize("reload_at", ["09:00", "11:00"])
+@pytest.mark.parametrize("reload_at", ["09:00", "10:00", "11:00"])
 def test_an_order_loaded_mid_day_owes_nothing_from_before_the_reload(reload_at: str) -> None:
     """A reload starts owing at max(valid_from, the engine's event time): the
     deadlines already passed are not raised, the ones after it are."""
@@ -482,7 +482,8 @@ def test_an_order_loaded_mid_day_owes_nothing_from_before_the_reload(reload_at: 
     (o,) = orders(order_json(valid_from=FROM))  # valid since midnight, loaded now
     assert eng.upsert_order(o) == []
     recs = run(eng, [local("10:00") + 1, local("10:00", 1) + 1])
-    first = local("10:00") if reload_at == "09:00" else local("10:00", 1)
+    # (a deadline at the very moment of the reload is still ahead of it: owed)
+    first = local("10:00") if reload_at <= "10:00" else local("10:00", 1)
     assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(first))]
     # installed from the start instead, the same order owes the morning's window
     fresh = engine(order_json(valid_from=FROM), wrist)
@@ -498,6 +499,23 @@ def test_a_changed_checkin_rule_of_a_silent_phone_starts_at_the_reload() -> None
     assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("07:30")))]
     # an unchanged rule goes on as it was (the miss stays, no new start)
     assert eng.upsert_order(o) == [] and len(eng.open_alerts()) == 1
+
+
+def test_a_check_in_at_the_start_of_a_schedule_answers_what_is_due_then() -> None:
+    """Loaded at a deadline's very millisecond: the deadline is owed, and a
+    check-in in that millisecond answers it (it comes before the timer)."""
+    eng = engine()
+    eng.remove_order("P-C", "order_removed")
+    run(eng, [local("10:00")])
+    (o,) = orders(order_json(valid_from=FROM))
+    eng.upsert_order(o)
+    assert kinds(run(eng, [ci(local("10:00")), local("11:00")])) == []
+    again = engine()
+    again.remove_order("P-C", "order_removed")
+    run(again, [local("10:00")])
+    again.upsert_order(o)
+    assert kinds(run(again, [local("10:00") + 1])) == [
+        ("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
 
 
 def test_a_silent_phone_survives_a_snapshot_and_restore() -> None:
