@@ -437,9 +437,18 @@ def test_a_silent_phone_with_valid_from_takes_the_watermark_of_other_persons() -
         eng = engine(order_json(valid_from=FROM), wrist, paths=paths)
         got[paths] = [encode(r) for m in msgs for r in eng.process([m]).records]
         got[paths] += [encode(r) for r in eng.flush()]
+        assert not eng._q.mode[eng._q.row_of["P-C"]]  # never in the quiet arrays
+        assert eng._q.mode[eng._q.row_of["P-W"]] == (paths == "fast")
     assert got["fast"] == got["reference"]
     recs = [msgspec.json.decode(r, type=AlertRecord) for r in got["fast"]]
     assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
+
+
+def test_a_silent_phones_miss_clears_when_the_order_ends() -> None:
+    eng = engine(order_json(valid_from=FROM, valid_until="2026-11-23T12:00:00+08:00"))
+    recs = run(eng, [local("13:00"), local("11:00", 2)])
+    assert [(r.event, r.alert.kind, r.alert.reason) for r in recs] == [
+        ("opened", "checkin_missed", None), ("cleared", "checkin_missed", "order_expired")]
 
 
 def test_a_silent_phone_without_valid_from_owes_nothing_until_its_first_message() -> None:
