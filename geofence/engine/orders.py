@@ -222,7 +222,8 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
         oc = old.checkin if old is not None else None
         if oc is not None and oc == new.checkin:  # the same schedule: it goes on
             fresh.ck_done, fresh.ck_due, fresh.ck_paid = st.ck_done, st.ck_due, st.ck_paid
-        # (otherwise placed afresh at the lane's next step: start_lane)
+        # (otherwise placed afresh: by start_owed after the reload when the order
+        # has a valid_from, else at the lane's next step, start_lane)
         if oc is not None and (new.checkin is None or new.checkin.rule_id != oc.rule_id):
             for name in CHECKIN_KINDS:
                 if name in fresh.dev:

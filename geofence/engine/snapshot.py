@@ -7,8 +7,8 @@ same without that schedule (an engine that reads only 3 would drop it
 unnoticed, hence the new number); format 2 holds every lane as an object.
 Both are still read (a format-3 lane under a checkin rule places its
 schedule at its next step, or at once when the order has a ``valid_from``:
-see :func:`~geofence.engine.orders.start_owed`) and written on request. docs/rules.md ("State")
-has the measured costs.
+see :func:`~geofence.engine.orders.start_owed`) and written on request.
+docs/rules.md ("State") has the measured costs.
 """
 
 from __future__ import annotations
