@@ -403,7 +403,9 @@ class Engine:
 
     def advance(self, watermark_ms: int) -> list[AlertRecord]:
         """Advance event time to ``watermark_ms``: fire signal-loss, curfew-window,
-        order-expiry and camera-quiet timers that fall before it.
+        check-in deadline, order-expiry and camera-quiet timers that fall
+        before it (also of persons not heard from yet: a check-in schedule
+        starts with the order, see :func:`~geofence.engine.orders.start_owed`).
 
         Timers fired here are rewound like any other step if data inside the
         lateness horizon later shows they should not have fired.
