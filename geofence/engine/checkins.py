@@ -141,6 +141,8 @@ def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: En
         a = dev.pop(name, None)
         if a is not None:
             eng._clear(a, key, t, out)
+            if name == "checkin_missed" and st.ck_due == _INF and not lane.late:
+                place_checkins(st, spec, t)  # the schedule resumes (see checkin_deadline)
     if not lane.late:  # (late data has no deadlines to meet: see catch_up)
         paid = set(st.ck_paid)
         for o in checkin_owed(spec, t, t + 1):
@@ -168,7 +170,8 @@ def checkin_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, k
                      out: list[LogItem]) -> None:
     """The timer at a check-in deadline ``st.ck_due``: an owed check-in due then
     that no verified check-in answered opens ``checkin_missed`` (one episode
-    while it is open); then the next deadline is armed."""
+    while it is open); then the next deadline is armed, unless the episode
+    is open (the schedule waits for the check-in that clears it)."""
     ck = spec.checkin
     assert ck is not None
     due = st.ck_due
@@ -183,4 +186,11 @@ def checkin_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, k
             evidence=msgspec.json.encode({"missed": missed}).decode())
     st.ck_done = due
     st.ck_paid = tuple(p for p in st.ck_paid if p[0] > due)
-    st.ck_due = checkin_next_due(spec, due)
+    if "checkin_missed" in st.dev:
+        # while the episode is open no deadline changes anything: none is
+        # looked for until the verified check-in that clears it places the
+        # schedule again (checkin_step), so a person silent for months costs
+        # one deadline, not one per day
+        st.ck_due = _INF
+    else:
+        st.ck_due = checkin_next_due(spec, due)

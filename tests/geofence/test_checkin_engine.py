@@ -444,6 +444,21 @@ def test_a_silent_phone_with_valid_from_takes_the_watermark_of_other_persons() -
     assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
 
 
+def test_a_phone_silent_since_long_ago_costs_one_deadline() -> None:
+    """An order valid for a year, loaded into a new engine: the first
+    deadline after valid_from opens the one episode, the deadlines of the
+    year after it settle nothing while it is open, and the first verified
+    check-in clears it and resumes the schedule."""
+    eng = engine(order_json(valid_from="2025-11-23T00:00:00+08:00"))
+    recs = run(eng, [local("11:00")])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1",
+                            format_ts(local("10:00") - 365 * 24 * HOUR))]
+    assert eng._lanes["P-C"].heap_at >= 2**62  # no timer while the episode is open
+    more = run(eng, [ci(local("12:00")), local("10:00", 1), local("10:00", 1) + 1])
+    assert kinds(more) == [("cleared", "checkin_missed", "c1", format_ts(local("12:00"))),
+                           ("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
+
+
 def test_a_silent_phones_miss_clears_when_the_order_ends() -> None:
     eng = engine(order_json(valid_from=FROM, valid_until="2026-11-23T12:00:00+08:00"))
     recs = run(eng, [local("13:00"), local("11:00", 2)])
@@ -679,7 +694,10 @@ def test_a_snapshot_with_an_open_missed_alert_and_a_pending_deadline_restores() 
     head = _play(one, timeline[:cut])
     open_kinds = {(a.person_id, a.kind) for a in one.open_alerts()}
     assert {("P-C", "checkin_outside"), ("P-D", "checkin_missed")} <= open_kinds
-    assert one._lanes["P-D"].state.ck_due > d1.due_ms  # the next deadline is pending
+    # P-C has its next deadline pending; P-D, its miss open, waits for the
+    # check-in that clears it before looking for one
+    assert d1.due_ms < one._lanes["P-C"].state.ck_due < 2**62
+    assert one._lanes["P-D"].state.ck_due >= 2**62
     blob = one.snapshot()
     assert msgspec.msgpack.decode(blob, type=dict)["version"] == SNAPSHOT_VERSION == 4
     for version in (SNAPSHOT_VERSION, 2):
