@@ -40,11 +40,11 @@ before the day's last message, and the orders start at the day's midnight,
 so nothing is owed before the first telemetry.
 
 Each phone also sends a heartbeat when the app wakes in the morning (06:00
-to 07:00 local), before anything is owed, so no deadline passes before the
-phone's first message: the check-in rules owe such a deadline from the
-order's start, while the engine starts a person's schedule at their first
-message (docs/rules.md); the day keeps to what both agree on, and the
-tests show the difference on the same day without the heartbeats.
+to 07:00 local), before anything is owed, as the app does. The truth does
+not depend on it: the orders carry a ``valid_from`` (the day's midnight), so
+check-ins are owed from then on whether or not the phone ever sends
+anything (docs/rules.md, "Check-ins"), and the tests replay the same day
+without the heartbeats to the same alerts.
 """
 
 from __future__ import annotations

@@ -123,8 +123,8 @@ def demo_phones(caseload: Caseload, start_ms: int, lead_ms: int = 30_000,
         p.owed = owed_between(p.person_id, parsed.rules[1], cfg.timezone, start_ms,
                               opens + 60 * MINUTE_MS)
         _plan_day(rng, p, inside, _outside_point(rng, city, d.code, home))
-        # the app checks in once when the phone is enrolled, before anything is owed: the
-        # engine owes a person check-ins from their first message on
+        # the app checks in once when the phone is enrolled, before anything is owed:
+        # these orders carry no valid_from, so check-ins are owed from the first message
         enrolled = opens - ENROL_BEFORE_MS
         p.checkins.insert(0, CheckinPlan(enrolled, home[0], home[1], 12.0, 0.95, True,
                                          "face_action", None, False))

@@ -66,6 +66,51 @@ def place_checkins(st: LaneState, spec: PersonSpec, t: int) -> None:
     st.ck_due = checkin_next_due(spec, t - 1)
 
 
+def arm_checkins(st: LaneState, t: int) -> None:
+    """:func:`place_checkins` at ``t`` with the first deadline looked for later.
+
+    The schedule's timer is set at ``t`` itself: :func:`checkin_deadline`
+    then settles what is due at ``t`` (a check-in at ``t`` comes first, as
+    at any deadline) and arms the first real deadline. The same schedule,
+    without working out every person's next deadline when orders are
+    installed (most engines are built only to take a snapshot's state).
+    """
+    st.ck_done = t - 1
+    st.ck_paid = ()
+    st.ck_due = t
+
+
+def owed_from(spec: PersonSpec, event_time: int) -> int | None:
+    """When the check-ins of an order being installed become owed.
+
+    An order with a ``valid_from`` owes its check-ins from then on whether
+    or not the phone ever sends anything (a phone thrown away misses its
+    first deadline), but never from before the engine's ``event_time`` at
+    the install: an order added or changed while the engine runs starts
+    owing at that moment, so no deadline already passed is raised. An
+    order without ``valid_from`` has no known start: its schedule begins at
+    the person's first message (:func:`geofence.engine.machines.start_lane`).
+
+    Parameters
+    ----------
+    spec : PersonSpec
+        The compiled order.
+    event_time : int
+        The engine's event time at the install (epoch ms; -1 before any input).
+
+    Returns
+    -------
+    int or None
+        The start (epoch ms) for :func:`arm_checkins`; ``None`` when
+        nothing is owed before a message: no checkin rule, no
+        ``valid_from``, or an order already over by then.
+    """
+    if spec.checkin is None or spec.order.valid_from is None:
+        return None
+    t = max(spec.valid_from, event_time)
+    return t if t < spec.valid_until else None
+
+
 def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: Entry,
                  out: list[LogItem]) -> None:
     """A check-in of a person under a checkin rule (inside the order's validity).
@@ -97,6 +142,8 @@ def checkin_step(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, e: En
         a = dev.pop(name, None)
         if a is not None:
             eng._clear(a, key, t, out)
+            if name == "checkin_missed" and st.ck_due == _INF and not lane.late:
+                place_checkins(st, spec, t)  # the schedule resumes (see checkin_deadline)
     if not lane.late:  # (late data has no deadlines to meet: see catch_up)
         paid = set(st.ck_paid)
         for o in checkin_owed(spec, t, t + 1):
@@ -125,7 +172,8 @@ def checkin_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, k
                      out: list[LogItem]) -> None:
     """The timer at a check-in deadline ``st.ck_due``: an owed check-in due then
     that no verified check-in answered opens ``checkin_missed`` (one episode
-    while it is open); then the next deadline is armed."""
+    while it is open); then the next deadline is armed, unless the episode
+    is open (the schedule waits for the check-in that clears it)."""
     ck = spec.checkin
     assert ck is not None
     due = st.ck_due
@@ -140,4 +188,11 @@ def checkin_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, k
             evidence=msgspec.json.encode({"missed": missed}).decode())
     st.ck_done = due
     st.ck_paid = tuple(p for p in st.ck_paid if p[0] > due)
-    st.ck_due = checkin_next_due(spec, due)
+    if "checkin_missed" in st.dev:
+        # while the episode is open no deadline changes anything: none is
+        # looked for until the verified check-in that clears it places the
+        # schedule again (checkin_step), so a person silent for months costs
+        # one deadline, not one per day
+        st.ck_due = _INF
+    else:
+        st.ck_due = checkin_next_due(spec, due)

@@ -137,6 +137,8 @@ class Engine:
         self._slow: set[str] = set()  # no_contact or checkin rules (see _rebuild_watchers)
         with gc_paused():  # loading work: long-lived objects, no cycles
             self._install_all(list(orders))
+            for pid in self._specs:  # check-ins owed from valid_from, message or not
+                self._start_owed(pid)
             self._rebuild_watchers()
             self._rebuild_csr()  # here rather than in the first process()
 
@@ -401,7 +403,9 @@ class Engine:
 
     def advance(self, watermark_ms: int) -> list[AlertRecord]:
         """Advance event time to ``watermark_ms``: fire signal-loss, curfew-window,
-        order-expiry and camera-quiet timers that fall before it.
+        check-in deadline, order-expiry and camera-quiet timers that fall
+        before it (also of persons not heard from yet: a check-in schedule
+        starts with the order, see :func:`~geofence.engine.orders.start_owed`).
 
         Timers fired here are rewound like any other step if data inside the
         lateness horizon later shows they should not have fired.
@@ -526,6 +530,7 @@ class Engine:
     _rebuild_watchers = orders_.rebuild_watchers
     _rebuild_csr = orders_.rebuild_csr
     _rebase = orders_.rebase
+    _start_owed = orders_.start_owed
     upsert_order = orders_.upsert_order
     remove_order = orders_.remove_order
     set_zones = orders_.set_zones

@@ -179,8 +179,10 @@ def catch_up(
                 k = (end, 0, "", 0, "")
                 if k < upto and (best is None or k < best):
                     best, what = k, -3
-            if (spec.checkin is not None and not lane.late and st.started and not st.expired
+            if (spec.checkin is not None and not lane.late and not st.expired
                     and 0 <= st.ck_due < _INF):
+                # (placed at the first step, or before it by the order's install:
+                # geofence.engine.orders.start_owed)
                 # after the messages of its ms: a check-in at the deadline is in time
                 k = (st.ck_due, 2, "", 0, "checkin")
                 if k < upto and (best is None or k < best):
@@ -248,8 +250,8 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
                     best = min(best, window_due(c.iv_start, c.iv_end, c.entered))
             if spec.term is not None and st.term < 2:
                 best = min(best, term_due(spec.term, st.term))
-            if spec.checkin is not None and not st.expired and 0 <= st.ck_due < best:
-                best = st.ck_due
+        if spec.checkin is not None and not st.expired and 0 <= st.ck_due < best:
+            best = st.ck_due  # (armed before the first step too: start_owed)
         if not st.expired:
             best = min(best, order_end_due(spec))
         lane.static_due = best

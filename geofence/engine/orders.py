@@ -5,7 +5,8 @@
 arrays (:class:`~geofence.bulk.QuietLanes`). :func:`upsert_order`,
 :func:`remove_order` and :func:`set_zones` change them while lanes run;
 :func:`rebase` carries each lane's state over and clears what no longer
-applies.
+applies. :func:`start_owed` starts the check-in schedule of an order with a
+``valid_from`` as it is installed, before any message of the person.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geofence.bulk import PendingLog, QuietLanes
+from geofence.engine.checkins import arm_checkins, owed_from
 from geofence.engine.classify import RuleTable
 from geofence.engine.config import (
     Key,
@@ -66,6 +68,34 @@ def install(eng: Engine, order: Order, spec: PersonSpec | None = None) -> Person
         eng._dev[d] = order.person_id
     eng._csr_dirty = True
     return spec
+
+
+def start_owed(eng: Engine, person_id: str) -> None:
+    """Start an installed order's check-in schedule without waiting for a message.
+
+    For an order under a checkin rule with a ``valid_from``, check-ins are
+    owed from :func:`~geofence.engine.checkins.owed_from` (``valid_from``,
+    or the engine's event time when later): the person's lane is created
+    if they have none yet and its deadline timer armed, so a phone that
+    never sends anything still misses its check-ins as event time passes
+    (:meth:`Engine.advance`). A schedule already running is left as it is;
+    every state a rewind may start from (checkpoints) gets the same start.
+    """
+    spec = eng._specs.get(person_id)
+    if spec is None:
+        return
+    t = owed_from(spec, eng._wm)
+    if t is None:
+        return
+    lane = eng._lanes.get(person_id)
+    if lane is None:
+        lane = eng._lane(person_id)
+    elif lane.state.ck_due >= 0:
+        return
+    for st in (lane.state, lane.ckpt, lane.pend):
+        if st is not None and st.ck_due < 0:
+            arm_checkins(st, t)
+    eng._schedule(lane, spec)
 
 
 def rebuild_watchers(eng: Engine) -> None:
@@ -200,7 +230,8 @@ def rebase(eng: Engine, lane: Lane, old: PersonSpec | None, new: PersonSpec | No
         oc = old.checkin if old is not None else None
         if oc is not None and oc == new.checkin:  # the same schedule: it goes on
             fresh.ck_done, fresh.ck_due, fresh.ck_paid = st.ck_done, st.ck_due, st.ck_paid
-        # (otherwise placed afresh at the lane's next step: start_lane)
+        # (otherwise placed afresh: by start_owed after the reload when the order
+        # has a valid_from, else at the lane's next step, start_lane)
         if oc is not None and (new.checkin is None or new.checkin.rule_id != oc.rule_id):
             for name in CHECKIN_KINDS:
                 if name in fresh.dev:
@@ -297,6 +328,7 @@ def upsert_order(eng: Engine, order: Order) -> list[AlertRecord]:
         lane = table.get(order.person_id)
         if lane is not None:
             eng._rebase(lane, old, new, "rule_removed", out)
+    start_owed(eng, order.person_id)
     return out
 
 
@@ -334,4 +366,5 @@ def set_zones(eng: Engine, zones: ZoneIndex) -> list[AlertRecord]:
             lane = table.get(pid)
             if lane is not None:
                 eng._rebase(lane, old, new, "zone_removed", out)
+        start_owed(eng, pid)
     return out

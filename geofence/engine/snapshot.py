@@ -8,7 +8,8 @@ the term's progress, format 3 without the checkin schedule either (an
 engine that reads only an older format would drop the newer state
 unnoticed, hence the new numbers); format 2 holds every lane as an object.
 All are still read (a format-3 lane under a checkin rule places its
-schedule at its next step; a format-4 lane has no term reminded yet: no
+schedule at its next step, or at once when the order has a ``valid_from``:
+see :func:`~geofence.engine.orders.start_owed`; a format-4 lane has no term reminded yet: no
 order had a term then) and written on request. docs/rules.md ("State")
 has the measured costs.
 """
@@ -171,6 +172,10 @@ def restore(eng: Engine, data: bytes) -> None:
     if bad:
         eng._materialise(bad)
     eng._recent = {k: [tuple(x) for x in v] for k, v in snap.recent.items()}  # type: ignore[misc]
+    # an order the snapshot knew nothing of (or a snapshot from before
+    # schedules began at valid_from) starts owing check-ins now, as a reload would
+    for pid in eng._specs:
+        eng._start_owed(pid)
 
 
 def restore_quiet(eng: Engine, qs: _QuietSnapshot) -> None:

@@ -404,6 +404,187 @@ def test_at_most_one_checkin_rule_and_a_check_in_needs_a_result() -> None:
     assert "face_score" in batch.rejected[0].detail
 
 
+# ---------------------------------------------------------------- silent phones
+
+FROM = "2026-11-23T00:00:00+08:00"  # valid_from: the test day's midnight
+
+
+def test_a_silent_phone_with_valid_from_misses_its_first_deadline() -> None:
+    """A phone that never sends anything: the deadline timer alone opens
+    checkin_missed (one episode), the first verified check-in clears it."""
+    eng = engine(order_json(valid_from=FROM))
+    assert kinds(run(eng, [local("10:00")])) == []  # at the deadline: still in time
+    recs = run(eng, [local("10:00") + 1, local("11:00", 1), local("11:00", 2)])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
+    assert recs[0].alert.lat is None and recs[0].alert.lon is None  # never seen anywhere
+    assert json.loads(recs[0].alert.evidence or "")["missed"] == [f"P-C/c1/w{local('08:00')}"]
+    more = run(eng, [ci(local("12:00", 2), face_score=0.2), ci(local("12:05", 2))])
+    assert kinds(more) == [("opened", "checkin_failed", "c1", format_ts(local("12:00", 2))),
+                           ("cleared", "checkin_missed", "c1", format_ts(local("12:05", 2))),
+                           ("cleared", "checkin_failed", "c1", format_ts(local("12:05", 2)))]
+    assert more[1].alert.alert_id == recs[0].alert.alert_id
+    assert eng.open_alerts() == []
+
+
+def test_a_silent_phone_with_valid_from_takes_the_watermark_of_other_persons() -> None:
+    """In a shared engine the silent person's timer fires on the event time the
+    others' messages make (as a stream partition does), both paths alike."""
+    wrist = {"person_id": "P-W", "devices": ["WB-W"], "jurisdiction": "320102",
+             "rules": [{"id": "r1", "type": "inclusion", "zone": "district"}]}
+    msgs = [fix(local("07:00") + k * 5 * MIN, 100.0, dev="WB-W") for k in range(48)]
+    got = {}
+    for paths in ("fast", "reference"):
+        eng = engine(order_json(valid_from=FROM), wrist, paths=paths)
+        got[paths] = [encode(r) for m in msgs for r in eng.process([m]).records]
+        got[paths] += [encode(r) for r in eng.flush()]
+        assert not eng._q.mode[eng._q.row_of["P-C"]]  # never in the quiet arrays
+        assert eng._q.mode[eng._q.row_of["P-W"]] == (paths == "fast")
+    assert got["fast"] == got["reference"]
+    recs = [msgspec.json.decode(r, type=AlertRecord) for r in got["fast"]]
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
+
+
+def test_a_phone_silent_since_long_ago_costs_one_deadline() -> None:
+    """An order valid for a year, loaded into a new engine: the first
+    deadline after valid_from opens the one episode, the deadlines of the
+    year after it settle nothing while it is open, and the first verified
+    check-in clears it and resumes the schedule."""
+    eng = engine(order_json(valid_from="2025-11-23T00:00:00+08:00"))
+    recs = run(eng, [local("11:00")])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1",
+                            format_ts(local("10:00") - 365 * 24 * HOUR))]
+    assert eng._lanes["P-C"].heap_at >= 2**62  # no timer while the episode is open
+    more = run(eng, [ci(local("12:00")), local("10:00", 1), local("10:00", 1) + 1])
+    assert kinds(more) == [("cleared", "checkin_missed", "c1", format_ts(local("12:00"))),
+                           ("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
+
+
+def test_a_silent_phones_miss_clears_when_the_order_ends() -> None:
+    eng = engine(order_json(valid_from=FROM, valid_until="2026-11-23T12:00:00+08:00"))
+    recs = run(eng, [local("13:00"), local("11:00", 2)])
+    assert [(r.event, r.alert.kind, r.alert.reason) for r in recs] == [
+        ("opened", "checkin_missed", None), ("cleared", "checkin_missed", "order_expired")]
+
+
+def test_a_silent_phone_without_valid_from_owes_nothing_until_its_first_message() -> None:
+    """Without valid_from the schedule has no known start: it begins at the
+    person's first message, so a phone never heard from raises nothing."""
+    eng = engine()
+    assert run(eng, [local("11:00"), local("11:00", 3)]) == []
+    assert eng.open_alerts() == []
+    recs = run(eng, [beat(local("07:00", 4)), local("10:00", 4) + 1])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00", 4)))]
+
+
+def test_the_first_check_in_of_a_silent_phone_inside_the_horizon_retracts_the_miss() -> None:
+    eng = engine(order_json(valid_from=FROM))
+    due = local("10:00")
+    recs = run(eng, [due + 30 * SEC])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(due))]
+    back = eng.process([ci(due - 10 * SEC)]).records
+    assert [(r.event, r.alert.kind, r.alert.reason) for r in back] == [
+        ("cleared", "checkin_missed", "retracted")]
+    assert eng.open_alerts() == []
+
+
+def test_an_order_starting_later_owes_from_its_valid_from() -> None:
+    eng = engine(order_json(valid_from="2026-11-23T09:00:00+08:00"))
+    # the 08:00-10:00 window opens before the order: not owed; the next day's is
+    recs = run(eng, [local("12:00"), local("10:00", 1) + 1])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
+
+
+@pytest.mark.parametrize("reload_at", ["09:00", "10:00", "11:00"])
+def test_an_order_loaded_mid_day_owes_nothing_from_before_the_reload(reload_at: str) -> None:
+    """A reload starts owing at max(valid_from, the engine's event time): the
+    deadlines already passed are not raised, the ones after it are."""
+    wrist = {"person_id": "P-W", "devices": ["WB-W"], "jurisdiction": "320102",
+             "rules": [{"id": "r1", "type": "inclusion", "zone": "district"}]}
+    eng = engine(wrist)
+    run(eng, [fix(local(reload_at) - 5 * MIN, 100.0, dev="WB-W"), local(reload_at)])
+    assert eng.event_time == local(reload_at)
+    (o,) = orders(order_json(valid_from=FROM))  # valid since midnight, loaded now
+    assert eng.upsert_order(o) == []
+    recs = run(eng, [local("10:00") + 1, local("10:00", 1) + 1])
+    # (a deadline at the very moment of the reload is still ahead of it: owed)
+    first = local("10:00") if reload_at <= "10:00" else local("10:00", 1)
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(first))]
+    # installed from the start instead, the same order owes the morning's window
+    fresh = engine(order_json(valid_from=FROM), wrist)
+    assert kinds(run(fresh, [local("10:00") + 1]))[0][3] == format_ts(local("10:00"))
+
+
+def test_a_changed_checkin_rule_of_a_silent_phone_starts_at_the_reload() -> None:
+    eng = engine(order_json(valid_from=FROM))
+    run(eng, [local("07:00")])
+    (o,) = orders(order_json(valid_from=FROM, windows=[{"start": "06:00", "end": "07:30"}]))
+    eng.upsert_order(o)
+    recs = run(eng, [local("07:30") + 1])
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("07:30")))]
+    # an unchanged rule goes on as it was (the miss stays, no new start)
+    assert eng.upsert_order(o) == [] and len(eng.open_alerts()) == 1
+
+
+def test_a_check_in_at_the_start_of_a_schedule_answers_what_is_due_then() -> None:
+    """Loaded at a deadline's very millisecond: the deadline is owed, and a
+    check-in in that millisecond answers it (it comes before the timer)."""
+    eng = engine()
+    eng.remove_order("P-C", "order_removed")
+    run(eng, [local("10:00")])
+    (o,) = orders(order_json(valid_from=FROM))
+    eng.upsert_order(o)
+    assert kinds(run(eng, [ci(local("10:00")), local("11:00")])) == []
+    again = engine()
+    again.remove_order("P-C", "order_removed")
+    run(again, [local("10:00")])
+    again.upsert_order(o)
+    assert kinds(run(again, [local("10:00") + 1])) == [
+        ("opened", "checkin_missed", "c1", format_ts(local("10:00")))]
+
+
+def test_a_silent_phone_survives_a_snapshot_and_restore() -> None:
+    spec = order_json(valid_from=FROM)
+    one = engine(spec)
+    run(one, [local("07:00")])
+    assert one._lanes["P-C"].state.ck_due == local("10:00")  # armed by the install
+    tail: list[Any] = [local("10:00") + 1, local("11:00"), ci(local("12:00")),
+                       local("10:00", 1) + 1]
+    # a snapshot before each step (the first: never heard from; the second: its
+    # miss open), in both formats, restored: the rest goes on as without a stop
+    blobs, want = [], []
+    for step in tail:
+        blobs.append([one.snapshot(), one.snapshot(version=2)])
+        want.append([encode(r) for r in run(one, [step])])
+    assert kinds([msgspec.json.decode(r, type=AlertRecord) for w in want for r in w]) == [
+        ("opened", "checkin_missed", "c1", format_ts(local("10:00"))),
+        ("cleared", "checkin_missed", "c1", format_ts(local("12:00"))),
+        ("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
+    for k, pair in enumerate(blobs):
+        for blob in pair:
+            two = engine(spec)
+            two.restore(blob)
+            got = [encode(r) for r in run(two, tail[k:])]
+            assert got == [r for w in want[k:] for r in w], k
+
+
+def test_a_snapshot_without_the_silent_persons_lane_starts_owing_at_its_event_time() -> None:
+    """A snapshot from before schedules began at valid_from holds no lane for a
+    person never heard from: the restore starts owing at the snapshot's event
+    time, as a reload would."""
+    spec = order_json(valid_from=FROM)
+    wrist = {"person_id": "P-W", "devices": ["WB-W"], "jurisdiction": "320102",
+             "rules": [{"id": "r1", "type": "inclusion", "zone": "district"}]}
+    one = engine(spec, wrist)
+    run(one, [fix(local("11:00"), 100.0, dev="WB-W")])
+    snap = msgspec.msgpack.decode(one.snapshot(), type=dict)
+    snap["lanes"] = [lane for lane in snap["lanes"] if lane[0] != "P-C"]
+    two = engine(spec, wrist)
+    two.restore(msgspec.msgpack.encode(snap))
+    assert two.event_time == local("11:00")
+    recs = run(two, [local("10:00", 1) + 1])  # the morning's deadline is not raised
+    assert kinds(recs) == [("opened", "checkin_missed", "c1", format_ts(local("10:00", 1)))]
+
+
 # ---------------------------------------------------------------- paths, snapshots
 
 
@@ -513,7 +694,10 @@ def test_a_snapshot_with_an_open_missed_alert_and_a_pending_deadline_restores() 
     head = _play(one, timeline[:cut])
     open_kinds = {(a.person_id, a.kind) for a in one.open_alerts()}
     assert {("P-C", "checkin_outside"), ("P-D", "checkin_missed")} <= open_kinds
-    assert one._lanes["P-D"].state.ck_due > d1.due_ms  # the next deadline is pending
+    # P-C has its next deadline pending; P-D, its miss open, waits for the
+    # check-in that clears it before looking for one
+    assert d1.due_ms < one._lanes["P-C"].state.ck_due < 2**62
+    assert one._lanes["P-D"].state.ck_due >= 2**62
     blob = one.snapshot()
     assert msgspec.msgpack.decode(blob, type=dict)["version"] == SNAPSHOT_VERSION == 5
     for version in (SNAPSHOT_VERSION, 2):

@@ -47,6 +47,31 @@ def test_the_worlds_exercise_the_fast_path() -> None:
     assert applied > 0
 
 
+def test_the_worlds_have_silent_phones_that_miss_check_ins() -> None:
+    """Not vacuous either: some persons under a checkin rule send nothing at
+    all, and their missed check-ins are raised (by the timers alone)."""
+    from geofence.engine import Engine, EngineConfig
+
+    missed = 0
+    for seed in range(FIRST, FIRST + 40):
+        w = make_world(seed)
+        # nothing reaches their lane: no message of their devices, no video
+        # hit naming them, no no_contact rule of theirs (others' fixes probe it)
+        sending = {getattr(m, "device_id", None) for m in w.messages}
+        named = {getattr(m, "person_id", None) for m in w.messages}
+        silent = {o["person_id"] for o in w.orders_json
+                  if any(r["type"] == "checkin" for r in o["rules"])
+                  and not any(r["type"] == "no_contact" for r in o["rules"])
+                  and not set(o["devices"]) & sending and o["person_id"] not in named}
+        if not silent:
+            continue
+        eng = Engine(w.zones, w.orders, EngineConfig(**w.config))
+        recs = [r for b in w.batches for r in eng.process(b).records] + eng.flush()
+        missed += sum(r.event == "opened" and r.alert.kind == "checkin_missed"
+                      and r.alert.person_id in silent for r in recs)
+    assert missed > 0
+
+
 if __name__ == "__main__":  # pragma: no cover - a debugging aid
     w = make_world(int(sys.argv[1]))
     print(w.describe())

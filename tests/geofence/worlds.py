@@ -10,10 +10,11 @@ late data, duplicates) and a way to cut it into batches (one message at a
 time up to the whole stream at once). About half the worlds have persons
 under checkin rules too, with phones that check in on time, late, at the
 deadline, from near every boundary, failing, naming requests or not
-(:func:`_checkins`, drawn from a generator of their own so that the other
-worlds stay as they were), and about half have zones in categories and
-jurisdictions with persons under category rules (:func:`_categories`, a
-generator of their own as well). :func:`run_world` drives an engine
+and persons who never send anything (:func:`_checkins`, drawn from a
+generator of their own so that the other worlds stay as they were), and
+about half have zones in categories and jurisdictions with persons under
+category rules (:func:`_categories`, a generator of their own as well).
+:func:`run_world` drives an engine
 on the fast paths and one on the reference path with the same batches and
 reports the first difference in their output.
 
@@ -261,8 +262,12 @@ def _checkins(crng: random.Random, orders: list[dict[str, Any]],
               places: list[tuple[float, float]], t_end: int, lateness_ms: int,
               msgs: list[Telemetry]) -> list[Telemetry]:
     """Put some persons under a checkin rule with a phone and merge their
-    check-ins (and a few of persons under no such rule) into ``msgs``."""
+    check-ins (and a few of persons under no such rule) into ``msgs``. A
+    few of them never send anything at all under an order with a
+    ``valid_from`` (their devices' messages are dropped): their missed
+    check-ins come from the deadline timers alone."""
     extra: list[tuple[int, int, Telemetry]] = []  # (arrival, seq, message)
+    silent: set[str] = set()
 
     def send(m: CheckIn) -> None:
         delay = 0
@@ -301,6 +306,10 @@ def _checkins(crng: random.Random, orders: list[dict[str, Any]],
         phone = f"Ph{i}"
         o["rules"].append(rule)
         o["devices"].append(phone)
+        if crng.random() < 0.15:  # the phone thrown away, the wristband too
+            o.setdefault("valid_from", format_ts(T0 - crng.randrange(0, 6 * HOUR)))
+            silent.update(o["devices"])
+            continue
         parsed = parse_orders(json.dumps([o]))[0]
         owed = owed_between(parsed.person_id, parsed.rules[-1], parsed.timezone, T0, t_end)
         send(checkin(phone, T0 + crng.randrange(0, 10 * MIN)))  # the phone is on
@@ -318,6 +327,9 @@ def _checkins(crng: random.Random, orders: list[dict[str, Any]],
             send(checkin(phone, t, rid))
         for _ in range(crng.choice((0, 2, 6))):
             send(checkin(phone, crng.randrange(T0, t_end)))
+    if silent:
+        msgs = [m for m in msgs if getattr(m, "device_id", None) not in silent]
+        extra = [x for x in extra if x[2].device_id not in silent]
     if not extra:
         return msgs
     extra.sort(key=lambda x: (x[0], x[1]))

@@ -277,12 +277,10 @@ def test_a_day_with_phones_replays_perfectly(phone_day: Caseload, phone_dir: Pat
                < _first_checkin(phone_day, e["person_id"]) for e in truth["expected"])
 
 
-@pytest.mark.xfail(strict=True, reason="the engine starts a person's check-in schedule at their "
-                   "first message (docs/rules.md), so a deadline that passes before the phone "
-                   "sent anything opens nothing; the check-in rules owe it from the order's start")
 def test_a_deadline_missed_before_the_phone_sent_anything_opens_checkin_missed(
         phone_day: Caseload, phone_dir: Path):
-    # the same day without the phones' morning heartbeats: the truth does not change
+    # the same day without the phones' morning heartbeats: the truth does not change,
+    # as the orders' valid_from (midnight) starts the schedules, not a first message
     truth = json.loads((phone_dir / "truth.json").read_text())
     early = {(e["person_id"], e["opened_at"][0]) for e in truth["expected"]
              if e["kind"] == "checkin_missed"
@@ -290,6 +288,7 @@ def test_a_deadline_missed_before_the_phone_sent_anything_opens_checkin_missed(
     assert early
     report, _ = _replay_scored(phone_dir, truth, drop=b'"event":"heartbeat"')
     assert not early & {(e["person_id"], e["opened_at"][0]) for e in report.false_negatives}
+    assert report.false_negatives == [] and report.false_positives == [], report.text()
 
 
 # --------------------------------------------------------------------------- the oracle

@@ -4,9 +4,11 @@ Two hours of event time around Nanjing with a fix every 30 s per person:
 exclusion with an approach buffer, inclusion, a curfew that starts while the
 person is out, a no_contact pair that meets, a signal loss, every built-in
 device rule, and the three kinds of video hit; on request
-(``checkins=True``) two phone-supervised persons under checkin rules too,
-and (``casework=True``) three persons under casework: an exclusion with a
-window, an inclusion suspended by a leave, an order with a positioning term.
+(``checkins=True``) three phone-supervised persons under checkin rules too,
+one of whom never sends anything (their missed check-ins come from the
+deadline timers alone), and (``casework=True``) three persons under
+casework: an exclusion with a window, an inclusion suspended by a leave, an
+order with a positioning term.
 The expected alerts are not written here: the tests compare the stream with
 ``replay_lines`` on the same messages, which is what the contract promises.
 """
@@ -74,8 +76,10 @@ def orders_json() -> list[dict[str, Any]]:
 
 
 def checkin_orders_json() -> list[dict[str, Any]]:
-    """Two persons supervised by phone: windows and random requests (P8, who
-    must stay in the district), a window and signal loss (P9)."""
+    """Three persons supervised by phone: windows and random requests (P8, who
+    must stay in the district), a window and signal loss (P9), and a window
+    and random requests under an order valid since before the scenario whose
+    phone stays silent throughout (P10)."""
     return [
         {"person_id": "P8", "devices": ["PH-P8"], "jurisdiction": "320102", "rules": [
             {"id": "r8", "type": "inclusion", "zone": "320102"},
@@ -86,11 +90,16 @@ def checkin_orders_json() -> list[dict[str, Any]]:
             {"id": "c9", "type": "checkin", "windows": [{"start": "22:00", "end": "22:20"}],
              "severity": "red"},
             {"id": "s9", "type": "signal_loss", "after_s": 1200}]},
+        {"person_id": "P10", "devices": ["PH-P10"], "jurisdiction": "320102",
+         "valid_from": "2026-11-20T21:00:00+08:00", "rules": [
+             {"id": "c10", "type": "checkin", "windows": [{"start": "22:00", "end": "22:15"}],
+              "random": {"per_day": 2, "start": "21:30", "end": "23:00",
+                         "answer_within_s": 600}}]},
     ]
 
 
 def casework_orders_json() -> list[dict[str, Any]]:
-    """P10: an exclusion from the bar only 22:00-23:00 (in the bar from 21:30);
+    """P13: an exclusion from the bar only 22:00-23:00 (in the bar from 21:30);
     P11: the district suspended by a leave from 21:50 to 22:30 (away 21:40 to
     22:50: in breach, exempted, overdue, back); P12: a positioning term ending
     at 23:00 (away from 22:40; silent from 23:10)."""
@@ -98,8 +107,8 @@ def casework_orders_json() -> list[dict[str, Any]]:
         return format_ts(T0 + minute * 60_000)
 
     return [
-        {"person_id": "P10", "devices": ["WB-P10"], "jurisdiction": "320102", "rules": [
-            {"id": "r10", "type": "exclusion", "zone": "bar", "buffer_m": 100,
+        {"person_id": "P13", "devices": ["WB-P13"], "jurisdiction": "320102", "rules": [
+            {"id": "r13", "type": "exclusion", "zone": "bar", "buffer_m": 100,
              "windows": [{"start": "22:00", "end": "23:00"}]}]},
         {"person_id": "P11", "devices": ["WB-P11"], "jurisdiction": "320102", "rules": [
             {"id": "r11", "type": "inclusion", "zone": "320102"}],
@@ -128,7 +137,8 @@ def orders(checkins: bool = False, casework: bool = False) -> list[Order]:
 def checkin_messages() -> list[Telemetry]:
     """The phone persons' check-ins: P8 answers its window from outside the
     district, fails once, answers the first random request (by its id) and
-    misses the others; P9 misses its window while silent, then fails."""
+    misses the others; P9 misses its window while silent, then fails; P10
+    sends nothing at all."""
     p8 = next(o for o in orders(checkins=True) if o.person_id == "P8")
     rule = next(r for r in p8.rules if r.type == "checkin")
     requests = [w for w in owed_between("P8", rule, p8.timezone, T0, T0 + MINUTES * 60_000)
@@ -180,7 +190,7 @@ def _pos(pid: str, minute: float) -> tuple[float, float] | None:
     if pid == "P6":  # silent from minute 30 to 60
         return None if 30 <= minute < 60 else (118.79, 32.05)
     away = (118.86, 32.05)
-    if pid == "P10":  # in the bar until minute 100 (its window: minutes 30 to 90)
+    if pid == "P13":  # in the bar until minute 100 (its window: minutes 30 to 90)
         return (118.75, 32.03) if minute < 100 else (118.79, 32.05)
     if pid == "P11":  # away from minute 10 to 80, by the school at 30 to 35
         if 30 <= minute < 35:
@@ -194,7 +204,7 @@ def _pos(pid: str, minute: float) -> tuple[float, float] | None:
 def messages(seed: int = 7, checkins: bool = False, casework: bool = False) -> list[Telemetry]:
     """Every message of the scenario in event-time order (with ``checkins``,
     the phone persons' check-ins as well; with ``casework``, the fixes of
-    P10 to P12, drawn after the others so the rest stays the same)."""
+    P11 to P13, drawn after the others so the rest stays the same)."""
     rng = random.Random(seed)
     out: list[Telemetry] = []
     for k in range(MINUTES * 60_000 // STEP):
@@ -222,7 +232,7 @@ def messages(seed: int = 7, checkins: bool = False, casework: bool = False) -> l
     if casework:
         for k in range(MINUTES * 60_000 // STEP):
             minute = k * STEP / 60_000
-            for pid in ("P10", "P11", "P12"):
+            for pid in ("P13", "P11", "P12"):
                 pos = _pos(pid, minute)
                 if pos is not None:
                     out.append(Fix(device_id=f"WB-{pid}", ts=T0 + k * STEP + rng.randint(0, 900),
@@ -233,10 +243,11 @@ def messages(seed: int = 7, checkins: bool = False, casework: bool = False) -> l
 
 def final_heartbeats(checkins: bool = False, casework: bool = False) -> list[Telemetry]:
     """One heartbeat per person after the end, so the stream's watermark reaches
-    the same event time as replay's flush."""
+    the same event time as replay's flush (but none from P10's silent phone:
+    the others on its partition move its event time)."""
     end = T0 + MINUTES * 60_000 + 1000
     phones = ["PH-P8", "PH-P9"] if checkins else []
-    more = ["WB-P10", "WB-P11", "WB-P12"] if casework else []
+    more = ["WB-P13", "WB-P11", "WB-P12"] if casework else []
     return [DeviceEvent(device_id=d, ts=end, event="heartbeat")
             for d in [*(f"WB-P{i}" for i in range(1, 8)), *phones, *more]]
 
