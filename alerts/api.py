@@ -5,7 +5,8 @@ paging, acknowledge, resolve, persons with risk colour, person track and
 check-ins, orders
 and zones (read; create/update/remove for supervisor and admin, versioned
 and audited), jurisdiction counts, daily reports, track export and district
-names (:mod:`alerts.reports`), ``/api/live``, ``/metrics``,
+names (:mod:`alerts.reports`), leave requests and decisions
+(:mod:`alerts.leaves`), ``/api/live``, ``/metrics``,
 ``/healthz``, ``/readyz`` and the dashboard at ``/``.
 
 Every ``/api`` route but login needs ``Authorization: Bearer TOKEN`` (401
