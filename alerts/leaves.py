@@ -47,7 +47,7 @@ from alerts.http import (
     require_role,
     str_param,
 )
-from alerts.store import Principal, check_code
+from alerts.store import Principal, check_code, person_in_scope
 from geofence.errors import ValidationError
 from geofence.model import format_ts, parse_order, parse_ts
 
@@ -141,14 +141,17 @@ def _with_exemptions(order: dict[str, Any], exemptions: list[dict[str, Any]]) ->
 
 async def _current_order(conn: asyncpg.Connection, who: Principal,
                          person_id: str) -> tuple[str, dict[str, Any]]:
-    """Jurisdiction and body of the person's current order, in the caller's scope."""
+    """Jurisdiction and body of the person's current order, in the caller's scope (in SQL)."""
     row = await conn.fetchrow(
-        "SELECT jurisdiction, body FROM orders WHERE person_id = $1 ORDER BY version DESC LIMIT 1",
-        person_id)
+        "SELECT jurisdiction, body FROM (SELECT jurisdiction, body FROM orders"
+        " WHERE person_id = $1 ORDER BY version DESC LIMIT 1) cur"
+        " WHERE jurisdiction LIKE $2 || '%'",
+        person_id, who.jurisdiction)
     if row is None:
+        if await conn.fetchval("SELECT 1 FROM orders WHERE person_id = $1 LIMIT 1", person_id):
+            raise ForbiddenError(f"person {person_id!r} is outside jurisdiction"
+                                 f" {who.jurisdiction!r}")
         raise NotFoundError(f"no order for person {person_id!r}")
-    if not str(row["jurisdiction"]).startswith(who.jurisdiction):
-        raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
     if row["body"] is None:
         raise WorkflowError("no_current_order", f"the order of {person_id!r} has ended")
     return str(row["jurisdiction"]), dict(row["body"])
@@ -235,8 +238,6 @@ async def _list(request: web.Request, person_id: str | None) -> web.Response:
     now = service.clock()
     async with connection(request) as conn:
         if person_id is not None and request.match_info.get("person_id"):
-            from alerts.store import person_in_scope
-
             await person_in_scope(conn, who, person_id)
         sql, args = _bind(
             f"""SELECT {_COLUMNS} FROM leaves l
