@@ -422,8 +422,9 @@
       const buttons = [];
       const note = el("input", { class: "note", placeholder: t("leave.notePh"), "aria-label": t("leave.noteLabel") });
       if (l.state === "requested" && rank >= 2 && l.requested_by !== me.username) {
-        buttons.push(el("button", { type: "button", class: "leave-approve", onclick: () => leaveAct(l, "approve", note.value.trim()) }, t("leave.approve")),
-          el("button", { type: "button", class: "leave-reject", onclick: () => leaveAct(l, "reject", note.value.trim()) }, t("leave.reject")));
+        // a supervisor approves what the justice office may; longer leave is the county's
+        if (rank === 3 || l.level === "office") buttons.push(el("button", { type: "button", class: "leave-approve", onclick: () => leaveAct(l, "approve", note.value.trim()) }, t("leave.approve")));
+        buttons.push(el("button", { type: "button", class: "leave-reject", onclick: () => leaveAct(l, "reject", note.value.trim()) }, t("leave.reject")));
       }
       if ((l.state === "requested" || l.state === "approved") && rank >= 1) buttons.push(el("button", { type: "button", class: "leave-cancel", onclick: () => leaveAct(l, "cancel", note.value.trim()) }, t("leave.cancel")));
       if (l.state === "active" && rank >= 1) buttons.push(el("button", { type: "button", class: "leave-return", onclick: () => leaveAct(l, "return", note.value.trim()) }, t("leave.return")));
