@@ -21,7 +21,8 @@ hot-reload the exemption from the orders topic.
 ``active`` and ``ended`` follow the clock: they are computed on read, in
 SQL, by ``wardstream_leave_state()`` with the service's time (an approved
 leave is active from its ``from`` and ended at its ``until``); a return
-recorded by an officer ends a leave early and is stored.
+recorded by an officer ends a leave early and is stored (a return recorded
+after ``until`` only records when the person came back).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ _GATES = {
     "cancel": """o.role IN ('operator', 'supervisor', 'admin')
                  AND (l.state = 'requested' OR (l.state = 'approved' AND l.from_at > :now))""",
     "return": """o.role IN ('operator', 'supervisor', 'admin') AND l.state = 'approved'
-                 AND l.from_at <= :now AND l.until_at > :now""",
+                 AND l.from_at <= :now""",
 }
 _SETS = {
     "approve": "state = 'approved', decided_by = o.username, decided_at = :now,"
@@ -298,7 +299,11 @@ async def cancel_leave(request: web.Request) -> web.Response:
 
 
 async def return_leave(request: web.Request) -> web.Response:
-    """POST /api/leaves/{leave_id}/return {"note"}: the person is back; the leave ends now."""
+    """POST /api/leaves/{leave_id}/return {"note"}: the person is back; the leave ends now.
+
+    A return after ``until`` (back late) is recorded with its time and leaves
+    the order as it is: the exemption ended at its ``until``.
+    """
     return await _decide(request, "return")
 
 
@@ -351,6 +356,8 @@ async def _order_change(conn: asyncpg.Connection, who: Principal, row: asyncpg.R
     """The person's order as it must be after ``action`` (None: the order is unaffected)."""
     if action == "reject" or (action == "cancel" and before == "requested"):
         return None
+    if action == "return" and now >= int(row["until_at"].timestamp() * 1000):
+        return None  # back late: the exemption ended at its until, the return is only recorded
     _, order = await _current_order(conn, who, row["person_id"])
     ex_id = exemption_id(row["id"])
     exemptions = [dict(e) for e in order.get("exemptions", []) if isinstance(e, dict)]
@@ -371,6 +378,7 @@ async def _refusal(conn: asyncpg.Connection, who: Principal, leave_id: int, acti
                    now: int, max_days: int) -> None:
     """Why the deciding UPDATE changed nothing, as the error to answer with (always raises)."""
     sql, args = _bind("""SELECT l.jurisdiction, l.requested_by, l.until_at - l.from_at AS span,
+                                l.returned_at,
                                 wardstream_leave_state(l.state, l.from_at, l.until_at, :now)
                                   AS current
                            FROM leaves l WHERE l.id = :id""", id=leave_id, now=utc(now))
@@ -382,11 +390,14 @@ async def _refusal(conn: asyncpg.Connection, who: Principal, leave_id: int, acti
     require_role(who, _ROLE[action])
     state = row["current"]
     allowed = {"approve": ("requested",), "reject": ("requested",),
-               "cancel": ("requested", "approved"), "return": ("active",)}[action]
+               "cancel": ("requested", "approved"), "return": ("active", "ended")}[action]
     if state not in allowed:
         hint = " (record the return instead)" if action == "cancel" and state == "active" else ""
         raise WorkflowError("leave_state", f"leave {leave_id} is {state}; it cannot be"
                             f" {action}{'d' if action.endswith('e') else 'ed'}{hint}")
+    if action == "return" and row["returned_at"] is not None:
+        raise WorkflowError("leave_state", f"leave {leave_id}: the return was recorded at"
+                            f" {_ts(row['returned_at'])}")
     if action in ("approve", "reject") and row["requested_by"] == who.username:
         raise ForbiddenError(f"leave {leave_id} was requested by {who.username!r}, who may"
                              " not decide it")

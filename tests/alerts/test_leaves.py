@@ -132,8 +132,22 @@ async def test_an_approved_leave_ends_by_the_clock(make_api: Any) -> None:
         api.clock.advance(seconds)
         status, listed = await api.call("GET", f"/api/leaves?state={state}", tok["viewer"])
         assert status == 200 and [x["leave_id"] for x in listed["leaves"]] == [lid], state
+    # back half a day late: the return is recorded, the order keeps the exemption's until
+    api.clock.advance(DAY / 2000)
+    status, body = await api.call("POST", f"/api/leaves/{lid}/return", tok["li"],
+                                  {"note": "reported late"})
+    assert status == 200 and body["order_version"] is None, body
+    assert (body["leave"]["state"], body["leave"]["returned_at"]) == ("ended",
+                                                                      format_ts(api.clock()))
+    version, stored = await _order(api)
+    assert version == 2 and parse_order(stored).exemptions[0].until_ms() == T0 + 2 * DAY
     status, body = await api.call("POST", f"/api/leaves/{lid}/return", tok["li"])
-    assert status == 409 and body["error"] == "leave_state" and "ended" in body["detail"]
+    assert status == 409 and body["error"] == "leave_state" and "was recorded" in body["detail"]
+    assert [a for a, *_ in await _audit(api, "leave.return")] == ["leave.return"]
+    # a leave still to come, or one never approved, has no return
+    later = (await _request(api, tok["li"], start=api.clock() + DAY))["leave_id"]
+    status, body = await api.call("POST", f"/api/leaves/{later}/return", tok["li"])
+    assert status == 409 and "requested" in body["detail"]
 
 
 async def test_who_may_approve_is_refused_with_403_and_audited(make_api: Any) -> None:
