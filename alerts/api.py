@@ -5,7 +5,8 @@ paging, acknowledge, resolve, persons with risk colour, person track and
 check-ins, orders
 and zones (read; create/update/remove for supervisor and admin, versioned
 and audited), jurisdiction counts, daily reports, track export and district
-names (:mod:`alerts.reports`), ``/api/live``, ``/metrics``,
+names (:mod:`alerts.reports`), leave requests and decisions
+(:mod:`alerts.leaves`), ``/api/live``, ``/metrics``,
 ``/healthz``, ``/readyz`` and the dashboard at ``/``.
 
 Every ``/api`` route but login needs ``Authorization: Bearer TOKEN`` (401
@@ -471,34 +472,58 @@ async def save_order_version(request: web.Request, body: dict[str, Any], action:
     topic and the audit row (``action``, with ``detail`` added), answered as
     PUT /api/orders/{person_id} answers. The caller has checked the role.
     """
+    service = request.app[SERVICE]
+    assert service.pool is not None
+    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
+        version = await store_order_version(conn, request, body, action, detail)
+    order_stored(service)
+    return web.json_response({"person_id": body["person_id"], "version": version,
+                              "changed": version is not None},
+                             status=201 if version == 1 else 200)
+
+
+async def store_order_version(conn: asyncpg.Connection, request: web.Request,
+                              body: dict[str, Any], action: str,
+                              detail: dict[str, Any] | None = None) -> int | None:
+    """:func:`save_order_version` inside the caller's transaction; the new version or None.
+
+    For a change that must commit or roll back with other rows (a leave's
+    decision and the order version carrying it). The caller calls
+    :func:`order_stored` after the commit.
+    """
     service, who = request.app[SERVICE], who_of(request)
     person_id = body["person_id"]
     order = parse_order(body)
     if not order.jurisdiction.startswith(who.jurisdiction):
         raise ForbiddenError(f"jurisdiction {order.jurisdiction} is outside {who.jurisdiction!r}")
     now = service.clock()
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "order:" + person_id)
-        existing = await conn.fetchval(
-            "SELECT jurisdiction FROM orders WHERE person_id = $1 ORDER BY version DESC LIMIT 1",
-            person_id)
-        if existing is not None and not str(existing).startswith(who.jurisdiction):
-            raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
-        version = await store.save_order(
-            conn, body, order.jurisdiction, order.valid_from if isinstance(order.valid_from, int) else None,
-            order.valid_until if isinstance(order.valid_until, int) else None, order.devices, now,
-            who.username)
-        if version is not None:
-            await workflow.queue_outbox(conn, ORDERS_TOPIC, person_id, body)
-        await store.audit(conn, now, who.username, action, person_id,
-                          {"version": version, "changed": version is not None, **(detail or {})},
-                          remote_of(request))
+    await lock_order(conn, person_id)
+    existing = await conn.fetchval(
+        "SELECT jurisdiction FROM orders WHERE person_id = $1 ORDER BY version DESC LIMIT 1",
+        person_id)
+    if existing is not None and not str(existing).startswith(who.jurisdiction):
+        raise ForbiddenError(f"person {person_id!r} is outside jurisdiction {who.jurisdiction!r}")
+    version = await store.save_order(
+        conn, body, order.jurisdiction, order.valid_from if isinstance(order.valid_from, int) else None,
+        order.valid_until if isinstance(order.valid_until, int) else None, order.devices, now,
+        who.username)
+    if version is not None:
+        await workflow.queue_outbox(conn, ORDERS_TOPIC, person_id, body)
+    await store.audit(conn, now, who.username, action, person_id,
+                      {"version": version, "changed": version is not None, **(detail or {})},
+                      remote_of(request))
+    return version
+
+
+async def lock_order(conn: asyncpg.Connection, person_id: str) -> None:
+    """Serialise changes of one person's order until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "order:" + person_id)
+
+
+def order_stored(service: Service) -> None:
+    """After a committed order change: devices are looked up again, the outbox publishes."""
     service.invalidate_device_map()
     service.wake_outbox()
-    return web.json_response({"person_id": person_id, "version": version,
-                              "changed": version is not None},
-                             status=201 if version == 1 else 200)
 
 
 async def delete_order(request: web.Request) -> web.Response:
@@ -703,4 +728,7 @@ def create_app(service: Service, limiter: auth.LoginLimiter | None = None) -> we
     from alerts import order_templates  # its routes store orders through save_order_version
 
     order_templates.register(app)  # order templates, orders filled in from one
+    from alerts import leaves  # approvals store orders through store_order_version
+
+    leaves.register(app)  # leave requests, decisions, returns
     return app

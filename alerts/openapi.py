@@ -37,6 +37,7 @@ def openapi_document() -> dict[str, Any]:
     doc["paths"].update(notify_openapi_paths())
     doc["paths"].update(import_module("alerts.reports").openapi_paths())
     doc["paths"].update(import_module("alerts.order_templates").openapi_paths())
+    doc["paths"].update(import_module("alerts.leaves").openapi_paths())
     return doc
 
 

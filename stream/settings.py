@@ -97,6 +97,8 @@ CATALOGUE: tuple[Key, ...] = (
     Key("order_templates", str, "config/order-templates.yaml", "Order templates offered by the"
         " command centre and `wardstream orders` (a relative path is looked up in the working"
         " directory, then in the installation)."),
+    Key("leave_office_max_days", int, 7, "Longest leave a justice-office supervisor may approve,"
+        " days; a longer one needs a county administrator."),
 )
 _BY_NAME = {k.name: k for k in CATALOGUE}
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
@@ -178,6 +180,7 @@ class Settings:
     notify_timeout_s: float = 5.0
     notify_retries: int = 3
     order_templates: str = "config/order-templates.yaml"
+    leave_office_max_days: int = 7
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

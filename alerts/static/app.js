@@ -11,7 +11,7 @@
     token: sessionStorage.getItem("wardstream.token"), me: null,
     alerts: new Map(), persons: new Map(), zones: [], names: {}, prefix: null,
     ws: null, wsDelay: 500, view: { x: 0, y: 0, k: 1 }, origin: null, timelinePerson: null,
-    detail: null, highlightZone: null,
+    detail: null, highlightZone: null, leaves: [], onLeave: new Set(),
   };
 
   function el(tag, attrs, ...children) {
@@ -75,7 +75,7 @@
     I.apply(); zoneChoices();
     setLive(state.live);
     if (!state.me) return;
-    whoami(); renderAlerts(); renderPersons(); renderPositions(); renderZones(); loadCounts(); loadResponse();
+    whoami(); renderAlerts(); renderPersons(); renderLeaves(); renderPositions(); renderZones(); loadCounts(); loadResponse();
     if (state.detail) showDetail(state.detail);
     if (state.timelinePerson) openTimeline(state.timelinePerson);
   }
@@ -113,12 +113,13 @@
     state.prefix = state.me.jurisdiction;
     await loadNames();
     whoami();
-    await Promise.all([loadZones(), loadAlerts(), loadPersons(), loadCounts()]);
+    await Promise.all([loadZones(), loadAlerts(), loadPersons(), loadCounts(), loadLeaves()]);
     renderAlerts();  // again, now that the zones have names
     fitView();
     connectLive();
     loadResponse();
     setInterval(loadResponse, 30000);
+    setInterval(loadLeaves, 60000);  // a leave becomes active and ends by the clock
   }
   async function loadNames() {
     try { state.names = (await api("/api/districts?prefix=" + encodeURIComponent(state.me.jurisdiction))).names; } catch (err) { state.names = {}; }
@@ -186,7 +187,7 @@
         el("span", { class: "badge " + a.severity }, sevText(a.severity)),
         el("span", { class: "kind", title: a.kind }, kindText(a.kind)),
         el("span", { class: "status " + a.status }, statusText(a.status))),
-      el("div", { class: "meta" }, who, ` · ${nameOf(a.jurisdiction)}`, a.zone ? ` · ${zoneLabel(a.zone)}` : "",
+      el("div", { class: "meta" }, who, ...leaveBadge(a.person_id), ` · ${nameOf(a.jurisdiction)}`, a.zone ? ` · ${zoneLabel(a.zone)}` : "",
         ` · ${t("alert.opened", { t: fmt(a.opened_at) })}`,
         a.cleared_at ? ` · ${t("alert.cleared", { t: fmt(a.cleared_at) })}` : "", a.late ? ` · ${t("alert.late")}` : ""),
     );
@@ -388,8 +389,48 @@
     const items = [...state.persons.values()].filter((p) => !f || p.person_id.toLowerCase().includes(f))
       .sort((a, b) => SEV.indexOf(a.risk) - SEV.indexOf(b.risk) || (a.person_id < b.person_id ? -1 : 1)).slice(0, 500);
     $("persons").replaceChildren(...items.map((p) => el("li", { class: "person", "data-person-id": p.person_id, onclick: () => openTimeline(p.person_id) },
-      el("span", { class: "badge " + p.risk }, sevText(p.risk)), el("span", { class: "pid" }, p.person_id),
+      el("span", { class: "badge " + p.risk }, sevText(p.risk)), el("span", { class: "pid" }, p.person_id), ...leaveBadge(p.person_id),
       el("span", { class: "meta", title: p.jurisdiction }, nameOf(p.jurisdiction)))));
+  }
+
+  // ---------------------------------------------------------------- leave
+  // Requests waiting for a decision, approved leave to come and persons on leave now; the
+  // buttons offered follow the caller's role (the API decides, and says why when it refuses).
+  const leaveBadge = (personId) => (personId && state.onLeave.has(personId) ? [el("span", { class: "leave-badge", "data-on-leave": personId }, t("leave.onLeave"))] : []);
+  async function loadLeaves() {
+    try { state.leaves = (await api("/api/leaves?state=requested,approved,active&limit=500")).leaves; } catch (err) { state.leaves = []; }
+    state.onLeave = new Set(state.leaves.filter((l) => l.state === "active").map((l) => l.person_id));
+    renderLeaves(); renderPersons(); renderAlerts();
+  }
+  const LEAVE_RESULT = { approve: "result.leave.approve", reject: "result.leave.reject", cancel: "result.leave.cancel", return: "result.leave.return" };
+  async function leaveAct(l, what, note) {
+    const body = await perform(() => api(`/api/leaves/${l.leave_id}/${what}`, { method: "POST", json: note ? { note } : {} }), t(LEAVE_RESULT[what], { id: l.exemption_id }));
+    if (body) await loadLeaves();
+  }
+  function renderLeaves() {
+    const me = state.me, rank = ["viewer", "operator", "supervisor", "admin"].indexOf(me ? me.role : "viewer");
+    const order = { active: 0, requested: 1, approved: 2 };
+    const items = [...state.leaves].sort((a, b) => order[a.state] - order[b.state] || (a.from < b.from ? -1 : 1));
+    if (!items.length) { $("leaves").replaceChildren(el("li", { class: "meta" }, t("leave.none"))); return; }
+    $("leaves").replaceChildren(...items.map((l) => {
+      const li = el("li", { class: "leave", "data-leave-id": String(l.leave_id), "data-state": l.state },
+        el("div", { class: "row1" }, el("span", { class: "leave-state " + l.state }, I.code("leave.state.", l.state)),
+          el("a", { href: "#", class: "person-link", onclick: (e) => { e.preventDefault(); openTimeline(l.person_id); } }, l.person_id),
+          el("span", { class: "meta" }, l.state === "requested" ? t("leave.needs", { level: I.code("leave.level.", l.level) }) : t("leave.decided", { who: l.decided_by || "", level: I.code("leave.level.", l.level) }))),
+        el("div", { class: "meta" }, t("leave.period", { from: fmt(l.from), until: fmt(l.until), days: l.days })),
+        el("div", { class: "meta" }, `${t("leave.reason", { reason: l.reason })} · ${t("leave.by", { who: l.requested_by })}`));
+      const buttons = [];
+      const note = el("input", { class: "note", placeholder: t("leave.notePh"), "aria-label": t("leave.noteLabel") });
+      if (l.state === "requested" && rank >= 2 && l.requested_by !== me.username) {
+        // a supervisor approves what the justice office may; longer leave is the county's
+        if (rank === 3 || l.level === "office") buttons.push(el("button", { type: "button", class: "leave-approve", onclick: () => leaveAct(l, "approve", note.value.trim()) }, t("leave.approve")));
+        buttons.push(el("button", { type: "button", class: "leave-reject", onclick: () => leaveAct(l, "reject", note.value.trim()) }, t("leave.reject")));
+      }
+      if ((l.state === "requested" || l.state === "approved") && rank >= 1) buttons.push(el("button", { type: "button", class: "leave-cancel", onclick: () => leaveAct(l, "cancel", note.value.trim()) }, t("leave.cancel")));
+      if (l.state === "active" && rank >= 1) buttons.push(el("button", { type: "button", class: "leave-return", onclick: () => leaveAct(l, "return", note.value.trim()) }, t("leave.return")));
+      if (buttons.length) li.append(el("div", { class: "actions" }, note, ...buttons));
+      return li;
+    }));
   }
 
   // ---------------------------------------------------------------- jurisdictions

@@ -1,6 +1,7 @@
 """The operator's console in headless Chromium: language, map by risk, alert detail,
 a confirmed resolution, drill-down, a phone-supervised person's check-ins, the daily
-report and a track export.
+report and a track export; leave requests decided in the console and persons on
+leave marked.
 
 Screenshots of each step are kept in the test's tmp directory. The page may
 request nothing but the server it came from.
@@ -305,3 +306,87 @@ async def test_console_language_map_detail_drilldown_reports(make_api: Any, tmp_
     assert {"report.daily", "track.export", "districts.read", "alert.resolve", "checkins.read"} <= audit
     assert all(p.stat().st_size > 10_000 for p in shots)
     print("screenshots:", ", ".join(str(p) for p in shots), "; opened", format_ts(api.clock.now))
+
+
+async def test_console_leave_requests_decisions_and_on_leave_badges(make_api: Any,
+                                                                    tmp_path: Path) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: apt-get install -y chromium chromium-driver")
+    api = await make_api()
+    api.clock.now = now = system_clock()
+    await _world(api)
+    await api.user("chief", "supervisor", "320102")  # decides in the browser
+    duty, admin = await api.login("duty"), await api.login("admin")
+    day = 86_400_000
+
+    async def leave(token: str, person: str, start: int, days: int) -> int:
+        status, body = await api.call("POST", f"/api/persons/{person}/leaves", token, {
+            "from": format_ts(start), "until": format_ts(start + days * day), "rules": ["r1"],
+            "reason": "住院治疗"})
+        assert status == 201, body
+        return int(body["leave"]["leave_id"])
+
+    soon = await leave(duty, "P-b1", now + day, 3)
+    away = await leave(duty, "P-b2", now - 3_600_000, 2)
+    long = await leave(duty, "P-b3", now + day, 9)
+    assert (await api.call("POST", f"/api/leaves/{away}/approve", admin))[0] == 200
+    await api.apply(record("opened", alert_id="A-overdue", person_id="P-b2", jurisdiction="320102",
+                           kind="leave_overdue", rule_id=f"L-{away}", severity="orange",
+                           opened_at=now - 60_000))
+    base = str(api.client.make_url("/"))
+    item = '#leaves li[data-leave-id="{}"]'.format
+
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(base.rstrip("/"))
+                    else outside.append(r.url))
+            await page.goto(base)
+            await page.fill("#username", "chief")
+            await page.fill("#password", "correct horse battery")
+            await page.click("#login-button")
+            await page.wait_for_selector(item(away))
+            # the person on leave is marked in the person list and on their alert
+            assert await page.text_content(f"{item(away)} .leave-state") == "请假中"
+            assert await page.text_content(
+                '#persons li[data-person-id="P-b2"] .leave-badge') == "请假中"
+            assert await page.locator('#persons li[data-person-id="P-b1"] .leave-badge').count() == 0
+            overdue = '#alerts li[data-alert-id="A-overdue"]'
+            assert await page.text_content(f"{overdue} .kind") == "请假逾期未归"
+            assert await page.text_content(f"{overdue} .leave-badge") == "请假中"
+            assert "需司法所审批" in (await page.text_content(item(soon)) or "")
+            assert "需司法局审批" in (await page.text_content(item(long)) or "")
+            assert await page.locator(f"{item(away)} .leave-return").count() == 1
+            await page.screenshot(path=str(tmp_path / "leaves-zh.png"))
+
+            # a supervisor approves three days; nine days are the county's to approve
+            await page.click(f"{item(soon)} .leave-approve")
+            await page.wait_for_selector(f'{item(soon)}[data-state="approved"]')
+            assert "司法所" in (await page.text_content(item(soon)) or "")
+            assert await page.locator(f"{item(long)} .leave-approve").count() == 0
+            await page.click(f"{item(long)} .leave-reject")  # a rejection needs its note
+            await page.wait_for_selector("#action-result.error")
+            assert await page.text_content("#action-result") == "请求无效"
+            await page.fill(f"{item(long)} input.note", "请提供医院证明")
+            await page.click(f"{item(long)} .leave-reject")
+            await page.wait_for_selector(item(long), state="detached")  # rejected leave leaves the list
+
+            await page.click("#lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'en'")
+            assert await page.text_content(f"{item(away)} .leave-state") == "on leave"
+            assert await page.text_content(f"{overdue} .kind") == "leave overdue, not back"
+            await page.click("#lang")
+            assert outside == []
+        finally:
+            await browser.close()
+    async with api.pool.acquire() as conn:
+        body = await conn.fetchval("SELECT body FROM orders WHERE person_id = 'P-b1'"
+                                   " ORDER BY version DESC LIMIT 1")
+        rejected = await conn.fetchrow("SELECT state, note, decided_by FROM leaves WHERE id = $1",
+                                       long)
+    assert tuple(rejected) == ("rejected", "请提供医院证明", "chief")
+    assert [(e["id"], e["approved_by"], e["level"]) for e in body["exemptions"]] == [
+        (f"L-{soon}", "chief", "office")]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 from alerts.checkins import Failure, Placement
+from alerts.leaves import STATES as LEAVE_STATES
 from alerts.notify.policy import CHANNELS, TIERS
 from alerts.store import SEVERITY_ORDER, STATUSES
 from geofence.model import CHECKIN_METHODS, AlertRecord
@@ -17,7 +18,7 @@ KINDS = ("exclusion_entered", "exclusion_approach", "inclusion_left", "curfew_vi
          "signal_lost", "tamper", "removed", "sos", "power_off", "battery_low", "device_conflict",
          "spoofing_suspected", "device_separation", "video_perimeter_breach", "video_fight",
          "video_crowd", "video_fall", "video_loitering", "checkin_missed", "checkin_failed",
-         "checkin_outside")
+         "checkin_outside", "leave_overdue", "positioning_term_ending")
 """Every alert kind of docs/contract.md."""
 
 
@@ -58,6 +59,8 @@ def test_every_code_from_the_api_has_words() -> None:
     wanted |= {f"checkins.method.{m}" for m in CHECKIN_METHODS}
     wanted |= {f"checkins.why.{f}" for f in get_args(Failure)}
     wanted |= {f"checkins.where.{w}" for w in get_args(Placement)}
+    # what a leave is in and who approves it
+    wanted |= {f"leave.state.{s}" for s in LEAVE_STATES} | {"leave.level.office", "leave.level.county"}
     # error codes the API answers with: fixed ones and those raised by the alerts package
     codes = {"unauthorized", "forbidden", "not_found", "bad_request", "rate_limited", "unavailable"}
     for path in ALERTS.rglob("*.py"):

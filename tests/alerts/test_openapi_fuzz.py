@@ -152,5 +152,8 @@ def test_schemathesis_finds_no_server_error(api_process: tuple[str, dict[str, st
 
     assert set(openapi_paths()) <= answered  # the notification and dispatch routes too
     assert {"/api/persons/{person_id}/track", "/api/persons/{person_id}/checkins"} <= answered
+    from alerts.leaves import openapi_paths as leave_paths
+
+    assert set(leave_paths()) <= answered  # leave requests, decisions and returns
     # the token still works: nothing in the fuzzing broke the session store
     assert requests.get(base + "/api/me", headers=headers, timeout=5).status_code == 200
