@@ -348,74 +348,54 @@ async def get_person(request: web.Request) -> web.Response:
     return web.json_response({"person": persons[0], "alerts": alerts})
 
 
-async def person_track(request: web.Request) -> web.Response:
-    """GET /api/persons/{id}/track?from=&to=: fixes (default: the last 24 h); audited."""
+async def _person_history(request: web.Request, what: str, audit: str, default_days: int,
+                          limits: tuple[int, int], read: Any) -> web.Response:
+    """A person's history over ``from``..``to`` (default: the last ``default_days``),
+    scoped and audited as ``<audit>.read`` / ``<audit>.denied``; the items are
+    ``read(conn, person_id, jurisdiction, start, end, limit)`` under key ``what``."""
     service, who = request.app[SERVICE], who_of(request)
     person_id = _path_id(request, "person_id")
     now = service.clock()
     end = _time_param(request, "to") or now
-    start = _time_param(request, "from") or end - 86_400_000
+    start = _time_param(request, "from") or end - default_days * 86_400_000
     if end <= start:
         raise BadRequestError("`to` must be after `from`")
     if end - start > MAX_TRACK_DAYS * 86_400_000:
-        raise BadRequestError(f"a track request spans at most {MAX_TRACK_DAYS} days")
-    limit = _int_param(request, "limit", 20_000)
-    if not 1 <= limit <= 100_000:
-        raise BadRequestError("limit must be 1..100000")
+        noun = "track" if what == "fixes" else "check-in"
+        raise BadRequestError(f"a {noun} request spans at most {MAX_TRACK_DAYS} days")
+    default_limit, max_limit = limits
+    limit = _int_param(request, "limit", default_limit)
+    if not 1 <= limit <= max_limit:
+        raise BadRequestError(f"limit must be 1..{max_limit}")
     from alerts.db import utc
     from geofence.model import format_ts
 
+    span = {"from": format_ts(start), "to": format_ts(end)}
     assert service.pool is not None
     async with service.pool.acquire(timeout=5) as conn:
         try:
             await store.person_in_scope(conn, who, person_id)
         except ForbiddenError:
-            await store.audit(conn, now, who.username, "track.denied", person_id,
-                              {"from": format_ts(start), "to": format_ts(end)}, remote_of(request))
+            await store.audit(conn, now, who.username, f"{audit}.denied", person_id, span,
+                              remote_of(request))
             request[AUDITED] = True
             raise
-        fixes = await TrackStore.read(conn, person_id, who.jurisdiction, utc(start), utc(end), limit)
-        await store.audit(conn, now, who.username, "track.read", person_id,
-                          {"from": format_ts(start), "to": format_ts(end), "fixes": len(fixes)},
-                          remote_of(request))
-    return web.json_response({"person_id": person_id, "from": format_ts(start),
-                              "to": format_ts(end), "fixes": fixes})
+        items = await read(conn, person_id, who.jurisdiction, utc(start), utc(end), limit)
+        await store.audit(conn, now, who.username, f"{audit}.read", person_id,
+                          {**span, what: len(items)}, remote_of(request))
+    return web.json_response({"person_id": person_id, **span, what: items})
+
+
+async def person_track(request: web.Request) -> web.Response:
+    """GET /api/persons/{id}/track?from=&to=: fixes (default: the last 24 h); audited."""
+    return await _person_history(request, "fixes", "track", 1, (20_000, 100_000), TrackStore.read)
 
 
 async def person_checkins(request: web.Request) -> web.Response:
     """GET /api/persons/{id}/checkins?from=&to=: identity check-ins (default: the last
     7 days), each judged and placed against the inclusion zones; audited."""
-    service, who = request.app[SERVICE], who_of(request)
-    person_id = _path_id(request, "person_id")
-    now = service.clock()
-    end = _time_param(request, "to") or now
-    start = _time_param(request, "from") or end - 7 * 86_400_000
-    if end <= start:
-        raise BadRequestError("`to` must be after `from`")
-    if end - start > MAX_TRACK_DAYS * 86_400_000:
-        raise BadRequestError(f"a check-in request spans at most {MAX_TRACK_DAYS} days")
-    limit = _int_param(request, "limit", 5000)
-    if not 1 <= limit <= 20_000:
-        raise BadRequestError("limit must be 1..20000")
-    from alerts.db import utc
-    from geofence.model import format_ts
-
-    assert service.pool is not None
-    async with service.pool.acquire(timeout=5) as conn:
-        try:
-            await store.person_in_scope(conn, who, person_id)
-        except ForbiddenError:
-            await store.audit(conn, now, who.username, "checkins.denied", person_id,
-                              {"from": format_ts(start), "to": format_ts(end)}, remote_of(request))
-            request[AUDITED] = True
-            raise
-        items = await CheckinStore.read(conn, person_id, who.jurisdiction, utc(start), utc(end),
-                                        limit)
-        await store.audit(conn, now, who.username, "checkins.read", person_id,
-                          {"from": format_ts(start), "to": format_ts(end),
-                           "checkins": len(items)}, remote_of(request))
-    return web.json_response({"person_id": person_id, "from": format_ts(start),
-                              "to": format_ts(end), "checkins": items})
+    return await _person_history(request, "checkins", "checkins", 7, (5000, 20_000),
+                                 CheckinStore.read)
 
 
 async def jurisdictions(request: web.Request) -> web.Response:
