@@ -191,11 +191,17 @@ def checkin_alerts(owed: Sequence[Owed], checkins: Sequence[CheckinPlan],
 
 
 def _answer_time(rng: np.random.Generator, o: Owed) -> int:
-    """A time a diligent person answers ``o``: requests within minutes, windows anywhere inside."""
+    """A time a diligent person answers ``o``: requests within minutes, windows anywhere inside.
+
+    Away from both ends by a margin (a minute for a window, 20 s after a request
+    and 30 s before its deadline), shrunk to a quarter of ``o`` where ``o`` is short.
+    """
+    span = o.due_ms - o.opens_ms
     if o.requested:
-        hi = min(o.due_ms - 30_000, o.opens_ms + 8 * 60_000)
-        return int(rng.integers(o.opens_ms + 20_000, hi))
-    return int(rng.integers(o.opens_ms + 60_000, o.due_ms - 60_000))
+        hi = min(o.due_ms - min(30_000, span // 4), o.opens_ms + 8 * 60_000)
+        return int(rng.integers(o.opens_ms + min(20_000, span // 4), hi))
+    margin = min(60_000, span // 4)
+    return int(rng.integers(o.opens_ms + margin, o.due_ms - margin))
 
 
 def _results(rng: np.random.Generator, min_score: float, k: int) -> tuple[float | None, bool | None, str]:

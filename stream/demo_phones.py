@@ -4,8 +4,8 @@ The simulator's phone persons (:mod:`simulators.phones`) check in at the
 local hours their orders fix (morning windows, daytime requests), so a demo
 started in the evening would show none of their alerts for hours. The demo
 adds a few phone persons of its own whose ``checkin`` rules are set from
-the moment the demo starts (a window opening within the next minute or
-two, random requests in the following quarter of an hour), and lets the
+the moment the demo starts (a one-minute window opening within the next
+minute or two, random requests in the following quarter of an hour), and lets the
 simulator plan their check-ins with its own behaviours (an impostor, a
 failed liveness action, a check-in from another district, a missed window,
 a late answer, a diligent person) and render them as the phone app sends
@@ -50,7 +50,7 @@ DEMO_PHONES: tuple[tuple[str, bool, bool], ...] = (
 """The demo's phone persons: what each does and what its check-in rule asks."""
 ENROL_BEFORE_MS = 20_000
 """Each demo phone's enrolment check-in comes this long before its first window opens."""
-WINDOW_MIN = 3
+WINDOW_MIN = 1
 """Minutes of the scheduled window that opens as the demo starts."""
 RANDOM_MIN = (WINDOW_MIN + 1, WINDOW_MIN + 16)
 """Minutes after the window opens between which random requests fall."""

@@ -75,8 +75,10 @@ async def test_killed_mid_delivery_then_restarted_loses_nothing_and_repeats_only
 
         procs.append(start_notifier(env))
         await wait_for(lambda: _count(http, 5), timeout=90)
-        # kill while a webhook and an e-mail page are both being handed over
-        await wait_for(lambda: _both_on_wire(pool), timeout=30, interval=0.02)
+        # kill while a webhook and an e-mail page are both being handed over: the
+        # process is frozen before its delivery log is read, so the log read is the
+        # log at the kill however late this test's own loop gets to run
+        await _freeze_with_both_on_wire(procs[0], pool, timeout=30)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=10)
         async with pool.acquire() as conn:
@@ -159,6 +161,28 @@ async def _both_on_wire(pool: asyncpg.Pool) -> bool:
         return bool(await conn.fetchval(
             "SELECT count(DISTINCT channel) = 2 FROM notify_deliveries"
             " WHERE status = 'sending' AND handed_at IS NOT NULL"))
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the kernel has stopped ``pid`` (state ``T`` in /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+async def _freeze_with_both_on_wire(proc: subprocess.Popen[bytes], pool: asyncpg.Pool,
+                                    timeout: float) -> None:
+    """Leave ``proc`` stopped (SIGSTOP) at a moment its log has a page of each channel on the wire."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        proc.send_signal(signal.SIGSTOP)
+        while not _stopped(proc.pid):
+            await asyncio.sleep(0.001)
+        if await _both_on_wire(pool):
+            return
+        proc.send_signal(signal.SIGCONT)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no webhook and e-mail page were on the wire together in {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 async def _count(http: HttpReceiver, n: int) -> bool:

@@ -175,7 +175,7 @@ def test_demo_phones_are_staged_from_the_start_and_provisioned_for_checkins(tmp_
     assert len(caseload) == 30 and len(every) == 30 + len(DEMO_PHONES) and len(phones) == len(DEMO_PHONES)
     # the window opens at the first whole minute at least 30 s after the start: 21:08 local
     windows = [r.windows[0] for o in phones for r in o.rules if r.type == "checkin" and r.windows]
-    assert windows and all((w.start, w.end) == ("21:08", "21:11") for w in windows)
+    assert windows and all((w.start, w.end) == ("21:08", "21:09") for w in windows)
     lines = [json.loads(line) for line in Path(day.checkins).read_text().splitlines()]
     assert [x["deliver_ms"] for x in lines] == sorted(x["deliver_ms"] for x in lines)
     devices = {o.devices[0] for o in phones}
