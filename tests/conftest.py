@@ -86,3 +86,17 @@ def database_url(postgres_server: str) -> Iterator[str]:
         yield _with_database(postgres_server, name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` (``make test``), run the tests
+    marked ``alongside`` on one worker and everything else, in order, on the
+    other. An ``alongside`` test spends minutes waiting on real time (a demo
+    running until its phones' first check-in window has passed) and little
+    CPU, so it overlaps the suite instead of lengthening it; every other test
+    keeps running one at a time, as its timing bounds assume. The group is
+    set as each test is collected, before xdist reads it; without xdist it
+    is ignored."""
+    group = "alongside" if item.get_closest_marker("alongside") else "suite"
+    item.add_marker(pytest.mark.xdist_group(group))

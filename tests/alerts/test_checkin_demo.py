@@ -35,8 +35,8 @@ from tests.alerts.test_notifier_demo import Output
 ROOT = Path(__file__).resolve().parents[2]
 PERSONS = 20
 
-# the demo runs until its phones' first window has passed: ~2-3 min
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+# the demo runs until its phones' first window has passed (~3-4 min): beside the suite
+pytestmark = [pytest.mark.slow, pytest.mark.alongside, pytest.mark.timeout(420)]
 
 
 def api(port: int, path: str, token: str | None = None, body: Any = None) -> Any:

@@ -158,7 +158,7 @@ async def test_device_not_the_keys_or_not_provisioned_is_403(gateway: Gateway,
     assert [m["device_id"] for _, m in messages(records)] == ["PH-0900"]
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
+BAD_BODIES = [
     (b"{not json", "malformed_json"),
     (b"[]", "empty"),
     (b'"a check-in"', "wrong_type"),
@@ -172,7 +172,12 @@ async def test_device_not_the_keys_or_not_provisioned_is_403(gateway: Gateway,
     (json.dumps({**checkin(), "kind": "fix"}).encode(), "wrong_kind"),
     (json.dumps(checkin(ts_ms=int(time.time() * 1000) + 3_600_000)).encode(),
      "future_timestamp"),
-])
+]
+
+
+# ids by reason, not by body: the bodies carry the time they were made
+@pytest.mark.parametrize(("raw", "reason"), BAD_BODIES,
+                         ids=[f"{reason}-{i}" for i, (_, reason) in enumerate(BAD_BODIES)])
 async def test_bad_body_is_400_with_its_reason_and_dead_lettered(gateway: Gateway,
                                                                 kafka_bootstrap: str,
                                                                 raw: bytes, reason: str):
