@@ -233,3 +233,40 @@ def test_a_face_match_inside_any_school_opens_the_rule_naming_that_school() -> N
     assert kinds(got) == [("opened", "exclusion_entered", "s2")]
     assert got[0].alert.evidence == "video"
     assert b.feed([hit(T0 + MIN, "face_match", -2000, person_id="P-A", confidence=0.95)]) == []  # type: ignore[list-item]
+
+
+def test_the_zone_an_alert_names_is_the_nearest_of_the_scope_in_random_worlds() -> None:
+    """:func:`rule_zone` (measured up to the reach, exactly only when nothing
+    is within it) against every zone of the scope measured exactly: the least
+    distance, ties to the lower index."""
+    from geofence.engine.classify import rule_zone
+    from geofence.rules import EXCLUSION, ZoneRule, scope_index
+
+    rng = np.random.default_rng(5)
+    for world in range(20):
+        feats = []
+        for i in range(int(rng.integers(5, 60))):
+            x, y = (float(v) for v in rng.uniform(-6000, 6000, 2))
+            props = {"category": f"c{i % 3}", "jurisdiction": f"3201{int(rng.integers(2, 5)):02d}"}
+            if rng.random() < 0.5:
+                geom = {"type": "Point", "coordinates": list(pt(x, y))}
+                props["radius_m"] = float(rng.uniform(20, 400))
+            else:
+                geom = {"type": "Polygon", "coordinates": [square(x, y, float(rng.uniform(20, 600)))]}
+            feats.append({"type": "Feature", "id": f"z{i}", "properties": props, "geometry": geom})
+        zc = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": feats})
+        for cat, area in (("c0", ""), ("c1", "320103"), ("c2", "3201")):
+            scope = zc.scope_of(cat, area)
+            zs = zc.scope_zones(scope)
+            zr = ZoneRule("r", EXCLUSION, cat, scope_index(scope), 0.0, 0, "orange", "yellow", None)
+            for _ in range(25):
+                x, y = (float(v) for v in rng.uniform(-8000, 8000, 2))
+                lon, lat = pt(x, y)
+                within = float(rng.choice([5.0, 50.0, 500.0, 3000.0]))
+                got = rule_zone(zc, zr, lon, lat, within)
+                if not len(zs):
+                    assert got == cat
+                    continue
+                exact = zc.signed_distance_m(zs, np.full(len(zs), lon), np.full(len(zs), lat),
+                                             np.full(len(zs), np.inf))
+                assert got == zc.ids[int(zs[int(np.argmin(exact))])], (world, cat, x, y, within)
