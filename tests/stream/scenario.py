@@ -53,8 +53,16 @@ def zones_geojson() -> dict[str, Any]:
          "geometry": {"type": "Point", "coordinates": list(SCHOOL)}},
         {"type": "Feature", "id": "home-P3", "properties": {"radius_m": 100},
          "geometry": {"type": "Point", "coordinates": list(HOME3)}},
-        {"type": "Feature", "id": "bar", "properties": {"radius_m": 150},
+        {"type": "Feature", "id": "bar", "properties": {"radius_m": 150, "category": "venue",
+                                                        "jurisdiction": "320102"},
          "geometry": {"type": "Point", "coordinates": [118.75, 32.03]}},
+        # venues of a category rule (P14): one in the county, one in the next
+        {"type": "Feature", "id": "club", "properties": {"radius_m": 120, "category": "venue",
+                                                         "jurisdiction": "320102"},
+         "geometry": {"type": "Point", "coordinates": [118.82, 32.03]}},
+        {"type": "Feature", "id": "club-next-county",
+         "properties": {"radius_m": 120, "category": "venue", "jurisdiction": "320104"},
+         "geometry": {"type": "Point", "coordinates": [118.70, 32.00]}},
     ]}
 
 
@@ -102,7 +110,9 @@ def casework_orders_json() -> list[dict[str, Any]]:
     """P13: an exclusion from the bar only 22:00-23:00 (in the bar from 21:30);
     P11: the district suspended by a leave from 21:50 to 22:30 (away 21:40 to
     22:50: in breach, exempted, overdue, back); P12: a positioning term ending
-    at 23:00 (away from 22:40; silent from 23:10)."""
+    at 23:00 (away from 22:40; silent from 23:10); P14: an exclusion from every
+    venue of the county (the club at 21:50, the next county's club at 22:20,
+    the bar at 22:30)."""
     def ts(minute: int) -> str:
         return format_ts(T0 + minute * 60_000)
 
@@ -122,6 +132,9 @@ def casework_orders_json() -> list[dict[str, Any]]:
             {"id": "s12", "type": "signal_loss", "after_s": 300}],
          "positioning": {"grounds": "failed_to_report", "from": ts(-30 * 24 * 60),
                          "until": ts(90), "approved_by": "chief-wang", "remind_days": 0}},
+        {"person_id": "P14", "devices": ["WB-P14"], "jurisdiction": "320102", "rules": [
+            {"id": "r14", "type": "exclusion", "category": "venue", "area": "county",
+             "buffer_m": 100}]},
     ]
 
 
@@ -198,6 +211,9 @@ def _pos(pid: str, minute: float) -> tuple[float, float] | None:
         return away if 10 <= minute < 80 else (118.79, 32.05)
     if pid == "P12":  # away from minute 70, silent from 100
         return None if minute >= 100 else away if minute >= 70 else (118.79, 32.05)
+    if pid == "P14":  # the club, then the next county's club, then the bar
+        stops = ((20, 35, (118.82, 32.03)), (50, 60, (118.70, 32.00)), (60, 75, (118.75, 32.03)))
+        return next((at for lo, hi, at in stops if lo <= minute < hi), (118.795, 32.045))
     return (118.795, 32.055)
 
 
@@ -237,6 +253,11 @@ def messages(seed: int = 7, checkins: bool = False, casework: bool = False) -> l
                 if pos is not None:
                     out.append(Fix(device_id=f"WB-{pid}", ts=T0 + k * STEP + rng.randint(0, 900),
                                    lat=pos[1], lon=pos[0], accuracy_m=8.0))
+        for k in range(MINUTES * 60_000 // STEP):  # drawn last: the others stay the same
+            pos = _pos("P14", k * STEP / 60_000)
+            assert pos is not None
+            out.append(Fix(device_id="WB-P14", ts=T0 + k * STEP + rng.randint(0, 900),
+                           lat=pos[1], lon=pos[0], accuracy_m=8.0))
     out.sort(key=lambda m: m.ts)
     return out
 
@@ -247,7 +268,7 @@ def final_heartbeats(checkins: bool = False, casework: bool = False) -> list[Tel
     the others on its partition move its event time)."""
     end = T0 + MINUTES * 60_000 + 1000
     phones = ["PH-P8", "PH-P9"] if checkins else []
-    more = ["WB-P13", "WB-P11", "WB-P12"] if casework else []
+    more = ["WB-P13", "WB-P11", "WB-P12", "WB-P14"] if casework else []
     return [DeviceEvent(device_id=d, ts=end, event="heartbeat")
             for d in [*(f"WB-P{i}" for i in range(1, 8)), *phones, *more]]
 

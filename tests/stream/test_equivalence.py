@@ -84,12 +84,15 @@ async def test_stream_equals_replay_for_every_rule_type(broker: str) -> None:
     assert not [c for c in commands if c["device_id"] == "WB-P7"]  # device alerts: no pursuit
 
 
-async def test_stream_equals_replay_with_schedules_leave_and_a_term(broker: str) -> None:
+async def test_stream_equals_replay_with_schedules_leave_a_term_and_a_category(broker: str) -> None:
     expected = _expected(casework=True)
     seen = {(a.kind, a.reason) for a in expected if a.person_id in ("P11", "P12", "P13")}
     # the casework persons really cross every transition
     assert {("exclusion_entered", "window_ended"), ("inclusion_left", "exempted"),
             ("leave_overdue", None), ("inclusion_left", "positioning_ended")} <= seen
+    # the category rule names the venue entered, never the next county's
+    venues = [(a.kind, a.zone) for a in expected if a.person_id == "P14"]
+    assert venues == [("exclusion_entered", "club"), ("exclusion_entered", "bar")], venues
     records = await _run(broker, scenario.messages(checkins=True, casework=True), casework=True)
     got, _ = fold_records(records)
     assert _summary(got) == _summary(expected)
