@@ -27,7 +27,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from devices import checkin, ratelimit
+from devices import checkin
 from devices.errors import FrameError
 from devices.provisioning import Provisioning
 from devices.sessions import too_far_ahead
@@ -116,17 +116,9 @@ def checkin_handler(hub: Hub, provisioning: Provisioning | None) -> Any:
                 detail = f"device {msg.device_id!r} is named by no active order"
                 hub.dead("unknown_device", detail, raw_text, source, msg.device_id)
                 return answer(403, "unknown_device", detail)
-        devices = {m.device_id for m in good}
-        for dev in sorted(devices):
-            verdict = hub.bucket_of(dev).take(
-                sum(1 for m in good if m.device_id == dev), received)
-            if verdict != ratelimit.ADMITTED:
-                metrics.rate_limited.labels(PROTOCOL).inc(len(good))
-                c = hub.config
-                if verdict == ratelimit.FIRST_REFUSAL:
-                    hub.dead("rate_limited", f"check-in device {dev!r} exceeded "
-                             f"{c.rate_per_s:g} messages/s (burst {c.rate_burst})",
-                             raw_text, source, dev)
+        for dev in sorted({m.device_id for m in good}):
+            n = sum(1 for m in good if m.device_id == dev)
+            if hub.over_rate(PROTOCOL, dev, n, received, raw_text, source):
                 return answer(429, "rate_limited", f"device {dev!r} sends too often",
                               {"Retry-After": "1"})
         await hub.publisher.wait_space()

@@ -28,7 +28,8 @@ Who may send (see docs/security.md):
   live: the device reconnected and the old one is closed as ``replaced``);
 - each device's telemetry passes a token bucket (``rate_per_s``,
   ``rate_burst``); frames beyond it are dropped unacknowledged (the device
-  resends them later), counted in ``wardstream_gateway_rate_limited_total``
+  resends them later), HTTP requests beyond it (OsmAnd, check-ins) are
+  answered 429 (:meth:`Hub.over_rate`), counted in ``wardstream_gateway_rate_limited_total``
   and dead-lettered ``rate_limited`` once per burst.
 """
 
@@ -164,6 +165,22 @@ class Hub:
             bucket = self.buckets[device_id] = ratelimit.TokenBucket(
                 c.rate_per_s, burst, time.monotonic())
         return bucket
+
+    def over_rate(self, protocol: str, device_id: str, n: int, received: float, raw: str,
+                  source: str) -> bool:
+        """Whether ``n`` messages of an HTTP request from ``device_id`` exceed its
+        allowance (:meth:`bucket_of`); a refusal is counted, and the first of a
+        burst is dead-lettered ``rate_limited`` with ``raw``."""
+        verdict = self.bucket_of(device_id).take(n, received)
+        if verdict == ratelimit.ADMITTED:
+            return False
+        self.metrics.rate_limited.labels(protocol).inc(n)
+        if verdict == ratelimit.FIRST_REFUSAL:
+            c = self.config
+            self.dead("rate_limited", f"{protocol} device {device_id!r} exceeded "
+                      f"{c.rate_per_s:g} messages/s (burst {c.rate_burst})", raw, source,
+                      device_id)
+        return True
 
     def conflict(self, protocol: str, device_id: str, detail: str) -> None:
         """Count a refused conflicting connection and publish a ``device_conflict`` event.
@@ -665,6 +682,12 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
             reason = "future_timestamp" if all_ahead else "unknown_device"
             metrics.frames.labels("osmand", reason).inc()
             return web.Response(status=400 if all_ahead else 403, text=f"{reason}\n")
+        per_device = collections.Counter(str(getattr(m, "device_id", "")) for m in accepted)
+        for dev, n in sorted(per_device.items()):
+            if hub.over_rate("osmand", dev, n, received, raw_text, source):
+                metrics.frames.labels("osmand", "rate_limited").inc()
+                return web.Response(status=429, text="rate_limited\n",
+                                    headers={"Retry-After": "1"})
         await hub.publisher.wait_space()
         futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
                 for m in accepted]

@@ -283,3 +283,32 @@ def test_wardstream_decode_reads_a_checkin_body():
     assert lines[0]["ts"] == "2026-11-22T00:00:00Z"
     r = decode(json.dumps(checkin(face_score=None, action_ok=None)))
     assert r.returncode == 1 and "missing_field" in r.stderr and not r.stdout
+
+
+@pytest.mark.parametrize("gateway", [{"rate_per_s": 0.001, "rate_burst": 2}], indirect=True)
+async def test_an_osmand_phone_over_its_rate_gets_429_and_shares_its_allowance(
+    gateway: Gateway, kafka_bootstrap: str,
+):
+    """The OsmAnd endpoint holds a device to the same per-device allowance:
+    fixes beyond it are answered 429 and not published, and a check-in of the
+    same phone draws on what its fixes left."""
+    t0 = int(time.time() * 1000) - 10_000
+    base = f"http://127.0.0.1:{gateway.ports['osmand']}"
+    async with ClientSession() as http:
+        answers = []
+        for i in range(3):
+            url = f"{base}/?id=PH-0901&lat=32.05&lon=118.79&timestamp={t0 + i}&key={KEY_2}"
+            async with http.get(url) as rsp:
+                answers.append((rsp.status, rsp.headers.get("Retry-After")))
+        ck = (await post(http, gateway, checkin("PH-0901", ts_ms=t0 + 5), KEY_2))[0]
+        other = (await post(http, gateway, checkin("PH-0900", ts_ms=t0), KEY_1))[0]
+    assert answers == [(200, None), (200, None), (429, "1")] and ck == 429 and other == 200
+    dead = await read_topic(kafka_bootstrap, gateway.config.deadletter_topic,
+                            lambda rs: len(rs) >= 1)
+    assert [v["reason"] for _, v in dead] == ["rate_limited"] and "'PH-0901'" in dead[0][1]["detail"]
+    assert "key=***" in dead[0][1]["raw"] and KEY_2 not in dead[0][1]["raw"]
+    records = await read_topic(kafka_bootstrap, gateway.config.telemetry_topic,
+                               lambda rs: len(messages(rs)) >= 3)
+    assert sorted((m["device_id"], parse_ts(m["ts"])) for _, m in messages(records)) == [
+        ("PH-0900", t0), ("PH-0901", t0), ("PH-0901", t0 + 1)]
+    assert gateway.metrics.rate_limited.labels("osmand")._value.get() == 1
