@@ -53,6 +53,9 @@ Modules
     The raster accelerator of large zones.
 :mod:`~geofence.zones.metric`
     Metres-per-degree bounds that make degree boxes safe for metric queries.
+:mod:`~geofence.zones.categories`
+    The category index: scopes (a category in an area) and the zones of a
+    scope near each point, for category rules.
 :mod:`~geofence.zones.catalogue`
     :class:`ZoneCatalogue` and :func:`load_zones`.
 """

@@ -24,6 +24,7 @@ from geofence.gc_pause import gc_paused
 from geofence.geo import A_M, distance_m
 from geofence.zones.boundary import CHUNK, _chunk_bounds, _chunk_min_distance
 from geofence.zones.build import _make_zone, _make_zones, _Zone
+from geofence.zones.categories import CategoryIndex
 from geofence.zones.features import _fail, _features_of
 from geofence.zones.metric import (
     _DEG,
@@ -49,15 +50,6 @@ _CHUNKS = attrgetter("chunks")
 _GRID = attrgetter("grid")
 _CATEGORY = attrgetter("category")
 _JURISDICTION = attrgetter("jurisdiction")
-#: Longest jurisdiction prefix (a county's GB/T 2260 code).
-_JUR_MAX = 6
-#: The category grid: cells of this many degrees list every zone of a
-#: category whose bounds lie within _CAT_REACH_M of the cell; a point with a
-#: longer reach asks the category's STRtree instead. A zone that would fill
-#: more than _CAT_MAX_CELLS cells is a candidate for every point of its category.
-_CAT_CELL_DEG = 0.005
-_CAT_REACH_M = 500.0
-_CAT_MAX_CELLS = 4096
 
 
 class ZoneCatalogue:
@@ -86,11 +78,7 @@ class ZoneCatalogue:
     __slots__ = (
         "_bbox",
         "_bounds_tree",
-        "_cat",
-        "_cat_grid",
-        "_cat_names",
-        "_cat_trees",
-        "_cat_zones",
+        "_categories",
         "_cell_chunks",
         "_cell_count",
         "_cell_start",
@@ -105,14 +93,7 @@ class ZoneCatalogue:
         "_grid_state",
         "_index",
         "_is_circle",
-        "_jpre",
         "_radius",
-        "_scope_cat",
-        "_scope_keys",
-        "_scope_len",
-        "_scope_members",
-        "_scope_pre",
-        "_scopes",
         "_tree",
         "_vx",
         "_vy",
@@ -158,32 +139,9 @@ class ZoneCatalogue:
         self._tree = shapely.STRtree(shapely.box(cb[:, 0], cb[:, 1], cb[:, 2], cb[:, 3]))
         # the index over zone bounds serves zones_near only: built on first use
         self._bounds_tree: shapely.STRtree | None = None
-        # categories and jurisdictions (category rules): each zone's category
-        # number (-1: none) and, per prefix length L, its jurisdiction's first L
-        # digits as an integer (-1: no jurisdiction or a shorter one; column 0 is
-        # 0 for every zone: the empty prefix)
-        cats = list(map(_CATEGORY, zs))
-        self._cat_names: dict[str, int] = {}
-        for c in cats:
-            if c is not None and c not in self._cat_names:
-                self._cat_names[c] = len(self._cat_names)
-        self._cat = np.fromiter((-1 if c is None else self._cat_names[c] for c in cats), np.int64, n)
-        self._cat_zones: list[IntArray] = [np.flatnonzero(self._cat == k) for k in range(len(self._cat_names))]
-        self._cat_trees: list[shapely.STRtree | None] = [None] * len(self._cat_names)
-        self._cat_grid: tuple[IntArray, IntArray, IntArray] | None = None  # built on first use
-        jpre = np.full((n, _JUR_MAX + 1), -1, np.int64)
-        jpre[:, 0] = 0
-        for i, j in enumerate(map(_JURISDICTION, zs)):
-            if j is not None:
-                for k in range(2, len(j) + 1):
-                    jpre[i, k] = int(j[:k])
-        self._jpre = jpre
-        self._scopes: dict[tuple[str, str], int] = {}
-        self._scope_cat: list[int] = []
-        self._scope_len: list[int] = []
-        self._scope_pre: list[int] = []
-        self._scope_keys: list[tuple[str, str]] = []
-        self._scope_members: dict[int, IntArray] = {}
+        # categories and jurisdictions: the category rules' index
+        self._categories = CategoryIndex(list(map(_CATEGORY, zs)), list(map(_JURISDICTION, zs)),
+                                         self._bbox)
         # raster accelerators, flattened
         off = np.full(n, -1, dtype=np.int64)
         gx0 = np.zeros(n)
@@ -389,11 +347,12 @@ class ZoneCatalogue:
         return pi.astype(np.int64), zi.astype(np.int64)
 
     # ------------------------------------------------------------ categories
+    # (the index itself: geofence.zones.categories)
 
     @property
     def categories(self) -> tuple[str, ...]:
         """The zone categories (``properties.category``) present, in order of first use."""
-        return tuple(self._cat_names)
+        return self._categories.names
 
     def zones_of(self, category: str, area: str = "") -> IntArray:
         """Indices of the zones of ``category`` whose jurisdiction lies in ``area``.
@@ -427,41 +386,16 @@ class ZoneCatalogue:
         >>> zc.zones_of("school", "3201").tolist(), zc.zones_of("bar").tolist()
         ([0, 1, 2], [])
         """
-        k = self._cat_names.get(category)
-        if k is None:
-            return np.zeros(0, np.int64)
-        z = self._cat_zones[k]
-        if not area:
-            return z
-        pre = self._prefix(area)
-        return z[self._jpre[z, len(area)] == pre]
+        return self._categories.zones_of(category, area)
 
     def scope_of(self, category: str, area: str = "") -> int:
         """A number for the zones of ``category`` in ``area`` (see :meth:`zones_of`),
         for :meth:`scope_distance_m`; the same arguments give the same number."""
-        key = (category, area)
-        s = self._scopes.get(key)
-        if s is None:
-            pre = self._prefix(area) if area else 0
-            s = self._scopes[key] = len(self._scope_cat)
-            self._scope_cat.append(self._cat_names.get(category, -1))
-            self._scope_len.append(len(area))
-            self._scope_pre.append(pre)
-            self._scope_keys.append(key)
-        return s
+        return self._categories.scope_of(category, area)
 
     def scope_zones(self, scope: int) -> IntArray:
         """The zones of a scope (:meth:`scope_of`): :meth:`zones_of` its category and area."""
-        z = self._scope_members.get(scope)
-        if z is None:
-            z = self._scope_members[scope] = self.zones_of(*self._scope_keys[scope])
-        return z
-
-    @staticmethod
-    def _prefix(area: str) -> int:
-        if not (2 <= len(area) <= _JUR_MAX and area.isascii() and area.isdigit()):
-            raise ValueError(f"area must be a code prefix of 2 to {_JUR_MAX} digits, got {area!r:.40}")
-        return int(area)
+        return self._categories.scope_zones(scope)
 
     def scope_distance_m(
         self, scope: NDArray[np.int64], lon: NDArray[np.float64], lat: NDArray[np.float64],
@@ -502,63 +436,7 @@ class ZoneCatalogue:
         w = np.broadcast_to(np.asarray(within_m, dtype=np.float64), (n,))
         d = np.full(n, np.inf)
         nearest = np.full(n, -1, np.int64)
-        if n == 0:
-            return d, nearest
-        scat = np.asarray(self._scope_cat, np.int64)[s]
-        slen = np.asarray(self._scope_len, np.int64)[s]
-        spre = np.asarray(self._scope_pre, np.int64)[s]
-        pis: list[IntArray] = []
-        zis: list[IntArray] = []
-        has = scat >= 0
-        near = np.flatnonzero(has & (w <= _CAT_REACH_M))
-        if len(near):  # the common case: the grid's cells, no geometry built
-            keys, kz, big = self._category_grid()
-            key = (scat[near] << 32) | (_cell(x[near] + 180.0) << 16) | _cell(y[near] + 90.0)
-            lo = np.searchsorted(keys, key, "left")
-            cnt = np.searchsorted(keys, key, "right") - lo
-            tot = int(cnt.sum())
-            if tot:
-                pi = np.repeat(near, cnt)
-                j = np.arange(tot, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-                pis.append(pi)
-                zis.append(kz[np.repeat(lo, cnt) + j])
-            for b in big.tolist():
-                f = near[scat[near] == self._cat[b]]
-                pis.append(f)
-                zis.append(np.full(len(f), b, np.int64))
-        far = np.flatnonzero(has & ~(w <= _CAT_REACH_M))
-        for k in np.unique(scat[far]).tolist():
-            sel = far[scat[far] == k]
-            zk = self._cat_zones[k]
-            fin = np.isfinite(w[sel])
-            if fin.any():  # nearby zones of the category, by the index over their bounds
-                f = sel[fin]
-                dlon, dlat = _degree_halfwidths(y[f], w[f])
-                boxes = shapely.box(x[f] - dlon, y[f] - dlat, x[f] + dlon, y[f] + dlat)
-                tree = self._cat_trees[k]
-                if tree is None:
-                    bb = self._bbox[zk]
-                    tree = self._cat_trees[k] = shapely.STRtree(
-                        shapely.box(bb[:, 0], bb[:, 1], bb[:, 2], bb[:, 3]))
-                qi, qz = tree.query(boxes)
-                pis.append(f[qi])
-                zis.append(zk[qz])
-            if not fin.all():  # every zone of the category
-                f = sel[~fin]
-                pis.append(np.repeat(f, len(zk)))
-                zis.append(np.tile(zk, len(f)))
-        if not pis:
-            return d, nearest
-        pi = np.concatenate(pis).astype(np.int64) if len(pis) > 1 else pis[0]
-        zi = np.concatenate(zis).astype(np.int64) if len(zis) > 1 else zis[0]
-        keep = self._jpre[zi, slen[pi]] == spre[pi]  # the area of the point's scope
-        if len(near):  # the grid's candidates: bounds within reach of the point
-            dlon, dlat = _degree_halfwidths(y, w)
-            bb = np.take(self._bbox, zi, axis=0)
-            px, py, hx, hy = x[pi], y[pi], dlon[pi], dlat[pi]
-            keep &= ((bb[:, 0] <= px + hx) & (bb[:, 2] >= px - hx) & (bb[:, 1] <= py + hy)
-                     & (bb[:, 3] >= py - hy)) | ~np.isfinite(w[pi])
-        pi, zi = pi[keep], zi[keep]
+        pi, zi = self._categories.candidates(s, x, y, w)
         if not len(pi):
             return d, nearest
         dd = self.signed_distance_m(zi, x[pi], y[pi], w[pi])
@@ -568,33 +446,6 @@ class ZoneCatalogue:
         d[pi[first]] = dd[first]
         nearest[pi[first]] = zi[first]
         return d, nearest
-
-    def _category_grid(self) -> tuple[IntArray, IntArray, IntArray]:
-        """The grid over zones in a category: sorted cell keys (category,
-        column, row), the zone of each key, and the zones too large for it."""
-        if self._cat_grid is not None:
-            return self._cat_grid
-        z = np.flatnonzero(self._cat >= 0)
-        bb = self._bbox[z]
-        ylat = np.where(np.abs(bb[:, 1]) > np.abs(bb[:, 3]), bb[:, 1], bb[:, 3])
-        dlon, dlat = _degree_halfwidths(ylat, np.full(len(z), _CAT_REACH_M))
-        x0 = _cell(bb[:, 0] - dlon + 180.0)
-        x1 = _cell(bb[:, 2] + dlon + 180.0)
-        y0 = _cell(bb[:, 1] - dlat + 90.0)
-        y1 = _cell(bb[:, 3] + dlat + 90.0)
-        nx = x1 - x0 + 1
-        nc = nx * (y1 - y0 + 1)
-        big = nc > _CAT_MAX_CELLS
-        sm = np.flatnonzero(~big)
-        nc_s = nc[sm]
-        rep = np.repeat(sm, nc_s)
-        offs = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(nc_s) - nc_s, nc_s)
-        ix = x0[rep] + offs % nx[rep]
-        iy = y0[rep] + offs // nx[rep]
-        keys = (self._cat[z[rep]] << 32) | (ix << 16) | iy
-        order = np.argsort(keys, kind="stable")
-        self._cat_grid = (keys[order], z[rep][order], z[big])
-        return self._cat_grid
 
     # ------------------------------------------------------------ distance
 
@@ -771,11 +622,6 @@ class ZoneCatalogue:
 
 
 ArrayLike1 = Union[float, Sequence[float], NDArray[np.float64]]
-
-
-def _cell(v: FloatArray) -> IntArray:
-    """Column (longitude + 180) or row (latitude + 90) of the category grid."""
-    return np.clip(np.floor(v / _CAT_CELL_DEG), 0, 0xFFFF).astype(np.int64)
 
 
 def load_zones(path: Union[str, os.PathLike[str]]) -> ZoneCatalogue:
