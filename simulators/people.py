@@ -69,7 +69,7 @@ class Person:
     case: dict[str, Any] = field(default_factory=dict)  # casework: windows, leave, term (simulators.casework)
 
 
-def _sample_in(
+def sample_in(
     rng: np.random.Generator, geom: Any, n: int, near: tuple[float, float] | None = None,
     rmin: float = 0.0, rmax: float = 0.0,
 ) -> list[tuple[float, float]]:
@@ -103,8 +103,8 @@ def _persons(
         d = city.districts[int(rng.choice(len(weights), p=weights))]
         worker = bool(rng.random() < 0.7)
         for _attempt in range(40):
-            home = _sample_in(rng, d.core, 1)[0]
-            places = _sample_in(rng, d.core, 3, home, 400.0, 4500.0)
+            home = sample_in(rng, d.core, 1)[0]
+            places = sample_in(rng, d.core, 3, home, 400.0, 4500.0)
             traj = routine.build(rng, home, places, worker)
             line = LineString(np.column_stack([traj.x, traj.y]))
             if safe[d.code].contains(line):

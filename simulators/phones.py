@@ -61,7 +61,7 @@ from geofence.checkin import Owed, answers, owed_between
 from geofence.model import format_ts, parse_order
 from simulators.caseconfig import SimConfig
 from simulators.city import City
-from simulators.people import _sample_in
+from simulators.people import sample_in
 
 PHONE_BEHAVIOURS: tuple[str, ...] = (
     "on_time", "missed", "impostor", "action_failed", "late_answer", "outside", "late_arrival",
@@ -213,7 +213,7 @@ def _results(rng: np.random.Generator, min_score: float, k: int) -> tuple[float 
     return score, (True if method == "face_action" else None), method
 
 
-def _plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float, float]],
+def plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float, float]],
               outside_pt: tuple[float, float]) -> None:
     """Check-ins answering every owed one, then the person's behaviour applied to one of them."""
     def make(t: int, o: Owed | None, k: int) -> CheckinPlan:
@@ -273,13 +273,13 @@ def _plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float
     p.checkins = sorted(cs, key=lambda c: c.ts)
 
 
-def _outside_point(rng: np.random.Generator, city: City, code: str,
+def outside_point(rng: np.random.Generator, city: City, code: str,
                    home: tuple[float, float]) -> tuple[float, float]:
     """A point in the core of the district whose centre is nearest ``home`` among the
     others (800 m inside it, so well outside ``code``): a trip to the next county."""
     others = [d for d in city.districts if d.code != code]
     dist = [math.hypot(c.x - home[0], c.y - home[1]) for c in (d.geom.centroid for d in others)]
-    return _sample_in(rng, others[int(np.argmin(dist))].core, 1)[0]
+    return sample_in(rng, others[int(np.argmin(dist))].core, 1)[0]
 
 
 def phone_rng(cfg: SimConfig) -> np.random.Generator:
@@ -297,8 +297,8 @@ def phone_persons(rng: np.random.Generator, cfg: SimConfig, city: City, day0: in
     for k in range(count):
         n = first_index + k + 1
         d = city.districts[int(rng.choice(len(weights), p=weights))]
-        home = _sample_in(rng, d.core, 1)[0]
-        inside = [home, *_sample_in(rng, d.core, 2, home, 300.0, 3000.0)]
+        home = sample_in(rng, d.core, 1)[0]
+        inside = [home, *sample_in(rng, d.core, 2, home, 300.0, 3000.0)]
         rule = _variant(k)
         behaviour = _CYCLE[k % len(_CYCLE)]
         p = PhonePerson(f"P-{n:05d}", f"PH-{n:06d}", d.code, behaviour, rule,
@@ -306,7 +306,7 @@ def phone_persons(rng: np.random.Generator, cfg: SimConfig, city: City, day0: in
         parsed = parse_order({"person_id": p.person_id, "devices": [p.device_id],
                               "jurisdiction": d.code, "timezone": cfg.timezone, "rules": [rule]})
         p.owed = owed_between(p.person_id, parsed.rules[0], cfg.timezone, day0, day_end)
-        _plan_day(rng, p, inside, _outside_point(rng, city, d.code, home))
+        plan_day(rng, p, inside, outside_point(rng, city, d.code, home))
         wake = p.wake_ms = day0 + int(rng.integers(6 * 3_600_000, 7 * 3_600_000))
         for kind, t in checkin_alerts(p.owed, p.checkins, p.min_score):
             p.expected.append({"person_id": p.person_id, "rule_id": CHECKIN_RULE_ID, "kind": kind,

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from geofence.model import format_ts
 from simulators.caseconfig import CAMERA_QUIET_S, FACILITY_EVENTS, SimConfig
 from simulators.city import City
-from simulators.people import Person, _sample_in, _true_track
+from simulators.people import Person, _true_track, sample_in
 from simulators.truth import _exp, _truth_for, contact_truth
 
 
@@ -387,7 +387,7 @@ def _facility(rng: np.random.Generator, cfg: SimConfig, city: City, day0: int, m
     count = cfg.facility_cameras if cfg.facility_cameras is not None else max(2, cfg.persons // 250)
     for k in range(count):
         d = city.districts[int(rng.integers(len(city.districts)))]
-        pos = _sample_in(rng, d.core, 1)[0]
+        pos = sample_in(rng, d.core, 1)[0]
         lon, lat = city.frame.to_lonlat(np.array([pos[0]]), np.array([pos[1]]))
         cam = f"CAM-F{k + 1:04d}"
         ev = FACILITY_EVENTS[k % len(FACILITY_EVENTS)]

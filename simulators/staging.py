@@ -12,7 +12,7 @@ from shapely.geometry import Point
 
 from simulators.caseconfig import ALL_KINDS, VIOLATION_INTERVAL_S, SimConfig, _hhmm_s
 from simulators.city import City, ExclusionZone
-from simulators.people import Person, Segment, _closest_m, _daytime_stay, _routine_geom, _sample_in
+from simulators.people import Person, Segment, _closest_m, _daytime_stay, _routine_geom, sample_in
 
 
 def _deep_point(z: ExclusionZone, depth: float) -> tuple[float, float] | None:
@@ -188,7 +188,7 @@ def _inject(
     if kind in ("curfew", "curfew_late"):
         ws, we = (_hhmm_s(c) for c in p.curfew)
         p.curfew_days = "daily"
-        q = _sample_in(rng, city.district(p.district).core, 1, p.home, 500.0, 1500.0)[0]
+        q = sample_in(rng, city.district(p.district).core, 1, p.home, 500.0, 1500.0)[0]
         dur = float(rng.uniform(15, 40)) * 60
         if kind == "curfew":
             # out in the small hours (window started yesterday) or late evening
@@ -275,7 +275,7 @@ def _inject_face(
     p.segments.append(Segment(t_f - 90.0, t_f + 90.0, stay.x, stay.y, 20.0, 4.0, 10.0, 0.95))
     if kind == "video_separation":
         try:
-            q = _sample_in(rng, safe[p.district], 1, (stay.x, stay.y), 1500.0, 4000.0)[0]
+            q = sample_in(rng, safe[p.district], 1, (stay.x, stay.y), 1500.0, 4000.0)[0]
         except RuntimeError:
             return False
         p.extra_points.append(q)  # later exclusion zones keep away from the camera
@@ -302,7 +302,7 @@ def _contact_meetings(rng: np.random.Generator, chosen: list[Person], safe: dict
         for _ in range(30):
             t_m = float(rng.uniform(9.5, 18.5)) * 3600
             dur = float(rng.uniform(8, 15)) * 60
-            m = _sample_in(rng, safe[a.district], 1)[0]
+            m = sample_in(rng, safe[a.district], 1)[0]
             # both must be far (> 1 km) from the meeting point just before and after
             ts = np.linspace(t_m - 600, t_m + dur + 600, 40)
             far = True

@@ -27,14 +27,14 @@ import numpy as np
 from geofence.checkin import owed_between
 from geofence.model import parse_order
 from simulators.caseload import Caseload
-from simulators.people import _sample_in
+from simulators.people import sample_in
 from simulators.phones import (
     CheckinPlan,
     PhonePerson,
-    _outside_point,
-    _plan_day,
     checkin_alerts,
     checkin_lines,
+    outside_point,
+    plan_day,
 )
 
 MINUTE_MS = 60_000
@@ -110,8 +110,8 @@ def demo_phones(caseload: Caseload, start_ms: int, lead_ms: int = 30_000,
     for k, (behaviour, window, random) in enumerate(DEMO_PHONES):
         n = first + k + 1
         d = city.districts[int(rng.choice(len(weights), p=weights))]
-        home = _sample_in(rng, d.core, 1)[0]
-        inside = [home, *_sample_in(rng, d.core, 2, home, 300.0, 3000.0)]
+        home = sample_in(rng, d.core, 1)[0]
+        inside = [home, *sample_in(rng, d.core, 2, home, 300.0, 3000.0)]
         rule = _rule(opens, tz, window, random)
         person, phone = f"P-{n:05d}", f"PH-{n:06d}"
         order: dict[str, Any] = {
@@ -122,7 +122,7 @@ def demo_phones(caseload: Caseload, start_ms: int, lead_ms: int = 30_000,
         parsed = parse_order(order)
         p.owed = owed_between(p.person_id, parsed.rules[1], cfg.timezone, start_ms,
                               opens + 60 * MINUTE_MS)
-        _plan_day(rng, p, inside, _outside_point(rng, city, d.code, home))
+        plan_day(rng, p, inside, outside_point(rng, city, d.code, home))
         # the app checks in once when the phone is enrolled, before anything is owed:
         # these orders carry no valid_from, so check-ins are owed from the first message
         enrolled = opens - ENROL_BEFORE_MS
