@@ -35,7 +35,7 @@ import asyncpg
 import numpy as np
 
 from alerts.db import utc
-from alerts.tracks import DAY_MS, DailyPartitions, person_rows
+from alerts.tracks import DailyPartitions, person_rows
 from geofence.checkin import checkin_verified, placement
 from geofence.engine.classify import zone_codes
 from geofence.errors import ValidationError
@@ -132,15 +132,9 @@ class CheckinStore:
              limits: dict[str, list[tuple[datetime, datetime, float]]]
              ) -> tuple[list[tuple[Any, ...]], set[int], int]:
         """Rows for the check-ins inside retention, judged; ``(rows, days, expired)``."""
-        oldest = self.days.oldest_kept(now_ms)
+        kept, days, expired = self.days.kept(checkins, now_ms)
         out: list[tuple[Any, ...]] = []
-        days: set[int] = set()
-        expired = 0
-        for c in checkins:
-            if c.ts < oldest:
-                expired += 1
-                continue
-            days.add(c.ts // DAY_MS)
+        for c in kept:
             at = utc(c.ts)
             min_score = next((m for lo, hi, m in limits.get(c.device_id, ()) if lo <= at < hi), None)
             ok = None if min_score is None else checkin_verified(c, min_score)

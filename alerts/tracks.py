@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -50,6 +50,14 @@ def person_rows(table: str, alias: str) -> str:
                   AND {a}.ts >= $3 AND {a}.ts < $4"""
 
 
+class _HasTs(Protocol):
+    @property
+    def ts(self) -> int: ...
+
+
+_Stamped = TypeVar("_Stamped", bound=_HasTs)
+
+
 class DailyPartitions:
     """One UTC day per partition of a table partitioned by range of ``ts``.
 
@@ -74,6 +82,13 @@ class DailyPartitions:
     def oldest_kept(self, now_ms: int) -> int:
         """Start (epoch ms) of the oldest UTC day still kept at ``now_ms``."""
         return (now_ms // DAY_MS - self.retention_days + 1) * DAY_MS
+
+    def kept(self, items: Sequence[_Stamped], now_ms: int) -> tuple[list[_Stamped], set[int], int]:
+        """The items (each with a ``ts`` in epoch ms) still inside retention at
+        ``now_ms``, the days they fall on, and how many expired on arrival."""
+        oldest = self.oldest_kept(now_ms)
+        kept = [m for m in items if m.ts >= oldest]
+        return kept, {m.ts // DAY_MS for m in kept}, len(items) - len(kept)
 
     async def ensure(self, conn: asyncpg.Connection, days: set[int]) -> None:
         """Create the daily partitions (day numbers since epoch) not known yet."""
@@ -143,18 +158,9 @@ class TrackStore:
 
     def rows(self, fixes: Sequence[Fix], now_ms: int) -> tuple[list[tuple[Any, ...]], set[int], int]:
         """COPY rows for the fixes inside retention; ``(rows, days, expired)``."""
-        oldest = self.days.oldest_kept(now_ms)
-        out: list[tuple[Any, ...]] = []
-        days: set[int] = set()
-        expired = 0
-        for f in fixes:
-            if f.ts < oldest:
-                expired += 1
-                continue
-            days.add(f.ts // DAY_MS)
-            out.append((f.device_id, utc(f.ts), f.lat, f.lon, f.accuracy_m, f.valid,
-                        f.speed_mps, f.heading_deg, f.battery_pct))
-        return out, days, expired
+        kept, days, expired = self.days.kept(fixes, now_ms)
+        return [(f.device_id, utc(f.ts), f.lat, f.lon, f.accuracy_m, f.valid, f.speed_mps,
+                 f.heading_deg, f.battery_pct) for f in kept], days, expired
 
     async def write(self, conn: asyncpg.Connection, fixes: Sequence[Fix], now_ms: int) -> int:
         """COPY one batch (and refresh latest positions); returns fixes expired on arrival."""
