@@ -214,7 +214,7 @@ def _results(rng: np.random.Generator, min_score: float, k: int) -> tuple[float 
 
 
 def plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float, float]],
-              outside_pt: tuple[float, float]) -> None:
+             outside_pt: tuple[float, float]) -> None:
     """Check-ins answering every owed one, then the person's behaviour applied to one of them."""
     def make(t: int, o: Owed | None, k: int) -> CheckinPlan:
         x, y = inside[k % len(inside)]
@@ -274,7 +274,7 @@ def plan_day(rng: np.random.Generator, p: PhonePerson, inside: list[tuple[float,
 
 
 def outside_point(rng: np.random.Generator, city: City, code: str,
-                   home: tuple[float, float]) -> tuple[float, float]:
+                  home: tuple[float, float]) -> tuple[float, float]:
     """A point in the core of the district whose centre is nearest ``home`` among the
     others (800 m inside it, so well outside ``code``): a trip to the next county."""
     others = [d for d in city.districts if d.code != code]
