@@ -88,7 +88,6 @@ def database_url(postgres_server: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Under ``pytest -n 2 --dist loadgroup`` (``make test``), run the tests
     marked ``alongside`` on one worker and everything else, in order, on the
