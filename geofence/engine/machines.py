@@ -158,7 +158,7 @@ def catch_up(
         what = -1
         if spec is not None:
             if (not lane.late and spec.signal_after_ms is not None and st.sig is None
-                    and st.last_msg >= 0 and st.term < 2):
+                    and st.last_msg >= 0 and st.term < 2 and not st.expired):
                 k: Key = (st.last_msg + spec.signal_after_ms, 2, "", 0, "")
                 if k < upto:
                     best, what = k, -2
@@ -256,7 +256,7 @@ def next_deadline(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | Non
             best = min(best, order_end_due(spec))
         lane.static_due = best
         if (spec.signal_after_ms is not None and st.sig is None and st.last_msg >= 0
-                and st.term < 2):
+                and st.term < 2 and not st.expired):  # an ended order loses no signal
             best = rearm_due(best, st.last_msg, spec.signal_after_ms)
     else:
         for last in st.cam_last.values():

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_world import MIN, SEC, T0, engine, event, fix, hit, summary
+import pytest
+from engine_world import MIN, SEC, T0, engine, event, fix, hit, summary, zones
 
 from geofence.engine import Engine, EngineConfig
 from geofence.episodes import alert_id
-from geofence.model import AlertRecord, format_ts, parse_ts
+from geofence.model import AlertRecord, format_ts, parse_orders, parse_ts
 
 
 def feed(eng: Engine, msgs: list[Any], one_by_one: bool = True) -> list[AlertRecord]:
@@ -339,6 +341,24 @@ def test_order_validity() -> None:
         ("cleared", "exclusion_entered", "r1", at(vu))]
     assert recs[0].alert.reason == "order_expired"
     assert kinds(recs, "tamper") == []
+
+
+@pytest.mark.parametrize("paths", ["fast", "reference"])
+def test_a_silent_device_is_not_lost_again_after_its_order_ends(paths: str) -> None:
+    # silent from 12:01:30: signal_lost opens at 12:06:30, clears when the order
+    # ends at 12:20, and nothing opens again however far event time goes
+    orders = parse_orders(json.dumps([{
+        "person_id": "P-A", "devices": ["WB-A"], "jurisdiction": "320102",
+        "valid_until": format_ts(T0 + 20 * MIN),
+        "rules": [{"id": "sl", "type": "signal_loss", "after_s": 300}]}]))
+    eng = Engine(zones(), orders, EngineConfig(paths=paths))  # type: ignore[arg-type]
+    recs = eng.process([fix(T0 + k * 30 * SEC, 0) for k in range(4)]).records
+    recs += eng.advance(T0 + 10 * 24 * 60 * MIN)
+    recs += eng.flush()
+    assert [(r.event, r.alert.kind, r.alert.reason) for r in recs] == [
+        ("opened", "signal_lost", None), ("cleared", "signal_lost", "order_expired")]
+    assert recs[1].alert.cleared_at == at(T0 + 20 * MIN)
+    assert eng.open_alerts() == []
 
 
 def test_device_of_an_inactive_order_is_unknown() -> None:
