@@ -174,13 +174,21 @@ class Hub:
         verdict = self.bucket_of(device_id).take(n, received)
         if verdict == ratelimit.ADMITTED:
             return False
+        self.rate_refused(protocol, device_id, n, verdict == ratelimit.FIRST_REFUSAL,
+                          lambda: raw, source)
+        return True
+
+    def rate_refused(self, protocol: str, device_id: str | None, n: int, first: bool,
+                     raw: Callable[[], str], source: str, then: str = "") -> None:
+        """Count ``n`` messages refused for the device's rate and dead-letter the
+        first refusal of a burst (``raw`` is asked for only then; ``then`` says
+        what happens to the rest)."""
         self.metrics.rate_limited.labels(protocol).inc(n)
-        if verdict == ratelimit.FIRST_REFUSAL:
+        if first:
             c = self.config
             self.dead("rate_limited", f"{protocol} device {device_id!r} exceeded "
-                      f"{c.rate_per_s:g} messages/s (burst {c.rate_burst})", raw, source,
+                      f"{c.rate_per_s:g} messages/s (burst {c.rate_burst}){then}", raw(), source,
                       device_id)
-        return True
 
     def conflict(self, protocol: str, device_id: str, detail: str) -> None:
         """Count a refused conflicting connection and publish a ``device_conflict`` event.
@@ -399,15 +407,10 @@ class DeviceConnection(asyncio.Protocol):
 
     def _rate_limited(self, telemetry: list[Telemetry], first: bool) -> None:
         """Drop the telemetry of a frame over the device's rate (no acknowledgement)."""
-        self.hub.metrics.rate_limited.labels(self.protocol).inc(len(telemetry))
-        if not first:
-            return
-        dev = self.session.device_id
-        c = self.hub.config
-        self.hub.dead("rate_limited", f"{self.protocol} device {dev!r} exceeded "
-                      f"{c.rate_per_s:g} messages/s (burst {c.rate_burst}); further messages "
-                      "of this burst are dropped without acknowledgement",
-                      encode_messages(telemetry)[:4096].decode(errors="replace"), self._source(), dev)
+        self.hub.rate_refused(
+            self.protocol, self.session.device_id, len(telemetry), first,
+            lambda: encode_messages(telemetry)[:4096].decode(errors="replace"), self._source(),
+            "; further messages of this burst are dropped without acknowledgement")
 
     def resume(self) -> None:
         """Resume reading after backpressure."""

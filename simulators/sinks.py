@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import msgspec
 
@@ -399,27 +400,11 @@ class OsmandSink:
         self.session = aiohttp.ClientSession()
         self.sem = asyncio.Semaphore(self.concurrency)
 
-    async def _get(self, params: dict[str, str]) -> None:
+    async def _request(self, method: str, url: str, **kw: Any) -> None:
+        """One request; a refusal (status 400 or more) or a failure counts as an error."""
         assert self.sem is not None
         try:
-            async with self.session.get(self.url, params=params) as resp:
-                await resp.read()
-                if resp.status >= 400:
-                    self.errors += 1
-        except Exception:
-            self.errors += 1
-        finally:
-            self.sem.release()
-
-    async def _post_checkin(self, body: dict[str, Any], key: str | None) -> None:
-        assert self.sem is not None
-        from urllib.parse import urljoin
-
-        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-        try:
-            async with self.session.post(urljoin(self.url, "/checkin"), data=_ENC.encode(body),
-                                         headers={**headers,
-                                                  "Content-Type": "application/json"}) as resp:
+            async with self.session.request(method, url, **kw) as resp:
                 await resp.read()
                 if resp.status >= 400:
                     self.errors += 1
@@ -433,7 +418,11 @@ class OsmandSink:
             return
         for m in item.messages:
             if m.get("kind") == "checkin" and _valid(m):
-                await self._send(self._post_checkin(m, self.keys.get(str(m["device_id"]))))
+                key = self.keys.get(str(m["device_id"]))
+                auth = {"Authorization": f"Bearer {key}"} if key is not None else {}
+                await self._send(self._request(
+                    "POST", urljoin(self.url, "/checkin"), data=_ENC.encode(m),
+                    headers={**auth, "Content-Type": "application/json"}))
                 continue
             if m.get("kind") != "fix" or not _valid(m):
                 continue
@@ -448,7 +437,7 @@ class OsmandSink:
             key = self.keys.get(params["id"])
             if key is not None:
                 params["key"] = key
-            await self._send(self._get(params))
+            await self._send(self._request("GET", self.url, params=params))
 
     async def _send(self, request: Coroutine[Any, Any, None]) -> None:
         """Run one request once fewer than ``concurrency`` are in flight."""
