@@ -50,6 +50,7 @@ from geofence.engine import orders as orders_
 from geofence.engine import publish as publish_
 from geofence.engine import quiet as quiet_
 from geofence.engine import snapshot as snapshot_
+from geofence.engine import steady as steady_
 from geofence.engine.classify import NOTHING, RuleTable, classify_fixes, classify_video
 from geofence.engine.config import (
     _INF,
@@ -303,10 +304,12 @@ class Engine:
                     res.late += 1
                     late.append((self._lane(pid, late=True), ents))
                     ents = []
-                elif (lane.quiet and type(e0.msg) is Fix and e0.key > lane.last_key
+                elif (type(e0.msg) is Fix and e0.key > lane.last_key
                       and pid not in slow and pid not in late_lanes and self._quick
                       and self._fast(lane, specs[pid], ents, cls)):
-                    # the common case: one quiet in-order fix, applied in place
+                    # the common case: one in-order fix that changes nothing but
+                    # liveness (a quiet lane) or the latest violation of its
+                    # open episodes (a steady one), applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
                             self._roll(lane)
@@ -516,7 +519,8 @@ class Engine:
     _enter_quiet = quiet_.enter_quiet
     _materialise = quiet_.materialise
     _materialise_all = quiet_.materialise_all
-    _fast = quiet_.fast_many
+    _fast = steady_.settle
+    _fast_quiet = quiet_.fast_many
 
     # publish: geofence.engine.publish
     _publish = publish_.publish

@@ -84,7 +84,7 @@ def feed(eng: Engine, lane: Lane, ents: list[Entry], res: ProcessResult, cls: Cl
             attach_codes(e, cls)
         ensure_codes(eng._zones, spec, uniq)
     if uniq[0].key > lane.last_key:
-        if (lane.quiet and eng._quick and spec is not None and not lane.late
+        if (eng._quick and spec is not None and not lane.late
                 and lane.state.started and lane.key not in eng._slow
                 and eng._fast(lane, spec, uniq, cls)):
             eng._roll(lane)

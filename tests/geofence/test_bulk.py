@@ -28,8 +28,9 @@ import geofence.engine as engine_pkg
 from geofence.engine import Engine, EngineConfig, _Snapshot, batch_watermark
 from geofence.engine.machines import rearm_due, rearm_due_np, window_begins, window_due
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
+from geofence.episodes import alert_id
 from geofence.errors import ValidationError
-from geofence.model import encode, parse_orders
+from geofence.model import encode, parse_orders, parse_ts
 from geofence.zones import ZoneCatalogue
 
 ZONES = zones()
@@ -253,6 +254,67 @@ def test_out_at_the_windows_start_by_the_watermark_home_at_the_next_fix() -> Non
         pair.snapshot_restore()
         pair.process([fix(T0 + 123 * MIN, home_x, dev="WB-A")])
         assert [a.kind for a in pair.bulk.open_alerts()] == expect
+        pair.flush()
+
+
+class _Steady:
+    """Counts the fixes the steady path (geofence.engine.steady) applied."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import geofence.engine.steady as steady
+
+        self.applied = 0
+        inner = steady.steady_many
+
+        def counting(*a: Any) -> bool:
+            ok = inner(*a)
+            self.applied += ok
+            return ok
+
+        monkeypatch.setattr(steady, "steady_many", counting)
+
+
+def test_a_person_parked_in_a_zone_goes_the_steady_way_with_the_reference_state(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty minutes inside the school: the fixes after the alert opens keep
+    it open on the steady path, leaving the state the per-message path
+    leaves (the open episode's latest violation included); leaving clears."""
+    steady = _Steady(monkeypatch)
+    pair = Pair()
+    t = T0
+    for k in range(20):
+        t += MIN
+        pair.process([fix(t, 0.0 if k else 1000.0, dev="WB-A")])
+    assert steady.applied >= 15
+    assert [a.kind for a in pair.bulk.open_alerts()] == ["exclusion_entered"]
+    pair.snapshot_restore()
+    pair.process([fix(t + MIN, 1000.0, dev="WB-A")])
+    assert pair.bulk.open_alerts() == []
+    pair.flush()
+
+
+def test_a_curfew_begins_while_a_steady_person_is_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home at 21:40, inside the school from 21:45 (its alert open), still there
+    when the curfew begins at 22:00. The steady fixes keep the curfew zone's
+    latest code: certainly outside, or (the 21:59 fix, 1 km accurate)
+    uncertain; the window opens a streak at its start only after a certain
+    one, and the curfew alert opens as on the per-message path."""
+    for acc_2159, start in ((5.0, "22:00:00"), (1000.0, "22:00:30")):
+        steady = _Steady(monkeypatch)
+        pair = Pair()
+        t = T0 + 100 * MIN  # 21:40 local
+        for k in range(19):  # 21:41 .. 21:59
+            t += MIN
+            pair.process([fix(t, 0.0 if k >= 4 else 1000.0, dev="WB-A",
+                              acc=acc_2159 if k == 18 else 5.0)])
+        assert steady.applied >= 10
+        pair.snapshot_restore(restore=False)  # the same curfew code as the reference's
+        for k in range(5):  # 22:00:30 .. 22:04:30
+            pair.process([fix(t + (k + 1) * MIN + 30 * SEC, 0.0, dev="WB-A")])
+        curfew = [a for a in pair.bulk.open_alerts() if a.kind == "curfew_violated"]
+        assert len(curfew) == 1 and curfew[0].alert_id == alert_id(
+            "P-A", "r3", parse_ts(f"2026-11-22T{start}+08:00"))
+        assert [a.kind for a in pair.bulk.open_alerts()].count("exclusion_entered") == 1
         pair.flush()
 
 
