@@ -436,15 +436,34 @@ class ZoneCatalogue:
         w = np.broadcast_to(np.asarray(within_m, dtype=np.float64), (n,))
         d = np.full(n, np.inf)
         nearest = np.full(n, -1, np.int64)
-        pi, zi = self._categories.candidates(s, x, y, w)
+        one = self._categories.only_zone(s)
+        o = np.flatnonzero(one >= 0)
+        if len(o):  # a scope of one zone is that zone
+            zo, wo = one[o], w[o]
+            do = self.signed_distance_m(zo, x[o], y[o], wo)
+            near = do <= wo
+            d[o] = np.where(near, do, np.inf)
+            nearest[o] = np.where(near, zo, -1)
+            m = np.flatnonzero(one < 0)
+            if not len(m):
+                return d, nearest
+            pi, zi = self._categories.candidates(s[m], x[m], y[m], w[m])
+            pi = m[pi]
+        else:
+            pi, zi = self._categories.candidates(s, x, y, w)
         if not len(pi):
             return d, nearest
+        if len(pi) > 1 and (pi[1:] < pi[:-1]).any():
+            order = np.argsort(pi, kind="stable")
+            pi, zi = pi[order], zi[order]
         dd = self.signed_distance_m(zi, x[pi], y[pi], w[pi])
-        order = np.lexsort((zi, dd, pi))  # per point: least distance first (ties: lower index)
-        pi, zi, dd = pi[order], zi[order], dd[order]
+        # per point: the least distance, and of the zones at it the lowest index
         first = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
-        d[pi[first]] = dd[first]
-        nearest[pi[first]] = zi[first]
+        least = np.minimum.reduceat(dd, first)
+        at_least = dd == np.repeat(least, np.diff(np.r_[first, len(pi)]))
+        big = np.iinfo(np.int64).max
+        d[pi[first]] = least
+        nearest[pi[first]] = np.minimum.reduceat(np.where(at_least, zi, big), first)
         return d, nearest
 
     # ------------------------------------------------------------ distance

@@ -270,3 +270,49 @@ def test_the_zone_an_alert_names_is_the_nearest_of_the_scope_in_random_worlds() 
                 exact = zc.signed_distance_m(zs, np.full(len(zs), lon), np.full(len(zs), lat),
                                              np.full(len(zs), np.inf))
                 assert got == zc.ids[int(zs[int(np.argmin(exact))])], (world, cat, x, y, within)
+
+
+def test_scope_distance_is_the_least_over_the_scope_measured_one_by_one_in_random_worlds() -> None:
+    """:meth:`scope_distance_m` (the category index's candidates, a scope of
+    one zone measured directly) against every zone of the scope measured
+    with :meth:`signed_distance_m`: the same least distance where it is
+    within reach, and the lowest-indexed zone at it; beyond reach, a value
+    beyond reach. Scopes of no, one and many zones, zones too large for the
+    index's grid, reaches from a few metres to every zone."""
+    rng = np.random.default_rng(11)
+    for world in range(15):
+        feats = []
+        for i in range(int(rng.integers(3, 80))):
+            x, y = (float(v) for v in rng.uniform(-6000, 6000, 2))
+            props = {"category": f"c{int(rng.integers(0, 4))}",
+                     "jurisdiction": f"3201{int(rng.integers(2, 6)):02d}"}
+            if rng.random() < 0.5:
+                geom = {"type": "Point", "coordinates": list(pt(x, y))}
+                props["radius_m"] = float(rng.uniform(20, 400))
+            else:
+                half = 25_000.0 if rng.random() < 0.05 else float(rng.uniform(20, 600))
+                geom = {"type": "Polygon", "coordinates": [square(x, y, half)]}
+            feats.append({"type": "Feature", "id": f"z{i}", "properties": props, "geometry": geom})
+        zc = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": feats})
+        scopes = [zc.scope_of(c, a) for c in ("c0", "c1", "c2", "c3", "none")
+                  for a in ("", "3201", "320102", "320103", "320105")]
+        n = 300
+        s = np.array(scopes)[rng.integers(0, len(scopes), n)]
+        xy = rng.uniform(-9000, 9000, (n, 2))
+        lon, lat = (np.array(v) for v in zip(*(pt(float(a), float(b)) for a, b in xy), strict=True))
+        w = rng.choice([3.0, 40.0, 250.0, 499.0, 900.0, 5000.0, np.inf], n)
+        d, near = zc.scope_distance_m(s, lon, lat, w)
+        for i in range(n):
+            zs = zc.scope_zones(int(s[i]))
+            if not len(zs):
+                assert d[i] == np.inf and near[i] == -1
+                continue
+            one = zc.signed_distance_m(zs, np.full(len(zs), lon[i]), np.full(len(zs), lat[i]),
+                                       np.full(len(zs), w[i]))
+            least = float(one.min())
+            why = (world, i, int(s[i]), float(w[i]), least, float(d[i]))
+            if least <= w[i]:
+                assert d[i] == least, why
+                assert near[i] == zs[int(np.flatnonzero(one == least)[0])], why
+            else:
+                assert d[i] > w[i], why
