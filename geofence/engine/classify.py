@@ -29,7 +29,8 @@ from geofence.model import CheckIn, Fix, VideoHit
 from geofence.rules import CURFEW, EXCLUSION, PersonSpec, ZoneIndex, ZoneRule, scope_index
 
 __all__ = ["NOTHING", "Classified", "RuleTable", "attach_codes", "classify_fixes",
-           "classify_video", "ensure_codes", "rule_distances", "rule_zone", "zone_codes"]
+           "classify_video", "ensure_codes", "rule_distances", "rule_measures", "rule_zone",
+           "zone_codes"]
 
 
 class RuleTable(NamedTuple):
@@ -65,6 +66,9 @@ class Classified(NamedTuple):
     ``codes``     ``c1`` of every (fix, rule) pair, the fix's pairs in rule order
     ``approach``  ``c2`` of every pair
     ``ends``      per fix, the end of its pairs in ``codes``
+    ``nearest``   per pair of a category rule, the zone nearest the fix
+                  within reach (-1: none, or a one-zone rule); empty when
+                  the batch has no category rule
     ============  ==========================================================
     """
 
@@ -72,13 +76,21 @@ class Classified(NamedTuple):
     codes: list[int]
     approach: list[int]
     ends: list[int]
+    nearest: list[int]
 
     def curfew_code(self, gi: int, rule: int) -> int:
         """``c1`` of fix ``gi`` against its person's rule number ``rule``."""
         return self.codes[(self.ends[gi - 1] if gi else 0) + rule]
 
+    def nearest_of(self, gi: int) -> tuple[int, ...] | None:
+        """``nearest`` of fix ``gi``'s pairs in rule order (``None``: the
+        batch has no category rule, or ``gi`` no fix of it)."""
+        if not self.nearest or gi < 0:
+            return None
+        return tuple(self.nearest[(self.ends[gi - 1] if gi else 0):self.ends[gi]])
 
-NOTHING = Classified([], [], [], [])
+
+NOTHING = Classified([], [], [], [], [])
 """The classifications of a batch with no valid fix."""
 
 
@@ -142,45 +154,63 @@ def rule_distances(zones: ZoneIndex, zone: Any, lon: Any, lat: Any, within: Any)
         least signed distance over the zones of its scope (``inf`` when none
         lies within reach).
     """
+    return rule_measures(zones, zone, lon, lat, within)[0]
+
+
+def rule_measures(zones: ZoneIndex, zone: Any, lon: Any, lat: Any, within: Any
+                  ) -> tuple[Any, Any | None]:
+    """:func:`rule_distances`, and for the pairs of category rules the zone
+    that gave each distance (-1 for other pairs, and where the distance is
+    beyond reach): the zone
+    :func:`rule_zone` names at that point and reach. The second value is
+    ``None`` when no pair has a category rule."""
     zone = np.asarray(zone, np.int64)
     cat = zone < -1
     if not cat.any():
-        return zones.signed_distance_m(zone, lon, lat, within)
+        return zones.signed_distance_m(zone, lon, lat, within), None
     d = np.empty(len(zone), np.float64)
+    near = np.full(len(zone), -1, np.int64)
     one = np.flatnonzero(~cat)
     if len(one):
         d[one] = zones.signed_distance_m(zone[one], lon[one], lat[one], within[one])
     c = np.flatnonzero(cat)
-    d[c] = zones.scope_distance_m(-2 - zone[c], lon[c], lat[c], within[c])[0]  # scope_index
-    return d
+    dc, nc = zones.scope_distance_m(-2 - zone[c], lon[c], lat[c], within[c])  # scope_index
+    d[c] = dc
+    near[c] = np.where(dc <= within[c], nc, -1)  # beyond reach: not known to be the nearest
+    return d, near
 
 
 def rule_zone(zones: ZoneIndex, zr: ZoneRule, lon: float, lat: float, within: float) -> str:
     """The zone that decides rule ``zr`` at a point: the alert's ``zone``.
 
-    The rule's own zone; for a category rule the nearest zone of its scope
-    (measured up to ``within`` metres, or among all of them when none is
-    that near): the zone :meth:`~geofence.zones.ZoneCatalogue.scope_distance_m`
-    finds nearest, measured for this one point.
+    The rule's own zone; for a category rule the nearest zone of its scope:
+    the zone :meth:`~geofence.zones.ZoneCatalogue.scope_distance_m` finds
+    nearest up to ``within`` metres (the batch's classification finds the
+    same, :func:`rule_measures`, and the engine takes it from there), or
+    when none is that near, the nearest of all of them measured exactly.
     """
     if zr.zone_idx >= -1:
         return zr.zone_id
-    zs = zones.scope_zones(scope_index(zr.zone_idx))
+    scope = scope_index(zr.zone_idx)
+    zs = zones.scope_zones(scope)
     if not len(zs):
         return zr.zone_id
     n = len(zs)
     if n == 1:
         return zones.ids[int(zs[0])]
+    d1, k1 = zones.scope_distance_m(np.array([scope]), np.array([lon]), np.array([lat]),
+                                    np.array([within]))
+    if float(d1[0]) <= within:
+        return zones.ids[int(k1[0])]
+    # outside every zone by more than ``within``: each d is a lower bound of
+    # the zone's distance; measure exactly the zones that could be nearest
     x, y = np.full(n, lon), np.full(n, lat)
     d = zones.signed_distance_m(zs, x, y, np.full(n, within))
-    k = int(np.argmin(d))  # the least distance (ties: the lower index, as scope_distance_m)
-    if not float(d[k]) <= within:
-        # outside every zone by more than ``within``: each d is a lower bound of
-        # the zone's distance; measure exactly the zones that could be nearest
-        ub = float(zones.signed_distance_m(zs[k:k + 1], x[:1], y[:1], np.full(1, np.inf))[0])
-        c = np.flatnonzero(d <= ub)
-        de = zones.signed_distance_m(zs[c], x[c], y[c], np.full(len(c), np.inf))
-        k = int(c[np.argmin(de)])
+    k = int(np.argmin(d))
+    ub = float(zones.signed_distance_m(zs[k:k + 1], x[:1], y[:1], np.full(1, np.inf))[0])
+    c = np.flatnonzero(d <= ub)
+    de = zones.signed_distance_m(zs[c], x[c], y[c], np.full(len(c), np.inf))
+    k = int(c[np.argmin(de)])
     return zones.ids[int(zs[k])]
 
 
@@ -197,7 +227,7 @@ def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat:
     total = int(counts.sum())
     ends = np.cumsum(counts)
     if total == 0:
-        return (Classified([0] * n, [], [], [0] * n), np.zeros(n, np.int8), np.zeros(0, np.int8),
+        return (Classified([0] * n, [], [], [0] * n, []), np.zeros(n, np.int8), np.zeros(0, np.int8),
                 np.zeros(n, np.int64))
     rep = np.repeat(np.arange(n), counts)
     offs = np.arange(total) - np.repeat(ends - counts, counts)
@@ -206,13 +236,14 @@ def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat:
     kind = table.kind[pos]
     curfew = kind == CURFEW
     a = acc[rep]
-    d = rule_distances(zones, table.zone[pos], lon[rep], lat[rep], a + buf)
+    d, near = rule_measures(zones, table.zone[pos], lon[rep], lat[rep], a + buf)
     c1, appr = zone_codes(d, a, buf, kind)
     viol = ((c1 == 1) & ~curfew) | (appr == 1)
     cf_out = (c1 == 1) & curfew
     flags = (np.bincount(rep, weights=viol, minlength=n) > 0).astype(np.int8) | (
         (np.bincount(rep, weights=cf_out, minlength=n) > 0).astype(np.int8) << 1)
-    cls = Classified(flags.tolist(), c1.tolist(), appr.tolist(), ends.tolist())
+    cls = Classified(flags.tolist(), c1.tolist(), appr.tolist(), ends.tolist(),
+                     [] if near is None else near.tolist())
     return cls, flags, c1, ends - counts
 
 

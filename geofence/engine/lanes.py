@@ -98,9 +98,11 @@ def feed(eng: Engine, lane: Lane, ents: list[Entry], res: ProcessResult, cls: Cl
         st = lane.state
         tail = lane.tail
         for e in uniq:
+            # a fix of this batch (no codes yet) has its nearest zones in cls
+            near = cls.nearest_of(e.gi) if e.c1 is None else None
             attach_codes(e, cls)
             tail.append(e)
-            eng._apply(lane, st, spec, e, out)
+            eng._apply(lane, st, spec, e, out, near)
         lane.last_key = max(lane.last_key, uniq[-1].key)
         if uniq[-1].key[0] > lane.frontier:
             lane.frontier = uniq[-1].key[0]

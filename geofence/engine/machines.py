@@ -420,8 +420,16 @@ def start_lane(eng: Engine, st: LaneState, spec: PersonSpec, t: int) -> None:
 
 
 def apply_step(
-    eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | None, e: Entry, out: list[LogItem]
+    eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec | None, e: Entry, out: list[LogItem],
+    near: tuple[int, ...] | None = None,
 ) -> None:
+    """One step of a lane: its timers due before it, then the message.
+
+    ``near``: a fix's nearest zone per rule from its batch's classification
+    (:meth:`~geofence.engine.classify.Classified.nearest_of`), the zone a
+    category rule's alert names; without it :func:`rule_zone` measures the
+    same zone again.
+    """
     key = e.key
     t = key[0]
     if spec is not None and not st.started:
@@ -501,8 +509,8 @@ def apply_step(
                         lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
                         "exclusion_entered" if zr.kind == EXCLUSION else "inclusion_left",
                         zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else partial(
-                            rule_zone, eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m),
+                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else _zone_named(
+                            eng, zr, fix, near, i),
                     )
                 if zr.buffer_m > 0:
                     code2 = c2[i] if not one_sided or c2[i] != -1 else 0
@@ -512,9 +520,8 @@ def apply_step(
                                        zr.rule_id + ":approach", zr.rule_id,
                                        "exclusion_approach", zr.approach_severity,
                                        zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else partial(
-                                           rule_zone, eng._zones, zr, fix.lon, fix.lat,
-                                           fix.accuracy_m + zr.buffer_m))
+                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else _zone_named(
+                                           eng, zr, fix, near, i))
             if spec.leaves and st.dev and not one_sided:
                 leaves_back(eng, st, spec, key, c1, out)
         if spec.contact_rules and not lane.late and in_term(spec, t):
@@ -540,6 +547,16 @@ def apply_step(
         bl = st.dev.get("battery_low")
         if bl is not None and bl.device_id == dev_id:
             eng._clear(st.dev.pop("battery_low"), key, t, out)
+
+
+def _zone_named(eng: Engine, zr: ZoneRule, fix: Fix, near: tuple[int, ...] | None,
+                i: int) -> str | Callable[[], str]:
+    """The zone a category rule's alert names at ``fix``: its batch's nearest
+    zone when known, else :func:`rule_zone` (at the reach the batch used:
+    accuracy and buffer), measured only if the alert opens."""
+    if near is not None and near[i] >= 0:
+        return eng._zones.ids[near[i]]
+    return partial(rule_zone, eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m + zr.buffer_m)
 
 
 def implausible(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, fix: Fix, key: Key,

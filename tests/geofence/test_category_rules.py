@@ -238,8 +238,10 @@ def test_a_face_match_inside_any_school_opens_the_rule_naming_that_school() -> N
 def test_the_zone_an_alert_names_is_the_nearest_of_the_scope_in_random_worlds() -> None:
     """:func:`rule_zone` (measured up to the reach, exactly only when nothing
     is within it) against every zone of the scope measured exactly: the least
-    distance, ties to the lower index."""
-    from geofence.engine.classify import rule_zone
+    distance, ties to the lower index; and the zone a batch's classification
+    carries to the alert (:func:`rule_measures`, all points at once) is the
+    zone :func:`rule_zone` names for the point alone."""
+    from geofence.engine.classify import rule_measures, rule_zone
     from geofence.rules import EXCLUSION, ZoneRule, scope_index
 
     rng = np.random.default_rng(5)
@@ -259,11 +261,16 @@ def test_the_zone_an_alert_names_is_the_nearest_of_the_scope_in_random_worlds() 
             scope = zc.scope_of(cat, area)
             zs = zc.scope_zones(scope)
             zr = ZoneRule("r", EXCLUSION, cat, scope_index(scope), 0.0, 0, "orange", "yellow", None)
-            for _ in range(25):
-                x, y = (float(v) for v in rng.uniform(-8000, 8000, 2))
-                lon, lat = pt(x, y)
-                within = float(rng.choice([5.0, 50.0, 500.0, 3000.0]))
+            pts = [(*pt(*(float(v) for v in rng.uniform(-8000, 8000, 2))),
+                    float(rng.choice([5.0, 50.0, 500.0, 3000.0]))) for _ in range(25)]
+            lons, lats, reach = (np.array(v) for v in zip(*pts, strict=True))
+            _, near = rule_measures(zc, np.full(len(pts), scope_index(scope)), lons, lats, reach)
+            assert near is not None
+            for k, (lon, lat, within) in enumerate(pts):
+                x, y = lon, lat
                 got = rule_zone(zc, zr, lon, lat, within)
+                if near[k] >= 0:
+                    assert got == zc.ids[int(near[k])], (world, cat, k)
                 if not len(zs):
                     assert got == cat
                     continue
