@@ -323,3 +323,26 @@ def test_scope_distance_is_the_least_over_the_scope_measured_one_by_one_in_rando
                 assert near[i] == zs[int(np.flatnonzero(one == least)[0])], why
             else:
                 assert d[i] > w[i], why
+
+
+def test_the_nearest_zone_is_named_where_a_bound_and_the_exact_distance_differ_by_a_hair() -> None:
+    """A point in the hole of a zone, 200 m from its inner ring (from random
+    world 691 of test_worlds.py): the zone's raster gives a clearance 0.06 mm
+    above the exact distance, within the exact distance's error. Naming the
+    nearest zone beyond reach must not lose the zone to that hair."""
+    from geofence.engine.classify import rule_zone
+    from geofence.rules import EXCLUSION, ZoneRule, scope_index
+
+    outer = [[118.79578040957955, 32.03751377173022], [118.80636893831117, 32.03751377173022],
+             [118.80636893831117, 32.046531905726816], [118.79578040957955, 32.046531905726816],
+             [118.79578040957955, 32.03751377173022]]
+    hole = [[118.79895696819904, 32.0402192119292], [118.79895696819904, 32.043826465527836],
+            [118.80319237969168, 32.043826465527836], [118.80319237969168, 32.0402192119292],
+            [118.79895696819904, 32.0402192119292]]
+    zc = ZoneCatalogue.from_geojson({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "ring", "properties": {"category": "c"},
+         "geometry": {"type": "Polygon", "coordinates": [outer, hole]}},
+        school("far", 9000, category="c")]})
+    scope = zc.scope_of("c")
+    zr = ZoneRule("r", EXCLUSION, "c", scope_index(scope), 0.0, 0, "orange", "yellow", None)
+    assert rule_zone(zc, zr, 118.80107467394537, 32.04202283872852, 10.0) == "ring"
