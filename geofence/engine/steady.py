@@ -1,15 +1,19 @@
-"""The steady path: fixes that keep every open episode of a lane as it is.
+"""The steady path: fixes that open and clear nothing on a lane with something open.
 
 A person inside a forbidden place, or out of the county, sends a fix a
 minute until an officer acts; each of them only confirms what the lane
-already reports. :func:`steady_many` takes that decision for a lane object
-with open zone episodes and applies such fixes in place, as the quiet path
-(:func:`~geofence.engine.quiet.fast_many`) does for a lane with none: the
-same state as :func:`~geofence.engine.machines.apply_step` would leave,
-without its general machinery. Anything else (a streak under way, a clear,
-a timer due, an implausible jump, casework, contact rules, device alerts)
+already reports. One walking along a boundary keeps starting and ending
+streaks that never reach an alert. :func:`steady_many` takes that decision
+for a lane object with open zone episodes or streaks under way and applies
+such fixes in place, as the quiet path
+(:func:`~geofence.engine.quiet.fast_many`) does for a lane with nothing
+open: the same state as :func:`~geofence.engine.machines.apply_step` would
+leave, through the same :func:`~geofence.episodes.observe`, without the
+per-message machinery. Anything else (an episode that opens or clears, a
+timer due, an implausible jump, casework, contact rules, device alerts)
 takes the per-message path. ``EngineConfig(paths="reference")`` never uses
-it, and the differential tests compare the two (tests/geofence/test_worlds.py).
+it, and the differential tests compare the two (tests/geofence/test_bulk.py,
+test_worlds.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from geofence.engine.classify import Classified
 from geofence.engine.machines import _implied_speed, rearm_due
 from geofence.engine.quiet import quiet_fix, too_fast, within_signal
 from geofence.engine.state import Entry, Lane
+from geofence.episodes import Cond, observe
 from geofence.model import Fix
 from geofence.rules import CURFEW, PersonSpec
 
@@ -27,26 +32,19 @@ if TYPE_CHECKING:
     from geofence.engine.core import Engine
 
 
-def keeps(alert_open: bool, code: int) -> bool:
-    """Whether an observation leaves a condition with no streak as it is:
-    an open episode is kept by anything but a certain "not violating"
-    (``-1`` clears it), a closed one by anything but a certain violation
-    (``1`` starts a streak)."""
-    return code != -1 if alert_open else code != 1
-
-
 def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
                 cls: Classified) -> bool:
-    """Apply in-order fixes that change nothing but liveness and the open
-    episodes' latest violation, in place; ``False`` (and nothing changed)
-    when any of them may change more.
+    """Apply in-order fixes that open and clear nothing, in place; ``False``
+    (and nothing changed) when any of them may do more.
 
-    The lane must have no streak under way and no alert but zone episodes
-    (no signal loss, device or spoofing alert, nothing pending from an
-    implausible fix), its order no casework, check-ins or contact rules.
-    Each fix must come after the lane's last step and before its timer,
-    within signal, plausible, during the order's validity, and keep every
-    condition (:func:`keeps`) by its codes ``c1``, ``c2`` of the batch.
+    The lane must have no alert but zone episodes (no signal loss, device or
+    spoofing alert, nothing pending from an implausible fix), its order no
+    casework, check-ins or contact rules. Each fix must come after the
+    lane's last step and before its timer, within signal, plausible and
+    during the order's validity; its codes ``c1``, ``c2`` of the batch are
+    observed (:func:`~geofence.episodes.observe`, on copies until every fix
+    has passed) where the per-message path observes them, and none may open
+    or clear an episode. Streaks may grow, restart or end on the way.
     """
     st = lane.state
     if (not st.started or st.expired or lane.late or st.sig is not None or st.dev
@@ -54,20 +52,17 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
             or spec.contact_rules):
         return False
     conds, appr = st.conds, st.appr
-    for c in conds:
-        if c.start >= 0 and c.alert is None:
-            return False
-    for c in appr:
-        if c.start >= 0 and c.alert is None:
-            return False
     rules = spec.zone_rules
     nr = len(rules)
     codes, approach, ends = cls.codes, cls.approach, cls.ends
+    cfg = eng._cfg
+    confirm, gap = cfg.confirm_fixes, cfg.streak_gap_ms
     last, due = lane.last_key[0], lane.due
     prev = st.last_msg
     after = -1 if spec.signal_after_ms is None else spec.signal_after_ms
-    vmax = eng._cfg.spoof_speed_mps
+    vmax = cfg.spoof_speed_mps
     a_ts, a_lon, a_lat, a_acc = st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc
+    seen: dict[int, Cond] = {}  # conditions observed so far, as copies (approach: -1 - i)
     for e in ents:
         m = e.msg
         if type(m) is not Fix:
@@ -85,20 +80,30 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
                 return False
             s = ends[gi - 1] if gi else 0
             for i in range(nr):
-                c = conds[i]
-                if rules[i].kind == CURFEW:
-                    if (c.entered and c.iv_start <= t < c.iv_end
-                            and not keeps(c.alert is not None, codes[s + i])):
+                zr = rules[i]
+                code = codes[s + i]
+                if zr.kind == CURFEW:
+                    w = conds[i]
+                    if not (w.entered and w.iv_start <= t < w.iv_end):
+                        continue  # outside its window a curfew observes nothing
+                elif zr.buffer_m > 0 and approach[s + i] != 0:
+                    ac = seen.get(-1 - i)
+                    if ac is None:
+                        ac = seen[-1 - i] = appr[i].copy()
+                    if observe(ac, approach[s + i], t, confirm, zr.dwell_ms, gap):
                         return False
-                    continue
-                if not keeps(c.alert is not None, codes[s + i]):
-                    return False
-                if rules[i].buffer_m > 0 and not keeps(appr[i].alert is not None,
-                                                       approach[s + i]):
-                    return False
+                if code != 0:
+                    c = seen.get(i)
+                    if c is None:
+                        c = seen[i] = conds[i].copy()
+                    if observe(c, code, t, confirm, zr.dwell_ms, gap):
+                        return False
             a_ts, a_lon, a_lat, a_acc = t, m.lon, m.lat, m.accuracy_m
         last = prev = t
-    # every fix keeps the lane as it is: apply them
+    # no fix opens or clears anything: apply them
+    for j, c in seen.items():
+        into = conds[j] if j >= 0 else appr[-1 - j]
+        into.start, into.n, into.last_viol = c.start, c.n, c.last_viol
     for e in ents:
         m = e.msg
         t = e.key[0]
@@ -110,24 +115,17 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
             t, m.lon, m.lat, m.accuracy_m)  # type: ignore[union-attr]
         gi = e.gi
         s = ends[gi - 1] if gi else 0
-        e.c1 = c1 = tuple(codes[s:s + nr])
-        e.c2 = c2 = tuple(approach[s:s + nr])
-        for i in range(nr):
-            c = conds[i]
-            if rules[i].kind == CURFEW:
-                if c1[i] == 1 and c.alert is not None and c.entered and c.iv_start <= t < c.iv_end:
-                    c.last_viol = t
-                c.last_code = c1[i]
-                continue
-            if c1[i] == 1 and c.alert is not None:
-                c.last_viol = t
-            if c2[i] == 1 and appr[i].alert is not None:
-                appr[i].last_viol = t
+        e.c1 = tuple(codes[s:s + nr])
+        e.c2 = tuple(approach[s:s + nr])
+        for k in spec.curfew_idx:
+            conds[k].last_code = e.c1[k]
     lane.tail.extend(ents)
     lane.last_key = ents[-1].key
     if last > lane.frontier:
         lane.frontier = last
-    if spec.signal_after_ms is not None:
+    if all(c.start < 0 and c.alert is None for c in (*conds, *appr)):
+        eng._schedule(lane, spec)  # nothing open any more: the lane is quiet again
+    elif spec.signal_after_ms is not None:
         lane.due = rearm_due(lane.static_due, st.last_msg, spec.signal_after_ms)
     return True
 

@@ -293,6 +293,27 @@ def test_a_person_parked_in_a_zone_goes_the_steady_way_with_the_reference_state(
     pair.flush()
 
 
+def test_streaks_that_start_and_end_without_an_alert_go_the_steady_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In and out of the school a fix at a time (two fixes confirm): each
+    fix inside starts a streak, the next one outside ends it, and no alert
+    opens; the fixes that end a streak take the steady path and leave the
+    reference's state, and the lane goes quiet again."""
+    steady = _Steady(monkeypatch)
+    pair = Pair()
+    t = T0
+    for k in range(21):
+        t += MIN
+        pair.process([fix(t, 0.0 if k % 2 else 1000.0, dev="WB-A")])
+    assert steady.applied >= 8
+    assert pair.bulk.open_alerts() == []
+    assert bool(pair.bulk._q.mode[pair.bulk._q.row_of["P-A"]])  # quiet, in the arrays
+    pair.snapshot_restore()
+    pair.process([fix(t + MIN, 0.0, dev="WB-A"), fix(t + 2 * MIN, 0.0, dev="WB-A")])
+    assert [a.kind for a in pair.bulk.open_alerts()] == ["exclusion_entered"]
+    pair.flush()
+
+
 def test_a_curfew_begins_while_a_steady_person_is_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """Home at 21:40, inside the school from 21:45 (its alert open), still there
     when the curfew begins at 22:00. The steady fixes keep the curfew zone's
