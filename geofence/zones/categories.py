@@ -200,11 +200,11 @@ class CategoryIndex:
         zi = np.concatenate(zis).astype(np.int64) if len(zis) > 1 else zis[0]
         keep = self._jpre[zi, slen[pi]] == spre[pi]  # the area of the point's scope
         if len(near):  # the grid's candidates: bounds within reach of the point
-            dlon, dlat = _degree_halfwidths(y, w)
+            px, py, pw = x[pi], y[pi], w[pi]
+            hx, hy = _degree_halfwidths(py, pw)
             bb = np.take(self._bbox, zi, axis=0)
-            px, py, hx, hy = x[pi], y[pi], dlon[pi], dlat[pi]
             keep &= ((bb[:, 0] <= px + hx) & (bb[:, 2] >= px - hx) & (bb[:, 1] <= py + hy)
-                     & (bb[:, 3] >= py - hy)) | ~np.isfinite(w[pi])
+                     & (bb[:, 3] >= py - hy)) | ~np.isfinite(pw)
         pi, zi = pi[keep], zi[keep]
         return pi, zi
 
