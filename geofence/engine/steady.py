@@ -63,6 +63,7 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
     vmax = cfg.spoof_speed_mps
     a_ts, a_lon, a_lat, a_acc = st.lf_ts, st.lf_lon, st.lf_lat, st.lf_acc
     seen: dict[int, Cond] = {}  # conditions observed so far, as copies (approach: -1 - i)
+    viol: dict[int, int] = {}  # open episodes seen violating again, not copied: the time
     for e in ents:
         m = e.msg
         if type(m) is not Fix:
@@ -95,7 +96,12 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
                 if code != 0:
                     c = seen.get(i)
                     if c is None:
+                        if code == 1 and conds[i].alert is not None:
+                            viol[i] = t  # the common case: all observe would do
+                            continue
                         c = seen[i] = conds[i].copy()
+                        if i in viol:
+                            c.last_viol = viol.pop(i)
                     if observe(c, code, t, confirm, zr.dwell_ms, gap):
                         return False
             a_ts, a_lon, a_lat, a_acc = t, m.lon, m.lat, m.accuracy_m
@@ -104,6 +110,8 @@ def steady_many(eng: Engine, lane: Lane, spec: PersonSpec, ents: list[Entry],
     for j, c in seen.items():
         into = conds[j] if j >= 0 else appr[-1 - j]
         into.start, into.n, into.last_viol = c.start, c.n, c.last_viol
+    for j, tv in viol.items():
+        conds[j].last_viol = tv
     for e in ents:
         m = e.msg
         t = e.key[0]
