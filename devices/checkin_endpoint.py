@@ -23,6 +23,7 @@ Refusals are dead-lettered too (the key is never part of a dead letter).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -116,11 +117,11 @@ def checkin_handler(hub: Hub, provisioning: Provisioning | None) -> Any:
                 detail = f"device {msg.device_id!r} is named by no active order"
                 hub.dead("unknown_device", detail, raw_text, source, msg.device_id)
                 return answer(403, "unknown_device", detail)
-        for dev in sorted({m.device_id for m in good}):
-            n = sum(1 for m in good if m.device_id == dev)
-            if hub.over_rate(PROTOCOL, dev, n, received, raw_text, source):
-                return answer(429, "rate_limited", f"device {dev!r} sends too often",
-                              {"Retry-After": "1"})
+        dev = hub.over_rate(PROTOCOL, collections.Counter(m.device_id for m in good), received,
+                            raw_text, source)
+        if dev is not None:
+            return answer(429, "rate_limited", f"device {dev!r} sends too often",
+                          {"Retry-After": "1"})
         await hub.publisher.wait_space()
         futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
                 for m in good]

@@ -28,6 +28,10 @@ class TokenBucket:
         self.last = now
         self.limited = False
 
+    def admits(self, now: float) -> bool:
+        """Whether :meth:`take` at ``now`` would admit a frame (nothing changes)."""
+        return min(self.burst, self.tokens + (now - self.last) * self.rate) >= 1.0
+
     def take(self, n: int, now: float) -> int:
         """Admit ``n`` messages at ``now`` (seconds): ADMITTED, FIRST_REFUSAL or REFUSED."""
         tokens = self.tokens + (now - self.last) * self.rate

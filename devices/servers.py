@@ -166,17 +166,25 @@ class Hub:
                 c.rate_per_s, burst, time.monotonic())
         return bucket
 
-    def over_rate(self, protocol: str, device_id: str, n: int, received: float, raw: str,
-                  source: str) -> bool:
-        """Whether ``n`` messages of an HTTP request from ``device_id`` exceed its
-        allowance (:meth:`bucket_of`); a refusal is counted, and the first of a
-        burst is dead-lettered ``rate_limited`` with ``raw``."""
-        verdict = self.bucket_of(device_id).take(n, received)
-        if verdict == ratelimit.ADMITTED:
-            return False
-        self.rate_refused(protocol, device_id, n, verdict == ratelimit.FIRST_REFUSAL,
-                          lambda: raw, source)
-        return True
+    def over_rate(self, protocol: str, counts: Mapping[str, int], received: float, raw: str,
+                  source: str) -> str | None:
+        """The first device (in name order) whose messages in an HTTP request
+        (``counts``: messages per device) exceed its allowance
+        (:meth:`bucket_of`), else ``None``. The request is admitted or refused
+        whole: a refused one spends no device's tokens. A refusal is counted,
+        and the first of a burst is dead-lettered ``rate_limited`` with ``raw``."""
+        devices = sorted(counts)
+        for dev in devices:
+            bucket = self.bucket_of(dev)
+            if not bucket.admits(received):
+                verdict = bucket.take(counts[dev], received)  # refused: marks the burst
+                n = sum(counts.values())
+                self.rate_refused(protocol, dev, n, verdict == ratelimit.FIRST_REFUSAL,
+                                  lambda: raw, source)
+                return dev
+        for dev in devices:
+            self.bucket_of(dev).take(counts[dev], received)
+        return None
 
     def rate_refused(self, protocol: str, device_id: str | None, n: int, first: bool,
                      raw: Callable[[], str], source: str, then: str = "") -> None:
@@ -686,11 +694,10 @@ def osmand_app(hub: Hub, provisioning: Provisioning | None = None) -> object:
             metrics.frames.labels("osmand", reason).inc()
             return web.Response(status=400 if all_ahead else 403, text=f"{reason}\n")
         per_device = collections.Counter(str(getattr(m, "device_id", "")) for m in accepted)
-        for dev, n in sorted(per_device.items()):
-            if hub.over_rate("osmand", dev, n, received, raw_text, source):
-                metrics.frames.labels("osmand", "rate_limited").inc()
-                return web.Response(status=429, text="rate_limited\n",
-                                    headers={"Retry-After": "1"})
+        if hub.over_rate("osmand", per_device, received, raw_text, source) is not None:
+            metrics.frames.labels("osmand", "rate_limited").inc()
+            return web.Response(status=429, text="rate_limited\n",
+                                headers={"Retry-After": "1"})
         await hub.publisher.wait_space()
         futs = [hub.publisher.submit(telemetry_key(hub.registry, m), [m], received)
                 for m in accepted]

@@ -35,3 +35,12 @@ def test_a_large_batch_passes_once_and_is_paid_back():
 def test_refill_never_exceeds_the_burst():
     b = TokenBucket(rate=100.0, burst=3, now=0.0)
     assert run(b, [(1000.0, 1)] * 4) == [ADMITTED] * 3 + [FIRST_REFUSAL]
+
+
+def test_admits_says_what_take_would_do_and_changes_nothing() -> None:
+    b = TokenBucket(rate=1.0, burst=2, now=0.0)
+    assert b.admits(0.0) and b.take(3, 0.0) == ADMITTED  # 2 - 3: one token owed
+    assert not b.admits(1.5) and (b.tokens, b.last) == (-1.0, 0.0)
+    assert b.take(1, 1.5) == FIRST_REFUSAL  # as admits said (0.5 tokens)
+    assert b.admits(2.0) and b.take(1, 2.0) == ADMITTED
+
