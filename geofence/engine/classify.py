@@ -19,7 +19,8 @@ decided.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,7 +31,7 @@ from geofence.rules import CURFEW, EXCLUSION, PersonSpec, ZoneIndex, ZoneRule, s
 
 __all__ = ["NOTHING", "Classified", "RuleTable", "attach_codes", "classify_fixes",
            "classify_video", "ensure_codes", "rule_distances", "rule_measures", "rule_zone",
-           "zone_codes"]
+           "zone_codes", "zone_named"]
 
 
 class RuleTable(NamedTuple):
@@ -214,6 +215,18 @@ def rule_zone(zones: ZoneIndex, zr: ZoneRule, lon: float, lat: float, within: fl
     de = zones.signed_distance_m(zs[c], x[c], y[c], np.full(len(c), np.inf))
     k = int(c[np.argmin(de)])
     return zones.ids[int(zs[k])]
+
+
+def zone_named(zones: ZoneIndex, zr: ZoneRule, fix: Fix, near: tuple[int, ...] | None,
+               i: int) -> str | Callable[[], str]:
+    """The zone a category rule's alert names at ``fix`` (the rule's number
+    ``i``): its batch's nearest zone when known (``near``:
+    :meth:`Classified.nearest_of`), else :func:`rule_zone` at the reach the
+    batch used (accuracy and buffer), as a function measured only if the
+    alert opens."""
+    if near is not None and near[i] >= 0:
+        return zones.ids[near[i]]
+    return partial(rule_zone, zones, zr, fix.lon, fix.lat, fix.accuracy_m + zr.buffer_m)
 
 
 def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat: Any,

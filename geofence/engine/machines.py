@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -27,7 +26,7 @@ import numpy as np
 from geofence.curfew import ActivityCalendar, CurfewCalendar
 from geofence.engine.casework import leaves_back, rule_active, term_due, term_step
 from geofence.engine.checkins import checkin_deadline, checkin_step, place_checkins
-from geofence.engine.classify import rule_zone
+from geofence.engine.classify import rule_zone, zone_named
 from geofence.engine.config import (
     _FAR_FUTURE_MS,
     _INF,
@@ -509,8 +508,8 @@ def apply_step(
                         lane, spec, cond, code, t, key, out, zr.rule_id, zr.rule_id,
                         "exclusion_entered" if zr.kind == EXCLUSION else "inclusion_left",
                         zr.severity, zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else _zone_named(
-                            eng, zr, fix, near, i),
+                        zr.zone_id if zr.zone_idx >= 0 or code != 1 else zone_named(
+                            eng._zones, zr, fix, near, i),
                     )
                 if zr.buffer_m > 0:
                     code2 = c2[i] if not one_sided or c2[i] != -1 else 0
@@ -520,8 +519,8 @@ def apply_step(
                                        zr.rule_id + ":approach", zr.rule_id,
                                        "exclusion_approach", zr.approach_severity,
                                        zr.dwell_ms, fix.lon, fix.lat, dev_id,
-                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else _zone_named(
-                                           eng, zr, fix, near, i))
+                                       zr.zone_id if zr.zone_idx >= 0 or code2 != 1 else zone_named(
+                                           eng._zones, zr, fix, near, i))
             if spec.leaves and st.dev and not one_sided:
                 leaves_back(eng, st, spec, key, c1, out)
         if spec.contact_rules and not lane.late and in_term(spec, t):
@@ -547,16 +546,6 @@ def apply_step(
         bl = st.dev.get("battery_low")
         if bl is not None and bl.device_id == dev_id:
             eng._clear(st.dev.pop("battery_low"), key, t, out)
-
-
-def _zone_named(eng: Engine, zr: ZoneRule, fix: Fix, near: tuple[int, ...] | None,
-                i: int) -> str | Callable[[], str]:
-    """The zone a category rule's alert names at ``fix``: its batch's nearest
-    zone when known, else :func:`rule_zone` (at the reach the batch used:
-    accuracy and buffer), measured only if the alert opens."""
-    if near is not None and near[i] >= 0:
-        return eng._zones.ids[near[i]]
-    return partial(rule_zone, eng._zones, zr, fix.lon, fix.lat, fix.accuracy_m + zr.buffer_m)
 
 
 def implausible(eng: Engine, lane: Lane, st: LaneState, spec: PersonSpec, fix: Fix, key: Key,
