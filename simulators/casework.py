@@ -21,7 +21,8 @@ How each stays unambiguous
 * Categories: a person with category rules keeps ``buffer_m`` + 60 m from
   every zone of the category in their county (all of the city's zones, not
   only the written ones) except during the staged visit, whose point is
-  45 m deep in one zone and more than ``buffer_m`` + 60 m from the others.
+  45 m deep in one zone (``category_approach``: half the approach buffer
+  outside it) and more than ``buffer_m`` + 60 m from the others.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ CASEWORK_KINDS: tuple[str, ...] = (
     "widen_day", "widen_night", "widen_at_start",
     "leave_travel", "leave_late",
     "positioning_reminder", "positioning_ends",
-    "category_county", "category_other",
+    "category_county", "category_other", "category_approach",
 )
 """Casework scenario kinds (see the module docstring)."""
 
@@ -57,6 +58,8 @@ SCHOOL_HOURS = ("07:00", "18:00")
 WIDE_HOURS = ("08:00", "18:00")
 SCHOOL_BUFFER_M = 100.0
 CATEGORY_BUFFER_M = 0.0
+CATEGORY_APPROACH_BUFFER_M = 100.0
+"""The approach buffer of ``cat-school`` for the persons of ``category_approach``."""
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _H = 3600.0
 
@@ -83,6 +86,13 @@ def _deep(z: ExclusionZone, depth: float) -> tuple[float, float] | None:
     if inner.is_empty:
         return None
     pt = inner.representative_point()
+    return float(pt.x), float(pt.y)
+
+
+def _beside(rng: np.random.Generator, z: ExclusionZone, gap: float) -> tuple[float, float]:
+    """A point ``gap`` metres outside zone ``z``, somewhere around it."""
+    ring = z.geom.buffer(gap).exterior
+    pt = ring.interpolate(float(rng.uniform(0, ring.length)))
     return float(pt.x), float(pt.y)
 
 
@@ -294,21 +304,22 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
     order = rng.permutation(len(free))
     pos = 0
     chosen: list[Person] = []
-    for kind in ("category_county", "category_other"):
+    for kind in ("category_county", "category_other", "category_approach"):
         count = max(1, round(shares[kind] * len(persons))) if shares[kind] > 0 else 0
+        buffer = CATEGORY_APPROACH_BUFFER_M if kind == "category_approach" else CATEGORY_BUFFER_M
         done = 0
         while done < count and pos < len(free):
             p = free[int(order[pos])]
             pos += 1
             own = schools.get(p.district, [])
             path = _routine_geom(p)
-            if not _far_from(path, own, CATEGORY_BUFFER_M + 60.0):
+            if not _far_from(path, own, buffer + 60.0):
                 continue
             got = _daytime_stay(rng, p, 9.0, 18.5, 25 * 60)
             if got is None:
                 continue
             t_b, stay = got
-            if kind == "category_county":
+            if kind != "category_other":
                 cands = [z for z in own if math.hypot(z.center[0] - stay.x, z.center[1] - stay.y) < 4000]
                 dur = float(rng.uniform(4, 12)) * 60
             else:
@@ -318,11 +329,11 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             pt = None
             for k in rng.permutation(len(cands))[:30]:
                 z = cands[int(k)]
-                q = _deep(z, 45.0)
+                q = _deep(z, 45.0) if kind != "category_approach" else _beside(rng, z, buffer / 2)
                 if q is None or not safe[z.district].contains(Point(q)):
                     continue
                 others = [o for o in own if o is not z]
-                if not _far_from(Point(q), others, CATEGORY_BUFFER_M + 60.0) or not _clear_of_own(city, p, q):
+                if not _far_from(Point(q), others, buffer + 60.0) or not _clear_of_own(city, p, q):
                     continue
                 if any(zid == z.zone_id for _, zid, _ in p.exclusions):
                     continue
@@ -335,7 +346,7 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             p.case["used"] = [z.zone_id]
             p.case["rules"] = [
                 {"id": "cat-school", "type": "exclusion", "category": "school", "area": "county",
-                 **({"buffer_m": CATEGORY_BUFFER_M} if CATEGORY_BUFFER_M > 0 else {})},
+                 **({"buffer_m": buffer} if buffer > 0 else {})},
                 {"id": "cat-entertainment", "type": "exclusion", "category": "entertainment",
                  "area": "county"},
             ]
@@ -414,6 +425,9 @@ def truth_for(p: Person, ms: Any, s_all: Any, day0: int, whole: bool) -> list[di
     if sc == "category_county":
         lo, hi = first_seg(30.0)
         return [_exp(p, "cat-school", "exclusion_entered", day0 + lo, day0 + hi, sc)]
+    if sc == "category_approach":
+        lo, hi = first_seg(30.0)
+        return [_exp(p, "cat-school", "exclusion_approach", day0 + lo, day0 + hi, sc)]
     if sc in ("widen_night", "category_other"):
         lo, hi = first_seg(incl_dwell)
         return [_exp(p, "incl", "inclusion_left", day0 + lo, day0 + hi, sc)]

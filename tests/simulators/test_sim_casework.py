@@ -17,7 +17,12 @@ from shapely.geometry import Point
 
 from geofence.model import parse_orders, parse_ts
 from simulators.caseload import DEFAULT_SHARES, Caseload, SimConfig, dumps, generate, write
-from simulators.casework import CASEWORK_KINDS, CASEWORK_SILENT, CATEGORY_BUFFER_M
+from simulators.casework import (
+    CASEWORK_KINDS,
+    CASEWORK_SILENT,
+    CATEGORY_APPROACH_BUFFER_M,
+    CATEGORY_BUFFER_M,
+)
 from simulators.score import load_alerts, score
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -123,21 +128,33 @@ def test_positioning_reminder_and_term_end(day: Caseload) -> None:
 
 def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
     feats = {f["id"]: f for f in day.zones["features"]}
-    for kind, rule in (("category_county", "cat-school"), ("category_other", "incl")):
+    orders = {o["person_id"]: o for o in day.orders}
+    seen = set()
+    for kind, rule, alert in (("category_county", "cat-school", "exclusion_entered"),
+                              ("category_other", "incl", "inclusion_left"),
+                              ("category_approach", "cat-school", "exclusion_approach")):
+        buffer = CATEGORY_APPROACH_BUFFER_M if kind == "category_approach" else CATEGORY_BUFFER_M
         for p in _by_kind(day, kind):
+            seen.add(kind)
             (e,) = _expected(day, p.person_id)
-            assert e["rule_id"] == rule
+            assert (e["rule_id"], e["kind"]) == (rule, alert)
+            (cat,) = [r for r in orders[p.person_id]["rules"] if r["id"] == "cat-school"]
+            assert cat.get("buffer_m", 0.0) == buffer
             (zid,) = p.case["used"]
             props = feats[zid]["properties"]
             assert props["category"] == "school"
-            assert (props["jurisdiction"] == p.district) == (kind == "category_county")
+            assert (props["jurisdiction"] == p.district) == (kind != "category_other")
             z = next(z for z in day.city.zones if z.zone_id == zid)
-            assert z.geom.contains(Point(p.segments[0].x, p.segments[0].y))
+            here = Point(p.segments[0].x, p.segments[0].y)
+            if kind == "category_approach":  # within the buffer, half of it outside the school
+                assert abs(shapely.distance(z.geom, here) - buffer / 2) < 1.0
+            else:
+                assert z.geom.contains(here)
             # every other school of the county stays out of reach
             own = [z.geom for z in day.city.zones if z.category == "school" and z.district == p.district
                    and z.zone_id != zid]
-            here = Point(p.segments[0].x, p.segments[0].y)
-            assert all(shapely.distance(g, here) > CATEGORY_BUFFER_M + 60 for g in own)
+            assert all(shapely.distance(g, here) > buffer + 60 for g in own)
+    assert seen == {"category_county", "category_other", "category_approach"}
 
 
 def test_silent_kinds_are_listed(day: Caseload) -> None:
