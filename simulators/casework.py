@@ -21,8 +21,12 @@ How each stays unambiguous
 * Categories: a person with category rules keeps ``buffer_m`` + 60 m from
   every zone of the category in their county (all of the city's zones, not
   only the written ones) except during the staged visit, whose point is
-  45 m deep in one zone (``category_approach``: half the approach buffer
-  outside it) and more than ``buffer_m`` + 60 m from the others.
+  45 m deep in one zone and more than ``buffer_m`` + 60 m from the others.
+  A ``category_approach`` person's one rule is every entertainment venue of
+  the county with a 100 m buffer; a venue is placed for them half the
+  buffer from a stop 1-4 km from where they are, clear of their day by
+  more than the buffer plus 60 m and 400 m from every other category
+  person's day.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from shapely.geometry import Point
 
 from simulators.caseconfig import VIOLATION_INTERVAL_S, SimConfig
 from simulators.city import City, ExclusionZone
-from simulators.people import Person, Segment, _daytime_stay, _routine_geom
+from simulators.people import Person, Segment, _daytime_stay, _routine_geom, sample_in
 
 CASEWORK_KINDS: tuple[str, ...] = (
     "school_hours", "school_evening", "school_at_start",
@@ -59,7 +63,7 @@ WIDE_HOURS = ("08:00", "18:00")
 SCHOOL_BUFFER_M = 100.0
 CATEGORY_BUFFER_M = 0.0
 CATEGORY_APPROACH_BUFFER_M = 100.0
-"""The approach buffer of ``cat-school`` for the persons of ``category_approach``."""
+"""The approach buffer of ``cat-entertainment`` for the persons of ``category_approach``."""
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _H = 3600.0
 
@@ -86,13 +90,6 @@ def _deep(z: ExclusionZone, depth: float) -> tuple[float, float] | None:
     if inner.is_empty:
         return None
     pt = inner.representative_point()
-    return float(pt.x), float(pt.y)
-
-
-def _beside(rng: np.random.Generator, z: ExclusionZone, gap: float) -> tuple[float, float]:
-    """A point ``gap`` metres outside zone ``z``, somewhere around it."""
-    ring = z.geom.buffer(gap).exterior
-    pt = ring.interpolate(float(rng.uniform(0, ring.length)))
     return float(pt.x), float(pt.y)
 
 
@@ -304,9 +301,9 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
     order = rng.permutation(len(free))
     pos = 0
     chosen: list[Person] = []
-    for kind in ("category_county", "category_other", "category_approach"):
+    for kind in ("category_county", "category_other"):
         count = max(1, round(shares[kind] * len(persons))) if shares[kind] > 0 else 0
-        buffer = CATEGORY_APPROACH_BUFFER_M if kind == "category_approach" else CATEGORY_BUFFER_M
+        buffer = CATEGORY_BUFFER_M
         done = 0
         while done < count and pos < len(free):
             p = free[int(order[pos])]
@@ -319,7 +316,7 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             if got is None:
                 continue
             t_b, stay = got
-            if kind != "category_other":
+            if kind == "category_county":
                 cands = [z for z in own if math.hypot(z.center[0] - stay.x, z.center[1] - stay.y) < 4000]
                 dur = float(rng.uniform(4, 12)) * 60
             else:
@@ -329,7 +326,7 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             pt = None
             for k in rng.permutation(len(cands))[:30]:
                 z = cands[int(k)]
-                q = _deep(z, 45.0) if kind != "category_approach" else _beside(rng, z, buffer / 2)
+                q = _deep(z, 45.0)
                 if q is None or not safe[z.district].contains(Point(q)):
                     continue
                 others = [o for o in own if o is not z]
@@ -352,7 +349,68 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
             ]
             chosen.append(p)
             done += 1
-    return _entertainment(rng, city, chosen)
+    venues = _stage_approach(rng, city, free, order, shares, len(persons), chosen, safe)
+    return venues + _entertainment(rng, city, chosen)
+
+
+def _stage_approach(rng: np.random.Generator, city: City, free: list[Person], order: Any,
+                    shares: dict[str, float], n_persons: int, chosen: list[Person],
+                    safe: dict[str, Any]) -> list[tuple[str, float, float, float, dict[str, Any]]]:
+    """Plan ``category_approach``: each person's one rule is ``cat-entertainment``
+    with a buffer, and a venue of their county is placed half the buffer from
+    where they stop for a while, so that only that stop comes within the
+    buffer. Returns those venues; appends the persons to ``chosen``."""
+    kind = "category_approach"
+    count = max(1, round(shares[kind] * n_persons)) if shares[kind] > 0 else 0
+    buffer = CATEGORY_APPROACH_BUFFER_M
+    earlier = [_routine_geom(q) for q in chosen]  # the other category persons' days
+    venues: list[tuple[str, float, float, float, dict[str, Any]]] = []
+    placed: list[tuple[str, Any]] = []  # (county, circle) of the venues so far
+    done = 0
+    for idx in order:
+        if done >= count:
+            break
+        p = free[int(idx)]
+        if p.scenario is not None:
+            continue
+        got = _daytime_stay(rng, p, 9.0, 18.5, 25 * 60)
+        if got is None:
+            continue
+        t_b, stay = got
+        near = sample_in(rng, city.district(p.district).core, 1, (stay.x, stay.y), 1000.0, 4000.0)
+        if not near:
+            continue
+        q = near[0]
+        if not safe[p.district].contains(Point(q)) or not _clear_of_own(city, p, q):
+            continue
+        r = float(rng.uniform(30, 60))
+        ang = float(rng.uniform(0, 2 * math.pi))
+        c = (q[0] + (r + buffer / 2) * math.cos(ang), q[1] + (r + buffer / 2) * math.sin(ang))
+        venue = Point(c).buffer(r, 64)
+        path = _routine_geom(p)
+        # the day keeps clear of the new venue and of the county's earlier
+        # ones; the other category persons keep far from it
+        if shapely.distance(path, venue) <= buffer + 60.0:
+            continue
+        if any(cty == p.district and shapely.distance(Point(q).union(path), v) <= buffer + 60.0
+               for cty, v in placed):
+            continue
+        if any(shapely.distance(g, venue) <= 400.0 for g in earlier):
+            continue
+        dur = float(rng.uniform(4, 12)) * 60
+        p.segments.append(Segment(t_b, t_b + dur, q[0], q[1], VIOLATION_INTERVAL_S, 4.0, 10.0, 0.95))
+        zid = f"Z-ent-{p.district}-a{done + 1}"
+        venues.append((zid, c[0], c[1], r, {"name": zid, "category": "entertainment",
+                                            "jurisdiction": p.district}))
+        placed.append((p.district, Point(c).buffer(r, 64)))
+        p.scenario = kind
+        p.case["used"] = [zid]
+        p.case["rules"] = [{"id": "cat-entertainment", "type": "exclusion", "category": "entertainment",
+                            "area": "county", "buffer_m": buffer}]
+        earlier.append(_routine_geom(p))
+        chosen.append(p)
+        done += 1
+    return venues
 
 
 def _entertainment(rng: np.random.Generator, city: City,
@@ -427,7 +485,7 @@ def truth_for(p: Person, ms: Any, s_all: Any, day0: int, whole: bool) -> list[di
         return [_exp(p, "cat-school", "exclusion_entered", day0 + lo, day0 + hi, sc)]
     if sc == "category_approach":
         lo, hi = first_seg(30.0)
-        return [_exp(p, "cat-school", "exclusion_approach", day0 + lo, day0 + hi, sc)]
+        return [_exp(p, "cat-entertainment", "exclusion_approach", day0 + lo, day0 + hi, sc)]
     if sc in ("widen_night", "category_other"):
         lo, hi = first_seg(incl_dwell)
         return [_exp(p, "incl", "inclusion_left", day0 + lo, day0 + hi, sc)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 import shapely
 from shapely.geometry import Point
@@ -23,6 +24,7 @@ from simulators.casework import (
     CATEGORY_APPROACH_BUFFER_M,
     CATEGORY_BUFFER_M,
 )
+from simulators.people import _routine_geom
 from simulators.score import load_alerts, score
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -128,33 +130,52 @@ def test_positioning_reminder_and_term_end(day: Caseload) -> None:
 
 def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
     feats = {f["id"]: f for f in day.zones["features"]}
-    orders = {o["person_id"]: o for o in day.orders}
-    seen = set()
-    for kind, rule, alert in (("category_county", "cat-school", "exclusion_entered"),
-                              ("category_other", "incl", "inclusion_left"),
-                              ("category_approach", "cat-school", "exclusion_approach")):
-        buffer = CATEGORY_APPROACH_BUFFER_M if kind == "category_approach" else CATEGORY_BUFFER_M
+    for kind, rule in (("category_county", "cat-school"), ("category_other", "incl")):
         for p in _by_kind(day, kind):
-            seen.add(kind)
             (e,) = _expected(day, p.person_id)
-            assert (e["rule_id"], e["kind"]) == (rule, alert)
-            (cat,) = [r for r in orders[p.person_id]["rules"] if r["id"] == "cat-school"]
-            assert cat.get("buffer_m", 0.0) == buffer
+            assert e["rule_id"] == rule
             (zid,) = p.case["used"]
             props = feats[zid]["properties"]
             assert props["category"] == "school"
-            assert (props["jurisdiction"] == p.district) == (kind != "category_other")
+            assert (props["jurisdiction"] == p.district) == (kind == "category_county")
             z = next(z for z in day.city.zones if z.zone_id == zid)
-            here = Point(p.segments[0].x, p.segments[0].y)
-            if kind == "category_approach":  # within the buffer, half of it outside the school
-                assert abs(shapely.distance(z.geom, here) - buffer / 2) < 1.0
-            else:
-                assert z.geom.contains(here)
+            assert z.geom.contains(Point(p.segments[0].x, p.segments[0].y))
             # every other school of the county stays out of reach
             own = [z.geom for z in day.city.zones if z.category == "school" and z.district == p.district
                    and z.zone_id != zid]
-            assert all(shapely.distance(g, here) > buffer + 60 for g in own)
-    assert seen == {"category_county", "category_other", "category_approach"}
+            here = Point(p.segments[0].x, p.segments[0].y)
+            assert all(shapely.distance(g, here) > CATEGORY_BUFFER_M + 60 for g in own)
+
+
+def test_a_category_approach_warns_beside_the_venue_placed_for_it(day: Caseload) -> None:
+    """The approach buffer of a category rule: the stop is half the buffer
+    outside the venue placed for the person, every other venue of the county
+    is out of reach of the whole day, and only the approach is expected."""
+    feats = {f["id"]: f for f in day.zones["features"]}
+    venues = [f for f in day.zones["features"] if f["properties"].get("category") == "entertainment"]
+    for p in _by_kind(day, "category_approach"):
+        (e,) = _expected(day, p.person_id)
+        assert (e["rule_id"], e["kind"]) == ("cat-entertainment", "exclusion_approach")
+        (rule,) = [r for r in _order(day, p.person_id)["rules"] if r["id"].startswith("cat-")]
+        assert rule == {"id": "cat-entertainment", "type": "exclusion", "category": "entertainment",
+                        "area": "county", "buffer_m": CATEGORY_APPROACH_BUFFER_M}
+        (zid,) = p.case["used"]
+        assert feats[zid]["properties"]["jurisdiction"] == p.district
+
+        def gap(f: dict[str, Any], x: float, y: float) -> float:
+            cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
+            return float(np.hypot(cx[0] - x, cy[0] - y)) - f["properties"]["radius_m"]
+
+        stop = p.segments[-1]
+        assert abs(gap(feats[zid], stop.x, stop.y) - CATEGORY_APPROACH_BUFFER_M / 2) < 0.5
+        day_geom = _routine_geom(p)
+        for f in venues:
+            if f["properties"]["jurisdiction"] != p.district:
+                continue
+            cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
+            reach = shapely.distance(day_geom, Point(cx[0], cy[0])) - f["properties"]["radius_m"]
+            if f["id"] != zid:
+                assert reach > CATEGORY_APPROACH_BUFFER_M + 60
 
 
 def test_silent_kinds_are_listed(day: Caseload) -> None:
