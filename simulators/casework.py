@@ -338,6 +338,7 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
                 break
             if pt is None:
                 continue
+            p.case["seg"] = len(p.segments)  # (a failed staging may have left one before it)
             p.segments.append(Segment(t_b, t_b + dur, pt[0], pt[1], VIOLATION_INTERVAL_S, 4.0, 10.0, 0.95))
             p.scenario = kind
             p.case["used"] = [z.zone_id]
@@ -398,6 +399,7 @@ def _stage_approach(rng: np.random.Generator, city: City, free: list[Person], or
         if any(shapely.distance(g, venue) <= 400.0 for g in earlier):
             continue
         dur = float(rng.uniform(4, 12)) * 60
+        p.case["seg"] = len(p.segments)
         p.segments.append(Segment(t_b, t_b + dur, q[0], q[1], VIOLATION_INTERVAL_S, 4.0, 10.0, 0.95))
         zid = f"Z-ent-{p.district}-a{done + 1}"
         venues.append((zid, c[0], c[1], r, {"name": zid, "category": "entertainment",
@@ -470,7 +472,8 @@ def truth_for(p: Person, ms: Any, s_all: Any, day0: int, whole: bool) -> list[di
         return round(t) * 1000 if whole else round(t * 1000)
 
     def first_seg(dwell: float) -> tuple[int, int]:
-        return _confirm_window([int(v) for v in ms[s_all == 0]], dwell)
+        # the staged segment: the first, or the one the staging recorded
+        return _confirm_window([int(v) for v in ms[s_all == p.case.get("seg", 0)]], dwell)
 
     def from_start(ws: int, dwell: float) -> int:
         return _confirm_window([int(v) for v in ms[(s_all >= 0) & (ms >= ws)]], dwell)[1]

@@ -139,11 +139,12 @@ def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
             assert props["category"] == "school"
             assert (props["jurisdiction"] == p.district) == (kind == "category_county")
             z = next(z for z in day.city.zones if z.zone_id == zid)
-            assert z.geom.contains(Point(p.segments[0].x, p.segments[0].y))
+            stop = p.segments[p.case["seg"]]
+            assert z.geom.contains(Point(stop.x, stop.y))
             # every other school of the county stays out of reach
             own = [z.geom for z in day.city.zones if z.category == "school" and z.district == p.district
                    and z.zone_id != zid]
-            here = Point(p.segments[0].x, p.segments[0].y)
+            here = Point(stop.x, stop.y)
             assert all(shapely.distance(g, here) > CATEGORY_BUFFER_M + 60 for g in own)
 
 
@@ -166,7 +167,7 @@ def test_a_category_approach_warns_beside_the_venue_placed_for_it(day: Caseload)
             cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
             return float(np.hypot(cx[0] - x, cy[0] - y)) - f["properties"]["radius_m"]
 
-        stop = p.segments[-1]
+        stop = p.segments[p.case["seg"]]
         assert abs(gap(feats[zid], stop.x, stop.y) - CATEGORY_APPROACH_BUFFER_M / 2) < 0.5
         day_geom = _routine_geom(p)
         for f in venues:
