@@ -308,8 +308,8 @@ class Engine:
                       and pid not in slow and pid not in late_lanes and self._quick
                       and self._fast(lane, specs[pid], ents, cls)):
                     # the common case: one in-order fix that changes nothing but
-                    # liveness (a quiet lane) or the latest violation of its
-                    # open episodes (a steady one), applied in place
+                    # liveness (a quiet lane) or opens and clears nothing (a
+                    # steady one: geofence.engine.steady), applied in place
                     if lane.pend is None:
                         if e0.key[0] >= lane.ckpt_key[0] + 4 * lateness:
                             self._roll(lane)
