@@ -25,8 +25,9 @@ How each stays unambiguous
   A ``category_approach`` person's one rule is every entertainment venue of
   the county with a 100 m buffer; a venue is placed for them half the
   buffer from a stop 1-4 km from where they are, clear of their day by
-  more than the buffer plus 60 m and 400 m from every other category
-  person's day.
+  more than the buffer plus 60 m and 400 m from the days of the category
+  persons staged before them (those staged after keep the buffer plus 60 m
+  from it).
 """
 
 from __future__ import annotations
@@ -338,7 +339,6 @@ def stage_categories(rng: np.random.Generator, cfg: SimConfig, city: City, perso
                 break
             if pt is None:
                 continue
-            p.case["seg"] = len(p.segments)  # (a failed staging may have left one before it)
             p.segments.append(Segment(t_b, t_b + dur, pt[0], pt[1], VIOLATION_INTERVAL_S, 4.0, 10.0, 0.95))
             p.scenario = kind
             p.case["used"] = [z.zone_id]
@@ -399,7 +399,6 @@ def _stage_approach(rng: np.random.Generator, city: City, free: list[Person], or
         if any(shapely.distance(g, venue) <= 400.0 for g in earlier):
             continue
         dur = float(rng.uniform(4, 12)) * 60
-        p.case["seg"] = len(p.segments)
         p.segments.append(Segment(t_b, t_b + dur, q[0], q[1], VIOLATION_INTERVAL_S, 4.0, 10.0, 0.95))
         zid = f"Z-ent-{p.district}-a{done + 1}"
         venues.append((zid, c[0], c[1], r, {"name": zid, "category": "entertainment",
@@ -472,8 +471,7 @@ def truth_for(p: Person, ms: Any, s_all: Any, day0: int, whole: bool) -> list[di
         return round(t) * 1000 if whole else round(t * 1000)
 
     def first_seg(dwell: float) -> tuple[int, int]:
-        # the staged segment: the first, or the one the staging recorded
-        return _confirm_window([int(v) for v in ms[s_all == p.case.get("seg", 0)]], dwell)
+        return _confirm_window([int(v) for v in ms[s_all == 0]], dwell)
 
     def from_start(ws: int, dwell: float) -> int:
         return _confirm_window([int(v) for v in ms[(s_all >= 0) & (ms >= ws)]], dwell)[1]

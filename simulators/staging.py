@@ -272,12 +272,14 @@ def _inject_face(
     t_f, stay = got
     # the wristband reports every 20 s around the face match, so its latest valid fix
     # is fresh (<= 120 s) at any normal interval: separation is decided by distance only
-    p.segments.append(Segment(t_f - 90.0, t_f + 90.0, stay.x, stay.y, 20.0, 4.0, 10.0, 0.95))
+    # (kept only if the scenario fits: a person left without one keeps no stray stop)
+    around = Segment(t_f - 90.0, t_f + 90.0, stay.x, stay.y, 20.0, 4.0, 10.0, 0.95)
     if kind == "video_separation":
         try:
             q = sample_in(rng, safe[p.district], 1, (stay.x, stay.y), 1500.0, 4000.0)[0]
         except RuntimeError:
             return False
+        p.segments.append(around)
         p.extra_points.append(q)  # later exclusion zones keep away from the camera
         p.faces.append((t_f, q[0], q[1], round(float(rng.uniform(0.8, 0.99)), 2)))
         return True
@@ -285,6 +287,7 @@ def _inject_face(
     if found is None:
         return False
     z, pt = found
+    p.segments.append(around)
     p.exclusions.append(("excl-1", z.zone_id, 150.0))
     p.extra_points.append(pt)
     if kind == "video_opens":

@@ -67,9 +67,10 @@ class Classified(NamedTuple):
     ``codes``     ``c1`` of every (fix, rule) pair, the fix's pairs in rule order
     ``approach``  ``c2`` of every pair
     ``ends``      per fix, the end of its pairs in ``codes``
-    ``nearest``   per pair of a category rule, the zone nearest the fix
-                  within reach (-1: none, or a one-zone rule); empty when
-                  the batch has no category rule
+    ``nearest``   an array: per pair of a category rule, the zone nearest
+                  the fix within reach (-1: none, or a one-zone rule);
+                  ``None`` when the batch has no category rule (read per
+                  fix by :meth:`nearest_of`, for the few that open alerts)
     ============  ==========================================================
     """
 
@@ -77,7 +78,7 @@ class Classified(NamedTuple):
     codes: list[int]
     approach: list[int]
     ends: list[int]
-    nearest: list[int]
+    nearest: Any
 
     def curfew_code(self, gi: int, rule: int) -> int:
         """``c1`` of fix ``gi`` against its person's rule number ``rule``."""
@@ -86,12 +87,12 @@ class Classified(NamedTuple):
     def nearest_of(self, gi: int) -> tuple[int, ...] | None:
         """``nearest`` of fix ``gi``'s pairs in rule order (``None``: the
         batch has no category rule, or ``gi`` no fix of it)."""
-        if not self.nearest or gi < 0:
+        if self.nearest is None or gi < 0:
             return None
-        return tuple(self.nearest[(self.ends[gi - 1] if gi else 0):self.ends[gi]])
+        return tuple(self.nearest[(self.ends[gi - 1] if gi else 0):self.ends[gi]].tolist())
 
 
-NOTHING = Classified([], [], [], [], [])
+NOTHING = Classified([], [], [], [], None)
 """The classifications of a batch with no valid fix."""
 
 
@@ -242,7 +243,7 @@ def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat:
     total = int(counts.sum())
     ends = np.cumsum(counts)
     if total == 0:
-        return (Classified([0] * n, [], [], [0] * n, []), np.zeros(n, np.int8), np.zeros(0, np.int8),
+        return (Classified([0] * n, [], [], [0] * n, None), np.zeros(n, np.int8), np.zeros(0, np.int8),
                 np.zeros(n, np.int64))
     rep = np.repeat(np.arange(n), counts)
     offs = np.arange(total) - np.repeat(ends - counts, counts)
@@ -257,8 +258,7 @@ def classify_fixes(zones: ZoneIndex, table: RuleTable, pidx: Any, lon: Any, lat:
     cf_out = (c1 == 1) & curfew
     flags = (np.bincount(rep, weights=viol, minlength=n) > 0).astype(np.int8) | (
         (np.bincount(rep, weights=cf_out, minlength=n) > 0).astype(np.int8) << 1)
-    cls = Classified(flags.tolist(), c1.tolist(), appr.tolist(), ends.tolist(),
-                     [] if near is None else near.tolist())
+    cls = Classified(flags.tolist(), c1.tolist(), appr.tolist(), ends.tolist(), near)
     return cls, flags, c1, ends - counts
 
 

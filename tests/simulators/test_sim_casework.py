@@ -139,7 +139,7 @@ def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
             assert props["category"] == "school"
             assert (props["jurisdiction"] == p.district) == (kind == "category_county")
             z = next(z for z in day.city.zones if z.zone_id == zid)
-            stop = p.segments[p.case["seg"]]
+            (stop,) = p.segments  # the visit is the person's one stop (the truth times it)
             assert z.geom.contains(Point(stop.x, stop.y))
             # every other school of the county stays out of reach
             own = [z.geom for z in day.city.zones if z.category == "school" and z.district == p.district
@@ -150,10 +150,8 @@ def test_category_alerts_in_the_own_county_only(day: Caseload) -> None:
 
 def test_a_category_approach_warns_beside_the_venue_placed_for_it(day: Caseload) -> None:
     """The approach buffer of a category rule: the stop is half the buffer
-    outside the venue placed for the person, every other venue of the county
-    is out of reach of the whole day, and only the approach is expected."""
+    outside the venue placed for the person, and only the approach is expected."""
     feats = {f["id"]: f for f in day.zones["features"]}
-    venues = [f for f in day.zones["features"] if f["properties"].get("category") == "entertainment"]
     for p in _by_kind(day, "category_approach"):
         (e,) = _expected(day, p.person_id)
         assert (e["rule_id"], e["kind"]) == ("cat-entertainment", "exclusion_approach")
@@ -163,20 +161,30 @@ def test_a_category_approach_warns_beside_the_venue_placed_for_it(day: Caseload)
         (zid,) = p.case["used"]
         assert feats[zid]["properties"]["jurisdiction"] == p.district
 
-        def gap(f: dict[str, Any], x: float, y: float) -> float:
-            cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
-            return float(np.hypot(cx[0] - x, cy[0] - y)) - f["properties"]["radius_m"]
+        (stop,) = p.segments  # the stop is the person's one (the truth times it)
+        assert abs(_venue_gap(day, feats[zid], Point(stop.x, stop.y))
+                   - CATEGORY_APPROACH_BUFFER_M / 2) < 0.5
 
-        stop = p.segments[p.case["seg"]]
-        assert abs(gap(feats[zid], stop.x, stop.y) - CATEGORY_APPROACH_BUFFER_M / 2) < 0.5
-        day_geom = _routine_geom(p)
-        for f in venues:
-            if f["properties"]["jurisdiction"] != p.district:
-                continue
-            cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
-            reach = shapely.distance(day_geom, Point(cx[0], cy[0])) - f["properties"]["radius_m"]
-            if f["id"] != zid:
-                assert reach > CATEGORY_APPROACH_BUFFER_M + 60
+
+def _venue_gap(day: Caseload, f: dict[str, Any], geom: Any) -> float:
+    """Metres from ``geom`` (metric frame) to the circle of venue feature ``f``."""
+    cx, cy = day.city.frame.to_xy(*(np.array([v]) for v in f["geometry"]["coordinates"]))
+    return float(shapely.distance(geom, Point(cx[0], cy[0]))) - f["properties"]["radius_m"]
+
+
+def test_no_venue_of_the_county_comes_within_reach_of_a_category_persons_day(day: Caseload) -> None:
+    """Every category person's whole day keeps more than their rule's buffer
+    plus 60 m from every entertainment venue of their county, but the one
+    placed for an approach person's stop."""
+    venues = [f for f in day.zones["features"] if f["properties"].get("category") == "entertainment"]
+    for kind in ("category_county", "category_other", "category_approach"):
+        buffer = CATEGORY_APPROACH_BUFFER_M if kind == "category_approach" else CATEGORY_BUFFER_M
+        for p in _by_kind(day, kind):
+            whole = _routine_geom(p)
+            for f in venues:
+                if (f["properties"]["jurisdiction"] == p.district
+                        and f["id"] not in p.case["used"]):
+                    assert _venue_gap(day, f, whole) > buffer + 60, (p.person_id, f["id"])
 
 
 def test_silent_kinds_are_listed(day: Caseload) -> None:
